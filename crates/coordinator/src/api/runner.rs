@@ -1,0 +1,298 @@
+//! The runner protocol: register, long-poll (woken, never sleep-polled), reports,
+//! heartbeats with lease renewal, runner list and removal.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use sha2::{Digest, Sha256};
+
+use aof_core::SessionStatus;
+use aof_store::{RunReport, Writer};
+use aof_wire::runner::*;
+
+use super::lease_headers;
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::{JsonBody, QueryMap},
+    AppState,
+};
+
+/// Runner ids are derived from what the runner is, like the reference: the same runner
+/// restarting gets the same id.
+fn derive_runner_id(req: &RegisterRequest) -> String {
+    let identity = format!(
+        "{}:{}:{}",
+        req.hostname, req.project_dir, req.executor_profile
+    );
+    let digest = Sha256::digest(identity.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("lnch_{hex}")
+}
+
+pub(crate) async fn register(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> ApiResult<Json<RegisterResponse>> {
+    for (name, v) in [
+        ("hostname", &req.hostname),
+        ("project_dir", &req.project_dir),
+        ("executor_profile", &req.executor_profile),
+    ] {
+        if v.is_empty() || v.len() > 1024 {
+            return Err(ApiError::BadRequest(
+                format!("{name} must be 1 to 1024 characters"),
+                "invalid_runner",
+            ));
+        }
+    }
+    let id = derive_runner_id(&req);
+    st.store.register_runner(&id, &req).await?;
+    tracing::info!(runner_id = %id, hostname = %req.hostname, "runner registered");
+    st.wake_runners();
+    Ok(Json(RegisterResponse {
+        runner_id: id,
+        poll_endpoint: "/runner/runs".into(),
+        poll_timeout_seconds: st.cfg.poll_timeout.as_secs().max(1),
+        heartbeat_interval_seconds: st.cfg.heartbeat_interval.as_secs().max(1),
+        lease_ttl_seconds: Some(st.cfg.lease_ttl.as_secs().max(1)),
+        protocol_version: Some(aof_wire::PROTOCOL_VERSION),
+    }))
+}
+
+/// Long-poll: returns at once if there is a stop or a run for this runner, else waits
+/// for a wake-up (new run, stop, requeue) up to the poll timeout, then answers 204.
+pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
+    let runner_id = q.require("runner_id")?.to_string();
+    let accept_runs = q.bool("accept_runs", true)?;
+    let deadline = tokio::time::Instant::now() + st.cfg.poll_timeout;
+    let ttl =
+        chrono::Duration::from_std(st.cfg.lease_ttl).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut wake = st.wake.subscribe();
+    loop {
+        // Mark the current generation seen *before* looking, so a wake-up that lands
+        // between the look and the wait is not missed.
+        wake.borrow_and_update();
+        if st.store.take_deregistration(&runner_id).await? {
+            return Ok(Json(PollResponse::Deregistered { deregistered: true }).into_response());
+        }
+        if !st.store.runner_exists(&runner_id).await? {
+            return Err(ApiError::Unauthorized(
+                "Runner not registered".into(),
+                "runner_not_registered",
+            ));
+        }
+        let stops = st.store.take_stops(&runner_id).await?;
+        if !stops.is_empty() {
+            return Ok(Json(PollResponse::Stop {
+                stop_sessions: stops,
+            })
+            .into_response());
+        }
+        if accept_runs {
+            if let Some(rec) = st.store.claim_run(&runner_id, ttl).await? {
+                let waited = chrono::DateTime::parse_from_rfc3339(&rec.run.created_at)
+                    .map(|t| {
+                        (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                            .num_microseconds()
+                            .unwrap_or(0) as f64
+                            / 1e6
+                    })
+                    .unwrap_or(0.0);
+                st.metrics.observe_dispatch(waited);
+                tracing::info!(run_id = %rec.run.run_id, %runner_id, attempt = rec.run.attempt, "run dispatched");
+                return Ok(Json(PollResponse::Run {
+                    run: Box::new(rec.run),
+                })
+                .into_response());
+            }
+        }
+        tokio::select! {
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    return Ok(StatusCode::NO_CONTENT.into_response());
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+        }
+    }
+}
+
+fn writer(runner_id: String, headers: &HeaderMap) -> Writer {
+    let (lease_token, _) = lease_headers(headers);
+    Writer {
+        runner_id,
+        lease_token,
+    }
+}
+
+fn ok() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"ok": true}))
+}
+
+pub(crate) async fn started(
+    State(st): State<AppState>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RunnerIdBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.store
+        .report(
+            &run_id,
+            &writer(body.runner_id, &headers),
+            RunReport::Started,
+        )
+        .await?;
+    Ok(ok())
+}
+
+pub(crate) async fn completed(
+    State(st): State<AppState>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CompletedBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let session_status = match body.session_status.as_deref() {
+        None => None,
+        Some("idle") => Some(SessionStatus::Idle),
+        Some("finished") => Some(SessionStatus::Finished),
+        Some(other) => {
+            return Err(ApiError::Validation(serde_json::json!([{
+                "type": "literal_error", "loc": ["body", "session_status"],
+                "msg": "Input should be 'idle' or 'finished'", "input": other,
+            }])))
+        }
+    };
+    st.store
+        .report(
+            &run_id,
+            &writer(body.runner_id, &headers),
+            RunReport::Completed { session_status },
+        )
+        .await?;
+    Ok(ok())
+}
+
+pub(crate) async fn failed(
+    State(st): State<AppState>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<FailedBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.store
+        .report(
+            &run_id,
+            &writer(body.runner_id, &headers),
+            RunReport::Failed { error: body.error },
+        )
+        .await?;
+    Ok(ok())
+}
+
+pub(crate) async fn stopped(
+    State(st): State<AppState>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<StoppedBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.store
+        .report(
+            &run_id,
+            &writer(body.runner_id, &headers),
+            RunReport::Stopped {
+                signal: body.signal,
+            },
+        )
+        .await?;
+    Ok(ok())
+}
+
+pub(crate) async fn session_status(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SessionStatusBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let status = match body.status.as_str() {
+        "finished" => SessionStatus::Finished,
+        "failed" => SessionStatus::Failed,
+        other => {
+            return Err(ApiError::Validation(serde_json::json!([{
+                "type": "literal_error", "loc": ["body", "status"],
+                "msg": "Input should be 'finished' or 'failed'", "input": other,
+            }])))
+        }
+    };
+    st.store
+        .set_session_status(&id, &body.runner_id, status)
+        .await?;
+    Ok(ok())
+}
+
+pub(crate) async fn heartbeat(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<HeartbeatRequest>,
+) -> ApiResult<Json<HeartbeatResponse>> {
+    let ttl =
+        chrono::Duration::from_std(st.cfg.lease_ttl).map_err(|e| ApiError::Internal(e.into()))?;
+    let revoked = st
+        .store
+        .heartbeat(&req.runner_id, req.leases.as_deref(), ttl)
+        .await?;
+    if !revoked.is_empty() {
+        tracing::warn!(runner_id = %req.runner_id, runs = ?revoked, "heartbeat named leases it no longer holds");
+    }
+    Ok(Json(HeartbeatResponse { ok: true, revoked }))
+}
+
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<RunnerList>> {
+    let stale = chrono::Duration::from_std(st.cfg.stale_threshold)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(RunnerList {
+        runners: st.store.list_runners(stale).await?,
+    }))
+}
+
+pub(crate) async fn remove(
+    State(st): State<AppState>,
+    Path(runner_id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let self_ = q.bool("self", false)?;
+    st.store.remove_runner(&runner_id, self_).await?;
+    st.wake_runners();
+    let (message, by) = if self_ {
+        ("Runner deregistered", "self")
+    } else {
+        ("Runner marked for deregistration", "external")
+    };
+    Ok(Json(
+        serde_json::json!({"ok": true, "message": message, "initiated_by": by}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_id_is_stable_and_prefixed() {
+        let req = RegisterRequest {
+            hostname: "h".into(),
+            project_dir: "/p".into(),
+            executor_profile: "echo".into(),
+            ..Default::default()
+        };
+        let a = derive_runner_id(&req);
+        assert_eq!(a, derive_runner_id(&req));
+        assert!(a.starts_with("lnch_") && a.len() == 17, "{a}");
+        let other = RegisterRequest {
+            hostname: "h2".into(),
+            ..req
+        };
+        assert_ne!(a, derive_runner_id(&other));
+    }
+}

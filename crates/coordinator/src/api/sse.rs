@@ -1,0 +1,166 @@
+//! `GET /sse/sessions`: the live feed. Each frame's `id` is the global cursor; a client
+//! reconnecting with `Last-Event-ID` gets everything after it from the store, then live
+//! items — subscribed *before* the replay, deduplicated by cursor, so no gap and no repeat.
+
+use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
+
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
+};
+use futures::Stream;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use aof_wire::sse::{self, FeedItem};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::QueryMap,
+    AppState,
+};
+
+const REPLAY_PAGE: i64 = 500;
+
+fn frame(item: &FeedItem) -> SseEvent {
+    SseEvent::default()
+        .id(item.cursor.to_string())
+        .event(item.kind.clone())
+        .data(item.data.to_string())
+}
+
+fn wanted(item: &FeedItem, filter: Option<&str>) -> bool {
+    match (filter, item.session_id.as_deref()) {
+        (Some(f), Some(s)) => f == s,
+        _ => true,
+    }
+}
+
+/// Decrements the SSE client gauge when the stream task ends, however it ends.
+struct ClientGuard(std::sync::Arc<crate::metrics::Metrics>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.sse_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) async fn sessions(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: QueryMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let filter = q.get("session_id").map(str::to_string);
+    let include_init = q.bool("include_init", true)?;
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| q.get("last_event_id").map(str::to_string));
+    let resume_from = match last_id.as_deref() {
+        None => None,
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(
+                format!("Last-Event-ID must be an event id from this coordinator, got '{v}'"),
+                "invalid_last_event_id",
+            )
+        })?),
+    };
+    // Subscribe first: anything committed from here on is either replayed or received.
+    let mut live = st.store.subscribe();
+    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    st.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ClientGuard(st.metrics.clone());
+    let store = st.store.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut last = match resume_from {
+            Some(c) => c,
+            None => {
+                let head = match store.feed_head().await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sse: cannot read feed head");
+                        return;
+                    }
+                };
+                if include_init {
+                    let sessions = match store.list_sessions().await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sse: cannot list sessions");
+                            return;
+                        }
+                    };
+                    let sessions: Vec<_> = sessions
+                        .into_iter()
+                        .filter(|s| filter.as_deref().is_none_or(|f| f == s.session_id))
+                        .collect();
+                    let init = SseEvent::default()
+                        .id(head.to_string())
+                        .event(sse::INIT)
+                        .data(serde_json::json!({ "sessions": sessions }).to_string());
+                    if tx.send(Ok(init)).await.is_err() {
+                        return;
+                    }
+                }
+                head
+            }
+        };
+        // Replay from the store until caught up; also used after falling behind live.
+        loop {
+            loop {
+                let page = match store.feed_after(last, filter.as_deref(), REPLAY_PAGE).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sse: replay failed");
+                        return;
+                    }
+                };
+                let n = page.len() as i64;
+                for item in page {
+                    last = item.cursor;
+                    if tx.send(Ok(frame(&item))).await.is_err() {
+                        return;
+                    }
+                }
+                if n < REPLAY_PAGE {
+                    break;
+                }
+            }
+            // Live: items arrive in cursor order; skip what the replay already sent.
+            loop {
+                let next = tokio::select! {
+                    r = live.recv() => r,
+                    // The client went away: end now rather than at the next item.
+                    _ = tx.closed() => return,
+                };
+                match next {
+                    Ok(item) => {
+                        if item.cursor <= last {
+                            continue;
+                        }
+                        last = item.cursor;
+                        if wanted(&item, filter.as_deref())
+                            && tx.send(Ok(frame(&item))).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(skipped)) => {
+                        // Fell behind the live buffer: catch up from the store, no gap.
+                        tracing::debug!(skipped, "sse: subscriber lagged; replaying from store");
+                        break;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("heartbeat"),
+    ))
+}

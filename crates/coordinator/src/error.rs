@@ -1,0 +1,124 @@
+//! The API error: one type, each variant with its status and stable `code`; one
+//! `IntoResponse` writes `{"detail": …, "code": …}`.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use aof_store::StoreError;
+use aof_wire::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String, &'static str),
+    #[error("{0}")]
+    BadRequest(String, &'static str),
+    /// A FastAPI-style validation error: `detail` is a list.
+    #[error("validation failed")]
+    Validation(serde_json::Value),
+    /// A 400 whose `detail` is an object, as the reference sends for parameter errors.
+    #[error("bad request")]
+    BadRequestObject(serde_json::Value, &'static str),
+    #[error("{0}")]
+    Conflict(String, &'static str),
+    #[error("conflict")]
+    ConflictObject(serde_json::Value, &'static str),
+    #[error("{0}")]
+    Unauthorized(String, &'static str),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(..) | ApiError::BadRequestObject(..) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(..) | ApiError::ConflictObject(..) => StatusCode::CONFLICT,
+            ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_, c)
+            | ApiError::BadRequest(_, c)
+            | ApiError::BadRequestObject(_, c)
+            | ApiError::Conflict(_, c)
+            | ApiError::ConflictObject(_, c)
+            | ApiError::Unauthorized(_, c) => c,
+            ApiError::Validation(_) => "validation_error",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::SessionNotFound(_) => {
+                ApiError::NotFound("Session not found".into(), "session_not_found")
+            }
+            StoreError::SessionExists(id) => {
+                ApiError::Conflict(format!("Session '{id}' already exists"), "session_exists")
+            }
+            StoreError::RunNotFound => ApiError::NotFound("Run not found".into(), "run_not_found"),
+            StoreError::RunnerNotRegistered => {
+                ApiError::Unauthorized("Runner not registered".into(), "runner_not_registered")
+            }
+            StoreError::RunnerNotFound => {
+                ApiError::NotFound("Runner not found".into(), "runner_not_found")
+            }
+            StoreError::DuplicateRunner(id) => ApiError::ConflictObject(
+                serde_json::json!({
+                    "error": "duplicate_runner",
+                    "message": format!("Runner {id} is already registered and online"),
+                    "runner_id": id,
+                }),
+                "duplicate_runner",
+            ),
+            StoreError::LeaseConflict(m) => ApiError::Conflict(m, "lease_conflict"),
+            StoreError::Illegal(m) => ApiError::BadRequest(m, "illegal_transition"),
+            StoreError::Busy(m) => ApiError::Conflict(m, "session_busy"),
+            StoreError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        let detail = match self {
+            ApiError::Validation(list) => list,
+            ApiError::BadRequestObject(v, _) | ApiError::ConflictObject(v, _) => v,
+            ApiError::Internal(e) => {
+                // The cause stays in the log; clients get a generic message.
+                tracing::error!(error = ?e, "internal error");
+                serde_json::Value::String("Internal server error".into())
+            }
+            ApiError::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                serde_json::Value::String(m)
+            }
+            other => serde_json::Value::String(other.to_string()),
+        };
+        let body = ErrorBody {
+            detail,
+            code: Some(code.to_string()),
+            details: None,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

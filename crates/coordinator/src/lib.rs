@@ -1,0 +1,96 @@
+//! aof-coordinator: the HTTP API (AOF-compatible), SSE feed, runner long-poll and the
+//! background sweeps for leases, unmatched runs and silent runners.
+//!
+//! Owns no state of its own beyond wake-ups and metrics: all truth is in the `Store`.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+mod sweeper;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::{net::TcpListener, sync::watch};
+use tokio_util::sync::CancellationToken;
+
+use aof_store::Store;
+use aof_store_sqlite::{SqliteOptions, SqliteStore};
+
+pub use config::CoordinatorConfig;
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub cfg: Arc<CoordinatorConfig>,
+    /// Bumped when work may have appeared for runners (new run, stop, requeue).
+    /// Handlers write it; long-polls wait on it instead of sleeping.
+    pub wake: Arc<watch::Sender<u64>>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn wake_runners(&self) {
+        self.wake.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+/// A coordinator bound to its listener, ready to serve.
+pub struct Coordinator {
+    pub state: AppState,
+    listener: TcpListener,
+}
+
+impl Coordinator {
+    /// Opens the store, recovers leases, binds the listen address.
+    pub async fn bind(cfg: CoordinatorConfig) -> anyhow::Result<Coordinator> {
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let store = SqliteStore::open(
+            &cfg.db_path,
+            SqliteOptions {
+                durability: cfg.durability,
+                stale_after: chrono::Duration::from_std(cfg.stale_threshold)?,
+                ..SqliteOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", cfg.db_path.display()))?;
+        let ttl = chrono::Duration::from_std(cfg.lease_ttl)?;
+        // A restart must not kill work in progress: every live lease gets a fresh term.
+        let graced = store.grace_leases(ttl).await?;
+        if graced > 0 {
+            tracing::info!(leases = graced, "extended live leases after restart");
+        }
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+        let (wake, _) = watch::channel(0u64);
+        let state = AppState {
+            store: Arc::new(store),
+            cfg: Arc::new(cfg),
+            wake: Arc::new(wake),
+            metrics: Arc::new(metrics::Metrics::default()),
+        };
+        Ok(Coordinator { state, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
+        let app = api::router(self.state.clone());
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "coordinator listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        shutdown.cancel();
+        let _ = sweeps.await;
+        Ok(())
+    }
+}

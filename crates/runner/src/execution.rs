@@ -1,0 +1,281 @@
+//! One run on this runner, start to report: `started`, the executor with its outbox,
+//! then `completed`, `failed` or `stopped` — unless the lease was lost on the way.
+
+use std::sync::Arc;
+
+use aof_executors::{ExecCx, ExecError, Execution, Job, Outcome};
+use aof_wire::{CompletedBody, Event, FailedBody, Run, RunnerIdBody, StoppedBody};
+use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
+use tracing::Instrument;
+
+use crate::{
+    active::{RunControl, StopReason},
+    backoff::{retry, Attempt},
+    client::{ClientError, RunRef},
+    outbox::{self, DeliveryEnd, Outbox},
+    Shared,
+};
+
+/// Capacity of the executor → runner channel; the outbox behind it is unbounded.
+const EXEC_EVENTS_CAPACITY: usize = 256;
+
+/// Removes the run from the active set however the task ends, panics included, so
+/// the slot and its lease in heartbeats are always released.
+struct SlotGuard {
+    shared: Arc<Shared>,
+    run_id: String,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.shared.active.remove(&self.run_id);
+    }
+}
+
+/// The whole life of one run. Runs inside the `run` span set up by the caller.
+pub(crate) async fn execute(
+    shared: Arc<Shared>,
+    run: Run,
+    runner_id: String,
+    control: Arc<RunControl>,
+) {
+    let _slot = SlotGuard {
+        shared: shared.clone(),
+        run_id: run.run_id.clone(),
+    };
+    let rref = RunRef::from(&run);
+    let client = &shared.client;
+
+    let body = RunnerIdBody {
+        runner_id: runner_id.clone(),
+    };
+    match retry("started", &control.interrupt, || {
+        client.report(&rref, "started", &body)
+    })
+    .await
+    {
+        Attempt::Done(()) => {}
+        Attempt::Interrupted => {
+            tracing::info!("run interrupted before it started");
+            return;
+        }
+        Attempt::Rejected(e) => {
+            // Not ours any more (lease gone, run cancelled): leave it to the coordinator.
+            tracing::warn!(error = %e, code = e.code(), "coordinator refused start; dropping run");
+            return;
+        }
+    }
+    tracing::info!("run started");
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    // Its own task, so a slow coordinator never holds up reading the executor's output.
+    let delivery = tokio::spawn(
+        outbox::deliver(client.clone(), rref.clone(), rx, control.clone())
+            .instrument(tracing::Span::current()),
+    );
+    let mut outbox = Outbox::new(
+        tx,
+        &rref,
+        &shared.cfg.hostname,
+        &shared.cfg.executor_profile,
+        run.project_dir.clone(),
+    );
+    outbox.push_event(Event::message(
+        &run.session_id,
+        "user",
+        run.prompt().unwrap_or(""),
+    ));
+
+    let outcome = drive(&shared, &run, &control, &mut outbox).await;
+    if let Outcome::Completed {
+        result_text,
+        result_data,
+    } = &outcome
+    {
+        outbox.push_event(outbox::result_event(
+            &run.session_id,
+            result_text.clone(),
+            result_data.clone(),
+        ));
+    }
+    drop(outbox);
+    let end = delivery.await.unwrap_or(DeliveryEnd::Interrupted);
+
+    if control.lease_lost() {
+        tracing::warn!("lease lost; not reporting");
+        return;
+    }
+    if end == DeliveryEnd::Interrupted {
+        tracing::warn!("gave up delivering events; not reporting");
+        return;
+    }
+    report(&shared, &rref, runner_id, outcome, &control).await;
+}
+
+/// Start the executor and feed its events into the outbox until it is done.
+async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Outbox) -> Outcome {
+    if control.cancel.is_cancelled() {
+        return Outcome::Stopped;
+    }
+    let workdir = shared.cfg.workspace_root.join(&run.session_id);
+    if let Err(e) = tokio::fs::create_dir_all(&workdir).await {
+        tracing::warn!(error = %e, workdir = %workdir.display(), "cannot create workdir");
+        return Outcome::Failed {
+            error: format!("cannot create workdir {}: {e}", workdir.display()),
+        };
+    }
+    let (tx, mut rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
+    let cx = ExecCx {
+        workdir,
+        env: Default::default(),
+        cancel: control.cancel.child_token(),
+        events: tx,
+    };
+    let parameters = match &run.parameters {
+        serde_json::Value::Object(_) => run.parameters.clone(),
+        _ => serde_json::Value::Object(Default::default()),
+    };
+    let job = Job {
+        run_id: run.run_id.clone(),
+        session_id: run.session_id.clone(),
+        agent_name: run.agent_name.clone(),
+        prompt: run.prompt().unwrap_or("").to_string(),
+        parameters,
+        project_dir: run.project_dir.clone(),
+        resume: None,
+    };
+    let Execution { mut done } = match shared.executor.start(job, cx).await {
+        Ok(ex) => ex,
+        Err(e) => {
+            tracing::warn!(error = %e, "executor failed to start");
+            return failed(e);
+        }
+    };
+
+    let grace = shared.cfg.stop_grace;
+    let mut kill_at: Option<Instant> = None;
+    let mut events_open = true;
+    let res = loop {
+        tokio::select! {
+            // Events first, so everything sent before `done` resolved is queued in order.
+            biased;
+            ev = rx.recv(), if events_open => match ev {
+                Some(ev) => outbox.push_exec(ev),
+                None => events_open = false,
+            },
+            res = &mut done => break joined(res),
+            _ = control.cancel.cancelled(), if kill_at.is_none() => {
+                tracing::info!(reason = ?control.reason(), "stopping execution");
+                kill_at = Some(Instant::now() + grace);
+            }
+            _ = sleep_until(kill_at), if kill_at.is_some() => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "executor ignored stop; aborting it");
+                break abort(done);
+            }
+            _ = control.interrupt.cancelled() => break abort(done),
+        }
+    };
+    // Whatever the executor sent before finishing is still owed to the session.
+    while let Ok(ev) = rx.try_recv() {
+        outbox.push_exec(ev);
+    }
+    res
+}
+
+fn joined(res: Result<Result<Outcome, ExecError>, tokio::task::JoinError>) -> Outcome {
+    match res {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "executor failed");
+            failed(e)
+        }
+        Err(e) if e.is_cancelled() => Outcome::Stopped,
+        Err(e) => {
+            tracing::error!(error = %e, "executor task panicked");
+            Outcome::Failed {
+                error: format!("executor crashed: {e}"),
+            }
+        }
+    }
+}
+
+fn abort(done: JoinHandle<Result<Outcome, ExecError>>) -> Outcome {
+    done.abort();
+    Outcome::Stopped
+}
+
+fn failed(e: ExecError) -> Outcome {
+    Outcome::Failed {
+        error: e.to_string(),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Send the final report, retrying while the coordinator is unreachable.
+async fn report(
+    shared: &Shared,
+    run: &RunRef,
+    runner_id: String,
+    outcome: Outcome,
+    control: &RunControl,
+) {
+    let client = &shared.client;
+    let interrupt = &control.interrupt;
+    let (what, res): (&'static str, Attempt<()>) = match outcome {
+        Outcome::Completed { .. } => {
+            let body = CompletedBody {
+                runner_id,
+                status: "success".into(),
+                session_status: None,
+            };
+            (
+                "completed",
+                retry("completed", interrupt, || {
+                    client.report(run, "completed", &body)
+                })
+                .await,
+            )
+        }
+        Outcome::Failed { error } => {
+            let body = FailedBody { runner_id, error };
+            (
+                "failed",
+                retry("failed", interrupt, || client.report(run, "failed", &body)).await,
+            )
+        }
+        Outcome::Stopped => {
+            let signal = match control.reason() {
+                Some(StopReason::Shutdown) => "shutdown",
+                _ => "SIGTERM",
+            };
+            let body = StoppedBody {
+                runner_id,
+                signal: signal.into(),
+            };
+            (
+                "stopped",
+                retry("stopped", interrupt, || {
+                    client.report(run, "stopped", &body)
+                })
+                .await,
+            )
+        }
+    };
+    match res {
+        Attempt::Done(()) => tracing::info!(outcome = what, "run reported"),
+        Attempt::Interrupted => tracing::warn!(outcome = what, "gave up reporting run"),
+        Attempt::Rejected(e) => log_rejected(what, &e),
+    }
+}
+
+/// 404/409/400 mean the lease is gone or the run was already resolved: expected
+/// after a revocation race, so not an error.
+fn log_rejected(what: &'static str, e: &ClientError) {
+    tracing::warn!(outcome = what, error = %e, code = e.code(), "coordinator refused report; giving up");
+}

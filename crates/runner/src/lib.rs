@@ -1,0 +1,87 @@
+//! aof-runner: registers with a coordinator, long-polls for runs, executes them with an
+//! `aof_executors` executor and reports back — events in order, exactly once per
+//! idempotency key, fenced by the run's lease.
+//!
+//! Tasks and their policies:
+//! - supervisor (`run`): register, poll, dispatch; on shutdown stops the others, waits
+//!   for them with a deadline, deregisters.
+//! - heartbeat (one per registration): renews leases; errors are logged and the next tick
+//!   tries again; a 401 ends the registration so the supervisor registers anew.
+//! - execution (one per run) with its outbox delivery task: retries while the coordinator
+//!   is unreachable; cancelled by stop, shutdown or lease loss; abandoned at the deadline.
+
+mod active;
+mod backoff;
+mod client;
+mod execution;
+mod outbox;
+mod supervisor;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{active::Active, client::Client};
+
+/// How a runner process is set up; filled by the CLI.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Coordinator base URL, e.g. `http://127.0.0.1:8765`.
+    pub url: String,
+    pub tags: Vec<String>,
+    /// How many runs execute at once (at least 1).
+    pub max_concurrent: usize,
+    pub hostname: String,
+    pub project_dir: String,
+    pub executor_profile: String,
+    /// Executor kind for `aof_executors::build`.
+    pub executor: String,
+    /// Each session runs in `workspace_root/<session_id>`.
+    pub workspace_root: PathBuf,
+    /// How long a stopped executor may take before it is aborted.
+    pub stop_grace: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            url: "http://127.0.0.1:8765".into(),
+            tags: Vec::new(),
+            max_concurrent: 1,
+            hostname: "localhost".into(),
+            project_dir: ".".into(),
+            executor_profile: "echo".into(),
+            executor: "echo".into(),
+            workspace_root: std::env::temp_dir().join("aof-workspaces"),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every task of the runner shares.
+pub(crate) struct Shared {
+    pub cfg: RunnerConfig,
+    pub client: Client,
+    pub executor: Arc<dyn aof_executors::Executor>,
+    pub active: Active,
+    /// Fired when shutdown stops waiting for deliveries; parent of every run's interrupt.
+    pub abandon: CancellationToken,
+}
+
+/// Run the runner until `shutdown` is cancelled, then stop executions (they report
+/// `stopped`), deregister and return. Returns early only on a fatal configuration error.
+pub async fn run(cfg: RunnerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if cfg.max_concurrent == 0 {
+        anyhow::bail!("max_concurrent must be at least 1");
+    }
+    let client = Client::new(&cfg.url)?;
+    let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
+    let shared = Arc::new(Shared {
+        cfg,
+        client,
+        executor,
+        active: Active::default(),
+        abandon: CancellationToken::new(),
+    });
+    supervisor::supervise(shared, shutdown).await
+}

@@ -1,0 +1,290 @@
+//! The runner's main loop: register → poll → dispatch, the heartbeat beside it, and the
+//! shutdown sequence.
+
+use std::{sync::Arc, time::Duration};
+
+use aof_wire::{HeartbeatRequest, PollResponse, RegisterRequest, RegisterResponse, Run};
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use crate::{active::StopReason, backoff::Backoff, execution, Shared};
+
+/// Added to the coordinator's poll timeout, so a slow but healthy long-poll is not cut off.
+const POLL_SLACK: Duration = Duration::from_secs(15);
+/// After the executors' stop grace, how long stopped runs get to deliver and report.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+/// Floor of the heartbeat period, whatever the coordinator announces.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(200);
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a registration's poll loop ended.
+enum PollEnd {
+    Shutdown,
+    Reregister,
+}
+
+pub(crate) async fn supervise(
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    // Once per process: lets us register again after a coordinator restart without
+    // being taken for a duplicate runner.
+    let instance_id = uuid::Uuid::new_v4().to_string();
+    let tracker = TaskTracker::new();
+    let mut runner_id: Option<String> = None;
+    // Kept alive through the shutdown drain, so leases of stopping runs stay renewed.
+    let mut heartbeat: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
+
+    let result = loop {
+        let reg = match register(&shared, &instance_id, &shutdown).await {
+            Ok(Some(reg)) => reg,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        runner_id = Some(reg.runner_id.clone());
+        // Cancelled by shutdown, or by the heartbeat when the coordinator forgot us.
+        let session = shutdown.child_token();
+        let hb_stop = CancellationToken::new();
+        let every = heartbeat_every(reg.heartbeat_interval_seconds, reg.lease_ttl_seconds);
+        let hb = tokio::spawn(
+            heartbeat_loop(
+                shared.clone(),
+                reg.runner_id.clone(),
+                every,
+                hb_stop.clone(),
+                session.clone(),
+            )
+            .instrument(tracing::info_span!("heartbeat", aof.runner.id = %reg.runner_id)),
+        );
+        if let Some((old_stop, old)) = heartbeat.replace((hb_stop, hb)) {
+            old_stop.cancel();
+            let _ = old.await;
+        }
+        match poll_loop(&shared, &reg, &tracker, &shutdown, &session).await {
+            PollEnd::Shutdown => break Ok(()),
+            PollEnd::Reregister => tracing::info!(runner_id = %reg.runner_id, "registering again"),
+        }
+    };
+
+    drain(&shared, &tracker).await;
+    if let Some((stop, hb)) = heartbeat {
+        stop.cancel();
+        let _ = hb.await;
+    }
+    if let Some(id) = runner_id {
+        match timeout(DEREGISTER_TIMEOUT, shared.client.deregister(&id)).await {
+            Ok(Ok(())) => tracing::info!(runner_id = %id, "deregistered"),
+            Ok(Err(e)) => tracing::debug!(runner_id = %id, error = %e, "deregister failed"),
+            Err(_) => tracing::debug!(runner_id = %id, "deregister timed out"),
+        }
+    }
+    result
+}
+
+/// Register, retrying until accepted or shutdown (`None`). A refusal other than a
+/// duplicate-runner conflict is a configuration problem and ends the runner.
+async fn register(
+    shared: &Shared,
+    instance_id: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<RegisterResponse>> {
+    let cfg = &shared.cfg;
+    let executor = serde_json::Map::from_iter([
+        ("type".to_string(), serde_json::json!("autonomous")),
+        ("command".to_string(), serde_json::json!(cfg.executor)),
+    ]);
+    let req = RegisterRequest {
+        hostname: cfg.hostname.clone(),
+        project_dir: cfg.project_dir.clone(),
+        executor_profile: cfg.executor_profile.clone(),
+        executor: Some(executor),
+        tags: (!cfg.tags.is_empty()).then(|| cfg.tags.clone()),
+        require_matching_tags: None,
+        instance_id: Some(instance_id.to_string()),
+    };
+    let mut backoff = Backoff::default();
+    loop {
+        let res = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(None),
+            r = shared.client.register(&req) => r,
+        };
+        match res {
+            Ok(resp) => {
+                tracing::info!(
+                    runner_id = %resp.runner_id,
+                    poll_timeout_s = resp.poll_timeout_seconds,
+                    heartbeat_interval_s = resp.heartbeat_interval_seconds,
+                    lease_ttl_s = ?resp.lease_ttl_seconds,
+                    "registered"
+                );
+                return Ok(Some(resp));
+            }
+            Err(e) if e.is_retryable() || e.status_code() == Some(409) => {
+                tracing::warn!(url = %cfg.url, error = %e, code = e.code(), "registration failed; retrying");
+            }
+            Err(e) => anyhow::bail!("coordinator at {} refused registration: {e}", cfg.url),
+        }
+        if !backoff.wait(shutdown).await {
+            return Ok(None);
+        }
+    }
+}
+
+/// Long-poll while a slot is free, and dispatch what comes back.
+async fn poll_loop(
+    shared: &Arc<Shared>,
+    reg: &RegisterResponse,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    session: &CancellationToken,
+) -> PollEnd {
+    let end = || {
+        if shutdown.is_cancelled() {
+            PollEnd::Shutdown
+        } else {
+            PollEnd::Reregister
+        }
+    };
+    let poll_timeout = Duration::from_secs(reg.poll_timeout_seconds) + POLL_SLACK;
+    let mut backoff = Backoff::default();
+    loop {
+        // With every slot busy we still long-poll, for stops only, so a stop reaches a
+        // full runner at once; that poll is dropped when a slot frees (it can't carry a run).
+        let accept_runs = shared.active.len() < shared.cfg.max_concurrent;
+        let res = tokio::select! {
+            biased;
+            _ = session.cancelled() => return end(),
+            _ = shared.active.slot_free(shared.cfg.max_concurrent), if !accept_runs => continue,
+            r = shared.client.poll(&reg.runner_id, accept_runs, poll_timeout) => r,
+        };
+        match res {
+            Ok(None) => backoff.reset(),
+            Ok(Some(PollResponse::Run { run })) => {
+                backoff.reset();
+                dispatch(shared, *run, &reg.runner_id, tracker);
+            }
+            Ok(Some(PollResponse::Stop { stop_sessions })) => {
+                backoff.reset();
+                let found = shared
+                    .active
+                    .stop_sessions(&stop_sessions, StopReason::Requested);
+                tracing::info!(sessions = ?stop_sessions, found, "coordinator asked to stop sessions");
+            }
+            Ok(Some(PollResponse::Deregistered { .. })) => {
+                tracing::warn!(runner_id = %reg.runner_id, "coordinator deregistered this runner");
+                return PollEnd::Reregister;
+            }
+            Err(e) if matches!(e.status_code(), Some(401 | 404)) => {
+                tracing::warn!(runner_id = %reg.runner_id, error = %e, code = e.code(), "coordinator does not know this runner");
+                return PollEnd::Reregister;
+            }
+            Err(e) => {
+                tracing::warn!(runner_id = %reg.runner_id, error = %e, code = e.code(), "poll failed; backing off");
+                if !backoff.wait(session).await {
+                    return end();
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(shared: &Arc<Shared>, run: Run, runner_id: &str, tracker: &TaskTracker) {
+    let Some(control) = shared.active.insert(&run, &shared.abandon) else {
+        tracing::warn!(run_id = %run.run_id, "run is already executing here; ignoring");
+        return;
+    };
+    let span = tracing::info_span!(
+        "run",
+        aof.run.id = %run.run_id,
+        aof.session.id = %run.session_id,
+        aof.runner.id = %runner_id,
+        aof.executor = %shared.cfg.executor,
+        aof.attempt = run.attempt,
+    );
+    tracker.spawn(
+        execution::execute(shared.clone(), run, runner_id.to_string(), control).instrument(span),
+    );
+}
+
+/// Often enough that a lease survives two lost heartbeats.
+fn heartbeat_every(interval_s: u64, lease_ttl_s: Option<u64>) -> Duration {
+    let mut every = Duration::from_secs(interval_s);
+    if let Some(ttl) = lease_ttl_s {
+        every = every.min(Duration::from_secs(ttl) / 3);
+    }
+    every.max(MIN_HEARTBEAT)
+}
+
+async fn heartbeat_loop(
+    shared: Arc<Shared>,
+    runner_id: String,
+    every: Duration,
+    stop: CancellationToken,
+    session: CancellationToken,
+) {
+    // At most one heartbeat in flight; a hung one must not delay the next for long.
+    let request_timeout = every.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let req = HeartbeatRequest {
+            runner_id: runner_id.clone(),
+            leases: Some(shared.active.leases()),
+        };
+        let res = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            r = shared.client.heartbeat(&req, request_timeout) => r,
+        };
+        match res {
+            Ok(resp) if !resp.revoked.is_empty() => {
+                tracing::warn!(runs = ?resp.revoked, "coordinator revoked leases; stopping those runs");
+                shared.active.revoke(&resp.revoked);
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.status_code(), Some(401 | 404)) => {
+                tracing::warn!(error = %e, code = e.code(), "coordinator does not know this runner");
+                session.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, code = e.code(), "heartbeat failed"),
+        }
+    }
+}
+
+/// Stop every execution and give them the stop grace plus a little to report; then
+/// abandon what is left (its coordinator is probably gone).
+async fn drain(shared: &Shared, tracker: &TaskTracker) {
+    shared.active.stop_all(StopReason::Shutdown);
+    tracker.close();
+    let deadline = shared.cfg.stop_grace + REPORT_GRACE;
+    if timeout(deadline, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            active = shared.active.len(),
+            "runs did not finish reporting in time; abandoning them"
+        );
+        shared.abandon.cancel();
+        let _ = timeout(Duration::from_secs(1), tracker.wait()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_period() {
+        assert_eq!(heartbeat_every(10, None), Duration::from_secs(10));
+        assert_eq!(heartbeat_every(10, Some(15)), Duration::from_secs(5));
+        assert_eq!(heartbeat_every(2, Some(30)), Duration::from_secs(2));
+        assert_eq!(heartbeat_every(0, None), MIN_HEARTBEAT);
+        assert_eq!(heartbeat_every(10, Some(0)), MIN_HEARTBEAT);
+    }
+}

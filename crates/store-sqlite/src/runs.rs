@@ -1,0 +1,650 @@
+//! Runs: create, claim with a lease, runner reports (fenced), stops, lease expiry.
+
+use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
+use aof_store::{
+    LeasePolicy, NewRun, Resolved, RunRecord, RunReport, StopOutcome, StoreError, StoreResult,
+    Writer,
+};
+use aof_wire::{event::types, sse, Event, Run, RunType};
+use chrono::{Duration, Utc};
+
+use crate::{
+    events::append_in_tx,
+    internal, ms,
+    rows::{
+        self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
+    },
+    satisfies, SqliteStore, WriteTx,
+};
+
+const LEASED: &str = "('claimed','running','stopping')";
+
+fn illegal(e: aof_core::IllegalTransition) -> StoreError {
+    StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
+}
+
+impl SqliteStore {
+    pub(crate) async fn create_run_impl(&self, new: NewRun) -> StoreResult<RunRecord> {
+        let now = Utc::now();
+        let mut w = self.begin().await?;
+        match new.run_type {
+            RunType::StartSession => {
+                if rows::load_session(&mut w.tx, &new.session_id)
+                    .await?
+                    .is_some()
+                {
+                    return Err(StoreError::SessionExists(new.session_id));
+                }
+                sqlx::query(
+                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
+                     VALUES (?, 'pending', ?, ?, ?, ?)",
+                )
+                .bind(&new.session_id)
+                .bind(ts(now))
+                .bind(&new.project_dir)
+                .bind(&new.agent_name)
+                .bind(&new.parent_session_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            }
+            RunType::ResumeSession => {
+                if rows::load_session(&mut w.tx, &new.session_id)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::SessionNotFound(new.session_id));
+                }
+            }
+        }
+        let demands = serde_json::to_string(&new.demands).map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
+             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(&new.run_id)
+        .bind(new.run_type.as_str())
+        .bind(&new.session_id)
+        .bind(&new.agent_name)
+        .bind(new.parameters.to_string())
+        .bind(&new.project_dir)
+        .bind(&new.parent_session_id)
+        .bind(new.execution_mode.as_str())
+        .bind(demands)
+        .bind(new.scope.as_ref().map(|s| s.to_string()))
+        .bind(ts(now))
+        .bind(new.timeout_at.map(ts))
+        .bind(new.timeout_at.map(ms))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        if new.run_type == RunType::StartSession {
+            let s = rows::load_session(&mut w.tx, &new.session_id)
+                .await?
+                .ok_or_else(|| internal(anyhow::anyhow!("session vanished")))?;
+            feed_session(&mut w, sse::SESSION_CREATED, &s).await?;
+        }
+        let rec = load_run(&mut w.tx, &new.run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    pub(crate) async fn get_run_impl(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        let mut conn = self.readers.acquire().await.map_err(internal)?;
+        load_run(&mut conn, run_id).await
+    }
+
+    pub(crate) async fn list_runs_impl(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(status)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(internal)?;
+        rows.iter()
+            .map(|r| run_from_row(r).map(|rec| rec.run))
+            .collect()
+    }
+
+    pub(crate) async fn claim_run_impl(
+        &self,
+        runner_id: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        let runner = self
+            .runner_info(runner_id)
+            .await?
+            .ok_or(StoreError::RunnerNotRegistered)?;
+        // Cheap read outside the write lock: most polls find nothing.
+        let candidates = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' ORDER BY rowid LIMIT 1000"
+        ))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(internal)?;
+        let Some(pick) = candidates
+            .iter()
+            .filter_map(|r| run_from_row(r).ok())
+            .find(|rec| satisfies(&runner, rec.run.demands.as_ref()))
+        else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let token = new_lease_token();
+        let mut w = self.begin().await?;
+        let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
+        let n = sqlx::query(
+            "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
+             lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 WHERE run_id = ? AND status = 'pending'",
+        )
+        .bind(next.as_str())
+        .bind(runner_id)
+        .bind(ts(now))
+        .bind(&token)
+        .bind(ms(now + ttl))
+        .bind(&pick.run.run_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            // Another runner won it between our read and our write; the caller polls again.
+            return Ok(None);
+        }
+        let mut rec = load_run(&mut w.tx, &pick.run.run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        rec.run.lease_token = rec.lease_token.clone();
+        Ok(Some(rec))
+    }
+
+    pub(crate) async fn report_impl(
+        &self,
+        run_id: &str,
+        who: &Writer,
+        report: RunReport,
+    ) -> StoreResult<RunRecord> {
+        if !self.runner_exists_impl(&who.runner_id).await? {
+            return Err(StoreError::RunnerNotRegistered);
+        }
+        let mut w = self.begin().await?;
+        let rec = load_run(&mut w.tx, run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
+            return Err(StoreError::LeaseConflict(format!(
+                "Run {run_id} is not held by runner {}",
+                who.runner_id
+            )));
+        }
+        if let Some(token) = &who.lease_token {
+            if rec.lease_token.as_deref() != Some(token.as_str()) {
+                return Err(StoreError::LeaseConflict(format!(
+                    "Lease token for run {run_id} is stale"
+                )));
+            }
+        }
+        let (event, target) = match &report {
+            RunReport::Started => (RunEvent::Started, RunStatus::Running),
+            RunReport::Completed { .. } => (RunEvent::Completed, RunStatus::Completed),
+            RunReport::Failed { .. } => (RunEvent::Failed, RunStatus::Failed),
+            RunReport::Stopped { .. } => (RunEvent::Stopped, RunStatus::Stopped),
+        };
+        // A retried report whose first copy was applied: answer the same, change nothing.
+        if rec.status == target && target.is_terminal() {
+            return Ok(rec);
+        }
+        let next = rec.status.on(event).map_err(illegal)?;
+        let now = ts(Utc::now());
+        let sid = rec.run.session_id.clone();
+        match &report {
+            RunReport::Started => {
+                cas_status(&mut w, run_id, rec.status, next, "").await?;
+                sqlx::query(
+                    "UPDATE runs SET started_at = COALESCE(started_at, ?) WHERE run_id = ?",
+                )
+                .bind(&now)
+                .bind(run_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+                if let Some(parent) = &rec.run.parent_session_id {
+                    sqlx::query("UPDATE sessions SET parent_session_id = ? WHERE session_id = ?")
+                        .bind(parent)
+                        .bind(&sid)
+                        .execute(&mut *w.tx)
+                        .await
+                        .map_err(internal)?;
+                }
+                if rec.status != RunStatus::Running {
+                    append_in_tx(
+                        &mut w,
+                        &sid,
+                        Event::new(types::RUN_START, &sid),
+                        Some(run_id),
+                        None,
+                    )
+                    .await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Running).await?;
+                }
+            }
+            RunReport::Completed { session_status } => {
+                self.finish(&mut w, &rec, next, None).await?;
+                let ev = Event {
+                    exit_code: Some(0),
+                    reason: Some("completed".into()),
+                    ..Event::new(types::RUN_COMPLETED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                // Session status last: a follower that stops at it has seen every event.
+                let st = session_status.unwrap_or(SessionStatus::Finished);
+                set_session_status(&mut w, &sid, st).await?;
+            }
+            RunReport::Failed { error } => {
+                self.finish(&mut w, &rec, next, Some(error)).await?;
+                let ev = Event {
+                    error: Some(error.clone()),
+                    reason: Some("failed".into()),
+                    ..Event::new(types::RUN_FAILED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                feed_run_failed(&mut w, run_id, &sid, error).await?;
+                set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+            }
+            RunReport::Stopped { signal } => {
+                self.finish(&mut w, &rec, next, None).await?;
+                let ev = Event {
+                    reason: Some(signal.clone()),
+                    ..Event::new(types::RUN_STOPPED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
+            }
+        }
+        let out = load_run(&mut w.tx, run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Moves a run to a terminal state. The lease token stays so retried reports match.
+    async fn finish(
+        &self,
+        w: &mut WriteTx<'_>,
+        rec: &RunRecord,
+        next: RunStatus,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let n = sqlx::query(
+            "UPDATE runs SET status = ?, completed_at = ?, error = COALESCE(?, error), \
+             lease_expires_ms = NULL WHERE run_id = ? AND status = ?",
+        )
+        .bind(next.as_str())
+        .bind(ts(Utc::now()))
+        .bind(error)
+        .bind(&rec.run.run_id)
+        .bind(rec.status.as_str())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::LeaseConflict("run changed concurrently".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stop_run_impl(&self, run_id: &str) -> StoreResult<StopOutcome> {
+        let mut w = self.begin().await?;
+        let rec = load_run(&mut w.tx, run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        let out = stop_in_tx(&mut w, &rec).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn stop_session_impl(&self, session_id: &str) -> StoreResult<StopOutcome> {
+        let mut w = self.begin().await?;
+        let session = rows::load_session(&mut w.tx, session_id)
+            .await?
+            .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+        let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
+            ok: true,
+            session_id: session_id.to_string(),
+            run_id,
+            status: status.to_string(),
+            message: Some(message),
+        };
+        match session.status.as_str() {
+            "stopping" => {
+                return Ok(outcome(
+                    "stopping",
+                    None,
+                    "Session is already being stopped".into(),
+                ))
+            }
+            s @ ("stopped" | "finished" | "failed") => {
+                return Ok(outcome(s, None, format!("Session already {s}")))
+            }
+            _ => {}
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = ? \
+             ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rowid DESC LIMIT 1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let out = match row.as_ref().map(run_from_row).transpose()? {
+            None => {
+                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
+                outcome(
+                    "stopped",
+                    None,
+                    "No active run found - session marked as stopped".into(),
+                )
+            }
+            Some(rec) if rec.status.is_terminal() => {
+                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
+                outcome(
+                    "stopped",
+                    Some(rec.run.run_id.clone()),
+                    format!(
+                        "Run already in {} state - session marked as stopped",
+                        rec.status
+                    ),
+                )
+            }
+            Some(rec) => stop_in_tx(&mut w, &rec).await?,
+        };
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn take_stops_impl(&self, runner_id: &str) -> StoreResult<Vec<String>> {
+        // Read first so the common case (nothing to stop) takes no write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM runs WHERE runner_id = ? AND status = 'stopping' AND stop_delivered = 0 LIMIT 1",
+        )
+        .bind(runner_id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(internal)?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.begin().await?;
+        let sessions: Vec<String> = sqlx::query_scalar(
+            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND status = 'stopping' \
+             AND stop_delivered = 0 RETURNING session_id",
+        )
+        .bind(runner_id)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        w.commit().await?;
+        Ok(sessions)
+    }
+
+    pub(crate) async fn heartbeat_impl(
+        &self,
+        runner_id: &str,
+        leases: Option<&[aof_wire::runner::HeldLease]>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        let now = Utc::now();
+        let mut w = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE runners SET last_heartbeat = ?, last_heartbeat_ms = ? WHERE runner_id = ?",
+        )
+        .bind(ts(now))
+        .bind(ms(now))
+        .bind(runner_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::RunnerNotRegistered);
+        }
+        let until = ms(now + ttl);
+        let mut revoked = Vec::new();
+        match leases {
+            None => {
+                sqlx::query(&format!(
+                    "UPDATE runs SET lease_expires_ms = ? WHERE runner_id = ? AND status IN {LEASED}"
+                ))
+                .bind(until)
+                .bind(runner_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            }
+            Some(leases) => {
+                for l in leases {
+                    let n = sqlx::query(&format!(
+                        "UPDATE runs SET lease_expires_ms = ? WHERE run_id = ? AND runner_id = ? \
+                         AND lease_token = ? AND status IN {LEASED}"
+                    ))
+                    .bind(until)
+                    .bind(&l.run_id)
+                    .bind(runner_id)
+                    .bind(&l.lease_token)
+                    .execute(&mut *w.tx)
+                    .await
+                    .map_err(internal)?
+                    .rows_affected();
+                    if n == 0 {
+                        revoked.push(l.run_id.clone());
+                    }
+                }
+            }
+        }
+        w.commit().await?;
+        Ok(revoked)
+    }
+
+    pub(crate) async fn expire_leases_impl(
+        &self,
+        policy: LeasePolicy,
+    ) -> StoreResult<Vec<Resolved>> {
+        let now = ms(Utc::now());
+        let mut w = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < ?"
+        ))
+        .bind(now)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let requeue = policy.recovery.requeue(rec.status);
+            let next = rec
+                .status
+                .on(RunEvent::LeaseExpired { requeue })
+                .map_err(illegal)?;
+            let sid = rec.run.session_id.clone();
+            match next {
+                RunStatus::Pending => {
+                    cas_status(
+                        &mut w,
+                        &rec.run.run_id,
+                        rec.status,
+                        next,
+                        ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
+                    )
+                    .await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Pending).await?;
+                }
+                RunStatus::Stopped => {
+                    self.finish(&mut w, &rec, next, None).await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
+                }
+                _ => {
+                    let error = "Lease expired: the runner stopped renewing it";
+                    self.finish(&mut w, &rec, next, Some(error)).await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+                    feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
+                }
+            }
+            out.push(Resolved {
+                run_id: rec.run.run_id.clone(),
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn fail_unmatched_impl(&self) -> StoreResult<Vec<Resolved>> {
+        let now = ms(Utc::now());
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM runs WHERE status = 'pending' AND timeout_ms < ? LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(internal)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < ?"
+        ))
+        .bind(now)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        let error = "No matching runner available within timeout";
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
+            self.finish(&mut w, &rec, next, Some(error)).await?;
+            let sid = rec.run.session_id.clone();
+            set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+            feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
+            out.push(Resolved {
+                run_id: rec.run.run_id,
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn grace_leases_impl(&self, ttl: Duration) -> StoreResult<u64> {
+        let until = ms(Utc::now() + ttl);
+        let mut w = self.begin().await?;
+        let n = sqlx::query(&format!(
+            "UPDATE runs SET lease_expires_ms = MAX(COALESCE(lease_expires_ms, 0), ?), \
+             stop_delivered = 0 WHERE status IN {LEASED}"
+        ))
+        .bind(until)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n)
+    }
+
+    /// Runs held by `runner_id` become failed (runner removed), with their sessions.
+    pub(crate) async fn fail_runs_of(
+        &self,
+        w: &mut WriteTx<'_>,
+        runner_id: &str,
+        error: &str,
+    ) -> StoreResult<Vec<Resolved>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE runner_id = ? AND status IN {LEASED}"
+        ))
+        .bind(runner_id)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
+            self.finish(w, &rec, next, Some(error)).await?;
+            let sid = rec.run.session_id.clone();
+            set_session_status(w, &sid, SessionStatus::Failed).await?;
+            feed_run_failed(w, &rec.run.run_id, &sid, error).await?;
+            out.push(Resolved {
+                run_id: rec.run.run_id,
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        Ok(out)
+    }
+}
+
+async fn feed_run_failed(
+    w: &mut WriteTx<'_>,
+    run_id: &str,
+    session_id: &str,
+    error: &str,
+) -> StoreResult<()> {
+    let data = serde_json::json!({"run_id": run_id, "error": error, "session_id": session_id});
+    w.feed(sse::RUN_FAILED, Some(session_id), data).await?;
+    Ok(())
+}
+
+/// The reference's stop rules for one run.
+async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
+    let run_id = rec.run.run_id.clone();
+    let sid = rec.run.session_id.clone();
+    let base = |status: &str, message: Option<&str>| StopOutcome {
+        ok: true,
+        session_id: sid.clone(),
+        run_id: Some(run_id.clone()),
+        status: status.to_string(),
+        message: message.map(str::to_string),
+    };
+    match rec.status {
+        RunStatus::Pending => {
+            let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
+            cas_status(w, &run_id, rec.status, next, "").await?;
+            sqlx::query("UPDATE runs SET completed_at = ? WHERE run_id = ?")
+                .bind(ts(Utc::now()))
+                .bind(&run_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            set_session_status(w, &sid, SessionStatus::Stopped).await?;
+            Ok(base("stopped", Some("Run cancelled before execution")))
+        }
+        RunStatus::Stopping => Ok(base("stopping", None)),
+        RunStatus::Claimed | RunStatus::Running => {
+            if rec.run.runner_id.is_none() {
+                return Err(StoreError::Illegal("Run not claimed by any runner".into()));
+            }
+            let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
+            cas_status(w, &run_id, rec.status, next, ", stop_delivered = 0").await?;
+            set_session_status(w, &sid, SessionStatus::Stopping).await?;
+            Ok(base("stopping", None))
+        }
+        st => Err(StoreError::Illegal(format!(
+            "Run cannot be stopped (status: {st})"
+        ))),
+    }
+}

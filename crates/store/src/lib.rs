@@ -1,0 +1,242 @@
+//! aof-store: the persistence contract. Coordinators talk to a `Store`; SQLite
+//! (aof-store-sqlite) implements it now, PostgreSQL later.
+//!
+//! Invariants every implementation keeps:
+//! - Each state change and the feed items it causes commit in one transaction.
+//! - Feed cursors are assigned in commit order, and `subscribe` delivers items in
+//!   cursor order, so "replay after N, then live" has no gap and no duplicate.
+//! - A run has at most one lease; writes carrying another token are refused.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use aof_core::{RecoveryMode, RunStatus, SessionStatus};
+use aof_wire::{
+    runner::{HeldLease, RegisterRequest, RunnerInfo},
+    session::{Affinity, BindRequest, MetadataPatch},
+    sse::FeedItem,
+    Demands, Event, ExecutionMode, Run, RunType, Session, SessionResult, StoredEvent,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Session '{0}' not found")]
+    SessionNotFound(String),
+    #[error("Session '{0}' already exists")]
+    SessionExists(String),
+    #[error("Run not found")]
+    RunNotFound,
+    #[error("Runner not registered")]
+    RunnerNotRegistered,
+    #[error("Runner not found")]
+    RunnerNotFound,
+    #[error("duplicate runner {0}")]
+    DuplicateRunner(String),
+    /// The writer does not hold the run (wrong runner, or a stale lease token).
+    #[error("{0}")]
+    LeaseConflict(String),
+    #[error("{0}")]
+    Illegal(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("store failure: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the coordinator decided about a new run before storing it.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub run_type: RunType,
+    pub session_id: String,
+    pub agent_name: Option<String>,
+    pub parameters: serde_json::Value,
+    pub project_dir: Option<String>,
+    pub parent_session_id: Option<String>,
+    pub execution_mode: ExecutionMode,
+    pub demands: Demands,
+    pub scope: Option<serde_json::Value>,
+    pub timeout_at: Option<DateTime<Utc>>,
+}
+
+/// A run plus what only the store knows about it.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: Run,
+    pub status: RunStatus,
+    pub lease_token: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Who is writing to a run. `lease_token: None` is the AOF reference runner: accepted
+/// only from the runner that holds the run.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub runner_id: String,
+    pub lease_token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RunReport {
+    Started,
+    Completed {
+        session_status: Option<SessionStatus>,
+    },
+    Failed {
+        error: String,
+    },
+    Stopped {
+        signal: String,
+    },
+}
+
+/// Result of a stop request, shaped like the reference's response.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StopOutcome {
+    pub ok: bool,
+    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeleteOutcome {
+    pub events_count: u64,
+    pub runs_count: u64,
+}
+
+/// A run whose lease ran out, or that no runner matched in time, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub run_id: String,
+    pub session_id: String,
+    pub from: RunStatus,
+    pub to: RunStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventWrite {
+    pub event: Event,
+    pub run_id: Option<String>,
+    /// Writer-chosen key; a second write with the same key in a session is a no-op.
+    pub idempotency_key: Option<String>,
+    /// Our runner's lease token: the write is refused unless it holds `run_id`.
+    pub lease_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub runs_by_status: Vec<(RunStatus, i64)>,
+    pub sessions_by_status: Vec<(SessionStatus, i64)>,
+    pub events: i64,
+    pub runners_online: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LeasePolicy {
+    pub ttl: chrono::Duration,
+    pub recovery: RecoveryMode,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Live feed items, in cursor order, after they committed.
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem>;
+    /// Readiness: the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn counts(&self) -> StoreResult<Counts>;
+
+    // Runs
+    /// Creates the run; for `start_session` also the session (`SessionExists` if taken).
+    async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord>;
+    async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
+    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>>;
+    /// Atomically claims the oldest pending run this runner satisfies, with a new lease.
+    async fn claim_run(
+        &self,
+        runner_id: &str,
+        ttl: chrono::Duration,
+    ) -> StoreResult<Option<RunRecord>>;
+    async fn report(&self, run_id: &str, who: &Writer, report: RunReport)
+        -> StoreResult<RunRecord>;
+    async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome>;
+    async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome>;
+    /// Sessions whose stop this runner has not been told of yet; marks them told.
+    async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>>;
+    /// True when some pending run could be claimed by this runner (cheap pre-check).
+    async fn runner_exists(&self, runner_id: &str) -> StoreResult<bool>;
+
+    // Leases and timeouts (called by the coordinator's background tasks)
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        leases: Option<&[HeldLease]>,
+        ttl: chrono::Duration,
+    ) -> StoreResult<Vec<String>>;
+    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>>;
+    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>>;
+    /// At boot: give every live lease at least one more `ttl`, so a restart kills nothing.
+    async fn grace_leases(&self, ttl: chrono::Duration) -> StoreResult<u64>;
+
+    // Sessions
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<Session>>;
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>>;
+    async fn affinity(&self, session_id: &str) -> StoreResult<Option<Affinity>>;
+    async fn bind(
+        &self,
+        session_id: &str,
+        req: &BindRequest,
+        lease_token: Option<&str>,
+    ) -> StoreResult<Session>;
+    async fn patch_metadata(&self, session_id: &str, patch: &MetadataPatch)
+        -> StoreResult<Session>;
+    async fn set_session_status(
+        &self,
+        session_id: &str,
+        runner_id: &str,
+        status: SessionStatus,
+    ) -> StoreResult<Session>;
+    async fn delete_session(&self, session_id: &str) -> StoreResult<DeleteOutcome>;
+
+    // Events and the feed
+    /// Appends one event; `Ok(None)` when its idempotency key was already stored.
+    async fn append_event(
+        &self,
+        session_id: &str,
+        write: EventWrite,
+    ) -> StoreResult<Option<StoredEvent>>;
+    async fn list_events(
+        &self,
+        session_id: &str,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    async fn feed_after(
+        &self,
+        cursor: i64,
+        session_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<FeedItem>>;
+    async fn feed_head(&self) -> StoreResult<i64>;
+
+    // Runners
+    async fn register_runner(
+        &self,
+        runner_id: &str,
+        req: &RegisterRequest,
+    ) -> StoreResult<RunnerInfo>;
+    async fn list_runners(&self, stale_after: chrono::Duration) -> StoreResult<Vec<RunnerInfo>>;
+    /// `self_ = true`: remove now. Otherwise mark for deregistration at its next poll.
+    async fn remove_runner(&self, runner_id: &str, self_: bool) -> StoreResult<()>;
+    /// True (and removes it) if the runner was marked for deregistration.
+    async fn take_deregistration(&self, runner_id: &str) -> StoreResult<bool>;
+    /// Removes runners silent for `remove_after`, failing the runs they held.
+    async fn reap_runners(&self, remove_after: chrono::Duration) -> StoreResult<Vec<Resolved>>;
+}

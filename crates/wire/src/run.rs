@@ -1,0 +1,154 @@
+//! Runs: one unit of work on a session (start it, or resume it with a new prompt).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    StartSession,
+    ResumeSession,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::StartSession => "start_session",
+            RunType::ResumeSession => "resume_session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    #[default]
+    Sync,
+    AsyncPoll,
+    AsyncCallback,
+}
+
+impl ExecutionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Sync => "sync",
+            ExecutionMode::AsyncPoll => "async_poll",
+            ExecutionMode::AsyncCallback => "async_callback",
+        }
+    }
+}
+
+/// What a run needs from a runner. Unset fields match anything; `tags` must all be present.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Demands {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Demands {
+    /// Merge `other` under `self`: scalars already set win, tags are unioned (sorted).
+    pub fn merge(mut self, other: &Demands) -> Demands {
+        fn pick(a: &mut Option<String>, b: &Option<String>) {
+            if a.as_deref().is_none_or(str::is_empty) {
+                a.clone_from(b);
+            }
+        }
+        pick(&mut self.hostname, &other.hostname);
+        pick(&mut self.project_dir, &other.project_dir);
+        pick(&mut self.executor_profile, &other.executor_profile);
+        pick(&mut self.executor_type, &other.executor_type);
+        for t in &other.tags {
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+        self.tags.sort();
+        self
+    }
+}
+
+/// Body of `POST /runs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunCreate {
+    #[serde(rename = "type")]
+    pub run_type: RunType,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    #[serde(default)]
+    pub parent_session_id: Option<String>,
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+    #[serde(default)]
+    pub additional_demands: Option<Demands>,
+    #[serde(default)]
+    pub scope: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunCreateResponse {
+    pub run_id: String,
+    pub session_id: String,
+    pub status: String,
+}
+
+/// A run as `GET /runs` shows it. The runner's poll adds `scope`,
+/// `resolved_agent_blueprint`, `lease_token` and `attempt`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    pub run_id: String,
+    #[serde(rename = "type")]
+    pub run_type: RunType,
+    pub session_id: String,
+    pub agent_name: Option<String>,
+    pub parameters: serde_json::Value,
+    pub project_dir: Option<String>,
+    pub parent_session_id: Option<String>,
+    pub execution_mode: ExecutionMode,
+    pub demands: Option<Demands>,
+    pub status: aof_status::RunStatusWire,
+    pub runner_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub claimed_at: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub timeout_at: Option<String>,
+    /// AOF-RS: attempt number, starting at 1; bumps when an expired lease re-queues the run.
+    #[serde(default)]
+    pub attempt: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_agent_blueprint: Option<serde_json::Value>,
+    /// AOF-RS: only in the poll response, to the runner that holds the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
+}
+
+impl Run {
+    pub fn prompt(&self) -> Option<&str> {
+        self.parameters.get("prompt").and_then(|p| p.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+}
+
+/// Status strings are plain on the wire; this alias keeps the type visible in signatures.
+pub mod aof_status {
+    pub type RunStatusWire = String;
+}

@@ -1,0 +1,133 @@
+//! The runner protocol: register, long-poll, report, heartbeat.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Run;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RegisterRequest {
+    pub hostname: String,
+    pub project_dir: String,
+    pub executor_profile: String,
+    #[serde(default)]
+    pub executor: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_matching_tags: Option<bool>,
+    /// AOF-RS: random per runner process. The same instance may register again (after a
+    /// coordinator restart) without a duplicate-runner conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterResponse {
+    pub runner_id: String,
+    pub poll_endpoint: String,
+    pub poll_timeout_seconds: u64,
+    pub heartbeat_interval_seconds: u64,
+    /// AOF-RS: how long a claim stays valid without a heartbeat.
+    #[serde(default)]
+    pub lease_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub protocol_version: Option<u32>,
+}
+
+/// What a long-poll returns (HTTP 200); an empty poll is HTTP 204.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PollResponse {
+    Run { run: Box<Run> },
+    Stop { stop_sessions: Vec<String> },
+    Deregistered { deregistered: bool },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunnerIdBody {
+    pub runner_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompletedBody {
+    pub runner_id: String,
+    #[serde(default = "success")]
+    pub status: String,
+    #[serde(default)]
+    pub session_status: Option<String>,
+}
+
+fn success() -> String {
+    "success".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailedBody {
+    pub runner_id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoppedBody {
+    pub runner_id: String,
+    #[serde(default = "sigterm")]
+    pub signal: String,
+}
+
+fn sigterm() -> String {
+    "SIGTERM".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionStatusBody {
+    pub runner_id: String,
+    pub status: String,
+}
+
+/// A lease our runner believes it holds, sent with heartbeats.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeldLease {
+    pub run_id: String,
+    pub lease_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct HeartbeatRequest {
+    pub runner_id: String,
+    /// AOF-RS: leases to renew. Reference runners omit it; then every lease of the runner is renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<Vec<HeldLease>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct HeartbeatResponse {
+    pub ok: bool,
+    /// AOF-RS: runs in `leases` the runner no longer holds; it must stop them.
+    #[serde(default)]
+    pub revoked: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunnerInfo {
+    pub runner_id: String,
+    pub registered_at: String,
+    pub last_heartbeat: String,
+    pub hostname: String,
+    pub project_dir: String,
+    pub executor_profile: String,
+    pub executor: serde_json::Map<String, serde_json::Value>,
+    pub tags: Vec<String>,
+    pub require_matching_tags: bool,
+    pub status: String,
+    pub seconds_since_heartbeat: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunnerList {
+    pub runners: Vec<RunnerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ok {
+    pub ok: bool,
+}

@@ -1,0 +1,68 @@
+//! Sessions: one agent conversation, made of runs and an append-only event log.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub session_id: String,
+    pub status: String,
+    pub created_at: String,
+    pub project_dir: Option<String>,
+    pub agent_name: Option<String>,
+    pub last_resumed_at: Option<String>,
+    pub parent_session_id: Option<String>,
+    pub executor_session_id: Option<String>,
+    pub executor_profile: Option<String>,
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionEnvelope {
+    pub session: Session,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionResult {
+    pub result_text: Option<String>,
+    pub result_data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Affinity {
+    pub session_id: String,
+    pub hostname: Option<String>,
+    pub project_dir: Option<String>,
+    pub executor_profile: Option<String>,
+}
+
+/// Body of `POST /sessions/{id}/bind`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BindRequest {
+    pub executor_session_id: String,
+    pub hostname: String,
+    pub executor_profile: String,
+    #[serde(default)]
+    pub project_dir: Option<String>,
+}
+
+/// Body of `PATCH /sessions/{id}/metadata`: non-null fields are written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MetadataPatch {
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    #[serde(default)]
+    pub last_resumed_at: Option<String>,
+    #[serde(default)]
+    pub executor_session_id: Option<String>,
+    #[serde(default)]
+    pub executor_profile: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, builds `aof` once, runs
+# format + lint checks and every test. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/aof-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+start_all=$(date +%s)
+stage() { echo; echo "=== [$(date +%H:%M:%S) +$(( $(date +%s) - start_all ))s] $*"; }
+
+stage "toolchain"
+cargo --version
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "build (aof binary once, all targets)"
+cargo build --locked --all-targets
+export AOF_BIN="$CARGO_TARGET_DIR/debug/aof"
+
+stage "clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+stage "tests (nextest)"
+cargo nextest run --locked --workspace --no-fail-fast
+
+stage "doc tests"
+cargo test --locked --workspace --doc
+
+stage "done in $(( $(date +%s) - start_all ))s"
