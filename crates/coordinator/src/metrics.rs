@@ -16,6 +16,8 @@ const BUCKETS: [f64; 12] = [
 #[derive(Default)]
 pub struct Metrics {
     pub sse_clients: AtomicI64,
+    /// Runner long-polls currently parked, waiting for work.
+    pub polls_waiting: AtomicI64,
     pub events_written: AtomicU64,
     dispatch_buckets: [AtomicU64; BUCKETS.len()],
     dispatch_count: AtomicU64,
@@ -73,6 +75,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP aof_events_written_total Events written through this process.\n# TYPE aof_events_written_total counter\naof_events_written_total {}", self.events_written.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP aof_runners_online Runners with a recent heartbeat.\n# TYPE aof_runners_online gauge\naof_runners_online {}", counts.runners_online);
         let _ = writeln!(out, "# HELP aof_sse_clients Open SSE streams.\n# TYPE aof_sse_clients gauge\naof_sse_clients {}", self.sse_clients.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP aof_runner_polls_waiting Runner long-polls parked waiting for work.\n# TYPE aof_runner_polls_waiting gauge\naof_runner_polls_waiting {}", self.polls_waiting.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP aof_dispatch_latency_seconds Run created (or requeued) to runner receiving it.\n# TYPE aof_dispatch_latency_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(

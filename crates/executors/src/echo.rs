@@ -1,9 +1,11 @@
 //! `echo`: emits the prompt back as events. Used by tests, benchmarks and `aof up`
 //! before real executors are configured.
 //!
-//! Knobs come from run parameters (all optional), so tests can shape a run:
-//! `echo_events` (how many assistant messages, default 1), `echo_delay_ms` (pause
-//! before each), `echo_fail` (fail with this message at the end).
+//! Knobs (all optional) let tests and benchmarks shape a run: `echo_events` (how many
+//! assistant messages, default 1), `echo_delay_ms` (pause before each), `echo_fail`
+//! (fail with this message at the end). They come from run parameters, or — since runs
+//! without an agent schema may only carry `prompt` — from a first prompt line
+//! `!echo {"echo_events": 3}`; the rest of the prompt is what gets echoed.
 
 use std::time::Duration;
 
@@ -51,8 +53,18 @@ impl Executor for EchoExecutor {
         "echo"
     }
 
-    async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
-        let knobs = knobs(&job.parameters)?;
+    async fn start(&self, mut job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
+        let knobs = match job.prompt.strip_prefix("!echo ") {
+            Some(rest) => {
+                let (line, text) = rest.split_once('\n').unwrap_or((rest, ""));
+                let params: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| ExecError::BadParameters(format!("!echo line: {e}")))?;
+                let k = knobs(&params)?;
+                job.prompt = text.to_string();
+                k
+            }
+            None => knobs(&job.parameters)?,
+        };
         let done = tokio::spawn(async move {
             let session = job
                 .resume
@@ -175,5 +187,39 @@ mod tests {
             .start(job(serde_json::json!({"echo_events": "x"})), c)
             .await;
         assert!(matches!(err, Err(ExecError::BadParameters(_))));
+    }
+
+    #[tokio::test]
+    async fn knobs_from_prompt_line() {
+        let (c, mut rx) = cx(CancellationToken::new());
+        let mut j = job(serde_json::json!({}));
+        j.prompt = "!echo {\"echo_events\": 2}\nhello".into();
+        let ex = EchoExecutor.start(j, c).await.unwrap();
+        ex.done.await.unwrap().unwrap();
+        rx.recv().await; // session id
+        let texts: Vec<ExecEvent> = [rx.recv().await, rx.recv().await]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                ExecEvent::Message {
+                    role: "assistant".into(),
+                    text: "hello [1]".into()
+                },
+                ExecEvent::Message {
+                    role: "assistant".into(),
+                    text: "hello [2]".into()
+                },
+            ]
+        );
+        let (c, _rx) = cx(CancellationToken::new());
+        let mut j = job(serde_json::json!({}));
+        j.prompt = "!echo {not json\nx".into();
+        assert!(matches!(
+            EchoExecutor.start(j, c).await,
+            Err(ExecError::BadParameters(_))
+        ));
     }
 }

@@ -200,6 +200,13 @@ impl SqliteStore {
         if rec.status == target && target.is_terminal() {
             return Ok(rec);
         }
+        // Resolved without this runner (lease expired, runner removed): its word is late.
+        if rec.status.is_terminal() {
+            return Err(StoreError::LeaseConflict(format!(
+                "Run {run_id} is already {}; the lease is no longer held",
+                rec.status
+            )));
+        }
         let next = rec.status.on(event).map_err(illegal)?;
         let now = ts(Utc::now());
         let sid = rec.run.session_id.clone();

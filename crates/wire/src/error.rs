@@ -36,11 +36,32 @@ impl ErrorBody {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
-            other => other
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| other.to_string()),
+            other => {
+                let head = other
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| other.to_string());
+                // Parameter errors carry the specifics in a list; show them on the same line.
+                let specifics: Vec<String> = other
+                    .get("validation_errors")
+                    .and_then(|v| v.as_array())
+                    .map(|errs| {
+                        errs.iter()
+                            .filter_map(|e| {
+                                let path = e.get("path")?.as_str()?;
+                                let msg = e.get("message")?.as_str()?;
+                                Some(format!("{path}: {msg}"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if specifics.is_empty() {
+                    head
+                } else {
+                    format!("{head} ({})", specifics.join("; "))
+                }
+            }
         }
     }
 }

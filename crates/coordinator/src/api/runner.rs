@@ -109,6 +109,7 @@ pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<R
                 .into_response());
             }
         }
+        let parked = Parked::new(&st.metrics);
         tokio::select! {
             changed = wake.changed() => {
                 if changed.is_err() {
@@ -119,6 +120,26 @@ pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<R
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
         }
+        drop(parked);
+    }
+}
+
+/// Counts a parked long-poll for as long as it waits (also if the client goes away).
+struct Parked<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> Parked<'a> {
+    fn new(m: &'a crate::metrics::Metrics) -> Self {
+        m.polls_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Parked(m)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0
+            .polls_waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,88 @@
+//! The README's promise: `aof up` in one shell, `aof run … --follow` in another.
+
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::process::Command;
+
+use crate::harness::*;
+
+async fn aof_run(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .args(["--url", url, "--timeout", "60"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_then_run_follow_prints_events_and_exit_codes() {
+    let dir = tempdir();
+    let addr_file = dir.path().join("addr");
+    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    let _up = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
+        .arg(&addr_file)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = wait_for("aof up address", || async {
+        std::fs::read_to_string(&addr_file)
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+    let url = format!("http://{addr}");
+    wait_healthy(&url).await;
+    // The default data dir is ./.agent-orchestrator under the working directory.
+    assert!(dir
+        .path()
+        .join(".agent-orchestrator/observability.db")
+        .exists());
+
+    let (code, out, err) = aof_run(&url, &["anything", "hi", "--follow"]).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    for line in [
+        "[run_start]",
+        "[user] hi",
+        "[assistant] hi",
+        "[result] hi",
+        "[run_completed]",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(err.contains("Finished"), "{err}");
+
+    // A run that fails ends the follow with exit 1.
+    let failing = echo_prompt(json!({"echo_fail": "no luck"}), "x");
+    let (code, out, _) = aof_run(&url, &["anything", &failing, "--follow"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[run_failed] no luck"), "{out}");
+
+    // Bad input: one clear line and a non-zero exit, nothing created.
+    let (code, _, err) = aof_run(&url, &["anything", ""]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("rejected (400") && err.contains("non-empty"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (_, body) = call("GET", &format!("{url}/sessions"), None).await;
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 2);
+
+    // Nothing listening: non-zero exit with a clear message.
+    let (code, _, err) = aof_run("http://127.0.0.1:9", &["a", "b"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach the coordinator"), "{err}");
+}

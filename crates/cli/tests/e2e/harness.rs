@@ -1,0 +1,323 @@
+#![allow(dead_code)] // shared by two test binaries; each uses a part
+//! Test harness: real `aof` processes on loopback, each in its own temp dir, with logs
+//! kept in that dir (set AOF_TEST_KEEP_TMP=1 to keep and print it).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use aof_wire::sse::parse::{Frame, Parser};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aof");
+
+/// Generous bound for things that normally take milliseconds (2 loaded cores).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("aof-e2e-")
+        .tempdir()
+        .expect("tempdir");
+    if std::env::var("AOF_TEST_KEEP_TMP").is_ok() {
+        eprintln!("test dir: {}", dir.path().display());
+    }
+    dir
+}
+
+/// Polls `f` until it returns Some, or panics after `PATIENCE` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Env that makes leases, heartbeats and polls short enough for tests.
+pub fn fast_env() -> Vec<(String, String)> {
+    [
+        ("RUNNER_HEARTBEAT_INTERVAL", "1"),
+        ("AOF_LEASE_TTL", "3"),
+        ("RUNNER_POLL_TIMEOUT", "5"),
+        ("RUNNER_LIFECYCLE_INTERVAL", "0.2"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub struct Coordinator {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    starts: u32,
+}
+
+impl Coordinator {
+    pub async fn start(dir: &Path, env: Vec<(String, String)>) -> Coordinator {
+        let data_dir = dir.join("coord");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut c = Coordinator {
+            child: spawn_coord(&data_dir, 0, &env, 0).await,
+            url: String::new(),
+            port: 0,
+            data_dir,
+            env,
+            starts: 1,
+        };
+        let addr = read_addr(&c.data_dir.join("addr")).await;
+        c.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        c.url = format!("http://{addr}");
+        wait_healthy(&c.url).await;
+        c
+    }
+
+    /// SIGKILL: no drain, no cleanup — a crash.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    /// Starts again on the same port and data dir (after `kill9`).
+    pub async fn restart(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir.join("addr"));
+        self.child = spawn_coord(&self.data_dir, self.port, &self.env, self.starts).await;
+        self.starts += 1;
+        read_addr(&self.data_dir.join("addr")).await;
+        wait_healthy(&self.url).await;
+    }
+
+    pub fn log(&self) -> String {
+        (0..self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.data_dir.join(format!("coordinator.{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+async fn spawn_coord(data_dir: &Path, port: u16, env: &[(String, String)], n: u32) -> Child {
+    let log = std::fs::File::create(data_dir.join(format!("coordinator.{n}.log"))).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--addr-file")
+        .arg(data_dir.join("addr"))
+        .envs(env.iter().cloned())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+    cmd.spawn().expect("spawn coordinator")
+}
+
+async fn read_addr(path: &Path) -> String {
+    wait_for("coordinator address file", || async {
+        std::fs::read_to_string(path).ok().filter(|s| !s.is_empty())
+    })
+    .await
+}
+
+pub async fn wait_healthy(url: &str) {
+    let c = client();
+    wait_for("coordinator /health", || async {
+        match c.get(format!("{url}/health")).send().await {
+            Ok(r) if r.status().is_success() => Some(()),
+            _ => None,
+        }
+    })
+    .await
+}
+
+pub struct Runner {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Runner {
+    pub async fn start(url: &str, dir: &Path, name: &str, extra: &[&str]) -> Runner {
+        let rdir = dir.join(name);
+        std::fs::create_dir_all(&rdir).unwrap();
+        let log = std::fs::File::create(rdir.join("runner.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["runner", "--url", url, "--hostname", name])
+            .arg("--workspace")
+            .arg(rdir.join("ws"))
+            .arg("--project-dir")
+            .arg(&rdir)
+            .args(extra)
+            .env("RUST_LOG", "info,aof_runner=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        Runner {
+            child: cmd.spawn().expect("spawn runner"),
+            dir: rdir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("runner.log")).unwrap_or_default()
+    }
+
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// One HTTP call; returns status and JSON body (Null when empty or not JSON).
+pub async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    call_h(method, url, body, &[]).await
+}
+
+pub async fn call_h(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let c = client();
+    let mut rb = c.request(method.parse().unwrap(), url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sends raw bytes (for malformed-JSON cases).
+pub async fn call_raw(method: &str, url: &str, body: &str) -> (u16, Value) {
+    let resp = client()
+        .request(method.parse().unwrap(), url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn start_run(url: &str, prompt: &str) -> (String, String) {
+    let (st, body) = call(
+        "POST",
+        &format!("{url}/runs"),
+        Some(json!({"type": "start_session", "agent_name": "t", "parameters": {"prompt": prompt}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    (
+        body["run_id"].as_str().unwrap().to_string(),
+        body["session_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Echo knobs ride in the prompt's first line (`!echo {json}`), since the implicit
+/// parameter schema allows only `prompt`.
+pub fn echo_prompt(knobs: Value, text: &str) -> String {
+    format!("!echo {knobs}\n{text}")
+}
+
+pub async fn session_status(url: &str, sid: &str) -> String {
+    let (_, b) = call("GET", &format!("{url}/sessions/{sid}/status"), None).await;
+    b["status"].as_str().unwrap_or("").to_string()
+}
+
+pub async fn wait_session(url: &str, sid: &str, want: &str) {
+    wait_for(&format!("session {sid} to be {want}"), || async {
+        (session_status(url, sid).await == want).then_some(())
+    })
+    .await
+}
+
+pub async fn events(url: &str, sid: &str) -> Vec<Value> {
+    let (st, b) = call("GET", &format!("{url}/sessions/{sid}/events"), None).await;
+    assert_eq!(st, 200, "{b}");
+    b["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// Registers a protocol-speaking test runner (a real HTTP client, no executor).
+pub async fn register(url: &str, host: &str) -> String {
+    let (st, b) = call(
+        "POST",
+        &format!("{url}/runner/register"),
+        Some(
+            json!({"hostname": host, "project_dir": "/p", "executor_profile": "test",
+                    "executor": {"type": "autonomous"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    b["runner_id"].as_str().unwrap().to_string()
+}
+
+/// An open SSE stream, read frame by frame.
+pub struct Sse {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    parser: Parser,
+    pending: std::collections::VecDeque<Frame>,
+}
+
+impl Sse {
+    pub async fn open(url: &str, last_event_id: Option<&str>) -> Sse {
+        let mut rb = client().get(url);
+        if let Some(id) = last_event_id {
+            rb = rb.header("last-event-id", id);
+        }
+        let resp = rb.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        Sse {
+            stream: resp.bytes_stream().boxed(),
+            parser: Parser::default(),
+            pending: Default::default(),
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                return Some(f);
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("SSE frame within patience")?
+                .ok()?;
+            self.pending.extend(self.parser.feed(&chunk));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Cross-process end-to-end tests: real `aof` coordinators and runners on loopback.
+
+mod harness;
+
+mod cli;
+mod crash;
+mod leases;
+mod longpoll;
+mod sse_replay;
