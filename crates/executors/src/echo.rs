@@ -132,6 +132,7 @@ mod tests {
             env: Default::default(),
             cancel,
             events: tx,
+            stop_grace: std::time::Duration::from_secs(1),
         };
         (cx, rx)
     }

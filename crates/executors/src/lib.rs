@@ -3,6 +3,7 @@
 //! An executor turns one run into normalized `ExecEvent`s and an `Outcome`. It knows
 //! nothing about HTTP, leases or the store: the runner drives it and reports.
 
+pub mod command;
 pub mod echo;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -33,6 +34,8 @@ pub struct ExecCx {
     pub cancel: CancellationToken,
     /// Executor → runner: normalized output, in order. Dropped by the executor when done.
     pub events: mpsc::Sender<ExecEvent>,
+    /// After `cancel`, how long a process gets between SIGTERM and SIGKILL.
+    pub stop_grace: std::time::Duration,
 }
 
 /// Normalized output of an executor; the runner maps these onto AOF session events.
@@ -88,10 +91,52 @@ pub trait Executor: Send + Sync + 'static {
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError>;
 }
 
-/// Build an executor by name.
-pub fn build(kind: &str) -> Result<Box<dyn Executor>, ExecError> {
-    match kind {
-        "echo" => Ok(Box::new(echo::EchoExecutor)),
-        other => Err(ExecError::Unavailable(other.to_string())),
+/// Executor settings, one variant per executor, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExecutorConfig {
+    Echo,
+    /// A plain command: prompt on stdin, each stdout line an assistant message.
+    Command {
+        program: String,
+        args: Vec<String>,
+    },
+}
+
+impl ExecutorConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecutorConfig::Echo => "echo",
+            ExecutorConfig::Command { .. } => "command",
+        }
+    }
+
+    /// What the runner announces as `executor.command` at registration.
+    pub fn command_line(&self) -> String {
+        match self {
+            ExecutorConfig::Echo => "echo".into(),
+            ExecutorConfig::Command { program, args } => std::iter::once(program.as_str())
+                .chain(args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// The factory: settings in, executor out.
+pub fn build(cfg: &ExecutorConfig) -> Result<Box<dyn Executor>, ExecError> {
+    match cfg {
+        ExecutorConfig::Echo => Ok(Box::new(echo::EchoExecutor)),
+        ExecutorConfig::Command { program, args } => {
+            if program.is_empty() {
+                return Err(ExecError::BadParameters(
+                    "command executor needs a program".into(),
+                ));
+            }
+            Ok(Box::new(command::CommandExecutor {
+                program: program.clone(),
+                args: args.clone(),
+            }))
+        }
     }
 }

@@ -130,6 +130,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         env: Default::default(),
         cancel: control.cancel.child_token(),
         events: tx,
+        stop_grace: shared.cfg.stop_grace,
     };
     let parameters = match &run.parameters {
         serde_json::Value::Object(_) => run.parameters.clone(),
@@ -152,7 +153,8 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         }
     };
 
-    let grace = shared.cfg.stop_grace;
+    // The executor escalates SIGTERM → SIGKILL within stop_grace; this is the backstop.
+    let grace = shared.cfg.stop_grace + STOP_BACKSTOP;
     let mut kill_at: Option<Instant> = None;
     let mut events_open = true;
     let res = loop {
@@ -181,6 +183,9 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     }
     res
 }
+
+/// Extra time past `stop_grace` before an executor that ignores its cancel is aborted.
+const STOP_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn joined(res: Result<Result<Outcome, ExecError>, tokio::task::JoinError>) -> Outcome {
     match res {

@@ -34,11 +34,12 @@ pub struct RunnerConfig {
     pub hostname: String,
     pub project_dir: String,
     pub executor_profile: String,
-    /// Executor kind for `aof_executors::build`.
-    pub executor: String,
+    /// Executor settings for `aof_executors::build`.
+    pub executor: aof_executors::ExecutorConfig,
     /// Each session runs in `workspace_root/<session_id>`.
     pub workspace_root: PathBuf,
-    /// How long a stopped executor may take before it is aborted.
+    /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
+    /// aborts an executor that still has not finished `STOP_BACKSTOP` later.
     pub stop_grace: Duration,
 }
 
@@ -51,7 +52,7 @@ impl Default for RunnerConfig {
             hostname: "localhost".into(),
             project_dir: ".".into(),
             executor_profile: "echo".into(),
-            executor: "echo".into(),
+            executor: aof_executors::ExecutorConfig::Echo,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             stop_grace: Duration::from_secs(5),
         }

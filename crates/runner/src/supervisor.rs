@@ -92,7 +92,10 @@ async fn register(
     let cfg = &shared.cfg;
     let executor = serde_json::Map::from_iter([
         ("type".to_string(), serde_json::json!("autonomous")),
-        ("command".to_string(), serde_json::json!(cfg.executor)),
+        (
+            "command".to_string(),
+            serde_json::json!(cfg.executor.command_line()),
+        ),
     ]);
     let req = RegisterRequest {
         hostname: cfg.hostname.clone(),
@@ -200,7 +203,7 @@ fn dispatch(shared: &Arc<Shared>, run: Run, runner_id: &str, tracker: &TaskTrack
         aof.run.id = %run.run_id,
         aof.session.id = %run.session_id,
         aof.runner.id = %runner_id,
-        aof.executor = %shared.cfg.executor,
+        aof.executor = %shared.cfg.executor.kind(),
         aof.attempt = run.attempt,
     );
     tracker.spawn(

@@ -22,9 +22,13 @@ pub struct RunnerOpts {
     /// Runs executed at once.
     #[arg(long, default_value_t = 4)]
     pub max_concurrent: usize,
-    /// Executor for runs (this build: echo).
+    /// Executor for runs: echo, or command (see --command).
     #[arg(long, default_value = "echo")]
     pub executor: String,
+    /// For `--executor command`: the program and its arguments, shell-quoted
+    /// (e.g. `--command "python3 agent.py --fast"`). The prompt arrives on stdin.
+    #[arg(long)]
+    pub command: Option<String>,
     /// Executor profile name announced to the coordinator (default: the executor).
     #[arg(long)]
     pub profile: Option<String>,
@@ -56,6 +60,32 @@ fn machine_hostname() -> String {
 }
 
 impl RunnerOpts {
+    fn executor_config(&self) -> anyhow::Result<aof_executors::ExecutorConfig> {
+        use aof_executors::ExecutorConfig;
+        match (self.executor.as_str(), &self.command) {
+            ("echo", None) => Ok(ExecutorConfig::Echo),
+            ("command", Some(line)) => {
+                let mut words = shell_words::split(line)
+                    .map_err(|e| anyhow::anyhow!("--command: {e}"))?
+                    .into_iter();
+                let program = words
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--command is empty"))?;
+                Ok(ExecutorConfig::Command {
+                    program,
+                    args: words.collect(),
+                })
+            }
+            ("command", None) => {
+                anyhow::bail!("--executor command needs --command \"PROGRAM ARGS…\"")
+            }
+            ("echo", Some(_)) => anyhow::bail!("--command only applies to --executor command"),
+            (other, _) => {
+                anyhow::bail!("unknown executor '{other}' (this build has: echo, command)")
+            }
+        }
+    }
+
     pub fn config(&self, url: String, data_dir: &std::path::Path) -> anyhow::Result<RunnerConfig> {
         if self.max_concurrent == 0 {
             anyhow::bail!("--max-concurrent must be at least 1");
@@ -89,7 +119,7 @@ impl RunnerOpts {
                 .profile
                 .clone()
                 .unwrap_or_else(|| self.executor.clone()),
-            executor: self.executor.clone(),
+            executor: self.executor_config()?,
             workspace_root: self
                 .workspace
                 .clone()

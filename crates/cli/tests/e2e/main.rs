@@ -3,6 +3,7 @@
 mod harness;
 
 mod cli;
+mod command;
 mod crash;
 mod leases;
 mod longpoll;
