@@ -200,8 +200,10 @@ impl SqliteStore {
         if rec.status == target && target.is_terminal() {
             return Ok(rec);
         }
-        // Resolved without this runner (lease expired, runner removed): its word is late.
-        if rec.status.is_terminal() {
+        // Resolved without this runner (lease expired, runner removed — which clears the
+        // token): its word is late. Resolved by this very lease: an illegal move.
+        let own_lease = who.lease_token.is_none() || rec.lease_token == who.lease_token;
+        if rec.status.is_terminal() && (rec.lease_token.is_none() || !own_lease) {
             return Err(StoreError::LeaseConflict(format!(
                 "Run {run_id} is already {}; the lease is no longer held",
                 rec.status
@@ -289,13 +291,28 @@ impl SqliteStore {
         next: RunStatus,
         error: Option<&str>,
     ) -> StoreResult<()> {
+        self.finish_with(w, rec, next, error, false).await
+    }
+
+    /// `revoke`: the coordinator resolved the run without its runner, so the lease
+    /// token is cleared and later writes with it are refused as stale.
+    async fn finish_with(
+        &self,
+        w: &mut WriteTx<'_>,
+        rec: &RunRecord,
+        next: RunStatus,
+        error: Option<&str>,
+        revoke: bool,
+    ) -> StoreResult<()> {
         let n = sqlx::query(
             "UPDATE runs SET status = ?, completed_at = ?, error = COALESCE(?, error), \
-             lease_expires_ms = NULL WHERE run_id = ? AND status = ?",
+             lease_expires_ms = NULL, lease_token = CASE WHEN ? THEN NULL ELSE lease_token END \
+             WHERE run_id = ? AND status = ?",
         )
         .bind(next.as_str())
         .bind(ts(Utc::now()))
         .bind(error)
+        .bind(revoke)
         .bind(&rec.run.run_id)
         .bind(rec.status.as_str())
         .execute(&mut *w.tx)
@@ -495,12 +512,13 @@ impl SqliteStore {
                     set_session_status(&mut w, &sid, SessionStatus::Pending).await?;
                 }
                 RunStatus::Stopped => {
-                    self.finish(&mut w, &rec, next, None).await?;
+                    self.finish_with(&mut w, &rec, next, None, true).await?;
                     set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
                 }
                 _ => {
                     let error = "Lease expired: the runner stopped renewing it";
-                    self.finish(&mut w, &rec, next, Some(error)).await?;
+                    self.finish_with(&mut w, &rec, next, Some(error), true)
+                        .await?;
                     set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
                     feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
                 }
@@ -590,7 +608,7 @@ impl SqliteStore {
         for row in &rows {
             let rec = run_from_row(row)?;
             let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
-            self.finish(w, &rec, next, Some(error)).await?;
+            self.finish_with(w, &rec, next, Some(error), true).await?;
             let sid = rec.run.session_id.clone();
             set_session_status(w, &sid, SessionStatus::Failed).await?;
             feed_run_failed(w, &rec.run.run_id, &sid, error).await?;
