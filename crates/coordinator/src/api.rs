@@ -6,60 +6,84 @@ mod runs;
 mod sessions;
 mod sse;
 
+use std::sync::Arc;
+
 use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderMap, HeaderValue, Method},
-    routing::{delete, get, post},
-    Router,
+    routing::get,
+    Json, Router,
 };
 use tower_http::{cors::CorsLayer, trace::TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "AOF coordinator",
+        description = "Agent Orchestration Framework: sessions, runs, events, runners. \
+                       Wire-compatible with the AOF reference coordinator."
+    ),
+    tags(
+        (name = "runs"), (name = "sessions"), (name = "runner", description = "Runner protocol"),
+        (name = "runners"), (name = "sse"), (name = "ops")
+    )
+)]
+struct ApiDoc;
+
+/// Every documented route, and the OpenAPI document built from the same list, so the
+/// two cannot drift apart.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(runs::create, runs::list))
+        .routes(routes!(runs::get_one))
+        .routes(routes!(runs::stop))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::get_one, sessions::delete_one))
+        .routes(routes!(sessions::status))
+        .routes(routes!(sessions::result))
+        .routes(routes!(sessions::affinity))
+        .routes(routes!(sessions::bind))
+        .routes(routes!(sessions::events, sessions::post_event))
+        .routes(routes!(sessions::stop))
+        .routes(routes!(sessions::metadata))
+        .routes(routes!(sse::sessions))
+        .routes(routes!(runner::register))
+        .routes(routes!(runner::poll))
+        .routes(routes!(runner::started))
+        .routes(routes!(runner::completed))
+        .routes(routes!(runner::failed))
+        .routes(routes!(runner::stopped))
+        .routes(routes!(runner::session_status))
+        .routes(routes!(runner::heartbeat))
+        .routes(routes!(runner::list))
+        .routes(routes!(runner::remove))
+        .split_for_parts()
+}
+
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.cfg.cors_origins);
-    Router::new()
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/runs", post(runs::create).get(runs::list))
-        .route("/runs/{run_id}", get(runs::get_one))
-        .route("/runs/{run_id}/stop", post(runs::stop))
-        .route("/sessions", get(sessions::list))
-        .route(
-            "/sessions/{id}",
-            get(sessions::get_one).delete(sessions::delete_one),
-        )
-        .route("/sessions/{id}/status", get(sessions::status))
-        .route("/sessions/{id}/result", get(sessions::result))
-        .route("/sessions/{id}/affinity", get(sessions::affinity))
-        .route("/sessions/{id}/bind", post(sessions::bind))
-        .route(
-            "/sessions/{id}/events",
-            get(sessions::events).post(sessions::post_event),
-        )
-        .route("/sessions/{id}/stop", post(sessions::stop))
-        .route(
-            "/sessions/{id}/metadata",
-            axum::routing::patch(sessions::metadata),
-        )
-        .route("/sse/sessions", get(sse::sessions))
-        .route("/runner/register", post(runner::register))
-        .route("/runner/runs", get(runner::poll))
-        .route("/runner/runs/{run_id}/started", post(runner::started))
-        .route("/runner/runs/{run_id}/completed", post(runner::completed))
-        .route("/runner/runs/{run_id}/failed", post(runner::failed))
-        .route("/runner/runs/{run_id}/stopped", post(runner::stopped))
-        .route("/runner/sessions/{id}/status", post(runner::session_status))
-        .route("/runner/heartbeat", post(runner::heartbeat))
-        .route("/runners", get(runner::list))
-        .route("/runners/{runner_id}", delete(runner::remove))
-        .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
-        .layer(cors)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    let (api, doc) = routes();
+    let doc = Arc::new(doc);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .fallback(ops::not_found)
+    .method_not_allowed_fallback(ops::method_not_allowed)
+    .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+    .layer(cors)
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
 }
 
 fn cors_layer(origins: &str) -> CorsLayer {

@@ -94,16 +94,7 @@ pub enum RunReport {
 }
 
 /// Result of a stop request, shaped like the reference's response.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StopOutcome {
-    pub ok: bool,
-    pub session_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
+pub type StopOutcome = aof_wire::api::StopResponse;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeleteOutcome {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// An event as posted to `POST /sessions/{id}/events` and sent in SSE `event` frames.
 /// All fields are always serialized (nulls included), like the reference.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct Event {
     pub event_type: String,
     pub session_id: String,
@@ -13,8 +13,10 @@ pub struct Event {
     #[serde(default)]
     pub tool_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub tool_input: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub tool_output: Option<serde_json::Value>,
     #[serde(default)]
     pub error: Option<String>,
@@ -25,10 +27,12 @@ pub struct Event {
     #[serde(default)]
     pub role: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub content: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     pub result_text: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub result_data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -63,7 +67,7 @@ impl Event {
 
 /// An event as stored: the reference's `id`, plus our per-session `seq` and the run it
 /// belongs to. `id` is the global, commit-ordered cursor (also the SSE `id`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: i64,
     /// 1, 2, 3… within the session, without gaps.
@@ -74,7 +78,7 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventList {
     pub events: Vec<StoredEvent>,
 }

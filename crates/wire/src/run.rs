@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunType {
     StartSession,
@@ -18,7 +18,7 @@ impl RunType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionMode {
     #[default]
@@ -38,7 +38,7 @@ impl ExecutionMode {
 }
 
 /// What a run needs from a runner. Unset fields match anything; `tags` must all be present.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct Demands {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
@@ -75,10 +75,11 @@ impl Demands {
 }
 
 /// Body of `POST /runs`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunCreate {
     #[serde(rename = "type")]
     pub run_type: RunType,
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub session_id: Option<String>,
@@ -93,10 +94,11 @@ pub struct RunCreate {
     #[serde(default)]
     pub additional_demands: Option<Demands>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub scope: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunCreateResponse {
     pub run_id: String,
     pub session_id: String,
@@ -105,19 +107,21 @@ pub struct RunCreateResponse {
 
 /// A run as `GET /runs` shows it. The runner's poll adds `scope`,
 /// `resolved_agent_blueprint`, `lease_token` and `attempt`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Run {
     pub run_id: String,
     #[serde(rename = "type")]
     pub run_type: RunType,
     pub session_id: String,
     pub agent_name: Option<String>,
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     pub project_dir: Option<String>,
     pub parent_session_id: Option<String>,
     pub execution_mode: ExecutionMode,
     pub demands: Option<Demands>,
-    pub status: aof_status::RunStatusWire,
+    /// pending, claimed, running, stopping, completed, failed or stopped.
+    pub status: String,
     pub runner_id: Option<String>,
     pub error: Option<String>,
     pub created_at: String,
@@ -129,8 +133,10 @@ pub struct Run {
     #[serde(default)]
     pub attempt: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub scope: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub resolved_agent_blueprint: Option<serde_json::Value>,
     /// AOF-RS: only in the poll response, to the runner that holds the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,12 +149,7 @@ impl Run {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunList {
     pub runs: Vec<Run>,
-}
-
-/// Status strings are plain on the wire; this alias keeps the type visible in signatures.
-pub mod aof_status {
-    pub type RunStatusWire = String;
 }

@@ -4,12 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::Run;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct RegisterRequest {
     pub hostname: String,
     pub project_dir: String,
     pub executor_profile: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub executor: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
@@ -21,7 +22,7 @@ pub struct RegisterRequest {
     pub instance_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RegisterResponse {
     pub runner_id: String,
     pub poll_endpoint: String,
@@ -35,7 +36,7 @@ pub struct RegisterResponse {
 }
 
 /// What a long-poll returns (HTTP 200); an empty poll is HTTP 204.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PollResponse {
     Run { run: Box<Run> },
@@ -43,12 +44,12 @@ pub enum PollResponse {
     Deregistered { deregistered: bool },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct RunnerIdBody {
     pub runner_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CompletedBody {
     pub runner_id: String,
     #[serde(default = "success")]
@@ -61,13 +62,13 @@ fn success() -> String {
     "success".into()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FailedBody {
     pub runner_id: String,
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StoppedBody {
     pub runner_id: String,
     #[serde(default = "sigterm")]
@@ -78,20 +79,20 @@ fn sigterm() -> String {
     "SIGTERM".into()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionStatusBody {
     pub runner_id: String,
     pub status: String,
 }
 
 /// A lease our runner believes it holds, sent with heartbeats.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct HeldLease {
     pub run_id: String,
     pub lease_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct HeartbeatRequest {
     pub runner_id: String,
     /// AOF-RS: leases to renew. Reference runners omit it; then every lease of the runner is renewed.
@@ -99,7 +100,7 @@ pub struct HeartbeatRequest {
     pub leases: Option<Vec<HeldLease>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct HeartbeatResponse {
     pub ok: bool,
     /// AOF-RS: runs in `leases` the runner no longer holds; it must stop them.
@@ -107,7 +108,7 @@ pub struct HeartbeatResponse {
     pub revoked: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerInfo {
     pub runner_id: String,
     pub registered_at: String,
@@ -115,6 +116,7 @@ pub struct RunnerInfo {
     pub hostname: String,
     pub project_dir: String,
     pub executor_profile: String,
+    #[schema(value_type = Object)]
     pub executor: serde_json::Map<String, serde_json::Value>,
     pub tags: Vec<String>,
     pub require_matching_tags: bool,
@@ -122,12 +124,7 @@ pub struct RunnerInfo {
     pub seconds_since_heartbeat: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerList {
     pub runners: Vec<RunnerInfo>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Ok {
-    pub ok: bool,
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Session {
     pub session_id: String,
     pub status: String,
@@ -16,23 +16,24 @@ pub struct Session {
     pub hostname: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionEnvelope {
     pub session: Session,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionResult {
     pub result_text: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub result_data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Affinity {
     pub session_id: String,
     pub hostname: Option<String>,
@@ -41,7 +42,7 @@ pub struct Affinity {
 }
 
 /// Body of `POST /sessions/{id}/bind`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BindRequest {
     pub executor_session_id: String,
     pub hostname: String,
@@ -51,7 +52,7 @@ pub struct BindRequest {
 }
 
 /// Body of `PATCH /sessions/{id}/metadata`: non-null fields are written.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct MetadataPatch {
     #[serde(default)]
     pub project_dir: Option<String>,

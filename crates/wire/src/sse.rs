@@ -14,22 +14,23 @@ pub const RUN_FAILED: &str = "run_failed";
 pub const RESYNC: &str = "resync";
 
 /// One entry of the coordinator's feed: what SSE clients see, with its global cursor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FeedItem {
     pub cursor: i64,
     /// SSE event name (one of the constants above).
     pub kind: String,
     pub session_id: Option<String>,
     /// The SSE `data` payload.
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionPayload {
     pub session: Session,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventPayload {
     pub data: Event,
 }

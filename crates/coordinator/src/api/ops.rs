@@ -2,20 +2,29 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 
+use aof_wire::api::StatusResponse;
+
 use crate::{error::ApiError, AppState};
 
-pub(crate) async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "healthy"}))
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "Process up", body = aof_wire::api::StatusResponse)))]
+pub(crate) async fn health() -> Json<StatusResponse> {
+    Json(StatusResponse {
+        status: "healthy".into(),
+    })
 }
 
-pub(crate) async fn ready(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable", body = aof_wire::ErrorBody)))]
+pub(crate) async fn ready(State(st): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
     st.store
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(format!("store not reachable: {e}")))?;
-    Ok(Json(serde_json::json!({"status": "ready"})))
+    Ok(Json(StatusResponse {
+        status: "ready".into(),
+    }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = st.store.counts().await?;
     Ok((

@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 
 use aof_core::SessionStatus;
 use aof_store::{RunReport, Writer};
-use aof_wire::runner::*;
+use aof_wire::{
+    api::{OkResponse, RemoveRunnerResponse},
+    runner::*,
+};
 
 use super::lease_headers;
 use crate::{
@@ -32,6 +35,7 @@ fn derive_runner_id(req: &RegisterRequest) -> String {
     format!("lnch_{hex}")
 }
 
+#[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn register(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<RegisterRequest>,
@@ -64,6 +68,7 @@ pub(crate) async fn register(
 
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits
 /// for a wake-up (new run, stop, requeue) up to the poll timeout, then answers 204.
+#[utoipa::path(get, path = "/runner/runs", tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
     let runner_id = q.require("runner_id")?.to_string();
     let accept_runs = q.bool("accept_runs", true)?;
@@ -151,16 +156,17 @@ fn writer(runner_id: String, headers: &HeaderMap) -> Writer {
     }
 }
 
-fn ok() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"ok": true}))
+fn ok() -> Json<OkResponse> {
+    Json(OkResponse { ok: true })
 }
 
+#[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn started(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkResponse>> {
     st.store
         .report(
             &run_id,
@@ -171,12 +177,13 @@ pub(crate) async fn started(
     Ok(ok())
 }
 
+#[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn completed(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CompletedBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkResponse>> {
     let session_status = match body.session_status.as_deref() {
         None => None,
         Some("idle") => Some(SessionStatus::Idle),
@@ -198,12 +205,13 @@ pub(crate) async fn completed(
     Ok(ok())
 }
 
+#[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn failed(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<FailedBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkResponse>> {
     st.store
         .report(
             &run_id,
@@ -214,12 +222,13 @@ pub(crate) async fn failed(
     Ok(ok())
 }
 
+#[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stopped(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StoppedBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkResponse>> {
     st.store
         .report(
             &run_id,
@@ -232,11 +241,12 @@ pub(crate) async fn stopped(
     Ok(ok())
 }
 
+#[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn session_status(
     State(st): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SessionStatusBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OkResponse>> {
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,
@@ -253,6 +263,7 @@ pub(crate) async fn session_status(
     Ok(ok())
 }
 
+#[utoipa::path(post, path = "/runner/heartbeat", tag = "runner", request_body = aof_wire::runner::HeartbeatRequest, responses((status = 200, description = "Leases renewed", body = aof_wire::runner::HeartbeatResponse), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<HeartbeatRequest>,
@@ -269,6 +280,7 @@ pub(crate) async fn heartbeat(
     Ok(Json(HeartbeatResponse { ok: true, revoked }))
 }
 
+#[utoipa::path(get, path = "/runners", tag = "runners", responses((status = 200, description = "Registered runners", body = aof_wire::runner::RunnerList)))]
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<RunnerList>> {
     let stale = chrono::Duration::from_std(st.cfg.stale_threshold)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -277,11 +289,12 @@ pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<RunnerLis
     }))
 }
 
+#[utoipa::path(delete, path = "/runners/{runner_id}", tag = "runners", params(("runner_id" = String, Path, description = "Runner id"), ("self" = Option<bool>, Query, description = "true: remove now (the runner itself); false: mark for deregistration")), responses((status = 200, description = "Removed or marked", body = aof_wire::api::RemoveRunnerResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn remove(
     State(st): State<AppState>,
     Path(runner_id): Path<String>,
     q: QueryMap,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RemoveRunnerResponse>> {
     let self_ = q.bool("self", false)?;
     st.store.remove_runner(&runner_id, self_).await?;
     st.wake_runners();
@@ -290,9 +303,11 @@ pub(crate) async fn remove(
     } else {
         ("Runner marked for deregistration", "external")
     };
-    Ok(Json(
-        serde_json::json!({"ok": true, "message": message, "initiated_by": by}),
-    ))
+    Ok(Json(RemoveRunnerResponse {
+        ok: true,
+        message: message.into(),
+        initiated_by: by.into(),
+    }))
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ fn validate_parameters(
     ))
 }
 
+#[utoipa::path(post, path = "/runs", tag = "runs", request_body = aof_wire::RunCreate, responses((status = 201, description = "Run created", body = aof_wire::RunCreateResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<RunCreate>,
@@ -163,6 +164,7 @@ pub(crate) fn public(mut run: Run) -> Run {
     run
 }
 
+#[utoipa::path(get, path = "/runs", tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunList>> {
     let runs = st.store.list_runs(q.get("status")).await?;
     Ok(Json(RunList {
@@ -170,6 +172,7 @@ pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<J
     }))
 }
 
+#[utoipa::path(get, path = "/runs/{run_id}", tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "The run", body = aof_wire::Run), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_one(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
@@ -182,6 +185,7 @@ pub(crate) async fn get_one(
     Ok(Json(public(rec.run)))
 }
 
+#[utoipa::path(post, path = "/runs/{run_id}/stop", tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path(run_id): Path<String>,

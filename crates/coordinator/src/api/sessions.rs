@@ -12,6 +12,10 @@ use axum::{
 use aof_core::SessionStatus;
 use aof_store::EventWrite;
 use aof_wire::{
+    api::{
+        AffinityResponse, DeleteSessionResponse, DeletedCounts, EventPosted, SessionOkResponse,
+        StatusResponse,
+    },
     event::EventList,
     session::{BindRequest, MetadataPatch, SessionEnvelope, SessionList},
     Event, SessionResult,
@@ -28,12 +32,14 @@ fn not_found() -> ApiError {
     ApiError::NotFound("Session not found".into(), "session_not_found")
 }
 
+#[utoipa::path(get, path = "/sessions", tag = "sessions", responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<SessionList>> {
     Ok(Json(SessionList {
         sessions: st.store.list_sessions().await?,
     }))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session", body = aof_wire::session::SessionEnvelope), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -42,18 +48,20 @@ pub(crate) async fn get_one(
     Ok(Json(SessionEnvelope { session }))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/status", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Status, or not_existent", body = aof_wire::api::StatusResponse)))]
 pub(crate) async fn status(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<StatusResponse>> {
     let status = st
         .store
         .get_session(&id)
         .await?
         .map_or_else(|| "not_existent".to_string(), |s| s.status);
-    Ok(Json(serde_json::json!({ "status": status })))
+    Ok(Json(StatusResponse { status }))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/result", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Latest result event", body = aof_wire::SessionResult), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn result(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -75,36 +83,40 @@ pub(crate) async fn result(
     Ok(Json(result))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}/affinity", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Where the session's executor state lives", body = aof_wire::api::AffinityResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn affinity(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let a = st.store.affinity(&id).await?.ok_or_else(not_found)?;
-    Ok(Json(serde_json::json!({ "affinity": a })))
+) -> ApiResult<Json<AffinityResponse>> {
+    let affinity = st.store.affinity(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(AffinityResponse { affinity }))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/bind", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn bind(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<BindRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SessionOkResponse>> {
     let (lease, _) = lease_headers(&headers);
     let session = st.store.bind(&id, &req, lease.as_deref()).await?;
-    Ok(Json(serde_json::json!({"ok": true, "session": session})))
+    Ok(Json(SessionOkResponse { ok: true, session }))
 }
 
+#[utoipa::path(patch, path = "/sessions/{id}/metadata", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::session::MetadataPatch, responses((status = 200, description = "Updated", body = aof_wire::api::SessionOkResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn metadata(
     State(st): State<AppState>,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<MetadataPatch>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SessionOkResponse>> {
     let session = st.store.patch_metadata(&id, &patch).await?;
-    Ok(Json(serde_json::json!({"ok": true, "session": session})))
+    Ok(Json(SessionOkResponse { ok: true, session }))
 }
 
 /// Events of a session in commit order. All by default (no cap); `after` (an event
 /// `id`) and `limit` page through long sessions.
+#[utoipa::path(get, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("after" = Option<i64>, Query, description = "Only events with a larger id"), ("limit" = Option<i64>, Query, description = "At most this many (>= 1); default all")), responses((status = 200, description = "Events in commit order", body = aof_wire::event::EventList), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn events(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -125,12 +137,13 @@ pub(crate) async fn events(
     Ok(Json(EventList { events }))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn post_event(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(event): JsonBody<Event>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<EventPosted>)> {
     if event.session_id != id {
         return Err(ApiError::BadRequest(
             "Event session_id must match URL session_id".into(),
@@ -174,16 +187,27 @@ pub(crate) async fn post_event(
             st.metrics.events_written.fetch_add(1, Ordering::Relaxed);
             Ok((
                 StatusCode::CREATED,
-                Json(serde_json::json!({"ok": true, "id": ev.id, "seq": ev.seq})),
+                Json(EventPosted {
+                    ok: true,
+                    id: Some(ev.id),
+                    seq: Some(ev.seq),
+                    duplicate: None,
+                }),
             ))
         }
         None => Ok((
             StatusCode::CREATED,
-            Json(serde_json::json!({"ok": true, "duplicate": true})),
+            Json(EventPosted {
+                ok: true,
+                id: None,
+                seq: None,
+                duplicate: Some(true),
+            }),
         )),
     }
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -193,15 +217,20 @@ pub(crate) async fn stop(
     Ok(Json(out))
 }
 
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Deleted with its runs and events", body = aof_wire::api::DeleteSessionResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody)))]
 pub(crate) async fn delete_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<DeleteSessionResponse>> {
     let out = st.store.delete_session(&id).await?;
-    Ok(Json(serde_json::json!({
-        "ok": true,
-        "session_id": id,
-        "deleted": {"session": true, "events_count": out.events_count, "runs_count": out.runs_count},
-        "runs_removed_from_cache": out.runs_count,
-    })))
+    Ok(Json(DeleteSessionResponse {
+        ok: true,
+        session_id: id,
+        deleted: DeletedCounts {
+            session: true,
+            events_count: out.events_count,
+            runs_count: out.runs_count,
+        },
+        runs_removed_from_cache: out.runs_count,
+    }))
 }

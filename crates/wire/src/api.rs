@@ -1,0 +1,73 @@
+//! Small response envelopes of the HTTP API, typed so the OpenAPI document is exact.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{session::Affinity, Session};
+
+/// `{"status": "..."}` — health, readiness and session status.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StatusResponse {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct OkResponse {
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SessionOkResponse {
+    pub ok: bool,
+    pub session: Session,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct AffinityResponse {
+    pub affinity: Affinity,
+}
+
+/// Answer to an event post: its cursor and sequence, or `duplicate` for a repeated key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct EventPosted {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct DeletedCounts {
+    pub session: bool,
+    pub events_count: u64,
+    pub runs_count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct DeleteSessionResponse {
+    pub ok: bool,
+    pub session_id: String,
+    pub deleted: DeletedCounts,
+    pub runs_removed_from_cache: u64,
+}
+
+/// Result of a stop request (run or session), shaped like the reference's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StopResponse {
+    pub ok: bool,
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RemoveRunnerResponse {
+    pub ok: bool,
+    pub message: String,
+    pub initiated_by: String,
+}
