@@ -1,9 +1,16 @@
-//! One module per subcommand.
+//! One module per subcommand; resource nouns (`agents`, `sessions`, `runs`, `runners`,
+//! `config`) have one file per verb under `<noun>/`.
 
+pub mod agents;
+pub mod bench;
+pub mod config;
 pub mod coordinator;
 pub mod health;
 pub mod run;
 pub mod runner;
+pub mod runners;
+pub mod runs;
+pub mod sessions;
 pub mod up;
 
 use tokio_util::sync::CancellationToken;
@@ -44,8 +51,4 @@ pub fn write_addr_file(
         std::fs::rename(&tmp, p)?;
     }
     Ok(())
-}
-
-pub fn env_url() -> String {
-    std::env::var("AGENT_ORCHESTRATOR_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8765".into())
 }

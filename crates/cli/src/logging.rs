@@ -2,12 +2,7 @@
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Compact,
-    Json,
-}
+pub use aof_config::LogFormat;
 
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env()

@@ -1,22 +1,43 @@
-//! `aof`: the single binary. A thin shim over the library crates: parse flags, set up
-//! logging and signals, call into coordinator/runner, map errors to exit codes.
+//! `aof`: the single binary. A thin shim over the library crates: parse flags, merge
+//! settings (`aof-config`), set up logging and signals, call into coordinator/runner or
+//! the HTTP API, map errors to exit codes (0 ok; 1 refused or failed; 2 usage,
+//! connection or configuration error).
 
+mod client;
 mod commands;
+mod follow;
 mod logging;
 mod sse_client;
+mod table;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  aof up                                  # coordinator + runner on 127.0.0.1:8765
+  aof run demo \"hello\" --follow           # start a session and stream it
+  aof sessions list --json
+  aof config show                         # merged settings and where each came from
+
+Settings: flags > environment (AOF_*, reference names as aliases) > --config FILE > defaults.
+Exit codes: 0 ok; 1 the operation failed or was refused; 2 usage, connection or config error.";
 
 #[derive(Parser)]
 #[command(
     name = "aof",
     version,
-    about = "AOF — the Agent Orchestration Framework"
+    about = "AOF — the Agent Orchestration Framework",
+    after_help = EXAMPLES
 )]
 struct Cli {
-    /// Log output: pretty, compact or json (filter with RUST_LOG).
-    #[arg(long, global = true, env = "AOF_LOG_FORMAT", default_value = "compact")]
-    log_format: logging::LogFormat,
+    /// TOML settings file (default: AOF_CONFIG; none if unset).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log output: pretty, compact or json (filter with RUST_LOG) [default: compact].
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,19 +47,89 @@ enum Command {
     /// Coordinator + one local runner + embedded SQLite, in one process.
     Up(commands::up::UpArgs),
     /// Run the coordinator alone.
+    #[command(
+        after_help = "Example:\n  aof coordinator --listen 0.0.0.0:8765 --data-dir /var/lib/aof"
+    )]
     Coordinator(commands::coordinator::CoordinatorArgs),
     /// Run a runner that dials out to a coordinator.
+    #[command(
+        after_help = "Example:\n  aof runner --url http://coordinator:8765 --tags gpu --max-concurrent 2"
+    )]
     Runner(commands::runner::RunnerArgs),
-    /// Start a session for AGENT with PROMPT; `--follow` streams it to the end.
+    /// Start a session for AGENT with PROMPT (or resume one); `--follow` streams it to the end.
     Run(commands::run::RunArgs),
+    /// Manage agent blueprints: list, show, apply DIR, delete.
+    Agents(commands::agents::AgentsArgs),
+    /// Manage sessions: list, show, events [--follow], stop, delete.
+    Sessions(commands::sessions::SessionsArgs),
+    /// Manage runs: list, show, stop.
+    Runs(commands::runs::RunsArgs),
+    /// Manage runners: list, remove.
+    Runners(commands::runners::RunnersArgs),
+    /// Show the merged settings, or the table of every setting.
+    Config(commands::config::ConfigArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
     Health(commands::health::HealthArgs),
+    /// Measure an AOF-compatible coordinator over HTTP.
+    Bench(commands::bench::BenchArgs),
+}
+
+impl Command {
+    /// The flags this command was given, as `(setting key, value)` for the merge.
+    fn flags(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Command::Up(a) => a.flags(),
+            Command::Coordinator(a) => a.flags(),
+            Command::Runner(a) => a.flags(),
+            Command::Run(a) => a.url.flags(),
+            Command::Agents(a) => a.common.flags(),
+            Command::Sessions(a) => a.common.flags(),
+            Command::Runs(a) => a.common.flags(),
+            Command::Runners(a) => a.common.flags(),
+            Command::Config(a) => a.flags(),
+            Command::Health(a) => a.flags(),
+            Command::Bench(_) => Vec::new(),
+        }
+    }
+
+    /// Servers log at info; one-shot commands only warn.
+    fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_) | Command::Coordinator(_) | Command::Runner(_)
+        )
+    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Run(_) | Command::Health(_));
-    logging::init(cli.log_format, if quiet { "warn" } else { "info" });
+    let mut flags = cli.command.flags();
+    if let Some(f) = &cli.log_format {
+        flags.push(("log.format", f.clone()));
+    }
+    let inputs = aof_config::Inputs {
+        config_path: cli.config.clone(),
+        flags,
+    };
+    let cfg = match aof_config::Config::from_process(&inputs).and_then(|c| {
+        let format = c.log_format()?;
+        Ok((c, format))
+    }) {
+        Ok((cfg, format)) => {
+            let server = cli.command.is_server();
+            logging::init(format, if server { "info" } else { "warn" });
+            if server {
+                for note in cfg.shadowed() {
+                    tracing::info!("settings: {note}");
+                }
+            }
+            cfg
+        }
+        Err(e) => {
+            eprintln!("aof: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,15 +142,26 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Up(a) => commands::up::run(a).await,
-            Command::Coordinator(a) => commands::coordinator::run(a).await,
-            Command::Runner(a) => commands::runner::run(a).await,
-            Command::Run(a) => commands::run::run(a).await,
-            Command::Health(a) => commands::health::run(a).await,
+            Command::Up(a) => commands::up::run(a, &cfg).await,
+            Command::Coordinator(a) => commands::coordinator::run(a, &cfg).await,
+            Command::Runner(a) => commands::runner::run(a, &cfg).await,
+            Command::Run(a) => commands::run::run(a, &cfg).await,
+            Command::Agents(a) => commands::agents::run(a, &cfg).await,
+            Command::Sessions(a) => commands::sessions::run(a, &cfg).await,
+            Command::Runs(a) => commands::runs::run(a, &cfg).await,
+            Command::Runners(a) => commands::runners::run(a, &cfg).await,
+            Command::Config(a) => commands::config::run(a, &cfg).await,
+            Command::Health(a) => commands::health::run(a, &cfg).await,
+            Command::Bench(a) => commands::bench::run(a).await,
         }
     });
     match result {
         Ok(code) => std::process::ExitCode::from(code),
+        // The coordinator answered with an error: the operation was refused.
+        Err(e) if e.downcast_ref::<client::Refused>().is_some() => {
+            eprintln!("aof: {e}");
+            std::process::ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("aof: {e:#}");
             std::process::ExitCode::from(2)

@@ -1,6 +1,7 @@
 //! The HTTP router: AOF reference routes plus `/ready` and `/metrics`.
 
 mod ops;
+mod registry;
 mod runner;
 mod runs;
 mod sessions;
@@ -29,7 +30,8 @@ use crate::AppState;
     ),
     tags(
         (name = "runs"), (name = "sessions"), (name = "runner", description = "Runner protocol"),
-        (name = "runners"), (name = "sse"), (name = "ops")
+        (name = "runners"), (name = "sse"), (name = "ops"), (name = "agents"),
+        (name = "capabilities"), (name = "mcp-servers")
     )
 )]
 struct ApiDoc;
@@ -64,6 +66,28 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runner::heartbeat))
         .routes(routes!(runner::list))
         .routes(routes!(runner::remove))
+        .routes(routes!(registry::list_agents, registry::create_agent))
+        .routes(routes!(
+            registry::get_agent,
+            registry::update_agent,
+            registry::delete_agent
+        ))
+        .routes(routes!(registry::agent_status))
+        .routes(routes!(
+            registry::list_capabilities,
+            registry::create_capability
+        ))
+        .routes(routes!(
+            registry::get_capability,
+            registry::update_capability,
+            registry::delete_capability
+        ))
+        .routes(routes!(registry::list_mcp, registry::create_mcp))
+        .routes(routes!(
+            registry::get_mcp,
+            registry::update_mcp,
+            registry::delete_mcp
+        ))
         .split_for_parts()
 }
 

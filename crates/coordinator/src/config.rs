@@ -1,6 +1,8 @@
-//! Coordinator settings. Defaults and environment names follow the AOF reference.
+//! Coordinator settings, already parsed. Loading them (file, environment names, flags,
+//! derived defaults) is `aof-config`'s job, so every name lives in one registry there;
+//! the defaults here are the ones it documents.
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use aof_core::RecoveryMode;
 use aof_store_sqlite::Durability;
@@ -10,6 +12,8 @@ pub struct CoordinatorConfig {
     pub listen: SocketAddr,
     /// SQLite file (`AGENT_ORCHESTRATOR_DB_PATH`).
     pub db_path: PathBuf,
+    /// Agent blueprint directory (`AGENT_ORCHESTRATOR_AGENTS_DIR`, `<data_dir>/agents`).
+    pub agents_dir: PathBuf,
     /// `AOF_SQLITE_SYNCHRONOUS`: normal (default) or full.
     pub durability: Durability,
     /// Longest a runner's long-poll is held (`RUNNER_POLL_TIMEOUT`, 30 s).
@@ -32,6 +36,9 @@ pub struct CoordinatorConfig {
     pub cors_origins: String,
     /// Largest request body accepted, bytes (`AOF_MAX_BODY_BYTES`, 4 MiB).
     pub max_body_bytes: usize,
+    /// Environment variables blueprints may read as `${env.NAME}` (`AOF_PLACEHOLDER_ENV`,
+    /// comma separated; default none — the coordinator's environment never leaks otherwise).
+    pub placeholder_env: Vec<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -40,6 +47,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             listen: "127.0.0.1:8765".parse().expect("valid default address"),
             db_path: PathBuf::from(".agent-orchestrator/observability.db"),
+            agents_dir: PathBuf::from(".agent-orchestrator/agents"),
             durability: Durability::Normal,
             poll_timeout: Duration::from_secs(30),
             heartbeat_interval: heartbeat,
@@ -51,112 +59,20 @@ impl Default for CoordinatorConfig {
             sweep_interval: Duration::from_secs(5),
             cors_origins: "*".into(),
             max_body_bytes: 4 << 20,
+            placeholder_env: Vec::new(),
         }
     }
-}
-
-fn secs(v: &str, name: &str) -> Result<Duration, String> {
-    let f: f64 = v
-        .trim()
-        .parse()
-        .map_err(|_| format!("{name} must be a number of seconds, got '{v}'"))?;
-    if !(f > 0.0 && f < 1e9) {
-        return Err(format!("{name} must be > 0, got '{v}'"));
-    }
-    Ok(Duration::from_secs_f64(f))
 }
 
 impl CoordinatorConfig {
-    /// Applies the environment over `self` through `get` (so tests need not touch the process env).
-    pub fn apply_env(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        if let Some(v) = get("AGENT_ORCHESTRATOR_DB_PATH") {
-            self.db_path = PathBuf::from(v);
-        }
-        if let Some(v) = get("AOF_SQLITE_SYNCHRONOUS") {
-            self.durability = Durability::from_str(&v)?;
-        }
-        let mut lease_set = false;
-        for (name, field) in [
-            ("RUNNER_POLL_TIMEOUT", &mut self.poll_timeout),
-            ("RUNNER_HEARTBEAT_INTERVAL", &mut self.heartbeat_interval),
-            ("RUNNER_STALE_THRESHOLD", &mut self.stale_threshold),
-            ("RUNNER_REMOVE_THRESHOLD", &mut self.remove_threshold),
-            ("RUN_NO_MATCH_TIMEOUT", &mut self.no_match_timeout),
-        ] {
-            if let Some(v) = get(name) {
-                *field = secs(&v, name)?;
-            }
-        }
-        if let Some(v) = get("AOF_LEASE_TTL") {
-            self.lease_ttl = secs(&v, "AOF_LEASE_TTL")?;
-            lease_set = true;
-        }
-        if !lease_set {
-            self.lease_ttl = self.heartbeat_interval * 3;
-        }
-        self.sweep_interval = (self.lease_ttl / 4).min(Duration::from_secs(5));
-        if let Some(v) = get("RUNNER_LIFECYCLE_INTERVAL") {
-            self.sweep_interval = secs(&v, "RUNNER_LIFECYCLE_INTERVAL")?;
-        }
-        if let Some(v) = get("RUN_RECOVERY_MODE") {
-            self.recovery = RecoveryMode::from_str(&v)?;
-        }
-        if let Some(v) = get("CORS_ORIGINS") {
-            self.cors_origins = v;
-        }
-        if let Some(v) = get("AOF_MAX_BODY_BYTES") {
-            self.max_body_bytes = v
-                .parse()
-                .map_err(|_| format!("AOF_MAX_BODY_BYTES must be a byte count, got '{v}'"))?;
-        }
-        Ok(self)
-    }
-
-    pub fn from_env() -> Result<Self, String> {
-        CoordinatorConfig::default().apply_env(|k| std::env::var(k).ok())
-    }
-
+    /// Cross-field checks; the message names the settings involved.
     pub fn validate(&self) -> Result<(), String> {
         if self.lease_ttl < self.sweep_interval {
-            return Err("lease TTL must be at least the sweep interval".into());
+            return Err("coordinator.lease_ttl (AOF_LEASE_TTL) must be at least coordinator.sweep_interval (RUNNER_LIFECYCLE_INTERVAL)".into());
         }
         if self.stale_threshold > self.remove_threshold {
-            return Err("RUNNER_STALE_THRESHOLD must not exceed RUNNER_REMOVE_THRESHOLD".into());
+            return Err("coordinator.stale_threshold (RUNNER_STALE_THRESHOLD) must not exceed coordinator.remove_threshold (RUNNER_REMOVE_THRESHOLD)".into());
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_overrides_and_errors() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let c = CoordinatorConfig::default()
-            .apply_env(env(&[
-                ("RUNNER_HEARTBEAT_INTERVAL", "2"),
-                ("RUN_RECOVERY_MODE", "all"),
-            ]))
-            .unwrap();
-        assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
-        assert_eq!(c.lease_ttl, Duration::from_secs(6));
-        assert_eq!(c.sweep_interval, Duration::from_millis(1500));
-        assert_eq!(c.recovery, RecoveryMode::All);
-        let err = CoordinatorConfig::default()
-            .apply_env(env(&[("RUNNER_POLL_TIMEOUT", "soon")]))
-            .unwrap_err();
-        assert!(err.contains("RUNNER_POLL_TIMEOUT"));
-        assert!(CoordinatorConfig::default()
-            .apply_env(env(&[("RUN_RECOVERY_MODE", "maybe")]))
-            .is_err());
     }
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
     ConflictObject(serde_json::Value, &'static str),
     #[error("{0}")]
     Unauthorized(String, &'static str),
+    /// 422 with a string `detail` (a stored blueprint that cannot be resolved).
+    #[error("{0}")]
+    Unprocessable(String, &'static str),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -39,7 +42,9 @@ impl ApiError {
         match self {
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(..) | ApiError::BadRequestObject(..) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::Unprocessable(..) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Conflict(..) | ApiError::ConflictObject(..) => StatusCode::CONFLICT,
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +59,8 @@ impl ApiError {
             | ApiError::BadRequestObject(_, c)
             | ApiError::Conflict(_, c)
             | ApiError::ConflictObject(_, c)
-            | ApiError::Unauthorized(_, c) => c,
+            | ApiError::Unauthorized(_, c)
+            | ApiError::Unprocessable(_, c) => c,
             ApiError::Validation(_) => "validation_error",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -90,6 +96,29 @@ impl From<StoreError> for ApiError {
             StoreError::Illegal(m) => ApiError::BadRequest(m, "illegal_transition"),
             StoreError::Busy(m) => ApiError::Conflict(m, "session_busy"),
             StoreError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<aof_blueprints::BlueprintError> for ApiError {
+    fn from(e: aof_blueprints::BlueprintError) -> Self {
+        use aof_blueprints::BlueprintError as B;
+        match e {
+            B::Invalid(m) => ApiError::BadRequest(m, "invalid_blueprint"),
+            B::NotFound(m) => ApiError::NotFound(m, "blueprint_not_found"),
+            B::Conflict(m) => ApiError::Conflict(m, "blueprint_conflict"),
+            B::Unresolvable(m) => ApiError::Unprocessable(m, "blueprint_unresolvable"),
+            B::UnsafePath(m) => ApiError::BadRequest(m, "unsafe_path"),
+            B::RunRejected(detail) => {
+                let code = match detail["error"].as_str() {
+                    Some("parameter_validation_failed") => "parameter_validation_failed",
+                    Some("mcp_ref_resolution_failed") => "mcp_ref_resolution_failed",
+                    Some("missing_required_mcp_config") => "missing_required_mcp_config",
+                    _ => "run_rejected",
+                };
+                ApiError::BadRequestObject(detail, code)
+            }
+            B::Io(e) => ApiError::Internal(e.into()),
         }
     }
 }

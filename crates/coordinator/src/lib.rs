@@ -29,11 +29,25 @@ pub struct AppState {
     /// Handlers write it; long-polls wait on it instead of sleeping.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Agent blueprints, capabilities and MCP servers (folders on disk).
+    pub registry: Arc<aof_blueprints::Registry>,
 }
 
 impl AppState {
     pub fn wake_runners(&self) {
         self.wake.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Runs blocking registry IO off the async threads.
+    pub async fn registry<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&aof_blueprints::Registry) -> aof_blueprints::Result<T> + Send + 'static,
+    ) -> Result<T, error::ApiError> {
+        let reg = self.registry.clone();
+        tokio::task::spawn_blocking(move || f(&reg))
+            .await
+            .map_err(|e| error::ApiError::Internal(e.into()))?
+            .map_err(error::ApiError::from)
     }
 }
 
@@ -67,7 +81,9 @@ impl Coordinator {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
         let (wake, _) = watch::channel(0u64);
+        let registry = aof_blueprints::Registry::new(&cfg.agents_dir, cfg.placeholder_env.clone());
         let state = AppState {
+            registry: Arc::new(registry),
             store: Arc::new(store),
             cfg: Arc::new(cfg),
             wake: Arc::new(wake),

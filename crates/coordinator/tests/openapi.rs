@@ -12,6 +12,7 @@ async fn start() -> (String, CancellationToken, tempfile::TempDir) {
     let cfg = CoordinatorConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         db_path: dir.path().join("observability.db"),
+        agents_dir: dir.path().join("agents"),
         poll_timeout: std::time::Duration::from_millis(200),
         ..CoordinatorConfig::default()
     };
@@ -107,6 +108,22 @@ async fn document_matches_router_and_is_typed() {
         "POST /runner/heartbeat",
         "GET /runners",
         "DELETE /runners/{runner_id}",
+        "GET /agents",
+        "POST /agents",
+        "GET /agents/{name}",
+        "PATCH /agents/{name}",
+        "DELETE /agents/{name}",
+        "PATCH /agents/{name}/status",
+        "GET /capabilities",
+        "POST /capabilities",
+        "GET /capabilities/{name}",
+        "PATCH /capabilities/{name}",
+        "DELETE /capabilities/{name}",
+        "GET /mcp-servers",
+        "POST /mcp-servers",
+        "GET /mcp-servers/{server_id}",
+        "PUT /mcp-servers/{server_id}",
+        "DELETE /mcp-servers/{server_id}",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -125,7 +142,9 @@ async fn document_matches_router_and_is_typed() {
         let concrete = path
             .replace("{run_id}", "run_x")
             .replace("{runner_id}", "lnch_x")
-            .replace("{id}", "ses_x");
+            .replace("{id}", "ses_x")
+            .replace("{name}", "nobody")
+            .replace("{server_id}", "nothing");
         let mut rb = client.request(method.parse().unwrap(), format!("{url}{concrete}"));
         if method != "GET" && method != "DELETE" {
             rb = rb.json(&serde_json::json!({}));

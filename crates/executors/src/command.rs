@@ -1,10 +1,21 @@
-//! `command`: runs a program per run. The prompt goes to stdin (and `AOF_PROMPT`), each
-//! stdout line becomes an assistant message, exit 0 completes with the output as result.
+//! `command`: runs a program per run, in the session's working directory.
+//!
+//! - The prompt goes to stdin (and `AOF_PROMPT`); the job is also in the environment:
+//!   `AOF_RUN_ID`, `AOF_SESSION_ID`, `AOF_AGENT_NAME`, `AOF_PARAMETERS` (JSON),
+//!   `AOF_SYSTEM_PROMPT` and `AOF_BLUEPRINT` (JSON) when the run has them.
+//! - Each stdout line becomes an assistant message, except JSON objects with a string
+//!   `event_type`: those are structured events, and `{"event_type": "result", …}` sets
+//!   the run's result (`result_text`, `result_data`) instead of the collected plain lines.
+//! - Each stderr line becomes a `Stderr` event; its tail goes into the failure message.
+//! - Exit 0 completes the run, anything else fails it.
 //!
 //! The child leads its own process group so a stop reaches everything it started:
-//! SIGTERM to the group, then SIGKILL to the group after `stop_grace`.
+//! SIGTERM to the group, then SIGKILL to the group after `stop_grace`. A run past its
+//! wall-clock `timeout` is stopped the same way and fails.
 
-use std::process::Stdio;
+mod lines;
+
+use std::{process::Stdio, time::Duration};
 
 use async_trait::async_trait;
 use nix::{
@@ -12,10 +23,12 @@ use nix::{
     unistd::Pid,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    process::Command,
+    io::AsyncWriteExt,
+    process::{Child, ChildStderr, ChildStdout, Command},
+    time::Instant,
 };
 
+use self::lines::{Line, LineReader};
 use crate::{ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome};
 
 /// Most of stdout kept as the result text, and of stderr kept for the failure message.
@@ -25,6 +38,8 @@ const STDERR_TAIL: usize = 4 * 1024;
 pub struct CommandExecutor {
     pub program: String,
     pub args: Vec<String>,
+    /// Wall-clock limit of one run; `None`: none.
+    pub timeout: Option<Duration>,
 }
 
 fn signal_group(pgid: u32, sig: Signal) {
@@ -41,6 +56,48 @@ fn push_capped(buf: &mut String, line: &str, cap: usize) {
     }
 }
 
+fn push_tail(tail: &mut String, line: &str) {
+    tail.push_str(line);
+    tail.push('\n');
+    if tail.len() > STDERR_TAIL {
+        let mut cut = tail.len() - STDERR_TAIL;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail.drain(..cut);
+    }
+}
+
+/// The job's environment. Optional variables are removed when absent, so a value the
+/// runner itself inherited never reaches the program as if it were the run's.
+fn job_env(cmd: &mut Command, job: &Job) {
+    let agent_name = job.agent_name.clone().or_else(|| {
+        job.blueprint
+            .as_ref()
+            .and_then(|b| b.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    });
+    let optional = [
+        ("AOF_AGENT_NAME", agent_name),
+        ("AOF_SYSTEM_PROMPT", job.system_prompt.clone()),
+        (
+            "AOF_BLUEPRINT",
+            job.blueprint.as_ref().map(|b| b.to_string()),
+        ),
+    ];
+    for (key, value) in optional {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("AOF_PROMPT", &job.prompt)
+        .env("AOF_RUN_ID", &job.run_id)
+        .env("AOF_SESSION_ID", &job.session_id)
+        .env("AOF_PARAMETERS", job.parameters.to_string());
+}
+
 #[async_trait]
 impl Executor for CommandExecutor {
     fn kind(&self) -> &'static str {
@@ -49,13 +106,9 @@ impl Executor for CommandExecutor {
 
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .current_dir(&cx.workdir)
-            .envs(&cx.env)
-            .env("AOF_PROMPT", &job.prompt)
-            .env("AOF_RUN_ID", &job.run_id)
-            .env("AOF_SESSION_ID", &job.session_id)
-            .stdin(Stdio::piped())
+        cmd.args(&self.args).current_dir(&cx.workdir).envs(&cx.env);
+        job_env(&mut cmd, &job);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -63,58 +116,112 @@ impl Executor for CommandExecutor {
         let mut child = cmd
             .spawn()
             .map_err(|e| ExecError::Unavailable(format!("cannot start '{}': {e}", self.program)))?;
-        let pgid = child.id().unwrap_or(0);
-        let mut stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let prompt = job.prompt.clone();
-        let done = tokio::spawn(async move {
-            if let Some(mut s) = stdin.take() {
-                // A program that does not read stdin closes it; that is fine.
-                let _ = s.write_all(prompt.as_bytes()).await;
-                let _ = s.shutdown().await;
-            }
-            let err_task = tokio::spawn(async move {
-                let mut tail = String::new();
-                if let Some(e) = stderr {
-                    let mut lines = BufReader::new(e).lines();
-                    while let Ok(Some(l)) = lines.next_line().await {
-                        tail.push_str(&l);
-                        tail.push('\n');
-                        if tail.len() > STDERR_TAIL {
-                            tail.drain(..tail.len() - STDERR_TAIL);
-                        }
-                    }
-                }
-                tail
+        if let Some(mut stdin) = child.stdin.take() {
+            // Its own task: a program that never reads stdin must not block the rest.
+            // One that closes it early just ends the write; that is fine.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(job.prompt.as_bytes()).await;
+                let _ = stdin.shutdown().await;
             });
-            let mut out = String::new();
-            let mut lines = stdout.map(|s| BufReader::new(s).lines());
-            let mut stopping = false;
-            let mut kill_at: Option<tokio::time::Instant> = None;
-            loop {
-                tokio::select! {
-                    line = async { lines.as_mut().unwrap().next_line().await }, if lines.is_some() => {
-                        match line {
-                            Ok(Some(l)) => {
-                                push_capped(&mut out, &l, RESULT_CAP);
-                                let ev = ExecEvent::Message { role: "assistant".into(), text: l };
-                                let _ = cx.events.send(ev).await;
-                            }
-                            _ => lines = None,
+        }
+        let process = Process {
+            pgid: child.id().unwrap_or(0),
+            stdout: child.stdout.take().map(LineReader::new),
+            stderr: child.stderr.take().map(LineReader::new),
+            child,
+            timeout: self.timeout,
+        };
+        Ok(Execution {
+            done: tokio::spawn(process.supervise(cx)),
+        })
+    }
+}
+
+struct Process {
+    child: Child,
+    pgid: u32,
+    /// `None` once at its end, or abandoned after a SIGKILL (a grandchild may hold it).
+    stdout: Option<LineReader<ChildStdout>>,
+    stderr: Option<LineReader<ChildStderr>>,
+    timeout: Option<Duration>,
+}
+
+/// Why the process is being stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    Cancelled,
+    TimedOut(Duration),
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_line<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut Option<LineReader<R>>,
+) -> Option<String> {
+    match r {
+        Some(r) => r.next().await,
+        None => None,
+    }
+}
+
+impl Process {
+    /// Read both streams until they end, then reap the process and decide the outcome.
+    async fn supervise(mut self, cx: ExecCx) -> Result<Outcome, ExecError> {
+        let mut text = String::new();
+        let mut result: Option<(Option<String>, Option<serde_json::Value>)> = None;
+        let mut tail = String::new();
+        let mut stop: Option<Stop> = None;
+        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                line = next_line(&mut self.stdout), if self.stdout.is_some() => {
+                    let Some(line) = line else {
+                        self.stdout = None;
+                        continue;
+                    };
+                    let ev = match lines::classify(line) {
+                        Line::Text(text_line) => {
+                            push_capped(&mut text, &text_line, RESULT_CAP);
+                            ExecEvent::Message { role: "assistant".into(), text: text_line }
                         }
-                    }
-                    status = child.wait(), if lines.is_none() => {
-                        let status = status?;
-                        let stderr_tail = err_task.await.unwrap_or_default();
-                        if stopping {
-                            return Ok(Outcome::Stopped);
+                        Line::Event(event) => ExecEvent::Structured { event },
+                        Line::Result { text, data } => {
+                            result = Some((text, data));
+                            continue;
                         }
-                        return Ok(if status.success() {
-                            Outcome::Completed { result_text: Some(out), result_data: None }
-                        } else {
-                            let code = status.code().map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
-                            let tail = stderr_tail.trim();
+                    };
+                    let _ = cx.events.send(ev).await;
+                }
+                line = next_line(&mut self.stderr), if self.stderr.is_some() => {
+                    let Some(line) = line else {
+                        self.stderr = None;
+                        continue;
+                    };
+                    push_tail(&mut tail, &line);
+                    let _ = cx.events.send(ExecEvent::Stderr { text: line }).await;
+                }
+                status = self.child.wait(), if self.stdout.is_none() && self.stderr.is_none() => {
+                    let status = status?;
+                    return Ok(match stop {
+                        Some(Stop::TimedOut(t)) => Outcome::Failed {
+                            error: format!("timed out after {}s", t.as_secs_f64()),
+                        },
+                        Some(Stop::Cancelled) => Outcome::Stopped,
+                        None if status.success() => {
+                            let (result_text, result_data) = result.unwrap_or((Some(text), None));
+                            Outcome::Completed { result_text, result_data }
+                        }
+                        None => {
+                            let code = status
+                                .code()
+                                .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+                            let tail = tail.trim();
                             Outcome::Failed {
                                 error: if tail.is_empty() {
                                     format!("Process exited with {code}")
@@ -122,24 +229,35 @@ impl Executor for CommandExecutor {
                                     format!("Process exited with {code}: {tail}")
                                 },
                             }
-                        });
-                    }
-                    _ = cx.cancel.cancelled(), if !stopping => {
-                        stopping = true;
-                        signal_group(pgid, Signal::SIGTERM);
-                        kill_at = Some(tokio::time::Instant::now() + cx.stop_grace);
-                    }
-                    _ = async { tokio::time::sleep_until(kill_at.unwrap()).await }, if kill_at.is_some() => {
-                        tracing::warn!(pgid, "process ignored SIGTERM; sending SIGKILL to its group");
-                        signal_group(pgid, Signal::SIGKILL);
-                        kill_at = None;
-                        // stdout may be held open by a grandchild; stop reading it.
-                        lines = None;
-                    }
+                        }
+                    });
+                }
+                _ = cx.cancel.cancelled(), if stop.is_none() => {
+                    stop = Some(Stop::Cancelled);
+                    kill_at = Some(self.terminate(cx.stop_grace));
+                }
+                _ = sleep_until(deadline.map(|d| d.0)), if stop.is_none() && deadline.is_some() => {
+                    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
+                    tracing::info!(pgid = self.pgid, limit_ms = limit.as_millis() as u64, "run timed out; stopping its process group");
+                    stop = Some(Stop::TimedOut(limit));
+                    kill_at = Some(self.terminate(cx.stop_grace));
+                }
+                _ = sleep_until(kill_at), if kill_at.is_some() => {
+                    tracing::warn!(pgid = self.pgid, "process ignored SIGTERM; sending SIGKILL to its group");
+                    signal_group(self.pgid, Signal::SIGKILL);
+                    kill_at = None;
+                    // The pipes may be held open by a grandchild; stop reading them.
+                    self.stdout = None;
+                    self.stderr = None;
                 }
             }
-        });
-        Ok(Execution { done })
+        }
+    }
+
+    /// SIGTERM the group; returns when to SIGKILL it.
+    fn terminate(&self, grace: Duration) -> Instant {
+        signal_group(self.pgid, Signal::SIGTERM);
+        Instant::now() + grace
     }
 }
 
@@ -149,135 +267,4 @@ pub fn alive(pid: i32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-    use tokio::sync::mpsc;
-    use tokio_util::sync::CancellationToken;
-
-    fn job(prompt: &str) -> Job {
-        Job {
-            run_id: "run_1".into(),
-            session_id: "ses_1".into(),
-            agent_name: None,
-            prompt: prompt.into(),
-            parameters: serde_json::json!({}),
-            project_dir: None,
-            resume: None,
-        }
-    }
-
-    fn sh(script: &str) -> CommandExecutor {
-        CommandExecutor {
-            program: "sh".into(),
-            args: vec!["-c".into(), script.into()],
-        }
-    }
-
-    fn cx(dir: &std::path::Path, cancel: CancellationToken) -> (ExecCx, mpsc::Receiver<ExecEvent>) {
-        let (tx, rx) = mpsc::channel(64);
-        (
-            ExecCx {
-                workdir: dir.to_path_buf(),
-                env: Default::default(),
-                cancel,
-                events: tx,
-                stop_grace: Duration::from_millis(300),
-            },
-            rx,
-        )
-    }
-
-    #[tokio::test]
-    async fn stdout_lines_become_messages_and_exit_codes_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let (c, mut rx) = cx(dir.path(), CancellationToken::new());
-        let ex = sh("read p; echo \"got $p\"; echo second; pwd >&2")
-            .start(job("hello"), c)
-            .await
-            .unwrap();
-        let out = ex.done.await.unwrap().unwrap();
-        assert_eq!(
-            out,
-            Outcome::Completed {
-                result_text: Some("got hello\nsecond".into()),
-                result_data: None
-            }
-        );
-        assert_eq!(
-            rx.recv().await,
-            Some(ExecEvent::Message {
-                role: "assistant".into(),
-                text: "got hello".into()
-            })
-        );
-        assert_eq!(
-            rx.recv().await,
-            Some(ExecEvent::Message {
-                role: "assistant".into(),
-                text: "second".into()
-            })
-        );
-
-        let (c, _rx) = cx(dir.path(), CancellationToken::new());
-        let ex = sh("echo broken >&2; exit 3")
-            .start(job(""), c)
-            .await
-            .unwrap();
-        assert_eq!(
-            ex.done.await.unwrap().unwrap(),
-            Outcome::Failed {
-                error: "Process exited with code 3: broken".into()
-            }
-        );
-
-        let (c, _rx) = cx(dir.path(), CancellationToken::new());
-        let missing = CommandExecutor {
-            program: "/nonexistent/aof-x".into(),
-            args: vec![],
-        };
-        assert!(matches!(
-            missing.start(job(""), c).await,
-            Err(ExecError::Unavailable(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn stop_terms_the_whole_group_then_kills_it() {
-        let dir = tempfile::tempdir().unwrap();
-        // A well-behaved program: exits on SIGTERM; its background child must die too.
-        let cancel = CancellationToken::new();
-        let (c, mut rx) = cx(dir.path(), cancel.clone());
-        let ex = sh("sleep 300 & echo $!; trap 'exit 0' TERM; wait")
-            .start(job(""), c)
-            .await
-            .unwrap();
-        let Some(ExecEvent::Message { text, .. }) = rx.recv().await else {
-            panic!("no pid line")
-        };
-        let grandchild: i32 = text.trim().parse().unwrap();
-        assert!(alive(grandchild));
-        cancel.cancel();
-        assert_eq!(ex.done.await.unwrap().unwrap(), Outcome::Stopped);
-        // SIGTERM went to the group: the background sleep is gone too (reaped by init).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while alive(grandchild) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(!alive(grandchild), "grandchild survived the stop");
-
-        // A program that ignores SIGTERM is killed after the grace period.
-        let cancel = CancellationToken::new();
-        let (c, mut rx) = cx(dir.path(), cancel.clone());
-        let ex = sh("trap '' TERM; echo ready; while :; do sleep 0.05; done")
-            .start(job(""), c)
-            .await
-            .unwrap();
-        assert!(rx.recv().await.is_some());
-        cancel.cancel();
-        let out = tokio::time::timeout(Duration::from_secs(20), ex.done)
-            .await
-            .expect("killed in time");
-        assert_eq!(out.unwrap().unwrap(), Outcome::Stopped);
-    }
-}
+mod tests;

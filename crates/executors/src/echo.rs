@@ -122,6 +122,8 @@ mod tests {
             parameters: params,
             project_dir: None,
             resume: None,
+            blueprint: None,
+            system_prompt: None,
         }
     }
 

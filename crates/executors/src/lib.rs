@@ -24,6 +24,26 @@ pub struct Job {
     pub project_dir: Option<String>,
     /// The executor's own session id from an earlier run, for resume.
     pub resume: Option<String>,
+    /// The agent blueprint the coordinator resolved for this run, as it came.
+    #[serde(default)]
+    pub blueprint: Option<serde_json::Value>,
+    /// The blueprint's `system_prompt`, when it has a non-empty one.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+impl Job {
+    /// Attach a resolved blueprint, taking the system prompt from it.
+    pub fn with_blueprint(mut self, blueprint: Option<serde_json::Value>) -> Job {
+        self.system_prompt = blueprint
+            .as_ref()
+            .and_then(|b| b.get("system_prompt"))
+            .and_then(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        self.blueprint = blueprint;
+        self
+    }
 }
 
 /// Environment of one execution.
@@ -54,6 +74,16 @@ pub enum ExecEvent {
     Raw {
         data: serde_json::Value,
     },
+    /// An event the agent shaped itself: a JSON object with a string `event_type`, in the
+    /// session-event vocabulary. The runner sets its `session_id` (and a missing
+    /// `timestamp`); one that is not a valid event is posted as `raw`.
+    Structured {
+        event: serde_json::Value,
+    },
+    /// One line the agent wrote to stderr.
+    Stderr {
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +107,9 @@ pub enum ExecError {
     BadParameters(String),
     #[error("executor failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The run's blueprint names an executor this runner cannot or may not use.
+    #[error("blueprint executor: {0}")]
+    Blueprint(String),
 }
 
 /// A started execution. `done` resolves once, after the executor has cleaned up.
@@ -91,15 +124,22 @@ pub trait Executor: Send + Sync + 'static {
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError>;
 }
 
-/// Executor settings, one variant per executor, tagged by `kind`.
+/// Executor settings, one variant per executor, tagged by `kind`. Unknown keys are an
+/// error, so a typo in a blueprint's `executor` fails the run instead of being ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExecutorConfig {
     Echo,
-    /// A plain command: prompt on stdin, each stdout line an assistant message.
+    /// A plain command: prompt on stdin, each stdout line an assistant message (JSON
+    /// lines with an `event_type` become events), exit status decides the outcome.
     Command {
         program: String,
+        #[serde(default)]
         args: Vec<String>,
+        /// Wall-clock limit of one run; past it the process group is stopped and the
+        /// run fails. `None`: no limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_seconds: Option<f64>,
     },
 }
 
@@ -115,28 +155,201 @@ impl ExecutorConfig {
     pub fn command_line(&self) -> String {
         match self {
             ExecutorConfig::Echo => "echo".into(),
-            ExecutorConfig::Command { program, args } => std::iter::once(program.as_str())
+            ExecutorConfig::Command { program, args, .. } => std::iter::once(program.as_str())
                 .chain(args.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(" "),
         }
     }
+
+    /// Settings that deserialize but cannot work.
+    pub fn validate(&self) -> Result<(), ExecError> {
+        match self {
+            ExecutorConfig::Echo => Ok(()),
+            ExecutorConfig::Command {
+                program,
+                timeout_seconds,
+                ..
+            } => {
+                if program.is_empty() {
+                    return Err(ExecError::BadParameters(
+                        "command executor needs a program".into(),
+                    ));
+                }
+                timeout(*timeout_seconds).map(|_| ())
+            }
+        }
+    }
+
+    /// The executor a resolved agent blueprint names under `executor`, if any. Only an
+    /// object counts (anything else means "the runner's default"); one that does not
+    /// parse or validate is an `ExecError::Blueprint` naming the problem.
+    pub fn from_blueprint(
+        blueprint: Option<&serde_json::Value>,
+    ) -> Result<Option<ExecutorConfig>, ExecError> {
+        let Some(exec @ serde_json::Value::Object(_)) = blueprint.and_then(|b| b.get("executor"))
+        else {
+            return Ok(None);
+        };
+        let cfg =
+            ExecutorConfig::deserialize(exec).map_err(|e| ExecError::Blueprint(e.to_string()))?;
+        cfg.validate().map_err(|e| match e {
+            ExecError::BadParameters(m) => ExecError::Blueprint(m),
+            other => other,
+        })?;
+        Ok(Some(cfg))
+    }
+}
+
+fn timeout(seconds: Option<f64>) -> Result<Option<std::time::Duration>, ExecError> {
+    seconds
+        .map(|s| {
+            std::time::Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ExecError::BadParameters(format!(
+                        "timeout_seconds must be a positive number of seconds, not {s}"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 /// The factory: settings in, executor out.
 pub fn build(cfg: &ExecutorConfig) -> Result<Box<dyn Executor>, ExecError> {
+    cfg.validate()?;
     match cfg {
         ExecutorConfig::Echo => Ok(Box::new(echo::EchoExecutor)),
-        ExecutorConfig::Command { program, args } => {
-            if program.is_empty() {
-                return Err(ExecError::BadParameters(
-                    "command executor needs a program".into(),
-                ));
-            }
-            Ok(Box::new(command::CommandExecutor {
-                program: program.clone(),
-                args: args.clone(),
+        ExecutorConfig::Command {
+            program,
+            args,
+            timeout_seconds,
+        } => Ok(Box::new(command::CommandExecutor {
+            program: program.clone(),
+            args: args.clone(),
+            timeout: timeout(*timeout_seconds)?,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn from_bp(bp: serde_json::Value) -> Result<Option<ExecutorConfig>, String> {
+        ExecutorConfig::from_blueprint(Some(&bp)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn blueprint_executor_parsing() {
+        assert_eq!(ExecutorConfig::from_blueprint(None).unwrap(), None);
+        // No `executor`, or not an object: the runner's default.
+        assert_eq!(from_bp(json!({"name": "a"})), Ok(None));
+        assert_eq!(from_bp(json!({"executor": null})), Ok(None));
+        assert_eq!(from_bp(json!({"executor": "command"})), Ok(None));
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "echo"}})),
+            Ok(Some(ExecutorConfig::Echo))
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "command", "program": "python3"}})),
+            Ok(Some(ExecutorConfig::Command {
+                program: "python3".into(),
+                args: vec![],
+                timeout_seconds: None
             }))
-        }
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {
+                "kind": "command", "program": "python3", "args": ["x.py"], "timeout_seconds": 30
+            }})),
+            Ok(Some(ExecutorConfig::Command {
+                program: "python3".into(),
+                args: vec!["x.py".into()],
+                timeout_seconds: Some(30.0)
+            }))
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "foo"}})),
+            Err("blueprint executor: unknown variant `foo`, expected `echo` or `command`".into())
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"program": "x"}})),
+            Err("blueprint executor: missing field `kind`".into())
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "command"}})),
+            Err("blueprint executor: missing field `program`".into())
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "command", "program": "x", "arg": []}})),
+            Err("blueprint executor: unknown field `arg`, expected one of `program`, `args`, `timeout_seconds`".into())
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "command", "program": ""}})),
+            Err("blueprint executor: command executor needs a program".into())
+        );
+        assert_eq!(
+            from_bp(
+                json!({"executor": {"kind": "command", "program": "x", "timeout_seconds": -1}})
+            ),
+            Err(
+                "blueprint executor: timeout_seconds must be a positive number of seconds, not -1"
+                    .into()
+            )
+        );
+        assert!(from_bp(
+            json!({"executor": {"kind": "command", "program": "x", "timeout_seconds": 0}})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn build_checks_and_command_line() {
+        let cfg = ExecutorConfig::Command {
+            program: "sh".into(),
+            args: vec!["-c".into(), "true".into()],
+            timeout_seconds: Some(1.5),
+        };
+        assert_eq!(build(&cfg).unwrap().kind(), "command");
+        assert_eq!(cfg.command_line(), "sh -c true");
+        // Round trip: what the runner announces or stores parses back.
+        let back: ExecutorConfig =
+            serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        let bad = ExecutorConfig::Command {
+            program: "sh".into(),
+            args: vec![],
+            timeout_seconds: Some(f64::NAN),
+        };
+        assert!(matches!(build(&bad), Err(ExecError::BadParameters(_))));
+        assert_eq!(build(&ExecutorConfig::Echo).unwrap().kind(), "echo");
+    }
+
+    #[test]
+    fn job_takes_the_system_prompt_from_its_blueprint() {
+        let job = Job {
+            run_id: "r".into(),
+            session_id: "s".into(),
+            agent_name: None,
+            prompt: String::new(),
+            parameters: json!({}),
+            project_dir: None,
+            resume: None,
+            blueprint: None,
+            system_prompt: None,
+        };
+        let j = job
+            .clone()
+            .with_blueprint(Some(json!({"system_prompt": "be kind"})));
+        assert_eq!(j.system_prompt.as_deref(), Some("be kind"));
+        assert!(j.blueprint.is_some());
+        let j = job
+            .clone()
+            .with_blueprint(Some(json!({"system_prompt": ""})));
+        assert_eq!(j.system_prompt, None);
+        assert_eq!(job.with_blueprint(None).system_prompt, None);
     }
 }

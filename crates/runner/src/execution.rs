@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aof_executors::{ExecCx, ExecError, Execution, Job, Outcome};
+use aof_executors::{ExecCx, ExecError, Execution, Executor, ExecutorConfig, Job, Outcome};
 use aof_wire::{CompletedBody, Event, FailedBody, Run, RunnerIdBody, StoppedBody};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tracing::Instrument;
@@ -117,6 +117,17 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     if control.cancel.is_cancelled() {
         return Outcome::Stopped;
     }
+    let executor = match executor_for(
+        shared.cfg.allow_blueprint_executors,
+        &shared.executor,
+        run.resolved_agent_blueprint.as_ref(),
+    ) {
+        Ok(executor) => executor,
+        Err(error) => {
+            tracing::warn!(%error, "cannot use the blueprint's executor");
+            return Outcome::Failed { error };
+        }
+    };
     let workdir = shared.cfg.workspace_root.join(&run.session_id);
     if let Err(e) = tokio::fs::create_dir_all(&workdir).await {
         tracing::warn!(error = %e, workdir = %workdir.display(), "cannot create workdir");
@@ -144,8 +155,11 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         parameters,
         project_dir: run.project_dir.clone(),
         resume: None,
-    };
-    let Execution { mut done } = match shared.executor.start(job, cx).await {
+        blueprint: None,
+        system_prompt: None,
+    }
+    .with_blueprint(run.resolved_agent_blueprint.clone());
+    let Execution { mut done } = match executor.start(job, cx).await {
         Ok(ex) => ex,
         Err(e) => {
             tracing::warn!(error = %e, "executor failed to start");
@@ -182,6 +196,37 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         outbox.push_exec(ev);
     }
     res
+}
+
+/// The executor for this run: the one its blueprint names under `executor` (an object,
+/// see `ExecutorConfig::from_blueprint`), built for this run, or else the runner's
+/// default. `Err` is the run's failure message.
+fn executor_for(
+    allow_blueprint_executors: bool,
+    default: &Arc<dyn Executor>,
+    blueprint: Option<&serde_json::Value>,
+) -> Result<Arc<dyn Executor>, String> {
+    let names_one = blueprint
+        .and_then(|b| b.get("executor"))
+        .is_some_and(serde_json::Value::is_object);
+    if names_one && !allow_blueprint_executors {
+        return Err(
+            "blueprint executor: this runner does not run executors chosen by agent \
+                    blueprints (allow_blueprint_executors is off); remove `executor` from the \
+                    agent or run it on a runner that allows them"
+                .into(),
+        );
+    }
+    match ExecutorConfig::from_blueprint(blueprint) {
+        Ok(None) => Ok(default.clone()),
+        Ok(Some(cfg)) => {
+            tracing::info!(executor = cfg.kind(), command = %cfg.command_line(), "using the blueprint's executor");
+            aof_executors::build(&cfg)
+                .map(Arc::from)
+                .map_err(|e| format!("blueprint executor: {e}"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Extra time past `stop_grace` before an executor that ignores its cancel is aborted.
@@ -283,4 +328,54 @@ async fn report(
 /// after a revocation race, so not an error.
 fn log_rejected(what: &'static str, e: &ClientError) {
     tracing::warn!(outcome = what, error = %e, code = e.code(), "coordinator refused report; giving up");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn blueprint_chooses_the_executor() {
+        let default: Arc<dyn Executor> = Arc::new(aof_executors::echo::EchoExecutor);
+        let pick = |allow: bool, bp: serde_json::Value| executor_for(allow, &default, Some(&bp));
+
+        // No blueprint, no `executor`, or not an object: the default itself.
+        assert!(Arc::ptr_eq(
+            &executor_for(true, &default, None).unwrap(),
+            &default
+        ));
+        assert!(Arc::ptr_eq(
+            &pick(true, json!({"name": "a"})).unwrap(),
+            &default
+        ));
+        assert!(Arc::ptr_eq(
+            &pick(false, json!({"executor": "x"})).unwrap(),
+            &default
+        ));
+
+        let chosen = pick(
+            true,
+            json!({"executor": {"kind": "command", "program": "sh", "timeout_seconds": 5}}),
+        )
+        .unwrap();
+        assert_eq!(chosen.kind(), "command");
+        assert!(!Arc::ptr_eq(&chosen, &default));
+
+        let err = pick(true, json!({"executor": {"kind": "foo"}}))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "blueprint executor: unknown variant `foo`, expected `echo` or `command`"
+        );
+
+        let err = pick(
+            false,
+            json!({"executor": {"kind": "command", "program": "sh"}}),
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("allow_blueprint_executors is off"), "{err}");
+    }
 }

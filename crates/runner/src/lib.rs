@@ -34,8 +34,14 @@ pub struct RunnerConfig {
     pub hostname: String,
     pub project_dir: String,
     pub executor_profile: String,
-    /// Executor settings for `aof_executors::build`.
+    /// Executor settings for `aof_executors::build`: the default executor, for runs
+    /// whose agent blueprint names none.
     pub executor: aof_executors::ExecutorConfig,
+    /// Whether a run's agent blueprint may choose its executor (`executor` in the
+    /// blueprint, e.g. `{"kind": "command", "program": "python3", "args": ["x.py"]}`).
+    /// When false, a run whose blueprint names an executor fails with a clear reason
+    /// instead of running a command the runner's operator didn't configure.
+    pub allow_blueprint_executors: bool,
     /// Each session runs in `workspace_root/<session_id>`.
     pub workspace_root: PathBuf,
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
@@ -53,6 +59,7 @@ impl Default for RunnerConfig {
             project_dir: ".".into(),
             executor_profile: "echo".into(),
             executor: aof_executors::ExecutorConfig::Echo,
+            allow_blueprint_executors: true,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             stop_grace: Duration::from_secs(5),
         }
@@ -63,6 +70,7 @@ impl Default for RunnerConfig {
 pub(crate) struct Shared {
     pub cfg: RunnerConfig,
     pub client: Client,
+    /// The default executor; a blueprint-chosen one is built per run.
     pub executor: Arc<dyn aof_executors::Executor>,
     pub active: Active,
     /// Fired when shutdown stops waiting for deliveries; parent of every run's interrupt.

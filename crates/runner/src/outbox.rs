@@ -35,6 +35,51 @@ pub(crate) enum Mapped {
     Bind(String),
 }
 
+/// Event type of a line the agent wrote to stderr (the text is in `error`).
+pub(crate) const STDERR_EVENT: &str = "stderr";
+
+/// Event types an executor may not post as its own: the run lifecycle is the
+/// coordinator's, and the `result` event the runner's (from the outcome).
+const RESERVED_TYPES: [&str; 5] = [
+    types::RESULT,
+    types::RUN_START,
+    types::RUN_COMPLETED,
+    types::RUN_FAILED,
+    types::RUN_STOPPED,
+];
+
+/// An executor's structured event as a session event: `session_id` forced to the run's
+/// session, a missing `timestamp` filled with now. One that is not a valid event (or
+/// claims a reserved or over-long `event_type`, which the coordinator would refuse or
+/// readers would misread) is posted as `raw`, the object kept in `tool_output`. Keys
+/// `Event` does not have are dropped.
+pub(crate) fn structured_event(session_id: &str, event: serde_json::Value) -> Event {
+    let parsed = match &event {
+        serde_json::Value::Object(obj) => {
+            let mut obj = obj.clone();
+            obj.insert("session_id".into(), session_id.into());
+            if obj.get("timestamp").is_none_or(serde_json::Value::is_null) {
+                obj.insert("timestamp".into(), aof_wire::now_ts().into());
+            }
+            serde_json::from_value::<Event>(serde_json::Value::Object(obj)).ok()
+        }
+        _ => None,
+    };
+    match parsed {
+        Some(e)
+            if !e.event_type.is_empty()
+                && e.event_type.len() <= 64
+                && !RESERVED_TYPES.contains(&e.event_type.as_str()) =>
+        {
+            e
+        }
+        _ => Event {
+            tool_output: Some(event),
+            ..Event::new(types::RAW, session_id)
+        },
+    }
+}
+
 /// Map an executor event onto the session-event vocabulary.
 pub(crate) fn map_exec_event(session_id: &str, ev: ExecEvent) -> Mapped {
     match ev {
@@ -45,6 +90,13 @@ pub(crate) fn map_exec_event(session_id: &str, ev: ExecEvent) -> Mapped {
         ExecEvent::Raw { data } => Mapped::Event(Box::new(Event {
             tool_output: Some(data),
             ..Event::new(types::RAW, session_id)
+        })),
+        ExecEvent::Structured { event } => {
+            Mapped::Event(Box::new(structured_event(session_id, event)))
+        }
+        ExecEvent::Stderr { text } => Mapped::Event(Box::new(Event {
+            error: Some(text),
+            ..Event::new(STDERR_EVENT, session_id)
         })),
     }
 }
@@ -218,6 +270,67 @@ mod tests {
             map_exec_event("ses_1", ExecEvent::SessionId { id: "abc".into() }),
             Mapped::Bind("abc".into())
         );
+    }
+
+    fn mapped(ev: ExecEvent) -> Event {
+        match map_exec_event("ses_1", ev) {
+            Mapped::Event(e) => *e,
+            other => panic!("expected event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn maps_stderr_lines() {
+        let e = mapped(ExecEvent::Stderr {
+            text: "warning: x".into(),
+        });
+        assert_eq!(e.event_type, "stderr");
+        assert_eq!(e.session_id, "ses_1");
+        assert_eq!(e.error.as_deref(), Some("warning: x"));
+        assert!(!e.timestamp.is_empty());
+    }
+
+    #[test]
+    fn maps_structured_events() {
+        // A valid event: kept, its session forced to the run's, the timestamp filled.
+        let e = mapped(ExecEvent::Structured {
+            event: json!({
+                "event_type": "pre_tool", "session_id": "someone_else",
+                "tool_name": "ls", "tool_input": {"path": "."}, "unknown_key": 1
+            }),
+        });
+        assert_eq!(e.event_type, "pre_tool");
+        assert_eq!(e.session_id, "ses_1");
+        assert_eq!(e.tool_name.as_deref(), Some("ls"));
+        assert_eq!(e.tool_input.unwrap()["path"], json!("."));
+        assert!(!e.timestamp.is_empty());
+
+        // A given timestamp is kept; a message keeps its content.
+        let e = mapped(ExecEvent::Structured {
+            event: json!({
+                "event_type": "message", "timestamp": "2024-01-01T00:00:00Z",
+                "role": "assistant", "content": [{"type": "text", "text": "hi"}]
+            }),
+        });
+        assert_eq!(e.timestamp, "2024-01-01T00:00:00Z");
+        assert_eq!(e.text().as_deref(), Some("hi"));
+
+        // Not an event (a field of the wrong shape): raw, the object as it came.
+        let bad = json!({"event_type": "post_tool", "tool_input": "not an object"});
+        let e = mapped(ExecEvent::Structured { event: bad.clone() });
+        assert_eq!(e.event_type, "raw");
+        assert_eq!(e.session_id, "ses_1");
+        assert_eq!(e.tool_output, Some(bad));
+
+        // Reserved or unacceptable types: raw too.
+        for t in ["run_completed", "result", "", &"x".repeat(65)] {
+            let ev = json!({"event_type": t});
+            let e = mapped(ExecEvent::Structured { event: ev.clone() });
+            assert_eq!(e.event_type, "raw", "{t}");
+            assert_eq!(e.tool_output, Some(ev));
+        }
+        let e = mapped(ExecEvent::Structured { event: json!([1]) });
+        assert_eq!(e.event_type, "raw");
     }
 
     #[test]

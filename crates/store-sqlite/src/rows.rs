@@ -16,7 +16,7 @@ pub(crate) const SESSION_COLS: &str = "session_id, status, created_at, project_d
 
 pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, parameters, \
     project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
-    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms";
+    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint";
 
 pub(crate) fn session_from_row(r: &SqliteRow) -> Session {
     Session {
@@ -77,7 +77,7 @@ pub(crate) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
             timeout_at: r.get("timeout_at"),
             attempt: r.get("attempt"),
             scope: json_col(r, "scope")?,
-            resolved_agent_blueprint: None,
+            resolved_agent_blueprint: json_col(r, "blueprint")?,
             lease_token: None,
         },
         status,

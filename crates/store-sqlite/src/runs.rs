@@ -7,6 +7,7 @@ use aof_store::{
 };
 use aof_wire::{event::types, sse, Event, Run, RunType};
 use chrono::{Duration, Utc};
+use sqlx::Row;
 
 use crate::{
     events::append_in_tx,
@@ -18,6 +19,8 @@ use crate::{
 };
 
 const LEASED: &str = "('claimed','running','stopping')";
+/// Pending runs read per step when looking for one a runner can take.
+const CLAIM_PAGE: usize = 32;
 
 fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
@@ -60,8 +63,8 @@ impl SqliteStore {
         let demands = serde_json::to_string(&new.demands).map_err(internal)?;
         sqlx::query(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
-             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
+             blueprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
         )
         .bind(&new.run_id)
         .bind(new.run_type.as_str())
@@ -76,6 +79,7 @@ impl SqliteStore {
         .bind(ts(now))
         .bind(new.timeout_at.map(ts))
         .bind(new.timeout_at.map(ms))
+        .bind(new.blueprint.as_ref().map(|b| b.to_string()))
         .execute(&mut *w.tx)
         .await
         .map_err(internal)?;
@@ -95,6 +99,17 @@ impl SqliteStore {
     pub(crate) async fn get_run_impl(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
         let mut conn = self.readers.acquire().await.map_err(internal)?;
         load_run(&mut conn, run_id).await
+    }
+
+    pub(crate) async fn latest_run_impl(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(internal)?;
+        row.as_ref().map(run_from_row).transpose()
     }
 
     pub(crate) async fn list_runs_impl(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
@@ -120,19 +135,32 @@ impl SqliteStore {
             .runner_info(runner_id)
             .await?
             .ok_or(StoreError::RunnerNotRegistered)?;
-        // Cheap read outside the write lock: most polls find nothing.
-        let candidates = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' ORDER BY rowid LIMIT 1000"
-        ))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(internal)?;
-        let Some(pick) = candidates
-            .iter()
-            .filter_map(|r| run_from_row(r).ok())
-            .find(|rec| satisfies(&runner, rec.run.demands.as_ref()))
-        else {
-            return Ok(None);
+        // Cheap reads outside the write lock, a page at a time: usually the first
+        // pending run matches, and a long queue must not be parsed whole per poll.
+        let mut after: i64 = 0;
+        let pick = loop {
+            let page = sqlx::query(&format!(
+                "SELECT rowid AS rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rowid > ? \
+                 ORDER BY rowid LIMIT {CLAIM_PAGE}"
+            ))
+            .bind(after)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(internal)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            after = last.get("rid");
+            if let Some(rec) = page
+                .iter()
+                .filter_map(|r| run_from_row(r).ok())
+                .find(|rec| satisfies(&runner, rec.run.demands.as_ref()))
+            {
+                break rec;
+            }
+            if page.len() < CLAIM_PAGE {
+                return Ok(None);
+            }
         };
         let now = Utc::now();
         let token = new_lease_token();

@@ -75,6 +75,9 @@ impl Store for SqliteStore {
     async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
         self.get_run_impl(run_id).await
     }
+    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
+        self.latest_run_impl(session_id).await
+    }
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
         self.list_runs_impl(status).await
     }

@@ -59,6 +59,8 @@ pub struct NewRun {
     pub execution_mode: ExecutionMode,
     pub demands: Demands,
     pub scope: Option<serde_json::Value>,
+    /// The resolved agent blueprint, if the run has an agent.
+    pub blueprint: Option<serde_json::Value>,
     pub timeout_at: Option<DateTime<Utc>>,
 }
 
@@ -147,6 +149,8 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the run; for `start_session` also the session (`SessionExists` if taken).
     async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord>;
     async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
+    /// The session's most recently created run, in any status.
+    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>>;
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>>;
     /// Atomically claims the oldest pending run this runner satisfies, with a new lease.
     async fn claim_run(
@@ -160,7 +164,7 @@ pub trait Store: Send + Sync + 'static {
     async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome>;
     /// Sessions whose stop this runner has not been told of yet; marks them told.
     async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>>;
-    /// True when some pending run could be claimed by this runner (cheap pre-check).
+    /// Is this runner registered?
     async fn runner_exists(&self, runner_id: &str) -> StoreResult<bool>;
 
     // Leases and timeouts (called by the coordinator's background tasks)

@@ -4,6 +4,7 @@
 //! Shapes follow the AOF reference coordinator so its clients and runners keep working;
 //! fields we add are optional and documented as AOF-RS extensions.
 
+pub mod agents;
 pub mod api;
 pub mod error;
 pub mod event;

@@ -1,44 +1,49 @@
 //! `aof coordinator`: the API server alone.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
-use aof_coordinator::{Coordinator, CoordinatorConfig};
+use aof_config::Config;
+use aof_coordinator::Coordinator;
 
-#[derive(clap::Args, Debug, Clone)]
+/// Coordinator flags (also part of `aof up`). Every field is optional so an absent
+/// flag never masks the file or the environment; `aof-config` does the merge.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct CoordinatorArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8765")]
-    pub listen: SocketAddr,
-    /// Data directory; the database is `<dir>/observability.db`
-    /// (default: AGENT_ORCHESTRATOR_DB_PATH, else ./.agent-orchestrator).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, ADDRESS:PORT (port 0 picks a free port) [default: 127.0.0.1:8765].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// State directory; the database is `<dir>/observability.db` [default: .agent-orchestrator].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Agent blueprint directory [default: <data-dir>/agents].
+    #[arg(long, value_name = "DIR")]
+    pub agents_dir: Option<String>,
     /// SQLite durability: normal (survives process crashes) or full (also power loss).
-    #[arg(long)]
+    #[arg(long, value_name = "MODE")]
     pub sqlite_synchronous: Option<String>,
     /// Write the bound address here once listening.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub addr_file: Option<PathBuf>,
 }
 
 impl CoordinatorArgs {
-    pub fn config(&self) -> anyhow::Result<CoordinatorConfig> {
-        let mut cfg = CoordinatorConfig::from_env().map_err(anyhow::Error::msg)?;
-        cfg.listen = self.listen;
-        if let Some(dir) = &self.data_dir {
-            cfg.db_path = dir.join("observability.db");
-        }
-        if let Some(s) = &self.sqlite_synchronous {
-            cfg.durability = s.parse().map_err(anyhow::Error::msg)?;
-        }
-        Ok(cfg)
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        [
+            ("coordinator.listen", &self.listen),
+            ("data_dir", &self.data_dir),
+            ("coordinator.agents_dir", &self.agents_dir),
+            ("coordinator.sqlite_synchronous", &self.sqlite_synchronous),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect()
     }
 }
 
-pub async fn run(args: CoordinatorArgs) -> anyhow::Result<u8> {
-    let cfg = args.config()?;
+pub async fn run(args: CoordinatorArgs, cfg: &Config) -> anyhow::Result<u8> {
+    let ccfg = cfg.coordinator()?;
     let shutdown = super::shutdown_on_signals();
-    let coord = Coordinator::bind(cfg).await?;
+    let coord = Coordinator::bind(ccfg).await?;
     let addr = coord.local_addr()?;
     super::write_addr_file(args.addr_file.as_deref(), addr)?;
     println!("AOF coordinator listening on http://{addr}");

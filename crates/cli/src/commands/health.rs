@@ -2,19 +2,28 @@
 
 use std::time::Duration;
 
+use aof_config::Config;
+
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Example:\n  aof health http://127.0.0.1:8765 --ready")]
 pub struct HealthArgs {
-    /// Coordinator URL (default: AGENT_ORCHESTRATOR_API_URL, else http://127.0.0.1:8765).
+    /// Coordinator URL (default: AOF_URL / AGENT_ORCHESTRATOR_API_URL, else http://127.0.0.1:8765).
     pub url: Option<String>,
     /// Check /ready (store reachable) instead of /health.
     #[arg(long)]
     pub ready: bool,
 }
 
-pub async fn run(args: HealthArgs) -> anyhow::Result<u8> {
-    let base = args.url.unwrap_or_else(super::env_url);
+impl HealthArgs {
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        self.url.iter().map(|u| ("api.url", u.clone())).collect()
+    }
+}
+
+pub async fn run(args: HealthArgs, cfg: &Config) -> anyhow::Result<u8> {
+    let base = cfg.api()?.url;
     let path = if args.ready { "ready" } else { "health" };
-    let url = format!("{}/{path}", base.trim_end_matches('/'));
+    let url = format!("{base}/{path}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;

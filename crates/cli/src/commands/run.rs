@@ -1,160 +1,89 @@
-//! `aof run AGENT PROMPT [--follow]`: start a session; optionally stream it to the end.
-//!
-//! Following reconnects with `Last-Event-ID` if the coordinator goes away (a restart
-//! loses nothing), and exits 0 only if the session finished well.
+//! `aof run AGENT PROMPT [--follow] [--resume SESSION]`: start (or resume) a session;
+//! optionally stream it to the end. Following reconnects if the coordinator goes away
+//! and exits 0 only if the session finished well.
 
-use std::time::Duration;
+use serde_json::json;
 
-use aof_wire::{ErrorBody, RunCreateResponse};
+use aof_config::Config;
 
-use crate::sse_client::{self, Frame};
+use crate::{
+    client::{Api, UrlArg},
+    follow::{self, From},
+    table::{self, JsonArg},
+};
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Examples:\n  \
+    aof run demo \"hello\" --follow\n  \
+    aof run demo \"and now?\" --resume ses_0123456789ab --follow")]
 pub struct RunArgs {
     /// Agent name (an unknown agent runs on the runner's default executor).
     pub agent: String,
     /// The prompt.
     pub prompt: String,
-    /// Stream the session's events until it ends.
+    /// Stream the session's events until it ends; exit 0 only if it finished.
     #[arg(long, short)]
     pub follow: bool,
-    /// Coordinator URL (default: AGENT_ORCHESTRATOR_API_URL, else http://127.0.0.1:8765).
-    #[arg(long)]
-    pub url: Option<String>,
+    /// Continue this session instead of starting a new one.
+    #[arg(long, value_name = "SESSION")]
+    pub resume: Option<String>,
     /// Project directory for the session.
     #[arg(long)]
     pub project_dir: Option<String>,
     /// Give up following after this many seconds (default: never).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_secs)]
     pub timeout: Option<f64>,
+    #[command(flatten)]
+    pub url: UrlArg,
+    #[command(flatten)]
+    pub out: JsonArg,
 }
 
-/// How a followed session ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum End {
-    Finished,
-    Failed,
-    Stopped,
-}
-
-pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let base = args.url.clone().unwrap_or_else(super::env_url);
-    let base = base.trim_end_matches('/').to_string();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()?;
-    let body = serde_json::json!({
-        "type": "start_session",
-        "agent_name": args.agent,
-        "parameters": {"prompt": args.prompt},
-        "project_dir": args.project_dir,
-    });
-    let resp = client
-        .post(format!("{base}/runs"))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the coordinator at {base}: {e}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let msg = resp
-            .json::<ErrorBody>()
-            .await
-            .map(|b| b.message())
-            .unwrap_or_else(|_| status.to_string());
-        eprintln!("aof: run rejected ({status}): {msg}");
-        return Ok(1);
+pub fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f < 1e9 => Ok(f),
+        _ => Err(format!("'{s}' is not a number of seconds > 0")),
     }
-    let created: RunCreateResponse = resp.json().await?;
-    eprintln!("run {} · session {}", created.run_id, created.session_id);
+}
+
+pub async fn run(args: RunArgs, cfg: &Config) -> anyhow::Result<u8> {
+    let api = Api::new(&cfg.api()?)?;
+    let body = match &args.resume {
+        None => json!({
+            "type": "start_session",
+            "agent_name": args.agent,
+            "parameters": {"prompt": args.prompt},
+            "project_dir": args.project_dir,
+        }),
+        Some(session) => json!({
+            "type": "resume_session",
+            "session_id": session,
+            "parameters": {"prompt": args.prompt},
+            "project_dir": args.project_dir,
+        }),
+    };
+    // A resumed session's history holds an earlier end: follow from the cursor before
+    // the new run exists, so only this run's outcome counts.
+    let from = match (&args.resume, args.follow) {
+        (Some(session), true) => From::Cursor(follow::head(&api, session).await?.0),
+        _ => From::Cursor("0".into()),
+    };
+    let created = api.post("/runs", &body).await?;
+    let session_id = created["session_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eprintln!(
+        "run {} · session {session_id}",
+        created["run_id"].as_str().unwrap_or("?")
+    );
     if !args.follow {
-        println!("{}", created.session_id);
+        if args.out.json {
+            table::print_json(&created);
+        } else {
+            println!("{session_id}");
+        }
         return Ok(0);
     }
-    let follow = follow_session(&client, &base, &created.session_id);
-    let end = match args.timeout {
-        Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), follow).await {
-            Ok(r) => r?,
-            Err(_) => {
-                eprintln!(
-                    "aof: gave up after {t}s; session {} is still going",
-                    created.session_id
-                );
-                return Ok(1);
-            }
-        },
-        None => follow.await?,
-    };
-    eprintln!("session {}: {end:?}", created.session_id);
-    Ok(if end == End::Finished { 0 } else { 1 })
-}
-
-/// Prints one frame; returns the end state if the session is over.
-fn show(frame: &Frame) -> Option<End> {
-    let data: serde_json::Value = serde_json::from_str(&frame.data).unwrap_or_default();
-    match frame.event.as_str() {
-        "event" => {
-            let ev = &data["data"];
-            let kind = ev["event_type"].as_str().unwrap_or("?");
-            match kind {
-                "message" => {
-                    let text: String = ev["content"]
-                        .as_array()
-                        .map(|b| b.iter().filter_map(|c| c["text"].as_str()).collect())
-                        .unwrap_or_default();
-                    println!("[{}] {text}", ev["role"].as_str().unwrap_or("?"));
-                }
-                "result" => println!("[result] {}", ev["result_text"].as_str().unwrap_or("")),
-                "run_failed" => println!("[run_failed] {}", ev["error"].as_str().unwrap_or("")),
-                other => println!("[{other}]"),
-            }
-            None
-        }
-        "session_updated" | "session_created" => {
-            let status = data["session"]["status"].as_str().unwrap_or("");
-            match status {
-                "finished" | "idle" => Some(End::Finished),
-                "failed" => Some(End::Failed),
-                "stopped" => Some(End::Stopped),
-                _ => None,
-            }
-        }
-        "run_failed" => {
-            println!("[run_failed] {}", data["error"].as_str().unwrap_or(""));
-            None
-        }
-        _ => None,
-    }
-}
-
-async fn follow_session(
-    client: &reqwest::Client,
-    base: &str,
-    session_id: &str,
-) -> anyhow::Result<End> {
-    let url = format!("{base}/sse/sessions?session_id={session_id}&include_init=false");
-    // Start from cursor 0: the replay covers everything the session did so far.
-    let mut last = "0".to_string();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let mut end = None;
-        let from = last.clone();
-        let res = sse_client::follow(client, &url, Some(&from), |frame| {
-            if let Some(id) = &frame.id {
-                last = id.clone();
-            }
-            end = show(&frame);
-            end.is_none()
-        })
-        .await;
-        if let Some(e) = end {
-            return Ok(e);
-        }
-        match res {
-            Ok(_) => eprintln!("aof: stream closed; reconnecting from event {last}"),
-            Err(e) => eprintln!("aof: stream interrupted ({e}); reconnecting from event {last}"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(3));
-    }
+    follow::follow_to_exit(&api, &session_id, from, args.out.json, args.timeout).await
 }

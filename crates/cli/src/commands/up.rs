@@ -1,12 +1,12 @@
 //! `aof up`: coordinator + one in-process runner + embedded SQLite.
 
-use std::path::PathBuf;
-
+use aof_config::Config;
 use aof_coordinator::Coordinator;
 
 use super::{coordinator::CoordinatorArgs, runner::RunnerOpts};
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Example:\n  aof up --listen 127.0.0.1:8765 --data-dir ./state")]
 pub struct UpArgs {
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
@@ -14,19 +14,23 @@ pub struct UpArgs {
     pub runner: RunnerOpts,
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
-    let mut cargs = args.coordinator.clone();
-    let data_dir = cargs
-        .data_dir
-        .get_or_insert_with(|| PathBuf::from(".agent-orchestrator"))
-        .clone();
-    let cfg = cargs.config()?;
+impl UpArgs {
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let mut f = self.coordinator.flags();
+        f.extend(self.runner.flags());
+        f
+    }
+}
+
+pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
+    let ccfg = cfg.coordinator()?;
+    let data_dir = cfg.data_dir();
     let shutdown = super::shutdown_on_signals();
-    let coord = Coordinator::bind(cfg).await?;
+    let coord = Coordinator::bind(ccfg).await?;
     let addr = coord.local_addr()?;
-    super::write_addr_file(cargs.addr_file.as_deref(), addr)?;
+    super::write_addr_file(args.coordinator.addr_file.as_deref(), addr)?;
     let url = format!("http://{addr}");
-    let runner_cfg = args.runner.config(url.clone(), &data_dir)?;
+    let runner_cfg = cfg.runner(Some(url.clone()))?;
     println!("AOF is up: {url}  (data: {})", data_dir.display());
     println!("  try: aof run demo \"hello\" --follow --url {url}");
     let server = tokio::spawn(coord.serve(shutdown.clone()));

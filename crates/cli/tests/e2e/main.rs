@@ -2,9 +2,11 @@
 
 mod harness;
 
+mod blueprints;
 mod cli;
 mod command;
 mod crash;
 mod leases;
 mod longpoll;
+mod resources;
 mod sse_replay;

@@ -8,7 +8,9 @@ use axum::{
 
 use aof_core::{new_run_id, new_session_id};
 use aof_store::NewRun;
-use aof_wire::{run::RunList, Demands, Run, RunCreate, RunCreateResponse, RunType};
+use aof_wire::{
+    agents::AgentStatus, run::RunList, Demands, Run, RunCreate, RunCreateResponse, RunType,
+};
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -27,54 +29,16 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// The implicit parameter schema for runs without an agent schema: exactly `{"prompt": "<non-empty>"}`.
-fn validate_parameters(
-    params: &serde_json::Map<String, serde_json::Value>,
-    agent: Option<&str>,
-) -> ApiResult<()> {
-    let mut errors = Vec::new();
-    match params.get("prompt") {
-        None => errors.push(serde_json::json!({"path": "$", "message": "'prompt' is a required property", "schema_path": "required"})),
-        Some(serde_json::Value::String(s)) if s.is_empty() => errors.push(serde_json::json!({"path": "$.prompt", "message": "'' should be non-empty", "schema_path": "properties/prompt/minLength"})),
-        Some(serde_json::Value::String(_)) => {}
-        Some(other) => errors.push(serde_json::json!({"path": "$.prompt", "message": format!("{other} is not of type 'string'"), "schema_path": "properties/prompt/type"})),
-    }
-    let extra: Vec<&String> = params.keys().filter(|k| *k != "prompt").collect();
-    if !extra.is_empty() {
-        errors.push(serde_json::json!({
-            "path": "$",
-            "message": format!("Additional properties are not allowed ({} unexpected)", extra.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")),
-            "schema_path": "additionalProperties",
-        }));
-    }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::BadRequestObject(
-        serde_json::json!({
-            "error": "parameter_validation_failed",
-            "message": "Parameters do not match agent's parameters_schema",
-            "agent_name": agent.unwrap_or("(no agent)"),
-            "validation_errors": errors,
-            "parameters_schema": {
-                "type": "object",
-                "required": ["prompt"],
-                "properties": {"prompt": {"type": "string", "minLength": 1}},
-                "additionalProperties": false,
-            },
-        }),
-        "parameter_validation_failed",
-    ))
-}
-
 #[utoipa::path(post, path = "/runs", tag = "runs", request_body = aof_wire::RunCreate, responses((status = 201, description = "Run created", body = aof_wire::RunCreateResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<RunCreate>,
 ) -> ApiResult<(StatusCode, Json<RunCreateResponse>)> {
+    let run_id = new_run_id();
     let mut agent_name = req.agent_name.clone();
     let mut project_dir = req.project_dir.clone();
     let mut demands = Demands::default();
+    let mut previous_blueprint = None;
     let session_id = match req.run_type {
         RunType::ResumeSession => {
             let Some(id) = req.session_id.clone() else {
@@ -94,6 +58,11 @@ pub(crate) async fn create(
                 executor_profile: session.executor_profile.clone(),
                 ..Demands::default()
             });
+            previous_blueprint = st
+                .store
+                .latest_run(&id)
+                .await?
+                .and_then(|r| r.run.resolved_agent_blueprint);
             id
         }
         RunType::StartSession => match &req.session_id {
@@ -116,10 +85,74 @@ pub(crate) async fn create(
             ));
         }
     }
-    validate_parameters(&req.parameters, agent_name.as_deref())?;
-    // No blueprints yet: every run is for the autonomous executor type.
+    // Scope inheritance: the parent's latest scope under ours (ours wins per key).
+    let mut scope = req.scope.clone().unwrap_or_default();
+    if let Some(parent) = &req.parent_session_id {
+        if let Some(serde_json::Value::Object(inherited)) =
+            st.store.latest_run(parent).await?.and_then(|r| r.run.scope)
+        {
+            let mut merged = inherited;
+            merged.extend(scope);
+            scope = merged;
+        }
+    }
+    if let (Some(name), RunType::StartSession) = (agent_name.clone(), req.run_type) {
+        // Checked before resolution: an inactive agent is the clearer reason.
+        let status = st
+            .registry(move |reg| match reg.agent_raw(&name) {
+                Ok(a) => Ok(Some(a.status)),
+                Err(aof_blueprints::BlueprintError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
+        if status == Some(AgentStatus::Inactive) {
+            return Err(ApiError::BadRequest(
+                format!(
+                    "Agent '{}' is inactive; activate it to start sessions",
+                    agent_name.as_deref().unwrap_or_default()
+                ),
+                "agent_inactive",
+            ));
+        }
+    }
+    let resolution = match agent_name.clone() {
+        None => None,
+        Some(name) => {
+            let (rid, sid, params, sc) = (
+                run_id.clone(),
+                session_id.clone(),
+                req.parameters.clone(),
+                scope.clone(),
+            );
+            st.registry(move |reg| {
+                let cx = aof_blueprints::RunContext {
+                    run_id: &rid,
+                    session_id: &sid,
+                    parameters: &params,
+                    scope: &sc,
+                };
+                reg.resolve_for_run(&name, &cx)
+            })
+            .await?
+        }
+    };
+    // Resumes always take a prompt; a start uses the agent's schema when it has one.
+    let schema = match (&resolution, req.run_type) {
+        (Some(r), RunType::StartSession) => r.agent.parameters_schema.clone(),
+        _ => None,
+    };
+    let params = serde_json::Value::Object(req.parameters);
+    aof_blueprints::params::validate(&params, schema.as_ref(), agent_name.as_deref())?;
+    if let Some(r) = &resolution {
+        if let Some(d) = &r.agent.demands {
+            demands = demands.merge(d);
+        }
+    }
+    let agent_type = resolution
+        .as_ref()
+        .map_or("autonomous", |r| r.agent.agent_type.as_str());
     demands = demands.merge(&Demands {
-        executor_type: Some("autonomous".into()),
+        executor_type: Some(agent_type.into()),
         ..Demands::default()
     });
     if let Some(extra) = &req.additional_demands {
@@ -128,19 +161,21 @@ pub(crate) async fn create(
     let timeout_at = chrono::Utc::now()
         + chrono::Duration::from_std(st.cfg.no_match_timeout)
             .map_err(|e| ApiError::Internal(e.into()))?;
+    let blueprint = resolution.map(|r| r.blueprint).or(previous_blueprint);
     let rec = st
         .store
         .create_run(NewRun {
-            run_id: new_run_id(),
+            run_id,
             run_type: req.run_type,
             session_id,
             agent_name,
-            parameters: serde_json::Value::Object(req.parameters),
+            parameters: params,
             project_dir,
             parent_session_id: req.parent_session_id,
             execution_mode: req.execution_mode,
             demands,
-            scope: req.scope.map(serde_json::Value::Object),
+            scope: (!scope.is_empty()).then_some(serde_json::Value::Object(scope)),
+            blueprint,
             timeout_at: Some(timeout_at),
         })
         .await?;
@@ -200,22 +235,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_parameters() {
+    fn session_ids_are_path_safe() {
         assert!(valid_id("ses_abc123"));
-        assert!(!valid_id("../etc"));
-        assert!(!valid_id(".."));
-        assert!(!valid_id("a/b"));
-        assert!(!valid_id(""));
-        let ok = serde_json::json!({"prompt": "hi"});
-        assert!(validate_parameters(ok.as_object().unwrap(), None).is_ok());
-        for bad in [
-            serde_json::json!({}),
-            serde_json::json!({"prompt": ""}),
-            serde_json::json!({"prompt": 3}),
-            serde_json::json!({"prompt": "x", "extra": 1}),
-        ] {
-            let err = validate_parameters(bad.as_object().unwrap(), None).unwrap_err();
-            assert_eq!(err.code(), "parameter_validation_failed", "{bad}");
+        for bad in ["../etc", "..", ".", "a/b", ""] {
+            assert!(!valid_id(bad), "{bad}");
         }
+        assert!(!valid_id(&"x".repeat(129)));
     }
 }

@@ -70,6 +70,12 @@ pub(crate) async fn sessions(
     };
     // Subscribe first: anything committed from here on is either replayed or received.
     let mut live = st.store.subscribe();
+    // The head is read before the response goes out, so every event committed after the
+    // client sees 200 has a larger cursor and is delivered.
+    let head = match resume_from {
+        Some(c) => c,
+        None => st.store.feed_head().await?,
+    };
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     st.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(st.metrics.clone());
@@ -79,13 +85,6 @@ pub(crate) async fn sessions(
         let mut last = match resume_from {
             Some(c) => c,
             None => {
-                let head = match store.feed_head().await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sse: cannot read feed head");
-                        return;
-                    }
-                };
                 if include_init {
                     let sessions = match store.list_sessions().await {
                         Ok(s) => s,

@@ -1,0 +1,248 @@
+//! What a scenario hands back and how it is shown: one JSON line for machines, a plain
+//! two-column table for people, a progress line while running. Percentiles here too.
+//! Printing is left to the caller (the CLI); this module only formats.
+
+use std::{
+    io::{IsTerminal, Write},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+/// The outcome of one scenario run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scenario: &'static str,
+    /// The effective parameters (after `--smoke` and defaults).
+    pub parameters: Value,
+    pub durability: String,
+    /// Measured values in the order they are shown.
+    pub results: Vec<(String, Value)>,
+    /// Peak RSS (VmHWM) of the coordinator's process, when known.
+    pub coordinator_peak_rss_kb: Option<u64>,
+    /// CPU time of this process while the scenario ran.
+    pub bench_cpu_s: f64,
+    pub wall_s: f64,
+    pub in_process: bool,
+    /// False when the scenario saw errors, lost or duplicated events, or did not finish.
+    pub ok: bool,
+}
+
+impl Report {
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("scenario".into(), json!(self.scenario));
+        m.insert("parameters".into(), self.parameters.clone());
+        m.insert("durability".into(), json!(self.durability));
+        for (k, v) in &self.results {
+            m.insert(k.clone(), v.clone());
+        }
+        m.insert(
+            "coordinator_peak_rss_kb".into(),
+            json!(self.coordinator_peak_rss_kb),
+        );
+        m.insert("bench_cpu_s".into(), json!(round3(self.bench_cpu_s)));
+        m.insert("wall_s".into(), json!(round3(self.wall_s)));
+        // In-process, the process CPU and RSS are the coordinator's and the client's together.
+        m.insert(
+            "cpu_scope".into(),
+            json!(if self.in_process {
+                "bench + in-process coordinator"
+            } else {
+                "bench client only"
+            }),
+        );
+        m.insert("ok".into(), json!(self.ok));
+        Value::Object(m)
+    }
+
+    /// A plain two-column table for stderr.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, String)> = vec![
+            ("scenario".into(), self.scenario.into()),
+            ("durability".into(), self.durability.clone()),
+            ("parameters".into(), self.parameters.to_string()),
+        ];
+        for (k, v) in &self.results {
+            rows.push((k.clone(), show(v)));
+        }
+        if let Some(kb) = self.coordinator_peak_rss_kb {
+            rows.push((
+                "coordinator peak RSS".into(),
+                format!("{:.1} MiB", kb as f64 / 1024.0),
+            ));
+        }
+        let scope = if self.in_process {
+            " (bench + in-process coordinator)"
+        } else {
+            ""
+        };
+        rows.push((
+            "bench CPU".into(),
+            format!(
+                "{:.2} s over {:.2} s wall{scope}",
+                self.bench_cpu_s, self.wall_s
+            ),
+        ));
+        rows.push(("ok".into(), self.ok.to_string()));
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<width$}  {v}\n"));
+        }
+        out
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Milliseconds with microsecond resolution.
+pub fn ms(d: Duration) -> f64 {
+    round3(d.as_secs_f64() * 1000.0)
+}
+
+/// The `p`-th percentile (0–100) of an ascending slice, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `{prefix}_p50_ms`, … for each of `ps`, plus `{prefix}_max_ms`; sorts `samples`.
+pub fn latency_fields(prefix: &str, samples: &mut [Duration], ps: &[u32]) -> Vec<(String, Value)> {
+    samples.sort_unstable();
+    let mut out: Vec<(String, Value)> = ps
+        .iter()
+        .map(|&p| {
+            (
+                format!("{prefix}_p{p}_ms"),
+                json!(ms(percentile(samples, f64::from(p)))),
+            )
+        })
+        .collect();
+    out.push((
+        format!("{prefix}_max_ms"),
+        json!(ms(samples.last().copied().unwrap_or_default())),
+    ));
+    out
+}
+
+/// Counts failed requests and keeps the first message, so a broken run says why.
+#[derive(Default)]
+pub struct Errors {
+    count: AtomicU64,
+    /// First error seen; written by any task, read once at the end.
+    first: Mutex<Option<String>>,
+}
+
+impl Errors {
+    pub fn add(&self, what: impl std::fmt::Display) {
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            if let Ok(mut f) = self.first.lock() {
+                *f = Some(what.to_string());
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// `errors` and, when there were any, `first_error`.
+    pub fn fields(&self) -> Vec<(String, Value)> {
+        let mut out = vec![("errors".to_string(), json!(self.count()))];
+        if let Some(first) = self.first.lock().ok().and_then(|f| f.clone()) {
+            out.push(("first_error".into(), json!(first)));
+        }
+        out
+    }
+}
+
+/// A progress line on stderr (rewritten in place on a terminal, one line a second
+/// otherwise) until dropped.
+pub struct Progress {
+    /// Cancelled on drop; the ticker task ends with it.
+    stop: CancellationToken,
+}
+
+impl Progress {
+    /// `done` is bumped by the scenario; `total` (if known) and `unit` label it.
+    pub fn start(
+        label: &'static str,
+        done: Arc<AtomicU64>,
+        total: Option<u64>,
+        unit: &'static str,
+    ) -> Progress {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let tty = std::io::stderr().is_terminal();
+        let every = Duration::from_millis(if tty { 250 } else { 1000 });
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = token.cancelled() => break,
+                }
+                let n = done.load(Ordering::Relaxed);
+                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                let secs = t0.elapsed().as_secs_f64();
+                let rate = n as f64 / secs.max(1e-9);
+                let line = format!("[{label}] {n}{of} {unit}, {secs:.1} s, {rate:.0} {unit}/s");
+                let mut err = std::io::stderr().lock();
+                let _ = if tty {
+                    write!(err, "\r\x1b[2K{line}")
+                } else {
+                    writeln!(err, "{line}")
+                };
+            }
+            if tty {
+                let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+            }
+        });
+        Progress { stop }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let f = latency_fields("x", &mut v, &[50, 99]);
+        assert_eq!(f[0], ("x_p50_ms".to_string(), json!(50.0)));
+        assert_eq!(f[1], ("x_p99_ms".to_string(), json!(99.0)));
+        assert_eq!(f[2], ("x_max_ms".to_string(), json!(100.0)));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+        assert_eq!(
+            percentile(&[Duration::from_millis(7)], 99.0),
+            Duration::from_millis(7)
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! One module per scenario, plus the few requests several of them make.
+
+pub mod fanout;
+pub mod ingest;
+pub mod lifecycle;
+pub mod noop;
+pub mod soak;
+
+use aof_wire::{Event, RunCreateResponse};
+
+use crate::target::{Api, REQUEST_TIMEOUT};
+
+/// `POST /runs` for a `start_session` run with prompt `bench`; expects 201.
+pub(crate) async fn create_run(t: &Api) -> Result<RunCreateResponse, String> {
+    let resp = t
+        .http
+        .post(t.url("/runs"))
+        .timeout(REQUEST_TIMEOUT)
+        .json(&serde_json::json!({"type": "start_session", "parameters": {"prompt": "bench"}}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /runs: {e}"))?;
+    let status = resp.status();
+    if status.as_u16() != 201 {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!("POST /runs answered {status}: {body}"));
+    }
+    resp.json()
+        .await
+        .map_err(|e| format!("POST /runs body: {e}"))
+}
+
+/// `POST /runs/{id}/stop`, best effort: leaves no pending runs behind on a shared coordinator.
+pub(crate) async fn stop_run(t: &Api, run_id: &str) {
+    let _ = t
+        .http
+        .post(t.url(&format!("/runs/{run_id}/stop")))
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await;
+}
+
+/// `POST /sessions/{sid}/events` with optional fencing headers; any 2xx is success.
+pub(crate) async fn post_event(
+    t: &Api,
+    event: &Event,
+    run: Option<(&str, Option<&str>)>,
+) -> Result<(), String> {
+    let mut rb = t
+        .http
+        .post(t.url(&format!("/sessions/{}/events", event.session_id)))
+        .timeout(REQUEST_TIMEOUT)
+        .json(event);
+    if let Some((run_id, token)) = run {
+        rb = rb.header(aof_wire::RUN_HEADER, run_id);
+        if let Some(token) = token {
+            rb = rb.header(aof_wire::LEASE_HEADER, token);
+        }
+    }
+    check(rb.send().await, "POST /sessions/{id}/events").await
+}
+
+/// Maps a response to `Ok` on 2xx, else a message with status and body.
+pub(crate) async fn check(
+    resp: Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+) -> Result<(), String> {
+    match resp {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            Err(format!("{what} answered {status}: {body}"))
+        }
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}

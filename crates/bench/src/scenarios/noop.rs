@@ -1,0 +1,75 @@
+//! `noop`: C clients hammering `GET /health` for D seconds — the request rate this client
+//! and the HTTP stack manage with no store work, the ceiling for every other scenario.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::{
+    report::{latency_fields, round3, Errors, Progress},
+    scenarios::check,
+    target::{Target, REQUEST_TIMEOUT},
+    Outcome, Params,
+};
+
+pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
+    let concurrency = p.pick(p.concurrency, 32, 4).max(1);
+    let duration = p.secs(p.duration, 10.0, 1.0);
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
+    let _progress = Progress::start("noop", done.clone(), None, "requests");
+    let url = t.api.url("/health");
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (http, url, done, errors) = (
+            t.api.http.clone(),
+            url.clone(),
+            done.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<Duration> = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let r = check(
+                    http.get(&url).timeout(REQUEST_TIMEOUT).send().await,
+                    "GET /health",
+                )
+                .await;
+                match r {
+                    Ok(()) => {
+                        lat.push(sent.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => errors.add(e),
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await?);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let n = lat.len() as u64;
+    let mut results = vec![
+        ("requests".to_string(), json!(n)),
+        ("requests_per_s".into(), json!(round3(n as f64 / wall))),
+    ];
+    results.extend(latency_fields("latency", &mut lat, &[50, 99]));
+    results.extend(errors.fields());
+    Ok(Outcome {
+        parameters: json!({"concurrency": concurrency, "duration_s": duration.as_secs_f64()}),
+        results,
+        ok: errors.count() == 0 && n > 0,
+    })
+}

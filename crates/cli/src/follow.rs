@@ -1,0 +1,187 @@
+//! Following a session over SSE until it ends, shared by `aof run --follow` and
+//! `aof sessions events --follow`. Reconnects with `Last-Event-ID` when the stream
+//! breaks (a coordinator restart loses nothing). Prints events to stdout; progress
+//! notes go to stderr.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{
+    client::{seg, Api},
+    sse_client::{self, Frame},
+};
+
+/// How a followed session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Finished,
+    Failed,
+    Stopped,
+}
+
+impl End {
+    /// From a session status; `None` while it is still going.
+    pub fn from_status(status: &str) -> Option<End> {
+        match status {
+            "finished" | "idle" => Some(End::Finished),
+            "failed" => Some(End::Failed),
+            "stopped" => Some(End::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// Where following starts.
+#[derive(Debug, Clone)]
+pub enum From {
+    /// Replay after this feed cursor ("0": the session's whole history); the first
+    /// terminal session status seen ends the follow.
+    Cursor(String),
+    /// Print the stored events, then follow live unless the session has already ended
+    /// (for sessions that may have been resumed: an old `finished` must not end it).
+    Snapshot,
+}
+
+/// Prints one event (a stored event object) as a line.
+pub fn print_event(ev: &Value, json: bool) {
+    if json {
+        println!("{ev}");
+        return;
+    }
+    let kind = ev["event_type"].as_str().unwrap_or("?");
+    match kind {
+        "message" => {
+            let text: String = ev["content"]
+                .as_array()
+                .map(|b| b.iter().filter_map(|c| c["text"].as_str()).collect())
+                .unwrap_or_default();
+            println!("[{}] {text}", ev["role"].as_str().unwrap_or("?"));
+        }
+        "result" => println!("[result] {}", ev["result_text"].as_str().unwrap_or("")),
+        "run_failed" => println!("[run_failed] {}", ev["error"].as_str().unwrap_or("")),
+        other => println!("[{other}]"),
+    }
+}
+
+/// Handles one frame; returns the end state if the session is over.
+fn on_frame(frame: &Frame, json: bool) -> Option<End> {
+    let data: Value = serde_json::from_str(&frame.data).unwrap_or_default();
+    match frame.event.as_str() {
+        "event" => {
+            print_event(&data["data"], json);
+            None
+        }
+        "session_updated" | "session_created" => {
+            End::from_status(data["session"]["status"].as_str().unwrap_or(""))
+        }
+        "run_failed" if !json => {
+            println!("[run_failed] {}", data["error"].as_str().unwrap_or(""));
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The feed cursor now, and the session's status at that cursor (from the `init` frame).
+pub async fn head(api: &Api, session_id: &str) -> anyhow::Result<(String, Option<String>)> {
+    let url = api.url(&format!(
+        "/sse/sessions?session_id={}&include_init=true",
+        seg(session_id)
+    ));
+    let mut got = None;
+    sse_client::follow(&api.http, &url, None, |frame| {
+        if frame.event == "init" {
+            let data: Value = serde_json::from_str(&frame.data).unwrap_or_default();
+            let status = data["sessions"]
+                .as_array()
+                .and_then(|s| s.first())
+                .and_then(|s| s["status"].as_str())
+                .map(str::to_string);
+            got = Some((frame.id.clone().unwrap_or_else(|| "0".into()), status));
+            return false;
+        }
+        true
+    })
+    .await?;
+    got.ok_or_else(|| anyhow::anyhow!("the coordinator's event stream sent no init frame"))
+}
+
+/// Follows `session_id` until it ends; see [`From`].
+pub async fn follow_session(
+    api: &Api,
+    session_id: &str,
+    from: From,
+    json: bool,
+) -> anyhow::Result<End> {
+    let mut last = match from {
+        From::Cursor(c) => c,
+        From::Snapshot => {
+            let (cursor, status) = head(api, session_id).await?;
+            let events = api
+                .get(&format!("/sessions/{}/events", seg(session_id)))
+                .await?;
+            let done = status.as_deref().and_then(End::from_status);
+            let upto: i64 = cursor.parse().unwrap_or(i64::MAX);
+            for ev in events["events"].as_array().into_iter().flatten() {
+                // Later events arrive on the stream; an ended session prints them all.
+                if done.is_some() || ev["id"].as_i64().is_none_or(|id| id <= upto) {
+                    print_event(ev, json);
+                }
+            }
+            if let Some(end) = done {
+                return Ok(end);
+            }
+            cursor
+        }
+    };
+    let url = api.url(&format!(
+        "/sse/sessions?session_id={}&include_init=false",
+        seg(session_id)
+    ));
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut end = None;
+        let from = last.clone();
+        let res = sse_client::follow(&api.http, &url, Some(&from), |frame| {
+            if let Some(id) = &frame.id {
+                last = id.clone();
+            }
+            end = on_frame(&frame, json);
+            end.is_none()
+        })
+        .await;
+        if let Some(e) = end {
+            return Ok(e);
+        }
+        match res {
+            Ok(_) => eprintln!("aof: stream closed; reconnecting from event {last}"),
+            Err(e) => eprintln!("aof: stream interrupted ({e}); reconnecting from event {last}"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+/// Follows with an optional deadline; prints how it ended. Exit 0 only if it finished.
+pub async fn follow_to_exit(
+    api: &Api,
+    session_id: &str,
+    from: From,
+    json: bool,
+    timeout: Option<f64>,
+) -> anyhow::Result<u8> {
+    let follow = follow_session(api, session_id, from, json);
+    let end = match timeout {
+        Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), follow).await {
+            Ok(r) => r?,
+            Err(_) => {
+                eprintln!("aof: gave up after {t}s; session {session_id} is still going");
+                return Ok(1);
+            }
+        },
+        None => follow.await?,
+    };
+    eprintln!("session {session_id}: {end:?}");
+    Ok(if end == End::Finished { 0 } else { 1 })
+}

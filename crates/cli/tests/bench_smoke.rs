@@ -1,0 +1,60 @@
+//! `aof bench --smoke` end to end: the real binary, its in-process coordinator, one JSON
+//! line on stdout. Checks correctness only (no losses, no errors); never timing.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs `aof bench SCENARIO --smoke` and returns its JSON line.
+fn bench(scenario: &str) -> Value {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_aof"))
+        .args(["bench", scenario, "--smoke"])
+        .current_dir(tmp.path())
+        .env_remove("AOF_API_KEY")
+        .env_remove("AOF_SQLITE_SYNCHRONOUS")
+        .output()
+        .expect("run aof bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "aof bench {scenario} --smoke exited {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status.code()
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one JSON line, got:\n{stdout}");
+    let v: Value = serde_json::from_str(lines[0]).expect("stdout is JSON");
+    assert_eq!(v["scenario"], scenario);
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["durability"], "sqlite synchronous=NORMAL (WAL)", "{v}");
+    assert!(v["parameters"].is_object(), "{v}");
+    assert!(v["bench_cpu_s"].is_number(), "{v}");
+    v
+}
+
+#[test]
+fn lifecycle_smoke_completes_every_run() {
+    let v = bench("lifecycle");
+    let n = v["parameters"]["runs"].as_u64().expect("runs parameter");
+    assert!(n > 0);
+    assert_eq!(v["runs_created"].as_u64(), Some(n), "{v}");
+    assert_eq!(v["runs_completed"].as_u64(), Some(n), "{v}");
+    assert!(v["dispatch_p50_ms"].is_number(), "{v}");
+    assert!(v["e2e_p99_ms"].is_number(), "{v}");
+}
+
+#[test]
+fn fanout_smoke_delivers_every_event_once() {
+    let v = bench("fanout");
+    let subs = v["parameters"]["subscribers"]
+        .as_u64()
+        .expect("subscribers");
+    let msgs = v["parameters"]["messages"].as_u64().expect("messages");
+    assert_eq!(v["subscribers_connected"].as_u64(), Some(subs), "{v}");
+    assert_eq!(v["events_posted"].as_u64(), Some(msgs), "{v}");
+    assert_eq!(v["missing"], 0, "{v}");
+    assert_eq!(v["duplicated"], 0, "{v}");
+    assert_eq!(v["deliveries"].as_u64(), Some(subs * msgs), "{v}");
+}

@@ -1,0 +1,365 @@
+//! The registry: every AOF setting, once. Loading, `aof config show` and the
+//! documentation table are all driven by [`SETTINGS`]; nothing else may name an
+//! environment variable or a file key.
+
+/// The default of a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// A literal value, layered like any other (shown by `aof config show`).
+    Value(&'static str),
+    /// No value; the typed section derives one. The text says how (for the table).
+    Derived(&'static str),
+}
+
+/// One setting: its file key, environment names, flag, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Dotted key in the TOML file (`coordinator.listen` is `listen` under `[coordinator]`).
+    pub key: &'static str,
+    /// Our environment variable (`AOF_…`); read before the aliases.
+    pub env: &'static str,
+    /// The AOF reference's names for the same setting, still accepted.
+    pub aliases: &'static [&'static str],
+    /// Command-line flag, for the commands that have it.
+    pub flag: Option<&'static str>,
+    pub default: DefaultValue,
+    /// Printed masked by `aof config show`.
+    pub secret: bool,
+    /// One line for the table.
+    pub doc: &'static str,
+}
+
+const fn s(
+    key: &'static str,
+    env: &'static str,
+    aliases: &'static [&'static str],
+    flag: Option<&'static str>,
+    default: DefaultValue,
+    doc: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        env,
+        aliases,
+        flag,
+        default,
+        secret: false,
+        doc,
+    }
+}
+
+use DefaultValue::{Derived, Value};
+
+/// The config file itself (`--config` / `AOF_CONFIG`); not a key in the file.
+pub const CONFIG_FLAG: &str = "--config";
+pub const CONFIG_ENV: &str = "AOF_CONFIG";
+
+/// Every setting, in the order the table and `aof config show` list them.
+pub static SETTINGS: &[Setting] = &[
+    s(
+        "api.url",
+        "AOF_URL",
+        &["AGENT_ORCHESTRATOR_API_URL"],
+        Some("--url"),
+        Value("http://127.0.0.1:8765"),
+        "where runners and the CLI find the coordinator",
+    ),
+    Setting {
+        secret: true,
+        ..s(
+            "api.key",
+            "AOF_API_KEY",
+            &[],
+            None,
+            Derived("none"),
+            "sent by the CLI as `Authorization: Bearer`; secret, shown masked",
+        )
+    },
+    s(
+        "auth.enabled",
+        "AOF_AUTH_ENABLED",
+        &["AUTH_ENABLED"],
+        None,
+        Value("false"),
+        "auth arrives in a later release; must be false",
+    ),
+    s(
+        "data_dir",
+        "AOF_DATA_DIR",
+        &[],
+        Some("--data-dir"),
+        Value(".agent-orchestrator"),
+        "state directory (database, agents, runner workspaces)",
+    ),
+    s(
+        "log.format",
+        "AOF_LOG_FORMAT",
+        &[],
+        Some("--log-format"),
+        Value("compact"),
+        "stderr log format: pretty, compact or json (filter with `RUST_LOG`)",
+    ),
+    s(
+        "coordinator.listen",
+        "AOF_LISTEN",
+        &[],
+        Some("--listen"),
+        Value("127.0.0.1:8765"),
+        "address the API listens on (port 0 picks a free port)",
+    ),
+    s(
+        "coordinator.db_path",
+        "AOF_DB_PATH",
+        &["AGENT_ORCHESTRATOR_DB_PATH"],
+        None,
+        Derived("`<data_dir>/observability.db`"),
+        "SQLite file; a `data_dir` set on a higher layer wins",
+    ),
+    s(
+        "coordinator.agents_dir",
+        "AOF_AGENTS_DIR",
+        &["AGENT_ORCHESTRATOR_AGENTS_DIR"],
+        Some("--agents-dir"),
+        Derived("`<data_dir>/agents`"),
+        "agent blueprint directory; a `data_dir` set on a higher layer wins",
+    ),
+    s(
+        "coordinator.sqlite_synchronous",
+        "AOF_SQLITE_SYNCHRONOUS",
+        &[],
+        Some("--sqlite-synchronous"),
+        Value("normal"),
+        "`normal`: survives process crashes; `full`: fsync per commit, also power loss",
+    ),
+    s(
+        "coordinator.poll_timeout",
+        "AOF_POLL_TIMEOUT",
+        &["RUNNER_POLL_TIMEOUT"],
+        None,
+        Value("30"),
+        "seconds a runner long-poll is held before 204",
+    ),
+    s(
+        "coordinator.heartbeat_interval",
+        "AOF_HEARTBEAT_INTERVAL",
+        &["RUNNER_HEARTBEAT_INTERVAL"],
+        None,
+        Value("60"),
+        "seconds; told to runners at registration",
+    ),
+    s(
+        "coordinator.lease_ttl",
+        "AOF_LEASE_TTL",
+        &[],
+        None,
+        Derived("3 × heartbeat_interval"),
+        "seconds a claim stays valid without a heartbeat",
+    ),
+    s(
+        "coordinator.stale_threshold",
+        "AOF_STALE_THRESHOLD",
+        &["RUNNER_STALE_THRESHOLD"],
+        None,
+        Value("120"),
+        "seconds of silence before a runner shows `stale` (may be replaced)",
+    ),
+    s(
+        "coordinator.remove_threshold",
+        "AOF_REMOVE_THRESHOLD",
+        &["RUNNER_REMOVE_THRESHOLD"],
+        None,
+        Value("600"),
+        "seconds of silence before a runner is removed and its runs failed",
+    ),
+    s(
+        "coordinator.sweep_interval",
+        "AOF_SWEEP_INTERVAL",
+        &["RUNNER_LIFECYCLE_INTERVAL"],
+        None,
+        Derived("min(lease_ttl / 4, 5)"),
+        "seconds between sweeps of leases and timeouts",
+    ),
+    s(
+        "coordinator.no_match_timeout",
+        "AOF_NO_MATCH_TIMEOUT",
+        &["RUN_NO_MATCH_TIMEOUT"],
+        None,
+        Value("300"),
+        "seconds before a pending run no runner matches fails",
+    ),
+    s(
+        "coordinator.recovery_mode",
+        "AOF_RECOVERY_MODE",
+        &["RUN_RECOVERY_MODE"],
+        None,
+        Value("stale"),
+        "what an expired lease does: `none`, `stale` or `all`",
+    ),
+    s(
+        "coordinator.cors_origins",
+        "AOF_CORS_ORIGINS",
+        &["CORS_ORIGINS"],
+        None,
+        Value("*"),
+        "comma-separated allowed origins; `*` allows any",
+    ),
+    s(
+        "coordinator.max_body_bytes",
+        "AOF_MAX_BODY_BYTES",
+        &[],
+        None,
+        Value("4194304"),
+        "largest request body, bytes (4 MiB)",
+    ),
+    s(
+        "coordinator.placeholder_env",
+        "AOF_PLACEHOLDER_ENV",
+        &[],
+        None,
+        Derived("none"),
+        "comma-separated environment variables blueprints may read as `${env.NAME}`",
+    ),
+    s(
+        "runner.tags",
+        "AOF_RUNNER_TAGS",
+        &["RUNNER_TAGS"],
+        Some("--tags"),
+        Derived("none"),
+        "comma-separated tags this runner offers; runs may demand them",
+    ),
+    s(
+        "runner.max_concurrent",
+        "AOF_MAX_CONCURRENT",
+        &[],
+        Some("--max-concurrent"),
+        Value("4"),
+        "runs executed at once",
+    ),
+    s(
+        "runner.executor",
+        "AOF_EXECUTOR",
+        &[],
+        Some("--executor"),
+        Value("echo"),
+        "executor for runs: `echo` or `command`",
+    ),
+    s(
+        "runner.command",
+        "AOF_COMMAND",
+        &[],
+        Some("--command"),
+        Derived("none"),
+        "for `executor = command`: program and arguments, shell-quoted; prompt on stdin",
+    ),
+    s(
+        "runner.command_timeout",
+        "AOF_COMMAND_TIMEOUT",
+        &[],
+        Some("--command-timeout"),
+        Derived("none"),
+        "for `executor = command`: seconds one run may take before it is stopped and fails",
+    ),
+    s(
+        "runner.allow_blueprint_executors",
+        "AOF_ALLOW_BLUEPRINT_EXECUTORS",
+        &[],
+        None,
+        Value("true"),
+        "whether an agent blueprint may choose the executor (e.g. a command) for its runs",
+    ),
+    s(
+        "runner.profile",
+        "AOF_EXECUTOR_PROFILE",
+        &[],
+        Some("--profile"),
+        Derived("the executor"),
+        "executor profile name announced to the coordinator",
+    ),
+    s(
+        "runner.project_dir",
+        "AOF_PROJECT_DIR",
+        &["PROJECT_DIR"],
+        Some("--project-dir"),
+        Derived("current directory"),
+        "project directory announced to the coordinator",
+    ),
+    s(
+        "runner.workspace",
+        "AOF_WORKSPACE",
+        &[],
+        Some("--workspace"),
+        Derived("`<data_dir>/workspaces`"),
+        "root of per-session working directories",
+    ),
+    s(
+        "runner.hostname",
+        "AOF_HOSTNAME",
+        &[],
+        Some("--hostname"),
+        Derived("this machine's"),
+        "host name announced to the coordinator",
+    ),
+    s(
+        "runner.stop_grace",
+        "AOF_STOP_GRACE",
+        &[],
+        Some("--stop-grace"),
+        Value("5"),
+        "seconds a stopped run gets between SIGTERM and SIGKILL",
+    ),
+];
+
+/// The setting with this file key.
+pub fn find(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The generated markdown table of every setting (README and ARCHITECTURE.md embed it).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| file key | flag | environment (reference alias) | default | meaning |\n\
+         |---|---|---|---|---|\n",
+    );
+    out.push_str(&format!(
+        "| — | `{CONFIG_FLAG}` | `{CONFIG_ENV}` | none | TOML file holding the keys below |\n"
+    ));
+    for s in SETTINGS {
+        let flag = s.flag.map_or("—".to_string(), |f| format!("`{f}`"));
+        let mut env = format!("`{}`", s.env);
+        for a in s.aliases {
+            env.push_str(&format!(", `{a}`"));
+        }
+        let default = match s.default {
+            Value(v) => format!("`{v}`"),
+            Derived(d) => d.to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {flag} | {env} | {default} | {} |\n",
+            s.key, s.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_envs_and_flags_are_unique() {
+        let mut names: Vec<&str> = SETTINGS
+            .iter()
+            .flat_map(|s| std::iter::once(s.env).chain(s.aliases.iter().copied()))
+            .collect();
+        names.push(CONFIG_ENV);
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "an environment name is used twice");
+        let mut keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len());
+        assert!(SETTINGS.iter().all(|s| s.env.starts_with("AOF_")));
+    }
+}

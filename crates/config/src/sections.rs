@@ -1,0 +1,303 @@
+//! Typed sections over the merged strings: parsing, derived defaults, validation.
+//! Every error names the setting as the user wrote it (`RUNNER_POLL_TIMEOUT=soon`,
+//! `--listen nope`, or the file key and file).
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use aof_coordinator::CoordinatorConfig;
+use aof_core::RecoveryMode;
+use aof_executors::ExecutorConfig;
+use aof_runner::RunnerConfig;
+use aof_store_sqlite::Durability;
+
+use crate::{err, Config, ConfigError, Entry, Source};
+
+/// Where the CLI and runners find the coordinator.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    /// Bearer token (`AOF_API_KEY`); never printed.
+    pub key: Option<String>,
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("url", &self.url)
+            .field("key", &self.key.as_ref().map(|_| "****"))
+            .finish()
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Compact,
+    Json,
+}
+
+fn describe(key: &str, e: &Entry) -> String {
+    match &e.source {
+        Source::Env { name, .. } => format!("{name}={}", e.raw),
+        Source::Flag(flag) => format!("{flag} {}", e.raw),
+        Source::File(p) => format!("{key} = {:?} in {}", e.raw, p.display()),
+        Source::Default => format!("{key} (default {:?})", e.raw),
+    }
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    let f: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number of seconds".to_string())?;
+    if !(f > 0.0 && f < 1e9) {
+        return Err("must be a number of seconds > 0".into());
+    }
+    Ok(Duration::from_secs_f64(f))
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Config {
+    /// Parses `key` with `f`; `None` when unset. Errors say which input was wrong.
+    fn parse<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(e) => f(&e.raw)
+                .map(Some)
+                .map_err(|m| ConfigError(format!("{}: {m}", describe(key, e)))),
+        }
+    }
+
+    fn parse_req<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        self.parse(key, f)?
+            .ok_or_else(|| ConfigError(format!("{key} has no value (a bug)")))
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        self.get(key).map(|e| e.raw.clone())
+    }
+
+    /// `data_dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(self.string("data_dir").unwrap_or_default())
+    }
+
+    /// A path that defaults to `<data_dir>/<name>`; a `data_dir` from a higher layer
+    /// than the path's own value wins (so `--data-dir` relocates everything).
+    fn under_data_dir(&self, key: &str, name: &str) -> PathBuf {
+        let dir = self.get("data_dir");
+        match self.get(key) {
+            Some(e) if dir.is_none_or(|d| e.source.rank() >= d.source.rank()) => {
+                PathBuf::from(&e.raw)
+            }
+            _ => self.data_dir().join(name),
+        }
+    }
+
+    pub fn api(&self) -> Result<ApiConfig, ConfigError> {
+        let url = self.parse_req("api.url", |v| {
+            let v = v.trim().trim_end_matches('/');
+            if v.starts_with("http://") || v.starts_with("https://") {
+                Ok(v.to_string())
+            } else {
+                Err("must start with http:// or https://".into())
+            }
+        })?;
+        Ok(ApiConfig {
+            url,
+            key: self.string("api.key"),
+        })
+    }
+
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        self.parse_req("log.format", |v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "pretty" => Ok(LogFormat::Pretty),
+                "compact" => Ok(LogFormat::Compact),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("must be pretty, compact or json".into()),
+            }
+        })
+    }
+
+    pub fn coordinator(&self) -> Result<CoordinatorConfig, ConfigError> {
+        if self.parse_req("auth.enabled", boolean)? {
+            let e = self.get("auth.enabled").expect("checked");
+            return err(format!(
+                "{}: auth arrives in a later release; it must be false for now",
+                describe("auth.enabled", e)
+            ));
+        }
+        let d = CoordinatorConfig::default();
+        let secs = |key: &str| self.parse(key, seconds);
+        let heartbeat_interval =
+            secs("coordinator.heartbeat_interval")?.unwrap_or(d.heartbeat_interval);
+        let lease_ttl = secs("coordinator.lease_ttl")?.unwrap_or(heartbeat_interval * 3);
+        let sweep_interval = secs("coordinator.sweep_interval")?
+            .unwrap_or((lease_ttl / 4).min(Duration::from_secs(5)));
+        let cfg = CoordinatorConfig {
+            listen: self.parse_req("coordinator.listen", |v| {
+                SocketAddr::from_str(v.trim())
+                    .map_err(|_| "must be ADDRESS:PORT, e.g. 127.0.0.1:8765".to_string())
+            })?,
+            db_path: self.under_data_dir("coordinator.db_path", "observability.db"),
+            agents_dir: self.under_data_dir("coordinator.agents_dir", "agents"),
+            durability: self.parse_req("coordinator.sqlite_synchronous", |v| {
+                Durability::from_str(v.trim()).map_err(|_| "must be normal or full".to_string())
+            })?,
+            poll_timeout: secs("coordinator.poll_timeout")?.unwrap_or(d.poll_timeout),
+            heartbeat_interval,
+            stale_threshold: secs("coordinator.stale_threshold")?.unwrap_or(d.stale_threshold),
+            remove_threshold: secs("coordinator.remove_threshold")?.unwrap_or(d.remove_threshold),
+            no_match_timeout: secs("coordinator.no_match_timeout")?.unwrap_or(d.no_match_timeout),
+            recovery: self.parse_req("coordinator.recovery_mode", |v| {
+                RecoveryMode::from_str(v).map_err(|_| "must be none, stale or all".to_string())
+            })?,
+            lease_ttl,
+            sweep_interval,
+            cors_origins: self
+                .string("coordinator.cors_origins")
+                .unwrap_or(d.cors_origins),
+            max_body_bytes: self.parse_req("coordinator.max_body_bytes", |v| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| "must be a byte count > 0".to_string())
+            })?,
+            placeholder_env: self
+                .string("coordinator.placeholder_env")
+                .map(|v| list(&v))
+                .unwrap_or_default(),
+        };
+        cfg.validate().map_err(ConfigError)?;
+        Ok(cfg)
+    }
+
+    /// The runner's settings; `url` overrides `api.url` (`aof up` passes its own address).
+    pub fn runner(&self, url: Option<String>) -> Result<RunnerConfig, ConfigError> {
+        let url = match url {
+            Some(u) => u,
+            None => self.api()?.url,
+        };
+        let max_concurrent = self.parse_req("runner.max_concurrent", |v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| "must be a whole number, at least 1".to_string())
+        })?;
+        let stop_grace = self.parse_req("runner.stop_grace", |v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..3600.0).contains(f))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| "must be between 0 and 3600 seconds".to_string())
+        })?;
+        let executor_name = self.string("runner.executor").unwrap_or_default();
+        let executor = self.executor(&executor_name)?;
+        let project_dir = match self.string("runner.project_dir") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_dir()
+                .map_err(|e| ConfigError(format!("cannot read the current directory: {e}")))?,
+        };
+        Ok(RunnerConfig {
+            url,
+            tags: self
+                .string("runner.tags")
+                .map(|t| list(&t))
+                .unwrap_or_default(),
+            max_concurrent,
+            hostname: self
+                .string("runner.hostname")
+                .unwrap_or_else(machine_hostname),
+            project_dir: project_dir.display().to_string(),
+            executor_profile: self.string("runner.profile").unwrap_or(executor_name),
+            executor,
+            allow_blueprint_executors: self
+                .parse_req("runner.allow_blueprint_executors", boolean)?,
+            workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
+            stop_grace,
+        })
+    }
+
+    fn executor(&self, name: &str) -> Result<ExecutorConfig, ConfigError> {
+        let exec = self.get("runner.executor").expect("has a default");
+        let command = self.get("runner.command");
+        match (name.trim(), command) {
+            ("echo", _) if self.get("runner.command_timeout").is_some() => err(format!(
+                "{}: only applies to executor `command`",
+                describe(
+                    "runner.command_timeout",
+                    self.get("runner.command_timeout").expect("checked")
+                )
+            )),
+            ("echo", None) => Ok(ExecutorConfig::Echo),
+            ("command", Some(c)) => {
+                let mut words = shell_words::split(&c.raw)
+                    .map_err(|e| ConfigError(format!("{}: {e}", describe("runner.command", c))))?
+                    .into_iter();
+                let Some(program) = words.next() else {
+                    return err(format!("{}: is empty", describe("runner.command", c)));
+                };
+                Ok(ExecutorConfig::Command {
+                    program,
+                    args: words.collect(),
+                    timeout_seconds: self.parse("runner.command_timeout", |v| {
+                        seconds(v).map(|d| d.as_secs_f64())
+                    })?,
+                })
+            }
+            ("command", None) => err(format!(
+                "{}: needs runner.command (--command \"PROGRAM ARGS…\")",
+                describe("runner.executor", exec)
+            )),
+            ("echo", Some(c)) => err(format!(
+                "{}: only applies to executor `command`",
+                describe("runner.command", c)
+            )),
+            _ => err(format!(
+                "{}: unknown executor (this build has: echo, command)",
+                describe("runner.executor", exec)
+            )),
+        }
+    }
+}
+
+fn machine_hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".into())
+}

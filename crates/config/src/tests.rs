@@ -1,0 +1,377 @@
+use std::{path::PathBuf, time::Duration};
+
+use aof_core::RecoveryMode;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}
+
+fn file(text: &str) -> (tempfile_path::Guard, PathBuf) {
+    tempfile_path::write(text)
+}
+
+/// A tiny temp-file helper (no extra dependency): removed on drop.
+mod tempfile_path {
+    use std::path::PathBuf;
+
+    pub struct Guard(PathBuf);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    pub fn write(text: &str) -> (Guard, PathBuf) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "aof-config-test-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&p, text).unwrap();
+        (Guard(p.clone()), p)
+    }
+}
+
+fn load(text: Option<&str>, vars: &[(&str, &str)], flags: &[(&'static str, &str)]) -> Config {
+    try_load(text, vars, flags).unwrap()
+}
+
+fn try_load(
+    text: Option<&str>,
+    vars: &[(&str, &str)],
+    flags: &[(&'static str, &str)],
+) -> Result<Config, ConfigError> {
+    let f = text.map(file);
+    let inputs = Inputs {
+        config_path: f.as_ref().map(|(_, p)| p.clone()),
+        flags: flags.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    };
+    Config::load(&inputs, env(vars))
+}
+
+#[test]
+fn precedence_default_file_alias_aof_flag() {
+    let key = "coordinator.poll_timeout";
+    let toml = "[coordinator]\npoll_timeout = 11\n";
+    let secs = |c: &Config| c.coordinator().unwrap().poll_timeout.as_secs();
+
+    let c = load(None, &[], &[]);
+    assert_eq!(
+        (secs(&c), &c.get(key).unwrap().source),
+        (30, &Source::Default)
+    );
+
+    let c = load(Some(toml), &[], &[]);
+    assert_eq!(secs(&c), 11);
+    assert!(matches!(c.get(key).unwrap().source, Source::File(_)));
+
+    let c = load(Some(toml), &[("RUNNER_POLL_TIMEOUT", "12")], &[]);
+    assert_eq!(secs(&c), 12);
+    assert_eq!(
+        c.get(key).unwrap().source.to_string(),
+        "env RUNNER_POLL_TIMEOUT"
+    );
+
+    let both = [("RUNNER_POLL_TIMEOUT", "12"), ("AOF_POLL_TIMEOUT", "13")];
+    let c = load(Some(toml), &both, &[]);
+    assert_eq!(secs(&c), 13);
+    assert_eq!(
+        c.get(key).unwrap().source.to_string(),
+        "env AOF_POLL_TIMEOUT (over RUNNER_POLL_TIMEOUT)"
+    );
+    assert_eq!(
+        c.shadowed(),
+        ["AOF_POLL_TIMEOUT wins over RUNNER_POLL_TIMEOUT"]
+    );
+
+    // No flag for poll_timeout: use listen for the top layer.
+    let toml = "[coordinator]\nlisten = \"127.0.0.1:1\"\n";
+    let vars = [("AOF_LISTEN", "127.0.0.1:2")];
+    let c = load(Some(toml), &vars, &[("coordinator.listen", "127.0.0.1:3")]);
+    assert_eq!(c.coordinator().unwrap().listen.port(), 3);
+    assert_eq!(
+        c.get("coordinator.listen").unwrap().source,
+        Source::Flag("--listen")
+    );
+    let c = load(Some(toml), &vars, &[]);
+    assert_eq!(c.coordinator().unwrap().listen.port(), 2);
+}
+
+#[test]
+fn config_file_from_env_and_flag() {
+    let (_g, p) = file("data_dir = \"/from-env-file\"\n");
+    let c = Config::load(
+        &Inputs::default(),
+        env(&[("AOF_CONFIG", p.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(c.data_dir(), PathBuf::from("/from-env-file"));
+    let (_g2, p2) = file("data_dir = \"/from-flag-file\"\n");
+    let inputs = Inputs {
+        config_path: Some(p2.clone()),
+        flags: vec![],
+    };
+    let c = Config::load(&inputs, env(&[("AOF_CONFIG", p.to_str().unwrap())])).unwrap();
+    assert_eq!(c.file.as_deref(), Some(p2.as_path()));
+    assert_eq!(c.data_dir(), PathBuf::from("/from-flag-file"));
+}
+
+#[test]
+fn defaults_match_the_coordinator_defaults() {
+    let c = load(None, &[], &[]).coordinator().unwrap();
+    let d = aof_coordinator::CoordinatorConfig::default();
+    assert_eq!(c.listen, d.listen);
+    assert_eq!(c.db_path, d.db_path);
+    assert_eq!(c.agents_dir, d.agents_dir);
+    assert_eq!(c.durability, d.durability);
+    assert_eq!(c.poll_timeout, d.poll_timeout);
+    assert_eq!(c.heartbeat_interval, d.heartbeat_interval);
+    assert_eq!(c.stale_threshold, d.stale_threshold);
+    assert_eq!(c.remove_threshold, d.remove_threshold);
+    assert_eq!(c.no_match_timeout, d.no_match_timeout);
+    assert_eq!(c.recovery, d.recovery);
+    assert_eq!(c.lease_ttl, d.lease_ttl);
+    assert_eq!(c.sweep_interval, d.sweep_interval);
+    assert_eq!(c.cors_origins, d.cors_origins);
+    assert_eq!(c.max_body_bytes, d.max_body_bytes);
+    assert_eq!(c.placeholder_env, d.placeholder_env);
+    let r = load(None, &[], &[]).runner(None).unwrap();
+    assert_eq!(r.url, "http://127.0.0.1:8765");
+    assert_eq!(r.max_concurrent, 4);
+    assert_eq!(r.executor_profile, "echo");
+    assert_eq!(
+        r.workspace_root,
+        PathBuf::from(".agent-orchestrator/workspaces")
+    );
+    assert_eq!(r.stop_grace, Duration::from_secs(5));
+    assert!(r.tags.is_empty());
+    let rd = aof_runner::RunnerConfig::default();
+    assert_eq!(r.allow_blueprint_executors, rd.allow_blueprint_executors);
+}
+
+#[test]
+fn every_reference_name_still_works() {
+    let c = load(
+        None,
+        &[
+            ("AGENT_ORCHESTRATOR_DB_PATH", "/x/db.sqlite"),
+            ("AGENT_ORCHESTRATOR_AGENTS_DIR", "/x/agents"),
+            ("AOF_SQLITE_SYNCHRONOUS", "full"),
+            ("RUNNER_POLL_TIMEOUT", "7"),
+            ("RUNNER_HEARTBEAT_INTERVAL", "2"),
+            ("RUNNER_STALE_THRESHOLD", "20"),
+            ("RUNNER_REMOVE_THRESHOLD", "40"),
+            ("RUN_NO_MATCH_TIMEOUT", "9"),
+            ("RUN_RECOVERY_MODE", "all"),
+            ("CORS_ORIGINS", "http://a,http://b"),
+            ("AOF_MAX_BODY_BYTES", "1000"),
+            ("AUTH_ENABLED", "false"),
+            ("AGENT_ORCHESTRATOR_API_URL", "http://coord:9/"),
+            ("RUNNER_TAGS", "gpu, big"),
+            ("PROJECT_DIR", "/proj"),
+            ("AOF_LOG_FORMAT", "json"),
+        ],
+        &[],
+    );
+    let k = c.coordinator().unwrap();
+    assert_eq!(k.db_path, PathBuf::from("/x/db.sqlite"));
+    assert_eq!(k.agents_dir, PathBuf::from("/x/agents"));
+    assert_eq!(k.durability, aof_store_sqlite::Durability::Full);
+    assert_eq!(k.poll_timeout, Duration::from_secs(7));
+    // Derived: lease = 3 heartbeats, sweep = lease / 4.
+    assert_eq!(k.lease_ttl, Duration::from_secs(6));
+    assert_eq!(k.sweep_interval, Duration::from_millis(1500));
+    assert_eq!(k.stale_threshold, Duration::from_secs(20));
+    assert_eq!(k.remove_threshold, Duration::from_secs(40));
+    assert_eq!(k.no_match_timeout, Duration::from_secs(9));
+    assert_eq!(k.recovery, RecoveryMode::All);
+    assert_eq!(k.cors_origins, "http://a,http://b");
+    assert_eq!(k.max_body_bytes, 1000);
+    let r = c.runner(None).unwrap();
+    assert_eq!(r.url, "http://coord:9");
+    assert_eq!(r.tags, ["gpu", "big"]);
+    assert_eq!(r.project_dir, "/proj");
+    assert_eq!(c.log_format().unwrap(), LogFormat::Json);
+    let c = load(
+        None,
+        &[("AOF_LEASE_TTL", "8"), ("RUNNER_LIFECYCLE_INTERVAL", "0.5")],
+        &[],
+    );
+    let k = c.coordinator().unwrap();
+    assert_eq!(k.lease_ttl, Duration::from_secs(8));
+    assert_eq!(k.sweep_interval, Duration::from_millis(500));
+}
+
+#[test]
+fn data_dir_flag_relocates_derived_paths() {
+    let c = load(
+        None,
+        &[("AGENT_ORCHESTRATOR_DB_PATH", "/env/db")],
+        &[("data_dir", "/flag")],
+    );
+    let k = c.coordinator().unwrap();
+    assert_eq!(k.db_path, PathBuf::from("/flag/observability.db"));
+    assert_eq!(k.agents_dir, PathBuf::from("/flag/agents"));
+    let c = load(None, &[("AGENT_ORCHESTRATOR_DB_PATH", "/env/db")], &[]);
+    assert_eq!(c.coordinator().unwrap().db_path, PathBuf::from("/env/db"));
+}
+
+#[test]
+fn errors_name_the_setting_and_its_source() {
+    let e = load(None, &[("RUNNER_POLL_TIMEOUT", "soon")], &[])
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert_eq!(e, "RUNNER_POLL_TIMEOUT=soon: must be a number of seconds");
+    let e = load(None, &[], &[("coordinator.listen", "nope")])
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e,
+        "--listen nope: must be ADDRESS:PORT, e.g. 127.0.0.1:8765"
+    );
+    let e = load(None, &[("RUN_RECOVERY_MODE", "maybe")], &[])
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert!(
+        e.starts_with("RUN_RECOVERY_MODE=maybe: must be none"),
+        "{e}"
+    );
+    let e = load(None, &[("AUTH_ENABLED", "true")], &[])
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("AUTH_ENABLED=true") && e.contains("later release"),
+        "{e}"
+    );
+    let e = load(Some("[runner]\nmax_concurrent = 0\n"), &[], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("runner.max_concurrent = \"0\" in "), "{e}");
+    let e = load(None, &[("RUNNER_STALE_THRESHOLD", "700")], &[])
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert!(e.contains("RUNNER_STALE_THRESHOLD"), "{e}");
+    let e = load(None, &[("AOF_EXECUTOR", "command")], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert!(e.contains("needs runner.command"), "{e}");
+
+    // File errors: unknown keys and sections are named; syntax errors name the file.
+    let e = try_load(Some("[coordinator]\npoll_timeot = 3\n"), &[], &[])
+        .unwrap_err()
+        .0;
+    assert!(e.contains("unknown key `coordinator.poll_timeot`"), "{e}");
+    let e = try_load(Some("[coordinater]\nlisten = \"x\"\n"), &[], &[])
+        .unwrap_err()
+        .0;
+    assert!(e.contains("unknown section `[coordinater]`"), "{e}");
+    let e = try_load(Some("listen = \n"), &[], &[]).unwrap_err().0;
+    assert!(e.starts_with("config file "), "{e}");
+    let inputs = Inputs {
+        config_path: Some("/nonexistent/aof.toml".into()),
+        flags: vec![],
+    };
+    let e = Config::load(&inputs, env(&[])).unwrap_err().0;
+    assert!(
+        e.starts_with("cannot read config file /nonexistent/aof.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn file_values_of_every_type_flatten() {
+    let c = load(
+        Some(
+            "data_dir = \"/d\"\n[runner]\ntags = [\"a\", \"b\"]\nstop_grace = 0.5\n\
+             [coordinator]\nmax_body_bytes = 10\n[auth]\nenabled = false\n",
+        ),
+        &[],
+        &[],
+    );
+    let r = c.runner(None).unwrap();
+    assert_eq!(r.tags, ["a", "b"]);
+    assert_eq!(r.stop_grace, Duration::from_millis(500));
+    assert_eq!(r.workspace_root, PathBuf::from("/d/workspaces"));
+    assert_eq!(c.coordinator().unwrap().max_body_bytes, 10);
+
+    let c = load(
+        Some(
+            "[coordinator]\nplaceholder_env = [\"HOME\", \"USER\"]\n\
+             [runner]\nexecutor = \"command\"\ncommand = \"python3 a.py\"\n\
+             command_timeout = 2.5\nallow_blueprint_executors = false\n",
+        ),
+        &[],
+        &[],
+    );
+    assert_eq!(c.coordinator().unwrap().placeholder_env, ["HOME", "USER"]);
+    let r = c.runner(None).unwrap();
+    assert!(!r.allow_blueprint_executors);
+    assert_eq!(
+        r.executor,
+        aof_executors::ExecutorConfig::Command {
+            program: "python3".into(),
+            args: vec!["a.py".into()],
+            timeout_seconds: Some(2.5),
+        }
+    );
+    let e = load(None, &[("AOF_COMMAND_TIMEOUT", "3")], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("AOF_COMMAND_TIMEOUT=3: only applies"), "{e}");
+}
+
+#[test]
+fn secrets_are_masked() {
+    let c = load(None, &[("AOF_API_KEY", "s3cret")], &[]);
+    assert_eq!(c.api().unwrap().key.as_deref(), Some("s3cret"));
+    assert!(!format!("{:?}", c.api().unwrap()).contains("s3cret"));
+    let row = c
+        .show()
+        .into_iter()
+        .find(|r| r.setting.key == "api.key")
+        .unwrap();
+    assert_eq!(row.display_value(), "****");
+    assert_eq!(row.source.to_string(), "env AOF_API_KEY");
+    // Empty variables are unset.
+    let c = load(None, &[("AOF_API_KEY", "")], &[]);
+    assert_eq!(c.api().unwrap().key, None);
+}
+
+/// The README and ARCHITECTURE.md hold exactly the generated table between markers.
+#[test]
+fn docs_hold_the_generated_table() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    for doc in ["README.md", "ARCHITECTURE.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+        let start = "<!-- config-table:start -->\n";
+        let end = "<!-- config-table:end -->";
+        let a = text
+            .find(start)
+            .unwrap_or_else(|| panic!("{doc}: no {start:?} marker"));
+        let b = text
+            .find(end)
+            .unwrap_or_else(|| panic!("{doc}: no {end:?} marker"));
+        assert_eq!(
+            &text[a + start.len()..b],
+            markdown_table(),
+            "{doc}: the settings table is stale; regenerate it with `aof config table`"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! `/agents`, `/capabilities`, `/mcp-servers`: the blueprint registries (folders on disk,
+//! in the AOF reference's format).
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+
+use aof_wire::agents::*;
+
+use crate::{
+    error::ApiResult,
+    extract::{JsonBody, QueryMap},
+    AppState,
+};
+
+const E400: &str = "Bad request";
+
+#[utoipa::path(get, path = "/agents", tag = "agents",
+    params(("tags" = Option<String>, Query, description = "Comma-separated; agents having all of them")),
+    responses((status = 200, description = "Agents with capabilities resolved, sorted by name", body = Vec<Agent>),
+              (status = 422, description = "A stored agent cannot be resolved", body = aof_wire::ErrorBody)))]
+pub(crate) async fn list_agents(
+    State(st): State<AppState>,
+    q: QueryMap,
+) -> ApiResult<Json<Vec<Agent>>> {
+    let tags: Vec<String> = q
+        .get("tags")
+        .unwrap_or("")
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let agents = st
+        .registry(move |r| {
+            r.list_agents(&tags)?
+                .into_iter()
+                .map(|a| r.agent_resolved(&a.name).or(Ok(a)))
+                .collect()
+        })
+        .await?;
+    Ok(Json(agents))
+}
+
+#[utoipa::path(get, path = "/agents/{name}", tag = "agents",
+    params(("name" = String, Path, description = "Agent name"),
+           ("raw" = Option<bool>, Query, description = "As stored, without capability resolution")),
+    responses((status = 200, description = "The agent", body = Agent),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 422, description = "Cannot be resolved", body = aof_wire::ErrorBody)))]
+pub(crate) async fn get_agent(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<Agent>> {
+    let raw = q.bool("raw", false)?;
+    let agent = st
+        .registry(move |r| {
+            if raw {
+                r.agent_raw(&name)
+            } else {
+                r.agent_resolved(&name)
+            }
+        })
+        .await?;
+    Ok(Json(agent))
+}
+
+#[utoipa::path(post, path = "/agents", tag = "agents", request_body = AgentCreate,
+    responses((status = 201, description = "Created (as stored)", body = Agent),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
+              (status = 409, description = "Exists, or an MCP entry is not a ref", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn create_agent(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<AgentCreate>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    let agent = st.registry(move |r| r.create_agent(&req)).await?;
+    tracing::info!(agent = %agent.name, "agent created");
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+#[utoipa::path(patch, path = "/agents/{name}", tag = "agents", request_body = AgentUpdate,
+    params(("name" = String, Path, description = "Agent name")),
+    responses((status = 200, description = "Updated (as stored)", body = Agent),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 409, description = "An MCP entry is not a ref", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn update_agent(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<AgentUpdate>,
+) -> ApiResult<Json<Agent>> {
+    Ok(Json(
+        st.registry(move |r| r.update_agent(&name, &req)).await?,
+    ))
+}
+
+#[utoipa::path(patch, path = "/agents/{name}/status", tag = "agents", request_body = AgentStatusUpdate,
+    params(("name" = String, Path, description = "Agent name")),
+    responses((status = 200, description = "Updated", body = Agent),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn agent_status(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<AgentStatusUpdate>,
+) -> ApiResult<Json<Agent>> {
+    Ok(Json(
+        st.registry(move |r| r.set_agent_status(&name, req.status))
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/agents/{name}", tag = "agents",
+    params(("name" = String, Path, description = "Agent name")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+pub(crate) async fn delete_agent(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.registry(move |r| r.delete_agent(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/capabilities", tag = "capabilities",
+    responses((status = 200, description = "Capabilities, sorted by name", body = Vec<CapabilitySummary>)))]
+pub(crate) async fn list_capabilities(
+    State(st): State<AppState>,
+) -> ApiResult<Json<Vec<CapabilitySummary>>> {
+    Ok(Json(st.registry(|r| r.list_capabilities()).await?))
+}
+
+#[utoipa::path(get, path = "/capabilities/{name}", tag = "capabilities",
+    params(("name" = String, Path, description = "Capability name")),
+    responses((status = 200, description = "The capability", body = Capability),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+pub(crate) async fn get_capability(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Capability>> {
+    Ok(Json(st.registry(move |r| r.capability(&name)).await?))
+}
+
+#[utoipa::path(post, path = "/capabilities", tag = "capabilities", request_body = CapabilityCreate,
+    responses((status = 201, description = "Created", body = Capability),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
+              (status = 409, description = "Exists", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn create_capability(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<CapabilityCreate>,
+) -> ApiResult<(StatusCode, Json<Capability>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.registry(move |r| r.create_capability(&req)).await?),
+    ))
+}
+
+#[utoipa::path(patch, path = "/capabilities/{name}", tag = "capabilities", request_body = CapabilityUpdate,
+    params(("name" = String, Path, description = "Capability name")),
+    responses((status = 200, description = "Updated", body = Capability),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn update_capability(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<CapabilityUpdate>,
+) -> ApiResult<Json<Capability>> {
+    Ok(Json(
+        st.registry(move |r| r.update_capability(&name, &req))
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/capabilities/{name}", tag = "capabilities",
+    params(("name" = String, Path, description = "Capability name")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 409, description = "Still used by agents", body = aof_wire::ErrorBody)))]
+pub(crate) async fn delete_capability(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.registry(move |r| r.delete_capability(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/mcp-servers", tag = "mcp-servers",
+    responses((status = 200, description = "Registry entries, sorted by name", body = Vec<McpServerEntry>)))]
+pub(crate) async fn list_mcp(State(st): State<AppState>) -> ApiResult<Json<Vec<McpServerEntry>>> {
+    Ok(Json(st.registry(|r| r.list_mcp_servers()).await?))
+}
+
+#[utoipa::path(get, path = "/mcp-servers/{server_id}", tag = "mcp-servers",
+    params(("server_id" = String, Path, description = "Registry id")),
+    responses((status = 200, description = "The entry", body = McpServerEntry),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+pub(crate) async fn get_mcp(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<McpServerEntry>> {
+    Ok(Json(st.registry(move |r| r.mcp_server(&id)).await?))
+}
+
+#[utoipa::path(post, path = "/mcp-servers", tag = "mcp-servers", request_body = McpServerCreate,
+    responses((status = 201, description = "Created", body = McpServerEntry),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
+              (status = 409, description = "Exists", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn create_mcp(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<McpServerCreate>,
+) -> ApiResult<(StatusCode, Json<McpServerEntry>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.registry(move |r| r.create_mcp_server(&req)).await?),
+    ))
+}
+
+#[utoipa::path(put, path = "/mcp-servers/{server_id}", tag = "mcp-servers", request_body = McpServerUpdate,
+    params(("server_id" = String, Path, description = "Registry id")),
+    responses((status = 200, description = "Updated (partial, like the reference)", body = McpServerEntry),
+              (status = 404, description = "Not found", body = aof_wire::ErrorBody),
+              (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn update_mcp(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<McpServerUpdate>,
+) -> ApiResult<Json<McpServerEntry>> {
+    Ok(Json(
+        st.registry(move |r| r.update_mcp_server(&id, &req)).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/mcp-servers/{server_id}", tag = "mcp-servers",
+    params(("server_id" = String, Path, description = "Registry id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+pub(crate) async fn delete_mcp(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.registry(move |r| r.delete_mcp_server(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,128 @@
+//! What one line of a command's stdout means: plain text (an assistant message), a
+//! structured event (a JSON object with a string `event_type`), or the run's result
+//! (`{"event_type": "result", "result_text": …, "result_data": …}`).
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// Reads lines, decoding invalid UTF-8 lossily (a stray byte must not end the reading
+/// and leave the program blocked on a full pipe). Cancel-safe: a partly read line stays
+/// in `buf` when a `select!` drops the read, and the next call continues it.
+pub(crate) struct LineReader<R> {
+    inner: BufReader<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        LineReader {
+            inner: BufReader::new(inner),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line without its `\n` / `\r\n`; `None` at the end (or on a read error).
+    pub(crate) async fn next(&mut self) -> Option<String> {
+        let n = self
+            .inner
+            .read_until(b'\n', &mut self.buf)
+            .await
+            .unwrap_or(0);
+        if n == 0 && self.buf.is_empty() {
+            return None;
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+        }
+        let line = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        Some(line)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Line {
+    Text(String),
+    Event(Value),
+    /// Replaces the accumulated stdout as the run's result; the last one wins.
+    Result {
+        text: Option<String>,
+        data: Option<Value>,
+    },
+}
+
+pub(crate) fn classify(line: String) -> Line {
+    // Cheap test first: most lines of most programs are not JSON.
+    if !line.trim_start().starts_with('{') {
+        return Line::Text(line);
+    }
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&line) else {
+        return Line::Text(line);
+    };
+    match obj.get("event_type") {
+        Some(Value::String(t)) if t == "result" => Line::Result {
+            text: match obj.remove("result_text") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s),
+                Some(other) => Some(other.to_string()),
+            },
+            data: obj.remove("result_data").filter(|d| !d.is_null()),
+        },
+        Some(Value::String(_)) => Line::Event(Value::Object(obj)),
+        _ => Line::Text(line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn reads_lines_lossily() {
+        let data: &[u8] = b"one\r\ntw\xffo\n\nlast";
+        let mut r = LineReader::new(data);
+        let mut got = Vec::new();
+        while let Some(l) = r.next().await {
+            got.push(l);
+        }
+        assert_eq!(got, ["one", "tw\u{fffd}o", "", "last"]);
+    }
+
+    #[test]
+    fn classifies_lines() {
+        let text = |s: &str| Line::Text(s.to_string());
+        assert_eq!(classify("hello".into()), text("hello"));
+        assert_eq!(classify("{not json".into()), text("{not json"));
+        assert_eq!(classify("[1, 2]".into()), text("[1, 2]"));
+        // An object without a string event_type is text too.
+        assert_eq!(classify(r#"{"a": 1}"#.into()), text(r#"{"a": 1}"#));
+        assert_eq!(
+            classify(r#"{"event_type": 3}"#.into()),
+            text(r#"{"event_type": 3}"#)
+        );
+        assert_eq!(
+            classify(r#"  {"event_type": "pre_tool", "tool_name": "ls"}"#.into()),
+            Line::Event(json!({"event_type": "pre_tool", "tool_name": "ls"}))
+        );
+        assert_eq!(
+            classify(
+                r#"{"event_type": "result", "result_text": "ok", "result_data": {"n": 1}}"#.into()
+            ),
+            Line::Result {
+                text: Some("ok".into()),
+                data: Some(json!({"n": 1}))
+            }
+        );
+        assert_eq!(
+            classify(r#"{"event_type": "result", "result_text": 42, "result_data": null}"#.into()),
+            Line::Result {
+                text: Some("42".into()),
+                data: None
+            }
+        );
+    }
+}
