@@ -1,11 +1,12 @@
 //! One module per subcommand; resource nouns (`agents`, `sessions`, `runs`, `runners`,
-//! `config`) have one file per verb under `<noun>/`.
+//! `keys`, `config`) have one file per verb under `<noun>/`.
 
 pub mod agents;
 pub mod bench;
 pub mod config;
 pub mod coordinator;
 pub mod health;
+pub mod keys;
 pub mod run;
 pub mod runner;
 pub mod runners;

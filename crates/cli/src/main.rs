@@ -66,6 +66,8 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Manage runners: list, remove.
     Runners(commands::runners::RunnersArgs),
+    /// Manage API keys: create, list, revoke (offline with --data-dir, for the first admin key).
+    Keys(commands::keys::KeysArgs),
     /// Show the merged settings, or the table of every setting.
     Config(commands::config::ConfigArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
@@ -86,6 +88,7 @@ impl Command {
             Command::Sessions(a) => a.common.flags(),
             Command::Runs(a) => a.common.flags(),
             Command::Runners(a) => a.common.flags(),
+            Command::Keys(a) => a.flags(),
             Command::Config(a) => a.flags(),
             Command::Health(a) => a.flags(),
             Command::Bench(_) => Vec::new(),
@@ -150,6 +153,7 @@ fn main() -> std::process::ExitCode {
             Command::Sessions(a) => commands::sessions::run(a, &cfg).await,
             Command::Runs(a) => commands::runs::run(a, &cfg).await,
             Command::Runners(a) => commands::runners::run(a, &cfg).await,
+            Command::Keys(a) => commands::keys::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
             Command::Bench(a) => commands::bench::run(a).await,

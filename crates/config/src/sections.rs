@@ -4,7 +4,10 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use aof_coordinator::CoordinatorConfig;
+use aof_coordinator::{
+    config::{AuthConfig, OidcConfig},
+    CoordinatorConfig,
+};
 use aof_core::RecoveryMode;
 use aof_executors::ExecutorConfig;
 use aof_runner::RunnerConfig;
@@ -145,13 +148,6 @@ impl Config {
     }
 
     pub fn coordinator(&self) -> Result<CoordinatorConfig, ConfigError> {
-        if self.parse_req("auth.enabled", boolean)? {
-            let e = self.get("auth.enabled").expect("checked");
-            return err(format!(
-                "{}: auth arrives in a later release; it must be false for now",
-                describe("auth.enabled", e)
-            ));
-        }
         let d = CoordinatorConfig::default();
         let secs = |key: &str| self.parse(key, seconds);
         let heartbeat_interval =
@@ -193,9 +189,48 @@ impl Config {
                 .string("coordinator.placeholder_env")
                 .map(|v| list(&v))
                 .unwrap_or_default(),
+            insecure_listen: self.parse_req("coordinator.insecure_listen", boolean)?,
+            auth: self.auth()?,
         };
         cfg.validate().map_err(ConfigError)?;
         Ok(cfg)
+    }
+
+    /// `[auth]`; OIDC is on when any of its keys is set, and then needs all three.
+    pub fn auth(&self) -> Result<AuthConfig, ConfigError> {
+        let oidc_keys = ["auth.oidc_issuer", "auth.oidc_audience", "auth.oidc_jwks"];
+        let set: Vec<Option<String>> = oidc_keys.iter().map(|k| self.string(k)).collect();
+        let oidc = match (&set[0], &set[1], &set[2]) {
+            (Some(issuer), Some(audience), Some(jwks)) => Some(OidcConfig {
+                issuer: issuer.trim().to_string(),
+                audience: audience.trim().to_string(),
+                jwks: jwks.trim().to_string(),
+                role_claim: self.string("auth.oidc_role_claim").unwrap_or_default(),
+            }),
+            (None, None, None) => None,
+            _ => {
+                let missing: Vec<&str> = oidc_keys
+                    .iter()
+                    .zip(&set)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| *k)
+                    .collect();
+                return err(format!(
+                    "OIDC needs auth.oidc_issuer, auth.oidc_audience and auth.oidc_jwks; missing: {}",
+                    missing.join(", ")
+                ));
+            }
+        };
+        let enabled = self.parse_req("auth.enabled", boolean)?;
+        if oidc.is_some() && !enabled {
+            return err("auth.oidc_* is set but auth is off: set AUTH_ENABLED=true");
+        }
+        Ok(AuthConfig {
+            enabled,
+            metrics_public: self.parse_req("auth.metrics_public", boolean)?,
+            cookie_secure: self.parse_req("auth.cookie_secure", boolean)?,
+            oidc,
+        })
     }
 
     /// The runner's settings; `url` overrides `api.url` (`aof up` passes its own address).
@@ -243,6 +278,7 @@ impl Config {
                 .parse_req("runner.allow_blueprint_executors", boolean)?,
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
             stop_grace,
+            api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
     }
 

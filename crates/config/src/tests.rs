@@ -248,14 +248,39 @@ fn errors_name_the_setting_and_its_source() {
         e.starts_with("RUN_RECOVERY_MODE=maybe: must be none"),
         "{e}"
     );
-    let e = load(None, &[("AUTH_ENABLED", "true")], &[])
+    // Auth on through the reference's variable; OIDC needs all three of its keys.
+    let c = load(None, &[("AUTH_ENABLED", "true")], &[])
+        .coordinator()
+        .unwrap();
+    assert!(c.auth.enabled && c.auth.metrics_public && c.auth.oidc.is_none());
+    let e = load(
+        None,
+        &[("AUTH_ENABLED", "true"), ("AOF_OIDC_ISSUER", "https://i/")],
+        &[],
+    )
+    .coordinator()
+    .unwrap_err()
+    .0;
+    assert!(
+        e.contains("missing: auth.oidc_audience, auth.oidc_jwks"),
+        "{e}"
+    );
+    // Auth off and a non-loopback address: refused unless --insecure-listen.
+    let e = load(None, &[], &[("coordinator.listen", "0.0.0.0:1")])
         .coordinator()
         .unwrap_err()
         .0;
-    assert!(
-        e.contains("AUTH_ENABLED=true") && e.contains("later release"),
-        "{e}"
-    );
+    assert!(e.contains("--insecure-listen"), "{e}");
+    assert!(load(
+        None,
+        &[],
+        &[
+            ("coordinator.listen", "0.0.0.0:1"),
+            ("coordinator.insecure_listen", "true")
+        ]
+    )
+    .coordinator()
+    .is_ok());
     let e = load(Some("[runner]\nmax_concurrent = 0\n"), &[], &[])
         .runner(None)
         .unwrap_err()

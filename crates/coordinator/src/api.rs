@@ -1,5 +1,6 @@
 //! The HTTP router: AOF reference routes plus `/ready` and `/metrics`.
 
+mod auth;
 mod ops;
 mod registry;
 mod runner;
@@ -31,7 +32,8 @@ use crate::AppState;
     tags(
         (name = "runs"), (name = "sessions"), (name = "runner", description = "Runner protocol"),
         (name = "runners"), (name = "sse"), (name = "ops"), (name = "agents"),
-        (name = "capabilities"), (name = "mcp-servers")
+        (name = "capabilities"), (name = "mcp-servers"),
+        (name = "auth", description = "API keys and browser sessions")
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             registry::update_mcp,
             registry::delete_mcp
         ))
+        .routes(routes!(auth::create_key, auth::list_keys))
+        .routes(routes!(auth::revoke_key))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
         .split_for_parts()
 }
 
@@ -105,30 +112,42 @@ pub fn router(state: AppState) -> Router {
     .fallback(ops::not_found)
     .method_not_allowed_fallback(ops::method_not_allowed)
     .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+    // Inside CORS, so preflights are answered without a credential; `layer` (not
+    // `route_layer`) so unmatched paths are policed too (admin-only by default).
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::enforce,
+    ))
     .layer(cors)
     .layer(TraceLayer::new_for_http())
     .with_state(state)
 }
 
+/// `CORS_ORIGINS` exactly: `*` allows any origin but never with credentials (browsers
+/// refuse that pair, and it would hand the cookie to every site); a list allows just
+/// those origins, with credentials, so the dashboard on another origin can use its cookie.
 fn cors_layer(origins: &str) -> CorsLayer {
-    let base = CorsLayer::new()
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(tower_http::cors::Any);
+    let base = CorsLayer::new().allow_methods([
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]);
     if origins.trim() == "*" {
         base.allow_origin(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any)
     } else {
         let list: Vec<HeaderValue> = origins
             .split(',')
-            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+            .map(str::trim)
+            .filter(|o| !o.is_empty() && *o != "*")
+            .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect();
         base.allow_origin(list)
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+            .allow_credentials(true)
     }
 }
 

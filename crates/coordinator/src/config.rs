@@ -39,6 +39,35 @@ pub struct CoordinatorConfig {
     /// Environment variables blueprints may read as `${env.NAME}` (`AOF_PLACEHOLDER_ENV`,
     /// comma separated; default none — the coordinator's environment never leaks otherwise).
     pub placeholder_env: Vec<String>,
+    /// Listen on a non-loopback address with auth off (`--insecure-listen`); warned about.
+    pub insecure_listen: bool,
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: API keys, browser cookies, optional OIDC. See SECURITY.md.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `AUTH_ENABLED`: every route but `/health`, `/ready` (and `/metrics` when
+    /// `metrics_public`) needs a credential.
+    pub enabled: bool,
+    /// `/metrics` answers without a credential (`AOF_METRICS_PUBLIC`, default true).
+    pub metrics_public: bool,
+    /// Add `Secure` to the session cookie (`AOF_COOKIE_SECURE`); set it behind HTTPS.
+    pub cookie_secure: bool,
+    pub oidc: Option<OidcConfig>,
+}
+
+/// OIDC bearer tokens (JWT, RS256 or ES256) accepted next to API keys.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// JWKS: an `http(s)://` URL (fetched at start and on an unknown `kid`) or a file.
+    pub jwks: String,
+    /// Claim holding the role(s): a string or a list of admin/operator/viewer/runner.
+    pub role_claim: String,
 }
 
 impl Default for CoordinatorConfig {
@@ -60,6 +89,11 @@ impl Default for CoordinatorConfig {
             cors_origins: "*".into(),
             max_body_bytes: 4 << 20,
             placeholder_env: Vec::new(),
+            insecure_listen: false,
+            auth: AuthConfig {
+                metrics_public: true,
+                ..AuthConfig::default()
+            },
         }
     }
 }
@@ -72,6 +106,14 @@ impl CoordinatorConfig {
         }
         if self.stale_threshold > self.remove_threshold {
             return Err("coordinator.stale_threshold (RUNNER_STALE_THRESHOLD) must not exceed coordinator.remove_threshold (RUNNER_REMOVE_THRESHOLD)".into());
+        }
+        if !self.auth.enabled && !self.listen.ip().is_loopback() && !self.insecure_listen {
+            return Err(format!(
+                "refusing to listen on {} with auth off: anyone who can reach it could run agents. \
+                 Turn auth on (AUTH_ENABLED=true, see SECURITY.md), listen on 127.0.0.1, \
+                 or pass --insecure-listen (AOF_INSECURE_LISTEN=true) if a proxy in front authenticates",
+                self.listen
+            ));
         }
         Ok(())
     }

@@ -28,6 +28,9 @@ pub enum ApiError {
     ConflictObject(serde_json::Value, &'static str),
     #[error("{0}")]
     Unauthorized(String, &'static str),
+    /// Authenticated, but this credential may not do this.
+    #[error("{0}")]
+    Forbidden(String, &'static str),
     /// 422 with a string `detail` (a stored blueprint that cannot be resolved).
     #[error("{0}")]
     Unprocessable(String, &'static str),
@@ -47,6 +50,7 @@ impl ApiError {
             }
             ApiError::Conflict(..) | ApiError::ConflictObject(..) => StatusCode::CONFLICT,
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -60,6 +64,7 @@ impl ApiError {
             | ApiError::Conflict(_, c)
             | ApiError::ConflictObject(_, c)
             | ApiError::Unauthorized(_, c)
+            | ApiError::Forbidden(_, c)
             | ApiError::Unprocessable(_, c) => c,
             ApiError::Validation(_) => "validation_error",
             ApiError::Unavailable(_) => "unavailable",

@@ -140,13 +140,12 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let map: std::collections::HashMap<String, String> =
-            url_decode_pairs(q).into_iter().collect();
+        let map: std::collections::HashMap<String, String> = query_pairs(q).into_iter().collect();
         Ok(QueryMap(map))
     }
 }
 
-fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(q: &str) -> Vec<(String, String)> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
         &format!("/?{q}").parse().unwrap_or_default(),
     )

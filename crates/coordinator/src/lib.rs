@@ -4,6 +4,7 @@
 //! Owns no state of its own beyond wake-ups and metrics: all truth is in the `Store`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Agent blueprints, capabilities and MCP servers (folders on disk).
     pub registry: Arc<aof_blueprints::Registry>,
+    /// Auth settings, OIDC keys and the in-process runner's key; read-only after bind.
+    pub auth: Arc<auth::Auth>,
 }
 
 impl AppState {
@@ -77,6 +80,11 @@ impl Coordinator {
         if graced > 0 {
             tracing::info!(leases = graced, "extended live leases after restart");
         }
+        let auth = auth::Auth::load(cfg.auth.clone(), &cfg.cors_origins).await?;
+        if !cfg.auth.enabled && !cfg.listen.ip().is_loopback() {
+            // validate() let this through only with --insecure-listen.
+            tracing::warn!(listen = %cfg.listen, "auth is off and the API listens beyond loopback (--insecure-listen): anyone who reaches it can run agents");
+        }
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
@@ -88,8 +96,15 @@ impl Coordinator {
             cfg: Arc::new(cfg),
             wake: Arc::new(wake),
             metrics: Arc::new(metrics::Metrics::default()),
+            auth: Arc::new(auth),
         };
         Ok(Coordinator { state, listener })
+    }
+
+    /// With auth on, the key for a runner in this same process (`aof up`): role runner,
+    /// held in memory only, gone when the process ends.
+    pub fn internal_runner_key(&self) -> Option<String> {
+        self.state.auth.internal_key().map(str::to_string)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -124,6 +124,12 @@ async fn document_matches_router_and_is_typed() {
         "GET /mcp-servers/{server_id}",
         "PUT /mcp-servers/{server_id}",
         "DELETE /mcp-servers/{server_id}",
+        "POST /auth/keys",
+        "GET /auth/keys",
+        "DELETE /auth/keys/{id}",
+        "POST /auth/login",
+        "POST /auth/logout",
+        "GET /auth/me",
     ]
     .iter()
     .map(|s| s.to_string())

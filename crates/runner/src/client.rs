@@ -94,7 +94,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(base: &str) -> anyhow::Result<Client> {
+    pub(crate) fn new(base: &str, key: Option<&crate::ApiKey>) -> anyhow::Result<Client> {
         let base = Url::parse(base)
             .map_err(|e| anyhow::anyhow!("invalid coordinator URL {base:?}: {e}"))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
@@ -105,6 +105,15 @@ impl Client {
             PROTOCOL_HEADER,
             header::HeaderValue::from(aof_wire::PROTOCOL_VERSION),
         );
+        if let Some(key) = key {
+            let mut v =
+                header::HeaderValue::from_str(&format!("Bearer {}", key.0)).map_err(|_| {
+                    anyhow::anyhow!("AOF_API_KEY holds characters not allowed in a header")
+                })?;
+            // Keeps the key out of reqwest's and hyper's debug output.
+            v.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -255,18 +264,18 @@ mod tests {
 
     #[test]
     fn urls_keep_prefix_and_encode_segments() {
-        let c = Client::new("http://127.0.0.1:8765/api/").unwrap();
+        let c = Client::new("http://127.0.0.1:8765/api/", None).unwrap();
         assert_eq!(
             c.url(&["sessions", "a/b", "events"]).as_str(),
             "http://127.0.0.1:8765/api/sessions/a%2Fb/events"
         );
-        let c = Client::new("http://h:1").unwrap();
+        let c = Client::new("http://h:1", None).unwrap();
         assert_eq!(
             c.url(&["runner", "register"]).as_str(),
             "http://h:1/runner/register"
         );
-        assert!(Client::new("ftp://h").is_err());
-        assert!(Client::new("not a url").is_err());
+        assert!(Client::new("ftp://h", None).is_err());
+        assert!(Client::new("not a url", None).is_err());
     }
 
     #[test]

@@ -138,7 +138,12 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     let (tx, mut rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
     let cx = ExecCx {
         workdir,
-        env: Default::default(),
+        // The agent calls the coordinator as this session (MCP), never with our key.
+        env: run
+            .session_token
+            .iter()
+            .map(|t| ("AOF_SESSION_TOKEN".to_string(), t.clone()))
+            .collect(),
         cancel: control.cancel.child_token(),
         events: tx,
         stop_grace: shared.cfg.stop_grace,

@@ -47,6 +47,18 @@ pub struct RunnerConfig {
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
     /// aborts an executor that still has not finished `STOP_BACKSTOP` later.
     pub stop_grace: Duration,
+    /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
+    pub api_key: Option<ApiKey>,
+}
+
+/// A credential that never prints: `Debug` shows `****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
 }
 
 impl Default for RunnerConfig {
@@ -62,6 +74,7 @@ impl Default for RunnerConfig {
             allow_blueprint_executors: true,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             stop_grace: Duration::from_secs(5),
+            api_key: None,
         }
     }
 }
@@ -83,7 +96,7 @@ pub async fn run(cfg: RunnerConfig, shutdown: CancellationToken) -> anyhow::Resu
     if cfg.max_concurrent == 0 {
         anyhow::bail!("max_concurrent must be at least 1");
     }
-    let client = Client::new(&cfg.url)?;
+    let client = Client::new(&cfg.url, cfg.api_key.as_ref())?;
     let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
     let shared = Arc::new(Shared {
         cfg,

@@ -81,11 +81,63 @@ fn stored_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredEvent> {
 }
 
 impl SqliteStore {
+    /// One statement in autocommit mode: the session check, the next `seq`, the lease
+    /// check and the idempotency rule all ride in the INSERT. `Ok(None)`: nothing was
+    /// inserted, and the careful path below finds out why.
+    async fn append_fast(
+        &self,
+        session_id: &str,
+        write: &EventWrite,
+    ) -> StoreResult<Option<StoredEvent>> {
+        if write.lease_token.is_some() && write.run_id.is_none() {
+            return Ok(None);
+        }
+        let data = serde_json::json!({ "data": &write.event });
+        // The lock orders the broadcast after the commit, as for every write.
+        let _guard = self.write_lock.lock().await;
+        let row = sqlx::query(
+            "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
+             SELECT 'event', s.session_id, s.next_seq, ?2, ?3, ?4, ?5 FROM sessions s \
+             WHERE s.session_id = ?1 AND (?6 IS NULL OR EXISTS (SELECT 1 FROM runs r \
+               WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?6 \
+               AND r.status IN ('claimed','running','stopping'))) \
+             ON CONFLICT DO NOTHING RETURNING cursor, seq",
+        )
+        .bind(session_id)
+        .bind(&write.run_id)
+        .bind(&write.idempotency_key)
+        .bind(&write.event.event_type)
+        .bind(data.to_string())
+        .bind(&write.lease_token)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(internal)?;
+        let Some(row) = row else { return Ok(None) };
+        let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
+        let _ = self.feed_tx.send(FeedItem {
+            cursor,
+            kind: sse::EVENT.to_string(),
+            session_id: Some(session_id.to_string()),
+            data,
+        });
+        Ok(Some(StoredEvent {
+            id: cursor,
+            seq,
+            run_id: write.run_id.clone(),
+            event: write.event.clone(),
+        }))
+    }
+
     pub(crate) async fn append_event_impl(
         &self,
         session_id: &str,
         write: EventWrite,
     ) -> StoreResult<Option<StoredEvent>> {
+        if let Some(stored) = self.append_fast(session_id, &write).await? {
+            return Ok(Some(stored));
+        }
+        // Nothing inserted: no session, a repeated key or a stale lease. The
+        // transactional path tells which (and inserts, if things changed meanwhile).
         let mut w = self.begin().await?;
         if rows::load_session(&mut w.tx, session_id).await?.is_none() {
             return Err(StoreError::SessionNotFound(session_id.to_string()));

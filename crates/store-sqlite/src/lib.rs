@@ -5,6 +5,7 @@
 //! broadcast while the lock is still held, so live order equals cursor order.
 
 mod events;
+mod keys;
 mod matching;
 mod rows;
 mod runners;
@@ -145,6 +146,20 @@ impl SqliteStore {
             items: Vec::new(),
             feed_tx: &self.feed_tx,
         })
+    }
+
+    /// `(journal_mode, synchronous)` as the writer connection sees them (0 off, 1 normal, 2 full).
+    pub async fn pragmas(&self) -> StoreResult<(String, i64)> {
+        let mut conn = self.writer.acquire().await.map_err(internal)?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(internal)?;
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(internal)?;
+        Ok((mode, sync))
     }
 
     pub async fn close(&self) {

@@ -79,6 +79,7 @@ pub(crate) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
             scope: json_col(r, "scope")?,
             resolved_agent_blueprint: json_col(r, "blueprint")?,
             lease_token: None,
+            session_token: None,
         },
         status,
         lease_token: r.get("lease_token"),

@@ -192,4 +192,28 @@ impl Store for SqliteStore {
     async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
         self.reap_runners_impl(remove_after).await
     }
+    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()> {
+        self.create_key_impl(key).await
+    }
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.list_keys_impl().await
+    }
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        self.find_key_impl(id).await
+    }
+    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
+        self.revoke_key_impl(id).await
+    }
+    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()> {
+        self.create_session_token_impl(token).await
+    }
+    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
+        self.find_session_token_impl(id).await
+    }
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
+        self.bind_runner_key_impl(runner_id, key_id).await
+    }
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
+        self.runner_key_impl(runner_id).await
+    }
 }

@@ -131,6 +131,30 @@ pub struct Counts {
     pub runners_online: i64,
 }
 
+/// An API key as stored: the public id and a SHA-256 of the secret part, never the
+/// secret itself.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: Option<String>,
+    pub role: aof_wire::auth::Role,
+    /// Hex SHA-256 of the secret part of the key.
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A run's session token as stored (hash only); valid until `expires_at` and only while
+/// its run is live.
+#[derive(Debug, Clone)]
+pub struct SessionTokenRecord {
+    pub id: String,
+    pub hash: String,
+    pub run_id: String,
+    pub session_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct LeasePolicy {
     pub ttl: chrono::Duration,
@@ -234,4 +258,17 @@ pub trait Store: Send + Sync + 'static {
     async fn take_deregistration(&self, runner_id: &str) -> StoreResult<bool>;
     /// Removes runners silent for `remove_after`, failing the runs they held.
     async fn reap_runners(&self, remove_after: chrono::Duration) -> StoreResult<Vec<Resolved>>;
+
+    // Auth
+    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// Every key, newest first, revoked ones included.
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>>;
+    /// False when no such key; revoking twice keeps the first time.
+    async fn revoke_key(&self, id: &str) -> StoreResult<bool>;
+    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()>;
+    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>>;
+    /// Records which key registered a runner id (a runner key may act only as its own).
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
 }

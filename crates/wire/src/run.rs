@@ -141,6 +141,10 @@ pub struct Run {
     /// AOF-RS: only in the poll response, to the runner that holds the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_token: Option<String>,
+    /// AOF-RS, auth on: a token bound to this run's session, for the agent to call the
+    /// coordinator as that session. Only in the poll response; never listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
 }
 
 impl Run {

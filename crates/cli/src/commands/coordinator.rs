@@ -21,6 +21,10 @@ pub struct CoordinatorArgs {
     /// SQLite durability: normal (survives process crashes) or full (also power loss).
     #[arg(long, value_name = "MODE")]
     pub sqlite_synchronous: Option<String>,
+    /// With auth off, allow a non-loopback --listen (a warning is logged). Only behind
+    /// something that authenticates; see SECURITY.md.
+    #[arg(long)]
+    pub insecure_listen: bool,
     /// Write the bound address here once listening.
     #[arg(long, value_name = "FILE")]
     pub addr_file: Option<PathBuf>,
@@ -36,6 +40,10 @@ impl CoordinatorArgs {
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .chain(
+            self.insecure_listen
+                .then(|| ("coordinator.insecure_listen", "true".to_string())),
+        )
         .collect()
     }
 }

@@ -30,7 +30,12 @@ pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
     let addr = coord.local_addr()?;
     super::write_addr_file(args.coordinator.addr_file.as_deref(), addr)?;
     let url = format!("http://{addr}");
-    let runner_cfg = cfg.runner(Some(url.clone()))?;
+    let mut runner_cfg = cfg.runner(Some(url.clone()))?;
+    // With auth on, the in-process runner uses a key that exists only in this process,
+    // so `aof up` needs no runner key and there is no default credential.
+    if let Some(key) = coord.internal_runner_key() {
+        runner_cfg.api_key = Some(aof_runner::ApiKey(key));
+    }
     println!("AOF is up: {url}  (data: {})", data_dir.display());
     println!("  try: aof run demo \"hello\" --follow --url {url}");
     let server = tokio::spawn(coord.serve(shutdown.clone()));

@@ -29,25 +29,8 @@ fn write(path: &std::path::Path, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_aof_folders_then_run_a_command_agent() {
     let dir = tempdir();
-    let addr_file = dir.path().join("addr");
-    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-    let _up = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
-        .arg(&addr_file)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = wait_for("aof up address", || async {
-        std::fs::read_to_string(&addr_file)
-            .ok()
-            .filter(|s| !s.is_empty())
-    })
-    .await;
-    let url = format!("http://{addr}");
-    wait_healthy(&url).await;
+    let up = Up::start(dir.path()).await;
+    let url = up.url.clone();
 
     // Agent folders written the way AOF's config/agents are, plus our `executor` key.
     let agents = dir.path().join("my-agents");

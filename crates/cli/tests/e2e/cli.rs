@@ -26,25 +26,8 @@ async fn aof_run(url: &str, args: &[&str]) -> (i32, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_then_run_follow_prints_events_and_exit_codes() {
     let dir = tempdir();
-    let addr_file = dir.path().join("addr");
-    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-    let _up = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
-        .arg(&addr_file)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = wait_for("aof up address", || async {
-        std::fs::read_to_string(&addr_file)
-            .ok()
-            .filter(|s| !s.is_empty())
-    })
-    .await;
-    let url = format!("http://{addr}");
-    wait_healthy(&url).await;
+    let up = Up::start(dir.path()).await;
+    let url = up.url.clone();
     // The default data dir is ./.agent-orchestrator under the working directory.
     assert!(dir
         .path()

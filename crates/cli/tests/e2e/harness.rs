@@ -148,6 +148,33 @@ pub async fn wait_healthy(url: &str) {
     .await
 }
 
+/// `aof up` (coordinator + runner in one process) started in `dir` as its working
+/// directory, so its data lands in `dir/.agent-orchestrator`.
+pub struct Up {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Up {
+    pub async fn start(dir: &Path) -> Up {
+        let addr_file = dir.join("addr");
+        let log = std::fs::File::create(dir.join("up.log")).unwrap();
+        let child = Command::new(BIN)
+            .current_dir(dir)
+            .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn aof up");
+        let addr = read_addr(&addr_file).await;
+        let url = format!("http://{addr}");
+        wait_healthy(&url).await;
+        Up { child, url }
+    }
+}
+
 pub struct Runner {
     pub child: Child,
     pub dir: PathBuf,

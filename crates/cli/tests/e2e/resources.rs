@@ -199,7 +199,7 @@ async fn usage_connection_and_config_errors_exit_2() {
     );
     let (code, _, err) = aof(&["runs", "list"], &[("AOF_URL", "ftp://x")]).await;
     one_line(code, 2, &err, &["AOF_URL=ftp://x", "http://"]);
-    // Config: a missing file, an unknown key, a bad value, auth on.
+    // Config: a missing file, an unknown key, a bad value, auth off beyond loopback.
     let (code, _, err) = aof(
         &["config", "show"],
         &[("AOF_CONFIG", "/nonexistent/aof.toml")],
@@ -222,12 +222,13 @@ async fn usage_connection_and_config_errors_exit_2() {
     )
     .await;
     one_line(code, 2, &err, &["RUNNER_POLL_TIMEOUT=soon"]);
-    let (code, _, err) = aof(
-        &["coordinator", "--listen", "127.0.0.1:0"],
-        &[("AUTH_ENABLED", "true")],
-    )
-    .await;
-    one_line(code, 2, &err, &["AUTH_ENABLED=true", "later release"]);
+    let (code, _, err) = aof(&["coordinator", "--listen", "0.0.0.0:0"], &[]).await;
+    one_line(
+        code,
+        2,
+        &err,
+        &["refusing to listen on 0.0.0.0:0", "--insecure-listen"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

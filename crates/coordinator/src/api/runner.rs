@@ -18,6 +18,7 @@ use aof_wire::{
 
 use super::lease_headers;
 use crate::{
+    auth::{self, Caller},
     error::{ApiError, ApiResult},
     extract::{JsonBody, QueryMap},
     AppState,
@@ -38,6 +39,7 @@ fn derive_runner_id(req: &RegisterRequest) -> String {
 #[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn register(
     State(st): State<AppState>,
+    caller: Caller,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
     for (name, v) in [
@@ -53,6 +55,7 @@ pub(crate) async fn register(
         }
     }
     let id = derive_runner_id(&req);
+    auth::bind_runner(&st, &caller, &id).await?;
     st.store.register_runner(&id, &req).await?;
     tracing::info!(runner_id = %id, hostname = %req.hostname, "runner registered");
     st.wake_runners();
@@ -69,8 +72,13 @@ pub(crate) async fn register(
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits
 /// for a wake-up (new run, stop, requeue) up to the poll timeout, then answers 204.
 #[utoipa::path(get, path = "/runner/runs", tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
-pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
+pub(crate) async fn poll(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: QueryMap,
+) -> ApiResult<Response> {
     let runner_id = q.require("runner_id")?.to_string();
+    auth::check_runner(&st, &caller, &runner_id).await?;
     let accept_runs = q.bool("accept_runs", true)?;
     let deadline = tokio::time::Instant::now() + st.cfg.poll_timeout;
     let ttl =
@@ -97,7 +105,9 @@ pub(crate) async fn poll(State(st): State<AppState>, q: QueryMap) -> ApiResult<R
             .into_response());
         }
         if accept_runs {
-            if let Some(rec) = st.store.claim_run(&runner_id, ttl).await? {
+            if let Some(mut rec) = st.store.claim_run(&runner_id, ttl).await? {
+                rec.run.session_token =
+                    auth::mint_session_token(&st, &rec.run.run_id, &rec.run.session_id).await?;
                 let waited = chrono::DateTime::parse_from_rfc3339(&rec.run.created_at)
                     .map(|t| {
                         (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
@@ -163,10 +173,12 @@ fn ok() -> Json<OkResponse> {
 #[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn started(
     State(st): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
     st.store
         .report(
             &run_id,
@@ -180,6 +192,7 @@ pub(crate) async fn started(
 #[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn completed(
     State(st): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CompletedBody>,
@@ -195,6 +208,7 @@ pub(crate) async fn completed(
             }])))
         }
     };
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
     st.store
         .report(
             &run_id,
@@ -208,10 +222,12 @@ pub(crate) async fn completed(
 #[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn failed(
     State(st): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<FailedBody>,
 ) -> ApiResult<Json<OkResponse>> {
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
     st.store
         .report(
             &run_id,
@@ -225,10 +241,12 @@ pub(crate) async fn failed(
 #[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stopped(
     State(st): State<AppState>,
+    caller: Caller,
     Path(run_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StoppedBody>,
 ) -> ApiResult<Json<OkResponse>> {
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
     st.store
         .report(
             &run_id,
@@ -244,9 +262,11 @@ pub(crate) async fn stopped(
 #[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn session_status(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SessionStatusBody>,
 ) -> ApiResult<Json<OkResponse>> {
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,
@@ -266,8 +286,10 @@ pub(crate) async fn session_status(
 #[utoipa::path(post, path = "/runner/heartbeat", tag = "runner", request_body = aof_wire::runner::HeartbeatRequest, responses((status = 200, description = "Leases renewed", body = aof_wire::runner::HeartbeatResponse), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
+    caller: Caller,
     JsonBody(req): JsonBody<HeartbeatRequest>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
+    auth::check_runner(&st, &caller, &req.runner_id).await?;
     let ttl =
         chrono::Duration::from_std(st.cfg.lease_ttl).map_err(|e| ApiError::Internal(e.into()))?;
     let revoked = st
@@ -292,9 +314,12 @@ pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<RunnerLis
 #[utoipa::path(delete, path = "/runners/{runner_id}", tag = "runners", params(("runner_id" = String, Path, description = "Runner id"), ("self" = Option<bool>, Query, description = "true: remove now (the runner itself); false: mark for deregistration")), responses((status = 200, description = "Removed or marked", body = aof_wire::api::RemoveRunnerResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn remove(
     State(st): State<AppState>,
+    caller: Caller,
     Path(runner_id): Path<String>,
     q: QueryMap,
 ) -> ApiResult<Json<RemoveRunnerResponse>> {
+    // Operators remove any runner; a runner key only its own (a no-op for others).
+    auth::check_runner(&st, &caller, &runner_id).await?;
     let self_ = q.bool("self", false)?;
     st.store.remove_runner(&runner_id, self_).await?;
     st.wake_runners();

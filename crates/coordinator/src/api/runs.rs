@@ -13,6 +13,7 @@ use aof_wire::{
 };
 
 use crate::{
+    auth::{self, Caller, Principal},
     error::{ApiError, ApiResult},
     extract::{JsonBody, QueryMap},
     AppState,
@@ -32,8 +33,11 @@ pub(crate) fn valid_id(id: &str) -> bool {
 #[utoipa::path(post, path = "/runs", tag = "runs", request_body = aof_wire::RunCreate, responses((status = 201, description = "Run created", body = aof_wire::RunCreateResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
+    caller: Caller,
     JsonBody(req): JsonBody<RunCreate>,
 ) -> ApiResult<(StatusCode, Json<RunCreateResponse>)> {
+    // A session token acts as its session: it may only start children of it.
+    auth::check_spawn(&caller, req.parent_session_id.as_deref())?;
     let run_id = new_run_id();
     let mut agent_name = req.agent_name.clone();
     let mut project_dir = req.project_dir.clone();
@@ -50,6 +54,15 @@ pub(crate) async fn create(
             let session = st.store.get_session(&id).await?.ok_or_else(|| {
                 ApiError::NotFound(format!("Session '{id}' not found"), "session_not_found")
             })?;
+            // …and resume only those children, not any session it can name.
+            if let Principal::Session { session_id, .. } = &caller.0 {
+                if session.parent_session_id.as_deref() != Some(session_id.as_str()) {
+                    return Err(ApiError::Forbidden(
+                        "A session token may only resume its own child sessions".into(),
+                        "forbidden",
+                    ));
+                }
+            }
             agent_name = session.agent_name.clone().or(agent_name);
             project_dir = project_dir.or(session.project_dir.clone());
             // Affinity: a resumed conversation goes back to where its executor state lives.
@@ -196,6 +209,7 @@ pub(crate) fn public(mut run: Run) -> Run {
     run.scope = None;
     run.resolved_agent_blueprint = None;
     run.lease_token = None;
+    run.session_token = None;
     run
 }
 

@@ -1,0 +1,105 @@
+//! `/auth`: API keys (admin), browser login/logout, and `GET /auth/me`. Roles are
+//! enforced by the policy layer; these handlers only do the work.
+
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use aof_wire::{
+    api::OkResponse,
+    auth::{KeyCreate, KeyCreated, KeyInfo, KeyList, LoginRequest, Whoami},
+};
+
+use crate::{
+    auth::{secrets, Caller},
+    error::{ApiError, ApiResult},
+    extract::JsonBody,
+    AppState,
+};
+
+#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn create_key(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<KeyCreate>,
+) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+    if req.name.as_ref().is_some_and(|n| n.len() > 200) {
+        return Err(ApiError::BadRequest(
+            "name must be at most 200 characters".into(),
+            "invalid_key_name",
+        ));
+    }
+    let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name).await?;
+    tracing::info!(key_id = %info.id, role = %info.role, "api key created");
+    Ok((StatusCode::CREATED, Json(KeyCreated { info, key })))
+}
+
+#[utoipa::path(get, path = "/auth/keys", tag = "auth", responses((status = 200, description = "Every key, newest first, without secrets", body = aof_wire::auth::KeyList), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody)))]
+pub(crate) async fn list_keys(State(st): State<AppState>) -> ApiResult<Json<KeyList>> {
+    let keys = st.store.list_keys().await?;
+    Ok(Json(KeyList {
+        keys: keys.iter().map(secrets::info).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/auth/keys/{id}", tag = "auth", params(("id" = String, Path, description = "Key id (the part after `aof_`)")), responses((status = 200, description = "Revoked (requests with it now get 401)", body = aof_wire::auth::KeyInfo), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 404, description = "No such key", body = aof_wire::ErrorBody)))]
+pub(crate) async fn revoke_key(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyInfo>> {
+    let not_found = || ApiError::NotFound("Key not found".into(), "key_not_found");
+    if !st.store.revoke_key(&id).await? {
+        return Err(not_found());
+    }
+    let key = st.store.find_key(&id).await?.ok_or_else(not_found)?;
+    tracing::info!(key_id = %id, "api key revoked");
+    Ok(Json(secrets::info(&key)))
+}
+
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = aof_wire::auth::LoginRequest, responses((status = 200, description = "Logged in; sets the HttpOnly session cookie", body = aof_wire::auth::Whoami), (status = 400, description = "Auth is off", body = aof_wire::ErrorBody), (status = 401, description = "Invalid key", body = aof_wire::ErrorBody), (status = 403, description = "Origin not allowed", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn login(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Response> {
+    if !st.auth.cfg.enabled {
+        return Err(ApiError::BadRequest(
+            "Auth is off: there is nothing to log in to".into(),
+            "auth_disabled",
+        ));
+    }
+    // A page on another origin must not log the browser in (login CSRF).
+    if headers.contains_key(header::ORIGIN) && !st.auth.origin_ok(&headers) {
+        return Err(ApiError::Forbidden(
+            "Origin not allowed".into(),
+            "origin_not_allowed",
+        ));
+    }
+    // Only API keys become cookies: session tokens and the in-process key stay machine-only.
+    if secrets::split(&req.key, secrets::KEY_PREFIX).is_none() {
+        return Err(ApiError::Unauthorized(
+            "Invalid credential".into(),
+            "unauthenticated",
+        ));
+    }
+    let principal = st.auth.authenticate(&st, &req.key).await?;
+    let mut resp = Json(principal.whoami(true)).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, st.auth.cookie(Some(&req.key)));
+    Ok(resp)
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 200, description = "Session cookie cleared", body = aof_wire::api::OkResponse)))]
+pub(crate) async fn logout(State(st): State<AppState>) -> Response {
+    let mut resp = Json(OkResponse { ok: true }).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, st.auth.cookie(None));
+    resp
+}
+
+#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, description = "Who the credential is", body = aof_wire::auth::Whoami), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody)))]
+pub(crate) async fn me(State(st): State<AppState>, Caller(p): Caller) -> Json<Whoami> {
+    Json(p.whoami(st.auth.cfg.enabled))
+}

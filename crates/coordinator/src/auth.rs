@@ -1,0 +1,463 @@
+//! Authentication and the policy layer. One middleware ([`enforce`]) runs on every
+//! request: it finds the route's grants in [`policy::RULES`], reads the credential
+//! (`Authorization: Bearer` or the `aof_session` cookie — never the query string, so
+//! credentials stay out of access logs and browser history), resolves it to a
+//! [`Principal`], checks the Origin of cookie-authenticated writes, and answers 401
+//! (no or bad credential) or 403 (wrong role) before any handler runs.
+//!
+//! Handlers never check roles. They may check what only they can see: a runner key
+//! acting as a runner id it registered ([`check_runner`]), a session token's
+//! `parent_session_id` ([`check_spawn`]).
+
+pub mod oidc;
+pub mod policy;
+pub mod secrets;
+
+use axum::{
+    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use subtle::ConstantTimeEq;
+
+use aof_store::SessionTokenRecord;
+use aof_wire::auth::{Role, Whoami};
+
+use crate::{config::AuthConfig, error::ApiError, AppState};
+use policy::Grant;
+
+/// The browser session cookie (holds an API key; HttpOnly, SameSite=Strict).
+pub const COOKIE: &str = "aof_session";
+
+/// How long a run's session token lives at most; it also dies with its run.
+pub const SESSION_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Auth is off: everything is allowed (the listener is loopback unless
+    /// `--insecure-listen`).
+    Open,
+    Key {
+        id: String,
+        role: Role,
+    },
+    /// The runner inside `aof up`, with a key that only exists in this process's memory.
+    Internal,
+    Oidc {
+        subject: String,
+        role: Role,
+    },
+    /// A run's session token: acts as that session only.
+    Session {
+        session_id: String,
+        run_id: String,
+    },
+}
+
+impl Principal {
+    /// The key role this principal acts with (`None` for a session token).
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Principal::Open => Some(Role::Admin),
+            Principal::Key { role, .. } | Principal::Oidc { role, .. } => Some(*role),
+            Principal::Internal => Some(Role::Runner),
+            Principal::Session { .. } => None,
+        }
+    }
+
+    /// What a runner id is bound to when this principal registers it; `None`: unbound
+    /// (admin, the in-process runner, auth off).
+    fn runner_binding(&self) -> Option<String> {
+        match self {
+            Principal::Key {
+                id,
+                role: Role::Runner,
+            } => Some(id.clone()),
+            Principal::Oidc {
+                subject,
+                role: Role::Runner,
+            } => Some(format!("oidc:{subject}")),
+            _ => None,
+        }
+    }
+
+    pub fn whoami(&self, auth_enabled: bool) -> Whoami {
+        let (role, subject) = match self {
+            Principal::Open => ("admin".to_string(), None),
+            Principal::Key { id, role } => (role.to_string(), Some(id.clone())),
+            Principal::Internal => ("runner".into(), Some("internal".into())),
+            Principal::Oidc { subject, role } => (role.to_string(), Some(subject.clone())),
+            Principal::Session { session_id, .. } => ("session".into(), Some(session_id.clone())),
+        };
+        Whoami {
+            role,
+            subject,
+            auth_enabled,
+        }
+    }
+}
+
+/// Auth settings plus what was loaded for them. Shared read-only by every request.
+pub struct Auth {
+    pub cfg: AuthConfig,
+    /// The in-process runner's key (`aof up`); `None` when auth is off.
+    internal: Option<String>,
+    oidc: Option<oidc::Oidc>,
+    /// Exact origins allowed to send cookie-authenticated writes (`CORS_ORIGINS`
+    /// without `*`), besides the coordinator's own origin.
+    origins: Vec<String>,
+}
+
+impl Auth {
+    pub async fn load(cfg: AuthConfig, cors_origins: &str) -> anyhow::Result<Auth> {
+        let oidc = match (&cfg.oidc, cfg.enabled) {
+            (Some(o), true) => Some(oidc::Oidc::load(o.clone()).await?),
+            _ => None,
+        };
+        Ok(Auth {
+            internal: cfg.enabled.then(secrets::internal_key),
+            origins: cors_origins
+                .split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty() && o != "*")
+                .collect(),
+            oidc,
+            cfg,
+        })
+    }
+
+    /// The key the in-process runner of `aof up` uses (auth on only).
+    pub fn internal_key(&self) -> Option<&str> {
+        self.internal.as_deref()
+    }
+
+    /// Resolves a credential. Every failure is the same 401 so probing learns nothing.
+    pub async fn authenticate(&self, st: &AppState, token: &str) -> Result<Principal, ApiError> {
+        let invalid = || ApiError::Unauthorized("Invalid credential".into(), "unauthenticated");
+        if let Some((id, secret)) = secrets::split(token, secrets::KEY_PREFIX) {
+            let key = st.store.find_key(id).await?.ok_or_else(invalid)?;
+            if key.revoked_at.is_some() || !secrets::matches(secret, &key.hash) {
+                return Err(invalid());
+            }
+            return Ok(Principal::Key {
+                id: key.id,
+                role: key.role,
+            });
+        }
+        if let Some((id, secret)) = secrets::split(token, secrets::SESSION_PREFIX) {
+            let t = st.store.find_session_token(id).await?.ok_or_else(invalid)?;
+            if !secrets::matches(secret, &t.hash) || t.expires_at < Utc::now() {
+                return Err(invalid());
+            }
+            // The token dies with its run: once the run ends, so does the agent's access.
+            let live = st
+                .store
+                .get_run(&t.run_id)
+                .await?
+                .is_some_and(|r| r.status.is_leased() && r.run.session_id == t.session_id);
+            if !live {
+                return Err(invalid());
+            }
+            return Ok(Principal::Session {
+                session_id: t.session_id,
+                run_id: t.run_id,
+            });
+        }
+        if let Some(internal) = &self.internal {
+            if token.starts_with(secrets::INTERNAL_PREFIX) {
+                return if bool::from(token.as_bytes().ct_eq(internal.as_bytes())) {
+                    Ok(Principal::Internal)
+                } else {
+                    Err(invalid())
+                };
+            }
+        }
+        if let Some(o) = &self.oidc {
+            if token.split('.').count() == 3 {
+                return match o.verify(token).await {
+                    Ok((subject, role)) => Ok(Principal::Oidc { subject, role }),
+                    Err(e @ oidc::OidcError::NoRole(_)) => {
+                        Err(ApiError::Forbidden(e.to_string(), "forbidden"))
+                    }
+                    Err(e) => Err(ApiError::Unauthorized(e.to_string(), "unauthenticated")),
+                };
+            }
+        }
+        Err(invalid())
+    }
+
+    /// A cookie-authenticated write must come from an allowed page: the coordinator's
+    /// own origin or one listed in `CORS_ORIGINS`. SameSite=Strict already keeps the
+    /// cookie off cross-site requests; this is the second lock.
+    pub fn origin_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        if self.origins.iter().any(|o| o == origin) {
+            return true;
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        !host.is_empty()
+            && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+    }
+
+    /// `Set-Cookie` for a login (`Some(key)`) or a logout (`None`).
+    pub fn cookie(&self, key: Option<&str>) -> HeaderValue {
+        let secure = if self.cfg.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        let v = match key {
+            Some(k) => format!("{COOKIE}={k}; HttpOnly; SameSite=Strict; Path=/{secure}"),
+            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        };
+        let mut h = HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
+        h.set_sensitive(true);
+        h
+    }
+}
+
+/// The credential of a request and whether it came from the cookie. A malformed
+/// `Authorization` header yields an empty token (a 401), not a fallback to the cookie.
+fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("");
+        let token = match v.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => "",
+        };
+        return Some((token.to_string(), false));
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| (v.to_string(), true))
+}
+
+fn unauthenticated() -> Response {
+    let mut r =
+        ApiError::Unauthorized("Authentication required".into(), "unauthenticated").into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+fn forbidden() -> Response {
+    ApiError::Forbidden("This credential may not do this".into(), "forbidden").into_response()
+}
+
+/// The policy middleware: every request passes here (see the module doc).
+pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let auth = &st.auth;
+    let (mut parts, body) = req.into_parts();
+    if !auth.cfg.enabled {
+        parts.extensions.insert(Principal::Open);
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let template = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let grants = policy::grants(&parts.method, template.as_deref());
+    let public = grants
+        .iter()
+        .any(|g| *g == Grant::Public || (*g == Grant::Metrics && auth.cfg.metrics_public));
+    if public {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Some((token, via_cookie)) = credential(&parts.headers) else {
+        return unauthenticated();
+    };
+    let principal = match auth.authenticate(&st, &token).await {
+        Ok(p) => p,
+        Err(e @ ApiError::Unauthorized(..)) => {
+            let mut r = e.into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        Err(e) => return e.into_response(),
+    };
+    let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if via_cookie && writes && !auth.origin_ok(&parts.headers) {
+        return ApiError::Forbidden(
+            "Cookie-authenticated writes need an Origin header from an allowed origin".into(),
+            "origin_not_allowed",
+        )
+        .into_response();
+    }
+    let id = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == "id")
+                .map(|(_, v)| v.to_string())
+        });
+    let mut allowed = false;
+    for g in grants {
+        if granted(&st, *g, &principal, id.as_deref(), &parts).await {
+            allowed = true;
+            break;
+        }
+    }
+    if !allowed {
+        return forbidden();
+    }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether `grant` admits `p` for this request (`id`: the route's `{id}`, if any).
+async fn granted(
+    st: &AppState,
+    grant: Grant,
+    p: &Principal,
+    id: Option<&str>,
+    parts: &Parts,
+) -> bool {
+    let role = p.role();
+    let is = |roles: &[Role]| role.is_some_and(|r| roles.contains(&r));
+    let own = match p {
+        Principal::Session { session_id, .. } => Some(session_id.as_str()),
+        _ => None,
+    };
+    match grant {
+        Grant::Public => true,
+        Grant::Authenticated => true,
+        Grant::Metrics | Grant::Viewer => is(&[Role::Viewer, Role::Operator, Role::Admin]),
+        Grant::Operator => is(&[Role::Operator, Role::Admin]),
+        Grant::Runner => is(&[Role::Runner, Role::Admin]),
+        Grant::LeasedRunner => {
+            is(&[Role::Admin])
+                || (is(&[Role::Runner])
+                    && parts.headers.contains_key(aof_wire::LEASE_HEADER)
+                    && parts.headers.contains_key(aof_wire::RUN_HEADER))
+        }
+        Grant::Admin => is(&[Role::Admin]),
+        Grant::OwnSession => own.is_some() && own == id,
+        Grant::OwnSessionFeed => {
+            let q = crate::extract::query_pairs(parts.uri.query().unwrap_or(""));
+            own.is_some()
+                && q.iter()
+                    .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
+        }
+        Grant::SessionSpawn => own.is_some(),
+        Grant::ChildSession => match (own, id) {
+            (Some(own), Some(id)) => st
+                .store
+                .get_session(id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.parent_session_id.as_deref() == Some(own)),
+            _ => false,
+        },
+    }
+}
+
+/// The authenticated caller, for the few handlers that check ownership.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Principal>() {
+            Some(p) => Ok(Caller(p.clone())),
+            None if !st.auth.cfg.enabled => Ok(Caller(Principal::Open)),
+            // Fail closed: a handler that needs a caller behind no middleware is a bug.
+            None => Err(ApiError::Internal(anyhow::anyhow!(
+                "no principal: auth middleware did not run"
+            ))),
+        }
+    }
+}
+
+/// A runner key may act only as runner ids it registered.
+pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
+    let Some(binding) = caller.0.runner_binding() else {
+        return Ok(());
+    };
+    if st.store.runner_key(runner_id).await?.as_deref() == Some(binding.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            format!("This key did not register runner {runner_id}"),
+            "runner_not_bound",
+        ))
+    }
+}
+
+/// At registration: binds the runner id to the caller's key. A runner id held by
+/// another live key is refused, so one runner key cannot take over another's runner.
+pub async fn bind_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
+    let Some(binding) = caller.0.runner_binding() else {
+        return Ok(());
+    };
+    if let Some(other) = st.store.runner_key(runner_id).await? {
+        if other == binding {
+            return Ok(());
+        }
+        let other_live = match st.store.find_key(&other).await? {
+            Some(k) => k.revoked_at.is_none(),
+            // An OIDC subject cannot be revoked here; its binding stays.
+            None => other.starts_with("oidc:"),
+        };
+        if other_live {
+            return Err(ApiError::Forbidden(
+                format!("Runner {runner_id} is registered with another key"),
+                "runner_not_bound",
+            ));
+        }
+    }
+    st.store.bind_runner_key(runner_id, &binding).await?;
+    Ok(())
+}
+
+/// A session token may only start runs whose parent is its own session.
+pub fn check_spawn(caller: &Caller, parent: Option<&str>) -> Result<(), ApiError> {
+    match &caller.0 {
+        Principal::Session { session_id, .. } if parent != Some(session_id.as_str()) => {
+            Err(ApiError::Forbidden(
+                "A session token may only create runs whose parent_session_id is its own session"
+                    .into(),
+                "forbidden",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new session token for a run just claimed (auth on only). Stored hashed.
+pub async fn mint_session_token(
+    st: &AppState,
+    run_id: &str,
+    session_id: &str,
+) -> Result<Option<String>, ApiError> {
+    if !st.auth.cfg.enabled {
+        return Ok(None);
+    }
+    let (id, secret, token) = secrets::mint(secrets::SESSION_PREFIX);
+    st.store
+        .create_session_token(&SessionTokenRecord {
+            id,
+            hash: secrets::hash(&secret),
+            run_id: run_id.to_string(),
+            session_id: session_id.to_string(),
+            expires_at: Utc::now() + SESSION_TOKEN_TTL,
+        })
+        .await?;
+    Ok(Some(token))
+}
