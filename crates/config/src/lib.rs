@@ -145,6 +145,26 @@ impl Config {
                 );
             }
         }
+        // The reference keeps its state in `$AGENT_ORCHESTRATOR_PROJECT_DIR/.agent-orchestrator`;
+        // that counts only where nothing more specific set the data dir.
+        if let Some(project) = env(registry::PROJECT_DIR_ENV) {
+            if values
+                .get("data_dir")
+                .is_none_or(|e| e.source == Source::Default)
+            {
+                let dir = PathBuf::from(project).join(".agent-orchestrator");
+                values.insert(
+                    "data_dir",
+                    Entry {
+                        raw: dir.display().to_string(),
+                        source: Source::Env {
+                            name: registry::PROJECT_DIR_ENV,
+                            over: Vec::new(),
+                        },
+                    },
+                );
+            }
+        }
         for (key, raw) in &inputs.flags {
             let s = registry::find(key)
                 .unwrap_or_else(|| panic!("flag for unknown setting `{key}` (a bug)"));

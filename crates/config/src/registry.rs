@@ -2,6 +2,9 @@
 //! documentation table are all driven by [`SETTINGS`]; nothing else may name an
 //! environment variable or a file key.
 
+/// The reference's project directory; its `.agent-orchestrator` is the default data dir.
+pub const PROJECT_DIR_ENV: &str = "AGENT_ORCHESTRATOR_PROJECT_DIR";
+
 /// The default of a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultValue {
@@ -137,7 +140,7 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         Some("--data-dir"),
         Value(".agent-orchestrator"),
-        "state directory (database, agents, runner workspaces)",
+        "state directory (database, agents, runner workspaces); if unset, `$AGENT_ORCHESTRATOR_PROJECT_DIR/.agent-orchestrator` when that is set",
     ),
     s(
         "log.format",

@@ -223,6 +223,24 @@ fn data_dir_flag_relocates_derived_paths() {
     assert_eq!(k.agents_dir, PathBuf::from("/flag/agents"));
     let c = load(None, &[("AGENT_ORCHESTRATOR_DB_PATH", "/env/db")], &[]);
     assert_eq!(c.coordinator().unwrap().db_path, PathBuf::from("/env/db"));
+    // The reference's project dir places the data dir, unless something more specific does.
+    let c = load(None, &[("AGENT_ORCHESTRATOR_PROJECT_DIR", "/proj")], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().agents_dir,
+        PathBuf::from("/proj/.agent-orchestrator/agents")
+    );
+    let c = load(
+        None,
+        &[
+            ("AGENT_ORCHESTRATOR_PROJECT_DIR", "/proj"),
+            ("AOF_DATA_DIR", "/d"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        c.coordinator().unwrap().db_path,
+        PathBuf::from("/d/observability.db")
+    );
 }
 
 #[test]
