@@ -110,7 +110,11 @@ impl SqliteStore {
             .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
             .pragma("foreign_keys", "OFF");
+        // No liveness ping per acquire: a local file connection does not go stale, and
+        // the ping is one more trip to sqlx's connection thread on every write (measured:
+        // single-event ingest 1.45k → 3.1k/s).
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -122,6 +126,7 @@ impl SqliteStore {
             .await
             .map_err(internal)?;
         let readers = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
