@@ -53,3 +53,32 @@ pub fn write_addr_file(
     }
     Ok(())
 }
+
+/// `aof runs stop` and `aof sessions stop`: POST `{path}/{id}/stop`, print the outcome.
+pub async fn stop_resource(
+    api: &crate::client::Api,
+    json: bool,
+    path: &str,
+    label: &str,
+    id: &str,
+) -> anyhow::Result<u8> {
+    let body = api
+        .post(
+            &format!("{path}/{}/stop", crate::client::seg(id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    if json {
+        crate::table::print_json(&body);
+    } else {
+        let msg = body["message"]
+            .as_str()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        eprintln!(
+            "{label} {id}: {}{msg}",
+            body["status"].as_str().unwrap_or("stop requested")
+        );
+    }
+    Ok(0)
+}

@@ -1,9 +1,6 @@
 //! `aof sessions stop ID`.
 
-use crate::{
-    client::{seg, Api},
-    table,
-};
+use crate::client::Api;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Example:\n  aof sessions stop ses_0123456789ab")]
@@ -13,24 +10,5 @@ pub struct Args {
 }
 
 pub async fn run(api: &Api, json: bool, args: Args) -> anyhow::Result<u8> {
-    let body = api
-        .post(
-            &format!("/sessions/{}/stop", seg(&args.id)),
-            &serde_json::json!({}),
-        )
-        .await?;
-    if json {
-        table::print_json(&body);
-    } else {
-        let msg = body["message"]
-            .as_str()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        eprintln!(
-            "session {}: {}{msg}",
-            args.id,
-            body["status"].as_str().unwrap_or("stop requested")
-        );
-    }
-    Ok(0)
+    super::super::stop_resource(api, json, "/sessions", "session", &args.id).await
 }
