@@ -24,13 +24,37 @@ enum PollEnd {
     Reregister,
 }
 
+/// The runner's instance id, kept in `<workspace>/.runner-instance` so a runner that is
+/// killed and started again on the same workspace is the same instance (its old
+/// registration is not a live duplicate). A second runner on the same workspace would
+/// share it: one workspace is one runner. Falls back to a fresh id if the file can't be used.
+async fn instance_id(workspace: &std::path::Path) -> String {
+    let path = workspace.join(".runner-instance");
+    if let Ok(id) = tokio::fs::read_to_string(&path).await {
+        let id = id.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let written = async {
+        tokio::fs::create_dir_all(workspace).await?;
+        tokio::fs::write(&path, &id).await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, path = %path.display(), "cannot keep the runner instance id; a restart will wait for the old registration to go stale");
+    }
+    id
+}
+
 pub(crate) async fn supervise(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    // Once per process: lets us register again after a coordinator restart without
-    // being taken for a duplicate runner.
-    let instance_id = uuid::Uuid::new_v4().to_string();
+    // Lets us register again after a coordinator restart, or after this runner itself
+    // crashed and restarted on the same workspace, without being taken for a duplicate.
+    let instance_id = instance_id(&shared.cfg.workspace_root).await;
     let tracker = TaskTracker::new();
     let mut runner_id: Option<String> = None;
     // Kept alive through the shutdown drain, so leases of stopping runs stay renewed.

@@ -104,3 +104,20 @@ async fn coordinator_kill9_mid_run_loses_nothing_acknowledged() {
     wait_session(&url, &sid2, "finished").await;
     drop(runner);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_kill9_and_restart_on_its_workspace_registers_at_once() {
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await; // stale threshold: default 120 s
+    let mut r = Runner::start(&c.url, dir.path(), "r1", &[]).await;
+    let (_, sid) = start_run(&c.url, "first").await;
+    wait_session(&c.url, &sid, "finished").await;
+    r.kill9().await;
+    // Same workspace → same instance: not refused as a live duplicate for two minutes.
+    let r2 = Runner::start(&c.url, dir.path(), "r1", &[]).await;
+    let (_, sid) = start_run(&c.url, "after restart").await;
+    wait_session(&c.url, &sid, "finished").await;
+    let (_, b) = call("GET", &format!("{}/runners", c.url), None).await;
+    assert_eq!(b["runners"].as_array().unwrap().len(), 1, "{b}");
+    assert!(!r2.log().contains("duplicate"), "{}", r2.log());
+}
