@@ -31,29 +31,24 @@ pub(crate) async fn append_in_tx(
             return Ok(None);
         }
     }
-    let seq: Option<i64> = sqlx::query_scalar(
-        "UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = ? RETURNING next_seq - 1",
-    )
-    .bind(session_id)
-    .fetch_optional(&mut *w.tx)
-    .await
-    .map_err(internal)?;
-    let seq = seq.ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    // One statement: the session's next `seq` is read inside the INSERT, and the
+    // `feed_next_seq` trigger moves it on.
     let data = serde_json::json!({ "data": &event });
-    let cursor: i64 = sqlx::query_scalar(
+    let row = sqlx::query(
         "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING cursor",
+         SELECT 'event', session_id, next_seq, ?2, ?3, ?4, ?5 FROM sessions WHERE session_id = ?1 \
+         RETURNING cursor, seq",
     )
-    .bind(sse::EVENT)
     .bind(session_id)
-    .bind(seq)
     .bind(run_id)
     .bind(idem_key)
     .bind(&event.event_type)
     .bind(data.to_string())
-    .fetch_one(&mut *w.tx)
+    .fetch_optional(&mut *w.tx)
     .await
-    .map_err(internal)?;
+    .map_err(internal)?
+    .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
     w.push_item(FeedItem {
         cursor,
         kind: sse::EVENT.to_string(),

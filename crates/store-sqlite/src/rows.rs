@@ -119,22 +119,24 @@ pub(crate) async fn set_session_status(
     session_id: &str,
     status: SessionStatus,
 ) -> StoreResult<Option<Session>> {
-    let changed =
-        sqlx::query("UPDATE sessions SET status = ? WHERE session_id = ? AND status <> ?")
-            .bind(status.as_str())
-            .bind(session_id)
-            .bind(status.as_str())
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-    let session = load_session(&mut w.tx, session_id).await?;
-    if changed > 0 {
-        if let Some(s) = &session {
-            feed_session(w, aof_wire::sse::SESSION_UPDATED, s).await?;
+    // RETURNING gives the new row in the same statement; no row means unchanged or absent.
+    let changed = sqlx::query(&format!(
+        "UPDATE sessions SET status = ? WHERE session_id = ? AND status <> ? RETURNING {SESSION_COLS}"
+    ))
+    .bind(status.as_str())
+    .bind(session_id)
+    .bind(status.as_str())
+    .fetch_optional(&mut *w.tx)
+    .await
+    .map_err(internal)?;
+    match changed {
+        Some(row) => {
+            let s = session_from_row(&row);
+            feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
+            Ok(Some(s))
         }
+        None => load_session(&mut w.tx, session_id).await,
     }
-    Ok(session)
 }
 
 pub(crate) async fn feed_session(w: &mut WriteTx<'_>, kind: &str, s: &Session) -> StoreResult<()> {

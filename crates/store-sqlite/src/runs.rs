@@ -242,15 +242,24 @@ impl SqliteStore {
         let sid = rec.run.session_id.clone();
         match &report {
             RunReport::Started => {
-                cas_status(&mut w, run_id, rec.status, next, "").await?;
-                sqlx::query(
-                    "UPDATE runs SET started_at = COALESCE(started_at, ?) WHERE run_id = ?",
+                let n = sqlx::query(
+                    "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?) \
+                     WHERE run_id = ? AND status = ?",
                 )
+                .bind(next.as_str())
                 .bind(&now)
                 .bind(run_id)
+                .bind(rec.status.as_str())
                 .execute(&mut *w.tx)
                 .await
-                .map_err(internal)?;
+                .map_err(internal)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::LeaseConflict(format!(
+                        "run {run_id} changed concurrently (expected {})",
+                        rec.status
+                    )));
+                }
                 if let Some(parent) = &rec.run.parent_session_id {
                     sqlx::query("UPDATE sessions SET parent_session_id = ? WHERE session_id = ?")
                         .bind(parent)
