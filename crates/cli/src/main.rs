@@ -70,6 +70,10 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     /// Show the merged settings, or the table of every setting.
     Config(commands::config::ConfigArgs),
+    /// Write a consistent copy of the store while the coordinator runs.
+    Backup(commands::backup::BackupArgs),
+    /// Put a backup in place (coordinator stopped).
+    Restore(commands::backup::RestoreArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
     Health(commands::health::HealthArgs),
     /// Measure an AOF-compatible coordinator over HTTP.
@@ -90,6 +94,8 @@ impl Command {
             Command::Runners(a) => a.common.flags(),
             Command::Keys(a) => a.flags(),
             Command::Config(a) => a.flags(),
+            Command::Backup(a) => a.flags(),
+            Command::Restore(a) => a.flags(),
             Command::Health(a) => a.flags(),
             Command::Bench(_) => Vec::new(),
         }
@@ -155,6 +161,8 @@ fn main() -> std::process::ExitCode {
             Command::Runners(a) => commands::runners::run(a, &cfg).await,
             Command::Keys(a) => commands::keys::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,
+            Command::Backup(a) => commands::backup::backup(a, &cfg).await,
+            Command::Restore(a) => commands::backup::restore(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
             Command::Bench(a) => commands::bench::run(a).await,
         }

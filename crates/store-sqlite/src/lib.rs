@@ -173,6 +173,40 @@ impl SqliteStore {
     }
 }
 
+/// Writes a consistent copy of the database at `db` to `out` (which must not exist),
+/// while a coordinator may be writing to it: `VACUUM INTO` reads one snapshot on a
+/// read-only connection, so nothing is locked for long and the copy is compact.
+pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
+    if out.exists() {
+        return Err(StoreError::Illegal(format!(
+            "{} exists; backups never overwrite",
+            out.display()
+        )));
+    }
+    if !db.exists() {
+        return Err(StoreError::Illegal(format!(
+            "no database at {}",
+            db.display()
+        )));
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .map_err(internal)?;
+    let res = sqlx::query("VACUUM INTO ?")
+        .bind(out.display().to_string())
+        .execute(&pool)
+        .await
+        .map_err(internal);
+    pool.close().await;
+    res.map(|_| ())
+}
+
 /// One write transaction plus the feed items it will publish on commit.
 pub(crate) struct WriteTx<'a> {
     pub tx: Transaction<'static, Sqlite>,

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod backup;
 mod blueprints;
 mod cli;
 mod command;
