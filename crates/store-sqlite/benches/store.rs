@@ -50,22 +50,23 @@ fn benches(c: &mut Criterion) {
             SqliteOptions::default(),
         ))
         .unwrap();
-    let runner = "lnch_bench";
-    rt.block_on(
-        store.register_runner(
-            runner,
-            &RegisterRequest {
-                hostname: "h".into(),
-                project_dir: "/p".into(),
-                executor_profile: "echo".into(),
-                executor: serde_json::json!({"type": "autonomous"})
-                    .as_object()
-                    .cloned(),
-                ..Default::default()
-            },
-        ),
-    )
-    .unwrap();
+    let runner_id = "lnch_bench";
+    let runner = rt
+        .block_on(
+            store.register_runner(
+                runner_id,
+                &RegisterRequest {
+                    hostname: "h".into(),
+                    project_dir: "/p".into(),
+                    executor_profile: "echo".into(),
+                    executor: serde_json::json!({"type": "autonomous"})
+                        .as_object()
+                        .cloned(),
+                    ..Default::default()
+                },
+            ),
+        )
+        .unwrap();
     let session = rt
         .block_on(store.create_run(new_run(None)))
         .unwrap()
@@ -96,12 +97,12 @@ fn benches(c: &mut Criterion) {
     // Drain what create_run left pending so the cycle below claims its own run.
     rt.block_on(async {
         while let Some(r) = store
-            .claim_run(runner, chrono::Duration::seconds(60))
+            .claim_run(&runner, chrono::Duration::seconds(60))
             .await
             .unwrap()
         {
             let who = Writer {
-                runner_id: runner.into(),
+                runner_id: runner_id.into(),
                 lease_token: r.lease_token.clone(),
             };
             store
@@ -120,12 +121,12 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             store.create_run(new_run(None)).await.unwrap();
             let r = store
-                .claim_run(runner, chrono::Duration::seconds(60))
+                .claim_run(&runner, chrono::Duration::seconds(60))
                 .await
                 .unwrap()
                 .unwrap();
             let who = Writer {
-                runner_id: runner.into(),
+                runner_id: runner_id.into(),
                 lease_token: r.lease_token.clone(),
             };
             store

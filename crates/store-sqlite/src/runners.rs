@@ -37,14 +37,26 @@ fn info_from_row(r: &SqliteRow, stale_after: Duration) -> StoreResult<RunnerInfo
 }
 
 impl SqliteStore {
-    pub(crate) async fn runner_info(&self, id: &str) -> StoreResult<Option<RunnerInfo>> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM runners WHERE runner_id = ?"))
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(internal)?;
-        row.map(|r| info_from_row(&r, self.opts.stale_after))
-            .transpose()
+    pub(crate) async fn poll_state_impl(&self, id: &str) -> StoreResult<aof_store::PollState> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS}, deregister, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
+             AND r.status = 'stopping' AND r.stop_delivered = 0) AS has_stops \
+             FROM runners WHERE runner_id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(internal)?;
+        let Some(row) = row else {
+            return Ok(aof_store::PollState::Unknown);
+        };
+        if row.get::<i64, _>("deregister") != 0 {
+            return Ok(aof_store::PollState::Deregister);
+        }
+        Ok(aof_store::PollState::Ready {
+            runner: Box::new(info_from_row(&row, self.opts.stale_after)?),
+            has_stops: row.get::<i64, _>("has_stops") != 0,
+        })
     }
 
     pub(crate) async fn runner_exists_impl(&self, id: &str) -> StoreResult<bool> {

@@ -128,13 +128,10 @@ impl SqliteStore {
 
     pub(crate) async fn claim_run_impl(
         &self,
-        runner_id: &str,
+        runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
     ) -> StoreResult<Option<RunRecord>> {
-        let runner = self
-            .runner_info(runner_id)
-            .await?
-            .ok_or(StoreError::RunnerNotRegistered)?;
+        let runner_id = runner.runner_id.as_str();
         // Cheap reads outside the write lock, a page at a time: usually the first
         // pending run matches, and a long queue must not be parsed whole per poll.
         let mut after: i64 = 0;
@@ -154,7 +151,7 @@ impl SqliteStore {
             if let Some(rec) = page
                 .iter()
                 .filter_map(|r| run_from_row(r).ok())
-                .find(|rec| satisfies(&runner, rec.run.demands.as_ref()))
+                .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
             {
                 break rec;
             }

@@ -81,8 +81,15 @@ impl Store for SqliteStore {
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
         self.list_runs_impl(status).await
     }
-    async fn claim_run(&self, runner_id: &str, ttl: Duration) -> StoreResult<Option<RunRecord>> {
-        self.claim_run_impl(runner_id, ttl).await
+    async fn claim_run(
+        &self,
+        runner: &RunnerInfo,
+        ttl: Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        self.claim_run_impl(runner, ttl).await
+    }
+    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
+        self.poll_state_impl(runner_id).await
     }
     async fn report(
         &self,

@@ -161,6 +161,20 @@ pub struct LeasePolicy {
     pub recovery: RecoveryMode,
 }
 
+/// What a runner's long-poll needs to know about it, in one read.
+#[derive(Debug, Clone)]
+pub enum PollState {
+    /// No such runner (it must register again).
+    Unknown,
+    /// Marked for deregistration; the poll answers `{"deregistered": true}`.
+    Deregister,
+    Ready {
+        runner: Box<RunnerInfo>,
+        /// Stops this runner has not been told of yet.
+        has_stops: bool,
+    },
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Live feed items, in cursor order, after they committed.
@@ -179,9 +193,11 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically claims the oldest pending run this runner satisfies, with a new lease.
     async fn claim_run(
         &self,
-        runner_id: &str,
+        runner: &RunnerInfo,
         ttl: chrono::Duration,
     ) -> StoreResult<Option<RunRecord>>;
+    /// The runner's row, deregistration mark and whether stops await it — one read per poll.
+    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState>;
     async fn report(&self, run_id: &str, who: &Writer, report: RunReport)
         -> StoreResult<RunRecord>;
     async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome>;

@@ -10,7 +10,7 @@ use axum::{
 use sha2::{Digest, Sha256};
 
 use aof_core::SessionStatus;
-use aof_store::{RunReport, Writer};
+use aof_store::{PollState, RunReport, Writer};
 use aof_wire::{
     api::{OkResponse, RemoveRunnerResponse},
     runner::*,
@@ -88,24 +88,33 @@ pub(crate) async fn poll(
         // Mark the current generation seen *before* looking, so a wake-up that lands
         // between the look and the wait is not missed.
         wake.borrow_and_update();
-        if st.store.take_deregistration(&runner_id).await? {
-            return Ok(Json(PollResponse::Deregistered { deregistered: true }).into_response());
-        }
-        if !st.store.runner_exists(&runner_id).await? {
-            return Err(ApiError::Unauthorized(
-                "Runner not registered".into(),
-                "runner_not_registered",
-            ));
-        }
-        let stops = st.store.take_stops(&runner_id).await?;
-        if !stops.is_empty() {
-            return Ok(Json(PollResponse::Stop {
-                stop_sessions: stops,
-            })
-            .into_response());
-        }
+        // One read answers "who is this, is it being removed, are stops waiting".
+        let runner = match st.store.poll_state(&runner_id).await? {
+            PollState::Unknown => {
+                return Err(ApiError::Unauthorized(
+                    "Runner not registered".into(),
+                    "runner_not_registered",
+                ))
+            }
+            PollState::Deregister => {
+                st.store.take_deregistration(&runner_id).await?;
+                return Ok(Json(PollResponse::Deregistered { deregistered: true }).into_response());
+            }
+            PollState::Ready { runner, has_stops } => {
+                if has_stops {
+                    let stops = st.store.take_stops(&runner_id).await?;
+                    if !stops.is_empty() {
+                        return Ok(Json(PollResponse::Stop {
+                            stop_sessions: stops,
+                        })
+                        .into_response());
+                    }
+                }
+                runner
+            }
+        };
         if accept_runs {
-            if let Some(mut rec) = st.store.claim_run(&runner_id, ttl).await? {
+            if let Some(mut rec) = st.store.claim_run(&runner, ttl).await? {
                 rec.run.session_token =
                     auth::mint_session_token(&st, &rec.run.run_id, &rec.run.session_id).await?;
                 let waited = chrono::DateTime::parse_from_rfc3339(&rec.run.created_at)
