@@ -195,13 +195,25 @@ impl SqliteStore {
         who: &Writer,
         report: RunReport,
     ) -> StoreResult<RunRecord> {
-        if !self.runner_exists_impl(&who.runner_id).await? {
-            return Err(StoreError::RunnerNotRegistered);
-        }
         let mut w = self.begin().await?;
-        let rec = load_run(&mut w.tx, run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
+        let rec = load_run(&mut w.tx, run_id).await?;
+        // A live run held by this runner proves the runner is registered (removing a
+        // runner fails its runs in the same transaction); only otherwise look it up.
+        let held = rec.as_ref().is_some_and(|r| {
+            r.run.runner_id.as_deref() == Some(who.runner_id.as_str()) && !r.status.is_terminal()
+        });
+        if !held {
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM runners WHERE runner_id = ?")
+                    .bind(&who.runner_id)
+                    .fetch_optional(&mut *w.tx)
+                    .await
+                    .map_err(internal)?;
+            if known.is_none() {
+                return Err(StoreError::RunnerNotRegistered);
+            }
+        }
+        let rec = rec.ok_or(StoreError::RunNotFound)?;
         if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
             return Err(StoreError::LeaseConflict(format!(
                 "Run {run_id} is not held by runner {}",
