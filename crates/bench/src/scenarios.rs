@@ -6,9 +6,63 @@ pub mod lifecycle;
 pub mod noop;
 pub mod soak;
 
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
 use aof_wire::{Event, RunCreateResponse};
 
-use crate::target::{Api, REQUEST_TIMEOUT};
+use crate::{
+    report::Errors,
+    target::{Api, REQUEST_TIMEOUT},
+};
+
+/// A closed loop: `workers` tasks each call `op(worker, i)` back to back until
+/// `deadline`, counting successes in `done`, failures in `errors`; returns the
+/// latencies of the successful calls.
+pub(crate) async fn closed_loop<F, Fut>(
+    workers: usize,
+    deadline: Instant,
+    done: &Arc<AtomicU64>,
+    errors: &Arc<Errors>,
+    op: F,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let mut tasks = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let (op, done, errors) = (op.clone(), done.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<Duration> = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match op(w, i).await {
+                    Ok(()) => {
+                        lat.push(sent.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => errors.add(e),
+                }
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await?);
+    }
+    Ok(lat)
+}
 
 /// `POST /runs` for a `start_session` run with prompt `bench`; expects 201.
 pub(crate) async fn create_run(t: &Api) -> Result<RunCreateResponse, String> {

@@ -108,9 +108,6 @@ impl Store for SqliteStore {
     async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
         self.take_stops_impl(runner_id).await
     }
-    async fn runner_exists(&self, runner_id: &str) -> StoreResult<bool> {
-        self.runner_exists_impl(runner_id).await
-    }
     async fn heartbeat(
         &self,
         runner_id: &str,

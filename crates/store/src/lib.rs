@@ -204,8 +204,6 @@ pub trait Store: Send + Sync + 'static {
     async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome>;
     /// Sessions whose stop this runner has not been told of yet; marks them told.
     async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>>;
-    /// Is this runner registered?
-    async fn runner_exists(&self, runner_id: &str) -> StoreResult<bool>;
 
     // Leases and timeouts (called by the coordinator's background tasks)
     async fn heartbeat(

@@ -3,11 +3,8 @@
 //! stopped at the end so a shared coordinator is left clean).
 
 use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
+    sync::{atomic::AtomicU64, Arc},
+    time::Instant,
 };
 
 use serde_json::json;
@@ -16,7 +13,7 @@ use aof_wire::Event;
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{create_run, post_event, stop_run},
+    scenarios::{closed_loop, create_run, post_event, stop_run},
     target::Target,
     Outcome, Params,
 };
@@ -35,37 +32,16 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
     let progress = Progress::start("ingest", done.clone(), None, "events");
     let start = Instant::now();
     let deadline = start + duration;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for w in 0..concurrency {
-        let (api, sessions, done, errors) = (
-            t.api.clone(),
-            sessions.clone(),
-            done.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat: Vec<Duration> = Vec::new();
-            let mut i = w;
-            while Instant::now() < deadline {
-                let sid = &sessions[i % sessions.len()];
-                i += 1;
-                let ev = Event::message(sid, "assistant", "bench ingest");
-                let sent = Instant::now();
-                match post_event(&api, &ev, None).await {
-                    Ok(()) => {
-                        lat.push(sent.elapsed());
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => errors.add(e),
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for task in tasks {
-        lat.extend(task.await?);
-    }
+    let api = t.api.clone();
+    let mut lat = closed_loop(concurrency, deadline, &done, &errors, move |w, i| {
+        let (api, sessions) = (api.clone(), sessions.clone());
+        async move {
+            let sid = &sessions[(w + i) % sessions.len()];
+            let ev = Event::message(sid, "assistant", "bench ingest");
+            post_event(&api, &ev, None).await
+        }
+    })
+    .await?;
     let wall = start.elapsed().as_secs_f64();
     drop(progress);
     for r in &runs {

@@ -2,18 +2,15 @@
 //! and the HTTP stack manage with no store work, the ceiling for every other scenario.
 
 use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
+    sync::{atomic::AtomicU64, Arc},
+    time::Instant,
 };
 
 use serde_json::json;
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::check,
+    scenarios::{check, closed_loop},
     target::{Target, REQUEST_TIMEOUT},
     Outcome, Params,
 };
@@ -27,38 +24,12 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
     let url = t.api.url("/health");
     let start = Instant::now();
     let deadline = start + duration;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let (http, url, done, errors) = (
-            t.api.http.clone(),
-            url.clone(),
-            done.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat: Vec<Duration> = Vec::new();
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                let r = check(
-                    http.get(&url).timeout(REQUEST_TIMEOUT).send().await,
-                    "GET /health",
-                )
-                .await;
-                match r {
-                    Ok(()) => {
-                        lat.push(sent.elapsed());
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => errors.add(e),
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for task in tasks {
-        lat.extend(task.await?);
-    }
+    let http = t.api.http.clone();
+    let mut lat = closed_loop(concurrency, deadline, &done, &errors, move |_, _| {
+        let req = http.get(&url).timeout(REQUEST_TIMEOUT).send();
+        async move { check(req.await, "GET /health").await }
+    })
+    .await?;
     let wall = start.elapsed().as_secs_f64();
     let n = lat.len() as u64;
     let mut results = vec![
