@@ -4,6 +4,7 @@
 //! `WriteTx`: the state change and its feed items commit together, then the items are
 //! broadcast while the lock is still held, so live order equals cursor order.
 
+mod callbacks;
 mod events;
 mod keys;
 mod matching;

@@ -5,9 +5,12 @@
 #[path = "../e2e/harness.rs"]
 mod harness;
 use harness::*;
+#[path = "../e2e/mcp_client.rs"]
+mod mcp_client;
 
 mod browser;
 mod keys;
+mod mcp;
 mod oidc;
 mod routes;
 

@@ -9,5 +9,7 @@ mod command;
 mod crash;
 mod leases;
 mod longpoll;
+mod mcp;
+mod mcp_client;
 mod resources;
 mod sse_replay;

@@ -32,6 +32,8 @@ pub enum Grant {
     OwnSessionFeed,
     /// A session token; the handler requires `parent_session_id` = its session.
     SessionSpawn,
+    /// Any session token (the MCP tools check what it may touch).
+    AnySession,
 }
 
 use Grant::*;
@@ -120,6 +122,11 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/auth/login", &[Public]),
     rule(Method::POST, "/auth/logout", &[Public]),
     rule(Method::GET, "/auth/me", &[Authenticated]),
+    // Orchestrator MCP (streamable HTTP: POST messages, GET stream, DELETE session).
+    // The tools hold a session token to its own children.
+    rule(Method::POST, "/mcp", &[Operator, AnySession]),
+    rule(Method::GET, "/mcp", &[Operator, AnySession]),
+    rule(Method::DELETE, "/mcp", &[Operator, AnySession]),
 ];
 
 /// Admin-only: what any route missing from the table gets.
