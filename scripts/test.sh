@@ -32,4 +32,7 @@ cargo nextest run --locked --workspace --no-fail-fast
 stage "doc tests"
 cargo test --locked --workspace --doc
 
+stage "schemathesis against /openapi.json (live coordinator)"
+bash scripts/ci/schemathesis.sh
+
 stage "done in $(( $(date +%s) - start_all ))s"
