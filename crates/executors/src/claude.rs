@@ -162,7 +162,8 @@ impl Executor for ClaudeExecutor {
 
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
         let program = self.cfg.program_or_default();
-        let state = cx.state_dir.join("claude");
+        // Absolute: the CLI runs in the session's workdir, not the runner's.
+        let state = std::path::absolute(&cx.state_dir)?.join("claude");
         let config_dir = state.join("config");
         tokio::fs::create_dir_all(&config_dir).await?;
         let mcp_path = state.join("mcp").join(format!("{}.json", job.run_id));

@@ -1,0 +1,162 @@
+//! The `claude_code` executor end to end: the real Claude Code CLI (`AOF_CLAUDE_BIN`)
+//! under a real runner, its model replayed by `aof_testkit::ReplayServer`. `aof run`
+//! shows the tool call and the answer live; a follow-up after a runner restart
+//! continues the same Claude conversation.
+
+use std::{path::Path, process::Stdio};
+
+use aof_testkit::{claude_bin, Block, ReplayServer, Rule};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+use crate::harness::*;
+
+/// `aof runner --executor claude_code`, its data dir (the CLI's state) and workspaces
+/// under `rdir`, the model endpoint pointed at the replay.
+fn claude_runner(url: &str, rdir: &Path, bin: &Path, replay: &str, n: u32) -> Child {
+    std::fs::create_dir_all(rdir).unwrap();
+    let log = std::fs::File::create(rdir.join(format!("runner.{n}.log"))).unwrap();
+    Command::new(BIN)
+        .args(["runner", "--url", url, "--hostname", "claude-host"])
+        .args(["--executor", "claude_code", "--stop-grace", "2"])
+        .arg("--workspace")
+        .arg(rdir.join("ws"))
+        .env("AOF_DATA_DIR", rdir.join("data"))
+        .env("AOF_CLAUDE_BIN", bin)
+        .env("AOF_CLAUDE_ALLOWED_TOOLS", "Bash")
+        .env("ANTHROPIC_BASE_URL", replay)
+        .env("ANTHROPIC_API_KEY", "sk-ant-replay")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        // Must never reach the agent: the allow-list drops it.
+        .env("AOF_RUNNER_ONLY_SECRET", "do-not-leak")
+        .env("RUST_LOG", "info,aof_runner=debug,aof_executors=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn runner")
+}
+
+/// `aof run … --follow`: (exit code, stdout, stderr).
+async fn aof_run(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["run", "--url", url, "--follow", "--timeout", "120"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn find<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aof_run_shows_real_tool_calls_and_resumes_after_a_runner_restart() {
+    let Some(bin) = claude_bin() else { return };
+    let replay = ReplayServer::start([
+        Rule::when("write the proof").reply([
+            Block::text("I'll write the proof file."),
+            Block::tool_use(
+                "Bash",
+                json!({"command": "echo hi > proof.txt && cat proof.txt && env | grep -c do-not-leak || true"}),
+            ),
+        ]),
+        Rule::when("what did you write").reply([Block::text("Earlier I wrote hi into proof.txt.")]),
+        Rule::otherwise().reply([Block::text("The proof is written.")]),
+    ])
+    .await
+    .unwrap();
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await;
+    let rdir = dir.path().join("claude");
+    let mut runner = claude_runner(&c.url, &rdir, &bin, &replay.base_url(), 0);
+
+    let (code, stdout, stderr) = aof_run(&c.url, &["helper", "please write the proof"]).await;
+    let runner_log = || std::fs::read_to_string(rdir.join("runner.0.log")).unwrap_or_default();
+    assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", runner_log());
+    // Live output: the user prompt, the text, the tool call and its output, the answer.
+    for want in [
+        "[user] please write the proof",
+        "[assistant] I'll write the proof file.",
+        "[pre_tool] Bash {\"command\":\"echo hi > proof.txt",
+        "[post_tool] Bash → hi",
+        "[assistant] The proof is written.",
+        "[result] The proof is written.",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let sid = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("ses_"))
+        .unwrap_or_else(|| panic!("no session id in {stderr}"))
+        .trim_end_matches(':')
+        .to_string();
+
+    // The real CLI ran the command in the session's working directory.
+    let workdir = rdir.join("ws").join(&sid);
+    assert_eq!(
+        std::fs::read_to_string(workdir.join("proof.txt")).unwrap(),
+        "hi\n"
+    );
+
+    let evs = events(&c.url, &sid).await;
+    let pre = find(&evs, "pre_tool");
+    assert_eq!(pre["tool_name"], "Bash");
+    assert!(pre["tool_input"]["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("echo hi > proof.txt"));
+    let post = find(&evs, "post_tool");
+    // "0": the runner's own variable did not reach the tool's environment.
+    assert_eq!(post["tool_output"], "hi\n0");
+    assert_eq!(post["tool_input"], pre["tool_input"]);
+    let result = find(&evs, "result");
+    assert_eq!(result["result_text"], "The proof is written.");
+    assert!(
+        result["result_data"]["usage"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(result["result_data"]["total_cost_usd"].as_f64().is_some());
+    assert!(result["result_data"]["duration_ms"].as_u64().is_some());
+    let (_, session) = call("GET", &format!("{}/sessions/{sid}", c.url), None).await;
+    let claude_session = session["session"]["executor_session_id"]
+        .as_str()
+        .expect("the Claude session id is bound")
+        .to_string();
+    assert_eq!(session["session"]["executor_profile"], "claude_code");
+    assert_eq!(replay.turns().len(), 2);
+
+    // Restart the runner (kill -9: nothing kept in memory), then follow up.
+    runner.start_kill().unwrap();
+    let _ = runner.wait().await;
+    let _runner = claude_runner(&c.url, &rdir, &bin, &replay.base_url(), 1);
+    let (code, stdout, stderr) =
+        aof_run(&c.url, &["helper", "what did you write?", "--resume", &sid]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("[result] Earlier I wrote hi into proof.txt."),
+        "{stdout}"
+    );
+    // The CLI sent the earlier conversation, tool result included: it resumed.
+    let last = replay.turns().pop().unwrap();
+    let convo = last.conversation_text();
+    assert!(convo.contains("please write the proof"), "{convo}");
+    assert!(convo.contains("what did you write?"), "{convo}");
+    assert!(last.tool_results().iter().any(|(_, out, _)| out == "hi\n0"));
+    let (_, session) = call("GET", &format!("{}/sessions/{sid}", c.url), None).await;
+    assert_eq!(
+        session["session"]["executor_session_id"],
+        claude_session.as_str()
+    );
+}
