@@ -160,3 +160,47 @@ async fn aof_run_shows_real_tool_calls_and_resumes_after_a_runner_restart() {
         claude_session.as_str()
     );
 }
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// A stop while the real CLI runs a long tool: the session ends `stopped` and the
+/// tool's process is gone with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_mid_tool_ends_stopped_and_kills_the_tool() {
+    let Some(bin) = claude_bin() else { return };
+    let replay = ReplayServer::start([
+        Rule::when("wait a long time").reply([Block::tool_use(
+            "Bash",
+            json!({"command": "echo $$ > tool.pid; sleep 300", "timeout": 600000}),
+        )]),
+        Rule::otherwise().reply([Block::text("done waiting")]),
+    ])
+    .await
+    .unwrap();
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await;
+    let rdir = dir.path().join("claude");
+    let _runner = claude_runner(&c.url, &rdir, &bin, &replay.base_url(), 0);
+    let (_, sid) = start_run(&c.url, "please wait a long time").await;
+    let pid_file = rdir.join("ws").join(&sid).join("tool.pid");
+    let pid: i32 = wait_for("the tool to start", || async {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    assert!(alive(pid));
+    let (st, body) = call("POST", &format!("{}/sessions/{sid}/stop", c.url), None).await;
+    assert_eq!(st, 200, "{body}");
+    wait_session(&c.url, &sid, "stopped").await;
+    wait_for("the tool's process to end", || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
+    let evs = events(&c.url, &sid).await;
+    assert_eq!(find(&evs, "pre_tool")["tool_name"], "Bash");
+    assert!(
+        evs.iter().any(|e| e["event_type"] == "run_stopped"),
+        "{evs:#?}"
+    );
+}
