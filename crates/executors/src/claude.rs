@@ -95,6 +95,12 @@ impl ClaudeCodeConfig {
         Ok(())
     }
 
+    /// Whether these (a blueprint's) settings only narrow a profile — tools, turns,
+    /// time limits — without choosing the program, model or permission mode.
+    pub fn is_refinement(&self) -> bool {
+        self.program.is_none() && self.model.is_none() && self.permission_mode.is_none()
+    }
+
     /// `self` (a blueprint's settings) over `profile` (the runner's): each setting the
     /// blueprint gives wins, the rest come from the profile.
     pub fn merged_over(&self, profile: &ClaudeCodeConfig) -> ClaudeCodeConfig {

@@ -288,7 +288,13 @@ fn executor_for(
     let names_one = blueprint
         .and_then(|b| b.get("executor"))
         .is_some_and(serde_json::Value::is_object);
-    if names_one && !allow_blueprint_executors {
+    // Tools and turn limits for the runner's own Claude profile are not a choice of
+    // executor: allowed even when blueprints may not pick one.
+    let refines_profile = matches!(
+        (ExecutorConfig::from_blueprint(blueprint), default_cfg),
+        (Ok(Some(ExecutorConfig::ClaudeCode(bp))), ExecutorConfig::ClaudeCode(_)) if bp.is_refinement()
+    );
+    if names_one && !allow_blueprint_executors && !refines_profile {
         return Err(
             "blueprint executor: this runner does not run executors chosen by agent \
                     blueprints (allow_blueprint_executors is off); remove `executor` from the \
@@ -464,6 +470,30 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.contains("allow_blueprint_executors is off"), "{err}");
+
+        // A Claude runner: a blueprint may narrow tools and turns even when locked, but
+        // not pick the program, model or permission mode.
+        let claude_cfg = ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
+            model: Some("opus".into()),
+            ..Default::default()
+        });
+        let claude: Arc<dyn Executor> = aof_executors::build(&claude_cfg).unwrap().into();
+        let narrow =
+            json!({"executor": {"kind": "claude_code", "allowed_tools": ["Read"], "max_turns": 2}});
+        let chosen = executor_for(false, &claude, &claude_cfg, Some(&narrow)).unwrap();
+        assert_eq!(chosen.kind(), "claude_code");
+        assert!(!Arc::ptr_eq(&chosen, &claude));
+        for bp in [
+            json!({"executor": {"kind": "claude_code", "program": "/bin/sh"}}),
+            json!({"executor": {"kind": "claude_code", "permission_mode": "bypassPermissions"}}),
+        ] {
+            let err = executor_for(false, &claude, &claude_cfg, Some(&bp))
+                .err()
+                .unwrap();
+            assert!(err.contains("allow_blueprint_executors is off"), "{err}");
+        }
+        // On an echo runner the same narrowing blueprint is a choice of executor.
+        assert!(executor_for(false, &default, &echo, Some(&narrow)).is_err());
     }
 
     #[test]
