@@ -7,6 +7,7 @@ mod harness;
 use harness::*;
 
 mod browser;
+mod claude;
 mod keys;
 mod oidc;
 mod routes;

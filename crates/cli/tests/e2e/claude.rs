@@ -119,6 +119,19 @@ async fn aof_run_shows_real_tool_calls_and_resumes_after_a_runner_restart() {
     // "0": the runner's own variable did not reach the tool's environment.
     assert_eq!(post["tool_output"], "hi\n0");
     assert_eq!(post["tool_input"], pre["tool_input"]);
+    // The CLI read our --mcp-config: the orchestrator is among its MCP servers.
+    let init = evs
+        .iter()
+        .find(|e| e["event_type"] == "raw" && e["tool_output"]["subtype"] == "init")
+        .expect("the init line, kept raw");
+    assert!(
+        init["tool_output"]["mcp_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "agent-orchestrator"),
+        "{init}"
+    );
     let result = find(&evs, "result");
     assert_eq!(result["result_text"], "The proof is written.");
     assert!(
