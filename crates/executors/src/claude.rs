@@ -346,14 +346,22 @@ fn outcome(
         .unwrap_or("unknown");
     let is_error = result.get("is_error").and_then(Value::as_bool) == Some(true);
     if subtype != "success" || is_error || !status.success() {
-        let detail = text
-            .clone()
-            .or_else(|| result.get("errors").map(Value::to_string))
-            .unwrap_or_default();
-        return failed(with_tail(format!(
-            "Claude Code result {subtype} (exit {code}){}{detail}",
-            if detail.is_empty() { "" } else { ": " }
-        )));
+        // The CLI's own words: the result text, else its `errors`, else stderr.
+        let errors = result
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|e| {
+                e.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|e| !e.is_empty());
+        let head = format!("Claude Code ended with {subtype} (exit {code})");
+        return failed(match text.filter(|t| !t.is_empty()).or(errors) {
+            Some(detail) => format!("{head}: {detail}"),
+            None => with_tail(head),
+        });
     }
     let keys = [
         "session_id",

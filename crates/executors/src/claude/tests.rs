@@ -225,6 +225,23 @@ async fn crash_mid_stream_fails_with_the_reason() {
 }
 
 #[tokio::test]
+async fn an_error_result_fails_with_the_clis_words() {
+    // What the real CLI (2.1.330) prints when `--resume` names a conversation it lacks.
+    let s = stand_in(
+        r#"echo 'No conversation found with session ID: 3f1c8a4e' >&2
+echo '{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":0,"session_id":"3f1c8a4e","total_cost_usd":0,"errors":["No conversation found with session ID: 3f1c8a4e"]}'
+exit 1"#,
+    );
+    let (c, rx) = cx(&s, CancellationToken::new(), &[]);
+    let ex = executor(&s.script, None).start(job("p"), c).await.unwrap();
+    let (outcome, _) = finish(ex, rx).await;
+    assert_eq!(
+        failed(&outcome),
+        "Claude Code ended with error_during_execution (exit code 1): No conversation found with session ID: 3f1c8a4e"
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_stream_fails_by_the_watchdog() {
     let s = stand_in(&format!("echo '{}'\nsleep 120", init_line()));
     let (c, rx) = cx(&s, CancellationToken::new(), &[]);
