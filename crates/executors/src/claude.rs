@@ -127,10 +127,15 @@ impl ClaudeCodeConfig {
     }
 }
 
+/// How long the CLI may linger after its `result` line before it is stopped (an MCP
+/// connection can keep it from exiting); the result stands either way.
+const AFTER_RESULT_GRACE: Duration = Duration::from_secs(10);
+
 pub struct ClaudeExecutor {
     cfg: ClaudeCodeConfig,
     stall: Duration,
     timeout: Option<Duration>,
+    after_result: Duration,
 }
 
 impl ClaudeExecutor {
@@ -139,6 +144,7 @@ impl ClaudeExecutor {
         Ok(ClaudeExecutor {
             stall: crate::timeout(cfg.stall_timeout_seconds)?.unwrap_or(DEFAULT_STALL_TIMEOUT),
             timeout: crate::timeout(cfg.timeout_seconds)?,
+            after_result: AFTER_RESULT_GRACE,
             cfg,
         })
     }
@@ -208,6 +214,7 @@ impl Executor for ClaudeExecutor {
             group: Group::new(child),
             stall: self.stall,
             timeout: self.timeout,
+            after_result: self.after_result,
             mcp_path,
         };
         Ok(Execution {
@@ -220,6 +227,7 @@ struct ClaudeRun {
     group: Group,
     stall: Duration,
     timeout: Option<Duration>,
+    after_result: Duration,
     /// Removed when the run ends.
     mcp_path: PathBuf,
 }
@@ -228,6 +236,8 @@ struct ClaudeRun {
 #[derive(Debug, Clone, Copy)]
 enum Stop {
     Cancelled,
+    /// Still running well after its result.
+    Lingered,
     Stalled(Duration),
     TimedOut(Duration),
 }
@@ -245,6 +255,7 @@ impl ClaudeRun {
         let mut stop: Option<Stop> = None;
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut stall_at = Instant::now() + self.stall;
+        let mut linger_until: Option<Instant> = None;
         let g = &mut self.group;
         loop {
             let step_at = g.step_at();
@@ -257,6 +268,9 @@ impl ClaudeRun {
                     stall_at = Instant::now() + self.stall;
                     for ev in st.line(&line) {
                         let _ = cx.events.send(ev).await;
+                    }
+                    if st.result.is_some() && linger_until.is_none() {
+                        linger_until = Some(Instant::now() + self.after_result);
                     }
                 }
                 line = next_line(&mut g.stderr), if g.stderr.is_some() => {
@@ -275,6 +289,11 @@ impl ClaudeRun {
                 _ = cx.cancel.cancelled(), if stop.is_none() => {
                     stop = Some(Stop::Cancelled);
                     g.stop(Signal::SIGINT, cx.stop_grace);
+                }
+                _ = sleep_until(linger_until), if stop.is_none() && linger_until.is_some() => {
+                    tracing::info!(pgid = g.pgid, "claude still running after its result; stopping it");
+                    stop = Some(Stop::Lingered);
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
                 }
                 _ = tokio::time::sleep_until(stall_at), if stop.is_none() => {
                     tracing::warn!(pgid = g.pgid, stall_s = self.stall.as_secs_f64(), "claude stream stalled; stopping it");
@@ -319,8 +338,10 @@ fn outcome(
         Some(Stop::TimedOut(d)) => {
             return failed(format!("timed out after {}s", d.as_secs_f64()))
         }
-        None => {}
+        Some(Stop::Lingered) | None => {}
     }
+    // Stopped by us after its result: the exit status is ours, not the CLI's verdict.
+    let exited_ok = status.success() || matches!(stop, Some(Stop::Lingered));
     if st.malformed > 0 {
         return failed(format!(
             "Claude Code wrote {} malformed stream-json line(s) (kept as raw events); first: {}",
@@ -345,7 +366,7 @@ fn outcome(
         .and_then(Value::as_str)
         .unwrap_or("unknown");
     let is_error = result.get("is_error").and_then(Value::as_bool) == Some(true);
-    if subtype != "success" || is_error || !status.success() {
+    if subtype != "success" || is_error || !exited_ok {
         // The CLI's own words: the result text, else its `errors`, else stderr.
         let errors = result
             .get("errors")

@@ -180,7 +180,7 @@ async fn replays_a_transcript_with_the_right_flags_and_environment() {
 #[tokio::test]
 async fn stop_mid_stream_interrupts_and_ends_stopped() {
     let s = stand_in(&format!(
-        "echo '{}'\necho '{}'\ntrap 'echo interrupted >&2; exit 130' INT\nwhile :; do sleep 0.1; done",
+        "trap 'echo interrupted >&2; exit 130' INT\necho '{}'\necho '{}'\nwhile :; do sleep 0.1; done",
         init_line(),
         r#"{"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}"#
     ));
@@ -238,6 +238,19 @@ exit 1"#,
     assert_eq!(
         failed(&outcome),
         "Claude Code ended with error_during_execution (exit code 1): No conversation found with session ID: 3f1c8a4e"
+    );
+}
+
+#[tokio::test]
+async fn a_cli_lingering_after_its_result_is_stopped_and_the_result_stands() {
+    let s = stand_in(&format!("cat <<'EOF'\n{}EOF\nsleep 120", TRANSCRIPT));
+    let (c, rx) = cx(&s, CancellationToken::new(), &[]);
+    let mut ex = executor(&s.script, None);
+    ex.after_result = Duration::from_millis(300);
+    let (outcome, _) = finish(ex.start(job("p"), c).await.unwrap(), rx).await;
+    assert!(
+        matches!(&outcome, Outcome::Completed { result_text: Some(t), .. } if t == "The proof is written."),
+        "{outcome:?}"
     );
 }
 
