@@ -80,6 +80,28 @@ async fn aof_run_shows_real_tool_calls_and_resumes_after_a_runner_restart() {
     let rdir = dir.path().join("claude");
     let mut runner = claude_runner(&c.url, &rdir, &bin, &replay.base_url(), 0);
 
+    // The agent, in AOF's folder format: its system prompt reaches the model; its
+    // `executor` narrows the runner's Claude profile.
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(agents.join("helper")).unwrap();
+    std::fs::write(
+        agents.join("helper/agent.json"),
+        r#"{"name": "helper", "description": "Writes proofs",
+            "executor": {"kind": "claude_code", "max_turns": 5}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        agents.join("helper/agent.system-prompt.md"),
+        "You are the proof writer.",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["agents", "apply", agents.to_str().unwrap(), "--url", &c.url])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
     let (code, stdout, stderr) = aof_run(&c.url, &["helper", "please write the proof"]).await;
     let runner_log = || std::fs::read_to_string(rdir.join("runner.0.log")).unwrap_or_default();
     assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", runner_log());
@@ -148,7 +170,13 @@ async fn aof_run_shows_real_tool_calls_and_resumes_after_a_runner_restart() {
         .expect("the Claude session id is bound")
         .to_string();
     assert_eq!(session["session"]["executor_profile"], "claude_code");
-    assert_eq!(replay.turns().len(), 2);
+    let turns = replay.turns();
+    assert_eq!(turns.len(), 2);
+    assert!(
+        turns[0].system_text().contains("You are the proof writer."),
+        "{}",
+        turns[0].system_text()
+    );
 
     // Restart the runner (kill -9: nothing kept in memory), then follow up.
     runner.start_kill().unwrap();
