@@ -130,6 +130,11 @@ pub struct Execution {
 pub trait Executor: Send + Sync + 'static {
     /// Stable name, used as the runner's `executor_profile` default and in logs.
     fn kind(&self) -> &'static str;
+    /// Whether it continues its own sessions (`Job::resume`); the runner then looks up
+    /// the executor session id of a resumed AOF session.
+    fn resumes(&self) -> bool {
+        false
+    }
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError>;
 }
 
