@@ -16,6 +16,9 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
+stage "deps"
+AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -280,7 +280,8 @@ impl Registry {
 /// Our `executor` extension must name a known kind; the runner builds it.
 fn check_executor(e: &Value) -> Result<()> {
     match e.get("kind").and_then(Value::as_str) {
-        Some("echo") => Ok(()),
+        // Its settings are checked where it is built (the runner), like `echo`'s.
+        Some("echo" | "claude_code") => Ok(()),
         Some("command") => match e.get("program").and_then(Value::as_str) {
             Some(p) if !p.is_empty() => Ok(()),
             _ => Err(BlueprintError::Invalid(
@@ -288,7 +289,7 @@ fn check_executor(e: &Value) -> Result<()> {
             )),
         },
         Some(other) => Err(BlueprintError::Invalid(format!(
-            "unknown executor kind '{other}' (known: echo, command)"
+            "unknown executor kind '{other}' (known: echo, command, claude_code)"
         ))),
         None => Err(BlueprintError::Invalid("executor needs a 'kind'".into())),
     }

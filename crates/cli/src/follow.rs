@@ -60,7 +60,38 @@ pub fn print_event(ev: &Value, json: bool) {
         }
         "result" => println!("[result] {}", ev["result_text"].as_str().unwrap_or("")),
         "run_failed" => println!("[run_failed] {}", ev["error"].as_str().unwrap_or("")),
+        "stderr" => println!("[stderr] {}", ev["error"].as_str().unwrap_or("")),
+        "pre_tool" => println!(
+            "[pre_tool] {} {}",
+            ev["tool_name"].as_str().unwrap_or("?"),
+            clip(&ev["tool_input"])
+        ),
+        "post_tool" => match ev["error"].as_str() {
+            Some(e) => println!(
+                "[post_tool] {} error: {}",
+                ev["tool_name"].as_str().unwrap_or("?"),
+                clip(&Value::String(e.to_string()))
+            ),
+            None => println!(
+                "[post_tool] {} → {}",
+                ev["tool_name"].as_str().unwrap_or("?"),
+                clip(&ev["tool_output"])
+            ),
+        },
         other => println!("[{other}]"),
+    }
+}
+
+/// A value on one line, at most ~200 characters (tool inputs and outputs can be long).
+fn clip(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let one_line = s.replace('\n', "⏎");
+    match one_line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
     }
 }
 

@@ -9,7 +9,7 @@ use aof_coordinator::{
     CoordinatorConfig,
 };
 use aof_core::RecoveryMode;
-use aof_executors::ExecutorConfig;
+use aof_executors::{claude::ClaudeCodeConfig, ExecutorConfig};
 use aof_runner::RunnerConfig;
 use aof_store_sqlite::Durability;
 
@@ -277,6 +277,7 @@ impl Config {
             allow_blueprint_executors: self
                 .parse_req("runner.allow_blueprint_executors", boolean)?,
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
+            state_dir: self.data_dir().join("runner"),
             stop_grace,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
@@ -294,6 +295,19 @@ impl Config {
                 )
             )),
             ("echo", None) => Ok(ExecutorConfig::Echo),
+            ("claude_code", None) => Ok(ExecutorConfig::ClaudeCode(ClaudeCodeConfig {
+                program: self.string("runner.claude_bin").filter(|p| !p.is_empty()),
+                model: self.string("runner.claude_model"),
+                permission_mode: self.string("runner.claude_permission_mode"),
+                allowed_tools: self
+                    .string("runner.claude_allowed_tools")
+                    .map(|t| list(&t))
+                    .unwrap_or_default(),
+                stall_timeout_seconds: self.parse("runner.claude_stall_timeout", |v| {
+                    seconds(v).map(|d| d.as_secs_f64())
+                })?,
+                ..Default::default()
+            })),
             ("command", Some(c)) => {
                 let mut words = shell_words::split(&c.raw)
                     .map_err(|e| ConfigError(format!("{}: {e}", describe("runner.command", c))))?
@@ -313,12 +327,12 @@ impl Config {
                 "{}: needs runner.command (--command \"PROGRAM ARGS…\")",
                 describe("runner.executor", exec)
             )),
-            ("echo", Some(c)) => err(format!(
+            ("echo" | "claude_code", Some(c)) => err(format!(
                 "{}: only applies to executor `command`",
                 describe("runner.command", c)
             )),
             _ => err(format!(
-                "{}: unknown executor (this build has: echo, command)",
+                "{}: unknown executor (this build has: echo, command, claude_code)",
                 describe("runner.executor", exec)
             )),
         }

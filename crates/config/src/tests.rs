@@ -378,6 +378,30 @@ fn file_values_of_every_type_flatten() {
         .unwrap_err()
         .0;
     assert!(e.starts_with("AOF_COMMAND_TIMEOUT=3: only applies"), "{e}");
+
+    let c = load(
+        Some(
+            "data_dir = \"/d\"\n[runner]\nexecutor = \"claude_code\"\nclaude_model = \"sonnet\"\n",
+        ),
+        &[
+            ("AOF_CLAUDE_ALLOWED_TOOLS", "Bash,Read"),
+            ("AOF_CLAUDE_BIN", "/opt/claude"),
+        ],
+        &[],
+    );
+    let r = c.runner(None).unwrap();
+    assert_eq!(r.executor_profile, "claude_code");
+    assert_eq!(r.state_dir, PathBuf::from("/d/runner"));
+    assert_eq!(
+        r.executor,
+        aof_executors::ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
+            program: Some("/opt/claude".into()),
+            model: Some("sonnet".into()),
+            allowed_tools: vec!["Bash".into(), "Read".into()],
+            stall_timeout_seconds: Some(900.0),
+            ..Default::default()
+        })
+    );
 }
 
 #[test]

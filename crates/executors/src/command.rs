@@ -15,25 +15,20 @@
 
 mod lines;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use nix::{
-    sys::signal::{killpg, Signal},
-    unistd::Pid,
-};
-use tokio::{
-    io::AsyncWriteExt,
-    process::{Child, ChildStderr, ChildStdout, Command},
-    time::Instant,
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio::{io::AsyncWriteExt, process::Command, time::Instant};
+
+use self::lines::Line;
+use crate::{
+    process::{next_line, push_tail, sleep_until, spawn_group, Group},
+    ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
 };
 
-use self::lines::{Line, LineReader};
-use crate::{ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome};
-
-/// Most of stdout kept as the result text, and of stderr kept for the failure message.
+/// Most of stdout kept as the result text.
 const RESULT_CAP: usize = 64 * 1024;
-const STDERR_TAIL: usize = 4 * 1024;
 
 pub struct CommandExecutor {
     pub program: String,
@@ -42,29 +37,12 @@ pub struct CommandExecutor {
     pub timeout: Option<Duration>,
 }
 
-fn signal_group(pgid: u32, sig: Signal) {
-    // The group may be gone already; that is the goal, not an error.
-    let _ = killpg(Pid::from_raw(pgid as i32), sig);
-}
-
 fn push_capped(buf: &mut String, line: &str, cap: usize) {
     if buf.len() < cap {
         if !buf.is_empty() {
             buf.push('\n');
         }
         buf.push_str(line);
-    }
-}
-
-fn push_tail(tail: &mut String, line: &str) {
-    tail.push_str(line);
-    tail.push('\n');
-    if tail.len() > STDERR_TAIL {
-        let mut cut = tail.len() - STDERR_TAIL;
-        while !tail.is_char_boundary(cut) {
-            cut += 1;
-        }
-        tail.drain(..cut);
     }
 }
 
@@ -92,6 +70,14 @@ fn job_env(cmd: &mut Command, job: &Job) {
             None => cmd.env_remove(key),
         };
     }
+    // Credentials meant for other processes never reach a plain command.
+    for key in [
+        "AOF_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+    ] {
+        cmd.env_remove(key);
+    }
     cmd.env("AOF_PROMPT", &job.prompt)
         .env("AOF_RUN_ID", &job.run_id)
         .env("AOF_SESSION_ID", &job.session_id)
@@ -108,13 +94,7 @@ impl Executor for CommandExecutor {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).current_dir(&cx.workdir).envs(&cx.env);
         job_env(&mut cmd, &job);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
+        let mut child = spawn_group(&mut cmd)
             .map_err(|e| ExecError::Unavailable(format!("cannot start '{}': {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {
             // Its own task: a program that never reads stdin must not block the rest.
@@ -125,10 +105,7 @@ impl Executor for CommandExecutor {
             });
         }
         let process = Process {
-            pgid: child.id().unwrap_or(0),
-            stdout: child.stdout.take().map(LineReader::new),
-            stderr: child.stderr.take().map(LineReader::new),
-            child,
+            group: Group::new(child),
             timeout: self.timeout,
         };
         Ok(Execution {
@@ -138,11 +115,7 @@ impl Executor for CommandExecutor {
 }
 
 struct Process {
-    child: Child,
-    pgid: u32,
-    /// `None` once at its end, or abandoned after a SIGKILL (a grandchild may hold it).
-    stdout: Option<LineReader<ChildStdout>>,
-    stderr: Option<LineReader<ChildStderr>>,
+    group: Group,
     timeout: Option<Duration>,
 }
 
@@ -153,22 +126,6 @@ enum Stop {
     TimedOut(Duration),
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_line<R: tokio::io::AsyncRead + Unpin>(
-    r: &mut Option<LineReader<R>>,
-) -> Option<String> {
-    match r {
-        Some(r) => r.next().await,
-        None => None,
-    }
-}
-
 impl Process {
     /// Read both streams until they end, then reap the process and decide the outcome.
     async fn supervise(mut self, cx: ExecCx) -> Result<Outcome, ExecError> {
@@ -177,12 +134,13 @@ impl Process {
         let mut tail = String::new();
         let mut stop: Option<Stop> = None;
         let deadline = self.timeout.map(|t| (Instant::now() + t, t));
-        let mut kill_at: Option<Instant> = None;
+        let g = &mut self.group;
         loop {
+            let step_at = g.step_at();
             tokio::select! {
-                line = next_line(&mut self.stdout), if self.stdout.is_some() => {
+                line = next_line(&mut g.stdout), if g.stdout.is_some() => {
                     let Some(line) = line else {
-                        self.stdout = None;
+                        g.stdout = None;
                         continue;
                     };
                     let ev = match lines::classify(line) {
@@ -198,15 +156,15 @@ impl Process {
                     };
                     let _ = cx.events.send(ev).await;
                 }
-                line = next_line(&mut self.stderr), if self.stderr.is_some() => {
+                line = next_line(&mut g.stderr), if g.stderr.is_some() => {
                     let Some(line) = line else {
-                        self.stderr = None;
+                        g.stderr = None;
                         continue;
                     };
                     push_tail(&mut tail, &line);
                     let _ = cx.events.send(ExecEvent::Stderr { text: line }).await;
                 }
-                status = self.child.wait(), if self.stdout.is_none() && self.stderr.is_none() => {
+                status = g.child.wait(), if g.drained() => {
                     let status = status?;
                     return Ok(match stop {
                         Some(Stop::TimedOut(t)) => Outcome::Failed {
@@ -234,30 +192,17 @@ impl Process {
                 }
                 _ = cx.cancel.cancelled(), if stop.is_none() => {
                     stop = Some(Stop::Cancelled);
-                    kill_at = Some(self.terminate(cx.stop_grace));
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
                 }
                 _ = sleep_until(deadline.map(|d| d.0)), if stop.is_none() && deadline.is_some() => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                    tracing::info!(pgid = self.pgid, limit_ms = limit.as_millis() as u64, "run timed out; stopping its process group");
+                    tracing::info!(pgid = g.pgid, limit_ms = limit.as_millis() as u64, "run timed out; stopping its process group");
                     stop = Some(Stop::TimedOut(limit));
-                    kill_at = Some(self.terminate(cx.stop_grace));
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
                 }
-                _ = sleep_until(kill_at), if kill_at.is_some() => {
-                    tracing::warn!(pgid = self.pgid, "process ignored SIGTERM; sending SIGKILL to its group");
-                    signal_group(self.pgid, Signal::SIGKILL);
-                    kill_at = None;
-                    // The pipes may be held open by a grandchild; stop reading them.
-                    self.stdout = None;
-                    self.stderr = None;
-                }
+                _ = sleep_until(step_at), if step_at.is_some() => g.escalate(cx.stop_grace),
             }
         }
-    }
-
-    /// SIGTERM the group; returns when to SIGKILL it.
-    fn terminate(&self, grace: Duration) -> Instant {
-        signal_group(self.pgid, Signal::SIGTERM);
-        Instant::now() + grace
     }
 }
 

@@ -124,6 +124,7 @@ mod tests {
             resume: None,
             blueprint: None,
             system_prompt: None,
+            orchestrator_mcp_url: None,
         }
     }
 
@@ -135,6 +136,7 @@ mod tests {
             cancel,
             events: tx,
             stop_grace: std::time::Duration::from_secs(1),
+            state_dir: std::env::temp_dir(),
         };
         (cx, rx)
     }

@@ -3,8 +3,10 @@
 //! An executor turns one run into normalized `ExecEvent`s and an `Outcome`. It knows
 //! nothing about HTTP, leases or the store: the runner drives it and reports.
 
+pub mod claude;
 pub mod command;
 pub mod echo;
+mod process;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -30,6 +32,10 @@ pub struct Job {
     /// The blueprint's `system_prompt`, when it has a non-empty one.
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// The coordinator's orchestrator MCP endpoint (`<base>/mcp`), which agents get as
+    /// the `agent-orchestrator` MCP server.
+    #[serde(default)]
+    pub orchestrator_mcp_url: Option<String>,
 }
 
 impl Job {
@@ -56,6 +62,9 @@ pub struct ExecCx {
     pub events: mpsc::Sender<ExecEvent>,
     /// After `cancel`, how long a process gets between SIGTERM and SIGKILL.
     pub stop_grace: std::time::Duration,
+    /// Executor state kept across runs and runner restarts (the runner's data dir, e.g.
+    /// the Claude CLI's sessions). Each executor uses its own subdirectory.
+    pub state_dir: PathBuf,
 }
 
 /// Normalized output of an executor; the runner maps these onto AOF session events.
@@ -121,6 +130,11 @@ pub struct Execution {
 pub trait Executor: Send + Sync + 'static {
     /// Stable name, used as the runner's `executor_profile` default and in logs.
     fn kind(&self) -> &'static str;
+    /// Whether it continues its own sessions (`Job::resume`); the runner then looks up
+    /// the executor session id of a resumed AOF session.
+    fn resumes(&self) -> bool {
+        false
+    }
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError>;
 }
 
@@ -141,6 +155,8 @@ pub enum ExecutorConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_seconds: Option<f64>,
     },
+    /// The Claude Code CLI, headless (see `claude`).
+    ClaudeCode(claude::ClaudeCodeConfig),
 }
 
 impl ExecutorConfig {
@@ -148,6 +164,7 @@ impl ExecutorConfig {
         match self {
             ExecutorConfig::Echo => "echo",
             ExecutorConfig::Command { .. } => "command",
+            ExecutorConfig::ClaudeCode(_) => "claude_code",
         }
     }
 
@@ -159,6 +176,7 @@ impl ExecutorConfig {
                 .chain(args.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(" "),
+            ExecutorConfig::ClaudeCode(c) => c.program_or_default(),
         }
     }
 
@@ -178,6 +196,7 @@ impl ExecutorConfig {
                 }
                 timeout(*timeout_seconds).map(|_| ())
             }
+            ExecutorConfig::ClaudeCode(c) => c.validate(),
         }
     }
 
@@ -201,7 +220,7 @@ impl ExecutorConfig {
     }
 }
 
-fn timeout(seconds: Option<f64>) -> Result<Option<std::time::Duration>, ExecError> {
+pub(crate) fn timeout(seconds: Option<f64>) -> Result<Option<std::time::Duration>, ExecError> {
     seconds
         .map(|s| {
             std::time::Duration::try_from_secs_f64(s)
@@ -230,6 +249,7 @@ pub fn build(cfg: &ExecutorConfig) -> Result<Box<dyn Executor>, ExecError> {
             args: args.clone(),
             timeout: timeout(*timeout_seconds)?,
         })),
+        ExecutorConfig::ClaudeCode(c) => Ok(Box::new(claude::ClaudeExecutor::new(c.clone())?)),
     }
 }
 
@@ -273,7 +293,7 @@ mod tests {
         );
         assert_eq!(
             from_bp(json!({"executor": {"kind": "foo"}})),
-            Err("blueprint executor: unknown variant `foo`, expected `echo` or `command`".into())
+            Err("blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`".into())
         );
         assert_eq!(
             from_bp(json!({"executor": {"program": "x"}})),
@@ -304,6 +324,50 @@ mod tests {
             json!({"executor": {"kind": "command", "program": "x", "timeout_seconds": 0}})
         )
         .is_err());
+    }
+
+    #[test]
+    fn claude_code_settings_parse_and_merge() {
+        let cfg = from_bp(json!({"executor": {
+            "kind": "claude_code", "model": "sonnet", "allowed_tools": ["Bash"], "max_turns": 4
+        }}))
+        .unwrap()
+        .unwrap();
+        let ExecutorConfig::ClaudeCode(bp) = &cfg else {
+            panic!("{cfg:?}")
+        };
+        assert_eq!(bp.model.as_deref(), Some("sonnet"));
+        assert_eq!(bp.allowed_tools, ["Bash"]);
+        assert_eq!(cfg.kind(), "claude_code");
+        let profile = claude::ClaudeCodeConfig {
+            model: Some("opus".into()),
+            permission_mode: Some("acceptEdits".into()),
+            disallowed_tools: vec!["WebFetch".into()],
+            ..Default::default()
+        };
+        let merged = bp.merged_over(&profile);
+        assert_eq!(merged.model.as_deref(), Some("sonnet"));
+        assert_eq!(merged.permission_mode.as_deref(), Some("acceptEdits"));
+        assert_eq!(merged.disallowed_tools, ["WebFetch"]);
+        assert_eq!(merged.max_turns, Some(4));
+        assert!(
+            from_bp(json!({"executor": {"kind": "claude_code", "modle": "x"}}))
+                .unwrap_err()
+                .contains("unknown field `modle`")
+        );
+        assert_eq!(
+            from_bp(json!({"executor": {"kind": "claude_code", "max_turns": 0}})),
+            Err("blueprint executor: claude_code: max_turns must be at least 1".into())
+        );
+        assert!(
+            from_bp(json!({"executor": {"kind": "claude_code", "stall_timeout_seconds": -1}}))
+                .unwrap_err()
+                .contains("stall_timeout_seconds")
+        );
+        let round: ExecutorConfig =
+            serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(round, cfg);
+        assert_eq!(build(&cfg).unwrap().kind(), "claude_code");
     }
 
     #[test]
@@ -340,6 +404,7 @@ mod tests {
             resume: None,
             blueprint: None,
             system_prompt: None,
+            orchestrator_mcp_url: None,
         };
         let j = job
             .clone()

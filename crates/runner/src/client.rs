@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use aof_wire::{
-    session::BindRequest, ErrorBody, Event, HeartbeatRequest, HeartbeatResponse, PollResponse,
-    RegisterRequest, RegisterResponse, Run,
+    session::{BindRequest, Session, SessionEnvelope},
+    ErrorBody, Event, HeartbeatRequest, HeartbeatResponse, PollResponse, RegisterRequest,
+    RegisterResponse, Run,
 };
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
 use serde::{de::DeserializeOwned, Serialize};
@@ -225,6 +226,22 @@ impl Client {
             .header(aof_wire::IDEMPOTENCY_HEADER, key)
             .json(event);
         send(rb).await.map(drop)
+    }
+
+    /// `GET /sessions/{id}`. A runner key may not read sessions when auth is on, so the
+    /// run's session token (allowed to read its own session) is used when there is one.
+    pub(crate) async fn session(
+        &self,
+        session_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Session, ClientError> {
+        let mut rb = self.request(Method::GET, &["sessions", session_id]);
+        if let Some(token) = session_token {
+            // Replaces the default (runner key) Authorization header for this request.
+            rb = rb.bearer_auth(token);
+        }
+        let env: SessionEnvelope = json(send(rb).await?).await?;
+        Ok(env.session)
     }
 
     pub(crate) async fn bind(&self, run: &RunRef, req: &BindRequest) -> Result<(), ClientError> {

@@ -117,10 +117,16 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     if control.cancel.is_cancelled() {
         return Outcome::Stopped;
     }
+    let orchestrator_mcp_url = orchestrator_mcp_url(&shared.cfg.url);
+    let blueprint = run
+        .resolved_agent_blueprint
+        .as_ref()
+        .map(|b| fill_runner_placeholders(b, &orchestrator_mcp_url));
     let executor = match executor_for(
         shared.cfg.allow_blueprint_executors,
         &shared.executor,
-        run.resolved_agent_blueprint.as_ref(),
+        &shared.cfg.executor,
+        blueprint.as_ref(),
     ) {
         Ok(executor) => executor,
         Err(error) => {
@@ -147,6 +153,11 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         cancel: control.cancel.child_token(),
         events: tx,
         stop_grace: shared.cfg.stop_grace,
+        state_dir: shared.cfg.state_dir.clone(),
+    };
+    let resume = match resume_id(shared, run, control, executor.resumes()).await {
+        Ok(resume) => resume,
+        Err(outcome) => return outcome,
     };
     let parameters = match &run.parameters {
         serde_json::Value::Object(_) => run.parameters.clone(),
@@ -159,11 +170,12 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         prompt: run.prompt().unwrap_or("").to_string(),
         parameters,
         project_dir: run.project_dir.clone(),
-        resume: None,
+        resume,
         blueprint: None,
         system_prompt: None,
+        orchestrator_mcp_url: Some(orchestrator_mcp_url),
     }
-    .with_blueprint(run.resolved_agent_blueprint.clone());
+    .with_blueprint(blueprint);
     let Execution { mut done } = match executor.start(job, cx).await {
         Ok(ex) => ex,
         Err(e) => {
@@ -203,18 +215,87 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     res
 }
 
+/// The coordinator's orchestrator MCP endpoint, which agents reach as `agent-orchestrator`.
+fn orchestrator_mcp_url(base: &str) -> String {
+    format!("{}/mcp", base.trim_end_matches('/'))
+}
+
+/// The blueprint with the placeholders the coordinator leaves for the runner filled.
+fn fill_runner_placeholders(
+    blueprint: &serde_json::Value,
+    orchestrator_mcp_url: &str,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match blueprint {
+        Value::String(s) => {
+            Value::String(s.replace("${runner.orchestrator_mcp_url}", orchestrator_mcp_url))
+        }
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| fill_runner_placeholders(v, orchestrator_mcp_url))
+                .collect(),
+        ),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), fill_runner_placeholders(v, orchestrator_mcp_url)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// For a `resume_session` run, the executor's own session id recorded on the session
+/// (bound by an earlier run), read from the coordinator so it survives a runner
+/// restart. `None` for a new session or one never bound. `Err` is the run's outcome.
+async fn resume_id(
+    shared: &Shared,
+    run: &Run,
+    control: &RunControl,
+    executor_resumes: bool,
+) -> Result<Option<String>, Outcome> {
+    if run.run_type != aof_wire::RunType::ResumeSession || !executor_resumes {
+        return Ok(None);
+    }
+    let token = run.session_token.as_deref();
+    match retry("session", &control.interrupt, || {
+        shared.client.session(&run.session_id, token)
+    })
+    .await
+    {
+        Attempt::Done(session) => {
+            if session.executor_session_id.is_none() {
+                tracing::warn!("resumed session has no executor session; starting a new one");
+            }
+            Ok(session.executor_session_id)
+        }
+        Attempt::Interrupted => Err(Outcome::Stopped),
+        Attempt::Rejected(e) => Err(Outcome::Failed {
+            error: format!("cannot read the session to resume it: {e}"),
+        }),
+    }
+}
+
 /// The executor for this run: the one its blueprint names under `executor` (an object,
 /// see `ExecutorConfig::from_blueprint`), built for this run, or else the runner's
-/// default. `Err` is the run's failure message.
+/// default. A blueprint's `claude_code` settings go over the runner's when that is
+/// `claude_code` too (model, permissions… stay the profile's unless the blueprint sets
+/// them). `Err` is the run's failure message.
 fn executor_for(
     allow_blueprint_executors: bool,
     default: &Arc<dyn Executor>,
+    default_cfg: &ExecutorConfig,
     blueprint: Option<&serde_json::Value>,
 ) -> Result<Arc<dyn Executor>, String> {
     let names_one = blueprint
         .and_then(|b| b.get("executor"))
         .is_some_and(serde_json::Value::is_object);
-    if names_one && !allow_blueprint_executors {
+    // Tools and turn limits for the runner's own Claude profile are not a choice of
+    // executor: allowed even when blueprints may not pick one.
+    let refines_profile = matches!(
+        (ExecutorConfig::from_blueprint(blueprint), default_cfg),
+        (Ok(Some(ExecutorConfig::ClaudeCode(bp))), ExecutorConfig::ClaudeCode(_)) if bp.is_refinement()
+    );
+    if names_one && !allow_blueprint_executors && !refines_profile {
         return Err(
             "blueprint executor: this runner does not run executors chosen by agent \
                     blueprints (allow_blueprint_executors is off); remove `executor` from the \
@@ -225,6 +306,12 @@ fn executor_for(
     match ExecutorConfig::from_blueprint(blueprint) {
         Ok(None) => Ok(default.clone()),
         Ok(Some(cfg)) => {
+            let cfg = match (cfg, default_cfg) {
+                (ExecutorConfig::ClaudeCode(bp), ExecutorConfig::ClaudeCode(profile)) => {
+                    ExecutorConfig::ClaudeCode(bp.merged_over(profile))
+                }
+                (cfg, _) => cfg,
+            };
             tracing::info!(executor = cfg.kind(), command = %cfg.command_line(), "using the blueprint's executor");
             aof_executors::build(&cfg)
                 .map(Arc::from)
@@ -343,11 +430,13 @@ mod tests {
     #[test]
     fn blueprint_chooses_the_executor() {
         let default: Arc<dyn Executor> = Arc::new(aof_executors::echo::EchoExecutor);
-        let pick = |allow: bool, bp: serde_json::Value| executor_for(allow, &default, Some(&bp));
+        let echo = ExecutorConfig::Echo;
+        let pick =
+            |allow: bool, bp: serde_json::Value| executor_for(allow, &default, &echo, Some(&bp));
 
         // No blueprint, no `executor`, or not an object: the default itself.
         assert!(Arc::ptr_eq(
-            &executor_for(true, &default, None).unwrap(),
+            &executor_for(true, &default, &echo, None).unwrap(),
             &default
         ));
         assert!(Arc::ptr_eq(
@@ -372,7 +461,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err,
-            "blueprint executor: unknown variant `foo`, expected `echo` or `command`"
+            "blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`"
         );
 
         let err = pick(
@@ -382,5 +471,42 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.contains("allow_blueprint_executors is off"), "{err}");
+
+        // A Claude runner: a blueprint may narrow tools and turns even when locked, but
+        // not pick the program, model or permission mode.
+        let claude_cfg = ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
+            model: Some("opus".into()),
+            ..Default::default()
+        });
+        let claude: Arc<dyn Executor> = aof_executors::build(&claude_cfg).unwrap().into();
+        let narrow =
+            json!({"executor": {"kind": "claude_code", "allowed_tools": ["Read"], "max_turns": 2}});
+        let chosen = executor_for(false, &claude, &claude_cfg, Some(&narrow)).unwrap();
+        assert_eq!(chosen.kind(), "claude_code");
+        assert!(!Arc::ptr_eq(&chosen, &claude));
+        for bp in [
+            json!({"executor": {"kind": "claude_code", "program": "/bin/sh"}}),
+            json!({"executor": {"kind": "claude_code", "permission_mode": "bypassPermissions"}}),
+        ] {
+            let err = executor_for(false, &claude, &claude_cfg, Some(&bp))
+                .err()
+                .unwrap();
+            assert!(err.contains("allow_blueprint_executors is off"), "{err}");
+        }
+        // On an echo runner the same narrowing blueprint is a choice of executor.
+        assert!(executor_for(false, &default, &echo, Some(&narrow)).is_err());
+    }
+
+    #[test]
+    fn runner_placeholders_are_filled() {
+        let url = orchestrator_mcp_url("http://127.0.0.1:8765/");
+        assert_eq!(url, "http://127.0.0.1:8765/mcp");
+        let bp = json!({"mcp_servers": {"o": {"url": "${runner.orchestrator_mcp_url}",
+            "config": {"list": ["x ${runner.orchestrator_mcp_url}", 1]}}}, "n": null});
+        assert_eq!(
+            fill_runner_placeholders(&bp, &url),
+            json!({"mcp_servers": {"o": {"url": "http://127.0.0.1:8765/mcp",
+                "config": {"list": ["x http://127.0.0.1:8765/mcp", 1]}}}, "n": null})
+        );
     }
 }

@@ -44,6 +44,8 @@ pub struct RunnerConfig {
     pub allow_blueprint_executors: bool,
     /// Each session runs in `workspace_root/<session_id>`.
     pub workspace_root: PathBuf,
+    /// Executor state kept across runs and restarts (e.g. the Claude CLI's sessions).
+    pub state_dir: PathBuf,
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
     /// aborts an executor that still has not finished `STOP_BACKSTOP` later.
     pub stop_grace: Duration,
@@ -73,6 +75,7 @@ impl Default for RunnerConfig {
             executor: aof_executors::ExecutorConfig::Echo,
             allow_blueprint_executors: true,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
+            state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
             api_key: None,
         }

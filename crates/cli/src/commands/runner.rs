@@ -21,7 +21,8 @@ pub struct RunnerOpts {
     /// Runs executed at once [default: 4].
     #[arg(long, value_name = "N")]
     pub max_concurrent: Option<String>,
-    /// Executor for runs: echo, or command (see --command) [default: echo].
+    /// Executor for runs: echo, command (see --command) or claude_code (settings
+    /// `runner.claude_*`) [default: echo].
     #[arg(long)]
     pub executor: Option<String>,
     /// For `--executor command`: the program and its arguments, shell-quoted

@@ -9,6 +9,7 @@ use harness::*;
 mod mcp_client;
 
 mod browser;
+mod claude;
 mod keys;
 mod mcp;
 mod oidc;

@@ -4,6 +4,7 @@ mod harness;
 
 mod backup;
 mod blueprints;
+mod claude;
 mod cli;
 mod command;
 mod crash;

@@ -3,45 +3,6 @@
 //! (`{"event_type": "result", "result_text": …, "result_data": …}`).
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-
-/// Reads lines, decoding invalid UTF-8 lossily (a stray byte must not end the reading
-/// and leave the program blocked on a full pipe). Cancel-safe: a partly read line stays
-/// in `buf` when a `select!` drops the read, and the next call continues it.
-pub(crate) struct LineReader<R> {
-    inner: BufReader<R>,
-    buf: Vec<u8>,
-}
-
-impl<R: AsyncRead + Unpin> LineReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        LineReader {
-            inner: BufReader::new(inner),
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next line without its `\n` / `\r\n`; `None` at the end (or on a read error).
-    pub(crate) async fn next(&mut self) -> Option<String> {
-        let n = self
-            .inner
-            .read_until(b'\n', &mut self.buf)
-            .await
-            .unwrap_or(0);
-        if n == 0 && self.buf.is_empty() {
-            return None;
-        }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
-            }
-        }
-        let line = String::from_utf8_lossy(&self.buf).into_owned();
-        self.buf.clear();
-        Some(line)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Line {
@@ -80,17 +41,6 @@ pub(crate) fn classify(line: String) -> Line {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[tokio::test]
-    async fn reads_lines_lossily() {
-        let data: &[u8] = b"one\r\ntw\xffo\n\nlast";
-        let mut r = LineReader::new(data);
-        let mut got = Vec::new();
-        while let Some(l) = r.next().await {
-            got.push(l);
-        }
-        assert_eq!(got, ["one", "tw\u{fffd}o", "", "last"]);
-    }
 
     #[test]
     fn classifies_lines() {

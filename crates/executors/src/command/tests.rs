@@ -15,6 +15,7 @@ fn job(prompt: &str) -> Job {
         resume: None,
         blueprint: None,
         system_prompt: None,
+        orchestrator_mcp_url: None,
     }
 }
 
@@ -35,6 +36,7 @@ fn cx(dir: &std::path::Path, cancel: CancellationToken) -> (ExecCx, mpsc::Receiv
             cancel,
             events: tx,
             stop_grace: Duration::from_millis(300),
+            state_dir: dir.join("state"),
         },
         rx,
     )

@@ -1,0 +1,412 @@
+//! `claude_code`: runs the Claude Code CLI headless for each run.
+//!
+//! `claude -p --output-format stream-json --verbose`, the prompt on stdin, in the
+//! session's working directory (stable per AOF session), `--resume <id>` when the run
+//! continues a Claude session, `--mcp-config` with the blueprint's servers and the
+//! coordinator's orchestrator (see `args`). Its state (`CLAUDE_CONFIG_DIR`) lives under
+//! the runner's state dir, so a resume works after a runner restart too.
+//!
+//! The stream becomes events as `stream` describes. A stream silent for longer than
+//! the stall timeout fails the run; so does a malformed line, a `result` that is an
+//! error, or an exit without a result. A stop interrupts the CLI (SIGINT), then sends
+//! SIGTERM and finally SIGKILL to its process group; the run ends `stopped`.
+
+mod args;
+mod stream;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::{io::AsyncWriteExt, process::Command, time::Instant};
+
+pub use self::args::ORCHESTRATOR_SERVER;
+use self::stream::StreamState;
+use crate::{
+    process::{next_line, push_tail, sleep_until, spawn_group, Group},
+    ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
+};
+
+/// Where the CLI is when `program` is not set: this variable, else `claude` on `PATH`.
+pub const CLAUDE_BIN_ENV: &str = "AOF_CLAUDE_BIN";
+
+/// Without output for this long, a run has stalled (a tool may legitimately work
+/// silently for minutes, so this is generous).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Settings of the `claude_code` executor, as a runner profile or in a blueprint's
+/// `executor` (whose values override the profile's, see `merged_over`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeCodeConfig {
+    /// The CLI; else `AOF_CLAUDE_BIN`, else `claude` on `PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `--permission-mode`: default, acceptEdits, bypassPermissions, plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disallowed_tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// Seconds without any output before the run fails as stalled (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout_seconds: Option<f64>,
+    /// Wall-clock limit of one run; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+}
+
+impl ClaudeCodeConfig {
+    pub fn program_or_default(&self) -> String {
+        self.program
+            .clone()
+            .or_else(|| std::env::var(CLAUDE_BIN_ENV).ok().filter(|p| !p.is_empty()))
+            .unwrap_or_else(|| "claude".into())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ExecError> {
+        if self.program.as_deref() == Some("") {
+            return Err(ExecError::BadParameters(
+                "claude_code: program must not be empty (leave it out to use AOF_CLAUDE_BIN or `claude` on PATH)".into(),
+            ));
+        }
+        if self.max_turns == Some(0) {
+            return Err(ExecError::BadParameters(
+                "claude_code: max_turns must be at least 1".into(),
+            ));
+        }
+        for (name, v) in [
+            ("stall_timeout_seconds", self.stall_timeout_seconds),
+            ("timeout_seconds", self.timeout_seconds),
+        ] {
+            crate::timeout(v)
+                .map_err(|e| ExecError::BadParameters(format!("claude_code: {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Whether these (a blueprint's) settings only narrow a profile — tools, turns,
+    /// time limits — without choosing the program, model or permission mode.
+    pub fn is_refinement(&self) -> bool {
+        self.program.is_none() && self.model.is_none() && self.permission_mode.is_none()
+    }
+
+    /// `self` (a blueprint's settings) over `profile` (the runner's): each setting the
+    /// blueprint gives wins, the rest come from the profile.
+    pub fn merged_over(&self, profile: &ClaudeCodeConfig) -> ClaudeCodeConfig {
+        let pick_list = |mine: &Vec<String>, theirs: &Vec<String>| {
+            if mine.is_empty() {
+                theirs.clone()
+            } else {
+                mine.clone()
+            }
+        };
+        ClaudeCodeConfig {
+            program: self.program.clone().or(profile.program.clone()),
+            model: self.model.clone().or(profile.model.clone()),
+            permission_mode: self
+                .permission_mode
+                .clone()
+                .or(profile.permission_mode.clone()),
+            allowed_tools: pick_list(&self.allowed_tools, &profile.allowed_tools),
+            disallowed_tools: pick_list(&self.disallowed_tools, &profile.disallowed_tools),
+            max_turns: self.max_turns.or(profile.max_turns),
+            stall_timeout_seconds: self.stall_timeout_seconds.or(profile.stall_timeout_seconds),
+            timeout_seconds: self.timeout_seconds.or(profile.timeout_seconds),
+        }
+    }
+}
+
+/// How long the CLI may linger after its `result` line before it is stopped (an MCP
+/// connection can keep it from exiting); the result stands either way.
+const AFTER_RESULT_GRACE: Duration = Duration::from_secs(10);
+
+pub struct ClaudeExecutor {
+    cfg: ClaudeCodeConfig,
+    stall: Duration,
+    timeout: Option<Duration>,
+    after_result: Duration,
+}
+
+impl ClaudeExecutor {
+    pub fn new(cfg: ClaudeCodeConfig) -> Result<ClaudeExecutor, ExecError> {
+        cfg.validate()?;
+        Ok(ClaudeExecutor {
+            stall: crate::timeout(cfg.stall_timeout_seconds)?.unwrap_or(DEFAULT_STALL_TIMEOUT),
+            timeout: crate::timeout(cfg.timeout_seconds)?,
+            after_result: AFTER_RESULT_GRACE,
+            cfg,
+        })
+    }
+}
+
+/// Write the MCP config readable by this user only: it holds the session token.
+async fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await?;
+    f.write_all(contents).await?;
+    f.flush().await
+}
+
+#[async_trait]
+impl Executor for ClaudeExecutor {
+    fn kind(&self) -> &'static str {
+        "claude_code"
+    }
+
+    fn resumes(&self) -> bool {
+        true
+    }
+
+    async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
+        let program = self.cfg.program_or_default();
+        // Absolute: the CLI runs in the session's workdir, not the runner's.
+        let state = std::path::absolute(&cx.state_dir)?.join("claude");
+        let config_dir = state.join("config");
+        tokio::fs::create_dir_all(&config_dir).await?;
+        let mcp_path = state.join("mcp").join(format!("{}.json", job.run_id));
+        let token = cx.env.get("AOF_SESSION_TOKEN").map(String::as_str);
+        let mcp = args::mcp_config(&job, token);
+        write_private(&mcp_path, mcp.to_string().as_bytes()).await?;
+
+        let mut cmd = Command::new(&program);
+        cmd.args(args::arguments(&self.cfg, &job, &mcp_path))
+            .current_dir(&cx.workdir)
+            .env_clear()
+            .envs(args::environment(
+                std::env::vars(),
+                &cx.env,
+                &job,
+                &config_dir,
+            ));
+        let mut child = match spawn_group(&mut cmd) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&mcp_path).await;
+                return Err(ExecError::Unavailable(format!(
+                    "cannot start Claude Code '{program}': {e} (install it, or set {CLAUDE_BIN_ENV} or the executor's `program`)"
+                )));
+            }
+        };
+        tracing::info!(program = %program, resume = job.resume.is_some(), "claude started");
+        if let Some(mut stdin) = child.stdin.take() {
+            let prompt = job.prompt.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(prompt.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let run = ClaudeRun {
+            group: Group::new(child),
+            stall: self.stall,
+            timeout: self.timeout,
+            after_result: self.after_result,
+            mcp_path,
+        };
+        Ok(Execution {
+            done: tokio::spawn(run.supervise(cx)),
+        })
+    }
+}
+
+struct ClaudeRun {
+    group: Group,
+    stall: Duration,
+    timeout: Option<Duration>,
+    after_result: Duration,
+    /// Removed when the run ends.
+    mcp_path: PathBuf,
+}
+
+/// Why the process is being stopped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Cancelled,
+    /// Still running well after its result.
+    Lingered,
+    Stalled(Duration),
+    TimedOut(Duration),
+}
+
+impl ClaudeRun {
+    async fn supervise(mut self, cx: ExecCx) -> Result<Outcome, ExecError> {
+        let outcome = self.read(&cx).await;
+        let _ = tokio::fs::remove_file(&self.mcp_path).await;
+        outcome
+    }
+
+    async fn read(&mut self, cx: &ExecCx) -> Result<Outcome, ExecError> {
+        let mut st = StreamState::default();
+        let mut tail = String::new();
+        let mut stop: Option<Stop> = None;
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let mut stall_at = Instant::now() + self.stall;
+        let mut linger_until: Option<Instant> = None;
+        let g = &mut self.group;
+        loop {
+            let step_at = g.step_at();
+            tokio::select! {
+                line = next_line(&mut g.stdout), if g.stdout.is_some() => {
+                    let Some(line) = line else {
+                        g.stdout = None;
+                        continue;
+                    };
+                    stall_at = Instant::now() + self.stall;
+                    for ev in st.line(&line) {
+                        let _ = cx.events.send(ev).await;
+                    }
+                    if st.result.is_some() && linger_until.is_none() {
+                        linger_until = Some(Instant::now() + self.after_result);
+                    }
+                }
+                line = next_line(&mut g.stderr), if g.stderr.is_some() => {
+                    let Some(line) = line else {
+                        g.stderr = None;
+                        continue;
+                    };
+                    stall_at = Instant::now() + self.stall;
+                    push_tail(&mut tail, &line);
+                    let _ = cx.events.send(ExecEvent::Stderr { text: line }).await;
+                }
+                status = g.child.wait(), if g.drained() => {
+                    let status = status?;
+                    return Ok(outcome(stop, status, &st, tail.trim()));
+                }
+                _ = cx.cancel.cancelled(), if stop.is_none() => {
+                    stop = Some(Stop::Cancelled);
+                    g.stop(Signal::SIGINT, cx.stop_grace);
+                }
+                _ = sleep_until(linger_until), if stop.is_none() && linger_until.is_some() => {
+                    tracing::info!(pgid = g.pgid, "claude still running after its result; stopping it");
+                    stop = Some(Stop::Lingered);
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
+                }
+                _ = tokio::time::sleep_until(stall_at), if stop.is_none() => {
+                    tracing::warn!(pgid = g.pgid, stall_s = self.stall.as_secs_f64(), "claude stream stalled; stopping it");
+                    stop = Some(Stop::Stalled(self.stall));
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
+                }
+                _ = sleep_until(deadline), if stop.is_none() && deadline.is_some() => {
+                    let limit = self.timeout.unwrap_or_default();
+                    tracing::info!(pgid = g.pgid, limit_s = limit.as_secs_f64(), "claude run timed out; stopping it");
+                    stop = Some(Stop::TimedOut(limit));
+                    g.stop(Signal::SIGTERM, cx.stop_grace);
+                }
+                _ = sleep_until(step_at), if step_at.is_some() => g.escalate(cx.stop_grace),
+            }
+        }
+    }
+}
+
+/// The run's outcome once the process has exited.
+fn outcome(
+    stop: Option<Stop>,
+    status: std::process::ExitStatus,
+    st: &StreamState,
+    tail: &str,
+) -> Outcome {
+    let failed = |error: String| Outcome::Failed { error };
+    let with_tail = |msg: String| {
+        if tail.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {tail}")
+        }
+    };
+    match stop {
+        Some(Stop::Cancelled) => return Outcome::Stopped,
+        Some(Stop::Stalled(d)) => {
+            return failed(format!(
+                "Claude Code stream stalled: no output for {}s (stall_timeout_seconds); the process was stopped",
+                d.as_secs_f64()
+            ))
+        }
+        Some(Stop::TimedOut(d)) => {
+            return failed(format!("timed out after {}s", d.as_secs_f64()))
+        }
+        Some(Stop::Lingered) | None => {}
+    }
+    // Stopped by us after its result: the exit status is ours, not the CLI's verdict.
+    let exited_ok = status.success() || matches!(stop, Some(Stop::Lingered));
+    if st.malformed > 0 {
+        return failed(format!(
+            "Claude Code wrote {} malformed stream-json line(s) (kept as raw events); first: {}",
+            st.malformed,
+            st.first_malformed.as_deref().unwrap_or("")
+        ));
+    }
+    let code = status
+        .code()
+        .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+    let Some(result) = &st.result else {
+        return failed(with_tail(format!(
+            "Claude Code exited with {code} before its result"
+        )));
+    };
+    let text = result
+        .get("result")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let subtype = result
+        .get("subtype")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let is_error = result.get("is_error").and_then(Value::as_bool) == Some(true);
+    if subtype != "success" || is_error || !exited_ok {
+        // The CLI's own words: the result text, else its `errors`, else stderr.
+        let errors = result
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|e| {
+                e.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|e| !e.is_empty());
+        let head = format!("Claude Code ended with {subtype} (exit {code})");
+        return failed(match text.filter(|t| !t.is_empty()).or(errors) {
+            Some(detail) => format!("{head}: {detail}"),
+            None => with_tail(head),
+        });
+    }
+    let keys = [
+        "session_id",
+        "usage",
+        "total_cost_usd",
+        "duration_ms",
+        "duration_api_ms",
+        "num_turns",
+        "stop_reason",
+        "modelUsage",
+    ];
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| result.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    Outcome::Completed {
+        result_text: text,
+        result_data: Some(json!(data)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
