@@ -12,5 +12,6 @@ mod leases;
 mod longpoll;
 mod mcp;
 mod mcp_client;
+mod orchestration;
 mod resources;
 mod sse_replay;
