@@ -8,6 +8,7 @@ mod claude;
 mod cli;
 mod command;
 mod crash;
+mod faults;
 mod leases;
 mod longpoll;
 mod mcp;
