@@ -14,5 +14,6 @@ mod longpoll;
 mod mcp;
 mod mcp_client;
 mod orchestration;
+mod partition;
 mod resources;
 mod sse_replay;
