@@ -40,6 +40,9 @@ pub enum StoreError {
     Illegal(String),
     #[error("{0}")]
     Busy(String),
+    /// The disk is full, or the data dir is read-only or failing: nothing was written.
+    #[error("storage unavailable: {message}")]
+    Storage { full: bool, message: String },
     #[error("store failure: {0}")]
     Internal(#[from] anyhow::Error),
 }

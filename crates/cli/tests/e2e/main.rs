@@ -17,3 +17,4 @@ mod orchestration;
 mod partition;
 mod resources;
 mod sse_replay;
+mod storage;
