@@ -1,0 +1,120 @@
+//! A session with 10,000 events: the page holds a bounded number of rows, the newest
+//! are shown, older ones are reachable, and a new event still arrives live.
+
+use futures::StreamExt;
+use serde_json::json;
+
+use super::*;
+use crate::driver::Browser;
+
+const EVENTS: usize = 10_000;
+/// The dashboard's window (timeline.js WINDOW); the assertion is the bound, not the size.
+const MAX_ROWS: u64 = 500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_stay_bounded_in_the_dom() {
+    let dir = tempdir();
+    let coord = Coordinator::start(dir.path(), fast_env()).await;
+    let url = coord.url.clone();
+    let Some(b) = Browser::start(&url).await else {
+        return;
+    };
+    let (_, sid) = start_run(&url, "big").await;
+    let c = client();
+    let posted = futures::stream::iter(0..EVENTS)
+        .map(|i| {
+            let c = c.clone();
+            let (url, sid) = (url.clone(), sid.clone());
+            async move {
+                let kind = if i % 10 == 3 { "pre_tool" } else { "message" };
+                let r = c
+                    .post(format!("{url}/sessions/{sid}/events"))
+                    .header("idempotency-key", format!("k{i}"))
+                    .json(&json!({"event_type": kind, "session_id": sid,
+                                  "timestamp": aof_wire::now_ts(), "role": "assistant",
+                                  "tool_name": (kind == "pre_tool").then_some("search"),
+                                  "tool_input": (kind == "pre_tool").then(|| json!({"q": i})),
+                                  "content": [{"type": "text", "text": format!("event number {i}")}]}))
+                    .send()
+                    .await
+                    .expect("post event");
+                r.status().as_u16()
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(posted.iter().all(|s| *s == 201));
+    let stored = event_ids(&url, &sid).await;
+    assert_eq!(stored.len(), EVENTS);
+
+    b.goto(&format!("/ui/sessions/{sid}")).await;
+    b.wait_js(
+        "document.getElementById('tl-range').textContent.includes('of 10000')",
+        "all events loaded",
+    )
+    .await;
+    let rows = b.count("#timeline > li").await;
+    assert!(rows > 0 && rows <= MAX_ROWS, "{rows} rows in the DOM");
+    // The newest are shown.
+    let ids = row_ids(&b).await;
+    assert_eq!(ids.last(), stored.last());
+    assert_eq!(&ids[..], &stored[stored.len() - ids.len()..]);
+
+    // Older events are reachable, still within the bound.
+    b.click("#tl-earlier").await;
+    b.wait_js(
+        &format!(
+            "Number(document.querySelector('#timeline > li').dataset.id) < {}",
+            ids[0]
+        ),
+        "earlier window",
+    )
+    .await;
+    assert!(b.count("#timeline > li").await <= MAX_ROWS);
+    for _ in 0..200 {
+        if b.js("document.getElementById('tl-older').hidden").await == true {
+            break;
+        }
+        b.click("#tl-earlier").await;
+    }
+    b.wait_js(
+        "document.querySelector('#timeline > li').dataset.seq === '1'",
+        "the very first event",
+    )
+    .await;
+    assert!(b.count("#timeline > li").await <= MAX_ROWS);
+    b.check_page("session-10k-oldest").await;
+
+    // A new event while looking at old ones: counted, not rendered; then jump to it.
+    let (st, _) = call_h(
+        "POST",
+        &format!("{url}/sessions/{sid}/events"),
+        Some(
+            json!({"event_type": "message", "session_id": sid, "timestamp": aof_wire::now_ts(),
+                    "role": "assistant", "content": [{"type": "text", "text": "the newest"}]}),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 201);
+    b.wait_js(
+        "document.getElementById('tl-latest').textContent.includes('newer')",
+        "newer count",
+    )
+    .await;
+    b.click("#tl-latest").await;
+    b.wait_js(
+        "document.querySelector('#timeline > li:last-child').textContent.includes('the newest')",
+        "newest row",
+    )
+    .await;
+    assert!(b.count("#timeline > li").await <= MAX_ROWS);
+    // Tool inputs are collapsed by default and open on demand.
+    assert_eq!(
+        b.js("document.querySelectorAll('#timeline details[open]').length")
+            .await,
+        0
+    );
+    b.close().await;
+}
