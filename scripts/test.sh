@@ -16,6 +16,9 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
+stage "deps"
+source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -230,8 +230,31 @@ impl Browser {
         assert_eq!(out, json!([]), "axe violations on {label}");
     }
 
+    /// Every visible control can be reached with Tab, and times show the absolute time
+    /// on hover.
+    pub async fn assert_keyboard_and_times(&self, name: &str) {
+        let unreachable = self
+            .js("[...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+                 .filter(e => e.offsetParent !== null && (e.tabIndex < 0 || e.disabled && e.tagName !== 'BUTTON'))
+                 .map(e => e.outerHTML.slice(0, 80))")
+            .await;
+        assert_eq!(
+            unreachable,
+            json!([]),
+            "{name}: controls out of the tab order"
+        );
+        let bare = self
+            .js("[...document.querySelectorAll('time')].filter(t => !t.title || !t.dateTime).length")
+            .await;
+        assert_eq!(
+            bare, 0,
+            "{name}: every <time> has datetime and a hover title"
+        );
+    }
+
     /// Both widths: no sideways page scroll, accessible, screenshot saved, no errors.
     pub async fn check_page(&self, name: &str) {
+        self.assert_keyboard_and_times(name).await;
         for w in WIDTHS {
             self.client.set_window_size(w, 900).await.unwrap();
             self.wait_js(&format!("window.innerWidth <= {w}"), "resize")

@@ -299,5 +299,68 @@ async fn follow_up_on_an_idle_session() {
         ""
     );
     b.check_page("session-idle-followup").await;
+
+    // Agents: disable, enable, delete behind a confirmation.
+    let (st, a) = call(
+        "POST",
+        &format!("{url}/agents"),
+        Some(json!({"name": "gone", "description": "to delete", "tags": ["x"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    b.goto("/ui/agents").await;
+    let row = "tr[data-agent=\"gone\"]";
+    b.wait_js(
+        &format!("document.querySelector('{row} .badge.active')"),
+        "active agent",
+    )
+    .await;
+    b.click(&format!("{row} button[aria-label^=\"Disable\"]"))
+        .await;
+    b.wait_js(
+        &format!("document.querySelector('{row} .badge.inactive')"),
+        "disabled agent",
+    )
+    .await;
+    assert_eq!(
+        call("GET", &format!("{url}/agents/gone"), None).await.1["status"],
+        "inactive"
+    );
+    b.click(&format!("{row} button[aria-label^=\"Enable\"]"))
+        .await;
+    b.wait_js(
+        &format!("document.querySelector('{row} .badge.active')"),
+        "enabled agent",
+    )
+    .await;
+    b.click(&format!("{row} button[aria-label^=\"Delete\"]"))
+        .await;
+    b.wait_js(
+        "document.querySelector('dialog[open]')",
+        "confirmation dialog",
+    )
+    .await;
+    b.assert_accessible("delete confirmation").await;
+    b.click("#dlg-no").await;
+    b.wait_js("!document.querySelector('dialog')", "dialog closed")
+        .await;
+    assert_eq!(
+        call("GET", &format!("{url}/agents/gone"), None).await.0,
+        200,
+        "cancel keeps it"
+    );
+    b.click(&format!("{row} button[aria-label^=\"Delete\"]"))
+        .await;
+    b.click("#dlg-yes").await;
+    b.wait_js(
+        "document.querySelector('#agents .empty')",
+        "empty list after delete",
+    )
+    .await;
+    assert_eq!(
+        call("GET", &format!("{url}/agents/gone"), None).await.0,
+        404
+    );
+    b.assert_no_script_errors().await;
     b.close().await;
 }
