@@ -42,6 +42,30 @@ pub async fn run(args: DashboardArgs, cfg: &Config) -> anyhow::Result<u8> {
     super::write_addr_file(args.addr_file.as_deref(), addr)?;
     println!("AOF dashboard on http://{addr}/ui/  (coordinator: {upstream})");
     tracing::info!(%addr, %upstream, "dashboard listening");
+    if !listen.ip().is_loopback() {
+        tokio::spawn(warn_if_open(upstream.clone()));
+    }
     aof_dashboard::proxy::serve(listener, &upstream, shutdown).await?;
     Ok(0)
+}
+
+/// The proxy adds no credential, but on a public address it exposes the coordinator's
+/// API to whoever reaches it: say so when that API asks for no credential at all.
+async fn warn_if_open(upstream: String) {
+    let client = reqwest::Client::new();
+    let Ok(resp) = client.get(format!("{upstream}/auth/me")).send().await else {
+        tracing::warn!(%upstream, "coordinator not reachable yet; pages will show errors until it is");
+        return;
+    };
+    let open = resp
+        .json::<serde_json::Value>()
+        .await
+        .is_ok_and(|v| v["auth_enabled"] == serde_json::Value::Bool(false));
+    if open {
+        tracing::warn!(
+            %upstream,
+            "the coordinator has auth off: anyone who reaches this dashboard can use its API; \
+             turn auth on (SECURITY.md) before exposing it"
+        );
+    }
 }

@@ -209,10 +209,13 @@ impl Browser {
 
     /// axe-core in the page: no serious or critical violation.
     pub async fn assert_accessible(&self, label: &str) {
-        self.client
-            .execute(&format!("{};\nreturn typeof axe;", self.axe), vec![])
-            .await
-            .expect("inject axe-core");
+        // Injected once per document (it is half a megabyte).
+        if self.js("typeof axe").await != "object" {
+            self.client
+                .execute(&format!("{};\nreturn typeof axe;", self.axe), vec![])
+                .await
+                .expect("inject axe-core");
+        }
         let out = self
             .client
             .execute_async(

@@ -10,15 +10,13 @@ use super::*;
 use crate::driver::Browser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_form_live_session_resume_and_stop() {
+async fn agent_form_with_validation_errors() {
     let dir = tempdir();
-    let mut coord = Coordinator::start(dir.path(), fast_env()).await;
+    let coord = Coordinator::start(dir.path(), fast_env()).await;
     let url = coord.url.clone();
     let Some(b) = Browser::start(&url).await else {
         return;
     };
-    let _runner = Runner::start(&url, dir.path(), "r1", &[]).await;
-    wait_runner(&url).await;
 
     // Empty states say what to do.
     b.goto("/ui/agents").await;
@@ -80,6 +78,26 @@ async fn agent_form_live_session_resume_and_stop() {
     )
     .await;
     b.check_page("agents").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_session_resume_after_a_dropped_feed_and_stop() {
+    let dir = tempdir();
+    let mut coord = Coordinator::start(dir.path(), fast_env()).await;
+    let url = coord.url.clone();
+    let Some(b) = Browser::start(&url).await else {
+        return;
+    };
+    let _runner = Runner::start(&url, dir.path(), "r1", &[]).await;
+    wait_runner(&url).await;
+    let (st, a) = call(
+        "POST",
+        &format!("{url}/agents"),
+        Some(json!({"name": "demo", "description": "Echoes", "tags": ["echo"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
 
     // Start a session from the UI; events appear without a reload.
     b.goto("/ui/sessions/new?agent=demo").await;
@@ -283,6 +301,22 @@ async fn follow_up_on_an_idle_session() {
     assert_eq!(resume["session_id"], sid.as_str());
     assert_eq!(resume["parameters"]["prompt"], "and now the second part");
     manual.report(&resume, "started", json!({})).await;
+    // A failed tool call: highlighted, its input and output collapsed until opened.
+    let (st, e) = call_h(
+        "POST",
+        &format!("{url}/sessions/{sid}/events"),
+        Some(
+            json!({"event_type": "post_tool", "session_id": sid, "timestamp": aof_wire::now_ts(),
+                    "tool_name": "grep", "tool_input": {"pattern": "needle"},
+                    "tool_output": "no such file", "error": "exit status 2"}),
+        ),
+        &[
+            ("x-aof-lease-token", resume["lease_token"].as_str().unwrap()),
+            ("x-aof-run-id", resume["run_id"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(st, 201, "{e}");
     manual.message(&resume, "second answer").await;
     b.wait_js(
         "[...document.querySelectorAll('#timeline > li')].some(li => li.textContent.includes('second answer'))",
