@@ -26,7 +26,7 @@
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? "" : v);
     }
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === null || kid === undefined || kid === false) continue;
       el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     }
@@ -34,7 +34,7 @@
   };
   const h = AOF.h;
   AOF.$ = (id) => document.getElementById(id);
-  AOF.replace = (el, ...kids) => { el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false)); };
+  AOF.replace = (el, ...kids) => { el.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false)); };
 
   AOF.badge = (s) => h("span", { class: "badge " + (s || ""), text: s || "—" });
   AOF.tags = (list) => (list && list.length ? list.map((t) => h("span", { class: "tag", text: t })) : [h("span", { class: "muted", text: "—" })]);
@@ -153,6 +153,10 @@
       this.lastId = opts.lastId == null ? null : Number(opts.lastId);
       this.delay = 500;
       this.open();
+      // Free the connection when the page goes away (or into the back/forward cache):
+      // browsers allow only six per host, and a kept page would hold its stream.
+      window.addEventListener("pagehide", () => this.close());
+      window.addEventListener("pageshow", (e) => { if (e.persisted) this.open(); });
     }
     url() {
       const q = new URLSearchParams();

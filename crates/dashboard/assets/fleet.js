@@ -92,7 +92,12 @@
           h("td", {}, current(r.runner_id).length ? current(r.runner_id).map((run) => h("div", {}, AOF.sessionLink(run.session_id), " ", AOF.badge(run.status))) : h("span", { class: "muted" }, "idle")),
           h("td", {}, h("button", { class: "btn danger", type: "button", "aria-label": "Remove runner " + r.runner_id, onclick: async () => {
             if (!(await AOF.confirm("Remove this runner?", `${r.runner_id} is deregistered; its running work fails.`, "Remove"))) return;
-            try { await api("DELETE", `/runners/${enc(r.runner_id)}`); await load(); } catch (e) { AOF.banner(e.message); }
+            // The coordinator tells the runner at its next poll; until then it is listed.
+            try {
+              const out = await api("DELETE", `/runners/${enc(r.runner_id)}`);
+              AOF.banner(`${r.runner_id}: ${(out && out.message) || "removal requested"}.`);
+              await load();
+            } catch (e) { AOF.banner(e.message); }
           } }, "Remove"))))));
     }
     await liveReload(load);

@@ -332,6 +332,70 @@ async fn follow_up_on_an_idle_session() {
         b.js("document.getElementById('followup-text').value").await,
         ""
     );
+    let tool = "#timeline > li.ev.error";
+    b.wait_js(
+        &format!("document.querySelector('{tool}')"),
+        "highlighted tool error",
+    )
+    .await;
+    assert_eq!(
+        b.js(&format!(
+            "document.querySelectorAll('{tool} details[open]').length"
+        ))
+        .await,
+        0
+    );
+    b.click(&format!("{tool} details summary")).await;
+    b.wait_js(
+        &format!(
+            "document.querySelector('{tool} details[open] pre').textContent.includes('needle')"
+        ),
+        "tool input shown",
+    )
+    .await;
+
+    // Result with usage and cost, in the side panel.
+    let (st, e) = call_h(
+        "POST",
+        &format!("{url}/sessions/{sid}/events"),
+        Some(json!({"event_type": "result", "session_id": sid, "timestamp": aof_wire::now_ts(),
+                    "result_text": "all done",
+                    "result_data": {"total_cost_usd": 0.0123, "usage": {"input_tokens": 10, "output_tokens": 5}}})),
+        &[("x-aof-lease-token", resume["lease_token"].as_str().unwrap()),
+          ("x-aof-run-id", resume["run_id"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(st, 201, "{e}");
+    b.wait_js(
+        "document.getElementById('result').textContent.includes('$0.0123')",
+        "cost",
+    )
+    .await;
+    let result = b.js("document.getElementById('result').textContent").await;
+    for want in ["all done", "input tokens", "10", "output tokens"] {
+        assert!(
+            result.as_str().unwrap().contains(want),
+            "{want} in {result}"
+        );
+    }
+
+    // A child session appears in the tree, live.
+    let (st, child) = call(
+        "POST",
+        &format!("{url}/runs"),
+        Some(
+            json!({"type": "start_session", "parameters": {"prompt": "child"},
+                    "parent_session_id": sid, "additional_demands": {"tags": ["nobody"]}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{child}");
+    let child = child["session_id"].as_str().unwrap().to_string();
+    b.wait_js(
+        &format!("document.querySelector('#children a[href=\"/ui/sessions/{child}\"]')"),
+        "child in the tree",
+    )
+    .await;
     b.check_page("session-idle-followup").await;
 
     // Agents: disable, enable, delete behind a confirmation.
@@ -396,5 +460,39 @@ async fn follow_up_on_an_idle_session() {
         404
     );
     b.assert_no_script_errors().await;
+
+    // Runners: remove one behind a confirmation.
+    b.goto("/ui/runners").await;
+    let row = format!("tr[data-runner=\"{}\"]", manual.id);
+    b.wait_js(&format!("document.querySelector('{row}')"), "runner row")
+        .await;
+    b.click(&format!("{row} button")).await;
+    b.wait_js(
+        "document.querySelector('dialog[open]')",
+        "confirmation dialog",
+    )
+    .await;
+    b.click("#dlg-yes").await;
+    b.wait_js(
+        "document.getElementById('banner').textContent.includes('deregistration')",
+        "removal noted",
+    )
+    .await;
+    // The runner learns it at its next poll and is gone.
+    let (st, out) = call(
+        "GET",
+        &format!("{url}/runner/runs?runner_id={}", manual.id),
+        None,
+    )
+    .await;
+    assert_eq!((st, out), (200, json!({"deregistered": true})));
+    b.goto("/ui/runners").await;
+    b.wait_js(
+        "document.querySelector('#runners .empty')",
+        "no runners left",
+    )
+    .await;
+    let (_, list) = call("GET", &format!("{url}/runners"), None).await;
+    assert_eq!(list["runners"], json!([]));
     b.close().await;
 }
