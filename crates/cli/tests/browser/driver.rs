@@ -134,6 +134,19 @@ impl Browser {
         .await;
     }
 
+    /// A page on another origin (the standalone dashboard).
+    pub async fn goto_abs(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+        self.wait_js(
+            "document.readyState === 'complete' && !!window.AOF",
+            "page load",
+        )
+        .await;
+    }
+
     pub async fn js(&self, expr: &str) -> Value {
         self.client
             .execute(&format!("return ({expr});"), vec![])

@@ -113,22 +113,55 @@ async fn login_with_auth_on() {
     b.goto("/ui/runs").await;
     b.wait_js("location.pathname === '/ui/login'", "login required again")
         .await;
+
+    // The same through `aof dashboard`: login cookie and page writes pass the proxy.
+    let (_dash, dash) = spawn_dashboard(dir.path(), &url).await;
+    b.goto_abs(&format!("{dash}/ui/runs")).await;
+    b.wait_js(
+        "location.pathname === '/ui/login'",
+        "login via the dashboard",
+    )
+    .await;
+    b.fill("#key", &key).await;
+    b.click("#login").await;
+    b.wait_js(
+        "location.pathname === '/ui/runs'",
+        "runs page via the dashboard",
+    )
+    .await;
+    b.goto_abs(&format!("{dash}/ui/sessions/new")).await;
+    b.fill("#prompt", "through the proxy").await;
+    b.click("#start").await;
+    let sid2 = b
+        .wait_js(
+            "location.pathname.startsWith('/ui/sessions/ses') && location.pathname.split('/')[3]",
+            "session page via the dashboard",
+        )
+        .await;
+    assert_ne!(sid2, sid);
+    b.wait_js(
+        "document.querySelector('#session-status .badge.pending')",
+        "pending session via the dashboard",
+    )
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&dash));
     b.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standalone_dashboard_forwards_api_and_sse() {
-    let dir = tempdir();
-    let coord = Coordinator::start(dir.path(), fast_env()).await;
-    let _runner = Runner::start(&coord.url, dir.path(), "r1", &[]).await;
-    wait_runner(&coord.url).await;
-    // The coordinator URL comes from the environment at run time, as in the image.
-    let addr_file = dir.path().join("dash.addr");
-    let log = std::fs::File::create(dir.path().join("dashboard.log")).unwrap();
-    let _dash = Command::new(BIN)
+/// `aof dashboard` on a free port, told the coordinator's URL by the environment.
+async fn spawn_dashboard(dir: &std::path::Path, upstream: &str) -> (tokio::process::Child, String) {
+    let addr_file = dir.join("dash.addr");
+    let log = std::fs::File::create(dir.join("dashboard.log")).unwrap();
+    let child = Command::new(BIN)
         .args(["dashboard", "--listen", "127.0.0.1:0", "--addr-file"])
         .arg(&addr_file)
-        .env("AGENT_ORCHESTRATOR_API_URL", &coord.url)
+        .env("AGENT_ORCHESTRATOR_API_URL", upstream)
         .env_remove("AOF_URL")
         .stdout(Stdio::null())
         .stderr(log)
@@ -141,7 +174,17 @@ async fn standalone_dashboard_forwards_api_and_sse() {
             .filter(|s| !s.is_empty())
     })
     .await;
-    let dash = format!("http://{addr}");
+    (child, format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_dashboard_forwards_api_and_sse() {
+    let dir = tempdir();
+    let coord = Coordinator::start(dir.path(), fast_env()).await;
+    let _runner = Runner::start(&coord.url, dir.path(), "r1", &[]).await;
+    wait_runner(&coord.url).await;
+    // The coordinator URL comes from the environment at run time, as in the image.
+    let (_dash, dash) = spawn_dashboard(dir.path(), &coord.url).await;
     assert_ne!(dash, coord.url);
 
     // Plain HTTP: `/` redirects, API calls are forwarded, a foreign Origin is refused.
