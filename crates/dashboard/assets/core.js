@@ -180,7 +180,8 @@
           if (id != null) this.lastId = id;
           let data = null;
           try { data = JSON.parse(m.data); } catch (_) { return; }
-          if (k === "resync") { this.lastId = null; this.reconnect(); }
+          // Fell too far behind: reconnect from the last cursor; the store replays it.
+          if (k === "resync") { this.reconnect(); return; }
           this.opts.onFrame(k, data, id);
         });
       }
