@@ -55,7 +55,9 @@
     }
     return h("li", { class: cls, "data-id": String(ev.id), "data-seq": String(ev.seq) },
       h("div", { class: "ev-head" }, h("span", { class: "mono" }, "#" + ev.seq), h("span", { class: "ev-type" }, label),
-        AOF.time(ev.timestamp), ev.run_id ? h("span", { class: "mono", title: "run " + ev.run_id }, ev.run_id.slice(0, 12)) : null),
+        AOF.time(ev.timestamp),
+        // Live frames carry no run id; show it where a run begins, when known.
+        t === "run_start" && ev.run_id ? h("span", { class: "mono" }, ev.run_id) : null),
       body);
   }
 

@@ -20,9 +20,6 @@ use axum::{
 
 pub use pages::Page;
 
-/// Where the dashboard lives; `/` redirects here.
-pub const PREFIX: &str = "/ui";
-
 /// Route templates this router serves (GET only), for the coordinator's auth table.
 pub const ROUTES: &[&str] = &["/", "/ui", "/ui/", "/ui/assets/{file}", "/ui/{*path}"];
 

@@ -289,6 +289,19 @@ impl Browser {
         self.assert_no_script_errors().await;
     }
 
+    /// The README's picture of the session page: saved as an artifact, and copied to
+    /// `docs/screenshots/session.png` when `AOF_UPDATE_README_SCREENSHOT` is set.
+    pub async fn readme_screenshot(&self) {
+        self.client.set_window_size(1280, 900).await.unwrap();
+        let shot = self.screenshot("session-readme").await;
+        if std::env::var_os("AOF_UPDATE_README_SCREENSHOT").is_some() {
+            let dest =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots/session.png");
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&shot, dest).unwrap();
+        }
+    }
+
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
         let path = self.artifacts.join(format!("{name}.png"));

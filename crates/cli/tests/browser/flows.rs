@@ -166,13 +166,6 @@ async fn live_session_resume_after_a_dropped_feed_and_stop() {
         "follow-up box",
     )
     .await;
-    let shot = b.screenshot("session-readme").await;
-    if std::env::var("AOF_UPDATE_README_SCREENSHOT").is_ok() {
-        let dest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../docs/screenshots/session.png");
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&shot, dest).unwrap();
-    }
     b.check_page("session").await;
 
     // Stop a long session from its page.
@@ -396,6 +389,7 @@ async fn follow_up_on_an_idle_session() {
         "child in the tree",
     )
     .await;
+    b.readme_screenshot().await;
     b.check_page("session-idle-followup").await;
 
     // Agents: disable, enable, delete behind a confirmation.
