@@ -31,6 +31,32 @@ async fn login_with_auth_on() {
     env.push(("AUTH_ENABLED".into(), "true".into()));
     let coord = Coordinator::start(dir.path(), env).await;
     let url = coord.url.clone();
+
+    // Pages and assets need no credential (they hold no data); the API still does.
+    let c = client();
+    for path in [
+        "/ui/",
+        "/ui/sessions",
+        "/ui/login",
+        "/ui/assets/core.js",
+        "/ui/assets/app.css",
+    ] {
+        let r = c.get(format!("{url}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    }
+    let r = c.get(format!("{url}/ui/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(call("GET", &format!("{url}/sessions"), None).await.0, 401);
+    assert_eq!(
+        call("POST", &format!("{url}/ui/sessions"), Some(json!({})))
+            .await
+            .0,
+        401,
+        "only GET is public"
+    );
+
     let Some(b) = Browser::start(&url).await else {
         return;
     };
