@@ -71,6 +71,31 @@ async fn agent_form_with_validation_errors() {
     b.wait_js("document.querySelector('#agent dl')", "agent details")
         .await;
     b.check_page("agent").await;
+
+    // Edit: fields come filled in; changes are saved; the name cannot change.
+    b.click("a[href=\"/ui/agents/demo/edit\"]").await;
+    b.wait_js(
+        "document.getElementById('description').value === 'Echoes'",
+        "filled form",
+    )
+    .await;
+    assert_eq!(b.js("document.getElementById('name').readOnly").await, true);
+    assert_eq!(
+        b.js("document.getElementById('tags').value").await,
+        "echo, demo"
+    );
+    b.fill("#description", "Echoes, edited").await;
+    b.fill("#demands", r#"{"tags": ["gpu"]}"#).await;
+    b.click("#save").await;
+    b.wait_js(
+        "location.pathname === '/ui/agents/demo'",
+        "back on the agent page",
+    )
+    .await;
+    let (_, agent) = call("GET", &format!("{url}/agents/demo?raw=true"), None).await;
+    assert_eq!(agent["description"], "Echoes, edited");
+    assert_eq!(agent["demands"]["tags"], json!(["gpu"]));
+    assert_eq!(agent["system_prompt"], "Be brief.", "untouched fields kept");
     b.goto("/ui/agents").await;
     b.wait_js(
         "document.querySelector('tr[data-agent=\"demo\"]')",

@@ -124,5 +124,43 @@ async fn ten_thousand_events_stay_bounded_in_the_dom() {
             .await,
         0
     );
+
+    // The sessions list pages by 25 and filters by text, live.
+    for i in 0..30 {
+        start_run(&url, &format!("s{i}")).await;
+    }
+    b.goto("/ui/sessions").await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-session]').length === 25",
+        "first page",
+    )
+    .await;
+    b.wait_js(
+        "document.getElementById('pager').textContent.includes('Page 1 of 2 · 31 sessions')",
+        "pager",
+    )
+    .await;
+    b.click("#pager button:last-of-type").await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-session]').length === 6",
+        "second page",
+    )
+    .await;
+    b.fill("#f-q", &sid).await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-session]').length === 1",
+        "text filter",
+    )
+    .await;
+    assert_eq!(b.count(&format!("tr[data-session=\"{sid}\"]")).await, 1);
+    assert!(
+        b.js("location.search")
+            .await
+            .as_str()
+            .unwrap()
+            .contains(&format!("q={sid}")),
+        "filters kept in the URL"
+    );
+    b.check_page("sessions-filtered").await;
     b.close().await;
 }
