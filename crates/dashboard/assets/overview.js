@@ -69,12 +69,24 @@
       $("ov-activity-empty").hidden = true;
     }
 
+    /// Before anything happens live, the newest sessions stand in as recent activity.
+    function seed() {
+      const list = $("ov-activity");
+      if (list.children.length) return;
+      const newest = [...sessions.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 10);
+      for (const s of newest) {
+        list.append(h("li", {}, AOF.time(s.created_at), h("span", {}, `session created · now ${s.status}`), AOF.sessionLink(s.session_id)));
+      }
+      $("ov-activity-empty").hidden = newest.length > 0;
+    }
+
     new AOF.Feed({
       init: true,
       onFrame: (kind, data, id) => {
         if (kind === "init") {
           sessions.clear();
           for (const s of data.sessions || []) sessions.set(s.session_id, s);
+          seed();
         } else {
           if (data.session) {
             if (kind === "session_deleted") sessions.delete(data.session.session_id);

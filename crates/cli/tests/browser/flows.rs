@@ -261,6 +261,11 @@ async fn live_session_resume_after_a_dropped_feed_and_stop() {
     .await;
     b.wait_js("document.querySelector('#ov-rpm .bars')", "runs per minute")
         .await;
+    b.wait_js(
+        "document.querySelectorAll('#ov-activity li').length === 2",
+        "recent activity",
+    )
+    .await;
     b.check_page("overview").await;
     b.close().await;
 }
