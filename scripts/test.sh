@@ -18,6 +18,7 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 
 stage "deps"
 AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
+source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check

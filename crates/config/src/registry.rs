@@ -406,6 +406,14 @@ pub static SETTINGS: &[Setting] = &[
         Value("5"),
         "seconds a stopped run gets between SIGTERM and SIGKILL",
     ),
+    s(
+        "dashboard.listen",
+        "AOF_DASHBOARD_LISTEN",
+        &[],
+        Some("--listen"),
+        Value("127.0.0.1:8080"),
+        "`aof dashboard`: address the standalone dashboard listens on; it forwards API calls to `api.url`",
+    ),
 ];
 
 /// The setting with this file key.

@@ -136,6 +136,14 @@ impl Config {
         })
     }
 
+    /// `dashboard.listen`: where `aof dashboard` serves.
+    pub fn dashboard_listen(&self) -> Result<SocketAddr, ConfigError> {
+        self.parse_req("dashboard.listen", |v| {
+            SocketAddr::from_str(v.trim())
+                .map_err(|_| "must be ADDRESS:PORT, e.g. 0.0.0.0:8080".to_string())
+        })
+    }
+
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         self.parse_req("log.format", |v| {
             match v.trim().to_ascii_lowercase().as_str() {

@@ -121,6 +121,9 @@ pub fn router_with_shutdown(
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        // The dashboard's pages and assets (`/ui`, and `/` redirecting there); kept out
+        // of the OpenAPI document, which describes the API only.
+        .merge(aof_dashboard::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))

@@ -127,6 +127,13 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/mcp", &[Operator, AnySession]),
     rule(Method::GET, "/mcp", &[Operator, AnySession]),
     rule(Method::DELETE, "/mcp", &[Operator, AnySession]),
+    // Dashboard: pages and assets hold no data (their API calls are policed as usual),
+    // and the login page must load before there is a credential.
+    rule(Method::GET, "/", &[Public]),
+    rule(Method::GET, "/ui", &[Public]),
+    rule(Method::GET, "/ui/", &[Public]),
+    rule(Method::GET, "/ui/assets/{file}", &[Public]),
+    rule(Method::GET, "/ui/{*path}", &[Public]),
 ];
 
 /// Admin-only: what any route missing from the table gets.
@@ -147,4 +154,17 @@ pub fn grants(method: &Method, path: Option<&str>) -> &'static [Grant] {
             .map(|r| r.grants)
     })
     .unwrap_or(DEFAULT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_pages_are_public_and_nothing_else_changed_by_them() {
+        for path in aof_dashboard::ROUTES {
+            assert_eq!(grants(&Method::GET, Some(path)), &[Public], "{path}");
+            assert_eq!(grants(&Method::POST, Some(path)), DEFAULT, "{path}");
+        }
+    }
 }
