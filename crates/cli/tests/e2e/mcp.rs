@@ -2,7 +2,7 @@
 //! HTTP) against a real coordinator and runner: children, their tree, and
 //! `async_callback` delivery that survives a coordinator crash.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::{harness::*, mcp_client::*};
 
@@ -29,19 +29,6 @@ async fn start_plain(url: &str, prompt: &str) -> String {
     .await;
     assert_eq!(st, 201, "{b}");
     b["session_id"].as_str().unwrap().to_string()
-}
-
-async fn runs_of(url: &str, sid: &str) -> Vec<Value> {
-    let (_, b) = call("GET", &format!("{url}/runs"), None).await;
-    let mut runs: Vec<Value> = b["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["session_id"] == sid)
-        .cloned()
-        .collect();
-    runs.sort_by_key(|r| r["created_at"].as_str().unwrap_or("").to_string());
-    runs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,19 +43,6 @@ async fn sessions(url: &str) -> Vec<Value> {
     b["sessions"].as_array().cloned().unwrap_or_default()
 }
 
-async fn runs_of(url: &str, sid: &str) -> Vec<Value> {
-    let (_, b) = call("GET", &format!("{url}/runs"), None).await;
-    let mut runs: Vec<Value> = b["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["session_id"] == sid)
-        .cloned()
-        .collect();
-    runs.sort_by_key(|r| r["created_at"].as_str().unwrap_or("").to_string());
-    runs
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_parent_starts_two_children_over_mcp_and_hears_from_both_once() {
     let Some(bin) = claude_bin() else { return };

@@ -227,18 +227,7 @@ impl Orchestrator {
             .check_owns(&self.st, &p.session_id)
             .await
             .map_err(tool_error)?;
-        let current = self
-            .st
-            .store
-            .get_session(&p.session_id)
-            .await
-            .map_err(|e| tool_error(e.into()))?
-            .ok_or_else(|| {
-                tool_error(ApiError::NotFound(
-                    format!("Session '{}' not found", p.session_id),
-                    "session_not_found",
-                ))
-            })?;
+        let current = self.session(&p.session_id).await?;
         if !settled(&current.status) {
             return Err(tool_error(ApiError::Conflict(
                 format!(
@@ -324,6 +313,21 @@ impl Orchestrator {
 }
 
 impl Orchestrator {
+    /// The session, or a `session_not_found` tool error.
+    async fn session(&self, id: &str) -> Result<Session, String> {
+        self.st
+            .store
+            .get_session(id)
+            .await
+            .map_err(|e| tool_error(e.into()))?
+            .ok_or_else(|| {
+                tool_error(ApiError::NotFound(
+                    format!("Session '{id}' not found"),
+                    "session_not_found",
+                ))
+            })
+    }
+
     async fn launch(&self, caller: &Caller, req: RunCreate, mode: Mode) -> ToolResult {
         let rec = crate::runs::create_run(&self.st, &caller.principal, req, Vec::new())
             .await
@@ -372,18 +376,7 @@ impl Orchestrator {
     }
 
     async fn result_of(&self, session_id: &str) -> ToolResult {
-        let session = self
-            .st
-            .store
-            .get_session(session_id)
-            .await
-            .map_err(|e| tool_error(e.into()))?
-            .ok_or_else(|| {
-                tool_error(ApiError::NotFound(
-                    format!("Session '{session_id}' not found"),
-                    "session_not_found",
-                ))
-            })?;
+        let session = self.session(session_id).await?;
         let result = self
             .st
             .store
