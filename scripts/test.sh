@@ -16,6 +16,9 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
+stage "deps"
+bash scripts/ci/images.sh deps
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -31,5 +34,8 @@ cargo nextest run --locked --workspace --no-fail-fast
 
 stage "doc tests"
 cargo test --locked --workspace --doc
+
+stage "container images (build, check, compose, push; scripts/ci/images.sh)"
+bash scripts/ci/images.sh test
 
 stage "done in $(( $(date +%s) - start_all ))s"
