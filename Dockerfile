@@ -21,25 +21,27 @@ ARG AOF_PREBUILT=
 WORKDIR /src
 COPY . .
 # One static binary (static-pie glibc), so the coordinator and dashboard images can be
-# `scratch`. /out is everything later stages copy: the binary, a passwd/group with the
-# uid 1000 user, CA roots, and the empty data directory owned by that user.
+# `scratch`. /out/aof is the binary; /out/rootfs the rest of those images: passwd/group
+# with the uid 1000 user, CA roots, a writable /tmp, the data dir owned by uid 1000
+# (copied as one tree, so modes and owners of the directories survive).
 # hadolint ignore=DL4006
 RUN set -eu; \
-    mkdir -p /out/etc /out/app/.agent-orchestrator /out/workspace /out/tmp; \
-    chmod 1777 /out/tmp; \
     if [ -n "${AOF_PREBUILT}" ]; then \
-      install -m 0755 "${AOF_PREBUILT}" /out/aof; \
+      install -D -m 0755 "${AOF_PREBUILT}" /out/aof; \
     else \
       target="$(rustc -vV | sed -n 's/^host: //p')"; \
       RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_RELEASE_STRIP=symbols \
         cargo build --locked --release -p aof-cli --target "${target}"; \
-      install -m 0755 "target/${target}/release/aof" /out/aof; \
+      install -D -m 0755 "target/${target}/release/aof" /out/aof; \
     fi; \
     /out/aof --version; \
-    printf 'root:x:0:0:root:/root:/usr/sbin/nologin\naof:x:1000:1000:aof:/app:/usr/sbin/nologin\n' > /out/etc/passwd; \
-    printf 'root:x:0:\naof:x:1000:\n' > /out/etc/group; \
-    cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt; \
-    chown -R 1000:1000 /out/app /out/workspace
+    r=/out/rootfs; \
+    mkdir -p "$r/etc/ssl/certs" "$r/tmp" "$r/app/.agent-orchestrator" /out/workspace; \
+    chmod 1777 "$r/tmp"; \
+    printf 'root:x:0:0:root:/root:/usr/sbin/nologin\naof:x:1000:1000:aof:/app:/usr/sbin/nologin\n' > "$r/etc/passwd"; \
+    printf 'root:x:0:\naof:x:1000:\n' > "$r/etc/group"; \
+    cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"; \
+    chown -R 1000:1000 "$r/app/.agent-orchestrator" /out/workspace
 
 # ---------------------------------------------------------------------------------------
 # The Claude Code CLI: its npm package ships a native, standalone binary per platform
@@ -82,16 +84,13 @@ RUN set -eu; \
       echo 'aof:x:1000:' >> /etc/group; \
     }
 # HOME=/app (the Claude CLI keeps its state there) and /workspace are the runner's.
-COPY --from=builder --chown=1000:1000 /out/app /app
+COPY --from=builder --chown=1000:1000 /out/rootfs/app /app
 COPY --from=builder --chown=1000:1000 /out/workspace /workspace
 COPY --from=builder /out/aof /usr/local/bin/aof
 
 # ---------------------------------------------------------------------------------------
 FROM scratch AS coordinator
-COPY --from=builder /out/etc/passwd /out/etc/group /etc/
-COPY --from=builder /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=builder /out/tmp /tmp
-COPY --from=builder /out/app /app
+COPY --from=builder /out/rootfs/ /
 COPY --from=builder /out/aof /usr/local/bin/aof
 # Inside a container the coordinator must listen on all interfaces; with auth off that
 # needs AOF_INSECURE_LISTEN (a warning is logged). Publish the port on 127.0.0.1 or set
@@ -124,10 +123,7 @@ LABEL org.opencontainers.image.title="aof-coordinator" \
 
 # ---------------------------------------------------------------------------------------
 FROM scratch AS dashboard
-COPY --from=builder /out/etc/passwd /out/etc/group /etc/
-COPY --from=builder /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=builder /out/tmp /tmp
-COPY --from=builder /out/app /app
+COPY --from=builder /out/rootfs/ /
 COPY --from=builder /out/aof /usr/local/bin/aof
 ENV AGENT_ORCHESTRATOR_API_URL=http://coordinator:8765 \
     AOF_DATA_DIR=/app/.agent-orchestrator \

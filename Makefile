@@ -33,7 +33,8 @@ AOF_CRATE_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | 
 # is labelled <crate version>-dev.<sha>.
 LABEL_VERSION = $(if $(VERSION),$(patsubst v%,%,$(VERSION)),$(AOF_CRATE_VERSION)-dev.$(shell git rev-parse --short=7 HEAD 2>/dev/null))
 
-TAGS = $(shell scripts/release/tags.sh $(if $(VERSION),--version '$(VERSION)') $(if $(filter unknown,$(GIT_SHA)),,--sha $(GIT_SHA)) $(if $(REF),--ref '$(REF)') || echo TAGS_FAILED)
+# Computed once, on first use (not for targets that need no tags).
+TAGS = $(eval TAGS := $(shell scripts/release/tags.sh $(if $(VERSION),--version '$(VERSION)') $(if $(filter unknown,$(GIT_SHA)),,--sha $(GIT_SHA)) $(if $(REF),--ref '$(REF)') || echo TAGS_FAILED))$(TAGS)
 
 # component → Dockerfile target (= image name suffix) and aof.component.version
 IMAGES_coordinator := coordinator
@@ -51,8 +52,12 @@ BUDGET_runner := 45
 # As small as the CLI allows: its native binary alone is ~180 MB compressed.
 BUDGET_runner-claude-code := 230
 
+# A literal comma inside $(if …) arguments.
+, := ,
+
 .PHONY: release release-coordinator release-runner release-dashboard image-check \
-        tags-test local-up local-logs local-down check-version
+        tags-test local-up local-logs local-down check-version \
+        image-coordinator image-dashboard image-runner image-runner-claude-code
 
 release: release-coordinator release-runner release-dashboard
 
@@ -62,27 +67,28 @@ check-version:
 	@[[ "$(PUSH)" != true || "$(REGISTRY)" == */* ]] || { echo "make: PUSH=true needs REGISTRY=host/org" >&2; exit 2; }
 	@echo "release $(LABEL_VERSION) of $(GIT_SHA); tags: $(TAGS)"
 
+IMAGE_TARGETS := image-coordinator image-dashboard image-runner image-runner-claude-code
+
+release-coordinator: image-coordinator
+release-dashboard: image-dashboard
+release-runner: image-runner image-runner-claude-code
+
 # One `docker build`/`buildx build` per image; all targets share the builder stage, so
-# `aof` is compiled once (layer cache or buildx's shared stage).
-define build_image
-	@echo "=== $(REGISTRY)/aof-$(1)"
+# `aof` is compiled once (layer cache, or buildx's shared stage).
+$(IMAGE_TARGETS): image-%: check-version
+	@echo "=== $(REGISTRY)/aof-$*"
 	$(if $(BUILD_PLATFORMS),$(DOCKER) buildx build --platform '$(BUILD_PLATFORMS)' \
-	  $(if $(CACHE_REF),--cache-from type=registry,ref=$(CACHE_REF) --cache-to type=registry,ref=$(CACHE_REF),mode=max) \
-	  $(if $(filter true,$(PUSH)),--push) --metadata-file .release-$(1).json,$(DOCKER) build) \
-	  $(DOCKER_BUILD_FLAGS) --target $(1) \
+	  $(if $(CACHE_REF),--cache-from type=registry$(,)ref=$(CACHE_REF) --cache-to type=registry$(,)ref=$(CACHE_REF)$(,)mode=max) \
+	  $(if $(filter true,$(PUSH)),--push) --metadata-file .release-$*.json,$(DOCKER) build) \
+	  $(DOCKER_BUILD_FLAGS) --target $* \
 	  --build-arg VERSION=$(LABEL_VERSION) --build-arg REVISION=$(GIT_SHA) \
 	  --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
-	  --build-arg COMPONENT_VERSION=$(COMPONENT_VERSION_$(1)) \
+	  --build-arg COMPONENT_VERSION=$(COMPONENT_VERSION_$*) \
 	  --build-arg CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) \
-	  $(foreach t,$(TAGS),-t $(REGISTRY)/aof-$(1):$(t)) .
+	  $(foreach t,$(TAGS),-t $(REGISTRY)/aof-$*:$(t)) .
 	$(if $(filter true,$(PUSH)),$(if $(BUILD_PLATFORMS),\
-	  echo "pushed $(REGISTRY)/aof-$(1)@$$(jq -r '."containerimage.digest"' .release-$(1).json) ($(BUILD_PLATFORMS))",\
-	  scripts/release/push.sh $(REGISTRY)/aof-$(1) $(TAGS)))
-endef
-
-release-coordinator release-dashboard release-runner: release-%: check-version
-	$(foreach i,$(IMAGES_$*),$(call build_image,$(i))
-	)
+	  echo "pushed $(REGISTRY)/aof-$*@$$(jq -r '."containerimage.digest"' .release-$*.json) ($(BUILD_PLATFORMS))",\
+	  scripts/release/push.sh $(REGISTRY)/aof-$* $(TAGS)),@true)
 
 # Checks the images of VERSION built on this machine (CI runs it after `make release`).
 image-check: check-version

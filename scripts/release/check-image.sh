@@ -27,6 +27,7 @@ user=$($docker image inspect --format '{{.Config.User}}' "$img")
 cid=$($docker run -d --entrypoint /usr/local/bin/aof "$img" coordinator --listen 127.0.0.1:0 --data-dir /tmp/uid-check)
 pid=$($docker inspect --format '{{.State.Pid}}' "$cid")
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+[[ $uid == 1000 ]] || $docker logs "$cid" >&2 || true
 $docker rm -f "$cid" >/dev/null
 [[ $uid == 1000 ]] || fail "runs as uid '$uid', want 1000"
 if [[ $component == runner* ]]; then

@@ -156,7 +156,10 @@ fn defaults_match_the_coordinator_defaults() {
     assert!(r.tags.is_empty());
     let rd = aof_runner::RunnerConfig::default();
     assert_eq!(r.allow_blueprint_executors, rd.allow_blueprint_executors);
-    assert_eq!(load(None, &[], &[]).log_target().unwrap(), LogTarget::Stderr);
+    assert_eq!(
+        load(None, &[], &[]).log_target().unwrap(),
+        LogTarget::Stderr
+    );
 }
 
 #[test]
