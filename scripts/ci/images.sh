@@ -65,11 +65,15 @@ cleanup() {
   if [[ -f $run_dir/compose/docker-compose.yml ]]; then
     (cd "$run_dir/compose" && docker-compose down -v --remove-orphans >/dev/null 2>&1)
   fi
+  # Bound what stays between runs: the layer cache of tagged images stays, superseded
+  # images and the registry's blobs go.
+  [[ ${#pids_to_stop[@]} -gt 0 ]] && $DOCKER image prune -f >/dev/null 2>&1
   for p in "${pids_to_stop[@]}"; do
     kill "$p" 2>/dev/null
     for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$p" 2>/dev/null
   done
+  rm -rf "$run_dir/registry" "$repo/.release-"*.json
   echo "images: stopped everything this run started (exit $rc)"
   exit "$rc"
 }

@@ -8,6 +8,7 @@ mod cli;
 mod command;
 mod crash;
 mod leases;
+mod logs;
 mod longpoll;
 mod resources;
 mod sse_replay;
