@@ -83,7 +83,7 @@ RUN set -eu; \
       echo 'aof:x:1000:1000:aof:/app:/bin/sh' >> /etc/passwd; \
       echo 'aof:x:1000:' >> /etc/group; \
     }
-# HOME=/app (the Claude CLI keeps its state there) and /workspace are the runner's.
+# HOME=/app and /workspace belong to uid 1000 (the runner writes there).
 COPY --from=builder --chown=1000:1000 /out/rootfs/app /app
 COPY --from=builder --chown=1000:1000 /out/workspace /workspace
 COPY --from=builder /out/aof /usr/local/bin/aof
