@@ -83,7 +83,7 @@ start_engine() {
   # A dockerd left by an earlier run of this script (same data root) is ours to stop.
   if [[ -f $docker_dir/pid ]]; then
     local old; old=$(cat "$docker_dir/pid")
-    if tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q -- "--data-root $docker_dir/root"; then
+    if [[ $(tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null) == *"--data-root $docker_dir/root"* ]]; then
       echo "stopping dockerd $old left by an earlier run"; kill "$old"
       for _ in $(seq 60); do kill -0 "$old" 2>/dev/null || break; sleep 0.5; done
     fi
@@ -122,7 +122,7 @@ build_static_aof() {
     cargo build --locked --release -p aof-cli --target x86_64-unknown-linux-gnu
   mkdir -p .docker-prebuilt
   strip -o .docker-prebuilt/aof "$work/target/x86_64-unknown-linux-gnu/release/aof"
-  file .docker-prebuilt/aof | grep -q 'static' || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
+  [[ $(file .docker-prebuilt/aof) == *static* ]] || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
   ls -l .docker-prebuilt/aof
 }
 
@@ -224,6 +224,14 @@ test_images() {
 
   stage "build the four images (make release VERSION=$version)"
   "${mk[@]}" release REGISTRY="$registry" DOCKER_BUILD_FLAGS="$stand_in_flags"
+  # Name the intermediate stages (cache hits here), so the prune at exit keeps their
+  # layers — the apt and npm downloads — for the next run.
+  local claude_v; claude_v=$(sed -n 's/^CLAUDE_CODE_VERSION ?= *//p' Makefile)
+  for st in builder claude-code runner-rootfs; do
+    # shellcheck disable=SC2086 # the flags are words
+    $DOCKER build -q $stand_in_flags --build-arg CLAUDE_CODE_VERSION="$claude_v" \
+      --target "$st" -t "aof-ci/stage:$st" . >/dev/null
+  done
   $DOCKER images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep "aof-.*:$version" | sort
 
   stage "image checks: labels, uid 1000, HEALTHCHECK, size budgets"
@@ -290,7 +298,11 @@ EOF
   "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
     || die "session $session did not survive the restart"
   "$aof" agents show ci-shell --url "$url" >/dev/null || die "agent ci-shell did not survive the restart"
-  "$aof" sessions events "$session" --url "$url" | grep -q 'prompt: hello from CI' \
+  # Whole output first: `grep -q` would close the pipe early (SIGPIPE + pipefail).
+  local events
+  events=$("$aof" sessions events "$session" --url "$url") || die "aof sessions events failed after the restart"
+  grep -q 'prompt: hello from CI' <<<"$events" || echo "$events" >&2
+  grep -q 'prompt: hello from CI' <<<"$events" \
     || die "the session's events did not survive the restart"
   echo "session $session and agent ci-shell survived the restart"
   (cd "$cdir" && docker-compose stop -t 30 runner)
