@@ -164,6 +164,7 @@ stand_ins() {
       >"$ctx/Dockerfile"
     $DOCKER build --network host -t "aof-ci/node:$node_v" "$ctx"
   fi
+  rm -rf "$ctx"
   stand_in_flags="--network host --build-arg RUST_IMAGE=aof-ci/builder:bookworm --build-arg NODE_IMAGE=aof-ci/node:$node_v --build-arg BASE_IMAGE=aof-ci/debian:bookworm --build-arg AOF_PREBUILT=.docker-prebuilt/aof"
 }
 
