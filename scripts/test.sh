@@ -19,6 +19,7 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 stage "deps"
 AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
+bash scripts/ci/images.sh deps
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,5 +39,7 @@ cargo test --locked --workspace --doc
 
 stage "schemathesis against /openapi.json (live coordinator)"
 bash scripts/ci/schemathesis.sh
+stage "container images (build, check, compose, push; scripts/ci/images.sh)"
+bash scripts/ci/images.sh test
 
 stage "done in $(( $(date +%s) - start_all ))s"

@@ -125,11 +125,12 @@ fn main() -> std::process::ExitCode {
     };
     let cfg = match aof_config::Config::from_process(&inputs).and_then(|c| {
         let format = c.log_format()?;
-        Ok((c, format))
+        let target = c.log_target()?;
+        Ok((c, format, target))
     }) {
-        Ok((cfg, format)) => {
+        Ok((cfg, format, target)) => {
             let server = cli.command.is_server();
-            logging::init(format, if server { "info" } else { "warn" });
+            logging::init(format, target, if server { "info" } else { "warn" });
             if server {
                 for note in cfg.shadowed() {
                     tracing::info!("settings: {note}");

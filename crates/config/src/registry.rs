@@ -148,7 +148,15 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         Some("--log-format"),
         Value("compact"),
-        "stderr log format: pretty, compact or json (filter with `RUST_LOG`)",
+        "log format: pretty, compact or json (filter with `RUST_LOG`)",
+    ),
+    s(
+        "log.target",
+        "AOF_LOG_TARGET",
+        &[],
+        None,
+        Value("stderr"),
+        "where logs go: `stderr` or `stdout` (the container images use stdout)",
     ),
     s(
         "coordinator.listen",

@@ -41,6 +41,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// `log.target`: the stream logs are written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Stderr,
+    Stdout,
+}
+
 fn describe(key: &str, e: &Entry) -> String {
     match &e.source {
         Source::Env { name, .. } => format!("{name}={}", e.raw),
@@ -151,6 +158,16 @@ impl Config {
                 "compact" => Ok(LogFormat::Compact),
                 "json" => Ok(LogFormat::Json),
                 _ => Err("must be pretty, compact or json".into()),
+            }
+        })
+    }
+
+    pub fn log_target(&self) -> Result<LogTarget, ConfigError> {
+        self.parse_req("log.target", |v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "stderr" => Ok(LogTarget::Stderr),
+                "stdout" => Ok(LogTarget::Stdout),
+                _ => Err("must be stderr or stdout".into()),
             }
         })
     }

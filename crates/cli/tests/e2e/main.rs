@@ -10,6 +10,7 @@ mod command;
 mod crash;
 mod faults;
 mod leases;
+mod logs;
 mod longpoll;
 mod mcp;
 mod mcp_client;
