@@ -75,22 +75,17 @@ impl Caller {
         matches!(self.principal, Principal::Session { .. })
     }
 
-    /// A session token may only look at and steer its own children.
-    pub async fn check_owns(&self, st: &AppState, session_id: &str) -> ApiResult<()> {
-        if !self.is_session_token() {
-            return Ok(());
-        }
-        let parent = st
-            .store
-            .get_session(session_id)
-            .await?
-            .and_then(|s| s.parent_session_id);
-        if parent.is_some() && parent == self.session {
+    /// A session token may only look at and steer its own children. Same answer for
+    /// "not yours" and "absent": a token learns nothing of other sessions.
+    pub fn check_owns(&self, session: &aof_wire::Session) -> ApiResult<()> {
+        if !self.is_session_token() || session.parent_session_id == self.session {
             Ok(())
         } else {
-            // Same answer for "not yours" and "absent": a token learns nothing of others.
             Err(ApiError::NotFound(
-                format!("Session '{session_id}' not found among this session's children"),
+                format!(
+                    "Session '{}' not found among this session's children",
+                    session.session_id
+                ),
                 "session_not_found",
             ))
         }

@@ -222,12 +222,7 @@ impl Orchestrator {
         Parameters(p): Parameters<ResumeSession>,
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
-        let caller = Caller::from_parts(&parts);
-        caller
-            .check_owns(&self.st, &p.session_id)
-            .await
-            .map_err(tool_error)?;
-        let current = self.session(&p.session_id).await?;
+        let (caller, current) = self.owned(&parts, &p.session_id).await?;
         if !settled(&current.status) {
             return Err(tool_error(ApiError::Conflict(
                 format!(
@@ -262,17 +257,10 @@ impl Orchestrator {
         Parameters(p): Parameters<SessionRef>,
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
-        let caller = Caller::from_parts(&parts);
-        if caller.check_owns(&self.st, &p.session_id).await.is_err() {
-            return ok(json!({"session_id": p.session_id, "status": "not_existent"}));
-        }
-        let status = self
-            .st
-            .store
-            .get_session(&p.session_id)
-            .await
-            .map_err(|e| tool_error(e.into()))?
-            .map_or_else(|| "not_existent".to_string(), |s| s.status);
+        let status = match self.owned(&parts, &p.session_id).await {
+            Ok((_, s)) => s.status,
+            Err(_) => "not_existent".to_string(),
+        };
         ok(json!({"session_id": p.session_id, "status": status}))
     }
 
@@ -282,12 +270,8 @@ impl Orchestrator {
         Parameters(p): Parameters<SessionRef>,
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
-        let caller = Caller::from_parts(&parts);
-        caller
-            .check_owns(&self.st, &p.session_id)
-            .await
-            .map_err(tool_error)?;
-        self.result_of(&p.session_id).await
+        let (_, session) = self.owned(&parts, &p.session_id).await?;
+        self.result_of(&session).await
     }
 
     #[tool(description = "Stop a child session that is running.")]
@@ -296,11 +280,7 @@ impl Orchestrator {
         Parameters(p): Parameters<SessionRef>,
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
-        let caller = Caller::from_parts(&parts);
-        caller
-            .check_owns(&self.st, &p.session_id)
-            .await
-            .map_err(tool_error)?;
+        self.owned(&parts, &p.session_id).await?;
         let out = self
             .st
             .store
@@ -328,6 +308,18 @@ impl Orchestrator {
             })
     }
 
+    /// The caller and the session it names, which a session token must own.
+    async fn owned(
+        &self,
+        parts: &http::request::Parts,
+        id: &str,
+    ) -> Result<(Caller, Session), String> {
+        let caller = Caller::from_parts(parts);
+        let session = self.session(id).await?;
+        caller.check_owns(&session).map_err(tool_error)?;
+        Ok((caller, session))
+    }
+
     async fn launch(&self, caller: &Caller, req: RunCreate, mode: Mode) -> ToolResult {
         let rec = crate::runs::create_run(&self.st, &caller.principal, req, Vec::new())
             .await
@@ -341,7 +333,8 @@ impl Orchestrator {
         self.wait_run(&rec.run.run_id, &session_id)
             .await
             .map_err(tool_error)?;
-        self.result_of(&session_id).await
+        let session = self.session(&session_id).await?;
+        self.result_of(&session).await
     }
 
     /// Waits until the run has ended: woken by its session's feed items, re-checked now
@@ -375,8 +368,8 @@ impl Orchestrator {
         }
     }
 
-    async fn result_of(&self, session_id: &str) -> ToolResult {
-        let session = self.session(session_id).await?;
+    async fn result_of(&self, session: &Session) -> ToolResult {
+        let session_id = session.session_id.as_str();
         let result = self
             .st
             .store
