@@ -11,9 +11,6 @@ use aof_wire::{
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Header carrying our protocol version on every request.
-pub(crate) const PROTOCOL_HEADER: &str = "x-aof-protocol";
-
 /// Timeout of every request but the long-poll; a write that hangs longer is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,7 +100,7 @@ impl Client {
         }
         let mut headers = header::HeaderMap::new();
         headers.insert(
-            PROTOCOL_HEADER,
+            aof_wire::PROTOCOL_HEADER,
             header::HeaderValue::from(aof_wire::PROTOCOL_VERSION),
         );
         if let Some(key) = key {

@@ -139,6 +139,17 @@ async fn register(
         };
         match res {
             Ok(resp) => {
+                // None: the reference coordinator, which speaks the base protocol.
+                if let Some(v) = resp.protocol_version {
+                    if v < aof_wire::MIN_PROTOCOL_VERSION {
+                        anyhow::bail!(
+                            "coordinator at {} speaks protocol {v}; this runner speaks {} and needs {} or newer: upgrade the coordinator",
+                            cfg.url,
+                            aof_wire::PROTOCOL_VERSION,
+                            aof_wire::MIN_PROTOCOL_VERSION
+                        );
+                    }
+                }
                 tracing::info!(
                     runner_id = %resp.runner_id,
                     poll_timeout_s = resp.poll_timeout_seconds,
@@ -203,7 +214,12 @@ async fn poll_loop(
                 tracing::warn!(runner_id = %reg.runner_id, "coordinator deregistered this runner");
                 return PollEnd::Reregister;
             }
-            Err(e) if matches!(e.status_code(), Some(401 | 404)) => {
+            // The coordinator was replaced by one that no longer speaks our protocol:
+            // registering again ends the runner with the coordinator's explanation.
+            Err(e)
+                if matches!(e.status_code(), Some(401 | 404))
+                    || e.code() == Some("protocol_unsupported") =>
+            {
                 tracing::warn!(runner_id = %reg.runner_id, error = %e, code = e.code(), "coordinator does not know this runner");
                 return PollEnd::Reregister;
             }

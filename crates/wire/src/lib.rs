@@ -20,8 +20,14 @@ pub use run::{Demands, ExecutionMode, Run, RunCreate, RunCreateResponse, RunType
 pub use runner::*;
 pub use session::{Session, SessionResult};
 
-/// Numeric protocol version we speak; sent by our runner as `X-AOF-Protocol`.
+/// Numeric protocol version we speak; sent by our runner as `X-AOF-Protocol`, answered by
+/// the coordinator in `RegisterResponse::protocol_version`.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest peer version we still talk to. Each side refuses a peer below its own
+/// minimum; a newer peer decides itself whether it can speak down to us.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// Header carrying the runner's protocol version (absent from the reference's runners).
+pub const PROTOCOL_HEADER: &str = "x-aof-protocol";
 
 /// Header carrying a run's lease token on runner writes (fencing).
 pub const LEASE_HEADER: &str = "x-aof-lease-token";

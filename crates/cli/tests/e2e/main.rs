@@ -16,6 +16,7 @@ mod mcp;
 mod mcp_client;
 mod orchestration;
 mod partition;
+mod protocol;
 mod resources;
 mod sse_replay;
 mod storage;

@@ -24,6 +24,36 @@ use crate::{
     AppState,
 };
 
+/// Refuses a runner whose `X-AOF-Protocol` is below what we still speak. No header: a
+/// reference runner, which speaks the base protocol. A newer runner is let in; it reads
+/// our version from the registration answer and decides itself whether it can speak down.
+fn check_protocol(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(raw) = headers.get(aof_wire::PROTOCOL_HEADER) else {
+        return Ok(());
+    };
+    let version = raw
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "X-AOF-Protocol must be a protocol version number".into(),
+                "invalid_protocol_version",
+            )
+        })?;
+    if version < aof_wire::MIN_PROTOCOL_VERSION {
+        return Err(ApiError::BadRequest(
+            format!(
+                "runner speaks protocol {version}; this coordinator speaks {} and accepts {} or newer: upgrade the runner",
+                aof_wire::PROTOCOL_VERSION,
+                aof_wire::MIN_PROTOCOL_VERSION
+            ),
+            "protocol_unsupported",
+        ));
+    }
+    Ok(())
+}
+
 /// Runner ids are derived from what the runner is, like the reference: the same runner
 /// restarting gets the same id.
 fn derive_runner_id(req: &RegisterRequest) -> String {
@@ -40,8 +70,10 @@ fn derive_runner_id(req: &RegisterRequest) -> String {
 pub(crate) async fn register(
     State(st): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
+    check_protocol(&headers)?;
     for (name, v) in [
         ("hostname", &req.hostname),
         ("project_dir", &req.project_dir),
@@ -71,12 +103,15 @@ pub(crate) async fn register(
 
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits
 /// for a wake-up (new run, stop, requeue) up to the poll timeout, then answers 204.
-#[utoipa::path(get, path = "/runner/runs", tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/runner/runs", tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 400, description = "Unsupported runner protocol version", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn poll(
     State(st): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     q: QueryMap,
 ) -> ApiResult<Response> {
+    // Checked on every poll too: the coordinator may have been upgraded under a runner.
+    check_protocol(&headers)?;
     let runner_id = q.require("runner_id")?.to_string();
     auth::check_runner(&st, &caller, &runner_id).await?;
     let accept_runs = q.bool("accept_runs", true)?;
