@@ -189,7 +189,8 @@ COPY --from=claude-code /out/claude /usr/local/bin/claude
 # The CLI keeps its settings and sessions (needed for resume) on the data volume; no
 # auto-update or other non-essential traffic. Credentials come from the environment
 # (CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY), never from the image.
-ENV CLAUDE_CONFIG_DIR=/app/.agent-orchestrator/claude \
+ENV AOF_EXECUTOR=claude_code \
+    CLAUDE_CONFIG_DIR=/app/.agent-orchestrator/claude \
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
     DISABLE_AUTOUPDATER=1
 ARG VERSION=dev REVISION=unknown CREATED=unknown SOURCE=https://example.invalid/aof COMPONENT_VERSION=dev

@@ -231,6 +231,9 @@ test_images() {
   stage "image checks: labels, uid 1000, HEALTHCHECK, size budgets"
   "${mk[@]}" image-check REGISTRY="$registry" | tee "$run_dir/sizes.txt"
   $DOCKER run --rm "$registry/aof-runner-claude-code:$version" claude --version
+  # This image runs Claude Code agents by default (the plain runner image: echo/command).
+  $DOCKER run --rm "$registry/aof-runner-claude-code:$version" aof config show --json \
+    | python3 -c 'import json,sys; s=json.load(sys.stdin)["settings"]["runner.executor"]; assert s["value"]=="claude_code", s; print("runner-claude-code executor:", s)'
   $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
 
   stage "compose stack up"
