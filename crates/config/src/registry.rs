@@ -255,6 +255,14 @@ pub static SETTINGS: &[Setting] = &[
         "seconds before a pending run no runner matches fails",
     ),
     s(
+        "coordinator.retention_days",
+        "AOF_RETENTION_DAYS",
+        &[],
+        None,
+        Derived("off"),
+        "days without activity after which ended sessions (finished, failed, stopped) are purged with their runs and events, checked hourly; off when unset",
+    ),
+    s(
         "coordinator.recovery_mode",
         "AOF_RECOVERY_MODE",
         &["RUN_RECOVERY_MODE"],

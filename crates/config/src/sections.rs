@@ -195,6 +195,14 @@ impl Config {
             stale_threshold: secs("coordinator.stale_threshold")?.unwrap_or(d.stale_threshold),
             remove_threshold: secs("coordinator.remove_threshold")?.unwrap_or(d.remove_threshold),
             no_match_timeout: secs("coordinator.no_match_timeout")?.unwrap_or(d.no_match_timeout),
+            retention: self.parse("coordinator.retention_days", |v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|d| (1..=36_500).contains(d))
+                    .map(|d| Duration::from_secs(d * 86_400))
+                    .ok_or_else(|| "must be a whole number of days, 1 to 36500".to_string())
+            })?,
             recovery: self.parse_req("coordinator.recovery_mode", |v| {
                 RecoveryMode::from_str(v).map_err(|_| "must be none, stale or all".to_string())
             })?,

@@ -453,3 +453,19 @@ fn docs_hold_the_generated_table() {
         );
     }
 }
+
+#[test]
+fn retention_days_are_whole_days_or_off() {
+    let c = load(None, &[], &[]);
+    assert_eq!(c.coordinator().unwrap().retention, None);
+    let c = load(None, &[("AOF_RETENTION_DAYS", "30")], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().retention,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    for bad in ["0", "1.5", "-3", "forever", "40000"] {
+        let c = load(None, &[("AOF_RETENTION_DAYS", bad)], &[]);
+        let err = c.coordinator().unwrap_err().to_string();
+        assert!(err.contains("AOF_RETENTION_DAYS"), "{bad}: {err}");
+    }
+}

@@ -57,6 +57,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::events, sessions::post_event))
         .routes(routes!(sessions::stop))
         .routes(routes!(sessions::metadata))
+        .routes(routes!(sessions::purge))
         .routes(routes!(sse::sessions))
         .routes(routes!(runner::register))
         .routes(routes!(runner::poll))

@@ -26,6 +26,8 @@ pub struct CoordinatorConfig {
     pub remove_threshold: Duration,
     /// A pending run no runner matches fails after this (`RUN_NO_MATCH_TIMEOUT`, 300 s).
     pub no_match_timeout: Duration,
+    /// Ended sessions idle this long are purged hourly (`AOF_RETENTION_DAYS`; None: never).
+    pub retention: Option<Duration>,
     /// What an expired lease does to its run (`RUN_RECOVERY_MODE`, stale).
     pub recovery: RecoveryMode,
     /// How long a claim stays valid without a heartbeat (`AOF_LEASE_TTL`, default 3 heartbeats).
@@ -83,6 +85,7 @@ impl Default for CoordinatorConfig {
             stale_threshold: Duration::from_secs(120),
             remove_threshold: Duration::from_secs(600),
             no_match_timeout: Duration::from_secs(300),
+            retention: None,
             recovery: RecoveryMode::Stale,
             lease_ttl: heartbeat * 3,
             sweep_interval: Duration::from_secs(5),

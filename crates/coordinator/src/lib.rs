@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod mcp;
 pub mod metrics;
+pub(crate) mod retention;
 pub mod runs;
 mod sweeper;
 
@@ -118,6 +119,10 @@ impl Coordinator {
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
         let callbacks = tokio::spawn(callbacks::run(self.state.clone(), shutdown.clone()));
+        let retention =
+            self.state.cfg.retention.map(|keep| {
+                tokio::spawn(retention::run(self.state.clone(), keep, shutdown.clone()))
+            });
         let app = api::router_with_shutdown(self.state.clone(), shutdown.clone());
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "coordinator listening");
@@ -127,6 +132,9 @@ impl Coordinator {
         shutdown.cancel();
         let _ = sweeps.await;
         let _ = callbacks.await;
+        if let Some(r) = retention {
+            let _ = r.await;
+        }
         Ok(())
     }
 }

@@ -124,6 +124,7 @@ async fn document_matches_router_and_is_typed() {
         "GET /mcp-servers/{server_id}",
         "PUT /mcp-servers/{server_id}",
         "DELETE /mcp-servers/{server_id}",
+        "POST /retention/purge",
         "POST /auth/keys",
         "GET /auth/keys",
         "DELETE /auth/keys/{id}",

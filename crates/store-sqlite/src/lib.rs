@@ -7,6 +7,7 @@
 mod callbacks;
 mod events;
 mod keys;
+mod maintenance;
 mod matching;
 mod rows;
 mod runners;
@@ -141,6 +142,19 @@ impl SqliteStore {
             .connect_with(base.clone())
             .await
             .map_err(internal)?;
+        // A new file gets incremental auto-vacuum (WAL mode already wrote its header, so
+        // the setting needs a VACUUM, instant while empty); `maintenance.rs` converts
+        // older files at their first purge.
+        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+            .fetch_one(&writer)
+            .await
+            .map_err(internal)?;
+        if tables == 0 {
+            sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+                .execute(&writer)
+                .await
+                .map_err(internal)?;
+        }
         sqlx::migrate!("./migrations")
             .run(&writer)
             .await

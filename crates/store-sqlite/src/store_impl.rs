@@ -30,6 +30,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn reclaim_space(&self) -> StoreResult<u64> {
+        self.reclaim_space_impl().await
+    }
     async fn counts(&self) -> StoreResult<Counts> {
         let runs = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
             .fetch_all(&self.readers)

@@ -96,6 +96,15 @@ async fn every_earlier_schema_with_data_upgrades_to_the_current_one() {
             .unwrap();
         let events = again.list_events("ses_old", None, None).await.unwrap();
         assert_eq!(events.len(), 4, "schema {k}: reopened");
+
+        // A file from before incremental auto-vacuum: the first reclaim converts it with a
+        // full VACUUM, later ones are incremental; the data stays readable throughout.
+        let out = again.delete_session("ses_old").await.unwrap();
+        assert_eq!(out.events_count, 4);
+        again.reclaim_space().await.unwrap();
+        again.reclaim_space().await.unwrap();
+        assert!(again.get_session("ses_old").await.unwrap().is_none());
+        assert!(again.get_session("ses_queued").await.unwrap().is_some());
     }
 }
 

@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     /// Readiness: the database answers.
     async fn ping(&self) -> StoreResult<()>;
     async fn counts(&self) -> StoreResult<Counts>;
+    /// Gives space freed by deletions back to the file system; returns the bytes freed.
+    /// A backend whose own maintenance does this (PostgreSQL's autovacuum) keeps the default.
+    async fn reclaim_space(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
 
     // Runs
     /// Creates the run; for `start_session` also the session (`SessionExists` if taken).

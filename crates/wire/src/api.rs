@@ -71,3 +71,30 @@ pub struct RemoveRunnerResponse {
     pub message: String,
     pub initiated_by: String,
 }
+
+/// AOF-RS `POST /retention/purge`: removes ended sessions (finished, failed, stopped)
+/// without activity for `older_than_seconds`, with their runs and events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    /// Last activity (creation or latest resume) at least this long ago.
+    pub older_than_seconds: u64,
+    /// Only sessions of this agent.
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    /// List what would go; delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct PurgeResponse {
+    pub ok: bool,
+    pub dry_run: bool,
+    /// Sessions removed (or, on a dry run, that would be).
+    pub session_ids: Vec<String>,
+    pub events_count: u64,
+    pub runs_count: u64,
+    /// Bytes the store gave back to the file system afterwards (SQLite: vacuum).
+    pub bytes_reclaimed: u64,
+}

@@ -1,8 +1,9 @@
-//! `aof sessions list|show|events|stop|delete`: sessions on the coordinator.
+//! `aof sessions list|show|events|stop|delete|purge`: sessions on the coordinator.
 
 pub mod delete;
 pub mod events;
 pub mod list;
+pub mod purge;
 pub mod show;
 pub mod stop;
 
@@ -34,6 +35,8 @@ pub enum Verb {
     Stop(stop::Args),
     /// Delete a session with its events and runs.
     Delete(delete::Args),
+    /// Delete ended sessions without recent activity, with their events and runs (admin).
+    Purge(purge::Args),
 }
 
 pub async fn run(args: SessionsArgs, cfg: &Config) -> anyhow::Result<u8> {
@@ -45,5 +48,6 @@ pub async fn run(args: SessionsArgs, cfg: &Config) -> anyhow::Result<u8> {
         Verb::Events(a) => events::run(&api, json, a).await,
         Verb::Stop(a) => stop::run(&api, json, a).await,
         Verb::Delete(a) => delete::run(&api, json, a).await,
+        Verb::Purge(a) => purge::run(&api, json, a).await,
     }
 }

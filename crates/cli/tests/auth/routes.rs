@@ -42,6 +42,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /sessions/{id}/events", "RAS"),
     ("POST /sessions/{id}/stop", "OA"),
     ("PATCH /sessions/{id}/metadata", "OA"),
+    ("POST /retention/purge", "A"),
     ("GET /sse/sessions", "VOAS"),
     ("POST /runner/register", "RA"),
     ("GET /runner/runs", "RA"),

@@ -18,5 +18,6 @@ mod orchestration;
 mod partition;
 mod protocol;
 mod resources;
+mod retention;
 mod sse_replay;
 mod storage;

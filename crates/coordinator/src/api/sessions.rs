@@ -236,3 +236,29 @@ pub(crate) async fn delete_one(
         runs_removed_from_cache: out.runs_count,
     }))
 }
+
+/// AOF-RS: retention on demand (`aof sessions purge`); admin only.
+#[utoipa::path(post, path = "/retention/purge", tag = "sessions", request_body = aof_wire::api::PurgeRequest, responses((status = 200, description = "Ended sessions without recent activity removed (or listed, on a dry run)", body = aof_wire::api::PurgeResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn purge(
+    State(st): State<AppState>,
+    JsonBody(req): JsonBody<aof_wire::api::PurgeRequest>,
+) -> ApiResult<Json<aof_wire::api::PurgeResponse>> {
+    // A century: far beyond any retention anyone means, and inside chrono's range.
+    const MAX_SECONDS: u64 = 100 * 365 * 86_400;
+    if req.older_than_seconds > MAX_SECONDS {
+        return Err(ApiError::BadRequest(
+            format!("older_than_seconds must be at most {MAX_SECONDS}"),
+            "invalid_purge",
+        ));
+    }
+    if req.agent_name.as_deref().is_some_and(str::is_empty) {
+        return Err(ApiError::BadRequest(
+            "agent_name must not be empty".into(),
+            "invalid_purge",
+        ));
+    }
+    let older_than = chrono::Duration::seconds(req.older_than_seconds as i64);
+    let out =
+        crate::retention::purge(&st, older_than, req.agent_name.as_deref(), req.dry_run).await?;
+    Ok(Json(out))
+}

@@ -84,6 +84,7 @@ pub static RULES: &[Rule] = &[
         &[Operator, ChildSession],
     ),
     rule(Method::PATCH, "/sessions/{id}/metadata", &[Operator]),
+    rule(Method::POST, "/retention/purge", &[Admin]),
     rule(Method::GET, "/sse/sessions", &[Viewer, OwnSessionFeed]),
     // Runner protocol
     rule(Method::POST, "/runner/register", &[Runner]),
