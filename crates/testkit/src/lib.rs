@@ -11,6 +11,8 @@
 //! path is recorded and answered 404 in the API's error shape.
 
 mod anthropic;
+pub mod mcp;
+pub mod openai;
 
 use std::{
     net::SocketAddr,
