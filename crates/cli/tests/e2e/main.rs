@@ -10,5 +10,6 @@ mod command;
 mod crash;
 mod leases;
 mod longpoll;
+mod model;
 mod resources;
 mod sse_replay;

@@ -44,16 +44,18 @@ pub(crate) fn servers(job: &Job, session_token: Option<&str>) -> Vec<Server> {
         let Some(url) = entry.get("url").and_then(Value::as_str) else {
             continue;
         };
-        let headers = entry
-            .get("config")
+        // The reference's `config` is the server's HTTP headers (string values);
+        // `config.headers` (as Claude Code's MCP config has it) is read too.
+        let config = entry.get("config").and_then(Value::as_object);
+        let nested = config
             .and_then(|c| c.get("headers"))
-            .and_then(Value::as_object)
-            .map(|h| {
-                h.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .and_then(Value::as_object);
+        let headers = config
+            .into_iter()
+            .chain(nested)
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
         out.push(Server {
             name: name.clone(),
             url: url.to_string(),
@@ -293,7 +295,7 @@ mod tests {
             project_dir: None,
             resume: None,
             blueprint: Some(json!({"mcp_servers": {
-                "calc": {"url": "http://127.0.0.1:1/mcp", "config": {"headers": {"X-K": "v"}}},
+                "calc": {"url": "http://127.0.0.1:1/mcp", "config": {"headers": {"X-K": "v"}, "X-Flat": "f"}},
                 "broken": {"config": {}}
             }})),
             system_prompt: None,
@@ -305,6 +307,7 @@ mod tests {
         assert_eq!(s[0].name, "calc");
         assert!(s[0].required);
         assert_eq!(s[0].headers["X-K"], "v");
+        assert_eq!(s[0].headers["X-Flat"], "f");
         assert_eq!(s[1].name, ORCHESTRATOR_SERVER);
         assert!(!s[1].required);
         assert_eq!(s[1].headers["Authorization"], "Bearer tok");

@@ -1,0 +1,192 @@
+//! The `model_api` executor end to end: an agent whose blueprint picks it, its model
+//! endpoint a byte-for-byte replay of exchanges recorded from a real `llama-server`
+//! (the executors crate's fixtures), its tool a real MCP server from the registry.
+//! `aof run --follow` streams the answer, shows the tool call and its result; a
+//! follow-up on another runner continues the conversation from the coordinator's log.
+
+use std::path::Path;
+
+use aof_testkit::{
+    mcp::ToolServer,
+    openai::{Exchange, Replay},
+};
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use crate::harness::*;
+
+fn fixture(name: &str) -> Vec<Exchange> {
+    let path = format!(
+        "{}/../executors/src/model/fixtures/{name}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Exchange::parse_lines(&std::fs::read_to_string(&path).unwrap())
+}
+
+fn last_message(e: &Exchange) -> String {
+    e.request["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The text a recorded streamed answer spells out.
+fn answer_text(e: &Exchange) -> String {
+    e.body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+async fn aof(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--url", url])
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_agent(dir: &Path, replay: &str, system: &str) {
+    let agent = dir.join("calc");
+    std::fs::create_dir_all(&agent).unwrap();
+    let executor = json!({"kind": "model_api", "base_url": replay,
+        "model": "qwen2.5-coder-0.5b-instruct-q4_k_m", "temperature": 0, "seed": 42,
+        "max_tokens": 128, "max_steps": 4, "retries": 0});
+    std::fs::write(
+        agent.join("agent.json"),
+        json!({"name": "calc", "description": "Adds numbers with a tool", "executor": executor})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(agent.join("agent.system-prompt.md"), system).unwrap();
+    std::fs::write(
+        agent.join("agent.mcp.json"),
+        json!({"mcpServers": {"calc": {"ref": "calc", "config": {"x-test-token": "t0k"}}}})
+            .to_string(),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aof_run_streams_calls_an_mcp_tool_and_resumes_on_another_runner() {
+    let (tool, resume) = (fixture("tool"), fixture("resume"));
+    let (prompt, follow_up) = (last_message(&tool[0]), last_message(&resume[0]));
+    let system = tool[0].request["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (answer, answer2) = (
+        answer_text(tool.last().unwrap()),
+        answer_text(resume.last().unwrap()),
+    );
+    let replay = Replay::start(tool.iter().chain(&resume).cloned().collect())
+        .await
+        .unwrap();
+    let tools = ToolServer::start().await.unwrap();
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await;
+    let mut a = Runner::start(&c.url, dir.path(), "model-a", &[]).await;
+
+    let (st, b) = call(
+        "POST",
+        &format!("{}/mcp-servers", c.url),
+        Some(json!({"id": "calc", "name": "Calculator", "url": tools.url()})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let agents = dir.path().join("agents-src");
+    write_agent(&agents, &replay.base_url(), &system);
+    let (code, out, err) = aof(&c.url, &["agents", "apply", agents.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, stdout, stderr) = aof(
+        &c.url,
+        &["run", "calc", &prompt, "--follow", "--timeout", "120"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", a.log());
+    for want in [
+        format!("[user] {prompt}"),
+        "[pre_tool] add {\"a\":17,\"b\":25}".to_string(),
+        "[post_tool] add → ".to_string(),
+        format!("[assistant] {answer}\n"),
+        format!("[result] {answer}"),
+    ] {
+        assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
+    }
+    // The streamed answer is printed once, not again when its message completes it.
+    assert_eq!(
+        stdout.matches(&format!("[assistant] {answer}")).count(),
+        1,
+        "{stdout}"
+    );
+    let sid = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("ses_"))
+        .unwrap_or_else(|| panic!("no session id in {stderr}"))
+        .trim_end_matches(':')
+        .to_string();
+    let calls = tools.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].arguments, json!({"a": 17, "b": 25}));
+    assert_eq!(calls[0].token.as_deref(), Some("t0k"));
+
+    // The stored log: deltas, then whole messages with usage; the result with run usage.
+    let evs = events(&c.url, &sid).await;
+    let deltas: String = evs
+        .iter()
+        .filter(|e| e["event_type"] == "message_delta")
+        .filter_map(|e| e["content"][0]["text"].as_str())
+        .collect();
+    assert_eq!(deltas, answer);
+    let steps: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["event_type"] == "message" && e["role"] == "assistant")
+        .collect();
+    assert_eq!(steps.len(), 2, "{evs:#?}");
+    assert_eq!(steps[0]["content"][0]["type"], "tool_call");
+    assert!(
+        steps[1]["result_data"]["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let result = evs.iter().find(|e| e["event_type"] == "result").unwrap();
+    assert_eq!(result["result_text"], answer.as_str());
+    assert_eq!(result["result_data"]["steps"], 2);
+
+    // Another runner continues the conversation: runner A is gone for good.
+    a.kill9().await;
+    let b = Runner::start(&c.url, dir.path(), "model-b", &[]).await;
+    let (code, stdout, stderr) = aof(
+        &c.url,
+        &[
+            "run",
+            "calc",
+            &follow_up,
+            "--resume",
+            &sid,
+            "--follow",
+            "--timeout",
+            "120",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}\n{}", b.log());
+    assert!(stdout.contains(&format!("[result] {answer2}")), "{stdout}");
+    // What runner B sent is what the recording sent: the history came from the log.
+    let sent = replay.requests().pop().unwrap();
+    assert_eq!(sent["messages"], resume[0].request["messages"]);
+}
