@@ -63,7 +63,7 @@ fn write_agent(dir: &Path, replay: &str, system: &str) {
     std::fs::create_dir_all(&agent).unwrap();
     let executor = json!({"kind": "model_api", "base_url": replay,
         "model": "qwen2.5-coder-0.5b-instruct-q4_k_m", "temperature": 0, "seed": 42,
-        "max_tokens": 128, "max_steps": 4, "retries": 0});
+        "max_tokens": 128, "max_steps": 2, "retries": 0});
     std::fs::write(
         agent.join("agent.json"),
         json!({"name": "calc", "description": "Adds numbers with a tool", "executor": executor})
@@ -104,6 +104,18 @@ async fn aof_run_streams_calls_an_mcp_tool_and_resumes_on_another_runner() {
     )
     .await;
     assert_eq!(st, 201, "{b}");
+    // A key inline in the blueprint is refused before anything is stored.
+    let (st, b) = call(
+        "POST",
+        &format!("{}/agents", c.url),
+        Some(
+            json!({"name": "leaky", "description": "d", "executor": {"kind": "model_api",
+            "base_url": "http://127.0.0.1:1/v1", "model": "m", "api_key": "sk-secret"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 400, "{b}");
+    assert!(b.to_string().contains("inline 'api_key'"), "{b}");
     let agents = dir.path().join("agents-src");
     write_agent(&agents, &replay.base_url(), &system);
     let (code, out, err) = aof(&c.url, &["agents", "apply", agents.to_str().unwrap()]).await;

@@ -410,7 +410,15 @@ async fn replay_resume_continues_the_stored_conversation() {
     let roles: Vec<&str> = resumed.iter().filter_map(|m| m["role"].as_str()).collect();
     assert_eq!(
         roles,
-        ["system", "user", "assistant", "tool", "assistant", "tool", "user"]
+        [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "user"
+        ]
     );
     assert_eq!(resumed[1]["content"], TOOL_PROMPT);
     assert_eq!(resumed[6]["content"], FOLLOW_UP);
