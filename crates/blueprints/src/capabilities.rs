@@ -152,6 +152,16 @@ impl Registry {
 
     pub fn update_capability(&self, name: &str, req: &CapabilityUpdate) -> Result<Capability> {
         let current = self.capability(name)?;
+        // Checked before writing: a capability without a description is unreadable.
+        if req
+            .description
+            .as_deref()
+            .is_some_and(|d| d.trim().is_empty())
+        {
+            return Err(BlueprintError::Invalid(
+                "Capability description must not be empty".into(),
+            ));
+        }
         let dir = entry_dir(&self.capabilities_dir, "Capability", name)?;
         let t = req.capability_type.unwrap_or(current.capability_type);
         let script = match &req.script {

@@ -103,6 +103,15 @@ impl Registry {
     }
 
     pub fn update_mcp_server(&self, id: &str, req: &McpServerUpdate) -> Result<McpServerEntry> {
+        // Refused before anything is written: an entry without a name or URL would vanish
+        // from every read (found by schemathesis: the PUT answered 404 and lost the entry).
+        for (field, v) in [("name", &req.name), ("url", &req.url)] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(BlueprintError::Invalid(format!(
+                    "MCP server {field} must not be empty"
+                )));
+            }
+        }
         let dir = entry_dir(&self.mcp_dir, "MCP server", id)?;
         let text = read_opt(&dir.join(JSON))?.ok_or_else(|| not_found(id))?;
         let mut doc: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {

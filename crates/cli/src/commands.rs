@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod coordinator;
+pub mod dashboard;
 pub mod health;
 pub mod keys;
 pub mod run;

@@ -93,6 +93,7 @@ pub fn print_event(ev: &Value, json: bool) {
         }
         "result" => println!("[result] {}", ev["result_text"].as_str().unwrap_or("")),
         "run_failed" => println!("[run_failed] {}", ev["error"].as_str().unwrap_or("")),
+        "stderr" => println!("[stderr] {}", ev["error"].as_str().unwrap_or("")),
         "pre_tool" => println!(
             "[pre_tool] {} {}",
             ev["tool_name"].as_str().unwrap_or("?"),

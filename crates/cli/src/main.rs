@@ -51,6 +51,8 @@ enum Command {
         after_help = "Example:\n  aof coordinator --listen 0.0.0.0:8765 --data-dir /var/lib/aof"
     )]
     Coordinator(commands::coordinator::CoordinatorArgs),
+    /// Serve the web dashboard standalone, forwarding API calls to the coordinator.
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Run a runner that dials out to a coordinator.
     #[command(
         after_help = "Example:\n  aof runner --url http://coordinator:8765 --tags gpu --max-concurrent 2"
@@ -87,6 +89,7 @@ impl Command {
             Command::Up(a) => a.flags(),
             Command::Coordinator(a) => a.flags(),
             Command::Runner(a) => a.flags(),
+            Command::Dashboard(a) => a.flags(),
             Command::Run(a) => a.url.flags(),
             Command::Agents(a) => a.common.flags(),
             Command::Sessions(a) => a.common.flags(),
@@ -105,7 +108,7 @@ impl Command {
     fn is_server(&self) -> bool {
         matches!(
             self,
-            Command::Up(_) | Command::Coordinator(_) | Command::Runner(_)
+            Command::Up(_) | Command::Coordinator(_) | Command::Runner(_) | Command::Dashboard(_)
         )
     }
 }
@@ -122,11 +125,12 @@ fn main() -> std::process::ExitCode {
     };
     let cfg = match aof_config::Config::from_process(&inputs).and_then(|c| {
         let format = c.log_format()?;
-        Ok((c, format))
+        let target = c.log_target()?;
+        Ok((c, format, target))
     }) {
-        Ok((cfg, format)) => {
+        Ok((cfg, format, target)) => {
             let server = cli.command.is_server();
-            logging::init(format, if server { "info" } else { "warn" });
+            logging::init(format, target, if server { "info" } else { "warn" });
             if server {
                 for note in cfg.shadowed() {
                     tracing::info!("settings: {note}");
@@ -154,6 +158,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(a) => commands::up::run(a, &cfg).await,
             Command::Coordinator(a) => commands::coordinator::run(a, &cfg).await,
             Command::Runner(a) => commands::runner::run(a, &cfg).await,
+            Command::Dashboard(a) => commands::dashboard::run(a, &cfg).await,
             Command::Run(a) => commands::run::run(a, &cfg).await,
             Command::Agents(a) => commands::agents::run(a, &cfg).await,
             Command::Sessions(a) => commands::sessions::run(a, &cfg).await,

@@ -148,7 +148,15 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         Some("--log-format"),
         Value("compact"),
-        "stderr log format: pretty, compact or json (filter with `RUST_LOG`)",
+        "log format: pretty, compact or json (filter with `RUST_LOG`)",
+    ),
+    s(
+        "log.target",
+        "AOF_LOG_TARGET",
+        &[],
+        None,
+        Value("stderr"),
+        "where logs go: `stderr` or `stdout` (the container images use stdout)",
     ),
     s(
         "coordinator.listen",
@@ -405,6 +413,14 @@ pub static SETTINGS: &[Setting] = &[
         Some("--stop-grace"),
         Value("5"),
         "seconds a stopped run gets between SIGTERM and SIGKILL",
+    ),
+    s(
+        "dashboard.listen",
+        "AOF_DASHBOARD_LISTEN",
+        &[],
+        Some("--listen"),
+        Value("127.0.0.1:8080"),
+        "`aof dashboard`: address the standalone dashboard listens on; it forwards API calls to `api.url`",
     ),
 ];
 

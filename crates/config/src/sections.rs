@@ -41,6 +41,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// `log.target`: the stream logs are written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Stderr,
+    Stdout,
+}
+
 fn describe(key: &str, e: &Entry) -> String {
     match &e.source {
         Source::Env { name, .. } => format!("{name}={}", e.raw),
@@ -136,6 +143,14 @@ impl Config {
         })
     }
 
+    /// `dashboard.listen`: where `aof dashboard` serves.
+    pub fn dashboard_listen(&self) -> Result<SocketAddr, ConfigError> {
+        self.parse_req("dashboard.listen", |v| {
+            SocketAddr::from_str(v.trim())
+                .map_err(|_| "must be ADDRESS:PORT, e.g. 0.0.0.0:8080".to_string())
+        })
+    }
+
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         self.parse_req("log.format", |v| {
             match v.trim().to_ascii_lowercase().as_str() {
@@ -143,6 +158,16 @@ impl Config {
                 "compact" => Ok(LogFormat::Compact),
                 "json" => Ok(LogFormat::Json),
                 _ => Err("must be pretty, compact or json".into()),
+            }
+        })
+    }
+
+    pub fn log_target(&self) -> Result<LogTarget, ConfigError> {
+        self.parse_req("log.target", |v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "stderr" => Ok(LogTarget::Stderr),
+                "stdout" => Ok(LogTarget::Stdout),
+                _ => Err("must be stderr or stdout".into()),
             }
         })
     }

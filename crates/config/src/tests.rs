@@ -156,6 +156,10 @@ fn defaults_match_the_coordinator_defaults() {
     assert!(r.tags.is_empty());
     let rd = aof_runner::RunnerConfig::default();
     assert_eq!(r.allow_blueprint_executors, rd.allow_blueprint_executors);
+    assert_eq!(
+        load(None, &[], &[]).log_target().unwrap(),
+        LogTarget::Stderr
+    );
 }
 
 #[test]
@@ -179,6 +183,7 @@ fn every_reference_name_still_works() {
             ("RUNNER_TAGS", "gpu, big"),
             ("PROJECT_DIR", "/proj"),
             ("AOF_LOG_FORMAT", "json"),
+            ("AOF_LOG_TARGET", "stdout"),
         ],
         &[],
     );
@@ -201,6 +206,7 @@ fn every_reference_name_still_works() {
     assert_eq!(r.tags, ["gpu", "big"]);
     assert_eq!(r.project_dir, "/proj");
     assert_eq!(c.log_format().unwrap(), LogFormat::Json);
+    assert_eq!(c.log_target().unwrap(), LogTarget::Stdout);
     let c = load(
         None,
         &[("AOF_LEASE_TTL", "8"), ("RUNNER_LIFECYCLE_INTERVAL", "0.5")],
@@ -258,6 +264,11 @@ fn errors_name_the_setting_and_its_source() {
         e,
         "--listen nope: must be ADDRESS:PORT, e.g. 127.0.0.1:8765"
     );
+    let e = load(None, &[("AOF_LOG_TARGET", "syslog")], &[])
+        .log_target()
+        .unwrap_err()
+        .0;
+    assert_eq!(e, "AOF_LOG_TARGET=syslog: must be stderr or stdout");
     let e = load(None, &[("RUN_RECOVERY_MODE", "maybe")], &[])
         .coordinator()
         .unwrap_err()

@@ -99,28 +99,43 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with_shutdown(state, tokio_util::sync::CancellationToken::new())
+}
+
+/// The router; `shutdown` also ends open MCP streams so a graceful stop does not hang.
+pub fn router_with_shutdown(
+    state: AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Router {
     let cors = cors_layer(&state.cfg.cors_origins);
     let (api, doc) = routes();
     let doc = Arc::new(doc);
-    api.route(
-        "/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    )
-    .fallback(ops::not_found)
-    .method_not_allowed_fallback(ops::method_not_allowed)
-    .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
-    // Inside CORS, so preflights are answered without a credential; `layer` (not
-    // `route_layer`) so unmatched paths are policed too (admin-only by default).
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::enforce,
-    ))
-    .layer(cors)
-    .layer(TraceLayer::new_for_http())
-    .with_state(state)
+    // The orchestrator MCP server: not part of the REST document; the policy table
+    // and the auth layer below guard it like every other route.
+    let mcp = crate::mcp::service(state.clone(), shutdown);
+    api.route_service("/mcp", mcp)
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        // The dashboard's pages and assets (`/ui`, and `/` redirecting there); kept out
+        // of the OpenAPI document, which describes the API only.
+        .merge(aof_dashboard::router())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        // Inside CORS, so preflights are answered without a credential; `layer` (not
+        // `route_layer`) so unmatched paths are policed too (admin-only by default).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::enforce,
+        ))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// `CORS_ORIGINS` exactly: `*` allows any origin but never with credentials (browsers

@@ -353,7 +353,7 @@ async fn granted(
                 && q.iter()
                     .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
         }
-        Grant::SessionSpawn => own.is_some(),
+        Grant::SessionSpawn | Grant::AnySession => own.is_some(),
         Grant::ChildSession => match (own, id) {
             (Some(own), Some(id)) => st
                 .store
@@ -427,8 +427,8 @@ pub async fn bind_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Res
 }
 
 /// A session token may only start runs whose parent is its own session.
-pub fn check_spawn(caller: &Caller, parent: Option<&str>) -> Result<(), ApiError> {
-    match &caller.0 {
+pub fn check_spawn(caller: &Principal, parent: Option<&str>) -> Result<(), ApiError> {
+    match caller {
         Principal::Session { session_id, .. } if parent != Some(session_id.as_str()) => {
             Err(ApiError::Forbidden(
                 "A session token may only create runs whose parent_session_id is its own session"

@@ -36,6 +36,9 @@ pub enum ApiError {
     Unprocessable(String, &'static str),
     #[error("{0}")]
     Unavailable(String),
+    /// 507 when the disk is full, else 503: the store refused the write whole.
+    #[error("{1}")]
+    Storage(bool, String),
     #[error(transparent)]
     Internal(anyhow::Error),
 }
@@ -52,6 +55,8 @@ impl ApiError {
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,6 +73,8 @@ impl ApiError {
             | ApiError::Unprocessable(_, c) => c,
             ApiError::Validation(_) => "validation_error",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Storage(true, _) => "storage_full",
+            ApiError::Storage(false, _) => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -100,6 +107,7 @@ impl From<StoreError> for ApiError {
             StoreError::LeaseConflict(m) => ApiError::Conflict(m, "lease_conflict"),
             StoreError::Illegal(m) => ApiError::BadRequest(m, "illegal_transition"),
             StoreError::Busy(m) => ApiError::Conflict(m, "session_busy"),
+            StoreError::Storage { full, message } => ApiError::Storage(full, message),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -140,7 +148,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = ?e, "internal error");
                 serde_json::Value::String("Internal server error".into())
             }
-            ApiError::Unavailable(m) => {
+            ApiError::Unavailable(m) | ApiError::Storage(_, m) => {
                 tracing::warn!(error = %m, "store unavailable");
                 serde_json::Value::String(m)
             }

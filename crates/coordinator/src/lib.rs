@@ -5,10 +5,13 @@
 
 pub mod api;
 pub mod auth;
+mod callbacks;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod metrics;
+pub mod runs;
 mod sweeper;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -114,7 +117,8 @@ impl Coordinator {
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
-        let app = api::router(self.state.clone());
+        let callbacks = tokio::spawn(callbacks::run(self.state.clone(), shutdown.clone()));
+        let app = api::router_with_shutdown(self.state.clone(), shutdown.clone());
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "coordinator listening");
         axum::serve(self.listener, app)
@@ -122,6 +126,7 @@ impl Coordinator {
             .await?;
         shutdown.cancel();
         let _ = sweeps.await;
+        let _ = callbacks.await;
         Ok(())
     }
 }

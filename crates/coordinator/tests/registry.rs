@@ -112,6 +112,50 @@ async fn registries_crud_and_errors() {
         1
     );
     assert_eq!(api.call("GET", "/mcp-servers/nope", None).await.0, 404);
+    // An update that would leave no name or URL is refused, and the entry is unchanged.
+    let before = api.call("GET", "/mcp-servers/orchestrator", None).await.1;
+    for body in [
+        json!({"name": ""}),
+        json!({"url": "  ", "description": "d"}),
+    ] {
+        let (st, b) = api
+            .call("PUT", "/mcp-servers/orchestrator", Some(body))
+            .await;
+        assert_eq!(st, 400, "{b}");
+        assert_eq!(b["code"], "invalid_blueprint", "{b}");
+    }
+    assert_eq!(
+        api.call("GET", "/mcp-servers/orchestrator", None).await.1,
+        before
+    );
+    // The same for a capability's description.
+    let cap = "zz-describe-me";
+    let (st, b) = api
+        .call(
+            "POST",
+            "/capabilities",
+            Some(json!({"name": cap, "description": "d", "type": "text", "text": "hello"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let before = api
+        .call("GET", &format!("/capabilities/{cap}"), None)
+        .await
+        .1;
+    let (st, b) = api
+        .call(
+            "PATCH",
+            &format!("/capabilities/{cap}"),
+            Some(json!({"description": " "})),
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(
+        api.call("GET", &format!("/capabilities/{cap}"), None)
+            .await
+            .1,
+        before
+    );
 
     // Capabilities.
     let (st, b) = api

@@ -172,6 +172,10 @@ impl Executor for ClaudeExecutor {
         "claude_code"
     }
 
+    fn resumes(&self) -> bool {
+        true
+    }
+
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
         let program = self.cfg.program_or_default();
         // Absolute: the CLI runs in the session's workdir, not the runner's.

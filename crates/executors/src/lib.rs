@@ -140,6 +140,11 @@ pub trait Executor: Send + Sync + 'static {
     fn wants_history(&self) -> bool {
         false
     }
+    /// Whether it continues its own sessions (`Job::resume`); the runner then looks up
+    /// the executor session id of a resumed AOF session.
+    fn resumes(&self) -> bool {
+        false
+    }
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError>;
 }
 

@@ -155,7 +155,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         stop_grace: shared.cfg.stop_grace,
         state_dir: shared.cfg.state_dir.clone(),
     };
-    let resume = match resume_id(shared, run, control).await {
+    let resume = match resume_id(shared, run, control, executor.resumes()).await {
         Ok(resume) => resume,
         Err(outcome) => return outcome,
     };
@@ -256,8 +256,9 @@ async fn resume_id(
     shared: &Shared,
     run: &Run,
     control: &RunControl,
+    executor_resumes: bool,
 ) -> Result<Option<String>, Outcome> {
-    if run.run_type != aof_wire::RunType::ResumeSession {
+    if run.run_type != aof_wire::RunType::ResumeSession || !executor_resumes {
         return Ok(None);
     }
     let token = run.session_token.as_deref();

@@ -34,6 +34,7 @@ fn new_run(session_id: Option<String>) -> NewRun {
         scope: None,
         blueprint: None,
         timeout_at: None,
+        deliver_callbacks: Vec::new(),
     }
 }
 

@@ -104,10 +104,16 @@ impl SqliteStore {
         .bind(&write.event.event_type)
         .bind(data.to_string())
         .bind(&write.lease_token)
-        .fetch_optional(&self.writer)
+        // `fetch_all`, not `fetch_optional`: an autocommit INSERT … RETURNING yields its
+        // row before the statement finishes, and the commit happens at the end; only
+        // stepping to the end surfaces a failed commit (disk full), which would otherwise
+        // acknowledge an event that was rolled back.
+        .fetch_all(&self.writer)
         .await
         .map_err(internal)?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row.into_iter().next() else {
+            return Ok(None);
+        };
         let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
         let _ = self.feed_tx.send(FeedItem {
             cursor,

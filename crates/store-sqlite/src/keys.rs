@@ -8,7 +8,7 @@ use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
 
 use crate::{internal, ms, SqliteStore};
 
-fn at(ms: i64) -> DateTime<Utc> {
+pub(crate) fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 

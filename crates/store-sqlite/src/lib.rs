@@ -4,6 +4,7 @@
 //! `WriteTx`: the state change and its feed items commit together, then the items are
 //! broadcast while the lock is still held, so live order equals cursor order.
 
+mod callbacks;
 mod events;
 mod keys;
 mod matching;
@@ -81,7 +82,26 @@ pub struct SqliteStore {
 }
 
 pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
-    StoreError::Internal(e.into())
+    let e = e.into();
+    // Disk full (13), read-only (8) and I/O errors (10): the write was refused whole
+    // (SQLite rolls back); say so instead of a bare 500.
+    let code = e
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff);
+    match code {
+        Some(13) => StoreError::Storage {
+            full: true,
+            message: format!("the data disk is full: {e}"),
+        },
+        Some(8) | Some(10) => StoreError::Storage {
+            full: false,
+            message: format!("the data dir cannot be written: {e}"),
+        },
+        _ => StoreError::Internal(e),
+    }
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {

@@ -60,6 +60,16 @@ impl SqliteStore {
                 }
             }
         }
+        if !new.deliver_callbacks.is_empty() {
+            // Before the insert: the new run must not count as the session's live run.
+            crate::callbacks::mark_delivered(
+                &mut w,
+                &new.session_id,
+                &new.run_id,
+                &new.deliver_callbacks,
+            )
+            .await?;
+        }
         let demands = serde_json::to_string(&new.demands).map_err(internal)?;
         sqlx::query(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \

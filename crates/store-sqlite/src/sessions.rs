@@ -210,6 +210,13 @@ impl SqliteStore {
             .execute(&mut *w.tx)
             .await
             .map_err(internal)?;
+        // A deleted parent can no longer be told anything; its children's callbacks go too.
+        sqlx::query("DELETE FROM callbacks WHERE parent_session_id = ? OR child_session_id = ?")
+            .bind(id)
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(internal)?;
         w.feed(
             sse::SESSION_DELETED,
             Some(id),

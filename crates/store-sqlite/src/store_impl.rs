@@ -214,6 +214,12 @@ impl Store for SqliteStore {
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
         self.find_session_token_impl(id).await
     }
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
+        self.pending_callbacks_impl(parent).await
+    }
+    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
+        self.callback_parents_impl().await
+    }
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
         self.bind_runner_key_impl(runner_id, key_id).await
     }

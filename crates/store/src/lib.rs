@@ -40,6 +40,9 @@ pub enum StoreError {
     Illegal(String),
     #[error("{0}")]
     Busy(String),
+    /// The disk is full, or the data dir is read-only or failing: nothing was written.
+    #[error("storage unavailable: {message}")]
+    Storage { full: bool, message: String },
     #[error("store failure: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -62,6 +65,22 @@ pub struct NewRun {
     /// The resolved agent blueprint, if the run has an agent.
     pub blueprint: Option<serde_json::Value>,
     pub timeout_at: Option<DateTime<Utc>>,
+    /// Ids of pending child callbacks this run delivers to its (idle) session. Marked
+    /// delivered in the run's own transaction; if the session is busy or one of them
+    /// was delivered already, nothing is stored and the result is `StoreError::Busy`.
+    pub deliver_callbacks: Vec<i64>,
+}
+
+/// An `async_callback` child that finished and has not yet been told to its parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingCallback {
+    pub id: i64,
+    pub parent_session_id: String,
+    pub child_session_id: String,
+    pub child_run_id: String,
+    /// The child's session status when it ended: finished, idle, failed or stopped.
+    pub status: SessionStatus,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A run plus what only the store knows about it.
@@ -283,6 +302,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()>;
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>>;
     /// Records which key registered a runner id (a runner key may act only as its own).
+    /// Undelivered callbacks for `parent`, oldest first.
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>>;
+    /// Sessions that have undelivered callbacks (for the sweep after a restart).
+    async fn callback_parents(&self) -> StoreResult<Vec<String>>;
+
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
 }

@@ -6,6 +6,20 @@
 //! a reply carries `tool_use` blocks. Replies come from a script of [`Rule`]s; every
 //! request is recorded for assertions ([`ReplayServer::requests`]).
 //!
+//! ```text
+//! let replay = ReplayServer::start([
+//!     Rule::when("spawn two").reply([
+//!         Block::text("Starting the children."),
+//!         Block::tool_use("mcp__agent-orchestrator__start_agent_session",
+//!                         json!({"agent_name": "child", "prompt": "one"})),
+//!     ]).times(1),
+//!     Rule::otherwise().reply([Block::text("All done.")]),
+//! ]).await?;
+//! // runner env: ANTHROPIC_BASE_URL = replay.base_url(), ANTHROPIC_API_KEY = anything
+//! let last = replay.turns().pop().unwrap();   // what the CLI sent, for assertions
+//! assert!(last.tool_results().iter().any(|(_, out, _)| out.contains("ses_")));
+//! ```
+//!
 //! It answers `POST /v1/messages` (streaming SSE in the service's event order, or one
 //! JSON message when `stream` is false) and `POST /v1/messages/count_tokens`. Any other
 //! path is recorded and answered 404 in the API's error shape.

@@ -5,10 +5,13 @@
 #[path = "../e2e/harness.rs"]
 mod harness;
 use harness::*;
+#[path = "../e2e/mcp_client.rs"]
+mod mcp_client;
 
 mod browser;
 mod claude;
 mod keys;
+mod mcp;
 mod oidc;
 mod routes;
 

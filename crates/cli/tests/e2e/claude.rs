@@ -245,3 +245,70 @@ async fn a_stop_mid_tool_ends_stopped_and_kills_the_tool() {
         "{evs:#?}"
     );
 }
+
+/// What the real CLI cannot be made to do on demand, through the whole stack: a stand-in
+/// (named by the agent's `executor.program`) writes a malformed line, then stalls.
+/// The line is kept as a `raw` event, and the run fails with the watchdog's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stand_in_with_bad_output_and_a_stall_fails_the_session_clearly() {
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await;
+    let script = dir.path().join("claude-stand-in");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+for want in " -p " " --output-format stream-json "; do
+  case " $* " in *"$want"*) ;; *) echo "stand-in: missing $want in: $*" >&2; exit 90;; esac
+done
+echo '{"type":"system","subtype":"init","session_id":"stand-in-1"}'
+echo 'this is not stream-json'
+exec sleep 300
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(agents.join("flaky")).unwrap();
+    std::fs::write(
+        agents.join("flaky/agent.json"),
+        json!({"name": "flaky", "description": "misbehaves",
+               "executor": {"kind": "claude_code", "program": script, "stall_timeout_seconds": 1}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["agents", "apply", agents.to_str().unwrap(), "--url", &c.url])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rdir = dir.path().join("r");
+    // No real CLI needed: the agent names its own program.
+    let _runner = claude_runner(
+        &c.url,
+        &rdir,
+        Path::new("/nonexistent/claude"),
+        "http://127.0.0.1:9",
+        0,
+    );
+    let (code, stdout, stderr) = aof_run(&c.url, &["flaky", "hello"]).await;
+    assert_ne!(code, 0);
+    assert!(stdout.contains("[raw]"), "{stdout}");
+    assert!(
+        stdout.contains("[run_failed] Claude Code stream stalled: no output for 1s"),
+        "{stdout}\n{stderr}"
+    );
+    let sid = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("ses_"))
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    assert_eq!(session_status(&c.url, &sid).await, "failed");
+    let evs = events(&c.url, &sid).await;
+    assert!(
+        evs.iter()
+            .any(|e| e["tool_output"]["malformed_line"] == "this is not stream-json"),
+        "{evs:#?}"
+    );
+}

@@ -292,6 +292,20 @@ pub async fn wait_session(url: &str, sid: &str, want: &str) {
     .await
 }
 
+/// A session's runs, oldest first.
+pub async fn runs_of(url: &str, sid: &str) -> Vec<Value> {
+    let (_, b) = call("GET", &format!("{url}/runs"), None).await;
+    let mut runs: Vec<Value> = b["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["session_id"] == sid)
+        .cloned()
+        .collect();
+    runs.sort_by_key(|r| r["created_at"].as_str().unwrap_or("").to_string());
+    runs
+}
+
 pub async fn events(url: &str, sid: &str) -> Vec<Value> {
     let (st, b) = call("GET", &format!("{url}/sessions/{sid}/events"), None).await;
     assert_eq!(st, 200, "{b}");

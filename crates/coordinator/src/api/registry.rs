@@ -224,6 +224,7 @@ pub(crate) async fn create_mcp(
 #[utoipa::path(put, path = "/mcp-servers/{server_id}", tag = "mcp-servers", request_body = McpServerUpdate,
     params(("server_id" = String, Path, description = "Registry id")),
     responses((status = 200, description = "Updated (partial, like the reference)", body = McpServerEntry),
+              (status = 400, description = E400, body = aof_wire::ErrorBody),
               (status = 404, description = "Not found", body = aof_wire::ErrorBody),
               (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn update_mcp(

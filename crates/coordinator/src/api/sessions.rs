@@ -32,11 +32,13 @@ fn not_found() -> ApiError {
     ApiError::NotFound("Session not found".into(), "session_not_found")
 }
 
-#[utoipa::path(get, path = "/sessions", tag = "sessions", responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<SessionList>> {
-    Ok(Json(SessionList {
-        sessions: st.store.list_sessions().await?,
-    }))
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
+pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<SessionList>> {
+    let mut sessions = st.store.list_sessions().await?;
+    if let Some(parent) = q.get("parent") {
+        sessions.retain(|s| s.parent_session_id.as_deref() == Some(parent));
+    }
+    Ok(Json(SessionList { sessions }))
 }
 
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session", body = aof_wire::session::SessionEnvelope), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]

