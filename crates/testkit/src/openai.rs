@@ -9,11 +9,17 @@
 //! Exchanges with the same last message answer in turn, the last one repeatedly.
 //! [`Replay::fail_next`] puts answers of a given status in front (429, 503), for retry
 //! tests. A request nothing matches gets a 404 naming its last message.
+//!
+//! A response whose stream broke (the server died mid-answer) is recorded with `cut`
+//! set and replayed the same way: the recorded bytes, then the connection is aborted.
 
 use std::{
     collections::VecDeque,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use axum::{
@@ -34,6 +40,9 @@ pub struct Exchange {
     pub content_type: String,
     /// The response body exactly as sent.
     pub body: String,
+    /// The stream broke after `body` (no clean end of the response).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 impl Exchange {
@@ -176,16 +185,36 @@ async fn replay(State(st): State<Arc<ReplayState>>, body: Bytes) -> Response {
         return (StatusCode::NOT_FOUND, body.to_string()).into_response();
     };
     // SSE frame by frame, so the client reads a stream as it would from the server.
-    let frames: Vec<Result<Bytes, std::io::Error>> = e
+    let frames: Vec<Bytes> = e
         .body
         .split_inclusive("\n\n")
-        .map(|f| Ok(Bytes::from(f.to_string())))
+        .map(|f| Bytes::from(f.to_string()))
         .collect();
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::OK);
+    respond(e.status, &e.content_type, frames, e.cut)
+}
+
+/// A streamed response of `frames`; `cut`: then the connection is aborted (a body
+/// error makes hyper drop it without the final chunk), as when a server dies.
+fn respond(status: u16, content_type: &str, frames: Vec<Bytes>, cut: bool) -> Response {
+    use futures::StreamExt;
+    let items = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+    let end = futures::stream::once(async move {
+        if !cut {
+            return None;
+        }
+        // One pending poll first: hyper flushes the bytes it holds (headers and
+        // frames) before it sees the error and drops the connection.
+        tokio::task::yield_now().await;
+        Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "recorded stream was cut here",
+        )))
+    })
+    .filter_map(|e| async move { e });
     Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, e.content_type)
-        .body(Body::from_stream(futures::stream::iter(frames)))
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(items.chain(end)))
         .expect("valid response")
 }
 
@@ -193,21 +222,24 @@ async fn replay(State(st): State<Arc<ReplayState>>, body: Bytes) -> Response {
 pub struct Recorder {
     server: Server,
     log: Arc<Mutex<Vec<Exchange>>>,
+    received: Arc<AtomicUsize>,
 }
 
 impl Recorder {
     /// Proxy to `upstream` (an API root like `http://127.0.0.1:PORT/v1`).
     pub async fn start(upstream: &str) -> std::io::Result<Recorder> {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let received = Arc::new(AtomicUsize::new(0));
         let target = format!("{}/chat/completions", upstream.trim_end_matches('/'));
-        let (l, t) = (log.clone(), Arc::new(target));
+        let (l, r, t) = (log.clone(), received.clone(), Arc::new(target));
         let app = Router::new().route(
             "/v1/chat/completions",
-            post(move |body: Bytes| forward(l.clone(), t.clone(), body)),
+            post(move |body: Bytes| forward(l.clone(), r.clone(), t.clone(), body)),
         );
         Ok(Recorder {
             server: serve(app).await?,
             log,
+            received,
         })
     }
 
@@ -218,9 +250,20 @@ impl Recorder {
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.log.lock().expect("not poisoned").clone()
     }
+
+    /// Response bytes received from upstream so far, over all exchanges (to act at a
+    /// chosen point of a stream, e.g. kill the server mid-answer).
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
 }
 
-async fn forward(log: Arc<Mutex<Vec<Exchange>>>, target: Arc<String>, body: Bytes) -> Response {
+async fn forward(
+    log: Arc<Mutex<Vec<Exchange>>>,
+    received: Arc<AtomicUsize>,
+    target: Arc<String>,
+    body: Bytes,
+) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let resp = reqwest::Client::new()
         .post(target.as_str())
@@ -241,10 +284,20 @@ async fn forward(log: Arc<Mutex<Vec<Exchange>>>, target: Arc<String>, body: Byte
         .to_string();
     // A cut stream still yields what arrived before the cut.
     let mut bytes = Vec::new();
+    let mut cut = false;
     let mut stream = resp.bytes_stream();
     use futures::StreamExt;
-    while let Some(Ok(chunk)) = stream.next().await {
-        bytes.extend_from_slice(&chunk);
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                bytes.extend_from_slice(&c);
+                received.fetch_add(c.len(), Ordering::SeqCst);
+            }
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
     }
     let body = String::from_utf8_lossy(&bytes).into_owned();
     log.lock().expect("not poisoned").push(Exchange {
@@ -252,10 +305,7 @@ async fn forward(log: Arc<Mutex<Vec<Exchange>>>, target: Arc<String>, body: Byte
         status,
         content_type: content_type.clone(),
         body: body.clone(),
+        cut,
     });
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from(body))
-        .expect("valid response")
+    respond(status, &content_type, vec![Bytes::from(body)], cut)
 }

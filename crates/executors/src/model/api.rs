@@ -5,8 +5,13 @@
 //! second at most, so the session log holds chunks, not single tokens.
 //!
 //! Retries: a failure before the stream starts (connect error, timeout, HTTP 429 or
-//! 5xx) is retried with exponential backoff (honouring `Retry-After`) up to `retries`
-//! times. Once text has streamed, a failure is final: retrying would repeat it.
+//! 5xx), or a stream cut before any text arrived (the server died mid tool call), is
+//! retried with exponential backoff (honouring `Retry-After`) up to `retries` times.
+//! Final at once: any failure after text has streamed (it is in the log; a retry would
+//! repeat it), and an error the endpoint sends inside the stream. llama.cpp sends one
+//! (`{"error":{"code":500,…}}`, then ends without a finish chunk) when the model's
+//! output does not parse as the tool-call format (e.g. fenced JSON): it is a property of
+//! the model's output, so at temperature 0 or with a seed a retry returns the same.
 
 use std::time::Duration;
 
@@ -68,8 +73,12 @@ pub(crate) enum ApiError {
     Transport(String),
     #[error("the stream ended without a finish_reason (cut off after {chunks} chunk(s))")]
     Cut { chunks: usize },
-    #[error("the endpoint sent an error in the stream: {0}")]
-    InStream(String),
+    #[error("the endpoint failed mid-stream (error {code} after {chunks} chunk(s)): {message}")]
+    InStream {
+        code: String,
+        chunks: usize,
+        message: String,
+    },
     #[error("malformed chunk: {0}")]
     Malformed(String),
 }
@@ -78,8 +87,9 @@ impl ApiError {
     fn retryable(&self) -> bool {
         match self {
             ApiError::Status { status, .. } => *status == 429 || *status >= 500,
-            ApiError::Transport(_) => true,
-            _ => false,
+            // Only reached when no text had streamed (see `step`).
+            ApiError::Transport(_) | ApiError::Cut { .. } => true,
+            ApiError::InStream { .. } | ApiError::Malformed(_) => false,
         }
     }
 }
@@ -147,10 +157,16 @@ impl Api {
             attempt += 1;
             let err = match self.send(body).await {
                 Ok(resp) => {
-                    return self.read(resp, events).await.map(|mut r| {
-                        r.attempts = attempt;
-                        r
-                    })
+                    let mut text_sent = false;
+                    match self.read(resp, events, &mut text_sent).await {
+                        Ok(mut r) => {
+                            r.attempts = attempt;
+                            return Ok(r);
+                        }
+                        // The partial text is in the log: a retry would repeat it.
+                        Err(e) if text_sent => return Err(e),
+                        Err(e) => e,
+                    }
                 }
                 Err(e) => e,
             };
@@ -203,10 +219,12 @@ impl Api {
         })
     }
 
+    /// Reads the stream; `text_sent` tells the caller whether any text was forwarded.
     async fn read(
         &self,
         resp: reqwest::Response,
         events: &mpsc::Sender<ExecEvent>,
+        text_sent: &mut bool,
     ) -> Result<Reply, ApiError> {
         let mut stream = resp.bytes_stream();
         let mut parser = Parser::default();
@@ -240,8 +258,15 @@ impl Api {
                     done = true;
                     break;
                 }
-                let text = merge.chunk(&frame.data)?;
+                let text = match merge.chunk(&frame.data) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        deltas.flush().await;
+                        return Err(e);
+                    }
+                };
                 if !text.is_empty() {
+                    *text_sent = true;
                     deltas.push(&text).await;
                 }
             }
@@ -281,7 +306,16 @@ impl Merge {
         let v: Value = serde_json::from_str(data)
             .map_err(|e| ApiError::Malformed(format!("{e}: {}", clip(data))))?;
         if let Some(err) = v.get("error") {
-            return Err(ApiError::InStream(error_text(&err.to_string())));
+            let code = match err.get("code") {
+                Some(Value::String(c)) => c.clone(),
+                Some(c) if !c.is_null() => c.to_string(),
+                _ => "?".into(),
+            };
+            return Err(ApiError::InStream {
+                code,
+                chunks: self.chunks,
+                message: error_text(&json!({ "error": err }).to_string()),
+            });
         }
         self.chunks += 1;
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
@@ -386,7 +420,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the endpoint sent an error in the stream: boom"
+            "the endpoint failed mid-stream (error 500 after 0 chunk(s)): boom"
         );
         assert_eq!(error_text(r#"{"error":{"message":"x"}}"#), "x");
         assert_eq!(error_text("plain"), "plain");
@@ -408,6 +442,8 @@ mod tests {
             retry_after: None
         }
         .retryable());
-        assert!(!ApiError::Cut { chunks: 1 }.retryable());
+        // A cut is retried only before text streamed, which `step` checks first.
+        assert!(ApiError::Cut { chunks: 1 }.retryable());
+        assert!(!ApiError::Malformed(String::new()).retryable());
     }
 }

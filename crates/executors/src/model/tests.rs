@@ -1,8 +1,14 @@
 //! The `model_api` executor against (1) byte-for-byte replays of exchanges recorded
 //! from a real llama.cpp `llama-server` (`fixtures/*.jsonl`, see `real.rs` for how
-//! they are recorded) for exact assertions, and (2) the real server with a small Qwen
-//! model (`real.rs`). Tools come from a real rmcp MCP server (`aof_testkit::mcp`).
+//! they are recorded) for exact assertions, including the server's real failures, and
+//! (2) the real server with Qwen2.5-Coder-1.5B (`real.rs`). Tools come from a real rmcp
+//! MCP server (`aof_testkit::mcp`).
+//!
+//! The `answer`, `tool` and `resume` fixtures hold the 0.5B model, which calls the tool
+//! again after its result (so `tool` ends at max_steps); the 1.5B model answers, which
+//! `real.rs` shows live.
 
+mod failures;
 mod real;
 
 use std::time::Duration;
@@ -25,6 +31,20 @@ pub(super) const TOOL_PROMPT: &str = "What is 17 + 25? Use the add tool.";
 pub(super) const ANSWER_PROMPT: &str = "Name the capital of France in one word.";
 pub(super) const FOLLOW_UP: &str =
     "What was the result of that addition? Answer with just the number.";
+/// Makes the 0.5B model fence its call at temperature 0.8 (seed 2): malformed output.
+pub(super) const FENCED_PROMPT: &str =
+    "What is 17 + 25? Show the add tool call inside a ```json code block.";
+
+/// The sampling `malformed.jsonl` was recorded with; retries allowed, to show that a
+/// malformed answer is not retried.
+pub(super) fn malformed_config(base_url: &str) -> ModelApiConfig {
+    ModelApiConfig {
+        temperature: Some(0.8),
+        seed: Some(2),
+        retries: Some(3),
+        ..config(base_url)
+    }
+}
 
 pub(super) fn fixture(name: &str) -> Vec<Exchange> {
     let path = format!(
@@ -133,6 +153,16 @@ fn recorded_text(e: &Exchange) -> String {
         }
     }
     m.finish().text
+}
+
+/// Complete SSE `data:` frames of a recorded body, `[DONE]` excluded.
+fn data_frames(body: &str) -> Vec<Value> {
+    body.split_inclusive("\n\n")
+        .filter(|f| f.ends_with("\n\n"))
+        .filter_map(|f| f.trim().strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
 }
 
 fn recorded_usage(exchanges: &[Exchange]) -> u64 {

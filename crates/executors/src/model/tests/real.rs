@@ -1,177 +1,224 @@
-//! Against a real `llama-server` (llama.cpp) with Qwen2.5-Coder-0.5B-Instruct, from
-//! `scripts/ci/llm.sh` (`AOF_LLAMA_SERVER`, `AOF_LLM_MODEL`; under `CI=true` missing
-//! ones fail the test). The server runs on a free loopback port with the tool-calling
-//! chat template in `fixtures/qwen2.5-tools.jinja` (Qwen's own, asking for bare JSON
-//! calls, so the server returns real `tool_calls`), and is killed at the end.
-//! Assertions hold for any wording: structure, the tool and its arguments.
+//! Against a real `llama-server` (llama.cpp) with Qwen2.5-Coder-1.5B-Instruct, from
+//! `scripts/ci/llm.sh` (`AOF_LLAMA_SERVER`, `AOF_LLM_MODEL_15B`; under `CI=true` missing
+//! ones fail the test), at temperature 0 with a seed: the whole loop (streamed answer,
+//! a real `tool_calls` call to the rmcp calculator, its result fed back, a text answer
+//! with the sum) and a resume by a fresh executor from the stored events only.
 //!
-//! `record_fixtures` (ignored; run it with `--run-ignored only`) re-records the replay
-//! fixtures through `aof_testkit::openai::Recorder`.
+//! The ignored `record_*` tests re-record the replay fixtures through
+//! `aof_testkit::openai::Recorder` (run them with `--run-ignored only`); they need the
+//! 0.5B model too (`bash scripts/ci/llm.sh --small`), which is what the fixtures hold.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{path::PathBuf, time::Instant};
 
-use aof_testkit::{mcp::ToolServer, openai::Recorder};
-use tokio::process::{Child, Command};
+use aof_testkit::{
+    llama::{Llama, MODEL_05B, MODEL_15B},
+    mcp::ToolServer,
+    openai::Recorder,
+};
 
 use super::*;
 
-pub(crate) struct Llama {
-    child: Child,
-    pub base_url: String,
-}
+pub(super) const MODEL_15B_NAME: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-impl Llama {
-    /// `None` (test skipped, with a note) when the server or model is not installed,
-    /// except under `CI=true`, where that fails.
-    pub(crate) async fn start() -> Option<Llama> {
-        let (Some(bin), Some(model)) = (env_path("AOF_LLAMA_SERVER"), env_path("AOF_LLM_MODEL"))
-        else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but AOF_LLAMA_SERVER / AOF_LLM_MODEL are not set (scripts/ci/llm.sh)"
-            );
-            eprintln!("skipped: set AOF_LLAMA_SERVER and AOF_LLM_MODEL (eval \"$(bash scripts/ci/llm.sh)\")");
-            return None;
-        };
-        let template = format!(
-            "{}/src/model/fixtures/qwen2.5-tools.jinja",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        // A free port: bind, read, release (llama-server does not report a port-0 bind).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log =
-            std::fs::File::create(std::env::temp_dir().join(format!("llama-server-{port}.log")))
-                .unwrap();
-        let child = Command::new(&bin)
-            .arg("-m")
-            .arg(&model)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["-c", "4096", "-np", "1", "-t", "2", "--no-webui"])
-            .args(["--jinja", "--chat-template-file", &template])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let llama = Llama {
-            child,
-            base_url: format!("http://127.0.0.1:{port}/v1"),
-        };
-        let health = format!("http://127.0.0.1:{port}/health");
-        let http = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Ok(r) = http.get(&health).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "llama-server not healthy within 300 s"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Some(llama)
+/// The 1.5B settings: deterministic and short (it generates ~11 tokens/s on 2 cores).
+fn config_15b(base_url: &str) -> ModelApiConfig {
+    ModelApiConfig {
+        model: MODEL_15B_NAME.into(),
+        max_tokens: Some(64),
+        max_steps: Some(3),
+        ..config(base_url)
     }
 }
 
-impl Drop for Llama {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
+/// The end of the server log, for failure messages.
+fn tail(llama: &Llama) -> String {
+    let log = llama.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_model_streams_and_calls_an_mcp_tool() {
-    let Some(llama) = Llama::start().await else {
+async fn real_model_calls_an_mcp_tool_answers_and_resumes_elsewhere() {
+    let Some(llama) = Llama::start(MODEL_15B).await else {
         return;
     };
     let tools = ToolServer::start().await.unwrap();
-    let exec = ModelExecutor::new(config(&llama.base_url)).unwrap();
+    // Through a recording proxy, to see exactly what went to the model and back.
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
+    let exec = ModelExecutor::new(config_15b(&rec.base_url())).unwrap();
 
-    // 1. A streamed answer.
-    let (outcome, events) = run(&exec, job("r1", ANSWER_PROMPT, None)).await;
+    let t = Instant::now();
+    let (outcome, events) = run(&exec, job("r1", TOOL_PROMPT, Some(&tools.url()))).await;
+    let first = t.elapsed();
     let Outcome::Completed {
         result_text,
         result_data,
     } = &outcome
     else {
-        panic!("{outcome:?}")
+        panic!("{outcome:?}\n{events:#?}\n{}", tail(&llama))
     };
     let answer = result_text.clone().unwrap();
-    assert!(!answer.trim().is_empty());
-    let deltas = of_type(&events, "message_delta");
-    assert!(!deltas.is_empty());
-    assert_eq!(deltas.iter().map(text).collect::<String>(), answer);
-    let usage = &result_data.as_ref().unwrap()["usage"];
-    assert!(usage["prompt_tokens"].as_u64().unwrap() > 0, "{usage}");
-    assert!(usage["completion_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert!(answer.contains("42"), "answer without the sum: {answer:?}");
+    let data = result_data.as_ref().unwrap();
+    assert_eq!(data["steps"], 2, "{data}");
+    assert_eq!(data["finish_reason"], "stop");
+    assert!(
+        data["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(data["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
-    // 2. A real tool call through the MCP server, its result back to the model, and a
-    //    follow-up step (an answer, or at worst more calls until max_steps).
-    let (outcome, events) = run(&exec, job("r2", TOOL_PROMPT, Some(&tools.url()))).await;
+    // Step 1: the server streamed a real `tool_calls` delta (not text to parse) ...
+    let ex = rec.exchanges();
+    assert_eq!(ex.len(), 2, "{ex:#?}");
+    assert!(ex[0].body.contains(r#""tool_calls":[{"#), "{}", ex[0].body);
+    assert!(ex[0].body.contains(r#""finish_reason":"tool_calls""#));
+    // ... which the real MCP server ran, with the blueprint's header ...
     let calls = tools.calls();
-    assert!(!calls.is_empty(), "no tool call: {outcome:?} {events:#?}");
+    assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].tool, "add");
     assert_eq!(calls[0].arguments, json!({"a": 17, "b": 25}));
+    assert_eq!(calls[0].token.as_deref(), Some("t0k"));
+    let pre = of_type(&events, "pre_tool");
     let post = of_type(&events, "post_tool");
+    assert_eq!((pre.len(), post.len()), (1, 1), "{events:#?}");
     assert_eq!(post[0]["content"][0]["text"], "42");
-    let steps = of_type(&events, "message");
-    assert!(
-        steps.len() >= 2,
-        "no step after the tool result: {events:#?}"
+    // ... and step 2 got the result back as a `tool` message and answered in text.
+    let sent = ex[1].request["messages"].as_array().unwrap();
+    let call_id = &pre[0]["content"][0]["id"];
+    assert_eq!(
+        sent.last().unwrap(),
+        &json!({"role": "tool", "tool_call_id": call_id, "content": "42"})
     );
-    match &outcome {
-        Outcome::Completed { result_text, .. } => {
-            assert!(result_text.as_deref().is_some_and(|t| !t.trim().is_empty()))
-        }
-        Outcome::Failed { error } => assert!(error.contains("max_steps"), "{error}"),
-        Outcome::Stopped => panic!("stopped"),
-    }
+    assert!(!ex[1].body.contains("tool_calls"), "{}", ex[1].body);
+    // Streamed: the deltas spell out the steps' text, ending with the answer.
+    let deltas: String = of_type(&events, "message_delta").iter().map(text).collect();
+    let steps = of_type(&events, "message");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(deltas, steps.iter().map(text).collect::<String>());
+    assert_eq!(text(&steps[1]), answer);
+
+    // Resume: a fresh executor (another runner) gets only the stored events.
+    let t = Instant::now();
+    let exec = ModelExecutor::new(config_15b(&rec.base_url())).unwrap();
+    let mut j = job("r2", FOLLOW_UP, Some(&tools.url()));
+    j.history = Some(stored("r1", &events, TOOL_PROMPT));
+    let (outcome, events2) = run(&exec, j).await;
+    let resumed = t.elapsed();
+    let Outcome::Completed { result_text, .. } = &outcome else {
+        panic!("{outcome:?}\n{events2:#?}\n{}", tail(&llama))
+    };
+    // Only the earlier turns hold 42: the model saw them.
+    let answer2 = result_text.clone().unwrap();
+    assert!(answer2.contains("42"), "{answer2:?}");
+    assert_eq!(tools.calls().len(), 1, "the follow-up needs no tool");
+    let sent = rec.exchanges().pop().unwrap().request["messages"].clone();
+    let roles: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "assistant", "user"]
+    );
+    assert_eq!(sent[1]["content"], TOOL_PROMPT);
+    assert_eq!(sent[3]["content"], "42");
+    assert_eq!(sent[4]["content"], answer.as_str());
+    assert_eq!(sent[5]["content"], FOLLOW_UP);
+    eprintln!(
+        "real 1.5B: tool run {:.1}s, resume {:.1}s, answers {answer:?} / {answer2:?}, \
+         generation tokens/s per step {:?}",
+        first.as_secs_f64(),
+        resumed.as_secs_f64(),
+        llama.tokens_per_second()
+    );
 }
 
-/// Re-records `fixtures/*.jsonl` from the real server (run on purpose, not in CI).
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(format!("{}/src/model/fixtures", env!("CARGO_MANIFEST_DIR")))
+}
+
+fn save(name: &str, rec: &Recorder) {
+    let ex = rec.exchanges();
+    std::fs::write(
+        fixtures_dir().join(format!("{name}.jsonl")),
+        Exchange::to_lines(&ex),
+    )
+    .unwrap();
+}
+
+/// Re-records `answer`, `tool` and `resume` from the real 0.5B server (run on purpose,
+/// not in CI): it calls the tool again after the result, so `tool` ends at max_steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "re-records the replay fixtures from a real llama-server"]
 async fn record_fixtures() {
-    let llama = Llama::start()
-        .await
-        .expect("AOF_LLAMA_SERVER and AOF_LLM_MODEL");
+    let llama = Llama::start(MODEL_05B).await.expect("the 0.5B model");
     let tools = ToolServer::start().await.unwrap();
-    let dir = PathBuf::from(format!("{}/src/model/fixtures", env!("CARGO_MANIFEST_DIR")));
-    let save = |name: &str, rec: &Recorder| {
-        let ex = rec.exchanges();
-        std::fs::write(dir.join(format!("{name}.jsonl")), Exchange::to_lines(&ex)).unwrap();
-    };
 
-    let rec = Recorder::start(&llama.base_url).await.unwrap();
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
     let exec = ModelExecutor::new(config(&rec.base_url())).unwrap();
     let (o, _) = run(&exec, job("r1", ANSWER_PROMPT, None)).await;
     assert!(matches!(o, Outcome::Completed { .. }), "{o:?}");
     save("answer", &rec);
 
-    let rec = Recorder::start(&llama.base_url).await.unwrap();
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
     let exec = ModelExecutor::new(config(&rec.base_url())).unwrap();
     let (o, events) = run(&exec, job("r1", TOOL_PROMPT, Some(&tools.url()))).await;
     eprintln!("tool: {o:?}");
     save("tool", &rec);
 
-    let rec = Recorder::start(&llama.base_url).await.unwrap();
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
     let exec = ModelExecutor::new(config(&rec.base_url())).unwrap();
     let mut j = job("r2", FOLLOW_UP, Some(&tools.url()));
     j.history = Some(stored("r1", &events, TOOL_PROMPT));
     let (o, _) = run(&exec, j).await;
     eprintln!("resume: {o:?}");
     save("resume", &rec);
+}
+
+/// Re-records the real server's error cases (run on purpose, not in CI):
+/// `malformed`: the 0.5B model at temperature 0.8, seed 2, asked to show its call in a
+/// code block, fences the JSON; llama.cpp's parser rejects it and the stream ends with
+/// an error event (code 500) and no finish chunk.
+/// `cut`: the 1.5B server is killed (SIGKILL) while it streams a tool call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "re-records the error fixtures from a real llama-server"]
+async fn record_error_fixtures() {
+    let tools = ToolServer::start().await.unwrap();
+    {
+        let llama = Llama::start(MODEL_05B).await.expect("the 0.5B model");
+        let rec = Recorder::start(&llama.base_url()).await.unwrap();
+        let exec = ModelExecutor::new(malformed_config(&rec.base_url())).unwrap();
+        let (o, _) = run(&exec, job("r1", FENCED_PROMPT, Some(&tools.url()))).await;
+        eprintln!("malformed: {o:?}");
+        assert!(
+            rec.exchanges()[0].body.contains(r#"data: {"error":"#),
+            "no error event this time: {:#?}",
+            rec.exchanges()
+        );
+        save("malformed", &rec);
+    }
+    let mut llama = Llama::start(MODEL_15B).await.expect("the 1.5B model");
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
+    let exec = ModelExecutor::new(config_15b(&rec.base_url())).unwrap();
+    let running = run(&exec, job("r1", TOOL_PROMPT, Some(&tools.url())));
+    let killer = async {
+        // A few chunks in: the role chunk and the first pieces of the call.
+        while rec.received() < 1500 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        llama.kill();
+    };
+    let ((o, _), ()) = tokio::join!(running, killer);
+    eprintln!("cut: {o:?}");
+    let ex = rec.exchanges();
+    assert!(ex[0].cut, "{ex:#?}");
+    // Keep the first attempt only: retries met a dead server (connection refused).
+    std::fs::write(
+        fixtures_dir().join("cut.jsonl"),
+        Exchange::to_lines(&ex[..1]),
+    )
+    .unwrap();
 }
