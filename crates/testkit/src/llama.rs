@@ -42,10 +42,27 @@ impl Llama {
             eprintln!("SKIPPED (no real model server): {why}");
             return None;
         };
-        Some(Llama::spawn(&bin, &model).await)
+        let llama = Llama::spawn(&bin, &model);
+        llama.wait_healthy().await;
+        Some(llama)
     }
 
-    async fn spawn(bin: &std::path::Path, model: &std::path::Path) -> Llama {
+    /// Like [`Llama::start`] but returns as soon as the server listens, while it still
+    /// loads the model (it answers 503 "Loading model" then), to record that answer.
+    pub async fn start_loading(model_var: &str) -> Option<Llama> {
+        let (Some(bin), Some(model)) = (env_path("AOF_LLAMA_SERVER"), env_path(model_var)) else {
+            return None;
+        };
+        let llama = Llama::spawn(&bin, &model);
+        let health = format!("http://127.0.0.1:{}/health", llama.port);
+        let http = reqwest::Client::new();
+        while http.get(&health).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(llama)
+    }
+
+    fn spawn(bin: &std::path::Path, model: &std::path::Path) -> Llama {
         let template = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/qwen2.5-tools.jinja");
         // A free port: bind, read, release (llama-server does not report a port-0 bind).
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -64,8 +81,12 @@ impl Llama {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let llama = Llama { child, port, log };
-        let health = format!("http://127.0.0.1:{port}/health");
+        Llama { child, port, log }
+    }
+
+    /// Waits until `/health` answers 200 (the model is loaded).
+    pub async fn wait_healthy(&self) {
+        let health = format!("http://127.0.0.1:{}/health", self.port);
         let http = reqwest::Client::new();
         // Loading takes seconds; generous for a loaded 2-core machine.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
@@ -78,11 +99,10 @@ impl Llama {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "llama-server not healthy within 600 s; log:\n{}",
-                llama.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        llama
     }
 
     /// `http://127.0.0.1:PORT/v1`, an executor's `base_url`.

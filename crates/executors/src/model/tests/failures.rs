@@ -1,5 +1,6 @@
 //! The real server's failures, replayed byte for byte from recordings (`fixtures/`
-//! `malformed.jsonl`, `cut.jsonl`; re-recorded by `real::record_error_fixtures`).
+//! `malformed.jsonl`, `cut.jsonl`, `loading.jsonl`; re-recorded by the ignored
+//! `real::record_error_fixtures` and `real::record_loading_fixture`).
 
 use super::*;
 
@@ -88,4 +89,49 @@ async fn replay_cut_stream_is_retried_then_fails_clearly() {
     );
     assert!(of_type(&events, "message").is_empty());
     assert!(of_type(&events, "message_delta").is_empty());
+}
+
+/// Recorded from the real server while it still loaded its model: HTTP 503 "Loading
+/// model" a few times, then the answer. Retried with backoff until it answers; with
+/// fewer retries, a clear failure with the server's message.
+#[tokio::test]
+async fn replay_loading_server_is_retried_until_it_answers() {
+    let exchanges = fixture("loading");
+    let busy = exchanges.iter().filter(|e| e.status == 503).count();
+    assert!(busy >= 1, "{exchanges:#?}");
+    assert_eq!(exchanges.len(), busy + 1);
+    assert_eq!(exchanges.last().unwrap().status, 200);
+    let want = recorded_text(exchanges.last().unwrap());
+
+    let replay = Replay::start(exchanges.clone()).await.unwrap();
+    let mut cfg = config(&replay.base_url());
+    cfg.retries = Some(busy as u32);
+    let exec = ModelExecutor::new(cfg.clone())
+        .unwrap()
+        .with_backoff(Duration::from_millis(10));
+    let (outcome, events) = run(&exec, job("r1", ANSWER_PROMPT, None)).await;
+    let Outcome::Completed { result_text, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(result_text, Some(want));
+    assert_eq!(replay.requests().len(), busy + 1);
+    assert_eq!(
+        of_type(&events, "message")[0]["result_data"]["attempts"],
+        busy + 1
+    );
+
+    let replay = Replay::start(exchanges).await.unwrap();
+    cfg.base_url = replay.base_url();
+    cfg.retries = Some(1);
+    let exec = ModelExecutor::new(cfg)
+        .unwrap()
+        .with_backoff(Duration::from_millis(10));
+    let (outcome, _) = run(&exec, job("r2", ANSWER_PROMPT, None)).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed {
+            error: "model_api: step 1: HTTP 503: Loading model (after 2 attempts)".into()
+        }
+    );
+    assert_eq!(replay.requests().len(), 2);
 }

@@ -222,3 +222,28 @@ async fn record_error_fixtures() {
     )
     .unwrap();
 }
+
+/// Re-records `loading` (run on purpose, not in CI): requests sent while the 0.5B
+/// server still loads its model get HTTP 503 "Loading model"; the executor retries
+/// with backoff until the model answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "re-records the loading fixture from a real llama-server"]
+async fn record_loading_fixture() {
+    let llama = Llama::start_loading(MODEL_05B)
+        .await
+        .expect("the 0.5B model");
+    let rec = Recorder::start(&llama.base_url()).await.unwrap();
+    let mut cfg = config(&rec.base_url());
+    cfg.retries = Some(10);
+    let exec = ModelExecutor::new(cfg)
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(200));
+    let (o, _) = run(&exec, job("r1", ANSWER_PROMPT, None)).await;
+    assert!(matches!(o, Outcome::Completed { .. }), "{o:?}");
+    let ex = rec.exchanges();
+    assert_eq!(
+        ex[0].status, 503,
+        "the model loaded before the first request"
+    );
+    save("loading", &rec);
+}
