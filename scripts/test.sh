@@ -18,6 +18,7 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 
 stage "deps"
 AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
+llm_env="$(bash scripts/ci/llm.sh)"; eval "$llm_env"; export AOF_LLAMA_SERVER AOF_LLM_MODEL_15B  # llama-server + Qwen 1.5B for the model_api tests (cached under /var/tmp/aof-llm)
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 bash scripts/ci/images.sh deps
 

@@ -288,8 +288,24 @@ fn check_executor(e: &Value) -> Result<()> {
                 "executor of kind 'command' needs a non-empty 'program'".into(),
             )),
         },
+        // A key stored in a blueprint would be readable by every viewer: refused here,
+        // before it is written, as well as by the runner.
+        Some("model_api") if e.get("api_key").is_some() => Err(BlueprintError::Invalid(
+            "executor of kind 'model_api' may not hold an inline 'api_key'; name a runner \
+             environment variable with 'api_key_env' or a file with 'api_key_file'"
+                .into(),
+        )),
+        Some("model_api") => match (
+            e.get("base_url").and_then(Value::as_str),
+            e.get("model").and_then(Value::as_str),
+        ) {
+            (Some(u), Some(m)) if !u.is_empty() && !m.is_empty() => Ok(()),
+            _ => Err(BlueprintError::Invalid(
+                "executor of kind 'model_api' needs a non-empty 'base_url' and 'model'".into(),
+            )),
+        },
         Some(other) => Err(BlueprintError::Invalid(format!(
-            "unknown executor kind '{other}' (known: echo, command, claude_code)"
+            "unknown executor kind '{other}' (known: echo, command, claude_code, model_api)"
         ))),
         None => Err(BlueprintError::Invalid("executor needs a 'kind'".into())),
     }

@@ -43,20 +43,53 @@ pub enum From {
     Snapshot,
 }
 
-/// Prints one event (a stored event object) as a line.
+/// Text of streamed `message_delta` events printed on the current line, which the
+/// assistant `message` that completes them then does not repeat. Only the printing
+/// thread touches it; a lock, not a `RefCell`, because printing may move threads.
+static STREAMED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn text_of(ev: &Value) -> String {
+    ev["content"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|c| c["text"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Prints one event (a stored event object) as a line; streamed text (`message_delta`)
+/// appears as it comes, on one `[assistant]` line.
 pub fn print_event(ev: &Value, json: bool) {
     if json {
         println!("{ev}");
         return;
     }
     let kind = ev["event_type"].as_str().unwrap_or("?");
+    let mut streamed = STREAMED.lock().unwrap_or_else(|e| e.into_inner());
+    if kind == "message_delta" {
+        let text = text_of(ev);
+        let line = streamed.get_or_insert_with(|| {
+            print!("[{}] ", ev["role"].as_str().unwrap_or("assistant"));
+            String::new()
+        });
+        line.push_str(&text);
+        print!("{text}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        return;
+    }
+    let shown = streamed.take();
+    if shown.is_some() {
+        println!();
+    }
+    drop(streamed);
     match kind {
         "message" => {
-            let text: String = ev["content"]
-                .as_array()
-                .map(|b| b.iter().filter_map(|c| c["text"].as_str()).collect())
-                .unwrap_or_default();
-            println!("[{}] {text}", ev["role"].as_str().unwrap_or("?"));
+            let text = text_of(ev);
+            let role = ev["role"].as_str().unwrap_or("?");
+            // Already streamed, or a step that only calls tools (shown as pre_tool).
+            if shown.as_deref() == Some(text.as_str()) || (role == "assistant" && text.is_empty()) {
+                return;
+            }
+            println!("[{role}] {text}");
         }
         "result" => println!("[result] {}", ev["result_text"].as_str().unwrap_or("")),
         "run_failed" => println!("[run_failed] {}", ev["error"].as_str().unwrap_or("")),

@@ -125,6 +125,7 @@ mod tests {
             blueprint: None,
             system_prompt: None,
             orchestrator_mcp_url: None,
+            history: None,
         }
     }
 

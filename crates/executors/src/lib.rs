@@ -6,6 +6,7 @@
 pub mod claude;
 pub mod command;
 pub mod echo;
+pub mod model;
 mod process;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -36,6 +37,10 @@ pub struct Job {
     /// the `agent-orchestrator` MCP server.
     #[serde(default)]
     pub orchestrator_mcp_url: Option<String>,
+    /// For a resumed session whose executor asked for it (`wants_history`): the
+    /// session's stored events so far, from the coordinator.
+    #[serde(default)]
+    pub history: Option<Vec<aof_wire::StoredEvent>>,
 }
 
 impl Job {
@@ -130,6 +135,11 @@ pub struct Execution {
 pub trait Executor: Send + Sync + 'static {
     /// Stable name, used as the runner's `executor_profile` default and in logs.
     fn kind(&self) -> &'static str;
+    /// Whether a resumed run needs the session's stored events in `Job::history` (an
+    /// executor that keeps no conversation state of its own).
+    fn wants_history(&self) -> bool {
+        false
+    }
     /// Whether it continues its own sessions (`Job::resume`); the runner then looks up
     /// the executor session id of a resumed AOF session.
     fn resumes(&self) -> bool {
@@ -157,6 +167,8 @@ pub enum ExecutorConfig {
     },
     /// The Claude Code CLI, headless (see `claude`).
     ClaudeCode(claude::ClaudeCodeConfig),
+    /// An OpenAI-compatible chat-completions endpoint with MCP tools (see `model`).
+    ModelApi(model::ModelApiConfig),
 }
 
 impl ExecutorConfig {
@@ -165,6 +177,7 @@ impl ExecutorConfig {
             ExecutorConfig::Echo => "echo",
             ExecutorConfig::Command { .. } => "command",
             ExecutorConfig::ClaudeCode(_) => "claude_code",
+            ExecutorConfig::ModelApi(_) => "model_api",
         }
     }
 
@@ -177,6 +190,7 @@ impl ExecutorConfig {
                 .collect::<Vec<_>>()
                 .join(" "),
             ExecutorConfig::ClaudeCode(c) => c.program_or_default(),
+            ExecutorConfig::ModelApi(c) => format!("{} {}", c.base_url, c.model),
         }
     }
 
@@ -197,6 +211,7 @@ impl ExecutorConfig {
                 timeout(*timeout_seconds).map(|_| ())
             }
             ExecutorConfig::ClaudeCode(c) => c.validate(),
+            ExecutorConfig::ModelApi(c) => c.validate(),
         }
     }
 
@@ -250,6 +265,7 @@ pub fn build(cfg: &ExecutorConfig) -> Result<Box<dyn Executor>, ExecError> {
             timeout: timeout(*timeout_seconds)?,
         })),
         ExecutorConfig::ClaudeCode(c) => Ok(Box::new(claude::ClaudeExecutor::new(c.clone())?)),
+        ExecutorConfig::ModelApi(c) => Ok(Box::new(model::ModelExecutor::new(c.clone())?)),
     }
 }
 
@@ -293,7 +309,7 @@ mod tests {
         );
         assert_eq!(
             from_bp(json!({"executor": {"kind": "foo"}})),
-            Err("blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`".into())
+            Err("blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`, `model_api`".into())
         );
         assert_eq!(
             from_bp(json!({"executor": {"program": "x"}})),
@@ -405,6 +421,7 @@ mod tests {
             blueprint: None,
             system_prompt: None,
             orchestrator_mcp_url: None,
+            history: None,
         };
         let j = job
             .clone()

@@ -241,6 +241,21 @@ impl Client {
         Ok(env.session)
     }
 
+    /// `GET /sessions/{id}/events`: the whole stored log, with the run's session token
+    /// when there is one (like `session`).
+    pub(crate) async fn events(
+        &self,
+        session_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Vec<aof_wire::StoredEvent>, ClientError> {
+        let mut rb = self.request(Method::GET, &["sessions", session_id, "events"]);
+        if let Some(token) = session_token {
+            rb = rb.bearer_auth(token);
+        }
+        let list: aof_wire::event::EventList = json(send(rb).await?).await?;
+        Ok(list.events)
+    }
+
     pub(crate) async fn bind(&self, run: &RunRef, req: &BindRequest) -> Result<(), ClientError> {
         let rb = self
             .run_request(run, &["sessions", &run.session_id, "bind"])

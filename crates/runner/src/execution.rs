@@ -159,6 +159,10 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         Ok(resume) => resume,
         Err(outcome) => return outcome,
     };
+    let history = match history(shared, run, control, executor.as_ref()).await {
+        Ok(history) => history,
+        Err(outcome) => return outcome,
+    };
     let parameters = match &run.parameters {
         serde_json::Value::Object(_) => run.parameters.clone(),
         _ => serde_json::Value::Object(Default::default()),
@@ -174,6 +178,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         blueprint: None,
         system_prompt: None,
         orchestrator_mcp_url: Some(orchestrator_mcp_url),
+        history,
     }
     .with_blueprint(blueprint);
     let Execution { mut done } = match executor.start(job, cx).await {
@@ -271,6 +276,32 @@ async fn resume_id(
         Attempt::Interrupted => Err(Outcome::Stopped),
         Attempt::Rejected(e) => Err(Outcome::Failed {
             error: format!("cannot read the session to resume it: {e}"),
+        }),
+    }
+}
+
+/// For a `resume_session` run on an executor that keeps no conversation of its own
+/// (`wants_history`), the session's stored events: the coordinator's log is the
+/// conversation, so any runner can continue it. `Err` is the run's outcome.
+async fn history(
+    shared: &Shared,
+    run: &Run,
+    control: &RunControl,
+    executor: &dyn Executor,
+) -> Result<Option<Vec<aof_wire::StoredEvent>>, Outcome> {
+    if run.run_type != aof_wire::RunType::ResumeSession || !executor.wants_history() {
+        return Ok(None);
+    }
+    let token = run.session_token.as_deref();
+    match retry("events", &control.interrupt, || {
+        shared.client.events(&run.session_id, token)
+    })
+    .await
+    {
+        Attempt::Done(events) => Ok(Some(events)),
+        Attempt::Interrupted => Err(Outcome::Stopped),
+        Attempt::Rejected(e) => Err(Outcome::Failed {
+            error: format!("cannot read the session's events to resume it: {e}"),
         }),
     }
 }
@@ -461,7 +492,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err,
-            "blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`"
+            "blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`, `model_api`"
         );
 
         let err = pick(

@@ -25,6 +25,9 @@
 //! path is recorded and answered 404 in the API's error shape.
 
 mod anthropic;
+pub mod llama;
+pub mod mcp;
+pub mod openai;
 
 use std::{
     net::SocketAddr,

@@ -14,6 +14,7 @@ mod logs;
 mod longpoll;
 mod mcp;
 mod mcp_client;
+mod model;
 mod orchestration;
 mod partition;
 mod protocol;

@@ -164,6 +164,7 @@ mod tests {
             blueprint: None,
             system_prompt: None,
             orchestrator_mcp_url: Some("http://127.0.0.1:9/mcp".into()),
+            history: None,
         }
     }
 

@@ -26,6 +26,7 @@ fn job(prompt: &str) -> Job {
         blueprint: None,
         system_prompt: None,
         orchestrator_mcp_url: Some("http://127.0.0.1:1/mcp".into()),
+        history: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn job(prompt: &str) -> Job {
         blueprint: None,
         system_prompt: None,
         orchestrator_mcp_url: None,
+        history: None,
     }
 }
 
