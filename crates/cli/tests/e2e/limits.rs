@@ -369,6 +369,30 @@ async fn limits_refuse_with_stable_codes_and_write_nothing() {
         );
     }
 
+    // A chunked body (no Content-Length) is cut off at the same limit.
+    let before = snapshot(u).await;
+    let head = r#"{"type": "start_session", "parameters": {"prompt": ""#.to_string();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = std::iter::once(Ok(head.into_bytes()))
+        .chain((0..80).map(|_| Ok(vec![b'x'; 64 << 10])))
+        .chain(std::iter::once(Ok(br#""}}"#.to_vec())))
+        .collect();
+    let resp = client()
+        .post(format!("{u}/runs"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["code"], "body_too_large", "{b}");
+    assert_eq!(
+        snapshot(u).await,
+        before,
+        "a chunked oversized body changed the store"
+    );
+    refusals += 1;
+
     // Just under the limits is accepted (the limits are not off by a mile).
     let (st, b) = call_raw(
         "POST",
