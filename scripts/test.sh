@@ -38,6 +38,9 @@ cargo nextest run --locked --workspace --no-fail-fast
 stage "doc tests"
 cargo test --locked --workspace --doc
 
+stage "kubernetes manifests: render, validate, policy (scripts/ci/k8s.sh)"
+bash scripts/ci/k8s.sh
+
 stage "schemathesis against /openapi.json (live coordinator)"
 bash scripts/ci/schemathesis.sh
 stage "container images (build, check, compose, push; scripts/ci/images.sh)"

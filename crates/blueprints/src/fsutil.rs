@@ -66,6 +66,11 @@ pub fn read_opt(path: &Path) -> Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // A file that is not text is a broken blueprint (422), not a server fault (500);
+        // found by the proptest target (tests/fuzz.rs).
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(BlueprintError::Unresolvable(
+            format!("{}: not valid UTF-8 text", path.display()),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -15,6 +15,7 @@ mod resolve;
 
 use std::path::{Path, PathBuf};
 
+pub use fsutil::validate_name;
 pub use resolve::{Resolution, RunContext};
 
 #[derive(Debug, thiserror::Error)]

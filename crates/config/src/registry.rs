@@ -295,6 +295,14 @@ pub static SETTINGS: &[Setting] = &[
         "comma-separated environment variables blueprints may read as `${env.NAME}`",
     ),
     s(
+        "coordinator.project_dir_roots",
+        "AOF_PROJECT_DIR_ROOTS",
+        &[],
+        None,
+        Derived("none (any path)"),
+        "comma-separated absolute paths; a `project_dir` (runs, runners, sessions) outside them is refused (403 `project_dir_not_allowed`)",
+    ),
+    s(
         "runner.tags",
         "AOF_RUNNER_TAGS",
         &["RUNNER_TAGS"],

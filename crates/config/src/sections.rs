@@ -222,6 +222,10 @@ impl Config {
                 .string("coordinator.placeholder_env")
                 .map(|v| list(&v))
                 .unwrap_or_default(),
+            project_dir_roots: self
+                .string("coordinator.project_dir_roots")
+                .map(|v| list(&v).into_iter().map(PathBuf::from).collect())
+                .unwrap_or_default(),
             insecure_listen: self.parse_req("coordinator.insecure_listen", boolean)?,
             auth: self.auth()?,
         };

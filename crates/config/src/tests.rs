@@ -469,3 +469,22 @@ fn retention_days_are_whole_days_or_off() {
         assert!(err.contains("AOF_RETENTION_DAYS"), "{bad}: {err}");
     }
 }
+
+/// `AOF_PROJECT_DIR_ROOTS`: unset = no roots (any path); a list of absolute paths;
+/// a relative root is a configuration error naming the setting.
+#[test]
+fn project_dir_roots() {
+    let c = load(None, &[], &[]);
+    assert!(c.coordinator().unwrap().project_dir_roots.is_empty());
+    let c = load(None, &[("AOF_PROJECT_DIR_ROOTS", "/srv/a, /home/b")], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().project_dir_roots,
+        [PathBuf::from("/srv/a"), PathBuf::from("/home/b")]
+    );
+    let c = load(None, &[("AOF_PROJECT_DIR_ROOTS", "/srv/a,rel")], &[]);
+    let e = c.coordinator().unwrap_err().to_string();
+    assert!(
+        e.contains("AOF_PROJECT_DIR_ROOTS") && e.contains("rel"),
+        "{e}"
+    );
+}

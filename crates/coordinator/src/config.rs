@@ -41,6 +41,9 @@ pub struct CoordinatorConfig {
     /// Environment variables blueprints may read as `${env.NAME}` (`AOF_PLACEHOLDER_ENV`,
     /// comma separated; default none — the coordinator's environment never leaks otherwise).
     pub placeholder_env: Vec<String>,
+    /// `project_dir` values must lie inside one of these (`AOF_PROJECT_DIR_ROOTS`,
+    /// absolute paths); empty (default): any path is accepted, as before.
+    pub project_dir_roots: Vec<PathBuf>,
     /// Listen on a non-loopback address with auth off (`--insecure-listen`); warned about.
     pub insecure_listen: bool,
     pub auth: AuthConfig,
@@ -92,6 +95,7 @@ impl Default for CoordinatorConfig {
             cors_origins: "*".into(),
             max_body_bytes: 4 << 20,
             placeholder_env: Vec::new(),
+            project_dir_roots: Vec::new(),
             insecure_listen: false,
             auth: AuthConfig {
                 metrics_public: true,
@@ -109,6 +113,12 @@ impl CoordinatorConfig {
         }
         if self.stale_threshold > self.remove_threshold {
             return Err("coordinator.stale_threshold (RUNNER_STALE_THRESHOLD) must not exceed coordinator.remove_threshold (RUNNER_REMOVE_THRESHOLD)".into());
+        }
+        if let Some(r) = self.project_dir_roots.iter().find(|r| !r.is_absolute()) {
+            return Err(format!(
+                "coordinator.project_dir_roots (AOF_PROJECT_DIR_ROOTS): '{}' is not an absolute path",
+                r.display()
+            ));
         }
         if !self.auth.enabled && !self.listen.ip().is_loopback() && !self.insecure_listen {
             return Err(format!(

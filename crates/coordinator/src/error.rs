@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 422 with a string `detail` (a stored blueprint that cannot be resolved).
     #[error("{0}")]
     Unprocessable(String, &'static str),
+    /// 413: a body, event, or metadata over its limit (`crate::limits`).
+    #[error("{0}")]
+    TooLarge(String, &'static str),
     #[error("{0}")]
     Unavailable(String),
     /// 507 when the disk is full, else 503: the store refused the write whole.
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Conflict(..) | ApiError::ConflictObject(..) => StatusCode::CONFLICT,
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
+            ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +74,7 @@ impl ApiError {
             | ApiError::ConflictObject(_, c)
             | ApiError::Unauthorized(_, c)
             | ApiError::Forbidden(_, c)
+            | ApiError::TooLarge(_, c)
             | ApiError::Unprocessable(_, c) => c,
             ApiError::Validation(_) => "validation_error",
             ApiError::Unavailable(_) => "unavailable",

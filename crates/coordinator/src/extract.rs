@@ -114,7 +114,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BadRequest("Request body too large".into(), "body_too_large")
+                ApiError::TooLarge("Request body too large".into(), "body_too_large")
             } else {
                 ApiError::BadRequest(e.body_text(), "bad_body")
             }

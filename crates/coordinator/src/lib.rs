@@ -9,6 +9,7 @@ mod callbacks;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod mcp;
 pub mod metrics;
 pub(crate) mod retention;

@@ -33,6 +33,8 @@ pub async fn create_run(
 ) -> ApiResult<RunRecord> {
     // A session token acts as its session: it may only start children of it.
     auth::check_spawn(caller, req.parent_session_id.as_deref())?;
+    // Sizes, names and `project_dir` roots, before anything is read or written.
+    crate::limits::run_create(&st.cfg.project_dir_roots, &req)?;
     let run_id = new_run_id();
     let mut agent_name = req.agent_name.clone();
     let mut project_dir = req.project_dir.clone();

@@ -160,7 +160,7 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => {
             return error(
-                StatusCode::BAD_REQUEST,
+                StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Request body larger than {MAX_BODY} bytes"),
                 "body_too_large",
             )

@@ -174,3 +174,153 @@ async fn ten_coordinator_kill9s_under_load_lose_and_duplicate_nothing() {
     assert_eq!((lost, duplicated), (0, 0));
     drop(runner);
 }
+
+/// The lease a runner process holds, read from the coordinator's database file (the
+/// test cannot ask the dead runner): what its late writes would carry.
+fn lease_in_db(data_dir: &std::path::Path, run_id: &str) -> (String, i64) {
+    let out = std::process::Command::new("sqlite3")
+        .arg(data_dir.join("observability.db"))
+        .arg(format!(
+            "SELECT lease_token, attempt FROM runs WHERE run_id = '{run_id}'"
+        ))
+        .output()
+        .expect("sqlite3 (the SQLite CLI) is needed to read the lease");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (token, attempt) = text.split_once('|').unwrap_or_else(|| panic!("{text:?}"));
+    (token.to_string(), attempt.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_kill9_mid_run_is_resolved_by_its_lease_and_late_writes_are_refused() {
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await; // lease 3 s, recovery `stale`
+    let url = c.url.clone();
+    let mut runner = Runner::start(&url, dir.path(), "r1", &[]).await;
+    let prompt = echo_prompt(json!({"echo_events": 400, "echo_delay_ms": 50}), "k9");
+    let (run_id, sid) = start_run(&url, &prompt).await;
+    wait_for("the runner to be mid-run", || async {
+        let n = events(&url, &sid)
+            .await
+            .iter()
+            .filter(|e| e["role"] == "assistant")
+            .count();
+        (n >= 5).then_some(())
+    })
+    .await;
+    let (_, run) = call("GET", &format!("{url}/runs/{run_id}"), None).await;
+    let runner_id = run["runner_id"].as_str().unwrap().to_string();
+    let (token, attempt) = lease_in_db(&c.data_dir, &run_id);
+    runner.kill9().await;
+    let seen_at_kill: Vec<i64> = events(&url, &sid)
+        .await
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let killed = std::time::Instant::now();
+
+    // No heartbeats: the lease runs out and the sweeper fails the started run.
+    wait_session(&url, &sid, "failed").await;
+    let resolved_after = killed.elapsed();
+    let (_, run) = call("GET", &format!("{url}/runs/{run_id}"), None).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["attempt"], attempt, "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Lease expired"),
+        "{run}"
+    );
+    let stored = events(&url, &sid).await;
+
+    // What the dead runner would still send: its next event (same idempotency-key
+    // scheme as its outbox) and its completion, with its old lease; and a report naming
+    // only its runner id, as a reference runner would.
+    let headers = [
+        ("x-aof-lease-token", token.as_str()),
+        ("x-aof-run-id", run_id.as_str()),
+    ];
+    let key = format!("{run_id}:{attempt}:999999");
+    let mut late = vec![
+        call_h(
+            "POST",
+            &format!("{url}/sessions/{sid}/events"),
+            Some(
+                json!({"event_type": "message", "session_id": sid, "timestamp": "t",
+                        "role": "assistant", "content": [{"type": "text", "text": "late"}]}),
+            ),
+            &[headers[0], headers[1], ("idempotency-key", key.as_str())],
+        )
+        .await,
+    ];
+    for (what, body) in [
+        ("completed", json!({"runner_id": runner_id})),
+        ("failed", json!({"runner_id": runner_id, "error": "late"})),
+    ] {
+        late.push(
+            call_h(
+                "POST",
+                &format!("{url}/runner/runs/{run_id}/{what}"),
+                Some(body.clone()),
+                &headers,
+            )
+            .await,
+        );
+        late.push(
+            call(
+                "POST",
+                &format!("{url}/runner/runs/{run_id}/{what}"),
+                Some(body),
+            )
+            .await,
+        );
+    }
+    // Our runner's writes carry the lease: every one is refused. Index 4 is a tokenless
+    // `failed` from the former holder, as an AOF reference runner would send it: the
+    // store cannot tell it from a retry of a terminal report, so it may answer 200 — but
+    // it must change nothing (checked below with the run and its events).
+    let mut refused = 0;
+    for (i, (st, b)) in late.iter().enumerate() {
+        if i == 4 && *st == 200 {
+            continue;
+        }
+        assert_eq!(
+            (*st, b["code"].as_str()),
+            (409, Some("lease_conflict")),
+            "late write {i}: {b}"
+        );
+        refused += 1;
+    }
+    let (_, run_after) = call("GET", &format!("{url}/runs/{run_id}"), None).await;
+    assert_eq!(run_after, run, "a late write changed the run");
+    let after = events(&url, &sid).await;
+    assert_eq!(after, stored, "a refused late write changed the session");
+
+    // Every event stored before the kill is still there, once; the run's output is a
+    // gap-free prefix 1..=k of what the echo executor emits.
+    let ids: Vec<i64> = after.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let lost = seen_at_kill.iter().filter(|id| !ids.contains(id)).count();
+    let texts: Vec<String> = after
+        .iter()
+        .filter(|e| e["role"] == "assistant")
+        .map(|e| e["content"][0]["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    let expected: Vec<String> = (1..=texts.len()).map(|i| format!("k9 [{i}]")).collect();
+    let mut unique = texts.clone();
+    unique.sort();
+    unique.dedup();
+    let duplicated = texts.len() - unique.len();
+    let gaps = expected.iter().filter(|e| !texts.contains(e)).count();
+    println!(
+        "FAULT runner-kill9-mid-run: runs=1 events={} lost={} duplicated={duplicated} late_writes={} refused={refused} changed_state=0 resolved_after_kill={:.1}s (lease 3 s)",
+        after.len(),
+        lost + gaps,
+        late.len(),
+        resolved_after.as_secs_f64()
+    );
+    assert_eq!((lost, gaps, duplicated), (0, 0, 0));
+    assert!(
+        refused >= 4,
+        "our runner's lease-carrying late writes must all be refused"
+    );
+}

@@ -10,6 +10,7 @@ mod command;
 mod crash;
 mod faults;
 mod leases;
+mod limits;
 mod logs;
 mod longpoll;
 mod mcp;

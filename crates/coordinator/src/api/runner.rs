@@ -66,7 +66,7 @@ fn derive_runner_id(req: &RegisterRequest) -> String {
     format!("lnch_{hex}")
 }
 
-#[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots, or a runner key bound elsewhere", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn register(
     State(st): State<AppState>,
     caller: Caller,
@@ -74,18 +74,7 @@ pub(crate) async fn register(
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
     check_protocol(&headers)?;
-    for (name, v) in [
-        ("hostname", &req.hostname),
-        ("project_dir", &req.project_dir),
-        ("executor_profile", &req.executor_profile),
-    ] {
-        if v.is_empty() || v.len() > 1024 {
-            return Err(ApiError::BadRequest(
-                format!("{name} must be 1 to 1024 characters"),
-                "invalid_runner",
-            ));
-        }
-    }
+    crate::limits::register(&st.cfg.project_dir_roots, &req)?;
     let id = derive_runner_id(&req);
     auth::bind_runner(&st, &caller, &id).await?;
     st.store.register_runner(&id, &req).await?;

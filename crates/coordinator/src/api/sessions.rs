@@ -94,24 +94,26 @@ pub(crate) async fn affinity(
     Ok(Json(AffinityResponse { affinity }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/bind", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/bind", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn bind(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<BindRequest>,
 ) -> ApiResult<Json<SessionOkResponse>> {
+    crate::limits::bind(&st.cfg.project_dir_roots, &req)?;
     let (lease, _) = lease_headers(&headers);
     let session = st.store.bind(&id, &req, lease.as_deref()).await?;
     Ok(Json(SessionOkResponse { ok: true, session }))
 }
 
-#[utoipa::path(patch, path = "/sessions/{id}/metadata", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::session::MetadataPatch, responses((status = 200, description = "Updated", body = aof_wire::api::SessionOkResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(patch, path = "/sessions/{id}/metadata", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::session::MetadataPatch, responses((status = 200, description = "Updated", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn metadata(
     State(st): State<AppState>,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<MetadataPatch>,
 ) -> ApiResult<Json<SessionOkResponse>> {
+    crate::limits::metadata(&st.cfg.project_dir_roots, &patch)?;
     let session = st.store.patch_metadata(&id, &patch).await?;
     Ok(Json(SessionOkResponse { ok: true, session }))
 }
@@ -139,7 +141,7 @@ pub(crate) async fn events(
     Ok(Json(EventList { events }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Event or body too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn post_event(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -158,6 +160,7 @@ pub(crate) async fn post_event(
             "invalid_event_type",
         ));
     }
+    crate::limits::event(&event)?;
     let (lease_token, run_id) = lease_headers(&headers);
     let idempotency_key = headers
         .get(aof_wire::IDEMPOTENCY_HEADER)

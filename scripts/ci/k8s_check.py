@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Policy check over rendered Kubernetes manifests (scripts/ci/k8s.sh).
+
+Every container of every workload must have a liveness and a readiness probe, run as
+non-root (pod or container `runAsNonRoot: true`, no `runAsUser: 0`), have
+`readOnlyRootFilesystem: true`, `allowPrivilegeEscalation: false`, drop ALL
+capabilities, set resource requests and limits, and use a pinned image (a tag that is
+not `latest`, or a digest).
+
+  k8s_check.py FILE...        check; exit 1 listing every violation
+  k8s_check.py --self-test FILE
+                              break FILE in one way per rule and require each broken
+                              copy to fail (so the check itself cannot silently pass)
+"""
+import copy
+import re
+import sys
+
+import yaml
+
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+
+
+def pod_spec(doc):
+    kind = doc.get("kind")
+    if kind in WORKLOADS:
+        return doc["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if kind == "Pod":
+        return doc["spec"]
+    return None
+
+
+def pinned(image):
+    if "@sha256:" in image:
+        return re.search(r"@sha256:[0-9a-f]{64}$", image) is not None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    return last.rsplit(":", 1)[1] not in ("", "latest")
+
+
+def violations(docs):
+    out = []
+    workloads = 0
+    for doc in docs:
+        spec = pod_spec(doc) if doc else None
+        if spec is None:
+            continue
+        workloads += 1
+        name = f'{doc["kind"]}/{doc["metadata"]["name"]}'
+        pod_sc = spec.get("securityContext") or {}
+        containers = spec.get("containers", []) + spec.get("initContainers", [])
+        if not containers:
+            out.append(f"{name}: no containers")
+        for c in containers:
+            where = f'{name} container {c.get("name")}'
+            sc = c.get("securityContext") or {}
+            init = c in spec.get("initContainers", [])
+            if not init:
+                for probe in ("livenessProbe", "readinessProbe"):
+                    if not c.get(probe):
+                        out.append(f"{where}: no {probe}")
+            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+            user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+            if non_root is not True or user == 0:
+                out.append(f"{where}: not forced non-root (runAsNonRoot: true)")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                out.append(f"{where}: readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                out.append(f"{where}: allowPrivilegeEscalation is not false")
+            drops = (sc.get("capabilities") or {}).get("drop") or []
+            if "ALL" not in drops:
+                out.append(f"{where}: capabilities do not drop ALL")
+            res = c.get("resources") or {}
+            if not res.get("requests") or not res.get("limits"):
+                out.append(f"{where}: resources need requests and limits")
+            image = c.get("image", "")
+            if not pinned(image):
+                out.append(f"{where}: image '{image}' is not pinned (tag other than latest, or digest)")
+    if workloads == 0:
+        out.append("no workloads found")
+    return out, workloads
+
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def first_container(docs):
+    for d in docs:
+        spec = pod_spec(d)
+        if spec:
+            return spec["containers"][0], spec
+    raise SystemExit("self-test: no workload to break")
+
+
+def mutations():
+    def drop(key):
+        return lambda c, s: c.pop(key, None)
+
+    def sc(key, value):
+        return lambda c, s: c.setdefault("securityContext", {}).__setitem__(key, value)
+
+    return {
+        "no liveness probe": drop("livenessProbe"),
+        "no readiness probe": drop("readinessProbe"),
+        "image :latest": lambda c, s: c.__setitem__("image", c["image"].rsplit(":", 1)[0] + ":latest"),
+        "image without tag": lambda c, s: c.__setitem__("image", c["image"].rsplit(":", 1)[0]),
+        "runs as root": lambda c, s: (
+            sc("runAsNonRoot", False)(c, s),
+            s.setdefault("securityContext", {}).__setitem__("runAsNonRoot", False),
+        ),
+        "writable root fs": sc("readOnlyRootFilesystem", False),
+        "privilege escalation": sc("allowPrivilegeEscalation", True),
+        "capabilities kept": sc("capabilities", {"drop": ["NET_RAW"]}),
+        "no limits": lambda c, s: c.get("resources", {}).pop("limits", None),
+    }
+
+
+def self_test(path):
+    docs = load(path)
+    ok, _ = violations(docs)
+    if ok:
+        print("self-test: the unbroken manifests must pass first:\n  " + "\n  ".join(ok))
+        return 1
+    failed = 0
+    for what, mutate in mutations().items():
+        broken = copy.deepcopy(docs)
+        c, s = first_container(broken)
+        mutate(c, s)
+        found, _ = violations(broken)
+        if found:
+            print(f"self-test: '{what}' caught: {found[0]}")
+        else:
+            print(f"self-test: '{what}' was NOT caught")
+            failed += 1
+    return 1 if failed else 0
+
+
+def main(argv):
+    if argv[:1] == ["--self-test"]:
+        return self_test(argv[1])
+    bad = 0
+    for path in argv:
+        found, n = violations(load(path))
+        for v in found:
+            print(f"{path}: {v}")
+        bad += len(found)
+        if not found:
+            print(f"{path}: {n} workloads pass the container policy")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
