@@ -39,6 +39,9 @@ enum Undo {
     Savepoint,
     /// Roll back the whole transaction (and fail the batch, if any).
     Whole,
+    /// Nothing: a lone single-statement job ran in autocommit mode (SQLite undid a
+    /// failed statement itself).
+    Nothing,
 }
 
 struct Pending {
@@ -103,13 +106,13 @@ impl WriterState {
             self.commit_batch(feed_tx).await;
         }
         match self.abandoned.take() {
-            None => {}
             Some(Undo::Savepoint) => {
                 if let Err(e) = self.exec("ROLLBACK TO w; RELEASE w").await {
                     // The transaction itself is gone (SQLite rolls back on some I/O errors).
                     self.fail_batch(&e).await;
                 }
             }
+            Some(Undo::Nothing) | None => {}
             Some(Undo::Whole) => {
                 let e = StoreError::Internal(anyhow::anyhow!(
                     "a write in the same transaction failed; nothing was written"
@@ -195,6 +198,16 @@ impl Writer {
     /// error as fatal, so it needs no savepoint (its failure fails the whole batch).
     pub(crate) async fn begin(&self, single: bool) -> StoreResult<WriteTx<'_>> {
         let mut st = self.lock().await;
+        if single && !st.open && self.waiting.load(Ordering::Acquire) == 0 {
+            // Alone: the one statement commits by itself, a round trip less than
+            // BEGIN … COMMIT (the uncontended case, e.g. an idle coordinator).
+            return Ok(WriteTx {
+                tx: TxConn(Some(st)),
+                undo: Undo::Nothing,
+                items: Vec::new(),
+                writer: self,
+            });
+        }
         if !st.open {
             // Marked first: if this future is dropped mid-BEGIN, the COMMIT still comes.
             st.open = true;
@@ -307,6 +320,14 @@ impl WriteTx<'_> {
     /// Ends the job; returns once the transaction holding it is committed.
     pub async fn commit(mut self) -> StoreResult<()> {
         let mut st = self.tx.0.take().expect("writer lock held");
+        if self.undo == Undo::Nothing {
+            // A lone statement, already committed by itself: publish (still under the
+            // lock, so in cursor order) and answer.
+            for item in std::mem::take(&mut self.items) {
+                let _ = self.writer.feed_tx.send(item);
+            }
+            return Ok(());
+        }
         let (done, result) = oneshot::channel();
         // Queued first: if this future is dropped from here on, the batch still commits.
         st.pending.push(Pending {
@@ -315,7 +336,7 @@ impl WriteTx<'_> {
         });
         let released = match self.undo {
             Undo::Savepoint => st.exec("RELEASE w").await,
-            Undo::Whole => Ok(()),
+            Undo::Whole | Undo::Nothing => Ok(()),
         };
         let w = self.writer;
         match released {
@@ -338,7 +359,9 @@ impl Drop for WriteTx<'_> {
         // Not committed: an error path or a dropped future. The next holder undoes it.
         // Dropping the lock then wakes the committer (see `Held`).
         if let Some(mut st) = self.tx.0.take() {
-            st.abandoned = Some(self.undo);
+            if self.undo != Undo::Nothing {
+                st.abandoned = Some(self.undo);
+            }
         }
     }
 }
