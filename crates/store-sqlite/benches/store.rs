@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the store's hot paths on a real SQLite file (WAL,
-//! synchronous=NORMAL): event append, run creation, and a whole claim→report cycle.
+//! synchronous=NORMAL): event append (alone and 32 at once, which exercises group
+//! commit), run creation, and a whole claim→report cycle.
 //! `cargo bench -p aof-store-sqlite`; CI only compiles them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +90,26 @@ fn benches(c: &mut Criterion) {
                 )
                 .await
                 .unwrap()
+        })
+    });
+    // 32 appends in flight at once, as under HTTP load: they share group commits.
+    // Divide the time by 32 for the cost of one event.
+    c.bench_function("append_event_x32_concurrent", |b| {
+        b.to_async(&rt).iter(|| async {
+            let appends = (0..32).map(|_| {
+                store.append_event(
+                    &session,
+                    EventWrite {
+                        event: Event::message(&session, "assistant", "hello"),
+                        run_id: None,
+                        idempotency_key: None,
+                        lease_token: None,
+                    },
+                )
+            });
+            for r in futures::future::join_all(appends).await {
+                r.unwrap();
+            }
         })
     });
     c.bench_function("create_run", |b| {

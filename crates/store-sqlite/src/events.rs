@@ -76,9 +76,9 @@ fn stored_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<StoredEvent> {
 }
 
 impl SqliteStore {
-    /// One statement in autocommit mode: the session check, the next `seq`, the lease
-    /// check and the idempotency rule all ride in the INSERT. `Ok(None)`: nothing was
-    /// inserted, and the careful path below finds out why.
+    /// One statement: the session check, the next `seq`, the lease check and the
+    /// idempotency rule all ride in the INSERT, so it joins a group commit without a
+    /// savepoint. `Ok(None)`: nothing was inserted, and the careful path below finds out why.
     async fn append_fast(
         &self,
         session_id: &str,
@@ -88,8 +88,7 @@ impl SqliteStore {
             return Ok(None);
         }
         let data = serde_json::json!({ "data": &write.event });
-        // The lock orders the broadcast after the commit, as for every write.
-        let _guard = self.write_lock.lock().await;
+        let mut w = self.begin_single().await?;
         let row = sqlx::query(
             "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
              SELECT 'event', s.session_id, s.next_seq, ?2, ?3, ?4, ?5 FROM sessions s \
@@ -104,23 +103,24 @@ impl SqliteStore {
         .bind(&write.event.event_type)
         .bind(data.to_string())
         .bind(&write.lease_token)
-        // `fetch_all`, not `fetch_optional`: an autocommit INSERT … RETURNING yields its
-        // row before the statement finishes, and the commit happens at the end; only
-        // stepping to the end surfaces a failed commit (disk full), which would otherwise
-        // acknowledge an event that was rolled back.
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *w.tx)
         .await
         .map_err(internal)?;
         let Some(row) = row.into_iter().next() else {
+            // Nothing written; end the job so a batch it joined goes on.
+            w.commit().await?;
             return Ok(None);
         };
         let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
-        let _ = self.feed_tx.send(FeedItem {
+        w.push_item(FeedItem {
             cursor,
             kind: sse::EVENT.to_string(),
             session_id: Some(session_id.to_string()),
             data,
         });
+        // Answered only once the transaction holding the row is committed (a failed
+        // commit, e.g. disk full, comes back here as an error).
+        w.commit().await?;
         Ok(Some(StoredEvent {
             id: cursor,
             seq,

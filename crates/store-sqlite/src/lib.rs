@@ -1,8 +1,9 @@
 //! aof-store-sqlite: the `Store` on an embedded SQLite file (WAL).
 //!
-//! One writer connection behind `write_lock`, several readers. Every mutation runs in a
-//! `WriteTx`: the state change and its feed items commit together, then the items are
-//! broadcast while the lock is still held, so live order equals cursor order.
+//! One writer connection (`writer`, with group commit), several readers. Every mutation
+//! runs in a `WriteTx`: the state change and its feed items commit together, then the
+//! items are broadcast while the writer lock is still held, so live order equals cursor
+//! order.
 
 mod callbacks;
 mod events;
@@ -14,20 +15,22 @@ mod runners;
 mod runs;
 mod sessions;
 mod store_impl;
+mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Sqlite, SqlitePool, Transaction,
+    ConnectOptions, SqlitePool,
 };
-use tokio::sync::{broadcast, Mutex, MutexGuard};
+use tokio::sync::broadcast;
 
 use aof_store::{StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 pub use matching::satisfies;
+pub(crate) use writer::WriteTx;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,15 +74,19 @@ impl Default for SqliteOptions {
 }
 
 pub struct SqliteStore {
-    /// Exactly one connection: SQLite has one writer anyway, and one connection makes
-    /// cursor order equal commit order.
-    writer: SqlitePool,
+    /// Exactly one writer connection: SQLite has one writer anyway, and one connection
+    /// makes cursor order equal commit order. It also owns the feed broadcast.
+    writer: std::sync::Arc<writer::Writer>,
     readers: SqlitePool,
-    /// Held from BEGIN until the committed items are broadcast. Async lock: held across awaits.
-    write_lock: Mutex<()>,
-    /// Store → SSE subscribers. Written only under `write_lock`.
+    /// Store → SSE subscribers. Written only under the writer lock.
     feed_tx: broadcast::Sender<FeedItem>,
     opts: SqliteOptions,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.writer.shut_down();
+    }
 }
 
 pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
@@ -131,34 +138,29 @@ impl SqliteStore {
             .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
             .pragma("foreign_keys", "OFF");
-        // No liveness ping per acquire: a local file connection does not go stale, and
-        // the ping is one more trip to sqlx's connection thread on every write (measured:
-        // single-event ingest 1.45k → 3.1k/s).
-        let writer = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone())
-            .await
-            .map_err(internal)?;
+        // The writer is a bare connection owned by `writer::Writer`, not a pool: the
+        // writer keeps it (and its open batch transaction) across requests.
+        let mut conn = base.connect().await.map_err(internal)?;
         // A new file gets incremental auto-vacuum (WAL mode already wrote its header, so
         // the setting needs a VACUUM, instant while empty); `maintenance.rs` converts
         // older files at their first purge.
         let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
-            .fetch_one(&writer)
+            .fetch_one(&mut conn)
             .await
             .map_err(internal)?;
         if tables == 0 {
             sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
-                .execute(&writer)
+                .execute(&mut conn)
                 .await
                 .map_err(internal)?;
         }
         sqlx::migrate!("./migrations")
-            .run(&writer)
+            .run(&mut conn)
             .await
             .map_err(internal)?;
+        // No liveness ping per acquire: a local file connection does not go stale, and
+        // the ping is one more trip to sqlx's connection thread (measured: single-event
+        // ingest 1.45k → 3.1k/s when it went).
         let readers = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(4)
@@ -168,41 +170,45 @@ impl SqliteStore {
             .map_err(internal)?;
         let (feed_tx, _) = broadcast::channel(opts.feed_capacity);
         Ok(SqliteStore {
-            writer,
+            writer: writer::Writer::new(conn, feed_tx.clone()),
             readers,
-            write_lock: Mutex::new(()),
             feed_tx,
             opts,
         })
     }
 
+    /// Starts a write job in the writer's (possibly shared) transaction.
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
-        let guard = self.write_lock.lock().await;
-        let tx = self.writer.begin().await.map_err(internal)?;
-        Ok(WriteTx {
-            tx,
-            _guard: guard,
-            items: Vec::new(),
-            feed_tx: &self.feed_tx,
-        })
+        self.writer.begin(false).await
+    }
+
+    /// A write job of at most one writing statement whose every error is fatal: it needs
+    /// no savepoint when it joins a batch (see `writer`).
+    pub(crate) async fn begin_single(&self) -> StoreResult<WriteTx<'_>> {
+        self.writer.begin(true).await
     }
 
     /// `(journal_mode, synchronous)` as the writer connection sees them (0 off, 1 normal, 2 full).
     pub async fn pragmas(&self) -> StoreResult<(String, i64)> {
-        let mut conn = self.writer.acquire().await.map_err(internal)?;
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
+        self.writer
+            .with_conn(async |conn| {
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(internal)?;
+                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(internal)?;
+                Ok((mode, sync))
+            })
             .await
-            .map_err(internal)?;
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(internal)?;
-        Ok((mode, sync))
     }
 
+    /// Commits anything batched and closes the readers; the writer connection closes
+    /// when the store is dropped.
     pub async fn close(&self) {
-        self.writer.close().await;
+        let _ = self.writer.with_conn(async |_| Ok(())).await;
         self.readers.close().await;
     }
 }
@@ -241,14 +247,6 @@ pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
     res.map(|_| ())
 }
 
-/// One write transaction plus the feed items it will publish on commit.
-pub(crate) struct WriteTx<'a> {
-    pub tx: Transaction<'static, Sqlite>,
-    _guard: MutexGuard<'a, ()>,
-    items: Vec<FeedItem>,
-    feed_tx: &'a broadcast::Sender<FeedItem>,
-}
-
 impl WriteTx<'_> {
     /// Appends a non-event feed item (session_created, session_updated, …).
     pub async fn feed(
@@ -267,31 +265,12 @@ impl WriteTx<'_> {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(internal)?;
-        self.items.push(FeedItem {
+        self.push_item(FeedItem {
             cursor,
             kind: kind.to_string(),
             session_id: session_id.map(str::to_string),
             data,
         });
         Ok(cursor)
-    }
-
-    pub(crate) fn push_item(&mut self, item: FeedItem) {
-        self.items.push(item);
-    }
-
-    pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx {
-            tx,
-            _guard,
-            items,
-            feed_tx,
-        } = self;
-        tx.commit().await.map_err(internal)?;
-        for item in items {
-            // No receivers is fine: nobody is watching.
-            let _ = feed_tx.send(item);
-        }
-        Ok(())
     }
 }

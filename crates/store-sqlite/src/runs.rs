@@ -14,6 +14,7 @@ use crate::{
     internal, ms,
     rows::{
         self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
+        SESSION_COLS,
     },
     satisfies, SqliteStore, WriteTx,
 };
@@ -21,6 +22,39 @@ use crate::{
 const LEASED: &str = "('claimed','running','stopping')";
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
+
+/// The oldest pending run `runner` can take, read a page at a time: usually the first
+/// matches, and a long queue must not be parsed whole per poll.
+async fn find_pending(
+    conn: &mut sqlx::SqliteConnection,
+    runner: &aof_wire::runner::RunnerInfo,
+) -> StoreResult<Option<String>> {
+    let mut after: i64 = 0;
+    loop {
+        let page = sqlx::query(&format!(
+            "SELECT rowid AS rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rowid > ? \
+             ORDER BY rowid LIMIT {CLAIM_PAGE}"
+        ))
+        .bind(after)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(internal)?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        after = last.get("rid");
+        if let Some(rec) = page
+            .iter()
+            .filter_map(|r| run_from_row(r).ok())
+            .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
+        {
+            return Ok(Some(rec.run.run_id));
+        }
+        if page.len() < CLAIM_PAGE {
+            return Ok(None);
+        }
+    }
+}
 
 fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
@@ -30,26 +64,26 @@ impl SqliteStore {
     pub(crate) async fn create_run_impl(&self, new: NewRun) -> StoreResult<RunRecord> {
         let now = Utc::now();
         let mut w = self.begin().await?;
-        match new.run_type {
+        let created = match new.run_type {
             RunType::StartSession => {
-                if rows::load_session(&mut w.tx, &new.session_id)
-                    .await?
-                    .is_some()
-                {
-                    return Err(StoreError::SessionExists(new.session_id));
-                }
-                sqlx::query(
+                // RETURNING gives the new row; no row means the id is taken.
+                let row = sqlx::query(&format!(
                     "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
-                     VALUES (?, 'pending', ?, ?, ?, ?)",
-                )
+                     VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING \
+                     RETURNING {SESSION_COLS}"
+                ))
                 .bind(&new.session_id)
                 .bind(ts(now))
                 .bind(&new.project_dir)
                 .bind(&new.agent_name)
                 .bind(&new.parent_session_id)
-                .execute(&mut *w.tx)
+                .fetch_optional(&mut *w.tx)
                 .await
                 .map_err(internal)?;
+                let Some(row) = row else {
+                    return Err(StoreError::SessionExists(new.session_id));
+                };
+                Some(rows::session_from_row(&row))
             }
             RunType::ResumeSession => {
                 if rows::load_session(&mut w.tx, &new.session_id)
@@ -58,8 +92,9 @@ impl SqliteStore {
                 {
                     return Err(StoreError::SessionNotFound(new.session_id));
                 }
+                None
             }
-        }
+        };
         if !new.deliver_callbacks.is_empty() {
             // Before the insert: the new run must not count as the session's live run.
             crate::callbacks::mark_delivered(
@@ -71,11 +106,11 @@ impl SqliteStore {
             .await?;
         }
         let demands = serde_json::to_string(&new.demands).map_err(internal)?;
-        sqlx::query(
+        let row = sqlx::query(&format!(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
              parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-        )
+             blueprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING {RUN_COLS}"
+        ))
         .bind(&new.run_id)
         .bind(new.run_type.as_str())
         .bind(&new.session_id)
@@ -90,18 +125,13 @@ impl SqliteStore {
         .bind(new.timeout_at.map(ts))
         .bind(new.timeout_at.map(ms))
         .bind(new.blueprint.as_ref().map(|b| b.to_string()))
-        .execute(&mut *w.tx)
+        .fetch_one(&mut *w.tx)
         .await
         .map_err(internal)?;
-        if new.run_type == RunType::StartSession {
-            let s = rows::load_session(&mut w.tx, &new.session_id)
-                .await?
-                .ok_or_else(|| internal(anyhow::anyhow!("session vanished")))?;
+        let rec = run_from_row(&row)?;
+        if let Some(s) = created {
             feed_session(&mut w, sse::SESSION_CREATED, &s).await?;
         }
-        let rec = load_run(&mut w.tx, &new.run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
         w.commit().await?;
         Ok(rec)
     }
@@ -141,62 +171,47 @@ impl SqliteStore {
         runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
     ) -> StoreResult<Option<RunRecord>> {
-        let runner_id = runner.runner_id.as_str();
-        // Cheap reads outside the write lock, a page at a time: usually the first
-        // pending run matches, and a long queue must not be parsed whole per poll.
-        let mut after: i64 = 0;
-        let pick = loop {
-            let page = sqlx::query(&format!(
-                "SELECT rowid AS rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rowid > ? \
-                 ORDER BY rowid LIMIT {CLAIM_PAGE}"
-            ))
-            .bind(after)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?;
-            let Some(last) = page.last() else {
-                return Ok(None);
-            };
-            after = last.get("rid");
-            if let Some(rec) = page
-                .iter()
-                .filter_map(|r| run_from_row(r).ok())
-                .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
-            {
-                break rec;
-            }
-            if page.len() < CLAIM_PAGE {
-                return Ok(None);
-            }
+        // A cheap read outside the writer lock first: usually it finds the run.
+        let mut conn = self.readers.acquire().await.map_err(internal)?;
+        let Some(mut run_id) = find_pending(&mut conn, runner).await? else {
+            return Ok(None);
         };
+        drop(conn);
         let now = Utc::now();
         let token = new_lease_token();
-        let mut w = self.begin().await?;
         let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
-        let n = sqlx::query(
-            "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
-             lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 WHERE run_id = ? AND status = 'pending'",
-        )
-        .bind(next.as_str())
-        .bind(runner_id)
-        .bind(ts(now))
-        .bind(&token)
-        .bind(ms(now + ttl))
-        .bind(&pick.run.run_id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .rows_affected();
-        if n == 0 {
-            // Another runner won it between our read and our write; the caller polls again.
-            return Ok(None);
+        let mut w = self.begin().await?;
+        loop {
+            let row = sqlx::query(&format!(
+                "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
+                 lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 \
+                 WHERE run_id = ? AND status = 'pending' RETURNING {RUN_COLS}"
+            ))
+            .bind(next.as_str())
+            .bind(&runner.runner_id)
+            .bind(ts(now))
+            .bind(&token)
+            .bind(ms(now + ttl))
+            .bind(&run_id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(internal)?;
+            if let Some(row) = row {
+                let mut rec = run_from_row(&row)?;
+                w.commit().await?;
+                rec.run.lease_token = rec.lease_token.clone();
+                return Ok(Some(rec));
+            }
+            // Taken meanwhile, perhaps by a claim in this very batch that the readers
+            // cannot see yet: look again on the writer, which sees it.
+            match find_pending(&mut w.tx, runner).await? {
+                Some(id) => run_id = id,
+                None => {
+                    w.commit().await?;
+                    return Ok(None);
+                }
+            }
         }
-        let mut rec = load_run(&mut w.tx, &pick.run.run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
-        w.commit().await?;
-        rec.run.lease_token = rec.lease_token.clone();
-        Ok(Some(rec))
     }
 
     pub(crate) async fn report_impl(
@@ -259,26 +274,28 @@ impl SqliteStore {
         let next = rec.status.on(event).map_err(illegal)?;
         let now = ts(Utc::now());
         let sid = rec.run.session_id.clone();
+        // The run row as this report leaves it (each arm's UPDATE returns it).
+        let out: RunRecord;
         match &report {
             RunReport::Started => {
-                let n = sqlx::query(
+                let row = sqlx::query(&format!(
                     "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?) \
-                     WHERE run_id = ? AND status = ?",
-                )
+                     WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
+                ))
                 .bind(next.as_str())
                 .bind(&now)
                 .bind(run_id)
                 .bind(rec.status.as_str())
-                .execute(&mut *w.tx)
+                .fetch_optional(&mut *w.tx)
                 .await
-                .map_err(internal)?
-                .rows_affected();
-                if n == 0 {
+                .map_err(internal)?;
+                let Some(row) = row else {
                     return Err(StoreError::LeaseConflict(format!(
                         "run {run_id} changed concurrently (expected {})",
                         rec.status
                     )));
-                }
+                };
+                out = run_from_row(&row)?;
                 if let Some(parent) = &rec.run.parent_session_id {
                     sqlx::query("UPDATE sessions SET parent_session_id = ? WHERE session_id = ?")
                         .bind(parent)
@@ -300,7 +317,7 @@ impl SqliteStore {
                 }
             }
             RunReport::Completed { session_status } => {
-                self.finish(&mut w, &rec, next, None).await?;
+                out = self.finish(&mut w, &rec, next, None).await?;
                 let ev = Event {
                     exit_code: Some(0),
                     reason: Some("completed".into()),
@@ -312,7 +329,7 @@ impl SqliteStore {
                 set_session_status(&mut w, &sid, st).await?;
             }
             RunReport::Failed { error } => {
-                self.finish(&mut w, &rec, next, Some(error)).await?;
+                out = self.finish(&mut w, &rec, next, Some(error)).await?;
                 let ev = Event {
                     error: Some(error.clone()),
                     reason: Some("failed".into()),
@@ -323,7 +340,7 @@ impl SqliteStore {
                 set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
             }
             RunReport::Stopped { signal } => {
-                self.finish(&mut w, &rec, next, None).await?;
+                out = self.finish(&mut w, &rec, next, None).await?;
                 let ev = Event {
                     reason: Some(signal.clone()),
                     ..Event::new(types::RUN_STOPPED, &sid)
@@ -332,9 +349,6 @@ impl SqliteStore {
                 set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
             }
         }
-        let out = load_run(&mut w.tx, run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
         w.commit().await?;
         Ok(out)
     }
@@ -346,7 +360,7 @@ impl SqliteStore {
         rec: &RunRecord,
         next: RunStatus,
         error: Option<&str>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<RunRecord> {
         self.finish_with(w, rec, next, error, false).await
     }
 
@@ -359,26 +373,23 @@ impl SqliteStore {
         next: RunStatus,
         error: Option<&str>,
         revoke: bool,
-    ) -> StoreResult<()> {
-        let n = sqlx::query(
+    ) -> StoreResult<RunRecord> {
+        let row = sqlx::query(&format!(
             "UPDATE runs SET status = ?, completed_at = ?, error = COALESCE(?, error), \
              lease_expires_ms = NULL, lease_token = CASE WHEN ? THEN NULL ELSE lease_token END \
-             WHERE run_id = ? AND status = ?",
-        )
+             WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
+        ))
         .bind(next.as_str())
         .bind(ts(Utc::now()))
         .bind(error)
         .bind(revoke)
         .bind(&rec.run.run_id)
         .bind(rec.status.as_str())
-        .execute(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await
         .map_err(internal)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::LeaseConflict("run changed concurrently".into()));
-        }
-        Ok(())
+        .ok_or_else(|| StoreError::LeaseConflict("run changed concurrently".into()))?;
+        run_from_row(&row)
     }
 
     pub(crate) async fn stop_run_impl(&self, run_id: &str) -> StoreResult<StopOutcome> {
