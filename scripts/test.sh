@@ -20,6 +20,7 @@ stage "deps"
 AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 bash scripts/ci/images.sh deps
+AOF_TEST_DATABASE_URL="$(bash scripts/ci/postgres.sh start)"; export AOF_TEST_DATABASE_URL; trap 'bash scripts/ci/postgres.sh stop' EXIT  # PostgreSQL store tests: a loopback server, stopped on exit
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
@@ -33,6 +34,10 @@ cargo clippy --locked --all-targets -- -D warnings
 
 stage "tests (nextest)"
 cargo nextest run --locked --workspace --no-fail-fast
+
+stage "API suite again on PostgreSQL (AOF_TEST_STORE=postgres: a fresh database per coordinator)"
+AOF_TEST_STORE=postgres cargo nextest run --locked -p aof-cli --no-fail-fast --test api_routes --test auth --test e2e \
+  -E 'binary(api_routes) | (binary(auth) - test(/^browser::/)) | (binary(e2e) & test(/^(cli|crash|leases|longpoll|mcp|orchestration|sse_replay)::/))'
 
 stage "doc tests"
 cargo test --locked --workspace --doc
