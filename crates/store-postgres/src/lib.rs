@@ -11,6 +11,7 @@
 mod callbacks;
 mod events;
 mod keys;
+mod live;
 mod rows;
 mod runners;
 mod runs;
@@ -25,6 +26,11 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     PgPool, Postgres, Transaction,
 };
+use std::sync::{
+    atomic::{AtomicI64, Ordering},
+    Arc,
+};
+
 use tokio::sync::{broadcast, Mutex, MutexGuard};
 
 use aof_store::{StoreError, StoreResult};
@@ -60,12 +66,16 @@ impl Default for PgOptions {
 
 pub struct PgStore {
     pool: PgPool,
-    /// Held from BEGIN until the committed items are broadcast, so this process
-    /// broadcasts in cursor order. Async lock: held across awaits.
-    write_lock: Mutex<()>,
-    /// Store → SSE subscribers. Written only under `write_lock`.
-    feed_tx: broadcast::Sender<FeedItem>,
+    shared: Arc<live::Shared>,
+    /// Relays other coordinators' commits into `feed_tx`; aborted on drop.
+    relay: tokio::task::JoinHandle<()>,
     opts: PgOptions,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 /// Maps a database error like the SQLite store does: a full disk, a read-only or failing
@@ -125,16 +135,27 @@ impl PgStore {
             .await
             .map_err(internal)?;
         let (feed_tx, _) = broadcast::channel(opts.feed_capacity);
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(cursor), 0) FROM feed")
+            .fetch_one(&pool)
+            .await
+            .map_err(internal)?;
+        let shared = Arc::new(live::Shared {
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            write_lock: Mutex::new(()),
+            broadcast_head: AtomicI64::new(head),
+            feed_tx,
+        });
+        let relay = tokio::spawn(live::relay(pool.clone(), shared.clone()));
         Ok(PgStore {
             pool,
-            write_lock: Mutex::new(()),
-            feed_tx,
+            shared,
+            relay,
             opts,
         })
     }
 
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
-        let guard = self.write_lock.lock().await;
+        let guard = self.shared.write_lock.lock().await;
         let mut tx = self.pool.begin().await.map_err(internal)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK_KEY)
@@ -145,7 +166,7 @@ impl PgStore {
             tx,
             _guard: guard,
             items: Vec::new(),
-            feed_tx: &self.feed_tx,
+            store: self,
         })
     }
 
@@ -159,7 +180,7 @@ pub(crate) struct WriteTx<'a> {
     pub tx: Transaction<'static, Postgres>,
     _guard: MutexGuard<'a, ()>,
     items: Vec<FeedItem>,
-    feed_tx: &'a broadcast::Sender<FeedItem>,
+    store: &'a PgStore,
 }
 
 impl WriteTx<'_> {
@@ -195,16 +216,37 @@ impl WriteTx<'_> {
 
     pub async fn commit(self) -> StoreResult<()> {
         let WriteTx {
-            tx,
+            mut tx,
             _guard,
             items,
-            feed_tx,
+            store,
         } = self;
+        if !items.is_empty() {
+            // Delivered at COMMIT: wakes the relay of every other coordinator.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(live::CHANNEL)
+                .bind(&store.shared.instance)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
         tx.commit().await.map_err(internal)?;
+        let Some(first) = items.first().map(|i| i.cursor) else {
+            return Ok(());
+        };
+        let shared = &store.shared;
+        // Another coordinator committed below our first cursor and its relay has not
+        // run yet: send its items first, so subscribers get cursor order. (A gap from
+        // a rolled-back write costs one empty read.)
+        if first > shared.broadcast_head.load(Ordering::Acquire) + 1 {
+            live::catch_up(&store.pool, shared, Some(first)).await;
+        }
+        let last = items.last().map(|i| i.cursor).unwrap_or(first);
         for item in items {
             // No receivers is fine: nobody is watching.
-            let _ = feed_tx.send(item);
+            let _ = shared.feed_tx.send(item);
         }
+        shared.broadcast_head.fetch_max(last, Ordering::AcqRel);
         Ok(())
     }
 }

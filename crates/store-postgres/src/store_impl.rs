@@ -19,7 +19,7 @@ use crate::{internal, PgStore};
 #[async_trait]
 impl Store for PgStore {
     fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
-        self.feed_tx.subscribe()
+        self.shared.feed_tx.subscribe()
     }
 
     async fn ping(&self) -> StoreResult<()> {

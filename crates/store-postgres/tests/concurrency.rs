@@ -260,3 +260,68 @@ async fn concurrent_claims_take_each_run_once_and_fence_reports() {
         .unwrap();
     assert_eq!(again.status, aof_core::RunStatus::Completed);
 }
+
+/// Each store's live feed (`subscribe`) carries every committed item of both stores —
+/// its own and, relayed by LISTEN/NOTIFY, the other's — once each, in cursor order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_feed_on_each_store_has_every_commit_in_cursor_order() {
+    let Some(stores) = stores(2).await else {
+        return;
+    };
+    for (i, store) in stores.iter().enumerate() {
+        store
+            .create_run(new_run(&format!("r{i}"), &format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    let head = stores[0].feed_head().await.unwrap();
+    let mut subs: Vec<_> = stores.iter().map(|s| s.subscribe()).collect();
+    const PER_WRITER: usize = 40;
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let store = stores[w % 2].clone();
+        let session = format!("s{}", w % 2);
+        writers.push(tokio::spawn(async move {
+            for i in 0..PER_WRITER {
+                store
+                    .append_event(&session, write(&session, i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all: Vec<i64> = stores[0]
+        .feed_after(head, None, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.cursor)
+        .collect();
+    assert_eq!(all.len(), 6 * PER_WRITER);
+    for (n, sub) in subs.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        let mut prev = 0;
+        while got.len() < all.len() {
+            let item = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("store {n}: live feed stalled after {} items", got.len())
+                })
+                .unwrap();
+            assert!(
+                item.cursor > prev,
+                "store {n}: {} after {prev}",
+                item.cursor
+            );
+            prev = item.cursor;
+            // The other store's setup items may be relayed after we subscribed.
+            if item.cursor > head {
+                got.push(item.cursor);
+            }
+        }
+        assert_eq!(got, all, "store {n}: every item once, in cursor order");
+    }
+}
