@@ -51,12 +51,24 @@ start() {
   if [ "$(psql_pg -c "SELECT 1 FROM pg_database WHERE datname = 'aof'")" != 1 ]; then
     psql_pg -c "CREATE DATABASE aof OWNER aof" >&2 || die "cannot create database aof"
   fi
+  drop_test_dbs
   as_pg "$bin/pg_isready" -h 127.0.0.1 -p "$port" -q || die "server not ready on 127.0.0.1:$port"
   echo "$url"
 }
 
+# Tests make a database each (aof_test_*); they would pile up across runs (~8 MB each).
+drop_test_dbs() {
+  local db
+  for db in $(as_pg "$bin/psql" -h "$dir/run" -p "$port" -U postgres -d postgres -qtA \
+      -c "SELECT datname FROM pg_database WHERE datname LIKE 'aof\_test\_%'"); do
+    as_pg "$bin/psql" -h "$dir/run" -p "$port" -U postgres -d postgres -q \
+      -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 || true
+  done
+}
+
 stop() {
   [ -f "$dir/data/postmaster.pid" ] || return 0
+  drop_test_dbs || true
   as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
 }
 
