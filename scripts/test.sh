@@ -21,6 +21,8 @@ AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude C
 llm_env="$(bash scripts/ci/llm.sh)"; eval "$llm_env"; export AOF_LLAMA_SERVER AOF_LLM_MODEL_15B  # llama-server + Qwen 1.5B for the model_api tests (cached under /var/tmp/aof-llm)
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 bash scripts/ci/images.sh deps
+for p in sqlite3 iproute2; do dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p"; }; done  # fault tests: sqlite3 CLI, ip netns
+AOF_TEST_DATABASE_URL="$(bash scripts/ci/postgres.sh start)"; export AOF_TEST_DATABASE_URL; trap 'bash scripts/ci/postgres.sh stop' EXIT  # PostgreSQL store tests: a loopback server, stopped on exit
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
@@ -34,6 +36,10 @@ cargo clippy --locked --all-targets -- -D warnings
 
 stage "tests (nextest)"
 cargo nextest run --locked --workspace --no-fail-fast
+
+stage "API suite again on PostgreSQL (AOF_TEST_STORE=postgres: a fresh database per coordinator)"
+AOF_TEST_STORE=postgres cargo nextest run --locked -p aof-cli --no-fail-fast --test api_routes --test auth --test e2e \
+  -E 'binary(api_routes) | (binary(auth) - test(/^browser::/)) | (binary(e2e) & test(/^(cli|crash|leases|longpoll|mcp|orchestration|protocol|sse_replay)::/))'
 
 stage "doc tests"
 cargo test --locked --workspace --doc

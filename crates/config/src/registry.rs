@@ -182,6 +182,17 @@ pub static SETTINGS: &[Setting] = &[
         Derived("`<data_dir>/observability.db`"),
         "SQLite file; a `data_dir` set on a higher layer wins",
     ),
+    Setting {
+        secret: true,
+        ..s(
+            "coordinator.database_url",
+            "AOF_DATABASE_URL",
+            &[],
+            None,
+            Derived("none (SQLite at `db_path`)"),
+            "`postgres://…`: keep everything in PostgreSQL (coordinators may share it); `sqlite://PATH` or unset: SQLite; secret, shown masked",
+        )
+    },
     s(
         "coordinator.agents_dir",
         "AOF_AGENTS_DIR",

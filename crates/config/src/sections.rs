@@ -5,7 +5,7 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use aof_coordinator::{
-    config::{AuthConfig, OidcConfig},
+    config::{AuthConfig, OidcConfig, PostgresUrl},
     CoordinatorConfig,
 };
 use aof_core::RecoveryMode;
@@ -128,6 +128,28 @@ impl Config {
         }
     }
 
+    /// `coordinator.database_url` over `db_path`: a `postgres://` URL selects PostgreSQL;
+    /// `sqlite://PATH` names the SQLite file (`sqlite://` alone keeps `db_path`).
+    fn database(&self) -> Result<(PathBuf, Option<PostgresUrl>), ConfigError> {
+        let db_path = self.under_data_dir("coordinator.db_path", "observability.db");
+        let url = self.parse("coordinator.database_url", |v| {
+            let v = v.trim();
+            if aof_store_postgres::is_postgres_url(v) {
+                Ok(Err(PostgresUrl(v.to_string())))
+            } else if let Some(path) = v.strip_prefix("sqlite://") {
+                Ok(Ok(path.to_string()))
+            } else {
+                Err("must be postgres://USER@HOST:PORT/DB or sqlite://PATH".into())
+            }
+        })?;
+        Ok(match url {
+            None => (db_path, None),
+            Some(Err(pg)) => (db_path, Some(pg)),
+            Some(Ok(path)) if path.is_empty() => (db_path, None),
+            Some(Ok(path)) => (PathBuf::from(path), None),
+        })
+    }
+
     pub fn api(&self) -> Result<ApiConfig, ConfigError> {
         let url = self.parse_req("api.url", |v| {
             let v = v.trim().trim_end_matches('/');
@@ -180,12 +202,14 @@ impl Config {
         let lease_ttl = secs("coordinator.lease_ttl")?.unwrap_or(heartbeat_interval * 3);
         let sweep_interval = secs("coordinator.sweep_interval")?
             .unwrap_or((lease_ttl / 4).min(Duration::from_secs(5)));
+        let (db_path, postgres_url) = self.database()?;
         let cfg = CoordinatorConfig {
             listen: self.parse_req("coordinator.listen", |v| {
                 SocketAddr::from_str(v.trim())
                     .map_err(|_| "must be ADDRESS:PORT, e.g. 127.0.0.1:8765".to_string())
             })?,
-            db_path: self.under_data_dir("coordinator.db_path", "observability.db"),
+            db_path,
+            postgres_url,
             agents_dir: self.under_data_dir("coordinator.agents_dir", "agents"),
             durability: self.parse_req("coordinator.sqlite_synchronous", |v| {
                 Durability::from_str(v.trim()).map_err(|_| "must be normal or full".to_string())

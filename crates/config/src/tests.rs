@@ -488,3 +488,50 @@ fn project_dir_roots() {
         "{e}"
     );
 }
+
+#[test]
+fn database_url_selects_the_store() {
+    let k = |v: &str| {
+        load(
+            None,
+            &[("AOF_DATABASE_URL", v), ("AOF_DB_PATH", "/d/db")],
+            &[],
+        )
+        .coordinator()
+    };
+    let pg = k("postgres://aof:pw@127.0.0.1:5432/aof").unwrap();
+    assert_eq!(
+        pg.postgres_url.as_ref().unwrap().0,
+        "postgres://aof:pw@127.0.0.1:5432/aof"
+    );
+    let debug = format!("{:?}", pg.postgres_url.unwrap());
+    assert!(
+        !debug.contains("pw") && debug.contains("aof:***@127.0.0.1"),
+        "{debug}"
+    );
+    assert!(k("postgresql://h/db").unwrap().postgres_url.is_some());
+    let lite = k("sqlite:///x/other.db").unwrap();
+    assert_eq!(
+        (lite.postgres_url, lite.db_path),
+        (None, PathBuf::from("/x/other.db"))
+    );
+    let kept = k("sqlite://").unwrap();
+    assert_eq!(
+        (kept.postgres_url, kept.db_path),
+        (None, PathBuf::from("/d/db"))
+    );
+    let unset = load(None, &[], &[]).coordinator().unwrap();
+    assert!(unset.postgres_url.is_none());
+    let err = k("mysql://h/db").unwrap_err().to_string();
+    assert!(
+        err.contains("AOF_DATABASE_URL") && err.contains("postgres://"),
+        "{err}"
+    );
+    // A secret: `aof config show` masks it.
+    let row = load(None, &[("AOF_DATABASE_URL", "postgres://u:pw@h/db")], &[])
+        .show()
+        .into_iter()
+        .find(|r| r.setting.key == "coordinator.database_url")
+        .unwrap();
+    assert_eq!(row.display_value(), "****");
+}

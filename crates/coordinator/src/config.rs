@@ -10,8 +10,10 @@ use aof_store_sqlite::Durability;
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub listen: SocketAddr,
-    /// SQLite file (`AGENT_ORCHESTRATOR_DB_PATH`).
+    /// SQLite file (`AGENT_ORCHESTRATOR_DB_PATH`); unused with `postgres_url`.
     pub db_path: PathBuf,
+    /// `AOF_DATABASE_URL=postgres://…`: the store is PostgreSQL instead of SQLite.
+    pub postgres_url: Option<PostgresUrl>,
     /// Agent blueprint directory (`AGENT_ORCHESTRATOR_AGENTS_DIR`, `<data_dir>/agents`).
     pub agents_dir: PathBuf,
     /// `AOF_SQLITE_SYNCHRONOUS`: normal (default) or full.
@@ -49,6 +51,25 @@ pub struct CoordinatorConfig {
     pub auth: AuthConfig,
 }
 
+/// A PostgreSQL URL; `Debug` hides its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(pub String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // postgres://user:secret@host → postgres://user:***@host
+        let s = &self.0;
+        let masked = match (s.find("://"), s.rfind('@')) {
+            (Some(a), Some(at)) if s[a + 3..at].contains(':') => {
+                let colon = a + 3 + s[a + 3..at].find(':').unwrap_or(0);
+                format!("{}:***{}", &s[..colon], &s[at..])
+            }
+            _ => s.clone(),
+        };
+        write!(f, "PostgresUrl({masked:?})")
+    }
+}
+
 /// `[auth]`: API keys, browser cookies, optional OIDC. See SECURITY.md.
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
@@ -81,6 +102,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             listen: "127.0.0.1:8765".parse().expect("valid default address"),
             db_path: PathBuf::from(".agent-orchestrator/observability.db"),
+            postgres_url: None,
             agents_dir: PathBuf::from(".agent-orchestrator/agents"),
             durability: Durability::Normal,
             poll_timeout: Duration::from_secs(30),

@@ -22,6 +22,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use aof_store::Store;
+use aof_store_postgres::{PgOptions, PgStore};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 
 pub use config::CoordinatorConfig;
@@ -59,6 +60,35 @@ impl AppState {
     }
 }
 
+/// SQLite at `db_path`, or PostgreSQL when `postgres_url` is set; migrations run here.
+async fn open_store(cfg: &CoordinatorConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let stale_after = chrono::Duration::from_std(cfg.stale_threshold)?;
+    if let Some(url) = &cfg.postgres_url {
+        let store = PgStore::connect(
+            &url.0,
+            PgOptions {
+                stale_after,
+                ..PgOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("opening PostgreSQL {url:?}: {e}"))?;
+        tracing::info!(store = "postgres", "store opened");
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open(
+        &cfg.db_path,
+        SqliteOptions {
+            durability: cfg.durability,
+            stale_after,
+            ..SqliteOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("opening {}: {e}", cfg.db_path.display()))?;
+    Ok(Arc::new(store))
+}
+
 /// A coordinator bound to its listener, ready to serve.
 pub struct Coordinator {
     pub state: AppState,
@@ -69,16 +99,7 @@ impl Coordinator {
     /// Opens the store, recovers leases, binds the listen address.
     pub async fn bind(cfg: CoordinatorConfig) -> anyhow::Result<Coordinator> {
         cfg.validate().map_err(anyhow::Error::msg)?;
-        let store = SqliteStore::open(
-            &cfg.db_path,
-            SqliteOptions {
-                durability: cfg.durability,
-                stale_after: chrono::Duration::from_std(cfg.stale_threshold)?,
-                ..SqliteOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", cfg.db_path.display()))?;
+        let store = open_store(&cfg).await?;
         let ttl = chrono::Duration::from_std(cfg.lease_ttl)?;
         // A restart must not kill work in progress: every live lease gets a fresh term.
         let graced = store.grace_leases(ttl).await?;
@@ -97,7 +118,7 @@ impl Coordinator {
         let registry = aof_blueprints::Registry::new(&cfg.agents_dir, cfg.placeholder_env.clone());
         let state = AppState {
             registry: Arc::new(registry),
-            store: Arc::new(store),
+            store,
             cfg: Arc::new(cfg),
             wake: Arc::new(wake),
             metrics: Arc::new(metrics::Metrics::default()),

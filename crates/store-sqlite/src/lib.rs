@@ -9,7 +9,6 @@ mod callbacks;
 mod events;
 mod keys;
 mod maintenance;
-mod matching;
 mod rows;
 mod runners;
 mod runs;
@@ -29,7 +28,7 @@ use tokio::sync::broadcast;
 use aof_store::{StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
-pub use matching::satisfies;
+pub use aof_store::matching::satisfies;
 pub(crate) use writer::WriteTx;
 
 /// How hard each commit is pushed to disk.

@@ -1,11 +1,13 @@
 //! aof-store: the persistence contract. Coordinators talk to a `Store`; SQLite
-//! (aof-store-sqlite) implements it now, PostgreSQL later.
+//! (aof-store-sqlite) and PostgreSQL (aof-store-postgres) implement it.
 //!
 //! Invariants every implementation keeps:
 //! - Each state change and the feed items it causes commit in one transaction.
 //! - Feed cursors are assigned in commit order, and `subscribe` delivers items in
 //!   cursor order, so "replay after N, then live" has no gap and no duplicate.
 //! - A run has at most one lease; writes carrying another token are refused.
+
+pub mod matching;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -52,7 +52,11 @@ impl RestoreArgs {
 }
 
 pub async fn backup(args: BackupArgs, cfg: &Config) -> anyhow::Result<u8> {
-    let db = cfg.coordinator()?.db_path;
+    let coord = cfg.coordinator()?;
+    if coord.postgres_url.is_some() {
+        anyhow::bail!("the store is PostgreSQL (AOF_DATABASE_URL): back it up with pg_dump");
+    }
+    let db = coord.db_path;
     aof_store_sqlite::backup(&db, &args.out)
         .await
         .map_err(|e| anyhow::anyhow!("backup of {}: {e}", db.display()))?;
@@ -68,7 +72,11 @@ fn remove_if_exists(p: &Path) -> std::io::Result<()> {
 }
 
 pub async fn restore(args: RestoreArgs, cfg: &Config) -> anyhow::Result<u8> {
-    let db = cfg.coordinator()?.db_path;
+    let coord = cfg.coordinator()?;
+    if coord.postgres_url.is_some() {
+        anyhow::bail!("the store is PostgreSQL (AOF_DATABASE_URL): restore it with pg_restore");
+    }
+    let db = coord.db_path;
     if !args.from.is_file() {
         anyhow::bail!("{} is not a file", args.from.display());
     }

@@ -10,6 +10,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use aof_config::Config;
 use aof_store::Store;
+use aof_store_postgres::{PgOptions, PgStore};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::client::{Api, Common};
@@ -63,7 +64,19 @@ pub async fn run(args: KeysArgs, cfg: &Config) -> anyhow::Result<u8> {
         (None, Some(_)) => Some(cfg.data_dir().join("observability.db")),
         (None, None) => None,
     };
+    // Offline against PostgreSQL when the coordinator's store is (AOF_DATABASE_URL).
+    let postgres = match (&args.db, &args.data_dir) {
+        (None, Some(_)) => cfg.coordinator()?.postgres_url,
+        _ => None,
+    };
     let backend = match db {
+        Some(_) if postgres.is_some() => {
+            let url = postgres.expect("checked");
+            let store = PgStore::connect(&url.0, PgOptions::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("opening PostgreSQL {url:?}: {e}"))?;
+            Backend::Offline(Arc::new(store))
+        }
         Some(path) => {
             let store = SqliteStore::open(&path, SqliteOptions::default())
                 .await

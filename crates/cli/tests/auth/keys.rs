@@ -42,7 +42,12 @@ async fn keys_are_created_listed_and_revoked_with_the_cli() {
     assert_eq!(list["keys"].as_array().unwrap().len(), 5);
     assert_no_secret("key list", &list.to_string(), &[&key, &keys.admin]);
     let data = coord.data_dir.to_str().unwrap().to_string();
-    let (code, table, _) = aof(&["keys", "list", "--data-dir", &data], &[]).await;
+    let store = store_env(&coord.data_dir);
+    let store: Vec<(&str, &str)> = store
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (code, table, _) = aof(&["keys", "list", "--data-dir", &data], &store).await;
     assert_eq!(code, 0);
     assert!(
         table.contains("ci") && table.contains("operator"),
@@ -156,6 +161,7 @@ async fn aof_up_with_auth_needs_no_runner_key() {
         .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
         .arg(&addr_file)
         .envs(auth_env(&[]))
+        .envs(store_env(&data))
         .env_remove("AOF_API_KEY")
         .stdout(Stdio::null())
         .stderr(log)

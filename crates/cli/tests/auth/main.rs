@@ -43,6 +43,7 @@ fn offline_key(data_dir: &Path, role: &str) -> String {
         .args(["keys", "create", "--role", role, "--name", role])
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(store_env(data_dir))
         .env_remove("AOF_API_KEY")
         .output()
         .unwrap();

@@ -28,11 +28,14 @@ async fn up_then_run_follow_prints_events_and_exit_codes() {
     let dir = tempdir();
     let up = Up::start(dir.path()).await;
     let url = up.url.clone();
-    // The default data dir is ./.agent-orchestrator under the working directory.
-    assert!(dir
-        .path()
-        .join(".agent-orchestrator/observability.db")
-        .exists());
+    // The default data dir is ./.agent-orchestrator under the working directory (the
+    // SQLite file lives there unless the store is PostgreSQL).
+    assert_eq!(
+        dir.path()
+            .join(".agent-orchestrator/observability.db")
+            .exists(),
+        !postgres_mode()
+    );
 
     let (code, out, err) = aof_run(&url, &["anything", "hi", "--follow"]).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");

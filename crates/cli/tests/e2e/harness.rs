@@ -60,6 +60,51 @@ pub fn fast_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// Which store the coordinators under test use: SQLite in their data dir (default), or
+/// with `AOF_TEST_STORE=postgres` a fresh PostgreSQL database per data dir on the server
+/// `AOF_TEST_DATABASE_URL` names (scripts/test.sh runs the API suite both ways).
+pub fn postgres_mode() -> bool {
+    match std::env::var("AOF_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("AOF_TEST_STORE={other}: must be sqlite or postgres"),
+    }
+}
+
+/// The env that points an `aof` process at `data_dir`'s store: nothing for SQLite; for
+/// PostgreSQL `AOF_DATABASE_URL` of the database made for this dir (made on first use
+/// and remembered in `<data_dir>/database_url`, so restarts and offline `aof keys` see
+/// the same rows).
+pub fn store_env(data_dir: &Path) -> Vec<(String, String)> {
+    if !postgres_mode() {
+        return Vec::new();
+    }
+    let file = data_dir.join("database_url");
+    let url = match std::fs::read_to_string(&file) {
+        Ok(u) => u,
+        Err(_) => {
+            let base = std::env::var("AOF_TEST_DATABASE_URL").expect(
+                "AOF_TEST_STORE=postgres needs AOF_TEST_DATABASE_URL (scripts/ci/postgres.sh)",
+            );
+            // Its own thread and runtime: callers may be sync code inside a test runtime.
+            let url = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(aof_store_postgres::testing::fresh_database(&base))
+            })
+            .join()
+            .unwrap()
+            .expect("create a test database");
+            std::fs::create_dir_all(data_dir).unwrap();
+            std::fs::write(&file, &url).unwrap();
+            url
+        }
+    };
+    vec![("AOF_DATABASE_URL".into(), url)]
+}
+
 pub struct Coordinator {
     pub child: Child,
     pub url: String,
@@ -123,6 +168,7 @@ async fn spawn_coord(data_dir: &Path, port: u16, env: &[(String, String)], n: u3
         .arg("--addr-file")
         .arg(data_dir.join("addr"))
         .envs(env.iter().cloned())
+        .envs(store_env(data_dir))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -163,6 +209,7 @@ impl Up {
             .current_dir(dir)
             .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
             .arg(&addr_file)
+            .envs(store_env(&dir.join(".agent-orchestrator")))
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

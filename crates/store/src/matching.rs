@@ -1,4 +1,4 @@
-//! Demand matching, as the AOF reference does it.
+//! Demand matching, as the AOF reference does it; pure, shared by every store backend.
 
 use aof_wire::{runner::RunnerInfo, Demands};
 

@@ -1,0 +1,222 @@
+//! Session events and the feed: append (with idempotency and fencing), list, replay.
+
+use sqlx::Row;
+
+use aof_store::{EventWrite, StoreError, StoreResult};
+use aof_wire::{
+    event::types,
+    sse::{self, FeedItem},
+    Event, SessionResult, StoredEvent,
+};
+
+use crate::{internal, rows, PgStore, WriteTx};
+
+/// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
+pub(crate) async fn append_in_tx(
+    w: &mut WriteTx<'_>,
+    session_id: &str,
+    event: Event,
+    run_id: Option<&str>,
+    idem_key: Option<&str>,
+) -> StoreResult<Option<StoredEvent>> {
+    if let Some(key) = idem_key {
+        let seen: Option<i64> =
+            sqlx::query_scalar("SELECT cursor FROM feed WHERE session_id = $1 AND idem_key = $2")
+                .bind(session_id)
+                .bind(key)
+                .fetch_optional(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+    }
+    // The row lock on the session plus the store's write lock: `seq` and `cursor` are
+    // both taken in commit order.
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = $1 RETURNING next_seq - 1",
+    )
+    .bind(session_id)
+    .fetch_optional(&mut *w.tx)
+    .await
+    .map_err(internal)?
+    .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    let data = serde_json::json!({ "data": &event });
+    let cursor: i64 = sqlx::query_scalar(
+        "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
+         VALUES ('event', $1, $2, $3, $4, $5, $6) RETURNING cursor",
+    )
+    .bind(session_id)
+    .bind(seq)
+    .bind(run_id)
+    .bind(idem_key)
+    .bind(&event.event_type)
+    .bind(data.to_string())
+    .fetch_one(&mut *w.tx)
+    .await
+    .map_err(internal)?;
+    w.push_item(FeedItem {
+        cursor,
+        kind: sse::EVENT.to_string(),
+        session_id: Some(session_id.to_string()),
+        data,
+    });
+    Ok(Some(StoredEvent {
+        id: cursor,
+        seq,
+        run_id: run_id.map(str::to_string),
+        event,
+    }))
+}
+
+fn stored_from_row(r: &sqlx::postgres::PgRow) -> StoreResult<StoredEvent> {
+    let data: String = r.get("data");
+    let mut v: serde_json::Value = serde_json::from_str(&data).map_err(internal)?;
+    let event: Event = serde_json::from_value(v["data"].take()).map_err(internal)?;
+    Ok(StoredEvent {
+        id: r.get("cursor"),
+        seq: r.get("seq"),
+        run_id: r.get("run_id"),
+        event,
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn append_event_impl(
+        &self,
+        session_id: &str,
+        write: EventWrite,
+    ) -> StoreResult<Option<StoredEvent>> {
+        let mut w = self.begin().await?;
+        if rows::load_session(&mut w.tx, session_id).await?.is_none() {
+            return Err(StoreError::SessionNotFound(session_id.to_string()));
+        }
+        if let Some(token) = &write.lease_token {
+            // A retry of an event that was stored is fine even if the lease moved on since.
+            if let Some(key) = &write.idempotency_key {
+                let seen: Option<i64> = sqlx::query_scalar(
+                    "SELECT cursor FROM feed WHERE session_id = $1 AND idem_key = $2",
+                )
+                .bind(session_id)
+                .bind(key)
+                .fetch_optional(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+                if seen.is_some() {
+                    return Ok(None);
+                }
+            }
+            let run_id = write.run_id.as_deref().ok_or_else(|| {
+                StoreError::Illegal("a lease token needs the x-aof-run-id header".into())
+            })?;
+            let run = rows::load_run(&mut w.tx, run_id)
+                .await?
+                .ok_or(StoreError::RunNotFound)?;
+            if run.run.session_id != session_id
+                || !run.status.is_leased()
+                || run.lease_token.as_deref() != Some(token.as_str())
+            {
+                return Err(StoreError::LeaseConflict(format!(
+                    "lease for run {run_id} is no longer held (run is {})",
+                    run.status
+                )));
+            }
+        }
+        let out = append_in_tx(
+            &mut w,
+            session_id,
+            write.event,
+            write.run_id.as_deref(),
+            write.idempotency_key.as_deref(),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn list_events_impl(
+        &self,
+        session_id: &str,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT cursor, seq, run_id, data FROM feed \
+             WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3",
+        )
+        .bind(session_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit.filter(|l| *l >= 0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(stored_from_row).collect()
+    }
+
+    pub(crate) async fn session_result_impl(
+        &self,
+        session_id: &str,
+    ) -> StoreResult<Option<SessionResult>> {
+        let row = sqlx::query(
+            "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = $1 AND kind = 'event' \
+             AND event_type = $2 ORDER BY cursor DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .bind(types::RESULT)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        let Some(row) = row else { return Ok(None) };
+        let ev = stored_from_row(&row)?.event;
+        Ok(Some(SessionResult {
+            result_text: ev.result_text,
+            result_data: ev.result_data,
+        }))
+    }
+
+    pub(crate) async fn feed_after_impl(
+        &self,
+        cursor: i64,
+        session_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<FeedItem>> {
+        let rows = match session_id {
+            Some(sid) => sqlx::query(
+                "SELECT cursor, kind, session_id, data FROM feed \
+                 WHERE cursor > $1 AND (session_id = $2 OR session_id IS NULL) ORDER BY cursor LIMIT $3",
+            )
+            .bind(cursor)
+            .bind(sid)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await,
+            None => sqlx::query(
+                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 ORDER BY cursor LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await,
+        }
+        .map_err(internal)?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.get("data");
+                Ok(FeedItem {
+                    cursor: r.get("cursor"),
+                    kind: r.get("kind"),
+                    session_id: r.get("session_id"),
+                    data: serde_json::from_str(&data).map_err(internal)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn feed_head_impl(&self) -> StoreResult<i64> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(cursor) FROM feed")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(head.unwrap_or(0))
+    }
+}

@@ -1,0 +1,221 @@
+//! API keys, run session tokens and runner-key bindings. Only hashes are stored; the
+//! coordinator's auth module makes and checks the secrets.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{postgres::PgRow, Row};
+
+use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
+
+use crate::{internal, ms, PgStore};
+
+pub(crate) fn at(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn key_from_row(r: &PgRow) -> StoreResult<KeyRecord> {
+    let role: String = r.get("role");
+    Ok(KeyRecord {
+        id: r.get("id"),
+        name: r.get("name"),
+        role: role
+            .parse()
+            .map_err(|e: String| internal(anyhow::anyhow!(e)))?,
+        hash: r.get("hash"),
+        created_at: at(r.get("created_ms")),
+        revoked_at: r.get::<Option<i64>, _>("revoked_ms").map(at),
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn create_key_impl(&self, k: &KeyRecord) -> StoreResult<()> {
+        let mut w = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(k.role.as_str())
+        .bind(&k.hash)
+        .bind(ms(k.created_at))
+        .bind(k.revoked_at.map(ms))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        w.commit().await
+    }
+
+    pub(crate) async fn list_keys_impl(&self) -> StoreResult<Vec<KeyRecord>> {
+        sqlx::query("SELECT * FROM api_keys ORDER BY created_ms DESC, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn find_key_impl(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    pub(crate) async fn revoke_key_impl(&self, id: &str) -> StoreResult<bool> {
+        let mut w = self.begin().await?;
+        let n =
+            sqlx::query("UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2")
+                .bind(ms(Utc::now()))
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn create_session_token_impl(
+        &self,
+        t: &SessionTokenRecord,
+    ) -> StoreResult<()> {
+        let mut w = self.begin().await?;
+        // Expired tokens are useless; dropping them here keeps the table small.
+        sqlx::query("DELETE FROM session_tokens WHERE expires_ms < $1")
+            .bind(ms(Utc::now()))
+            .execute(&mut *w.tx)
+            .await
+            .map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.id)
+        .bind(&t.hash)
+        .bind(&t.run_id)
+        .bind(&t.session_id)
+        .bind(ms(t.expires_at))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        w.commit().await
+    }
+
+    pub(crate) async fn find_session_token_impl(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<SessionTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM session_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(row.map(|r| SessionTokenRecord {
+            id: r.get("id"),
+            hash: r.get("hash"),
+            run_id: r.get("run_id"),
+            session_id: r.get("session_id"),
+            expires_at: at(r.get("expires_ms")),
+        }))
+    }
+
+    pub(crate) async fn bind_runner_key_impl(
+        &self,
+        runner_id: &str,
+        key_id: &str,
+    ) -> StoreResult<()> {
+        let mut w = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO runner_keys(runner_id, key_id) VALUES ($1, $2) \
+             ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
+        )
+        .bind(runner_id)
+        .bind(key_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        w.commit().await
+    }
+
+    pub(crate) async fn runner_key_impl(&self, runner_id: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT key_id FROM runner_keys WHERE runner_id = $1")
+            .bind(runner_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aof_store::Store;
+    use aof_wire::auth::Role;
+
+    use super::*;
+    use crate::{testing, PgOptions};
+
+    #[tokio::test]
+    async fn keys_tokens_and_runner_bindings_round_trip() {
+        let Some(base) = testing::base_url() else {
+            eprintln!("skipped: AOF_TEST_DATABASE_URL is unset");
+            return;
+        };
+        let url = testing::fresh_database(&base).await.unwrap();
+        let s = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+        let key = |id: &str, ms: i64| KeyRecord {
+            id: id.into(),
+            name: Some(format!("n-{id}")),
+            role: Role::Runner,
+            hash: "h".into(),
+            created_at: at(ms),
+            revoked_at: None,
+        };
+        s.create_key(&key("a", 1_000)).await.unwrap();
+        s.create_key(&key("b", 2_000)).await.unwrap();
+        let ids: Vec<String> = s
+            .list_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(ids, ["b", "a"], "newest first");
+        assert!(s.revoke_key("a").await.unwrap());
+        let first = s.find_key("a").await.unwrap().unwrap().revoked_at;
+        assert!(first.is_some());
+        assert!(s.revoke_key("a").await.unwrap());
+        assert_eq!(
+            s.find_key("a").await.unwrap().unwrap().revoked_at,
+            first,
+            "first revocation kept"
+        );
+        assert!(!s.revoke_key("zz").await.unwrap());
+        assert_eq!(s.find_key("b").await.unwrap().unwrap().role, Role::Runner);
+
+        let t = SessionTokenRecord {
+            id: "t1".into(),
+            hash: "h".into(),
+            run_id: "r".into(),
+            session_id: "s".into(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        };
+        s.create_session_token(&t).await.unwrap();
+        assert_eq!(
+            s.find_session_token("t1")
+                .await
+                .unwrap()
+                .unwrap()
+                .session_id,
+            "s"
+        );
+        assert!(s.find_session_token("t2").await.unwrap().is_none());
+
+        assert_eq!(s.runner_key("lnch_1").await.unwrap(), None);
+        s.bind_runner_key("lnch_1", "a").await.unwrap();
+        s.bind_runner_key("lnch_1", "b").await.unwrap();
+        assert_eq!(s.runner_key("lnch_1").await.unwrap().as_deref(), Some("b"));
+    }
+}

@@ -1,0 +1,745 @@
+//! Runs: create, claim with a lease, runner reports (fenced), stops, lease expiry.
+
+use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
+use aof_store::{
+    LeasePolicy, NewRun, Resolved, RunRecord, RunReport, StopOutcome, StoreError, StoreResult,
+    Writer,
+};
+use aof_wire::{event::types, sse, Event, Run, RunType};
+use chrono::{Duration, Utc};
+use sqlx::Row;
+
+use aof_store::matching::satisfies;
+
+use crate::{
+    events::append_in_tx,
+    internal, ms,
+    rows::{
+        self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
+    },
+    PgStore, WriteTx,
+};
+
+const LEASED: &str = "('claimed','running','stopping')";
+/// Pending runs read per step when looking for one a runner can take.
+const CLAIM_PAGE: usize = 32;
+
+fn illegal(e: aof_core::IllegalTransition) -> StoreError {
+    StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
+}
+
+impl PgStore {
+    pub(crate) async fn create_run_impl(&self, new: NewRun) -> StoreResult<RunRecord> {
+        let now = Utc::now();
+        let mut w = self.begin().await?;
+        match new.run_type {
+            RunType::StartSession => {
+                if rows::load_session(&mut w.tx, &new.session_id)
+                    .await?
+                    .is_some()
+                {
+                    return Err(StoreError::SessionExists(new.session_id));
+                }
+                sqlx::query(
+                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
+                     VALUES ($1, 'pending', $2, $3, $4, $5)",
+                )
+                .bind(&new.session_id)
+                .bind(ts(now))
+                .bind(&new.project_dir)
+                .bind(&new.agent_name)
+                .bind(&new.parent_session_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            }
+            RunType::ResumeSession => {
+                if rows::load_session(&mut w.tx, &new.session_id)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::SessionNotFound(new.session_id));
+                }
+            }
+        }
+        if !new.deliver_callbacks.is_empty() {
+            // Before the insert: the new run must not count as the session's live run.
+            crate::callbacks::mark_delivered(
+                &mut w,
+                &new.session_id,
+                &new.run_id,
+                &new.deliver_callbacks,
+            )
+            .await?;
+        }
+        let demands = serde_json::to_string(&new.demands).map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
+             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
+             blueprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14)",
+        )
+        .bind(&new.run_id)
+        .bind(new.run_type.as_str())
+        .bind(&new.session_id)
+        .bind(&new.agent_name)
+        .bind(new.parameters.to_string())
+        .bind(&new.project_dir)
+        .bind(&new.parent_session_id)
+        .bind(new.execution_mode.as_str())
+        .bind(demands)
+        .bind(new.scope.as_ref().map(|s| s.to_string()))
+        .bind(ts(now))
+        .bind(new.timeout_at.map(ts))
+        .bind(new.timeout_at.map(ms))
+        .bind(new.blueprint.as_ref().map(|b| b.to_string()))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        if new.run_type == RunType::StartSession {
+            let s = rows::load_session(&mut w.tx, &new.session_id)
+                .await?
+                .ok_or_else(|| internal(anyhow::anyhow!("session vanished")))?;
+            feed_session(&mut w, sse::SESSION_CREATED, &s).await?;
+        }
+        let rec = load_run(&mut w.tx, &new.run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    pub(crate) async fn get_run_impl(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        load_run(&mut conn, run_id).await
+    }
+
+    pub(crate) async fn latest_run_impl(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 ORDER BY rid DESC LIMIT 1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    pub(crate) async fn list_runs_impl(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM runs WHERE ($1 IS NULL OR status = $1) ORDER BY rid DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(status)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        rows.iter()
+            .map(|r| run_from_row(r).map(|rec| rec.run))
+            .collect()
+    }
+
+    pub(crate) async fn claim_run_impl(
+        &self,
+        runner: &aof_wire::runner::RunnerInfo,
+        ttl: Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        let runner_id = runner.runner_id.as_str();
+        // Cheap reads outside the write lock, a page at a time: usually the first
+        // pending run matches, and a long queue must not be parsed whole per poll.
+        let mut after: i64 = 0;
+        let pick = loop {
+            let page = sqlx::query(&format!(
+                "SELECT rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rid > $1 \
+                 ORDER BY rid LIMIT {CLAIM_PAGE}"
+            ))
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            after = last.get("rid");
+            if let Some(rec) = page
+                .iter()
+                .filter_map(|r| run_from_row(r).ok())
+                .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
+            {
+                break rec;
+            }
+            if page.len() < CLAIM_PAGE {
+                return Ok(None);
+            }
+        };
+        let now = Utc::now();
+        let token = new_lease_token();
+        let mut w = self.begin().await?;
+        let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
+        // Lock the picked row, skipping it if another transaction holds it; the
+        // conditional UPDATE below is the compare-and-set either way.
+        let free: Option<String> = sqlx::query_scalar(
+            "SELECT run_id FROM runs WHERE run_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&pick.run.run_id)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        if free.is_none() {
+            return Ok(None);
+        }
+        let n = sqlx::query(
+            "UPDATE runs SET status = $1, runner_id = $2, claimed_at = $3, attempt = attempt + 1, \
+             lease_token = $4, lease_expires_ms = $5, stop_delivered = 0 WHERE run_id = $6 AND status = 'pending'",
+        )
+        .bind(next.as_str())
+        .bind(runner_id)
+        .bind(ts(now))
+        .bind(&token)
+        .bind(ms(now + ttl))
+        .bind(&pick.run.run_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            // Another runner won it between our read and our write; the caller polls again.
+            return Ok(None);
+        }
+        let mut rec = load_run(&mut w.tx, &pick.run.run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        rec.run.lease_token = rec.lease_token.clone();
+        Ok(Some(rec))
+    }
+
+    pub(crate) async fn report_impl(
+        &self,
+        run_id: &str,
+        who: &Writer,
+        report: RunReport,
+    ) -> StoreResult<RunRecord> {
+        let mut w = self.begin().await?;
+        let rec = load_run(&mut w.tx, run_id).await?;
+        // A live run held by this runner proves the runner is registered (removing a
+        // runner fails its runs in the same transaction); only otherwise look it up.
+        let held = rec.as_ref().is_some_and(|r| {
+            r.run.runner_id.as_deref() == Some(who.runner_id.as_str()) && !r.status.is_terminal()
+        });
+        if !held {
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT 1::bigint FROM runners WHERE runner_id = $1")
+                    .bind(&who.runner_id)
+                    .fetch_optional(&mut *w.tx)
+                    .await
+                    .map_err(internal)?;
+            if known.is_none() {
+                return Err(StoreError::RunnerNotRegistered);
+            }
+        }
+        let rec = rec.ok_or(StoreError::RunNotFound)?;
+        if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
+            return Err(StoreError::LeaseConflict(format!(
+                "Run {run_id} is not held by runner {}",
+                who.runner_id
+            )));
+        }
+        if let Some(token) = &who.lease_token {
+            if rec.lease_token.as_deref() != Some(token.as_str()) {
+                return Err(StoreError::LeaseConflict(format!(
+                    "Lease token for run {run_id} is stale"
+                )));
+            }
+        }
+        let (event, target) = match &report {
+            RunReport::Started => (RunEvent::Started, RunStatus::Running),
+            RunReport::Completed { .. } => (RunEvent::Completed, RunStatus::Completed),
+            RunReport::Failed { .. } => (RunEvent::Failed, RunStatus::Failed),
+            RunReport::Stopped { .. } => (RunEvent::Stopped, RunStatus::Stopped),
+        };
+        // A retried report whose first copy was applied: answer the same, change nothing.
+        if rec.status == target && target.is_terminal() {
+            return Ok(rec);
+        }
+        // Resolved without this runner (lease expired, runner removed — which clears the
+        // token): its word is late. Resolved by this very lease: an illegal move.
+        let own_lease = who.lease_token.is_none() || rec.lease_token == who.lease_token;
+        if rec.status.is_terminal() && (rec.lease_token.is_none() || !own_lease) {
+            return Err(StoreError::LeaseConflict(format!(
+                "Run {run_id} is already {}; the lease is no longer held",
+                rec.status
+            )));
+        }
+        let next = rec.status.on(event).map_err(illegal)?;
+        let now = ts(Utc::now());
+        let sid = rec.run.session_id.clone();
+        match &report {
+            RunReport::Started => {
+                let n = sqlx::query(
+                    "UPDATE runs SET status = $1, started_at = COALESCE(started_at, $2) \
+                     WHERE run_id = $3 AND status = $4",
+                )
+                .bind(next.as_str())
+                .bind(&now)
+                .bind(run_id)
+                .bind(rec.status.as_str())
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::LeaseConflict(format!(
+                        "run {run_id} changed concurrently (expected {})",
+                        rec.status
+                    )));
+                }
+                if let Some(parent) = &rec.run.parent_session_id {
+                    sqlx::query("UPDATE sessions SET parent_session_id = $1 WHERE session_id = $2")
+                        .bind(parent)
+                        .bind(&sid)
+                        .execute(&mut *w.tx)
+                        .await
+                        .map_err(internal)?;
+                }
+                if rec.status != RunStatus::Running {
+                    append_in_tx(
+                        &mut w,
+                        &sid,
+                        Event::new(types::RUN_START, &sid),
+                        Some(run_id),
+                        None,
+                    )
+                    .await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Running).await?;
+                }
+            }
+            RunReport::Completed { session_status } => {
+                self.finish(&mut w, &rec, next, None).await?;
+                let ev = Event {
+                    exit_code: Some(0),
+                    reason: Some("completed".into()),
+                    ..Event::new(types::RUN_COMPLETED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                // Session status last: a follower that stops at it has seen every event.
+                let st = session_status.unwrap_or(SessionStatus::Finished);
+                set_session_status(&mut w, &sid, st).await?;
+            }
+            RunReport::Failed { error } => {
+                self.finish(&mut w, &rec, next, Some(error)).await?;
+                let ev = Event {
+                    error: Some(error.clone()),
+                    reason: Some("failed".into()),
+                    ..Event::new(types::RUN_FAILED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                feed_run_failed(&mut w, run_id, &sid, error).await?;
+                set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+            }
+            RunReport::Stopped { signal } => {
+                self.finish(&mut w, &rec, next, None).await?;
+                let ev = Event {
+                    reason: Some(signal.clone()),
+                    ..Event::new(types::RUN_STOPPED, &sid)
+                };
+                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
+                set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
+            }
+        }
+        let out = load_run(&mut w.tx, run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Moves a run to a terminal state. The lease token stays so retried reports match.
+    async fn finish(
+        &self,
+        w: &mut WriteTx<'_>,
+        rec: &RunRecord,
+        next: RunStatus,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        self.finish_with(w, rec, next, error, false).await
+    }
+
+    /// `revoke`: the coordinator resolved the run without its runner, so the lease
+    /// token is cleared and later writes with it are refused as stale.
+    async fn finish_with(
+        &self,
+        w: &mut WriteTx<'_>,
+        rec: &RunRecord,
+        next: RunStatus,
+        error: Option<&str>,
+        revoke: bool,
+    ) -> StoreResult<()> {
+        let n = sqlx::query(
+            "UPDATE runs SET status = $1, completed_at = $2, error = COALESCE($3, error), \
+             lease_expires_ms = NULL, lease_token = CASE WHEN $4 THEN NULL ELSE lease_token END \
+             WHERE run_id = $5 AND status = $6",
+        )
+        .bind(next.as_str())
+        .bind(ts(Utc::now()))
+        .bind(error)
+        .bind(revoke)
+        .bind(&rec.run.run_id)
+        .bind(rec.status.as_str())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::LeaseConflict("run changed concurrently".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stop_run_impl(&self, run_id: &str) -> StoreResult<StopOutcome> {
+        let mut w = self.begin().await?;
+        let rec = load_run(&mut w.tx, run_id)
+            .await?
+            .ok_or(StoreError::RunNotFound)?;
+        let out = stop_in_tx(&mut w, &rec).await?;
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn stop_session_impl(&self, session_id: &str) -> StoreResult<StopOutcome> {
+        let mut w = self.begin().await?;
+        let session = rows::load_session(&mut w.tx, session_id)
+            .await?
+            .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+        let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
+            ok: true,
+            session_id: session_id.to_string(),
+            run_id,
+            status: status.to_string(),
+            message: Some(message),
+        };
+        match session.status.as_str() {
+            "stopping" => {
+                return Ok(outcome(
+                    "stopping",
+                    None,
+                    "Session is already being stopped".into(),
+                ))
+            }
+            s @ ("stopped" | "finished" | "failed") => {
+                return Ok(outcome(s, None, format!("Session already {s}")))
+            }
+            _ => {}
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 \
+             ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rid DESC LIMIT 1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let out = match row.as_ref().map(run_from_row).transpose()? {
+            None => {
+                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
+                outcome(
+                    "stopped",
+                    None,
+                    "No active run found - session marked as stopped".into(),
+                )
+            }
+            Some(rec) if rec.status.is_terminal() => {
+                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
+                outcome(
+                    "stopped",
+                    Some(rec.run.run_id.clone()),
+                    format!(
+                        "Run already in {} state - session marked as stopped",
+                        rec.status
+                    ),
+                )
+            }
+            Some(rec) => stop_in_tx(&mut w, &rec).await?,
+        };
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn take_stops_impl(&self, runner_id: &str) -> StoreResult<Vec<String>> {
+        // Read first so the common case (nothing to stop) takes no write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1::bigint FROM runs WHERE runner_id = $1 AND status = 'stopping' AND stop_delivered = 0 LIMIT 1",
+        )
+        .bind(runner_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.begin().await?;
+        let sessions: Vec<String> = sqlx::query_scalar(
+            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = $1 AND status = 'stopping' \
+             AND stop_delivered = 0 RETURNING session_id",
+        )
+        .bind(runner_id)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        w.commit().await?;
+        Ok(sessions)
+    }
+
+    pub(crate) async fn heartbeat_impl(
+        &self,
+        runner_id: &str,
+        leases: Option<&[aof_wire::runner::HeldLease]>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        let now = Utc::now();
+        let mut w = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE runners SET last_heartbeat = $1, last_heartbeat_ms = $2 WHERE runner_id = $3",
+        )
+        .bind(ts(now))
+        .bind(ms(now))
+        .bind(runner_id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::RunnerNotRegistered);
+        }
+        let until = ms(now + ttl);
+        let mut revoked = Vec::new();
+        match leases {
+            None => {
+                sqlx::query(&format!(
+                    "UPDATE runs SET lease_expires_ms = $1 WHERE runner_id = $2 AND status IN {LEASED}"
+                ))
+                .bind(until)
+                .bind(runner_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            }
+            Some(leases) => {
+                for l in leases {
+                    let n = sqlx::query(&format!(
+                        "UPDATE runs SET lease_expires_ms = $1 WHERE run_id = $2 AND runner_id = $3 \
+                         AND lease_token = $4 AND status IN {LEASED}"
+                    ))
+                    .bind(until)
+                    .bind(&l.run_id)
+                    .bind(runner_id)
+                    .bind(&l.lease_token)
+                    .execute(&mut *w.tx)
+                    .await
+                    .map_err(internal)?
+                    .rows_affected();
+                    if n == 0 {
+                        revoked.push(l.run_id.clone());
+                    }
+                }
+            }
+        }
+        w.commit().await?;
+        Ok(revoked)
+    }
+
+    pub(crate) async fn expire_leases_impl(
+        &self,
+        policy: LeasePolicy,
+    ) -> StoreResult<Vec<Resolved>> {
+        let now = ms(Utc::now());
+        let mut w = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1"
+        ))
+        .bind(now)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let requeue = policy.recovery.requeue(rec.status);
+            let next = rec
+                .status
+                .on(RunEvent::LeaseExpired { requeue })
+                .map_err(illegal)?;
+            let sid = rec.run.session_id.clone();
+            match next {
+                RunStatus::Pending => {
+                    cas_status(
+                        &mut w,
+                        &rec.run.run_id,
+                        rec.status,
+                        next,
+                        ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
+                    )
+                    .await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Pending).await?;
+                }
+                RunStatus::Stopped => {
+                    self.finish_with(&mut w, &rec, next, None, true).await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
+                }
+                _ => {
+                    let error = "Lease expired: the runner stopped renewing it";
+                    self.finish_with(&mut w, &rec, next, Some(error), true)
+                        .await?;
+                    set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+                    feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
+                }
+            }
+            out.push(Resolved {
+                run_id: rec.run.run_id.clone(),
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn fail_unmatched_impl(&self) -> StoreResult<Vec<Resolved>> {
+        let now = ms(Utc::now());
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1::bigint FROM runs WHERE status = 'pending' AND timeout_ms < $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1"
+        ))
+        .bind(now)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        let error = "No matching runner available within timeout";
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
+            self.finish(&mut w, &rec, next, Some(error)).await?;
+            let sid = rec.run.session_id.clone();
+            set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+            feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
+            out.push(Resolved {
+                run_id: rec.run.run_id,
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn grace_leases_impl(&self, ttl: Duration) -> StoreResult<u64> {
+        let until = ms(Utc::now() + ttl);
+        let mut w = self.begin().await?;
+        let n = sqlx::query(&format!(
+            "UPDATE runs SET lease_expires_ms = GREATEST(COALESCE(lease_expires_ms, 0), $1), \
+             stop_delivered = 0 WHERE status IN {LEASED}"
+        ))
+        .bind(until)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n)
+    }
+
+    /// Runs held by `runner_id` become failed (runner removed), with their sessions.
+    pub(crate) async fn fail_runs_of(
+        &self,
+        w: &mut WriteTx<'_>,
+        runner_id: &str,
+        error: &str,
+    ) -> StoreResult<Vec<Resolved>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED}"
+        ))
+        .bind(runner_id)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let rec = run_from_row(row)?;
+            let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
+            self.finish_with(w, &rec, next, Some(error), true).await?;
+            let sid = rec.run.session_id.clone();
+            set_session_status(w, &sid, SessionStatus::Failed).await?;
+            feed_run_failed(w, &rec.run.run_id, &sid, error).await?;
+            out.push(Resolved {
+                run_id: rec.run.run_id,
+                session_id: sid,
+                from: rec.status,
+                to: next,
+            });
+        }
+        Ok(out)
+    }
+}
+
+async fn feed_run_failed(
+    w: &mut WriteTx<'_>,
+    run_id: &str,
+    session_id: &str,
+    error: &str,
+) -> StoreResult<()> {
+    let data = serde_json::json!({"run_id": run_id, "error": error, "session_id": session_id});
+    w.feed(sse::RUN_FAILED, Some(session_id), data).await?;
+    Ok(())
+}
+
+/// The reference's stop rules for one run.
+async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
+    let run_id = rec.run.run_id.clone();
+    let sid = rec.run.session_id.clone();
+    let base = |status: &str, message: Option<&str>| StopOutcome {
+        ok: true,
+        session_id: sid.clone(),
+        run_id: Some(run_id.clone()),
+        status: status.to_string(),
+        message: message.map(str::to_string),
+    };
+    match rec.status {
+        RunStatus::Pending => {
+            let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
+            cas_status(w, &run_id, rec.status, next, "").await?;
+            sqlx::query("UPDATE runs SET completed_at = $1 WHERE run_id = $2")
+                .bind(ts(Utc::now()))
+                .bind(&run_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            set_session_status(w, &sid, SessionStatus::Stopped).await?;
+            Ok(base("stopped", Some("Run cancelled before execution")))
+        }
+        RunStatus::Stopping => Ok(base("stopping", None)),
+        RunStatus::Claimed | RunStatus::Running => {
+            if rec.run.runner_id.is_none() {
+                return Err(StoreError::Illegal("Run not claimed by any runner".into()));
+            }
+            let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
+            cas_status(w, &run_id, rec.status, next, ", stop_delivered = 0").await?;
+            set_session_status(w, &sid, SessionStatus::Stopping).await?;
+            Ok(base("stopping", None))
+        }
+        st => Err(StoreError::Illegal(format!(
+            "Run cannot be stopped (status: {st})"
+        ))),
+    }
+}

@@ -1,0 +1,229 @@
+//! `Store` for `PgStore`: a thin mapping onto the inherent methods in each module.
+
+use async_trait::async_trait;
+use chrono::Duration;
+use sqlx::Row;
+use tokio::sync::broadcast;
+
+use aof_core::{RunStatus, SessionStatus};
+use aof_store::*;
+use aof_wire::{
+    runner::{HeldLease, RegisterRequest, RunnerInfo},
+    session::{Affinity, BindRequest, MetadataPatch},
+    sse::FeedItem,
+    Run, Session, SessionResult, StoredEvent,
+};
+
+use crate::{internal, PgStore};
+
+#[async_trait]
+impl Store for PgStore {
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.shared.feed_tx.subscribe()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let runs = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let sessions = sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed WHERE kind = 'event'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
+        let online = self
+            .list_runners_impl(self.opts.stale_after)
+            .await?
+            .iter()
+            .filter(|r| r.status == "online")
+            .count() as i64;
+        Ok(Counts {
+            runs_by_status: runs
+                .iter()
+                .filter_map(|r| {
+                    let st: String = r.get("status");
+                    Some((st.parse::<RunStatus>().ok()?, r.get("n")))
+                })
+                .collect(),
+            sessions_by_status: sessions
+                .iter()
+                .filter_map(|r| {
+                    let st: String = r.get("status");
+                    Some((st.parse::<SessionStatus>().ok()?, r.get("n")))
+                })
+                .collect(),
+            events,
+            runners_online: online,
+        })
+    }
+
+    async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord> {
+        self.create_run_impl(new).await
+    }
+    async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        self.get_run_impl(run_id).await
+    }
+    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
+        self.latest_run_impl(session_id).await
+    }
+    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+        self.list_runs_impl(status).await
+    }
+    async fn claim_run(
+        &self,
+        runner: &RunnerInfo,
+        ttl: Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        self.claim_run_impl(runner, ttl).await
+    }
+    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
+        self.poll_state_impl(runner_id).await
+    }
+    async fn report(
+        &self,
+        run_id: &str,
+        who: &Writer,
+        report: RunReport,
+    ) -> StoreResult<RunRecord> {
+        self.report_impl(run_id, who, report).await
+    }
+    async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome> {
+        self.stop_run_impl(run_id).await
+    }
+    async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome> {
+        self.stop_session_impl(session_id).await
+    }
+    async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
+        self.take_stops_impl(runner_id).await
+    }
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        leases: Option<&[HeldLease]>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        self.heartbeat_impl(runner_id, leases, ttl).await
+    }
+    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
+        self.expire_leases_impl(policy).await
+    }
+    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
+        self.fail_unmatched_impl().await
+    }
+    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
+        self.grace_leases_impl(ttl).await
+    }
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        self.get_session_impl(id).await
+    }
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+        self.list_sessions_impl().await
+    }
+    async fn session_result(&self, id: &str) -> StoreResult<Option<SessionResult>> {
+        self.session_result_impl(id).await
+    }
+    async fn affinity(&self, id: &str) -> StoreResult<Option<Affinity>> {
+        self.affinity_impl(id).await
+    }
+    async fn bind(
+        &self,
+        id: &str,
+        req: &BindRequest,
+        lease_token: Option<&str>,
+    ) -> StoreResult<Session> {
+        self.bind_impl(id, req, lease_token).await
+    }
+    async fn patch_metadata(&self, id: &str, patch: &MetadataPatch) -> StoreResult<Session> {
+        self.patch_metadata_impl(id, patch).await
+    }
+    async fn set_session_status(
+        &self,
+        id: &str,
+        runner_id: &str,
+        status: SessionStatus,
+    ) -> StoreResult<Session> {
+        self.runner_session_status_impl(id, runner_id, status).await
+    }
+    async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
+        self.delete_session_impl(id).await
+    }
+    async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
+        self.append_event_impl(id, write).await
+    }
+    async fn list_events(
+        &self,
+        id: &str,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.list_events_impl(id, after, limit).await
+    }
+    async fn feed_after(
+        &self,
+        cursor: i64,
+        session_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<FeedItem>> {
+        self.feed_after_impl(cursor, session_id, limit).await
+    }
+    async fn feed_head(&self) -> StoreResult<i64> {
+        self.feed_head_impl().await
+    }
+    async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
+        self.register_impl(id, req).await
+    }
+    async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
+        self.list_runners_impl(stale_after).await
+    }
+    async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {
+        self.remove_runner_impl(id, self_).await
+    }
+    async fn take_deregistration(&self, id: &str) -> StoreResult<bool> {
+        self.take_deregistration_impl(id).await
+    }
+    async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
+        self.reap_runners_impl(remove_after).await
+    }
+    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()> {
+        self.create_key_impl(key).await
+    }
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.list_keys_impl().await
+    }
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        self.find_key_impl(id).await
+    }
+    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
+        self.revoke_key_impl(id).await
+    }
+    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()> {
+        self.create_session_token_impl(token).await
+    }
+    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
+        self.find_session_token_impl(id).await
+    }
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
+        self.pending_callbacks_impl(parent).await
+    }
+    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
+        self.callback_parents_impl().await
+    }
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
+        self.bind_runner_key_impl(runner_id, key_id).await
+    }
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
+        self.runner_key_impl(runner_id).await
+    }
+}
