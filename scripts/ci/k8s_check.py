@@ -43,6 +43,11 @@ def pinned(image):
 
 def violations(docs):
     out = []
+    # One namespace for everything: a PVC or HPA left in `default` would not reach its
+    # Deployment in `aof`.
+    spaces = {d["metadata"].get("namespace") for d in docs if d and d["kind"] != "Namespace"}
+    if len(spaces) != 1 or None in spaces:
+        out.append(f"objects are not all in one explicit namespace: {sorted(map(str, spaces))}")
     workloads = 0
     for doc in docs:
         spec = pod_spec(doc) if doc else None
@@ -137,6 +142,15 @@ def self_test(path):
         else:
             print(f"self-test: '{what}' was NOT caught")
             failed += 1
+    # An object left out of the namespace (the mutations above only touch a pod).
+    broken = copy.deepcopy(docs)
+    [d for d in broken if d["kind"] != "Namespace"][-1]["metadata"].pop("namespace", None)
+    found, _ = violations(broken)
+    if found:
+        print(f"self-test: 'namespace missing' caught: {found[0]}")
+    else:
+        print("self-test: 'namespace missing' was NOT caught")
+        failed += 1
     return 1 if failed else 0
 
 
