@@ -381,11 +381,25 @@ async fn limits_refuse_with_stable_codes_and_write_nothing() {
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 413);
-    let b: Value = resp.json().await.unwrap();
-    assert_eq!(b["code"], "body_too_large", "{b}");
+        .await;
+    // The server answers 413 as soon as the limit is passed and closes the connection; a
+    // client still writing the rest may see that close (broken pipe / reset) before it
+    // reads the answer. Either way nothing may be stored.
+    match resp {
+        Ok(resp) => {
+            assert_eq!(resp.status().as_u16(), 413);
+            let b: Value = resp.json().await.unwrap();
+            assert_eq!(b["code"], "body_too_large", "{b}");
+        }
+        Err(e) => {
+            let chain = format!("{e:?}");
+            assert!(
+                e.is_request()
+                    && (chain.contains("BrokenPipe") || chain.contains("ConnectionReset")),
+                "unexpected error sending an oversized chunked body: {chain}"
+            );
+        }
+    }
     assert_eq!(
         snapshot(u).await,
         before,
