@@ -9,7 +9,8 @@
 set -euo pipefail
 
 dir="${AOF_PG_DIR:-/var/tmp/aof-pg}"
-port="${AOF_PG_PORT:-55432}"
+# Below the kernel's ephemeral range (32768+), so no test's outgoing connection holds it.
+port="${AOF_PG_PORT:-25432}"
 bin=/usr/lib/postgresql/15/bin
 url="postgres://aof@127.0.0.1:${port}/aof"
 die() { echo "postgres.sh: $*" >&2; exit 1; }
@@ -40,9 +41,15 @@ start() {
   [ "$(id -u)" = 0 ] && chown postgres: "$dir/run"
   if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     # fsync off: a test cluster is rebuilt after a crash anyway, and it saves minutes.
-    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-      start >&2 || { tail -20 "$dir/server.log" >&2; die "the server did not start (port $port taken?)"; }
+    # A few tries: a port just released by an earlier run can take a moment to free.
+    local try
+    for try in 1 2 3 4 5; do
+      as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >&2 && break
+      [ "$try" = 5 ] && { tail -20 "$dir/server.log" >&2; die "the server did not start (port $port taken?)"; }
+      sleep 3
+    done
   fi
   psql_pg() { as_pg "$bin/psql" -h "$dir/run" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
   if [ "$(psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname = 'aof'")" != 1 ]; then
