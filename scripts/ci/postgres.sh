@@ -6,6 +6,8 @@
 # own (AOF_TEST_DATABASE_URL). Cluster under /var/tmp, outside the clone. Installs the
 # Debian package when missing (as root); any failure exits non-zero, so CI never skips.
 # AOF_PG_DIR and AOF_PG_PORT override the place and port (two clusters side by side).
+# AOF_PG_DURABLE=1 keeps PostgreSQL's durable defaults (fsync, synchronous_commit,
+# full_page_writes on) instead of the fast test flags: for benchmarks (BENCHMARKS.md).
 set -euo pipefail
 
 dir="${AOF_PG_DIR:-/var/tmp/aof-pg}"
@@ -41,11 +43,13 @@ start() {
   [ "$(id -u)" = 0 ] && chown postgres: "$dir/run"
   if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     # fsync off: a test cluster is rebuilt after a crash anyway, and it saves minutes.
+    local fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${AOF_PG_DURABLE:-}" = 1 ] && fast=""
     # A few tries: a port just released by an earlier run can take a moment to free.
     local try
     for try in 1 2 3 4 5; do
       as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run $fast -c max_connections=300" \
         start >&2 && break
       [ "$try" = 5 ] && { tail -20 "$dir/server.log" >&2; die "the server did not start (port $port taken?)"; }
       sleep 3

@@ -20,8 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on SIGINT or SIGTERM, so every server drains the same way.
 pub fn shutdown_on_signals() -> CancellationToken {
+    signals().0
+}
+
+/// `(shutdown, hurry)`: the first SIGINT/SIGTERM cancels `shutdown` (drain), a second
+/// one `hurry` (stop waiting for the drain).
+pub fn signals() -> (CancellationToken, CancellationToken) {
     let token = CancellationToken::new();
-    let t = token.clone();
+    let hurry = CancellationToken::new();
+    let (t, h) = (token.clone(), hurry.clone());
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -33,14 +40,19 @@ pub fn shutdown_on_signals() -> CancellationToken {
                     return;
                 }
             };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        for (n, token) in [(1, t), (2, h)] {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            match n {
+                1 => tracing::info!("shutdown requested"),
+                _ => tracing::info!("second signal: not waiting for the drain"),
+            }
+            token.cancel();
         }
-        tracing::info!("shutdown requested");
-        t.cancel();
     });
-    token
+    (token, hurry)
 }
 
 /// Writes the bound address to `path` (tests and scripts bind port 0 and read it back).

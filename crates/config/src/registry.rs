@@ -442,6 +442,14 @@ pub static SETTINGS: &[Setting] = &[
         "seconds a stopped run gets between SIGTERM and SIGKILL",
     ),
     s(
+        "runner.drain_timeout",
+        "AOF_RUNNER_DRAIN_TIMEOUT",
+        &[],
+        Some("--drain-timeout"),
+        Value("20"),
+        "on SIGTERM/SIGINT: seconds active runs get to finish before the rest are stopped and handed back to the coordinator for another runner (a second signal skips the wait); keep it plus `stop_grace` and a few seconds of reporting inside the pod's `terminationGracePeriodSeconds` (Kubernetes default 30 s; `deploy/kubernetes` sets 40)",
+    ),
+    s(
         "dashboard.listen",
         "AOF_DASHBOARD_LISTEN",
         &[],

@@ -315,6 +315,14 @@ impl Config {
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| "must be between 0 and 3600 seconds".to_string())
         })?;
+        let drain_timeout = self.parse_req("runner.drain_timeout", |v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..86400.0).contains(f))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| "must be between 0 and 86400 seconds".to_string())
+        })?;
         let executor_name = self.string("runner.executor").unwrap_or_default();
         let executor = self.executor(&executor_name)?;
         let project_dir = match self.string("runner.project_dir") {
@@ -340,6 +348,7 @@ impl Config {
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
             state_dir: self.data_dir().join("runner"),
             stop_grace,
+            drain_timeout,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
     }

@@ -153,6 +153,7 @@ fn defaults_match_the_coordinator_defaults() {
         PathBuf::from(".agent-orchestrator/workspaces")
     );
     assert_eq!(r.stop_grace, Duration::from_secs(5));
+    assert_eq!(r.drain_timeout, Duration::from_secs(20));
     assert!(r.tags.is_empty());
     let rd = aof_runner::RunnerConfig::default();
     assert_eq!(r.allow_blueprint_executors, rd.allow_blueprint_executors);
@@ -315,6 +316,18 @@ fn errors_name_the_setting_and_its_source() {
         .unwrap_err()
         .0;
     assert!(e.starts_with("runner.max_concurrent = \"0\" in "), "{e}");
+    let r = load(None, &[("AOF_RUNNER_DRAIN_TIMEOUT", "2.5")], &[])
+        .runner(None)
+        .unwrap();
+    assert_eq!(r.drain_timeout, Duration::from_millis(2500));
+    let e = load(None, &[("AOF_RUNNER_DRAIN_TIMEOUT", "soon")], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("AOF_RUNNER_DRAIN_TIMEOUT") && e.contains("between 0 and 86400"),
+        "{e}"
+    );
     let e = load(None, &[("RUNNER_STALE_THRESHOLD", "700")], &[])
         .coordinator()
         .unwrap_err()

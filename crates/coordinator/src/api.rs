@@ -65,6 +65,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runner::completed))
         .routes(routes!(runner::failed))
         .routes(routes!(runner::stopped))
+        .routes(routes!(runner::release))
         .routes(routes!(runner::session_status))
         .routes(routes!(runner::heartbeat))
         .routes(routes!(runner::list))

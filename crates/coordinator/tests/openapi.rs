@@ -104,6 +104,7 @@ async fn document_matches_router_and_is_typed() {
         "POST /runner/runs/{run_id}/completed",
         "POST /runner/runs/{run_id}/failed",
         "POST /runner/runs/{run_id}/stopped",
+        "POST /runner/runs/{run_id}/release",
         "POST /runner/sessions/{id}/status",
         "POST /runner/heartbeat",
         "GET /runners",

@@ -8,6 +8,10 @@
 //!  stopped ◀──stopped── stopping ◀───────────┘
 //!     ▲                                       (lease expiry: claimed/running → pending
 //!     └── lease expiry while stopping          or failed by RecoveryMode; stopping → stopped)
+//!
+//!  release (a draining runner hands back what it could not finish in time):
+//!  claimed/running → pending (another runner's claim is attempt n+1), or failed when
+//!  RecoveryMode is `none`; stopping → stopped (a stop was asked for anyway)
 //! ```
 
 use std::{fmt, str::FromStr};
@@ -46,6 +50,12 @@ pub enum RunEvent {
     },
     /// No runner matched its demands in time.
     NoMatchTimeout,
+    /// The runner holding the lease stopped the execution unfinished and gives the run
+    /// back (graceful drain on shutdown); `requeue` says whether policy allows another
+    /// attempt.
+    Released {
+        requeue: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +119,9 @@ impl RunStatus {
             (S::Claimed | S::Running, E::LeaseExpired { requeue: true }) => S::Pending,
             (S::Claimed | S::Running, E::LeaseExpired { requeue: false }) => S::Failed,
             (S::Stopping, E::LeaseExpired { .. }) => S::Stopped,
+            (S::Claimed | S::Running, E::Released { requeue: true }) => S::Pending,
+            (S::Claimed | S::Running, E::Released { requeue: false }) => S::Failed,
+            (S::Stopping, E::Released { .. }) => S::Stopped,
             // A repeated stop request or a repeated start report changes nothing.
             (S::Stopping, E::StopRequested) => S::Stopping,
             (S::Running, E::Started) => S::Running,
@@ -151,6 +164,13 @@ pub enum RecoveryMode {
 }
 
 impl RecoveryMode {
+    /// Whether a run its runner hands back unfinished goes back to `pending`. The runner
+    /// stopped the executor itself, so unlike a lost lease no work is still going on
+    /// somewhere: only `none` (never run anything twice) refuses.
+    pub fn requeue_released(self) -> bool {
+        self != RecoveryMode::None
+    }
+
     pub fn requeue(self, status: RunStatus) -> bool {
         match self {
             RecoveryMode::None => false,
@@ -196,6 +216,10 @@ mod tests {
             (S::Running, E::LeaseExpired { requeue: true }, S::Pending),
             (S::Running, E::LeaseExpired { requeue: false }, S::Failed),
             (S::Stopping, E::LeaseExpired { requeue: true }, S::Stopped),
+            (S::Claimed, E::Released { requeue: true }, S::Pending),
+            (S::Running, E::Released { requeue: true }, S::Pending),
+            (S::Running, E::Released { requeue: false }, S::Failed),
+            (S::Stopping, E::Released { requeue: true }, S::Stopped),
         ];
         for (from, ev, to) in legal {
             assert_eq!(from.on(ev), Ok(to), "{from} on {ev:?}");
@@ -209,6 +233,8 @@ mod tests {
             (S::Stopped, E::Started),
             (S::Running, E::Claim),
             (S::Pending, E::LeaseExpired { requeue: true }),
+            // Only the lease holder can hand a run back; a pending run has none.
+            (S::Pending, E::Released { requeue: true }),
         ];
         for (from, ev) in illegal {
             assert_eq!(from.on(ev), Err(IllegalTransition { from, event: ev }));
@@ -226,6 +252,8 @@ mod tests {
             E::StopRequested,
             E::LeaseExpired { requeue: true },
             E::NoMatchTimeout,
+            E::Released { requeue: true },
+            E::Released { requeue: false },
         ];
         for st in S::ALL.into_iter().filter(|s| s.is_terminal()) {
             for ev in events {
@@ -249,5 +277,8 @@ mod tests {
         assert!(RecoveryMode::Stale.requeue(S::Claimed));
         assert!(!RecoveryMode::Stale.requeue(S::Running));
         assert!(RecoveryMode::All.requeue(S::Running));
+        assert!(!RecoveryMode::None.requeue_released());
+        assert!(RecoveryMode::Stale.requeue_released());
+        assert!(RecoveryMode::All.requeue_released());
     }
 }

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 pub(crate) enum StopReason {
     /// The coordinator asked (a user stopped the session): report `stopped`, SIGTERM.
     Requested,
-    /// This runner is shutting down: report `stopped`, signal "shutdown".
-    Shutdown,
+    /// This runner is shutting down and the drain deadline passed: unless the executor
+    /// completed anyway, hand the run back (`release`) so another runner takes it.
+    Handback,
     /// The lease is gone (revoked, or a write was fenced off): report nothing.
     LeaseLost,
 }
@@ -177,7 +178,7 @@ mod tests {
         let abandon = CancellationToken::new();
         let c = RunControl::new(&abandon);
         c.stop(StopReason::Requested);
-        c.stop(StopReason::Shutdown);
+        c.stop(StopReason::Handback);
         assert_eq!(c.reason(), Some(StopReason::Requested));
         assert!(c.cancel.is_cancelled() && !c.interrupt.is_cancelled());
         c.stop(StopReason::LeaseLost);

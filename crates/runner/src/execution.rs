@@ -400,6 +400,13 @@ async fn report(
 ) {
     let client = &shared.client;
     let interrupt = &control.interrupt;
+    // Drain deadline: whatever did not complete goes back to the coordinator for another
+    // runner (an executor killed by our stop may also end as `failed`).
+    if control.reason() == Some(StopReason::Handback)
+        && !matches!(outcome, Outcome::Completed { .. })
+    {
+        return hand_back(shared, run, runner_id, control).await;
+    }
     let (what, res): (&'static str, Attempt<()>) = match outcome {
         Outcome::Completed { .. } => {
             let body = CompletedBody {
@@ -424,7 +431,7 @@ async fn report(
         }
         Outcome::Stopped => {
             let signal = match control.reason() {
-                Some(StopReason::Shutdown) => "shutdown",
+                Some(StopReason::Handback) => "shutdown",
                 _ => "SIGTERM",
             };
             let body = StoppedBody {
@@ -444,6 +451,43 @@ async fn report(
         Attempt::Done(()) => tracing::info!(outcome = what, "run reported"),
         Attempt::Interrupted => tracing::warn!(outcome = what, "gave up reporting run"),
         Attempt::Rejected(e) => log_rejected(what, &e),
+    }
+}
+
+/// `release` the run. A coordinator without that route (the AOF reference) gets the
+/// base protocol's `stopped` report instead.
+async fn hand_back(shared: &Shared, run: &RunRef, runner_id: String, control: &RunControl) {
+    let client = &shared.client;
+    let body = RunnerIdBody {
+        runner_id: runner_id.clone(),
+    };
+    match retry("release", &control.interrupt, || {
+        client.report(run, "release", &body)
+    })
+    .await
+    {
+        Attempt::Done(()) => tracing::info!("run handed back to the coordinator"),
+        Attempt::Interrupted => tracing::warn!("gave up handing the run back"),
+        Attempt::Rejected(e)
+            if matches!(e.status_code(), Some(404 | 405))
+                && matches!(e.code(), None | Some("route_not_found")) =>
+        {
+            tracing::info!("coordinator cannot take runs back; reporting stopped");
+            let body = StoppedBody {
+                runner_id,
+                signal: "shutdown".into(),
+            };
+            match retry("stopped", &control.interrupt, || {
+                client.report(run, "stopped", &body)
+            })
+            .await
+            {
+                Attempt::Done(()) => tracing::info!(outcome = "stopped", "run reported"),
+                Attempt::Interrupted => tracing::warn!("gave up reporting run"),
+                Attempt::Rejected(e) => log_rejected("stopped", &e),
+            }
+        }
+        Attempt::Rejected(e) => log_rejected("release", &e),
     }
 }
 

@@ -3,8 +3,9 @@
 //! idempotency key, fenced by the run's lease.
 //!
 //! Tasks and their policies:
-//! - supervisor (`run`): register, poll, dispatch; on shutdown stops the others, waits
-//!   for them with a deadline, deregisters.
+//! - supervisor (`run`): register, poll, dispatch; on shutdown drains (no new runs,
+//!   active ones get `drain_timeout` to finish, the rest are stopped and handed back to
+//!   the coordinator), waits for them with a deadline, deregisters.
 //! - heartbeat (one per registration): renews leases; errors are logged and the next tick
 //!   tries again; a 401 ends the registration so the supervisor registers anew.
 //! - execution (one per run) with its outbox delivery task: retries while the coordinator
@@ -49,6 +50,9 @@ pub struct RunnerConfig {
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
     /// aborts an executor that still has not finished `STOP_BACKSTOP` later.
     pub stop_grace: Duration,
+    /// On shutdown, how long active runs get to finish; what is still running then is
+    /// stopped and handed back to the coordinator (`release`) for another runner.
+    pub drain_timeout: Duration,
     /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
     pub api_key: Option<ApiKey>,
 }
@@ -77,6 +81,7 @@ impl Default for RunnerConfig {
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(20),
             api_key: None,
         }
     }
@@ -93,9 +98,21 @@ pub(crate) struct Shared {
     pub abandon: CancellationToken,
 }
 
-/// Run the runner until `shutdown` is cancelled, then stop executions (they report
-/// `stopped`), deregister and return. Returns early only on a fatal configuration error.
+/// Run the runner until `shutdown` is cancelled, then drain (see `run_draining`, with no
+/// way to hurry it), deregister and return. Returns early only on a fatal configuration
+/// error.
 pub async fn run(cfg: RunnerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_draining(cfg, shutdown, CancellationToken::new()).await
+}
+
+/// `run` with a graceful drain: after `shutdown`, active runs get `drain_timeout` to
+/// finish (no new runs are taken, stops still arrive); then, or at once when `hurry` is
+/// cancelled, the rest are stopped and handed back to the coordinator.
+pub async fn run_draining(
+    cfg: RunnerConfig,
+    shutdown: CancellationToken,
+    hurry: CancellationToken,
+) -> anyhow::Result<()> {
     if cfg.max_concurrent == 0 {
         anyhow::bail!("max_concurrent must be at least 1");
     }
@@ -108,5 +125,5 @@ pub async fn run(cfg: RunnerConfig, shutdown: CancellationToken) -> anyhow::Resu
         active: Active::default(),
         abandon: CancellationToken::new(),
     });
-    supervisor::supervise(shared, shutdown).await
+    supervisor::supervise(shared, shutdown, hurry).await
 }

@@ -1,5 +1,5 @@
 //! The runner's main loop: register → poll → dispatch, the heartbeat beside it, and the
-//! shutdown sequence.
+//! shutdown sequence (a graceful drain that hands back what does not finish in time).
 
 use std::{sync::Arc, time::Duration};
 
@@ -51,12 +51,13 @@ async fn instance_id(workspace: &std::path::Path) -> String {
 pub(crate) async fn supervise(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    hurry: CancellationToken,
 ) -> anyhow::Result<()> {
     // Lets us register again after a coordinator restart, or after this runner itself
     // crashed and restarted on the same workspace, without being taken for a duplicate.
     let instance_id = instance_id(&shared.cfg.workspace_root).await;
     let tracker = TaskTracker::new();
-    let mut runner_id: Option<String> = None;
+    let mut last_reg: Option<RegisterResponse> = None;
     // Kept alive through the shutdown drain, so leases of stopping runs stay renewed.
     let mut heartbeat: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
 
@@ -66,7 +67,7 @@ pub(crate) async fn supervise(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        runner_id = Some(reg.runner_id.clone());
+        last_reg = Some(reg.clone());
         // Cancelled by shutdown, or by the heartbeat when the coordinator forgot us.
         let session = shutdown.child_token();
         let hb_stop = CancellationToken::new();
@@ -85,18 +86,18 @@ pub(crate) async fn supervise(
             old_stop.cancel();
             let _ = old.await;
         }
-        match poll_loop(&shared, &reg, &tracker, &shutdown, &session).await {
+        match poll_loop(&shared, &reg, &tracker, &shutdown, &session, true).await {
             PollEnd::Shutdown => break Ok(()),
             PollEnd::Reregister => tracing::info!(runner_id = %reg.runner_id, "registering again"),
         }
     };
 
-    drain(&shared, &tracker).await;
+    drain(&shared, &tracker, last_reg.as_ref(), &hurry).await;
     if let Some((stop, hb)) = heartbeat {
         stop.cancel();
         let _ = hb.await;
     }
-    if let Some(id) = runner_id {
+    if let Some(id) = last_reg.map(|r| r.runner_id) {
         match timeout(DEREGISTER_TIMEOUT, shared.client.deregister(&id)).await {
             Ok(Ok(())) => tracing::info!(runner_id = %id, "deregistered"),
             Ok(Err(e)) => tracing::debug!(runner_id = %id, error = %e, "deregister failed"),
@@ -170,13 +171,15 @@ async fn register(
     }
 }
 
-/// Long-poll while a slot is free, and dispatch what comes back.
+/// Long-poll while a slot is free, and dispatch what comes back. `take_runs: false`
+/// (draining) long-polls for stops only.
 async fn poll_loop(
     shared: &Arc<Shared>,
     reg: &RegisterResponse,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
     session: &CancellationToken,
+    take_runs: bool,
 ) -> PollEnd {
     let end = || {
         if shutdown.is_cancelled() {
@@ -190,11 +193,12 @@ async fn poll_loop(
     loop {
         // With every slot busy we still long-poll, for stops only, so a stop reaches a
         // full runner at once; that poll is dropped when a slot frees (it can't carry a run).
-        let accept_runs = shared.active.len() < shared.cfg.max_concurrent;
+        let full = shared.active.len() >= shared.cfg.max_concurrent;
+        let accept_runs = take_runs && !full;
         let res = tokio::select! {
             biased;
             _ = session.cancelled() => return end(),
-            _ = shared.active.slot_free(shared.cfg.max_concurrent), if !accept_runs => continue,
+            _ = shared.active.slot_free(shared.cfg.max_concurrent), if take_runs && full => continue,
             r = shared.client.poll(&reg.runner_id, accept_runs, poll_timeout) => r,
         };
         match res {
@@ -302,11 +306,47 @@ async fn heartbeat_loop(
     }
 }
 
-/// Stop every execution and give them the stop grace plus a little to report; then
-/// abandon what is left (its coordinator is probably gone).
-async fn drain(shared: &Shared, tracker: &TaskTracker) {
-    shared.active.stop_all(StopReason::Shutdown);
+/// The graceful drain: no new runs; active runs get `drain_timeout` to finish (stops
+/// still arrive through a stops-only long-poll); at the deadline, or at once on `hurry`
+/// (a second signal), the rest are stopped and handed back to the coordinator, which
+/// requeues them for another runner. They get the stop grace plus a little to report;
+/// then what is left is abandoned (its coordinator is probably gone).
+async fn drain(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    reg: Option<&RegisterResponse>,
+    hurry: &CancellationToken,
+) {
     tracker.close();
+    let active = shared.active.len();
+    if active > 0 {
+        let limit = shared.cfg.drain_timeout;
+        tracing::info!(
+            active,
+            drain_timeout_s = limit.as_secs_f64(),
+            "draining: no new runs; waiting for active runs to finish (a second signal hands them back now)"
+        );
+        let done = CancellationToken::new();
+        let stops = async {
+            if let Some(reg) = reg {
+                poll_loop(shared, reg, tracker, &done, &done, false).await;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tracker.wait() => tracing::info!("drained: every active run finished"),
+            _ = tokio::time::sleep(limit) => tracing::warn!(
+                active = shared.active.len(),
+                "drain deadline reached; stopping the remaining runs and handing them back"
+            ),
+            _ = hurry.cancelled() => tracing::warn!(
+                active = shared.active.len(),
+                "second signal; stopping the remaining runs and handing them back"
+            ),
+            _ = stops => {}
+        }
+    }
+    shared.active.stop_all(StopReason::Handback);
     let deadline = shared.cfg.stop_grace + REPORT_GRACE;
     if timeout(deadline, tracker.wait()).await.is_err() {
         tracing::warn!(

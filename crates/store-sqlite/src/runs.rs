@@ -257,6 +257,13 @@ impl SqliteStore {
             RunReport::Completed { .. } => (RunEvent::Completed, RunStatus::Completed),
             RunReport::Failed { .. } => (RunEvent::Failed, RunStatus::Failed),
             RunReport::Stopped { .. } => (RunEvent::Stopped, RunStatus::Stopped),
+            // Not terminal when requeued, so a retried release is refused (the run is
+            // no longer held) rather than answered as a repeat.
+            RunReport::Released { requeue } => {
+                let event = RunEvent::Released { requeue: *requeue };
+                let to = rec.status.on(event).unwrap_or(RunStatus::Pending);
+                (event, to)
+            }
         };
         // A retried report whose first copy was applied: answer the same, change nothing.
         if rec.status == target && target.is_terminal() {
@@ -348,9 +355,68 @@ impl SqliteStore {
                 append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
                 set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
             }
+            RunReport::Released { .. } => {
+                out = self.release(&mut w, &rec, next, &who.runner_id).await?;
+            }
         }
         w.commit().await?;
         Ok(out)
+    }
+
+    /// A run handed back by its draining runner: requeued like an expired lease (the
+    /// next claim is attempt n+1), or failed when policy forbids a retry, or stopped
+    /// when a stop was already asked for.
+    async fn release(
+        &self,
+        w: &mut WriteTx<'_>,
+        rec: &RunRecord,
+        next: RunStatus,
+        runner_id: &str,
+    ) -> StoreResult<RunRecord> {
+        let run_id = rec.run.run_id.as_str();
+        let sid = rec.run.session_id.as_str();
+        match next {
+            RunStatus::Pending => {
+                cas_status(
+                    w,
+                    run_id,
+                    rec.status,
+                    next,
+                    ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
+                )
+                .await?;
+                set_session_status(w, sid, SessionStatus::Pending).await?;
+                load_run(&mut w.tx, run_id)
+                    .await?
+                    .ok_or(StoreError::RunNotFound)
+            }
+            RunStatus::Stopped => {
+                let out = self.finish_with(w, rec, next, None, true).await?;
+                let ev = Event {
+                    reason: Some("released".into()),
+                    ..Event::new(types::RUN_STOPPED, sid)
+                };
+                append_in_tx(w, sid, ev, Some(run_id), None).await?;
+                set_session_status(w, sid, SessionStatus::Stopped).await?;
+                Ok(out)
+            }
+            _ => {
+                let error = format!(
+                    "Handed back unfinished by runner {runner_id} (shutting down); \
+                     RUN_RECOVERY_MODE=none does not retry it"
+                );
+                let out = self.finish_with(w, rec, next, Some(&error), true).await?;
+                let ev = Event {
+                    error: Some(error.clone()),
+                    reason: Some("failed".into()),
+                    ..Event::new(types::RUN_FAILED, sid)
+                };
+                append_in_tx(w, sid, ev, Some(run_id), None).await?;
+                feed_run_failed(w, run_id, sid, &error).await?;
+                set_session_status(w, sid, SessionStatus::Failed).await?;
+                Ok(out)
+            }
+        }
     }
 
     /// Moves a run to a terminal state. The lease token stays so retried reports match.

@@ -114,6 +114,12 @@ pub enum RunReport {
     Stopped {
         signal: String,
     },
+    /// The runner stopped the execution unfinished and hands the run back (graceful
+    /// drain). `requeue` (from the recovery policy): back to `pending` for another
+    /// runner, or else failed. A run already `stopping` becomes `stopped`.
+    Released {
+        requeue: bool,
+    },
 }
 
 /// Result of a stop request, shaped like the reference's response.

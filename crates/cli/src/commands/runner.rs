@@ -47,6 +47,10 @@ pub struct RunnerOpts {
     /// Seconds a stopped run gets to end before it is killed [default: 5].
     #[arg(long, value_name = "SECS")]
     pub stop_grace: Option<String>,
+    /// On SIGTERM: seconds active runs get to finish before the rest are handed back
+    /// (a second signal skips the wait) [default: 20].
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<String>,
 }
 
 impl RunnerOpts {
@@ -62,6 +66,7 @@ impl RunnerOpts {
             ("runner.workspace", &self.workspace),
             ("runner.hostname", &self.hostname),
             ("runner.stop_grace", &self.stop_grace),
+            ("runner.drain_timeout", &self.drain_timeout),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
@@ -79,7 +84,7 @@ impl RunnerArgs {
 
 pub async fn run(_args: RunnerArgs, cfg: &Config) -> anyhow::Result<u8> {
     let rcfg = cfg.runner(None)?;
-    let shutdown = super::shutdown_on_signals();
-    aof_runner::run(rcfg, shutdown).await?;
+    let (shutdown, hurry) = super::signals();
+    aof_runner::run_draining(rcfg, shutdown, hurry).await?;
     Ok(0)
 }

@@ -2,6 +2,7 @@
 
 use aof_config::Config;
 use aof_coordinator::Coordinator;
+use tokio_util::sync::CancellationToken;
 
 use super::{coordinator::CoordinatorArgs, runner::RunnerOpts};
 
@@ -25,7 +26,7 @@ impl UpArgs {
 pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
     let ccfg = cfg.coordinator()?;
     let data_dir = cfg.data_dir();
-    let shutdown = super::shutdown_on_signals();
+    let (shutdown, hurry) = super::signals();
     let coord = Coordinator::bind(ccfg).await?;
     let addr = coord.local_addr()?;
     super::write_addr_file(args.coordinator.addr_file.as_deref(), addr)?;
@@ -38,12 +39,13 @@ pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
     }
     println!("AOF is up: {url}  (data: {})", data_dir.display());
     println!("  try: aof run demo \"hello\" --follow --url {url}");
-    let server = tokio::spawn(coord.serve(shutdown.clone()));
-    let runner_shutdown = shutdown.child_token();
-    let runner = tokio::spawn(aof_runner::run(runner_cfg, runner_shutdown));
     // The runner drains first (it reports to the coordinator), then the server stops.
-    let runner_result = runner.await?;
-    shutdown.cancel();
+    let server_shutdown = CancellationToken::new();
+    let server = tokio::spawn(coord.serve(server_shutdown.clone()));
+    let runner = tokio::spawn(aof_runner::run_draining(runner_cfg, shutdown, hurry));
+    let runner_result = runner.await;
+    server_shutdown.cancel();
+    let runner_result = runner_result?;
     server.await??;
     runner_result?;
     Ok(0)

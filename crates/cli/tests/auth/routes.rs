@@ -50,6 +50,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /runner/runs/{run_id}/completed", "RA"),
     ("POST /runner/runs/{run_id}/failed", "RA"),
     ("POST /runner/runs/{run_id}/stopped", "RA"),
+    ("POST /runner/runs/{run_id}/release", "RA"),
     ("POST /runner/sessions/{id}/status", "RA"),
     ("POST /runner/heartbeat", "RA"),
     ("GET /runners", "VOA"),

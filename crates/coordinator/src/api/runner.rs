@@ -292,6 +292,33 @@ pub(crate) async fn stopped(
     Ok(ok())
 }
 
+/// AOF-RS: a draining runner hands back a run it stopped unfinished; it goes back to
+/// `pending` for another runner (the next claim is attempt n+1), or fails when
+/// `RUN_RECOVERY_MODE=none`. Fenced by the lease token like every report.
+#[utoipa::path(post, path = "/runner/runs/{run_id}/release", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Released", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Not held by this runner or lease, or already resolved", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+pub(crate) async fn release(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RunnerIdBody>,
+) -> ApiResult<Json<OkResponse>> {
+    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let requeue = st.cfg.recovery.requeue_released();
+    let runner_id = body.runner_id.clone();
+    let rec = st
+        .store
+        .report(
+            &run_id,
+            &writer(body.runner_id, &headers),
+            RunReport::Released { requeue },
+        )
+        .await?;
+    tracing::info!(%run_id, %runner_id, status = %rec.status, "run handed back by its runner");
+    st.wake_runners();
+    Ok(ok())
+}
+
 #[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn session_status(
     State(st): State<AppState>,

@@ -93,6 +93,7 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/runner/runs/{run_id}/completed", &[Runner]),
     rule(Method::POST, "/runner/runs/{run_id}/failed", &[Runner]),
     rule(Method::POST, "/runner/runs/{run_id}/stopped", &[Runner]),
+    rule(Method::POST, "/runner/runs/{run_id}/release", &[Runner]),
     rule(Method::POST, "/runner/sessions/{id}/status", &[Runner]),
     rule(Method::POST, "/runner/heartbeat", &[Runner]),
     rule(Method::GET, "/runners", &[Viewer]),
