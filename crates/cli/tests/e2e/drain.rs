@@ -93,8 +93,9 @@ async fn sigterm_finishes_short_runs_and_hands_back_long_ones() {
         "2",
         "--stop-grace",
         "2",
+        // Room for the short run to finish on a loaded machine; the long one waits it out.
         "--drain-timeout",
-        "10",
+        "15",
     ];
     let mut r1 = Runner::start(&url, dir.path(), "r1", &r1_args).await;
     let r1_id = runner_id(&url, "r1").await;
@@ -110,7 +111,8 @@ async fn sigterm_finishes_short_runs_and_hands_back_long_ones() {
 
     sigterm(&r1.child);
     wait_log(&r1, "draining").await;
-    // Created while r1 drains: r1 must not take it (r2 runs it as attempt 1 below).
+    // Created while r1 drains: r1 must not take it (r2 runs it as attempt 1 below). Its
+    // one long-poll now asks for stops only (as it did with both slots busy).
     let (third_run, third) = start_run(&url, "third").await;
     std::fs::write(&go, "").unwrap();
     wait_session(&url, &short, "finished").await;
