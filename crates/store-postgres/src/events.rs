@@ -9,7 +9,9 @@ use aof_wire::{
     Event, SessionResult, StoredEvent,
 };
 
-use crate::{internal, rows, PgStore, WriteTx};
+use aof_core::run::RunStatus;
+
+use crate::{internal, live, PgStore, WriteTx, WRITE_LOCK_KEY};
 
 /// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
 pub(crate) async fn append_in_tx(
@@ -82,56 +84,73 @@ fn stored_from_row(r: &sqlx::postgres::PgRow) -> StoreResult<StoredEvent> {
 }
 
 impl PgStore {
+    /// One round trip (`aof_append_event`, migration 0005) under the process's write
+    /// lock; the same checks, in the same order, as a write inside `WriteTx`.
     pub(crate) async fn append_event_impl(
         &self,
         session_id: &str,
         write: EventWrite,
     ) -> StoreResult<Option<StoredEvent>> {
-        let mut w = self.begin().await?;
-        if rows::load_session(&mut w.tx, session_id).await?.is_none() {
-            return Err(StoreError::SessionNotFound(session_id.to_string()));
-        }
-        if let Some(token) = &write.lease_token {
-            // A retry of an event that was stored is fine even if the lease moved on since.
-            if let Some(key) = &write.idempotency_key {
-                let seen: Option<i64> = sqlx::query_scalar(
-                    "SELECT cursor FROM feed WHERE session_id = $1 AND idem_key = $2",
-                )
-                .bind(session_id)
-                .bind(key)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?;
-                if seen.is_some() {
-                    return Ok(None);
-                }
+        let leased: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_leased())
+            .map(RunStatus::as_str)
+            .collect();
+        let data = serde_json::json!({ "data": &write.event });
+        let _guard = self.shared.write_lock.lock().await;
+        let row = sqlx::query(
+            "SELECT outcome, out_cursor, out_seq, detail \
+             FROM aof_append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(WRITE_LOCK_KEY)
+        .bind(session_id)
+        .bind(write.run_id.as_deref())
+        .bind(write.idempotency_key.as_deref())
+        .bind(write.lease_token.as_deref())
+        .bind(&leased)
+        .bind(&write.event.event_type)
+        .bind(data.to_string())
+        .bind(live::CHANNEL)
+        .bind(&self.shared.instance)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)?;
+        let outcome: String = row.get("outcome");
+        match outcome.as_str() {
+            "stored" => {}
+            "duplicate" => return Ok(None),
+            "no_session" => return Err(StoreError::SessionNotFound(session_id.to_string())),
+            "need_run_id" => {
+                return Err(StoreError::Illegal(
+                    "a lease token needs the x-aof-run-id header".into(),
+                ))
             }
-            let run_id = write.run_id.as_deref().ok_or_else(|| {
-                StoreError::Illegal("a lease token needs the x-aof-run-id header".into())
-            })?;
-            let run = rows::load_run(&mut w.tx, run_id)
-                .await?
-                .ok_or(StoreError::RunNotFound)?;
-            if run.run.session_id != session_id
-                || !run.status.is_leased()
-                || run.lease_token.as_deref() != Some(token.as_str())
-            {
+            "no_run" => return Err(StoreError::RunNotFound),
+            "lease_conflict" => {
+                let status: Option<String> = row.get("detail");
                 return Err(StoreError::LeaseConflict(format!(
-                    "lease for run {run_id} is no longer held (run is {})",
-                    run.status
+                    "lease for run {} is no longer held (run is {})",
+                    write.run_id.as_deref().unwrap_or_default(),
+                    status.unwrap_or_default()
                 )));
             }
+            other => return Err(internal(anyhow::anyhow!("aof_append_event: outcome {other}"))),
         }
-        let out = append_in_tx(
-            &mut w,
-            session_id,
-            write.event,
-            write.run_id.as_deref(),
-            write.idempotency_key.as_deref(),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(out)
+        let cursor: i64 = row.get("out_cursor");
+        let stored = StoredEvent {
+            id: cursor,
+            seq: row.get("out_seq"),
+            run_id: write.run_id,
+            event: write.event,
+        };
+        self.publish(vec![FeedItem {
+            cursor,
+            kind: sse::EVENT.to_string(),
+            session_id: Some(session_id.to_string()),
+            data,
+        }])
+        .await;
+        Ok(Some(stored))
     }
 
     pub(crate) async fn list_events_impl(

@@ -37,7 +37,7 @@ use aof_store::{StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 /// Key of the advisory lock every write transaction takes (any constant unique to aof).
-const WRITE_LOCK_KEY: i64 = 0x0a0f_5704_e001;
+pub(crate) const WRITE_LOCK_KEY: i64 = 0x0a0f_5704_e001;
 
 /// Is `url` a PostgreSQL URL (`postgres://` or `postgresql://`)?
 pub fn is_postgres_url(url: &str) -> bool {
@@ -231,15 +231,23 @@ impl WriteTx<'_> {
                 .map_err(internal)?;
         }
         tx.commit().await.map_err(internal)?;
+        store.publish(items).await;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// Broadcasts items just committed. The caller still holds `write_lock`.
+    pub(crate) async fn publish(&self, items: Vec<FeedItem>) {
         let Some(first) = items.first().map(|i| i.cursor) else {
-            return Ok(());
+            return;
         };
-        let shared = &store.shared;
+        let shared = &self.shared;
         // Another coordinator committed below our first cursor and its relay has not
         // run yet: send its items first, so subscribers get cursor order. (A gap from
         // a rolled-back write costs one empty read.)
         if first > shared.broadcast_head.load(Ordering::Acquire) + 1 {
-            live::catch_up(&store.pool, shared, Some(first)).await;
+            live::catch_up(&self.pool, shared, Some(first)).await;
         }
         let last = items.last().map(|i| i.cursor).unwrap_or(first);
         for item in items {
@@ -247,6 +255,5 @@ impl WriteTx<'_> {
             let _ = shared.feed_tx.send(item);
         }
         shared.broadcast_head.fetch_max(last, Ordering::AcqRel);
-        Ok(())
     }
 }
