@@ -65,7 +65,7 @@ pub static SETTINGS: &[Setting] = &[
         &["AGENT_ORCHESTRATOR_API_URL"],
         Some("--url"),
         Value("http://127.0.0.1:8765"),
-        "where runners and the CLI find the coordinator",
+        "where runners and the CLI find the coordinator; several, comma separated (`--url` repeated for `aof runner`), for coordinators sharing one PostgreSQL database: a runner fails over between them, the CLI uses the first",
     ),
     Setting {
         secret: true,

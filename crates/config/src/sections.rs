@@ -150,18 +150,31 @@ impl Config {
         })
     }
 
+    /// Where the CLI talks to: the first of `api.url`'s coordinators.
     pub fn api(&self) -> Result<ApiConfig, ConfigError> {
-        let url = self.parse_req("api.url", |v| {
-            let v = v.trim().trim_end_matches('/');
-            if v.starts_with("http://") || v.starts_with("https://") {
-                Ok(v.to_string())
-            } else {
-                Err("must start with http:// or https://".into())
-            }
-        })?;
+        let url = self.api_urls()?.swap_remove(0);
         Ok(ApiConfig {
             url,
             key: self.string("api.key"),
+        })
+    }
+
+    /// `api.url`: one coordinator URL, or several (comma separated) sharing one store;
+    /// a runner fails over between them in this order.
+    pub fn api_urls(&self) -> Result<Vec<String>, ConfigError> {
+        self.parse_req("api.url", |v| {
+            v.split(',')
+                .map(|u| {
+                    let u = u.trim().trim_end_matches('/');
+                    if u.starts_with("http://") || u.starts_with("https://") {
+                        Ok(u.to_string())
+                    } else if u.is_empty() {
+                        Err("has an empty URL in its list".to_string())
+                    } else {
+                        Err(format!("{u:?} must start with http:// or https://"))
+                    }
+                })
+                .collect()
         })
     }
 
@@ -296,9 +309,9 @@ impl Config {
 
     /// The runner's settings; `url` overrides `api.url` (`aof up` passes its own address).
     pub fn runner(&self, url: Option<String>) -> Result<RunnerConfig, ConfigError> {
-        let url = match url {
-            Some(u) => u,
-            None => self.api()?.url,
+        let urls = match url {
+            Some(u) => vec![u],
+            None => self.api_urls()?,
         };
         let max_concurrent = self.parse_req("runner.max_concurrent", |v| {
             v.trim()
@@ -331,7 +344,7 @@ impl Config {
                 .map_err(|e| ConfigError(format!("cannot read the current directory: {e}")))?,
         };
         Ok(RunnerConfig {
-            url,
+            urls,
             tags: self
                 .string("runner.tags")
                 .map(|t| list(&t))

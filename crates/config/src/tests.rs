@@ -145,7 +145,7 @@ fn defaults_match_the_coordinator_defaults() {
     assert_eq!(c.max_body_bytes, d.max_body_bytes);
     assert_eq!(c.placeholder_env, d.placeholder_env);
     let r = load(None, &[], &[]).runner(None).unwrap();
-    assert_eq!(r.url, "http://127.0.0.1:8765");
+    assert_eq!(r.urls, ["http://127.0.0.1:8765"]);
     assert_eq!(r.max_concurrent, 4);
     assert_eq!(r.executor_profile, "echo");
     assert_eq!(
@@ -203,7 +203,7 @@ fn every_reference_name_still_works() {
     assert_eq!(k.cors_origins, "http://a,http://b");
     assert_eq!(k.max_body_bytes, 1000);
     let r = c.runner(None).unwrap();
-    assert_eq!(r.url, "http://coord:9");
+    assert_eq!(r.urls, ["http://coord:9"]);
     assert_eq!(r.tags, ["gpu", "big"]);
     assert_eq!(r.project_dir, "/proj");
     assert_eq!(c.log_format().unwrap(), LogFormat::Json);
@@ -547,4 +547,35 @@ fn database_url_selects_the_store() {
         .find(|r| r.setting.key == "coordinator.database_url")
         .unwrap();
     assert_eq!(row.display_value(), "****");
+}
+
+#[test]
+fn runner_takes_several_coordinator_urls() {
+    let c = load(None, &[("AOF_URL", "http://a:1/, https://b:2")], &[]);
+    assert_eq!(c.runner(None).unwrap().urls, ["http://a:1", "https://b:2"]);
+    // The CLI talks to the first.
+    assert_eq!(c.api().unwrap().url, "http://a:1");
+    // `aof runner --url A --url B` arrives joined; it wins over the env.
+    let c = load(
+        None,
+        &[("AOF_URL", "http://a:1")],
+        &[("api.url", "http://x:1,http://y:2")],
+    );
+    assert_eq!(c.runner(None).unwrap().urls, ["http://x:1", "http://y:2"]);
+    let e = load(None, &[("AOF_URL", "http://a:1,,http://b:2")], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e,
+        "AOF_URL=http://a:1,,http://b:2: has an empty URL in its list"
+    );
+    let e = load(None, &[("AOF_URL", "http://a:1,b:2")], &[])
+        .runner(None)
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e,
+        "AOF_URL=http://a:1,b:2: \"b:2\" must start with http:// or https://"
+    );
 }

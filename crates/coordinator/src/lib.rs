@@ -43,8 +43,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Wakes the long-polls parked here and, through the store, on every other
+    /// coordinator sharing it (see `forward_remote_wakes`).
     pub fn wake_runners(&self) {
         self.wake.send_modify(|g| *g = g.wrapping_add(1));
+        self.store.publish_wake();
     }
 
     /// Runs blocking registry IO off the async threads.
@@ -140,6 +143,7 @@ impl Coordinator {
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
+        let remote_wakes = tokio::spawn(forward_remote_wakes(self.state.clone(), shutdown.clone()));
         let callbacks = tokio::spawn(callbacks::run(self.state.clone(), shutdown.clone()));
         let retention =
             self.state.cfg.retention.map(|keep| {
@@ -153,10 +157,31 @@ impl Coordinator {
             .await?;
         shutdown.cancel();
         let _ = sweeps.await;
+        let _ = remote_wakes.await;
         let _ = callbacks.await;
         if let Some(r) = retention {
             let _ = r.await;
         }
         Ok(())
+    }
+}
+
+/// Wake-ups other coordinators published through the store (a run created, a stop
+/// taken, a run requeued there) wake the long-polls parked here. Only the local watch
+/// is bumped: re-publishing would echo between coordinators.
+async fn forward_remote_wakes(state: AppState, shutdown: CancellationToken) {
+    let Some(mut remote) = state.store.remote_wakes() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = remote.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        state.wake.send_modify(|g| *g = g.wrapping_add(1));
     }
 }

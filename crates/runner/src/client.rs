@@ -1,7 +1,18 @@
 //! A thin typed client for the coordinator's runner protocol. It only speaks HTTP:
 //! retries, leases and ordering are decided by its callers.
+//!
+//! Failover: the client knows one or more coordinators (all on one shared store) and
+//! talks to one at a time. A request that gets no answer (connection refused or reset,
+//! timeout) moves every clone of the client to the next URL; the caller's retry then
+//! goes there. An HTTP answer, even a 4xx or 5xx, never moves it: that coordinator is up.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use aof_wire::{
     session::{BindRequest, Session, SessionEnvelope},
@@ -88,16 +99,47 @@ impl From<&Run> for RunRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     http: reqwest::Client,
-    base: Url,
+    /// The coordinators, in the order they are tried.
+    bases: Arc<[Url]>,
+    /// Index into `bases` of the one in use; shared by every clone.
+    current: Arc<AtomicUsize>,
+}
+
+/// A request bound to the coordinator it goes to (the index into `bases`), so that a
+/// failure moves the client on only if it is still on that coordinator.
+pub(crate) struct Req {
+    base: usize,
+    rb: RequestBuilder,
+}
+
+impl Req {
+    fn with(self, f: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Req {
+        Req {
+            base: self.base,
+            rb: f(self.rb),
+        }
+    }
+}
+
+fn parse_base(base: &str) -> anyhow::Result<Url> {
+    let url =
+        Url::parse(base).map_err(|e| anyhow::anyhow!("invalid coordinator URL {base:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        anyhow::bail!("coordinator URL must be http(s)://host[:port][/prefix], got {url}");
+    }
+    Ok(url)
 }
 
 impl Client {
-    pub(crate) fn new(base: &str, key: Option<&crate::ApiKey>) -> anyhow::Result<Client> {
-        let base = Url::parse(base)
-            .map_err(|e| anyhow::anyhow!("invalid coordinator URL {base:?}: {e}"))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            anyhow::bail!("coordinator URL must be http(s)://host[:port][/prefix], got {base}");
+    /// `bases`: one coordinator URL or several sharing one store (tried in order).
+    pub(crate) fn new(bases: &[String], key: Option<&crate::ApiKey>) -> anyhow::Result<Client> {
+        if bases.is_empty() {
+            anyhow::bail!("no coordinator URL given");
         }
+        let bases = bases
+            .iter()
+            .map(|b| parse_base(b))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut headers = header::HeaderMap::new();
         headers.insert(
             aof_wire::PROTOCOL_HEADER,
@@ -116,45 +158,82 @@ impl Client {
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()?;
-        Ok(Client { http, base })
+        Ok(Client {
+            http,
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The coordinator in use now.
+    pub(crate) fn base(&self) -> &Url {
+        &self.bases[self.current.load(Ordering::Acquire) % self.bases.len()]
     }
 
     /// `base` joined with path segments, each percent-encoded.
-    fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
+    fn url_on(&self, base: usize, segments: &[&str]) -> Url {
+        let mut url = self.bases[base].clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
         url
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
-        self.http
-            .request(method, self.url(segments))
-            .timeout(REQUEST_TIMEOUT)
+    #[cfg(test)]
+    fn url(&self, segments: &[&str]) -> Url {
+        self.url_on(
+            self.current.load(Ordering::Acquire) % self.bases.len(),
+            segments,
+        )
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> Req {
+        let base = self.current.load(Ordering::Acquire) % self.bases.len();
+        Req {
+            base,
+            rb: self
+                .http
+                .request(method, self.url_on(base, segments))
+                .timeout(REQUEST_TIMEOUT),
+        }
+    }
+
+    /// Sends; a request that got no answer moves the client to the next coordinator
+    /// (unless another request already moved it off this one).
+    async fn send(&self, req: Req) -> Result<Response, ClientError> {
+        let res = send(req.rb).await;
+        if let (Err(ClientError::Transport(e)), true) = (&res, self.bases.len() > 1) {
+            let next = (req.base + 1) % self.bases.len();
+            let moved = self
+                .current
+                .compare_exchange(req.base, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if moved {
+                tracing::warn!(from = %self.bases[req.base], to = %self.bases[next], error = %e, "coordinator unreachable; failing over");
+            }
+        }
+        res
     }
 
     /// A request for one run, with its fencing headers.
-    fn run_request(&self, run: &RunRef, segments: &[&str]) -> RequestBuilder {
-        let mut rb = self
-            .request(Method::POST, segments)
-            .header(aof_wire::RUN_HEADER, &run.run_id);
-        if let Some(token) = &run.lease_token {
-            rb = rb.header(aof_wire::LEASE_HEADER, token);
-        }
-        rb
+    fn run_request(&self, run: &RunRef, segments: &[&str]) -> Req {
+        self.request(Method::POST, segments).with(|rb| {
+            let rb = rb.header(aof_wire::RUN_HEADER, &run.run_id);
+            match &run.lease_token {
+                Some(token) => rb.header(aof_wire::LEASE_HEADER, token),
+                None => rb,
+            }
+        })
     }
 
     pub(crate) async fn register(
         &self,
         req: &RegisterRequest,
     ) -> Result<RegisterResponse, ClientError> {
-        let resp = send(
-            self.request(Method::POST, &["runner", "register"])
-                .json(req),
-        )
-        .await?;
-        json(resp).await
+        let r = self
+            .request(Method::POST, &["runner", "register"])
+            .with(|rb| rb.json(req));
+        json(self.send(r).await?).await
     }
 
     /// One long-poll; `None` when the coordinator had nothing for us (204).
@@ -164,15 +243,16 @@ impl Client {
         accept_runs: bool,
         timeout: Duration,
     ) -> Result<Option<PollResponse>, ClientError> {
-        let mut rb = self
-            .request(Method::GET, &["runner", "runs"])
-            .query(&[("runner_id", runner_id)])
-            .timeout(timeout);
-        if !accept_runs {
-            // AOF-RS: all slots busy; ask only for stops and deregistration.
-            rb = rb.query(&[("accept_runs", "false")]);
-        }
-        let resp = send(rb).await?;
+        let r = self.request(Method::GET, &["runner", "runs"]).with(|rb| {
+            let rb = rb.query(&[("runner_id", runner_id)]).timeout(timeout);
+            if accept_runs {
+                rb
+            } else {
+                // AOF-RS: all slots busy; ask only for stops and deregistration.
+                rb.query(&[("accept_runs", "false")])
+            }
+        });
+        let resp = self.send(r).await?;
         if resp.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -184,18 +264,17 @@ impl Client {
         req: &HeartbeatRequest,
         timeout: Duration,
     ) -> Result<HeartbeatResponse, ClientError> {
-        let rb = self
+        let r = self
             .request(Method::POST, &["runner", "heartbeat"])
-            .json(req)
-            .timeout(timeout);
-        json(send(rb).await?).await
+            .with(|rb| rb.json(req).timeout(timeout));
+        json(self.send(r).await?).await
     }
 
     pub(crate) async fn deregister(&self, runner_id: &str) -> Result<(), ClientError> {
-        let rb = self
+        let r = self
             .request(Method::DELETE, &["runners", runner_id])
-            .query(&[("self", "true")]);
-        send(rb).await.map(drop)
+            .with(|rb| rb.query(&[("self", "true")]));
+        self.send(r).await.map(drop)
     }
 
     /// `POST /runner/runs/{id}/{what}` where `what` is started, completed, failed or stopped.
@@ -205,24 +284,24 @@ impl Client {
         what: &str,
         body: &impl Serialize,
     ) -> Result<(), ClientError> {
-        let rb = self
+        let r = self
             .run_request(run, &["runner", "runs", &run.run_id, what])
-            .json(body);
-        send(rb).await.map(drop)
+            .with(|rb| rb.json(body));
+        self.send(r).await.map(drop)
     }
 
-    /// `POST /sessions/{id}/events`; `key` makes a re-send after a lost response harmless.
+    /// `POST /sessions/{id}/events`; `key` makes a re-send after a lost response
+    /// harmless, on this coordinator or, after a failover, on another one.
     pub(crate) async fn post_event(
         &self,
         run: &RunRef,
         key: &str,
         event: &Event,
     ) -> Result<(), ClientError> {
-        let rb = self
+        let r = self
             .run_request(run, &["sessions", &run.session_id, "events"])
-            .header(aof_wire::IDEMPOTENCY_HEADER, key)
-            .json(event);
-        send(rb).await.map(drop)
+            .with(|rb| rb.header(aof_wire::IDEMPOTENCY_HEADER, key).json(event));
+        self.send(r).await.map(drop)
     }
 
     /// `GET /sessions/{id}`. A runner key may not read sessions when auth is on, so the
@@ -232,12 +311,11 @@ impl Client {
         session_id: &str,
         session_token: Option<&str>,
     ) -> Result<Session, ClientError> {
-        let mut rb = self.request(Method::GET, &["sessions", session_id]);
-        if let Some(token) = session_token {
-            // Replaces the default (runner key) Authorization header for this request.
-            rb = rb.bearer_auth(token);
-        }
-        let env: SessionEnvelope = json(send(rb).await?).await?;
+        // The token replaces the default (runner key) Authorization header.
+        let r = self
+            .request(Method::GET, &["sessions", session_id])
+            .with(|rb| with_token(rb, session_token));
+        let env: SessionEnvelope = json(self.send(r).await?).await?;
         Ok(env.session)
     }
 
@@ -248,19 +326,25 @@ impl Client {
         session_id: &str,
         session_token: Option<&str>,
     ) -> Result<Vec<aof_wire::StoredEvent>, ClientError> {
-        let mut rb = self.request(Method::GET, &["sessions", session_id, "events"]);
-        if let Some(token) = session_token {
-            rb = rb.bearer_auth(token);
-        }
-        let list: aof_wire::event::EventList = json(send(rb).await?).await?;
+        let r = self
+            .request(Method::GET, &["sessions", session_id, "events"])
+            .with(|rb| with_token(rb, session_token));
+        let list: aof_wire::event::EventList = json(self.send(r).await?).await?;
         Ok(list.events)
     }
 
     pub(crate) async fn bind(&self, run: &RunRef, req: &BindRequest) -> Result<(), ClientError> {
-        let rb = self
+        let r = self
             .run_request(run, &["sessions", &run.session_id, "bind"])
-            .json(req);
-        send(rb).await.map(drop)
+            .with(|rb| rb.json(req));
+        self.send(r).await.map(drop)
+    }
+}
+
+fn with_token(rb: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+    match token {
+        Some(t) => rb.bearer_auth(t),
+        None => rb,
     }
 }
 
@@ -293,18 +377,69 @@ mod tests {
 
     #[test]
     fn urls_keep_prefix_and_encode_segments() {
-        let c = Client::new("http://127.0.0.1:8765/api/", None).unwrap();
+        let c = Client::new(&["http://127.0.0.1:8765/api/".into()], None).unwrap();
         assert_eq!(
             c.url(&["sessions", "a/b", "events"]).as_str(),
             "http://127.0.0.1:8765/api/sessions/a%2Fb/events"
         );
-        let c = Client::new("http://h:1", None).unwrap();
+        let c = Client::new(&["http://h:1".into()], None).unwrap();
         assert_eq!(
             c.url(&["runner", "register"]).as_str(),
             "http://h:1/runner/register"
         );
-        assert!(Client::new("ftp://h", None).is_err());
-        assert!(Client::new("not a url", None).is_err());
+        assert!(Client::new(&["ftp://h".into()], None).is_err());
+        assert!(Client::new(&["not a url".into()], None).is_err());
+        assert!(Client::new(&["http://h:1".into(), "ftp://h".into()], None).is_err());
+        assert!(Client::new(&[], None).is_err());
+    }
+
+    /// A loopback port nobody listens on (connections are refused).
+    async fn dead_url() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    }
+
+    /// A real HTTP server on loopback that answers every request with 404.
+    async fn answering_404() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let body = r#"{"detail":"nope","code":"not_found"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn fails_over_on_no_answer_but_not_on_an_http_error() {
+        let (dead, live) = (dead_url().await, answering_404().await);
+        let c = Client::new(&[dead.clone(), live.clone()], None).unwrap();
+        assert_eq!(c.base().as_str(), format!("{dead}/"));
+        let e = c.deregister("r1").await.unwrap_err();
+        assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+        // Every clone moved with it.
+        let clone = c.clone();
+        assert_eq!(clone.base().as_str(), format!("{live}/"));
+        // The live one answers 404: an answer, so the client stays.
+        let e = clone.deregister("r1").await.unwrap_err();
+        assert_eq!(e.status_code(), Some(404));
+        assert_eq!(e.code(), Some("not_found"));
+        assert_eq!(c.base().as_str(), format!("{live}/"));
+        // With one URL there is nowhere to go.
+        let one = Client::new(std::slice::from_ref(&dead), None).unwrap();
+        assert!(one.deregister("r1").await.is_err());
+        assert_eq!(one.base().as_str(), format!("{dead}/"));
     }
 
     #[test]

@@ -117,7 +117,8 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     if control.cancel.is_cancelled() {
         return Outcome::Stopped;
     }
-    let orchestrator_mcp_url = orchestrator_mcp_url(&shared.cfg.url);
+    // The coordinator in use now (after a failover, not the first URL).
+    let orchestrator_mcp_url = orchestrator_mcp_url(shared.client.base().as_str());
     let blueprint = run
         .resolved_agent_blueprint
         .as_ref()

@@ -27,8 +27,10 @@ use crate::{active::Active, client::Client};
 /// How a runner process is set up; filled by the CLI.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Coordinator base URL, e.g. `http://127.0.0.1:8765`.
-    pub url: String,
+    /// Coordinator base URLs, e.g. `http://127.0.0.1:8765`: one, or several coordinators
+    /// on one shared store. The runner talks to one at a time, in this order, and moves
+    /// to the next when a request gets no answer (see `client`).
+    pub urls: Vec<String>,
     pub tags: Vec<String>,
     /// How many runs execute at once (at least 1).
     pub max_concurrent: usize,
@@ -70,7 +72,7 @@ impl std::fmt::Debug for ApiKey {
 impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
-            url: "http://127.0.0.1:8765".into(),
+            urls: vec!["http://127.0.0.1:8765".into()],
             tags: Vec::new(),
             max_concurrent: 1,
             hostname: "localhost".into(),
@@ -116,7 +118,7 @@ pub async fn run_draining(
     if cfg.max_concurrent == 0 {
         anyhow::bail!("max_concurrent must be at least 1");
     }
-    let client = Client::new(&cfg.url, cfg.api_key.as_ref())?;
+    let client = Client::new(&cfg.urls, cfg.api_key.as_ref())?;
     let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
     let shared = Arc::new(Shared {
         cfg,

@@ -145,7 +145,7 @@ async fn register(
                     if v < aof_wire::MIN_PROTOCOL_VERSION {
                         anyhow::bail!(
                             "coordinator at {} speaks protocol {v}; this runner speaks {} and needs {} or newer: upgrade the coordinator",
-                            cfg.url,
+                            shared.client.base(),
                             aof_wire::PROTOCOL_VERSION,
                             aof_wire::MIN_PROTOCOL_VERSION
                         );
@@ -161,9 +161,12 @@ async fn register(
                 return Ok(Some(resp));
             }
             Err(e) if e.is_retryable() || e.status_code() == Some(409) => {
-                tracing::warn!(url = %cfg.url, error = %e, code = e.code(), "registration failed; retrying");
+                tracing::warn!(url = %shared.client.base(), error = %e, code = e.code(), "registration failed; retrying");
             }
-            Err(e) => anyhow::bail!("coordinator at {} refused registration: {e}", cfg.url),
+            Err(e) => anyhow::bail!(
+                "coordinator at {} refused registration: {e}",
+                shared.client.base()
+            ),
         }
         if !backoff.wait(shutdown).await {
             return Ok(None);

@@ -67,14 +67,17 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     shared: Arc<live::Shared>,
-    /// Relays other coordinators' commits into `feed_tx`; aborted on drop.
+    /// Relays other coordinators' commits and wake-ups; aborted on drop.
     relay: tokio::task::JoinHandle<()>,
+    /// Sends our runner wake-ups to the other coordinators; aborted on drop.
+    wake_publisher: tokio::task::JoinHandle<()>,
     opts: PgOptions,
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.relay.abort();
+        self.wake_publisher.abort();
     }
 }
 
@@ -144,12 +147,16 @@ impl PgStore {
             write_lock: Mutex::new(()),
             broadcast_head: AtomicI64::new(head),
             feed_tx,
+            wake_out: tokio::sync::Notify::new(),
+            wake_in: tokio::sync::watch::channel(0).0,
         });
         let relay = tokio::spawn(live::relay(pool.clone(), shared.clone()));
+        let wake_publisher = tokio::spawn(live::publish_wakes(pool.clone(), shared.clone()));
         Ok(PgStore {
             pool,
             shared,
             relay,
+            wake_publisher,
             opts,
         })
     }

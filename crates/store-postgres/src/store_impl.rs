@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::Duration;
 use sqlx::Row;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::*;
@@ -225,5 +225,11 @@ impl Store for PgStore {
     }
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
         self.runner_key_impl(runner_id).await
+    }
+    fn publish_wake(&self) {
+        self.shared.wake_out.notify_one();
+    }
+    fn remote_wakes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.wake_in.subscribe())
     }
 }

@@ -11,7 +11,7 @@ pub mod matching;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 use aof_wire::{
@@ -322,4 +322,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
+
+    // ---- Scale-out: runner wake-ups across coordinators (issue #10) ----
+    /// Tells the *other* coordinators sharing this store that work may have appeared
+    /// for runners (a new run, a stop, a requeue), so their parked long-polls look
+    /// again at once. Called after the write committed; never blocks. A lost wake-up
+    /// costs a runner at most one poll timeout, never a run.
+    fn publish_wake(&self);
+    /// Wake-ups published by other coordinators: the value changes on each (and after
+    /// the store may have missed some). `None` when no other process can share this
+    /// store (SQLite: one coordinator per database file).
+    fn remote_wakes(&self) -> Option<watch::Receiver<u64>>;
 }

@@ -2,12 +2,14 @@
 
 use aof_config::Config;
 
-use crate::client::UrlArg;
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunnerArgs {
-    #[command(flatten)]
-    pub url: UrlArg,
+    /// Coordinator URL (default: AOF_URL / AGENT_ORCHESTRATOR_API_URL, else
+    /// http://127.0.0.1:8765). Repeat it (or give AOF_URL=A,B) for coordinators sharing
+    /// one database: the runner uses one at a time and moves to the next when it gets
+    /// no answer.
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
     #[command(flatten)]
     pub opts: RunnerOpts,
 }
@@ -76,7 +78,10 @@ impl RunnerOpts {
 
 impl RunnerArgs {
     pub fn flags(&self) -> Vec<(&'static str, String)> {
-        let mut f = self.url.flags();
+        let mut f: Vec<(&'static str, String)> = Vec::new();
+        if !self.urls.is_empty() {
+            f.push(("api.url", self.urls.join(",")));
+        }
         f.extend(self.opts.flags());
         f
     }

@@ -17,6 +17,7 @@ mod longpoll;
 mod mcp;
 mod mcp_client;
 mod model;
+mod multi_coordinator;
 mod orchestration;
 mod partition;
 mod protocol;

@@ -91,7 +91,8 @@ pub(crate) async fn register(
 }
 
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits
-/// for a wake-up (new run, stop, requeue) up to the poll timeout, then answers 204.
+/// for a wake-up (new run, stop, requeue; taken here or, relayed by the store, on another
+/// coordinator) up to the poll timeout, then answers 204.
 #[utoipa::path(get, path = "/runner/runs", tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 400, description = "Unsupported runner protocol version", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn poll(
     State(st): State<AppState>,
