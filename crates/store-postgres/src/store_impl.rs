@@ -226,4 +226,18 @@ impl Store for PgStore {
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
         self.runner_key_impl(runner_id).await
     }
+
+    // Audit log
+    async fn append_audit(&self, entries: &[aof_store::NewAuditEntry]) -> StoreResult<()> {
+        self.append_audit_impl(entries).await
+    }
+    async fn list_audit(
+        &self,
+        q: &aof_store::AuditQuery,
+    ) -> StoreResult<Vec<aof_wire::audit::AuditEntry>> {
+        self.list_audit_impl(q).await
+    }
+    async fn purge_audit(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        self.purge_audit_impl(before).await
+    }
 }

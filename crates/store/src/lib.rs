@@ -7,6 +7,7 @@
 //!   cursor order, so "replay after N, then live" has no gap and no duplicate.
 //! - A run has at most one lease; writes carrying another token are refused.
 
+pub mod audit;
 pub mod matching;
 
 use async_trait::async_trait;
@@ -14,6 +15,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
+pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
+
 use aof_wire::{
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
@@ -316,4 +319,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
+
+    // Audit log (who did what; see the coordinator's `audit` module)
+    /// Appends entries in order, all in one transaction.
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()>;
+    /// Entries matching `q`, newest (highest id) first, at most `q.limit`.
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<aof_wire::audit::AuditEntry>>;
+    /// Deletes entries older than `before`; returns how many.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
