@@ -99,7 +99,7 @@ fn entry(
 pub async fn conformance(s: &dyn Store) {
     let t0 = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_000).unwrap();
     let min = chrono::Duration::minutes(1);
-    let mut batch = vec![
+    let mut batch = [
         entry(t0, ("k1", "alice"), "run.create", "run_1", 201),
         entry(t0 + min, ("k1", "alice"), "key.create", "k9", 403),
         entry(t0 + min * 2, ("k2", "bob"), "key.revoke", "k9", 200),
