@@ -2,6 +2,7 @@
 //! `keys`, `config`) have one file per verb under `<noun>/`.
 
 pub mod agents;
+pub mod audit;
 pub mod backup;
 pub mod bench;
 pub mod config;

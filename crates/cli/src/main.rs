@@ -70,6 +70,8 @@ enum Command {
     Runners(commands::runners::RunnersArgs),
     /// Manage API keys: create, list, revoke (offline with --data-dir, for the first admin key).
     Keys(commands::keys::KeysArgs),
+    /// The audit log (admin): who did what, newest first; filter by actor, action, target, time.
+    Audit(commands::audit::AuditArgs),
     /// Show the merged settings, or the table of every setting.
     Config(commands::config::ConfigArgs),
     /// Write a consistent copy of the store while the coordinator runs.
@@ -96,6 +98,7 @@ impl Command {
             Command::Runs(a) => a.common.flags(),
             Command::Runners(a) => a.common.flags(),
             Command::Keys(a) => a.flags(),
+            Command::Audit(a) => a.common.flags(),
             Command::Config(a) => a.flags(),
             Command::Backup(a) => a.flags(),
             Command::Restore(a) => a.flags(),
@@ -165,6 +168,7 @@ fn main() -> std::process::ExitCode {
             Command::Runs(a) => commands::runs::run(a, &cfg).await,
             Command::Runners(a) => commands::runners::run(a, &cfg).await,
             Command::Keys(a) => commands::keys::run(a, &cfg).await,
+            Command::Audit(a) => commands::audit::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,
             Command::Backup(a) => commands::backup::backup(a, &cfg).await,
             Command::Restore(a) => commands::backup::restore(a, &cfg).await,

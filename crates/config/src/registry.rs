@@ -274,6 +274,14 @@ pub static SETTINGS: &[Setting] = &[
         "days without activity after which ended sessions (finished, failed, stopped) are purged with their runs and events, checked hourly; off when unset",
     ),
     s(
+        "coordinator.audit_retention_days",
+        "AOF_AUDIT_RETENTION_DAYS",
+        &[],
+        None,
+        Value("90"),
+        "days audit log entries are kept (purged hourly); 0 keeps them forever",
+    ),
+    s(
         "coordinator.recovery_mode",
         "AOF_RECOVERY_MODE",
         &["RUN_RECOVERY_MODE"],

@@ -240,6 +240,13 @@ impl Config {
                     .map(|d| Duration::from_secs(d * 86_400))
                     .ok_or_else(|| "must be a whole number of days, 1 to 36500".to_string())
             })?,
+            audit_retention: self.parse_req("coordinator.audit_retention_days", |v| {
+                match v.trim().parse::<u64>() {
+                    Ok(0) => Ok(None),
+                    Ok(d) if d <= 36_500 => Ok(Some(Duration::from_secs(d * 86_400))),
+                    _ => Err("must be a whole number of days, 0 (forever) to 36500".to_string()),
+                }
+            })?,
             recovery: self.parse_req("coordinator.recovery_mode", |v| {
                 RecoveryMode::from_str(v).map_err(|_| "must be none, stale or all".to_string())
             })?,

@@ -483,6 +483,27 @@ fn retention_days_are_whole_days_or_off() {
     }
 }
 
+#[test]
+fn audit_retention_defaults_to_90_days_and_0_keeps_forever() {
+    let c = load(None, &[], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().audit_retention,
+        Some(Duration::from_secs(90 * 86_400))
+    );
+    let c = load(None, &[("AOF_AUDIT_RETENTION_DAYS", "0")], &[]);
+    assert_eq!(c.coordinator().unwrap().audit_retention, None);
+    let c = load(None, &[("AOF_AUDIT_RETENTION_DAYS", "7")], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().audit_retention,
+        Some(Duration::from_secs(7 * 86_400))
+    );
+    for bad in ["1.5", "-3", "forever", "40000"] {
+        let c = load(None, &[("AOF_AUDIT_RETENTION_DAYS", bad)], &[]);
+        let err = c.coordinator().unwrap_err().to_string();
+        assert!(err.contains("AOF_AUDIT_RETENTION_DAYS"), "{bad}: {err}");
+    }
+}
+
 /// `AOF_PROJECT_DIR_ROOTS`: unset = no roots (any path); a list of absolute paths;
 /// a relative root is a configuration error naming the setting.
 #[test]

@@ -1,5 +1,6 @@
 //! The HTTP router: AOF reference routes plus `/ready` and `/metrics`.
 
+mod audit;
 mod auth;
 mod ops;
 mod registry;
@@ -33,7 +34,8 @@ use crate::AppState;
         (name = "runs"), (name = "sessions"), (name = "runner", description = "Runner protocol"),
         (name = "runners"), (name = "sse"), (name = "ops"), (name = "agents"),
         (name = "capabilities"), (name = "mcp-servers"),
-        (name = "auth", description = "API keys and browser sessions")
+        (name = "auth", description = "API keys and browser sessions"),
+        (name = "audit", description = "Who did what (admins)")
     )
 )]
 struct ApiDoc;
@@ -97,6 +99,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(audit::list))
         .split_for_parts()
 }
 

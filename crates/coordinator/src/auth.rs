@@ -14,7 +14,7 @@ pub mod policy;
 pub mod secrets;
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
+    extract::{FromRequestParts, RawPathParams, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use aof_store::SessionTokenRecord;
 use aof_wire::auth::{Role, Whoami};
 
-use crate::{config::AuthConfig, error::ApiError, AppState};
+use crate::{audit, config::AuthConfig, error::ApiError, AppState};
 use policy::Grant;
 
 /// The browser session cookie (holds an API key; HttpOnly, SameSite=Strict).
@@ -42,6 +42,8 @@ pub enum Principal {
     Open,
     Key {
         id: String,
+        /// The key's name, if it was given one (for the audit log).
+        name: Option<String>,
         role: Role,
     },
     /// The runner inside `aof up`, with a key that only exists in this process's memory.
@@ -75,6 +77,7 @@ impl Principal {
             Principal::Key {
                 id,
                 role: Role::Runner,
+                ..
             } => Some(id.clone()),
             Principal::Oidc {
                 subject,
@@ -87,7 +90,7 @@ impl Principal {
     pub fn whoami(&self, auth_enabled: bool) -> Whoami {
         let (role, subject) = match self {
             Principal::Open => ("admin".to_string(), None),
-            Principal::Key { id, role } => (role.to_string(), Some(id.clone())),
+            Principal::Key { id, role, .. } => (role.to_string(), Some(id.clone())),
             Principal::Internal => ("runner".into(), Some("internal".into())),
             Principal::Oidc { subject, role } => (role.to_string(), Some(subject.clone())),
             Principal::Session { session_id, .. } => ("session".into(), Some(session_id.clone())),
@@ -144,6 +147,7 @@ impl Auth {
             }
             return Ok(Principal::Key {
                 id: key.id,
+                name: key.name,
                 role: key.role,
             });
         }
@@ -257,47 +261,65 @@ fn forbidden() -> Response {
     ApiError::Forbidden("This credential may not do this".into(), "forbidden").into_response()
 }
 
-/// The policy middleware: every request passes here (see the module doc).
+/// The policy middleware: every request passes here (see the module doc). It also
+/// hands each answered request to the audit log (`crate::audit`).
 pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let auth = &st.auth;
     let (mut parts, body) = req.into_parts();
-    if !auth.cfg.enabled {
-        parts.extensions.insert(Principal::Open);
-        return next.run(Request::from_parts(parts, body)).await;
+    let info = audit::RequestInfo::read(&mut parts).await;
+    let grants = policy::grants(&parts.method, info.template.as_deref());
+    let principal = match admit(&st, &mut parts, grants).await {
+        Ok(p) => p,
+        Err((resp, who)) => {
+            return audit::record(&st.audit, &info, grants, who.as_ref(), resp).await;
+        }
+    };
+    if let Some(p) = &principal {
+        parts.extensions.insert(p.clone());
     }
-    let template = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let grants = policy::grants(&parts.method, template.as_deref());
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    audit::record(&st.audit, &info, grants, principal.as_ref(), resp).await
+}
+
+/// Who the request acts as (`None`: a public route with auth on), or the refusal and,
+/// when the credential was valid but not enough, whose it was.
+async fn admit(
+    st: &AppState,
+    parts: &mut Parts,
+    grants: &'static [Grant],
+) -> Result<Option<Principal>, (Response, Option<Principal>)> {
+    let auth = &st.auth;
+    if !auth.cfg.enabled {
+        return Ok(Some(Principal::Open));
+    }
     let public = grants
         .iter()
         .any(|g| *g == Grant::Public || (*g == Grant::Metrics && auth.cfg.metrics_public));
     if public {
-        return next.run(Request::from_parts(parts, body)).await;
+        return Ok(None);
     }
     let Some((token, via_cookie)) = credential(&parts.headers) else {
-        return unauthenticated();
+        return Err((unauthenticated(), None));
     };
-    let principal = match auth.authenticate(&st, &token).await {
+    let principal = match auth.authenticate(st, &token).await {
         Ok(p) => p,
         Err(e @ ApiError::Unauthorized(..)) => {
             let mut r = e.into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return Err((r, None));
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return Err((e.into_response(), None)),
     };
     let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if via_cookie && writes && !auth.origin_ok(&parts.headers) {
-        return ApiError::Forbidden(
+        let r = ApiError::Forbidden(
             "Cookie-authenticated writes need an Origin header from an allowed origin".into(),
             "origin_not_allowed",
         )
         .into_response();
+        return Err((r, Some(principal)));
     }
-    let id = RawPathParams::from_request_parts(&mut parts, &())
+    let id = RawPathParams::from_request_parts(parts, &())
         .await
         .ok()
         .and_then(|p| {
@@ -305,18 +327,12 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
                 .find(|(k, _)| *k == "id")
                 .map(|(_, v)| v.to_string())
         });
-    let mut allowed = false;
     for g in grants {
-        if granted(&st, *g, &principal, id.as_deref(), &parts).await {
-            allowed = true;
-            break;
+        if granted(st, *g, &principal, id.as_deref(), parts).await {
+            return Ok(Some(principal));
         }
     }
-    if !allowed {
-        return forbidden();
-    }
-    parts.extensions.insert(principal);
-    next.run(Request::from_parts(parts, body)).await
+    Err((forbidden(), Some(principal)))
 }
 
 /// Whether `grant` admits `p` for this request (`id`: the route's `{id}`, if any).

@@ -30,6 +30,9 @@ pub struct CoordinatorConfig {
     pub no_match_timeout: Duration,
     /// Ended sessions idle this long are purged hourly (`AOF_RETENTION_DAYS`; None: never).
     pub retention: Option<Duration>,
+    /// Audit entries older than this are purged hourly (`AOF_AUDIT_RETENTION_DAYS`,
+    /// 90 days; None: kept forever).
+    pub audit_retention: Option<Duration>,
     /// What an expired lease does to its run (`RUN_RECOVERY_MODE`, stale).
     pub recovery: RecoveryMode,
     /// How long a claim stays valid without a heartbeat (`AOF_LEASE_TTL`, default 3 heartbeats).
@@ -111,6 +114,7 @@ impl Default for CoordinatorConfig {
             remove_threshold: Duration::from_secs(600),
             no_match_timeout: Duration::from_secs(300),
             retention: None,
+            audit_retention: Some(Duration::from_secs(90 * 86_400)),
             recovery: RecoveryMode::Stale,
             lease_ttl: heartbeat * 3,
             sweep_interval: Duration::from_secs(5),

@@ -4,6 +4,7 @@
 //! Owns no state of its own beyond wake-ups and metrics: all truth is in the `Store`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 mod callbacks;
 pub mod config;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub registry: Arc<aof_blueprints::Registry>,
     /// Auth settings, OIDC keys and the in-process runner's key; read-only after bind.
     pub auth: Arc<auth::Auth>,
+    /// Queue to the audit writer task (the auth middleware records; `GET /audit` flushes).
+    pub audit: Arc<audit::AuditLog>,
 }
 
 impl AppState {
@@ -121,6 +124,7 @@ impl Coordinator {
         let registry = aof_blueprints::Registry::new(&cfg.agents_dir, cfg.placeholder_env.clone());
         let state = AppState {
             registry: Arc::new(registry),
+            audit: Arc::new(audit::AuditLog::start(store.clone())),
             store,
             cfg: Arc::new(cfg),
             wake: Arc::new(wake),
@@ -145,17 +149,26 @@ impl Coordinator {
         let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
         let remote_wakes = tokio::spawn(forward_remote_wakes(self.state.clone(), shutdown.clone()));
         let callbacks = tokio::spawn(callbacks::run(self.state.clone(), shutdown.clone()));
-        let retention =
-            self.state.cfg.retention.map(|keep| {
-                tokio::spawn(retention::run(self.state.clone(), keep, shutdown.clone()))
-            });
+        let (keep, keep_audit) = (self.state.cfg.retention, self.state.cfg.audit_retention);
+        let retention = (keep.is_some() || keep_audit.is_some()).then(|| {
+            tokio::spawn(retention::run(
+                self.state.clone(),
+                keep,
+                keep_audit,
+                shutdown.clone(),
+            ))
+        });
         let app = api::router_with_shutdown(self.state.clone(), shutdown.clone());
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "coordinator listening");
+        // Connect info: the audit log records the peer address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         shutdown.cancel();
+        // What the last requests recorded is stored before the process may exit.
+        self.state.audit.flush().await;
         let _ = sweeps.await;
         let _ = remote_wakes.await;
         let _ = callbacks.await;

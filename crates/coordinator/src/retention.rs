@@ -1,6 +1,7 @@
 //! Retention: purge ended sessions that saw no activity for a while, with their runs and
 //! events, then give the space back. Used by `POST /retention/purge` and, when
-//! `AOF_RETENTION_DAYS` is set, by an hourly task.
+//! `AOF_RETENTION_DAYS` is set, by an hourly task, which also drops audit entries older
+//! than `AOF_AUDIT_RETENTION_DAYS` (90 by default).
 
 use std::time::Duration;
 
@@ -85,11 +86,16 @@ pub(crate) async fn purge(
     Ok(out)
 }
 
-/// The hourly purge for `AOF_RETENTION_DAYS`; the first one right after start.
-pub(crate) async fn run(st: AppState, keep: Duration, cancel: CancellationToken) {
-    let Ok(keep) = chrono::Duration::from_std(keep) else {
-        return;
-    };
+/// The hourly purge for `AOF_RETENTION_DAYS` (sessions) and `AOF_AUDIT_RETENTION_DAYS`
+/// (audit entries); the first one right after start.
+pub(crate) async fn run(
+    st: AppState,
+    keep: Option<Duration>,
+    keep_audit: Option<Duration>,
+    cancel: CancellationToken,
+) {
+    let keep = keep.and_then(|k| chrono::Duration::from_std(k).ok());
+    let keep_audit = keep_audit.and_then(|k| chrono::Duration::from_std(k).ok());
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,8 +103,19 @@ pub(crate) async fn run(st: AppState, keep: Duration, cancel: CancellationToken)
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = purge(&st, keep, None, false).await {
-            tracing::warn!(error = %e, "retention purge failed; trying again in an hour");
+        if let Some(keep) = keep {
+            if let Err(e) = purge(&st, keep, None, false).await {
+                tracing::warn!(error = %e, "retention purge failed; trying again in an hour");
+            }
+        }
+        if let Some(keep) = keep_audit {
+            match st.store.purge_audit(Utc::now() - keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "audit log purge"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit log purge failed; trying again in an hour")
+                }
+            }
         }
     }
 }

@@ -132,6 +132,7 @@ async fn document_matches_router_and_is_typed() {
         "POST /auth/login",
         "POST /auth/logout",
         "GET /auth/me",
+        "GET /audit",
     ]
     .iter()
     .map(|s| s.to_string())

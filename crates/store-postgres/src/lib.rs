@@ -8,6 +8,7 @@
 //! exist (a rolled-back write leaves a gap, never a late arrival). The committed items
 //! are broadcast while `write_lock` is still held, so live order equals cursor order.
 
+mod audit;
 mod callbacks;
 mod events;
 mod keys;

@@ -5,6 +5,7 @@
 //! items are broadcast while the writer lock is still held, so live order equals cursor
 //! order.
 
+mod audit;
 mod callbacks;
 mod events;
 mod keys;

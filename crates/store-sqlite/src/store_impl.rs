@@ -235,4 +235,18 @@ impl Store for SqliteStore {
     fn remote_wakes(&self) -> Option<watch::Receiver<u64>> {
         None
     }
+
+    // Audit log
+    async fn append_audit(&self, entries: &[aof_store::NewAuditEntry]) -> StoreResult<()> {
+        self.append_audit_impl(entries).await
+    }
+    async fn list_audit(
+        &self,
+        q: &aof_store::AuditQuery,
+    ) -> StoreResult<Vec<aof_wire::audit::AuditEntry>> {
+        self.list_audit_impl(q).await
+    }
+    async fn purge_audit(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        self.purge_audit_impl(before).await
+    }
 }

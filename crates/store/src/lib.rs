@@ -7,6 +7,7 @@
 //!   cursor order, so "replay after N, then live" has no gap and no duplicate.
 //! - A run has at most one lease; writes carrying another token are refused.
 
+pub mod audit;
 pub mod matching;
 
 use async_trait::async_trait;
@@ -14,6 +15,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch};
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
+pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
+
 use aof_wire::{
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
@@ -333,4 +336,12 @@ pub trait Store: Send + Sync + 'static {
     /// the store may have missed some). `None` when no other process can share this
     /// store (SQLite: one coordinator per database file).
     fn remote_wakes(&self) -> Option<watch::Receiver<u64>>;
+
+    // Audit log (who did what; see the coordinator's `audit` module)
+    /// Appends entries in order, all in one transaction.
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()>;
+    /// Entries matching `q`, newest (highest id) first, at most `q.limit`.
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<aof_wire::audit::AuditEntry>>;
+    /// Deletes entries older than `before`; returns how many.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }

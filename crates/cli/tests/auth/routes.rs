@@ -77,6 +77,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /auth/login", "*"),
     ("POST /auth/logout", "*"),
     ("GET /auth/me", "VOARS"),
+    ("GET /audit", "A"),
 ];
 
 fn letter(w: Who) -> char {

@@ -14,6 +14,7 @@ use aof_wire::{
 };
 
 use crate::{
+    audit::{Actor, Target},
     auth::{secrets, Caller},
     error::{ApiError, ApiResult},
     extract::JsonBody,
@@ -24,7 +25,7 @@ use crate::{
 pub(crate) async fn create_key(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<KeyCreate>,
-) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+) -> ApiResult<(StatusCode, Target, Json<KeyCreated>)> {
     if req.name.as_ref().is_some_and(|n| n.len() > 200) {
         return Err(ApiError::BadRequest(
             "name must be at most 200 characters".into(),
@@ -33,7 +34,11 @@ pub(crate) async fn create_key(
     }
     let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name).await?;
     tracing::info!(key_id = %info.id, role = %info.role, "api key created");
-    Ok((StatusCode::CREATED, Json(KeyCreated { info, key })))
+    Ok((
+        StatusCode::CREATED,
+        Target(info.id.clone()),
+        Json(KeyCreated { info, key }),
+    ))
 }
 
 #[utoipa::path(get, path = "/auth/keys", tag = "auth", responses((status = 200, description = "Every key, newest first, without secrets", body = aof_wire::auth::KeyList), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody)))]
@@ -86,6 +91,8 @@ pub(crate) async fn login(
     }
     let principal = st.auth.authenticate(&st, &req.key).await?;
     let mut resp = Json(principal.whoami(true)).into_response();
+    // The audit entry names the key that logged in (the middleware saw no credential).
+    resp.extensions_mut().insert(Actor(principal));
     resp.headers_mut()
         .insert(header::SET_COOKIE, st.auth.cookie(Some(&req.key)));
     Ok(resp)

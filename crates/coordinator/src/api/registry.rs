@@ -10,6 +10,7 @@ use axum::{
 use aof_wire::agents::*;
 
 use crate::{
+    audit::Target,
     error::ApiResult,
     extract::{JsonBody, QueryMap},
     AppState,
@@ -75,10 +76,10 @@ pub(crate) async fn get_agent(
 pub(crate) async fn create_agent(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<AgentCreate>,
-) -> ApiResult<(StatusCode, Json<Agent>)> {
+) -> ApiResult<(StatusCode, Target, Json<Agent>)> {
     let agent = st.registry(move |r| r.create_agent(&req)).await?;
     tracing::info!(agent = %agent.name, "agent created");
-    Ok((StatusCode::CREATED, Json(agent)))
+    Ok((StatusCode::CREATED, Target(agent.name.clone()), Json(agent)))
 }
 
 #[utoipa::path(patch, path = "/agents/{name}", tag = "agents", request_body = AgentUpdate,
@@ -152,11 +153,9 @@ pub(crate) async fn get_capability(
 pub(crate) async fn create_capability(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<CapabilityCreate>,
-) -> ApiResult<(StatusCode, Json<Capability>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(st.registry(move |r| r.create_capability(&req)).await?),
-    ))
+) -> ApiResult<(StatusCode, Target, Json<Capability>)> {
+    let cap = st.registry(move |r| r.create_capability(&req)).await?;
+    Ok((StatusCode::CREATED, Target(cap.name.clone()), Json(cap)))
 }
 
 #[utoipa::path(patch, path = "/capabilities/{name}", tag = "capabilities", request_body = CapabilityUpdate,
@@ -214,11 +213,9 @@ pub(crate) async fn get_mcp(
 pub(crate) async fn create_mcp(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<McpServerCreate>,
-) -> ApiResult<(StatusCode, Json<McpServerEntry>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(st.registry(move |r| r.create_mcp_server(&req)).await?),
-    ))
+) -> ApiResult<(StatusCode, Target, Json<McpServerEntry>)> {
+    let entry = st.registry(move |r| r.create_mcp_server(&req)).await?;
+    Ok((StatusCode::CREATED, Target(entry.id.clone()), Json(entry)))
 }
 
 #[utoipa::path(put, path = "/mcp-servers/{server_id}", tag = "mcp-servers", request_body = McpServerUpdate,

@@ -72,7 +72,7 @@ pub(crate) async fn register(
     caller: Caller,
     headers: HeaderMap,
     JsonBody(req): JsonBody<RegisterRequest>,
-) -> ApiResult<Json<RegisterResponse>> {
+) -> ApiResult<(crate::audit::Target, Json<RegisterResponse>)> {
     check_protocol(&headers)?;
     crate::limits::register(&st.cfg.project_dir_roots, &req)?;
     let id = derive_runner_id(&req);
@@ -80,14 +80,17 @@ pub(crate) async fn register(
     st.store.register_runner(&id, &req).await?;
     tracing::info!(runner_id = %id, hostname = %req.hostname, "runner registered");
     st.wake_runners();
-    Ok(Json(RegisterResponse {
-        runner_id: id,
-        poll_endpoint: "/runner/runs".into(),
-        poll_timeout_seconds: st.cfg.poll_timeout.as_secs().max(1),
-        heartbeat_interval_seconds: st.cfg.heartbeat_interval.as_secs().max(1),
-        lease_ttl_seconds: Some(st.cfg.lease_ttl.as_secs().max(1)),
-        protocol_version: Some(aof_wire::PROTOCOL_VERSION),
-    }))
+    Ok((
+        crate::audit::Target(id.clone()),
+        Json(RegisterResponse {
+            runner_id: id,
+            poll_endpoint: "/runner/runs".into(),
+            poll_timeout_seconds: st.cfg.poll_timeout.as_secs().max(1),
+            heartbeat_interval_seconds: st.cfg.heartbeat_interval.as_secs().max(1),
+            lease_ttl_seconds: Some(st.cfg.lease_ttl.as_secs().max(1)),
+            protocol_version: Some(aof_wire::PROTOCOL_VERSION),
+        }),
+    ))
 }
 
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits

@@ -9,6 +9,7 @@ use axum::{
 use aof_wire::{run::RunList, Run, RunCreate, RunCreateResponse};
 
 use crate::{
+    audit::Target,
     auth::Caller,
     error::{ApiError, ApiResult},
     extract::{JsonBody, QueryMap},
@@ -20,10 +21,11 @@ pub(crate) async fn create(
     State(st): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<RunCreate>,
-) -> ApiResult<(StatusCode, Json<RunCreateResponse>)> {
+) -> ApiResult<(StatusCode, Target, Json<RunCreateResponse>)> {
     let rec = crate::runs::create_run(&st, &caller.0, req, Vec::new()).await?;
     Ok((
         StatusCode::CREATED,
+        Target(rec.run.run_id.clone()),
         Json(RunCreateResponse {
             run_id: rec.run.run_id,
             session_id: rec.run.session_id,

@@ -124,6 +124,7 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/auth/login", &[Public]),
     rule(Method::POST, "/auth/logout", &[Public]),
     rule(Method::GET, "/auth/me", &[Authenticated]),
+    rule(Method::GET, "/audit", &[Admin]),
     // Orchestrator MCP (streamable HTTP: POST messages, GET stream, DELETE session).
     // The tools hold a session token to its own children.
     rule(Method::POST, "/mcp", &[Operator, AnySession]),

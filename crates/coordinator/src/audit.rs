@@ -1,0 +1,496 @@
+//! The audit log: who did what. The auth middleware calls [`record`] once per answered
+//! request; [`audited`] decides whether it is kept: every state-changing request
+//! (POST/PUT/PATCH/DELETE) except the high-volume runner and agent traffic in [`SKIP`],
+//! every refused one (401/403), and admin-only reads (listing keys, reading this log).
+//! An entry holds the actor (never a secret), the action derived from the route
+//! template ([`action`]), the target id, the status, the request id and the peer.
+//!
+//! Writes leave the request path: entries go over a bounded channel to one writer task
+//! that stores them in batches (on SQLite one group-commit job per batch). A failed batch
+//! is retried; if the store still refuses it, each entry is logged at error level with
+//! all its fields, so nothing disappears silently.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{ConnectInfo, RawPathParams},
+    http::{request::Parts, HeaderValue, Method},
+    response::{IntoResponseParts, Response, ResponseParts},
+};
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use aof_store::{NewAuditEntry, Store};
+use aof_wire::audit::ActorKind;
+
+use crate::auth::{policy::Grant, Principal};
+
+/// Entries waiting for the writer at most; past this, requests wait (backpressure,
+/// never loss).
+const QUEUE: usize = 8192;
+/// Entries per store write at most.
+const BATCH: usize = 512;
+/// Store attempts per batch before its entries are logged as lost.
+const ATTEMPTS: u32 = 4;
+
+/// The request id header: taken from the client when sane, else made here; echoed back.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Runner and agent traffic that is not audited one request at a time: heartbeats,
+/// event posts and run reports are many per run, and the runs and events tables
+/// already record them. Refusals on these routes are still audited.
+pub static SKIP: &[(Method, &str)] = &[
+    (Method::POST, "/runner/heartbeat"),
+    (Method::POST, "/sessions/{id}/events"),
+    (Method::POST, "/sessions/{id}/bind"),
+    (Method::POST, "/runner/runs/{run_id}/started"),
+    (Method::POST, "/runner/runs/{run_id}/completed"),
+    (Method::POST, "/runner/runs/{run_id}/failed"),
+    (Method::POST, "/runner/sessions/{id}/status"),
+];
+
+/// Action names that the generic rule in [`action`] would make awkward.
+static NAMES: &[(Method, &str, &str)] = &[
+    (Method::POST, "/auth/keys", "key.create"),
+    (Method::GET, "/auth/keys", "key.list"),
+    (Method::DELETE, "/auth/keys/{id}", "key.revoke"),
+    (Method::POST, "/auth/login", "auth.login"),
+    (Method::POST, "/auth/logout", "auth.logout"),
+    (Method::GET, "/auth/me", "auth.me"),
+    (Method::POST, "/runner/register", "runner.register"),
+    (Method::GET, "/runner/runs", "runner.poll"),
+    (Method::POST, "/runner/heartbeat", "runner.heartbeat"),
+    (
+        Method::POST,
+        "/runner/sessions/{id}/status",
+        "runner.session.status",
+    ),
+    (Method::DELETE, "/runners/{runner_id}", "runner.deregister"),
+    (
+        Method::POST,
+        "/sessions/{id}/events",
+        "session.event.create",
+    ),
+    (Method::POST, "/retention/purge", "retention.purge"),
+    (Method::POST, "/mcp", "mcp.message"),
+    (Method::GET, "/mcp", "mcp.stream"),
+    (Method::DELETE, "/mcp", "mcp.close"),
+    (Method::GET, "/audit", "audit.list"),
+];
+
+/// A POST to one of these trailing words is that verb (`/runs/{id}/stop` → `run.stop`).
+const VERBS: &[&str] = &[
+    "stop",
+    "bind",
+    "purge",
+    "started",
+    "completed",
+    "failed",
+    "stopped",
+];
+
+/// `runs` → `run`, `mcp-servers` → `mcp_server`, `capabilities` → `capability`.
+fn singular(seg: &str) -> String {
+    let s = seg.replace('-', "_");
+    if let Some(stem) = s.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if let Some(stem) = s.strip_suffix('s').filter(|_| !s.ends_with("ss")) {
+        stem.to_string()
+    } else {
+        s
+    }
+}
+
+/// The stable action name of a route: from [`NAMES`], else nouns from the template's
+/// literal segments plus a verb from the method (`PATCH /agents/{name}/status` →
+/// `agent.status.update`). `None` (no route matched) is `unknown`.
+pub fn action(method: &Method, template: Option<&str>) -> String {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    let Some(t) = template else {
+        return "unknown".into();
+    };
+    if let Some((_, _, name)) = NAMES.iter().find(|(m, p, _)| m == method && *p == t) {
+        return (*name).into();
+    }
+    let segs: Vec<&str> = t.split('/').filter(|s| !s.is_empty()).collect();
+    let is_param = |s: &str| s.starts_with('{');
+    let mut nouns: Vec<String> = segs
+        .iter()
+        .filter(|s| !is_param(s))
+        .map(|s| singular(s))
+        .collect();
+    let last = segs.last().copied().unwrap_or("");
+    let verb = match *method {
+        Method::POST if VERBS.contains(&last) => {
+            nouns.pop();
+            last
+        }
+        Method::GET if is_param(last) => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT | Method::PATCH => "update",
+        Method::DELETE => "delete",
+        _ => "other",
+    };
+    if nouns.is_empty() {
+        return verb.into();
+    }
+    format!("{}.{verb}", nouns.join("."))
+}
+
+/// Whether a request is kept in the log (see the module doc).
+pub fn audited(method: &Method, template: Option<&str>, grants: &[Grant], status: u16) -> bool {
+    if status == 401 || status == 403 {
+        return true;
+    }
+    let Some(t) = template else {
+        return false;
+    };
+    if SKIP.iter().any(|(m, p)| m == method && *p == t) {
+        return false;
+    }
+    match *method {
+        Method::GET | Method::HEAD => grants == [Grant::Admin],
+        Method::OPTIONS => false,
+        _ => true,
+    }
+}
+
+/// What a handler adds to its answer so the entry names the resource it created
+/// (the route has no id for it yet).
+#[derive(Debug, Clone)]
+pub struct Target(pub String);
+
+impl IntoResponseParts for Target {
+    type Error = std::convert::Infallible;
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// Who acted, when only the handler knows (a login names its key in the body).
+#[derive(Debug, Clone)]
+pub struct Actor(pub Principal);
+
+/// What the middleware notes about a request before it runs.
+pub struct RequestInfo {
+    pub method: Method,
+    pub template: Option<String>,
+    pub request_id: String,
+    target: Option<String>,
+    remote_addr: Option<String>,
+}
+
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+impl RequestInfo {
+    /// Reads the route, its id parameter, the peer and the request id (made if absent
+    /// or unusable, and set on the request so handlers see the same one).
+    pub async fn read(parts: &mut Parts) -> RequestInfo {
+        use axum::extract::{FromRequestParts, MatchedPath};
+        let template = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string());
+        let target = RawPathParams::from_request_parts(parts, &())
+            .await
+            .ok()
+            .and_then(|p| p.iter().next().map(|(_, v)| v.chars().take(256).collect()));
+        let remote_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string());
+        let request_id = match parts.headers.get(REQUEST_ID).and_then(sane_request_id) {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    parts.headers.insert(REQUEST_ID, v);
+                }
+                id
+            }
+        };
+        RequestInfo {
+            method: parts.method.clone(),
+            template,
+            request_id,
+            target,
+            remote_addr,
+        }
+    }
+
+    /// The entry for this request answered with `resp`, acted by `who` (`None`: no
+    /// credential was accepted).
+    fn entry(&self, who: Option<&Principal>, resp: &Response) -> NewAuditEntry {
+        let who = resp.extensions().get::<Actor>().map(|a| &a.0).or(who);
+        let (actor_kind, actor_id, actor_name) = match who {
+            None | Some(Principal::Open) => (ActorKind::Anonymous, None, None),
+            Some(Principal::Key { id, name, .. }) => {
+                (ActorKind::Key, Some(id.clone()), name.clone())
+            }
+            Some(Principal::Internal) => (ActorKind::Internal, None, None),
+            Some(Principal::Oidc { subject, .. }) => (ActorKind::Oidc, Some(subject.clone()), None),
+            Some(Principal::Session { session_id, .. }) => {
+                (ActorKind::Session, Some(session_id.clone()), None)
+            }
+        };
+        let target = resp
+            .extensions()
+            .get::<Target>()
+            .map(|t| t.0.clone())
+            .or_else(|| self.target.clone());
+        NewAuditEntry {
+            at: Utc::now(),
+            actor_kind,
+            actor_id,
+            actor_name,
+            role: who.and_then(Principal::role),
+            action: action(&self.method, self.template.as_deref()),
+            target,
+            status: resp.status().as_u16(),
+            request_id: self.request_id.clone(),
+            remote_addr: self.remote_addr.clone(),
+        }
+    }
+}
+
+/// Records the answered request if [`audited`] keeps it, and echoes the request id.
+pub async fn record(
+    log: &AuditLog,
+    info: &RequestInfo,
+    grants: &[Grant],
+    who: Option<&Principal>,
+    mut resp: Response,
+) -> Response {
+    let status = resp.status().as_u16();
+    if audited(&info.method, info.template.as_deref(), grants, status) {
+        log.push(info.entry(who, &resp)).await;
+    }
+    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+        resp.headers_mut().entry(REQUEST_ID).or_insert(v);
+    }
+    resp
+}
+
+enum Msg {
+    Entry(Box<NewAuditEntry>),
+    /// Answered once every entry queued before it is stored (or logged as lost).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side of the audit writer. Cheap to share; the writer task ends when the
+/// last `AuditLog` is dropped, after storing what was queued.
+pub struct AuditLog {
+    /// Requests → writer task. The writer drains it; dropping every sender ends it.
+    tx: mpsc::Sender<Msg>,
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Arc<dyn Store>) -> AuditLog {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(store, rx));
+        AuditLog { tx }
+    }
+
+    async fn push(&self, e: NewAuditEntry) {
+        if let Err(mpsc::error::SendError(Msg::Entry(e))) =
+            self.tx.send(Msg::Entry(Box::new(e))).await
+        {
+            lost(&e, "the audit writer has stopped");
+        }
+    }
+
+    /// Waits until everything recorded so far is stored, so a reader sees it.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+fn lost(e: &NewAuditEntry, why: &str) {
+    tracing::error!(
+        audit.at = %e.at.to_rfc3339(),
+        audit.actor_kind = e.actor_kind.as_str(),
+        audit.actor_id = e.actor_id.as_deref().unwrap_or(""),
+        audit.actor_name = e.actor_name.as_deref().unwrap_or(""),
+        audit.action = %e.action,
+        audit.target = e.target.as_deref().unwrap_or(""),
+        audit.status = e.status,
+        audit.request_id = %e.request_id,
+        reason = why,
+        "audit entry could not be stored"
+    );
+}
+
+/// The writer task: takes what is queued (up to [`BATCH`]), stores it in one call,
+/// answers the flushes that were behind it.
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Entry(e) => batch.push(*e),
+                Msg::Flush(f) => flushes.push(f),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            store_batch(store.as_ref(), &batch).await;
+            batch.clear();
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+    }
+}
+
+async fn store_batch(store: &dyn Store, batch: &[NewAuditEntry]) {
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=ATTEMPTS {
+        match store.append_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, entries = batch.len(), attempt, "audit write failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 4;
+            }
+            Err(e) => {
+                let why = format!("store refused it {ATTEMPTS} times: {e}");
+                for entry in batch {
+                    lost(entry, &why);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::auth::policy::RULES;
+
+    #[test]
+    fn every_route_has_one_distinct_action_name() {
+        let mut seen = BTreeMap::new();
+        // Public reads (dashboard pages, health) are never refused nor audited.
+        let public_read =
+            |r: &&crate::auth::policy::Rule| r.method == Method::GET && r.grants == [Grant::Public];
+        for r in RULES.iter().filter(|r| !public_read(r)) {
+            let a = action(&r.method, Some(r.path));
+            assert!(
+                a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                "{} {}: {a}",
+                r.method,
+                r.path
+            );
+            if let Some(other) = seen.insert(a.clone(), format!("{} {}", r.method, r.path)) {
+                panic!("{a}: both {other} and {} {}", r.method, r.path);
+            }
+        }
+        let get = |m: Method, p| action(&m, Some(p));
+        assert_eq!(get(Method::POST, "/runs"), "run.create");
+        assert_eq!(get(Method::POST, "/runs/{run_id}/stop"), "run.stop");
+        assert_eq!(get(Method::DELETE, "/sessions/{id}"), "session.delete");
+        assert_eq!(
+            get(Method::PATCH, "/sessions/{id}/metadata"),
+            "session.metadata.update"
+        );
+        assert_eq!(
+            get(Method::PUT, "/mcp-servers/{server_id}"),
+            "mcp_server.update"
+        );
+        assert_eq!(get(Method::POST, "/capabilities"), "capability.create");
+        assert_eq!(
+            get(Method::POST, "/runner/runs/{run_id}/stopped"),
+            "runner.run.stopped"
+        );
+        assert_eq!(get(Method::HEAD, "/auth/keys"), "key.list");
+        assert_eq!(action(&Method::GET, None), "unknown");
+        for (m, p, _) in NAMES {
+            assert!(
+                RULES.iter().any(|r| r.method == m && r.path == *p),
+                "{m} {p}: no such route"
+            );
+        }
+        for (m, p) in SKIP {
+            assert!(
+                RULES.iter().any(|r| r.method == m && r.path == *p),
+                "{m} {p}: no such route"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_kept() {
+        let op = [Grant::Operator];
+        let admin = [Grant::Admin];
+        assert!(audited(&Method::POST, Some("/runs"), &op, 201));
+        assert!(
+            audited(&Method::DELETE, Some("/sessions/{id}"), &op, 404),
+            "failed writes too"
+        );
+        assert!(!audited(&Method::GET, Some("/runs"), &[Grant::Viewer], 200));
+        assert!(audited(&Method::GET, Some("/runs"), &[Grant::Viewer], 401));
+        assert!(
+            audited(&Method::GET, Some("/auth/keys"), &admin, 200),
+            "admin-only read"
+        );
+        assert!(!audited(
+            &Method::POST,
+            Some("/runner/heartbeat"),
+            &[Grant::Runner],
+            200
+        ));
+        assert!(audited(
+            &Method::POST,
+            Some("/runner/heartbeat"),
+            &[Grant::Runner],
+            403
+        ));
+        assert!(audited(
+            &Method::POST,
+            Some("/runner/register"),
+            &[Grant::Runner],
+            200
+        ));
+        assert!(
+            !audited(&Method::POST, None, &admin, 404),
+            "no route, not refused"
+        );
+        assert!(audited(&Method::GET, None, &admin, 401));
+    }
+
+    #[test]
+    fn request_ids_from_clients_only_when_sane() {
+        let h = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(
+            sane_request_id(&h("abc-123_x.y:z")).as_deref(),
+            Some("abc-123_x.y:z")
+        );
+        assert_eq!(sane_request_id(&h("")), None);
+        assert_eq!(sane_request_id(&h("a b")), None);
+        assert_eq!(sane_request_id(&h(&"a".repeat(129))), None);
+    }
+}
