@@ -23,3 +23,4 @@ mod resources;
 mod retention;
 mod sse_replay;
 mod storage;
+mod workspaces;
