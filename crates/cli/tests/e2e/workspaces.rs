@@ -296,6 +296,16 @@ async fn old_workspaces_are_swept_and_symlinks_out_of_the_root_refused() {
     assert!(ws.join(".runner-instance").exists());
 }
 
+/// The output of a runner expected to refuse its settings and exit; one that keeps
+/// running instead (retrying the unreachable coordinator) fails the test, not hangs it.
+async fn refused(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.kill_on_drop(true).output();
+    tokio::time::timeout(PATIENCE, out)
+        .await
+        .expect("the runner should have refused to start")
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_workspace_settings_stop_the_runner_with_a_clear_error() {
     let dir = tempdir();
@@ -307,14 +317,14 @@ async fn bad_workspace_settings_stop_the_runner_with_a_clear_error() {
             "/nonexistent/repo",
         ),
     ] {
-        let out = Command::new(BIN)
-            .args(["runner", "--url", "http://127.0.0.1:9"])
-            .arg("--workspace")
-            .arg(dir.path().join("ws"))
-            .env(env.0, env.1)
-            .output()
-            .await
-            .unwrap();
+        let out = refused(
+            Command::new(BIN)
+                .args(["runner", "--url", "http://127.0.0.1:9"])
+                .arg("--workspace")
+                .arg(dir.path().join("ws"))
+                .env(env.0, env.1),
+        )
+        .await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains(want),
@@ -322,15 +332,15 @@ async fn bad_workspace_settings_stop_the_runner_with_a_clear_error() {
         );
     }
     // Limits configured but no prlimit to apply them: refuse rather than run unlimited.
-    let out = Command::new(BIN)
-        .args(["runner", "--url", "http://127.0.0.1:9"])
-        .arg("--workspace")
-        .arg(dir.path().join("ws"))
-        .env("AOF_RUN_RLIMIT_NOFILE", "64")
-        .env("PATH", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = refused(
+        Command::new(BIN)
+            .args(["runner", "--url", "http://127.0.0.1:9"])
+            .arg("--workspace")
+            .arg(dir.path().join("ws"))
+            .env("AOF_RUN_RLIMIT_NOFILE", "64")
+            .env("PATH", dir.path()),
+    )
+    .await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("prlimit"), "{err}");
 }
