@@ -76,6 +76,8 @@ RUN set -eu; \
     rm -f "$g/git-daemon" "$g/git-http-backend" "$g/git-http-push" "$g/git-imap-send" \
       "$g/git-shell" "$g/scalar" /usr/bin/git-shell /usr/bin/scalar; \
     ln -sf ../../bin/git "$g/git"; \
+    # The runner applies AOF_RUN_RLIMIT_* through util-linux prlimit (Essential in Debian).
+    prlimit --version >/dev/null; \
     rm -rf /usr/lib/*-linux-gnu*/gconv; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* \
       /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* /usr/share/lintian; \

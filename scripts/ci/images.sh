@@ -234,7 +234,7 @@ test_images() {
   # This image runs Claude Code agents by default (the plain runner image: echo/command).
   $DOCKER run --rm "$registry/aof-runner-claude-code:$version" aof config show --json \
     | python3 -c 'import json,sys; s=json.load(sys.stdin)["settings"]["runner.executor"]; assert s["value"]=="claude_code", s; print("runner-claude-code executor:", s)'
-  $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
+  $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && prlimit --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
 
   stage "compose stack up"
   local cdir=$run_dir/compose

@@ -366,10 +366,43 @@ impl Config {
             allow_blueprint_executors: self
                 .parse_req("runner.allow_blueprint_executors", boolean)?,
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
+            workspace: self.workspace()?,
+            limits: self.process_limits()?,
             state_dir: self.data_dir().join("runner"),
             stop_grace,
             drain_timeout,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
+        })
+    }
+
+    fn workspace(&self) -> Result<aof_runner::WorkspaceSettings, ConfigError> {
+        Ok(aof_runner::WorkspaceSettings {
+            git_repo: self
+                .string("runner.workspace_git_repo")
+                .filter(|r| !r.trim().is_empty())
+                .map(PathBuf::from),
+            git_base: self.string("runner.workspace_git_base"),
+            cleanup: self.parse_req("runner.workspace_cleanup", |v| v.parse())?,
+            max_age: self.parse("runner.workspace_max_age", seconds)?,
+        })
+    }
+
+    fn process_limits(&self) -> Result<aof_executors::ProcessLimits, ConfigError> {
+        let n = |key| {
+            self.parse(key, |v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| "must be a whole number, at least 1".to_string())
+            })
+        };
+        Ok(aof_executors::ProcessLimits {
+            address_space: n("runner.rlimit_as")?,
+            cpu_seconds: n("runner.rlimit_cpu")?,
+            open_files: n("runner.rlimit_nofile")?,
+            processes: n("runner.rlimit_nproc")?,
+            prlimit: None,
         })
     }
 

@@ -23,12 +23,12 @@ use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::{io::AsyncWriteExt, process::Command, time::Instant};
+use tokio::{io::AsyncWriteExt, time::Instant};
 
 pub use self::args::ORCHESTRATOR_SERVER;
 use self::stream::StreamState;
 use crate::{
-    process::{next_line, push_tail, sleep_until, spawn_group, Group},
+    process::{command, next_line, push_tail, sleep_until, spawn_group, Group},
     ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
 };
 
@@ -187,7 +187,7 @@ impl Executor for ClaudeExecutor {
         let mcp = args::mcp_config(&job, token);
         write_private(&mcp_path, mcp.to_string().as_bytes()).await?;
 
-        let mut cmd = Command::new(&program);
+        let mut cmd = command(&program, &cx.limits);
         cmd.args(args::arguments(&self.cfg, &job, &mcp_path))
             .current_dir(&cx.workdir)
             .env_clear()

@@ -23,7 +23,7 @@ use tokio::{io::AsyncWriteExt, process::Command, time::Instant};
 
 use self::lines::Line;
 use crate::{
-    process::{next_line, push_tail, sleep_until, spawn_group, Group},
+    process::{command, next_line, push_tail, sleep_until, spawn_group, Group},
     ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
 };
 
@@ -91,7 +91,7 @@ impl Executor for CommandExecutor {
     }
 
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = command(&self.program, &cx.limits);
         cmd.args(&self.args).current_dir(&cx.workdir).envs(&cx.env);
         job_env(&mut cmd, &job);
         let mut child = spawn_group(&mut cmd)

@@ -138,6 +138,7 @@ mod tests {
             events: tx,
             stop_grace: std::time::Duration::from_secs(1),
             state_dir: std::env::temp_dir(),
+            limits: Default::default(),
         };
         (cx, rx)
     }

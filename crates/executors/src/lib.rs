@@ -9,6 +9,8 @@ pub mod echo;
 pub mod model;
 mod process;
 
+pub use process::ProcessLimits;
+
 use std::{collections::BTreeMap, path::PathBuf};
 
 use async_trait::async_trait;
@@ -70,6 +72,8 @@ pub struct ExecCx {
     /// Executor state kept across runs and runner restarts (the runner's data dir, e.g.
     /// the Claude CLI's sessions). Each executor uses its own subdirectory.
     pub state_dir: PathBuf,
+    /// Resource limits for the processes a process-based executor starts.
+    pub limits: ProcessLimits,
 }
 
 /// Normalized output of an executor; the runner maps these onto AOF session events.

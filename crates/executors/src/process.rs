@@ -1,8 +1,13 @@
 //! Child processes shared by the process-based executors (`command`, `claude_code`):
 //! spawning as the leader of a new process group, reading output lines, signalling the
-//! whole group, and the stop escalation. What the output means is each executor's job.
+//! whole group, the stop escalation, and resource limits (through `prlimit`). What the
+//! output means is each executor's job.
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use nix::{
     sys::signal::{killpg, Signal},
@@ -16,6 +21,105 @@ use tokio::{
 
 /// Most of stderr kept for a failure message.
 pub(crate) const STDERR_TAIL: usize = 4 * 1024;
+
+/// Resource limits for every agent process (soft = hard). The workspace forbids unsafe
+/// code, so no `setrlimit` in a `pre_exec` hook: util-linux `prlimit` sets them on
+/// itself and execs the program (same pid, so the process group and signals are as
+/// without limits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessLimits {
+    /// RLIMIT_AS, bytes of address space.
+    pub address_space: Option<u64>,
+    /// RLIMIT_CPU, seconds of CPU time (SIGXCPU, then SIGKILL).
+    pub cpu_seconds: Option<u64>,
+    /// RLIMIT_NOFILE, open file descriptors.
+    pub open_files: Option<u64>,
+    /// RLIMIT_NPROC, processes of the runner's user (counted across the whole uid).
+    pub processes: Option<u64>,
+    /// The `prlimit` program; `resolve` makes it absolute.
+    pub prlimit: Option<PathBuf>,
+}
+
+impl ProcessLimits {
+    pub fn is_empty(&self) -> bool {
+        self.address_space.is_none()
+            && self.cpu_seconds.is_none()
+            && self.open_files.is_none()
+            && self.processes.is_none()
+    }
+
+    /// `prlimit`'s options for these limits.
+    pub fn prlimit_args(&self) -> Vec<String> {
+        [
+            ("--as", self.address_space),
+            ("--cpu", self.cpu_seconds),
+            ("--nofile", self.open_files),
+            ("--nproc", self.processes),
+        ]
+        .into_iter()
+        .filter_map(|(opt, v)| v.map(|v| format!("{opt}={v}")))
+        .collect()
+    }
+
+    /// With limits set, find `prlimit` on `PATH` (absolute, since some executors clear
+    /// the child's environment) and check that it runs. Call once at start, so a runner
+    /// that cannot apply its limits refuses to start instead of running agents without.
+    pub async fn resolve(mut self) -> Result<ProcessLimits, String> {
+        if self.is_empty() {
+            return Ok(self);
+        }
+        let program = match &self.prlimit {
+            Some(p) => p.clone(),
+            None => find_on_path("prlimit").ok_or_else(|| {
+                "resource limits are configured (AOF_RUN_RLIMIT_*) but `prlimit` (util-linux) \
+                 is not on PATH; install util-linux or unset the limits"
+                    .to_string()
+            })?,
+        };
+        let out = tokio::process::Command::new(&program)
+            .arg("--version")
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} --version failed: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        self.prlimit = Some(program);
+        Ok(self)
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A command for `program`, run under `limits` (then through `prlimit`). Arguments added
+/// to it afterwards go to `program`.
+pub(crate) fn command(program: impl AsRef<Path>, limits: &ProcessLimits) -> Command {
+    if limits.is_empty() {
+        return Command::new(program.as_ref());
+    }
+    let prlimit = limits
+        .prlimit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("prlimit"));
+    let mut cmd = Command::new(prlimit);
+    cmd.args(limits.prlimit_args())
+        .arg("--")
+        .arg(program.as_ref());
+    cmd
+}
 
 /// Spawn `cmd` with piped stdio, as the leader of its own process group (so a stop
 /// reaches everything it started), killed if dropped.
@@ -167,6 +271,54 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_become_prlimit_options() {
+        let none = ProcessLimits::default();
+        assert!(none.is_empty());
+        assert_eq!(none.prlimit_args(), Vec::<String>::new());
+        let some = ProcessLimits {
+            address_space: Some(1 << 30),
+            open_files: Some(64),
+            ..Default::default()
+        };
+        assert_eq!(some.prlimit_args(), ["--as=1073741824", "--nofile=64"]);
+    }
+
+    /// A real child under a real `prlimit`: the limit is what the child sees.
+    #[tokio::test]
+    async fn a_limited_child_sees_its_limits() {
+        let limits = ProcessLimits {
+            open_files: Some(77),
+            cpu_seconds: Some(120),
+            ..Default::default()
+        }
+        .resolve()
+        .await
+        .expect("prlimit (util-linux) is needed for this test");
+        let mut cmd = command("sh", &limits);
+        cmd.args(["-c", "ulimit -n; ulimit -t; echo $$"]);
+        let out = cmd.output().await.unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["77", "120"], "{text}");
+        // Unlimited without limits: the same command is not wrapped.
+        let plain = command("sh", &ProcessLimits::default());
+        assert_eq!(plain.as_std().get_program(), "sh");
+    }
+
+    #[tokio::test]
+    async fn a_missing_prlimit_is_a_clear_error() {
+        let limits = ProcessLimits {
+            open_files: Some(10),
+            prlimit: Some("/nonexistent/prlimit".into()),
+            ..Default::default()
+        };
+        let e = limits.resolve().await.unwrap_err();
+        assert!(e.contains("/nonexistent/prlimit"), "{e}");
+        // No limits: nothing to check, even with no prlimit.
+        assert!(ProcessLimits::default().resolve().await.is_ok());
+    }
 
     #[tokio::test]
     async fn reads_lines_lossily() {

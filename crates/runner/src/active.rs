@@ -112,6 +112,19 @@ impl Active {
         self.freed.notify_one();
     }
 
+    /// Sessions with a run here now (their workspaces are in use).
+    pub(crate) fn sessions(&self) -> std::collections::HashSet<String> {
+        self.lock().values().map(|e| e.session_id.clone()).collect()
+    }
+
+    /// How many runs of `session_id` are here now.
+    pub(crate) fn runs_of_session(&self, session_id: &str) -> usize {
+        self.lock()
+            .values()
+            .filter(|e| e.session_id == session_id)
+            .count()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

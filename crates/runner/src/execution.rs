@@ -109,7 +109,13 @@ pub(crate) async fn execute(
         tracing::warn!("gave up delivering events; not reporting");
         return;
     }
+    let end = crate::workspace::RunEnd::from(&outcome);
     report(&shared, &rref, runner_id, outcome, &control).await;
+    let other_runs = || shared.active.runs_of_session(&run.session_id) > 1;
+    shared
+        .workspaces
+        .finish(&run.session_id, end, other_runs)
+        .await;
 }
 
 /// Start the executor and feed its events into the outbox until it is done.
@@ -135,13 +141,15 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             return Outcome::Failed { error };
         }
     };
-    let workdir = shared.cfg.workspace_root.join(&run.session_id);
-    if let Err(e) = tokio::fs::create_dir_all(&workdir).await {
-        tracing::warn!(error = %e, workdir = %workdir.display(), "cannot create workdir");
-        return Outcome::Failed {
-            error: format!("cannot create workdir {}: {e}", workdir.display()),
-        };
-    }
+    let workdir = match shared.workspaces.prepare(&run.session_id).await {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prepare the session's workspace");
+            return Outcome::Failed {
+                error: format!("cannot prepare the workspace: {e}"),
+            };
+        }
+    };
     let (tx, mut rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
     let cx = ExecCx {
         workdir,
@@ -155,6 +163,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         events: tx,
         stop_grace: shared.cfg.stop_grace,
         state_dir: shared.cfg.state_dir.clone(),
+        limits: shared.cfg.limits.clone(),
     };
     let resume = match resume_id(shared, run, control, executor.resumes()).await {
         Ok(resume) => resume,

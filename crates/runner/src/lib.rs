@@ -17,6 +17,9 @@ mod client;
 mod execution;
 mod outbox;
 mod supervisor;
+mod workspace;
+
+pub use workspace::{Cleanup, WorkspaceError, WorkspaceSettings};
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -47,6 +50,10 @@ pub struct RunnerConfig {
     pub allow_blueprint_executors: bool,
     /// Each session runs in `workspace_root/<session_id>`.
     pub workspace_root: PathBuf,
+    /// Git worktrees, cleanup and the age sweep of those directories.
+    pub workspace: WorkspaceSettings,
+    /// Resource limits applied to every agent process.
+    pub limits: aof_executors::ProcessLimits,
     /// Executor state kept across runs and restarts (e.g. the Claude CLI's sessions).
     pub state_dir: PathBuf,
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
@@ -81,6 +88,8 @@ impl Default for RunnerConfig {
             executor: aof_executors::ExecutorConfig::Echo,
             allow_blueprint_executors: true,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
+            workspace: WorkspaceSettings::default(),
+            limits: aof_executors::ProcessLimits::default(),
             state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
@@ -96,6 +105,7 @@ pub(crate) struct Shared {
     /// The default executor; a blueprint-chosen one is built per run.
     pub executor: Arc<dyn aof_executors::Executor>,
     pub active: Active,
+    pub workspaces: workspace::Workspaces,
     /// Fired when shutdown stops waiting for deliveries; parent of every run's interrupt.
     pub abandon: CancellationToken,
 }
@@ -111,13 +121,15 @@ pub async fn run(cfg: RunnerConfig, shutdown: CancellationToken) -> anyhow::Resu
 /// finish (no new runs are taken, stops still arrive); then, or at once when `hurry` is
 /// cancelled, the rest are stopped and handed back to the coordinator.
 pub async fn run_draining(
-    cfg: RunnerConfig,
+    mut cfg: RunnerConfig,
     shutdown: CancellationToken,
     hurry: CancellationToken,
 ) -> anyhow::Result<()> {
     if cfg.max_concurrent == 0 {
         anyhow::bail!("max_concurrent must be at least 1");
     }
+    cfg.limits = cfg.limits.resolve().await.map_err(anyhow::Error::msg)?;
+    let workspaces = workspace::Workspaces::open(&cfg.workspace_root, &cfg.workspace).await?;
     let client = Client::new(&cfg.urls, cfg.api_key.as_ref())?;
     let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
     let shared = Arc::new(Shared {
@@ -125,7 +137,11 @@ pub async fn run_draining(
         client,
         executor,
         active: Active::default(),
+        workspaces,
         abandon: CancellationToken::new(),
     });
-    supervisor::supervise(shared, shutdown, hurry).await
+    let sweeper = tokio::spawn(workspace::sweep_loop(shared.clone(), shutdown.clone()));
+    let res = supervisor::supervise(shared, shutdown, hurry).await;
+    sweeper.abort();
+    res
 }

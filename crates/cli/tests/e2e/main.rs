@@ -26,3 +26,4 @@ mod retention;
 mod runners;
 mod sse_replay;
 mod storage;
+mod workspaces;

@@ -92,6 +92,7 @@ fn cx(
             events: tx,
             stop_grace: Duration::from_secs(2),
             state_dir: s.state.clone(),
+            limits: Default::default(),
         },
         rx,
     )

@@ -38,6 +38,7 @@ fn cx(dir: &std::path::Path, cancel: CancellationToken) -> (ExecCx, mpsc::Receiv
             events: tx,
             stop_grace: Duration::from_millis(300),
             state_dir: dir.join("state"),
+            limits: Default::default(),
         },
         rx,
     )

@@ -1,0 +1,232 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+async fn open(root: &Path, settings: WorkspaceSettings) -> Workspaces {
+    Workspaces::open(root, &settings).await.unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A real repository with one commit.
+async fn repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]).await.unwrap();
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    git(&repo, &["add", "README"]).await.unwrap();
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "first",
+        ],
+    )
+    .await
+    .unwrap();
+    repo
+}
+
+#[test]
+fn session_ids_that_cannot_name_a_directory_are_refused() {
+    for ok in ["ses_abc123", "a-b.c", "X"] {
+        assert!(valid_session_id(ok), "{ok}");
+    }
+    let long = "x".repeat(129);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "../x",
+        "a/b",
+        "/abs",
+        ".runner-instance",
+        "a..b",
+        "x.lock",
+        "a b",
+        "é",
+        &long,
+    ] {
+        assert!(!valid_session_id(bad), "{bad}");
+    }
+}
+
+#[test]
+fn cleanup_policies_parse() {
+    assert_eq!("never".parse::<Cleanup>(), Ok(Cleanup::Never));
+    assert_eq!("on_success".parse::<Cleanup>(), Ok(Cleanup::OnSuccess));
+    assert_eq!(" always ".parse::<Cleanup>(), Ok(Cleanup::Always));
+    assert!("sometimes"
+        .parse::<Cleanup>()
+        .unwrap_err()
+        .contains("on_success"));
+}
+
+#[tokio::test]
+async fn sessions_get_private_separate_dirs_reused_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = open(&tmp.path().join("root"), WorkspaceSettings::default()).await;
+    let a = ws.prepare("ses_a").await.unwrap();
+    let b = ws.prepare("ses_b").await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(a.parent(), b.parent());
+    assert_eq!((mode(&a), mode(&b)), (0o700, 0o700));
+    std::fs::write(a.join("note"), "kept").unwrap();
+    assert_eq!(ws.prepare("ses_a").await.unwrap(), a);
+    assert_eq!(std::fs::read_to_string(a.join("note")).unwrap(), "kept");
+    for bad in ["../escape", "a/b", ".."] {
+        assert!(matches!(
+            ws.prepare(bad).await,
+            Err(WorkspaceError::BadSessionId(_))
+        ));
+    }
+    assert!(!tmp.path().join("escape").exists());
+}
+
+#[tokio::test]
+async fn symlinks_out_of_the_root_are_refused_and_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "x").unwrap();
+    let root = tmp.path().join("root");
+    let ws = open(
+        &root,
+        WorkspaceSettings {
+            cleanup: Cleanup::Always,
+            max_age: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+    )
+    .await;
+    std::os::unix::fs::symlink(&outside, root.join("ses_evil")).unwrap();
+    assert!(matches!(
+        ws.prepare("ses_evil").await,
+        Err(WorkspaceError::Escape(_))
+    ));
+    ws.finish("ses_evil", RunEnd::Completed, || false).await;
+    // A symlink inside a workspace: removing the workspace removes the link only.
+    let ok = ws.prepare("ses_ok").await.unwrap();
+    std::os::unix::fs::symlink(&outside, ok.join("link")).unwrap();
+    ws.finish("ses_ok", RunEnd::Completed, || false).await;
+    assert!(!ok.exists());
+    set_age(&root.join("ses_evil"), Duration::from_secs(3600));
+    assert_eq!(ws.sweep(HashSet::new).await, 0);
+    assert!(outside.join("precious").exists());
+    assert!(root.join("ses_evil").is_symlink());
+}
+
+#[tokio::test]
+async fn cleanup_on_success_keeps_failed_and_stopped_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = |cleanup| WorkspaceSettings {
+        cleanup,
+        ..Default::default()
+    };
+    let ws = open(tmp.path(), settings(Cleanup::OnSuccess)).await;
+    let ok = ws.prepare("ses_ok").await.unwrap();
+    let bad = ws.prepare("ses_bad").await.unwrap();
+    let stopped = ws.prepare("ses_stopped").await.unwrap();
+    ws.finish("ses_ok", RunEnd::Completed, || false).await;
+    ws.finish("ses_bad", RunEnd::Failed, || false).await;
+    ws.finish("ses_stopped", RunEnd::Stopped, || false).await;
+    assert!(!ok.exists());
+    assert!(bad.exists() && stopped.exists());
+
+    let never = open(tmp.path(), settings(Cleanup::Never)).await;
+    never.finish("ses_bad", RunEnd::Completed, || false).await;
+    assert!(bad.exists());
+    let always = open(tmp.path(), settings(Cleanup::Always)).await;
+    always.finish("ses_bad", RunEnd::Failed, || false).await;
+    assert!(!bad.exists());
+}
+
+fn set_age(dir: &Path, age: Duration) {
+    let f = std::fs::File::open(dir).unwrap();
+    f.set_modified(SystemTime::now() - age).unwrap();
+}
+
+#[tokio::test]
+async fn the_sweep_removes_old_idle_workspaces_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = open(
+        tmp.path(),
+        WorkspaceSettings {
+            max_age: Some(Duration::from_secs(600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let old = ws.prepare("ses_old").await.unwrap();
+    let busy = ws.prepare("ses_busy").await.unwrap();
+    let fresh = ws.prepare("ses_fresh").await.unwrap();
+    std::fs::write(tmp.path().join(".runner-instance"), "x").unwrap();
+    set_age(&old, Duration::from_secs(3600));
+    set_age(&busy, Duration::from_secs(3600));
+    let removed = ws.sweep(|| HashSet::from(["ses_busy".to_string()])).await;
+    assert_eq!(removed, 1);
+    assert!(!old.exists());
+    assert!(busy.exists() && fresh.exists());
+    assert!(tmp.path().join(".runner-instance").exists());
+}
+
+#[tokio::test]
+async fn git_worktree_per_session_kept_branch_and_reattached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(tmp.path()).await;
+    let ws = open(
+        &tmp.path().join("root"),
+        WorkspaceSettings {
+            git_repo: Some(repo.clone()),
+            cleanup: Cleanup::Always,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = ws.prepare("ses_g").await.unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    let head = git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])
+        .await
+        .unwrap();
+    assert_eq!(head.trim(), "aof/ses_g");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README")).unwrap(),
+        "hello\n"
+    );
+    // Resume: the same worktree, work in progress intact.
+    std::fs::write(dir.join("work.txt"), "agent output\n").unwrap();
+    assert_eq!(ws.prepare("ses_g").await.unwrap(), dir);
+    assert!(dir.join("work.txt").exists());
+
+    // Cleanup commits the leftover work on the branch, removes the worktree, keeps the branch.
+    ws.finish("ses_g", RunEnd::Failed, || false).await;
+    assert!(!dir.exists());
+    let list = git(&repo, &["worktree", "list", "--porcelain"])
+        .await
+        .unwrap();
+    assert!(!list.contains("ses_g"), "{list}");
+    let kept = git(&repo, &["show", "aof/ses_g:work.txt"]).await.unwrap();
+    assert_eq!(kept, "agent output\n");
+
+    // A later run of the session gets its branch back in a fresh worktree.
+    let again = ws.prepare("ses_g").await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(again.join("work.txt")).unwrap(),
+        "agent output\n"
+    );
+
+    // A directory that is not a worktree is not silently overwritten.
+    let plain = tmp.path().join("root").join("ses_plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("f"), "x").unwrap();
+    let e = ws.prepare("ses_plain").await.unwrap_err().to_string();
+    assert!(e.contains("not a worktree"), "{e}");
+}
