@@ -14,8 +14,11 @@ mod active;
 mod backoff;
 mod client;
 mod execution;
+mod limits;
 mod outbox;
 mod supervisor;
+
+pub use aof_wire::RunLimits;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -49,6 +52,10 @@ pub struct RunnerConfig {
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
     /// aborts an executor that still has not finished `STOP_BACKSTOP` later.
     pub stop_grace: Duration,
+    /// Limits of every run (`AOF_RUN_TIMEOUT`, `AOF_RUN_MAX_TOKENS`,
+    /// `AOF_RUN_MAX_COST_USD`); an agent's `limits` or the executor's own options may
+    /// tighten them (see `limits`).
+    pub limits: aof_wire::RunLimits,
     /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
     pub api_key: Option<ApiKey>,
 }
@@ -77,6 +84,7 @@ impl Default for RunnerConfig {
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
+            limits: aof_wire::RunLimits::default(),
             api_key: None,
         }
     }
