@@ -103,6 +103,13 @@ impl Registry {
             demands: demands.filter(|d| d != &aof_wire::Demands::default()),
             hooks: v.get("hooks").filter(|x| truthy(x)).cloned(),
             executor: v.get("executor").filter(|x| truthy(x)).cloned(),
+            limits: match v.get("limits") {
+                None | Some(Value::Null) => None,
+                Some(l) => Some(aof_wire::RunLimits::parse(l).map_err(|e| {
+                    BlueprintError::Unresolvable(format!("agent '{name}': {JSON}: {e}"))
+                })?)
+                .filter(|l| !l.is_empty()),
+            },
             status: if dir.join(DISABLED).exists() {
                 AgentStatus::Inactive
             } else {
@@ -142,6 +149,9 @@ impl Registry {
         if let Some(e) = &req.executor {
             check_executor(e)?;
         }
+        if let Some(l) = &req.limits {
+            check_limits(l)?;
+        }
         let dir = entry_dir(&self.agents_dir, "Agent", &req.name)?;
         if dir.exists() {
             return Err(BlueprintError::Conflict(format!(
@@ -175,6 +185,7 @@ impl Registry {
         put("demands", req.demands.clone().map(|d| json!(d)));
         put("hooks", req.hooks.clone());
         put("executor", req.executor.clone());
+        put("limits", req.limits.clone());
         write_json(&staging.join(JSON), &Value::Object(doc))?;
         if let Some(p) = req.system_prompt.as_deref().filter(|p| !p.is_empty()) {
             write_atomic(&staging.join(PROMPT), p)?;
@@ -197,6 +208,9 @@ impl Registry {
         }
         if let Some(e) = req.executor.as_ref().filter(|e| truthy(e)) {
             check_executor(e)?;
+        }
+        if let Some(l) = req.limits.as_ref().filter(|l| truthy(l)) {
+            check_limits(l)?;
         }
         if let Some(d) = &req.description {
             if d.trim().is_empty() {
@@ -237,6 +251,7 @@ impl Registry {
         );
         set("hooks", req.hooks.clone());
         set("executor", req.executor.clone());
+        set("limits", req.limits.clone());
         write_json(&dir.join(JSON), &Value::Object(doc))?;
         if let Some(p) = &req.system_prompt {
             if p.is_empty() {
@@ -275,6 +290,13 @@ impl Registry {
         fs::remove_dir_all(&dir)?;
         Ok(())
     }
+}
+
+/// Our `limits` extension: an object of known, positive limits (see `RunLimits`).
+fn check_limits(l: &Value) -> Result<()> {
+    aof_wire::RunLimits::parse(l)
+        .map(|_| ())
+        .map_err(BlueprintError::InvalidLimits)
 }
 
 /// Our `executor` extension must name a known kind; the runner builds it.

@@ -30,6 +30,9 @@ pub enum BlueprintError {
     /// A stored blueprint refers to something missing or clashing (reference: 422).
     #[error("{0}")]
     Unresolvable(String),
+    /// A `limits` value that does not validate: 422 like a body failing its schema.
+    #[error("{0}")]
+    InvalidLimits(String),
     /// A path that is a symlink or otherwise unsafe.
     #[error("{0}")]
     UnsafePath(String),

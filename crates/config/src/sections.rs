@@ -343,6 +343,25 @@ impl Config {
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| "must be between 0 and 86400 seconds".to_string())
         })?;
+        let run_limits = aof_runner::RunLimits {
+            timeout_seconds: self.parse("runner.run_timeout", |v| {
+                seconds(v).map(|d| d.as_secs_f64())
+            })?,
+            max_tokens: self.parse("runner.run_max_tokens", |v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| "must be a whole number of tokens, at least 1".to_string())
+            })?,
+            max_cost_usd: self.parse("runner.run_max_cost_usd", |v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|c| c.is_finite() && *c > 0.0)
+                    .ok_or_else(|| "must be a positive number of dollars".to_string())
+            })?,
+        };
         let executor_name = self.string("runner.executor").unwrap_or_default();
         let executor = self.executor(&executor_name)?;
         let project_dir = match self.string("runner.project_dir") {
@@ -371,6 +390,7 @@ impl Config {
             state_dir: self.data_dir().join("runner"),
             stop_grace,
             drain_timeout,
+            run_limits,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
     }

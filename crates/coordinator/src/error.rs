@@ -127,6 +127,7 @@ impl From<aof_blueprints::BlueprintError> for ApiError {
             B::Conflict(m) => ApiError::Conflict(m, "blueprint_conflict"),
             B::Unresolvable(m) => ApiError::Unprocessable(m, "blueprint_unresolvable"),
             B::UnsafePath(m) => ApiError::BadRequest(m, "unsafe_path"),
+            B::InvalidLimits(m) => ApiError::Unprocessable(m, "invalid_limits"),
             B::RunRejected(detail) => {
                 let code = match detail["error"].as_str() {
                     Some("parameter_validation_failed") => "parameter_validation_failed",

@@ -9,7 +9,9 @@
 //! The stream becomes events as `stream` describes. A stream silent for longer than
 //! the stall timeout fails the run; so does a malformed line, a `result` that is an
 //! error, or an exit without a result. A stop interrupts the CLI (SIGINT), then sends
-//! SIGTERM and finally SIGKILL to its process group; the run ends `stopped`.
+//! SIGTERM and finally SIGKILL to its process group; the run ends `stopped`. Usage
+//! (tokens per assistant message, then the result's totals and cost) is reported as
+//! `ExecEvent::Usage`, so the runner can enforce the run's limits while it runs.
 
 mod args;
 mod stream;
@@ -61,7 +63,8 @@ pub struct ClaudeCodeConfig {
     /// Seconds without any output before the run fails as stalled (default 900).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout_seconds: Option<f64>,
-    /// Wall-clock limit of one run; none by default.
+    /// Wall-clock limit of one run; none by default. Enforced by the runner with the
+    /// run's other limits (see `ExecutorConfig::limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
 }
@@ -134,7 +137,6 @@ const AFTER_RESULT_GRACE: Duration = Duration::from_secs(10);
 pub struct ClaudeExecutor {
     cfg: ClaudeCodeConfig,
     stall: Duration,
-    timeout: Option<Duration>,
     after_result: Duration,
 }
 
@@ -143,7 +145,6 @@ impl ClaudeExecutor {
         cfg.validate()?;
         Ok(ClaudeExecutor {
             stall: crate::timeout(cfg.stall_timeout_seconds)?.unwrap_or(DEFAULT_STALL_TIMEOUT),
-            timeout: crate::timeout(cfg.timeout_seconds)?,
             after_result: AFTER_RESULT_GRACE,
             cfg,
         })
@@ -217,7 +218,6 @@ impl Executor for ClaudeExecutor {
         let run = ClaudeRun {
             group: Group::new(child),
             stall: self.stall,
-            timeout: self.timeout,
             after_result: self.after_result,
             mcp_path,
         };
@@ -230,7 +230,6 @@ impl Executor for ClaudeExecutor {
 struct ClaudeRun {
     group: Group,
     stall: Duration,
-    timeout: Option<Duration>,
     after_result: Duration,
     /// Removed when the run ends.
     mcp_path: PathBuf,
@@ -243,7 +242,6 @@ enum Stop {
     /// Still running well after its result.
     Lingered,
     Stalled(Duration),
-    TimedOut(Duration),
 }
 
 impl ClaudeRun {
@@ -257,7 +255,6 @@ impl ClaudeRun {
         let mut st = StreamState::default();
         let mut tail = String::new();
         let mut stop: Option<Stop> = None;
-        let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut stall_at = Instant::now() + self.stall;
         let mut linger_until: Option<Instant> = None;
         let g = &mut self.group;
@@ -304,12 +301,6 @@ impl ClaudeRun {
                     stop = Some(Stop::Stalled(self.stall));
                     g.stop(Signal::SIGTERM, cx.stop_grace);
                 }
-                _ = sleep_until(deadline), if stop.is_none() && deadline.is_some() => {
-                    let limit = self.timeout.unwrap_or_default();
-                    tracing::info!(pgid = g.pgid, limit_s = limit.as_secs_f64(), "claude run timed out; stopping it");
-                    stop = Some(Stop::TimedOut(limit));
-                    g.stop(Signal::SIGTERM, cx.stop_grace);
-                }
                 _ = sleep_until(step_at), if step_at.is_some() => g.escalate(cx.stop_grace),
             }
         }
@@ -338,9 +329,6 @@ fn outcome(
                 "Claude Code stream stalled: no output for {}s (stall_timeout_seconds); the process was stopped",
                 d.as_secs_f64()
             ))
-        }
-        Some(Stop::TimedOut(d)) => {
-            return failed(format!("timed out after {}s", d.as_secs_f64()))
         }
         Some(Stop::Lingered) | None => {}
     }

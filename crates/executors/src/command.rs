@@ -7,19 +7,21 @@
 //!   `event_type`: those are structured events, and `{"event_type": "result", …}` sets
 //!   the run's result (`result_text`, `result_data`) instead of the collected plain lines.
 //! - Each stderr line becomes a `Stderr` event; its tail goes into the failure message.
+//! - `{"event_type": "usage", "input_tokens": …, "output_tokens": …, "cost_usd": …}`
+//!   reports the run's usage so far (a program calling a model itself), which the
+//!   runner checks against the run's limits.
 //! - Exit 0 completes the run, anything else fails it.
 //!
 //! The child leads its own process group so a stop reaches everything it started:
-//! SIGTERM to the group, then SIGKILL to the group after `stop_grace`. A run past its
-//! wall-clock `timeout` is stopped the same way and fails.
+//! SIGTERM to the group, then SIGKILL to the group after `stop_grace`. Run limits
+//! (the `timeout_seconds` option among them) are the runner's: it stops the run the
+//! same way when one is exceeded.
 
 mod lines;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use nix::{sys::signal::Signal, unistd::Pid};
-use tokio::{io::AsyncWriteExt, process::Command, time::Instant};
+use tokio::{io::AsyncWriteExt, process::Command};
 
 use self::lines::Line;
 use crate::{
@@ -33,8 +35,6 @@ const RESULT_CAP: usize = 64 * 1024;
 pub struct CommandExecutor {
     pub program: String,
     pub args: Vec<String>,
-    /// Wall-clock limit of one run; `None`: none.
-    pub timeout: Option<Duration>,
 }
 
 fn push_capped(buf: &mut String, line: &str, cap: usize) {
@@ -106,7 +106,6 @@ impl Executor for CommandExecutor {
         }
         let process = Process {
             group: Group::new(child),
-            timeout: self.timeout,
         };
         Ok(Execution {
             done: tokio::spawn(process.supervise(cx)),
@@ -116,14 +115,6 @@ impl Executor for CommandExecutor {
 
 struct Process {
     group: Group,
-    timeout: Option<Duration>,
-}
-
-/// Why the process is being stopped.
-#[derive(Clone, Copy)]
-enum Stop {
-    Cancelled,
-    TimedOut(Duration),
 }
 
 impl Process {
@@ -132,8 +123,7 @@ impl Process {
         let mut text = String::new();
         let mut result: Option<(Option<String>, Option<serde_json::Value>)> = None;
         let mut tail = String::new();
-        let mut stop: Option<Stop> = None;
-        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+        let mut stopping = false;
         let g = &mut self.group;
         loop {
             let step_at = g.step_at();
@@ -149,6 +139,7 @@ impl Process {
                             ExecEvent::Message { role: "assistant".into(), text: text_line }
                         }
                         Line::Event(event) => ExecEvent::Structured { event },
+                        Line::Usage(usage) => ExecEvent::Usage { usage },
                         Line::Result { text, data } => {
                             result = Some((text, data));
                             continue;
@@ -166,16 +157,13 @@ impl Process {
                 }
                 status = g.child.wait(), if g.drained() => {
                     let status = status?;
-                    return Ok(match stop {
-                        Some(Stop::TimedOut(t)) => Outcome::Failed {
-                            error: format!("timed out after {}s", t.as_secs_f64()),
-                        },
-                        Some(Stop::Cancelled) => Outcome::Stopped,
-                        None if status.success() => {
+                    return Ok(match stopping {
+                        true => Outcome::Stopped,
+                        false if status.success() => {
                             let (result_text, result_data) = result.unwrap_or((Some(text), None));
                             Outcome::Completed { result_text, result_data }
                         }
-                        None => {
+                        false => {
                             let code = status
                                 .code()
                                 .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
@@ -190,14 +178,8 @@ impl Process {
                         }
                     });
                 }
-                _ = cx.cancel.cancelled(), if stop.is_none() => {
-                    stop = Some(Stop::Cancelled);
-                    g.stop(Signal::SIGTERM, cx.stop_grace);
-                }
-                _ = sleep_until(deadline.map(|d| d.0)), if stop.is_none() && deadline.is_some() => {
-                    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                    tracing::info!(pgid = g.pgid, limit_ms = limit.as_millis() as u64, "run timed out; stopping its process group");
-                    stop = Some(Stop::TimedOut(limit));
+                _ = cx.cancel.cancelled(), if !stopping => {
+                    stopping = true;
                     g.stop(Signal::SIGTERM, cx.stop_grace);
                 }
                 _ = sleep_until(step_at), if step_at.is_some() => g.escalate(cx.stop_grace),

@@ -102,6 +102,29 @@ pub enum ExecEvent {
     Stderr {
         text: String,
     },
+    /// What the run has used so far, as the model endpoint reports it. Each report is
+    /// the run's running total (it replaces the previous one); the runner checks it
+    /// against the run's limits and shows it on the session.
+    Usage {
+        usage: Usage,
+    },
+}
+
+/// A run's token and cost tally (cumulative since the run started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens, cache reads and writes included (they are processed input).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// US dollars, when the executor knows the price (Claude Code reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +221,25 @@ impl ExecutorConfig {
         }
     }
 
+    /// The run limits this executor's own options ask for: `timeout_seconds` (command,
+    /// claude_code, model_api) and model_api's `token_budget`. The runner enforces them
+    /// together with the run's other limits, tightest first; executors do not.
+    pub fn limits(&self) -> aof_wire::RunLimits {
+        let (timeout_seconds, max_tokens) = match self {
+            ExecutorConfig::Echo => (None, None),
+            ExecutorConfig::Command {
+                timeout_seconds, ..
+            } => (*timeout_seconds, None),
+            ExecutorConfig::ClaudeCode(c) => (c.timeout_seconds, None),
+            ExecutorConfig::ModelApi(c) => (c.timeout_seconds, c.token_budget),
+        };
+        aof_wire::RunLimits {
+            timeout_seconds,
+            max_tokens,
+            max_cost_usd: None,
+        }
+    }
+
     /// Settings that deserialize but cannot work.
     pub fn validate(&self) -> Result<(), ExecError> {
         match self {
@@ -259,14 +301,9 @@ pub fn build(cfg: &ExecutorConfig) -> Result<Box<dyn Executor>, ExecError> {
     cfg.validate()?;
     match cfg {
         ExecutorConfig::Echo => Ok(Box::new(echo::EchoExecutor)),
-        ExecutorConfig::Command {
-            program,
-            args,
-            timeout_seconds,
-        } => Ok(Box::new(command::CommandExecutor {
+        ExecutorConfig::Command { program, args, .. } => Ok(Box::new(command::CommandExecutor {
             program: program.clone(),
             args: args.clone(),
-            timeout: timeout(*timeout_seconds)?,
         })),
         ExecutorConfig::ClaudeCode(c) => Ok(Box::new(claude::ClaudeExecutor::new(c.clone())?)),
         ExecutorConfig::ModelApi(c) => Ok(Box::new(model::ModelExecutor::new(c.clone())?)),

@@ -6,7 +6,10 @@
 //! step's usage in `result_data`). Tool calls go to the MCP servers that offered them
 //! (`tools`), each shown as `pre_tool`/`post_tool`, and their results go back as `tool`
 //! messages. The loop ends on an answer without tool calls (completed), or fails on
-//! `max_steps`, `token_budget`, `timeout_seconds` or an endpoint error, saying which.
+//! `max_steps` or an endpoint error, saying which. After each step the run's usage so
+//! far goes out as `ExecEvent::Usage`; `timeout_seconds` and `token_budget` are run
+//! limits the runner enforces (see `ExecutorConfig::limits`), stopping the run here
+//! through its cancel token.
 //!
 //! No state is kept here: a resume rebuilds the conversation from the session's
 //! stored events (`history`), which the runner reads from the coordinator.
@@ -60,11 +63,12 @@ pub struct ModelApiConfig {
     /// Model calls per run (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
-    /// Wall-clock limit of one run; none by default.
+    /// Wall-clock limit of one run; none by default (a run limit, enforced by the runner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
     /// Total tokens (prompt + completion, as the endpoint reports them) one run may
-    /// use; the run fails once a step takes it past this.
+    /// use; the runner fails the run once a step takes it past this (its `max_tokens`
+    /// run limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_budget: Option<u64>,
     /// Retries of a request that failed before streaming (429, 5xx, connection).
@@ -249,19 +253,9 @@ impl Run {
     async fn supervise(self, job: Job, cx: ExecCx) -> Result<Outcome, ExecError> {
         let token = cx.env.get("AOF_SESSION_TOKEN").cloned();
         let servers = tools::servers(&job, token.as_deref());
-        let limit = crate::timeout(self.cfg.timeout_seconds)?;
-        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
-        let until = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(until);
         let connected = tokio::select! {
             tb = Toolbox::connect(&servers) => tb,
             _ = cx.cancel.cancelled() => return Ok(Outcome::Stopped),
-            _ = &mut until => return Ok(timed_out(limit)),
         };
         let toolbox = match connected {
             Ok(tb) => tb,
@@ -282,7 +276,6 @@ impl Run {
         let outcome = tokio::select! {
             o = self.agent_loop(&job, &toolbox, &cx.events) => o,
             _ = cx.cancel.cancelled() => Outcome::Stopped,
-            _ = &mut until => timed_out(limit),
         };
         toolbox.close().await;
         Ok(outcome)
@@ -343,16 +336,16 @@ impl Run {
             let _ = events
                 .send(assistant_event(&reply, &calls, step, step_usage))
                 .await;
-            if let Some(budget) = self.cfg.token_budget {
-                if used.total > budget {
-                    return Outcome::Failed {
-                        error: format!(
-                            "model_api: token budget exceeded: {} tokens used after step {step}, budget {budget}",
-                            used.total
-                        ),
-                    };
-                }
-            }
+            let _ = events
+                .send(ExecEvent::Usage {
+                    usage: crate::Usage {
+                        // The endpoint's total may count more than prompt + completion.
+                        input_tokens: used.total.saturating_sub(used.completion),
+                        output_tokens: used.completion,
+                        cost_usd: None,
+                    },
+                })
+                .await;
             if calls.is_empty() {
                 return Outcome::Completed {
                     result_text: Some(reply.text.clone()),
@@ -402,15 +395,6 @@ impl Run {
                 "model_api: max_steps ({max_steps}) reached without a final answer (the model kept calling tools)"
             ),
         }
-    }
-}
-
-fn timed_out(limit: Option<Duration>) -> Outcome {
-    Outcome::Failed {
-        error: format!(
-            "model_api: timed out after {}s (timeout_seconds)",
-            limit.unwrap_or_default().as_secs_f64()
-        ),
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use aof_executors::{ExecCx, ExecError, Execution, Executor, ExecutorConfig, Job, Outcome};
+use aof_executors::{
+    ExecCx, ExecError, ExecEvent, Execution, Executor, ExecutorConfig, Job, Outcome,
+};
 use aof_wire::{CompletedBody, Event, FailedBody, Run, RunnerIdBody, StoppedBody};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tracing::Instrument;
@@ -12,6 +14,7 @@ use crate::{
     active::{RunControl, StopReason},
     backoff::{retry, Attempt},
     client::{ClientError, RunRef},
+    limits::{self, Budget},
     outbox::{self, DeliveryEnd, Outbox},
     Shared,
 };
@@ -141,6 +144,14 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             return Outcome::Failed { error };
         }
     };
+    let limits = match limits::for_run(
+        shared.cfg.run_limits,
+        &shared.cfg.executor,
+        blueprint.as_ref(),
+    ) {
+        Ok(limits) => limits,
+        Err(error) => return Outcome::Failed { error },
+    };
     let workdir = match shared.workspaces.prepare(&run.session_id).await {
         Ok(dir) => dir,
         Err(e) => {
@@ -151,6 +162,8 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         }
     };
     let (tx, mut rx) = mpsc::channel(EXEC_EVENTS_CAPACITY);
+    // Its own token, so a run limit can stop the executor as a stop would.
+    let exec_cancel = control.cancel.child_token();
     let cx = ExecCx {
         workdir,
         // The agent calls the coordinator as this session (MCP), never with our key.
@@ -159,7 +172,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             .iter()
             .map(|t| ("AOF_SESSION_TOKEN".to_string(), t.clone()))
             .collect(),
-        cancel: control.cancel.child_token(),
+        cancel: exec_cancel.clone(),
         events: tx,
         stop_grace: shared.cfg.stop_grace,
         state_dir: shared.cfg.state_dir.clone(),
@@ -191,6 +204,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         history,
     }
     .with_blueprint(blueprint);
+    let mut budget = Budget::new(limits, Instant::now());
     let Execution { mut done } = match executor.start(job, cx).await {
         Ok(ex) => ex,
         Err(e) => {
@@ -198,19 +212,28 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             return failed(e);
         }
     };
+    outbox.push_events(budget.start_event(&run.session_id));
 
     // The executor escalates SIGTERM → SIGKILL within stop_grace; this is the backstop.
     let grace = shared.cfg.stop_grace + STOP_BACKSTOP;
     let mut kill_at: Option<Instant> = None;
     let mut events_open = true;
     let res = loop {
+        if let Some(breach) = budget.exceeded().filter(|_| kill_at.is_none()) {
+            tracing::warn!(%breach, "run limit exceeded; stopping execution");
+            exec_cancel.cancel();
+            kill_at = Some(Instant::now() + grace);
+        }
         tokio::select! {
             // Events first, so everything sent before `done` resolved is queued in order.
             biased;
             ev = rx.recv(), if events_open => match ev {
-                Some(ev) => outbox.push_exec(ev),
+                Some(ev) => push_exec(outbox, &mut budget, &run.session_id, ev),
                 None => events_open = false,
             },
+            _ = sleep_until(budget.deadline()), if kill_at.is_none() && budget.deadline().is_some() => {
+                outbox.push_event(budget.time_out(&run.session_id));
+            }
             res = &mut done => break joined(res),
             _ = control.cancel.cancelled(), if kill_at.is_none() => {
                 tracing::info!(reason = ?control.reason(), "stopping execution");
@@ -225,9 +248,18 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     };
     // Whatever the executor sent before finishing is still owed to the session.
     while let Ok(ev) = rx.try_recv() {
-        outbox.push_exec(ev);
+        push_exec(outbox, &mut budget, &run.session_id, ev);
     }
-    res
+    budget.outcome(res, control.cancel.is_cancelled())
+}
+
+/// An executor event into the outbox; usage reports go through the run's budget,
+/// which logs a `usage` event when the tally changes.
+fn push_exec(outbox: &mut Outbox, budget: &mut Budget, session_id: &str, ev: ExecEvent) {
+    match ev {
+        ExecEvent::Usage { usage } => outbox.push_events(budget.record(usage, session_id)),
+        ev => outbox.push_exec(ev),
+    }
 }
 
 /// The coordinator's orchestrator MCP endpoint, which agents reach as `agent-orchestrator`.

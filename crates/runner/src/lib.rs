@@ -15,11 +15,14 @@ mod active;
 mod backoff;
 mod client;
 mod execution;
+mod limits;
 mod outbox;
 mod supervisor;
 mod workspace;
 
 pub use workspace::{Cleanup, WorkspaceError, WorkspaceSettings};
+
+pub use aof_wire::RunLimits;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -62,6 +65,10 @@ pub struct RunnerConfig {
     /// On shutdown, how long active runs get to finish; what is still running then is
     /// stopped and handed back to the coordinator (`release`) for another runner.
     pub drain_timeout: Duration,
+    /// Limits of every run (`AOF_RUN_TIMEOUT`, `AOF_RUN_MAX_TOKENS`,
+    /// `AOF_RUN_MAX_COST_USD`); an agent's `limits` or the executor's own options may
+    /// tighten them (see `limits`).
+    pub run_limits: aof_wire::RunLimits,
     /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
     pub api_key: Option<ApiKey>,
 }
@@ -93,6 +100,7 @@ impl Default for RunnerConfig {
             state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
+            run_limits: aof_wire::RunLimits::default(),
             api_key: None,
         }
     }

@@ -98,6 +98,13 @@ pub(crate) fn map_exec_event(session_id: &str, ev: ExecEvent) -> Mapped {
             error: Some(text),
             ..Event::new(STDERR_EVENT, session_id)
         })),
+        // The execution loop sends usage through the run's budget (`limits`); this is
+        // the same event without limits, for completeness.
+        ExecEvent::Usage { usage } => {
+            let mut b = crate::limits::Budget::new(Default::default(), tokio::time::Instant::now());
+            b.record(usage, session_id);
+            Mapped::Event(Box::new(b.event(session_id)))
+        }
     }
 }
 
@@ -162,6 +169,12 @@ impl Outbox {
             key,
             event: Box::new(event),
         });
+    }
+
+    pub(crate) fn push_events(&mut self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            self.push_event(event);
+        }
     }
 
     pub(crate) fn push_exec(&mut self, ev: ExecEvent) {

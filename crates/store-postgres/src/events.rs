@@ -134,7 +134,11 @@ impl PgStore {
                     status.unwrap_or_default()
                 )));
             }
-            other => return Err(internal(anyhow::anyhow!("aof_append_event: outcome {other}"))),
+            other => {
+                return Err(internal(anyhow::anyhow!(
+                    "aof_append_event: outcome {other}"
+                )))
+            }
         }
         let cursor: i64 = row.get("out_cursor");
         let stored = StoredEvent {

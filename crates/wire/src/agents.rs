@@ -81,6 +81,10 @@ pub struct Agent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub executor: Option<serde_json::Value>,
+    /// AOF-RS: limits of each run of this agent (`{"timeout_seconds", "max_tokens",
+    /// "max_cost_usd"}`); the runner enforces the tightest of these and its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::RunLimits>,
     pub status: AgentStatus,
     pub created_at: String,
     pub modified_at: String,
@@ -120,6 +124,10 @@ pub struct AgentCreate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub executor: Option<serde_json::Value>,
+    /// AOF-RS: see `Agent::limits`; checked by the registry (422 with the reason).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub limits: Option<serde_json::Value>,
 }
 
 /// Body of `PATCH /agents/{name}`: absent or null leaves a field; an empty value removes it.
@@ -156,6 +164,10 @@ pub struct AgentUpdate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub executor: Option<serde_json::Value>,
+    /// AOF-RS: see `Agent::limits`; checked by the registry (422 with the reason).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub limits: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

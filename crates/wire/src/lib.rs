@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod event;
+pub mod limits;
 pub mod run;
 pub mod runner;
 pub mod session;
@@ -17,6 +18,7 @@ pub mod sse;
 
 pub use error::ErrorBody;
 pub use event::{Event, StoredEvent};
+pub use limits::RunLimits;
 pub use run::{Demands, ExecutionMode, Run, RunCreate, RunCreateResponse, RunType};
 pub use runner::*;
 pub use session::{Session, SessionResult};

@@ -4,6 +4,7 @@ mod harness;
 
 mod backup;
 mod blueprints;
+mod budgets;
 mod claude;
 mod cli;
 mod command;

@@ -4,6 +4,9 @@
 //! - `user`: each `tool_result` a `post_tool` (with the call's name and input, the
 //!   output, and `error` when it failed);
 //! - `result`: kept for the outcome (text, usage, cost, duration);
+//! - usage: each assistant message's `usage` (by message id: a message split into
+//!   several lines repeats it), summed, then the `result`'s totals and cost, reported as
+//!   `ExecEvent::Usage` whenever the running total changes;
 //! - anything else, and blocks of other kinds, as `raw`: nothing is dropped;
 //! - a line that is not a JSON object with a string `type` is malformed: kept as `raw`
 //!   and counted, and the run fails.
@@ -12,7 +15,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::ExecEvent;
+use crate::{ExecEvent, Usage};
 
 #[derive(Debug, Default)]
 pub(crate) struct StreamState {
@@ -23,6 +26,22 @@ pub(crate) struct StreamState {
     pub result: Option<Value>,
     pub malformed: usize,
     pub first_malformed: Option<String>,
+    /// Assistant message id → its usage (the latest line's), in first-seen order.
+    message_usage: Vec<(String, Usage)>,
+    /// The last usage reported.
+    reported: Usage,
+}
+
+/// Anthropic `usage` → tokens; cache reads and writes are input the model processed.
+fn anthropic_usage(u: &Value) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        input_tokens: n("input_tokens")
+            + n("cache_creation_input_tokens")
+            + n("cache_read_input_tokens"),
+        output_tokens: n("output_tokens"),
+        cost_usd: None,
+    }
 }
 
 fn object(v: &Value) -> Value {
@@ -59,17 +78,54 @@ impl StreamState {
         };
         match kind.as_str() {
             "system" => self.system(v),
-            "assistant" => self.assistant(v),
+            "assistant" => {
+                let usage = self.message_usage(&v);
+                let mut out = self.assistant(v);
+                out.extend(usage);
+                out
+            }
             "user" => self.user(v),
             "result" => {
                 if let Some(id) = v.get("session_id").and_then(Value::as_str) {
                     self.session_id.get_or_insert_with(|| id.to_string());
                 }
+                // The run's own totals and price supersede the per-message sum.
+                let usage = v.get("usage").map(|u| Usage {
+                    cost_usd: v.get("total_cost_usd").and_then(Value::as_f64),
+                    ..anthropic_usage(u)
+                });
                 self.result = Some(v);
-                Vec::new()
+                usage.and_then(|u| self.report(u)).into_iter().collect()
             }
             _ => vec![ExecEvent::Raw { data: v }],
         }
+    }
+
+    /// Record an assistant line's usage; the new running total if it changed.
+    fn message_usage(&mut self, v: &Value) -> Option<ExecEvent> {
+        let message = v.get("message")?;
+        let id = message.get("id").and_then(Value::as_str)?;
+        let usage = anthropic_usage(message.get("usage")?);
+        match self.message_usage.iter_mut().find(|(i, _)| i == id) {
+            Some((_, u)) => *u = usage,
+            None => self.message_usage.push((id.to_string(), usage)),
+        }
+        let total = self
+            .message_usage
+            .iter()
+            .fold(Usage::default(), |acc, (_, u)| Usage {
+                input_tokens: acc.input_tokens + u.input_tokens,
+                output_tokens: acc.output_tokens + u.output_tokens,
+                cost_usd: None,
+            });
+        self.report(total)
+    }
+
+    fn report(&mut self, usage: Usage) -> Option<ExecEvent> {
+        (usage != self.reported).then(|| {
+            self.reported = usage;
+            ExecEvent::Usage { usage }
+        })
     }
 
     fn system(&mut self, v: Value) -> Vec<ExecEvent> {
@@ -195,7 +251,34 @@ mod tests {
     #[test]
     fn maps_a_recorded_transcript() {
         let mut st = StreamState::default();
-        let events: Vec<ExecEvent> = TRANSCRIPT.lines().flat_map(|l| st.line(l)).collect();
+        let all: Vec<ExecEvent> = TRANSCRIPT.lines().flat_map(|l| st.line(l)).collect();
+        // Usage: per message (the repeated line of a message adds nothing), then the
+        // result's totals with the price.
+        let usage: Vec<Usage> = all
+            .iter()
+            .filter_map(|e| match e {
+                ExecEvent::Usage { usage } => Some(*usage),
+                _ => None,
+            })
+            .collect();
+        let tokens = |i, o, c| Usage {
+            input_tokens: i,
+            output_tokens: o,
+            cost_usd: c,
+        };
+        assert_eq!(
+            usage,
+            [
+                tokens(12310, 1, None),
+                tokens(12310 + 12396, 2, None),
+                tokens(24706, 26, Some(0.099344))
+            ]
+        );
+        assert!(matches!(all.last(), Some(ExecEvent::Usage { .. })));
+        let events: Vec<ExecEvent> = all
+            .into_iter()
+            .filter(|e| !matches!(e, ExecEvent::Usage { .. }))
+            .collect();
         let sid = "b5fd1d49-0d79-4294-b98b-14d2381b97d9";
         assert_eq!(events[0], ExecEvent::SessionId { id: sid.into() });
         assert!(matches!(&events[1], ExecEvent::Raw { data } if data["subtype"] == "init"));

@@ -1,8 +1,11 @@
 //! What one line of a command's stdout means: plain text (an assistant message), a
 //! structured event (a JSON object with a string `event_type`), or the run's result
-//! (`{"event_type": "result", "result_text": …, "result_data": …}`).
+//! (`{"event_type": "result", "result_text": …, "result_data": …}`), or its usage so far
+//! (`{"event_type": "usage", "input_tokens": …, "output_tokens": …, "cost_usd": …}`).
 
 use serde_json::Value;
+
+use crate::Usage;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Line {
@@ -13,6 +16,8 @@ pub(crate) enum Line {
         text: Option<String>,
         data: Option<Value>,
     },
+    /// The run's usage so far, for the runner's limits (each replaces the last).
+    Usage(Usage),
 }
 
 pub(crate) fn classify(line: String) -> Line {
@@ -32,6 +37,14 @@ pub(crate) fn classify(line: String) -> Line {
             },
             data: obj.remove("result_data").filter(|d| !d.is_null()),
         },
+        Some(Value::String(t)) if t == "usage" => {
+            let n = |k: &str| obj.get(k).and_then(Value::as_u64).unwrap_or(0);
+            Line::Usage(Usage {
+                input_tokens: n("input_tokens"),
+                output_tokens: n("output_tokens"),
+                cost_usd: obj.get("cost_usd").and_then(Value::as_f64),
+            })
+        }
         Some(Value::String(_)) => Line::Event(Value::Object(obj)),
         _ => Line::Text(line),
     }
@@ -73,6 +86,21 @@ mod tests {
                 text: Some("42".into()),
                 data: None
             }
+        );
+        assert_eq!(
+            classify(r#"{"event_type": "usage", "input_tokens": 7, "output_tokens": 3}"#.into()),
+            Line::Usage(Usage {
+                input_tokens: 7,
+                output_tokens: 3,
+                cost_usd: None
+            })
+        );
+        assert_eq!(
+            classify(r#"{"event_type": "usage", "cost_usd": 0.25}"#.into()),
+            Line::Usage(Usage {
+                cost_usd: Some(0.25),
+                ..Usage::default()
+            })
         );
     }
 }

@@ -24,7 +24,6 @@ fn sh(script: &str) -> CommandExecutor {
     CommandExecutor {
         program: "sh".into(),
         args: vec!["-c".into(), script.into()],
-        timeout: None,
     }
 }
 
@@ -115,7 +114,6 @@ async fn stdout_lines_become_messages_and_exit_codes_map() {
     let missing = CommandExecutor {
         program: "/nonexistent/aof-x".into(),
         args: vec![],
-        timeout: None,
     };
     assert!(matches!(
         missing.start(job(""), c).await,
@@ -234,52 +232,6 @@ async fn job_env_reaches_the_program() {
     )
     .await;
     assert_eq!(events, [assistant("unset unset unset")]);
-}
-
-#[tokio::test]
-async fn timeout_stops_the_group_and_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let (c, mut rx) = cx(dir.path(), CancellationToken::new());
-    let ex = CommandExecutor {
-        timeout: Some(Duration::from_secs_f64(0.3)),
-        ..sh("sleep 30 & echo $!; wait")
-    };
-    let started = std::time::Instant::now();
-    let execution = ex.start(job(""), c).await.unwrap();
-    let Some(ExecEvent::Message { text, .. }) = rx.recv().await else {
-        panic!("no pid line")
-    };
-    let grandchild: i32 = text.trim().parse().unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), execution.done)
-        .await
-        .expect("timed out in time");
-    assert_eq!(
-        out.unwrap().unwrap(),
-        Outcome::Failed {
-            error: "timed out after 0.3s".into()
-        }
-    );
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while alive(grandchild) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!alive(grandchild), "the group survived the timeout");
-
-    // One that ignores SIGTERM is killed after the grace period, and still times out.
-    let ex = CommandExecutor {
-        timeout: Some(Duration::from_secs_f64(0.3)),
-        ..sh("trap '' TERM; while :; do sleep 0.05; done")
-    };
-    let (out, _) = tokio::time::timeout(Duration::from_secs(20), run_to_end(&ex, job("")))
-        .await
-        .expect("killed in time");
-    assert_eq!(
-        out,
-        Outcome::Failed {
-            error: "timed out after 0.3s".into()
-        }
-    );
 }
 
 #[tokio::test]

@@ -518,22 +518,24 @@ async fn limits_end_the_loop_with_a_clear_outcome() {
             error: "model_api: max_steps (1) reached without a final answer (the model kept calling tools)".into()
         }
     );
-    cfg.max_steps = None;
-    cfg.token_budget = Some(10);
+    // Each step reports the run's usage so far (the runner enforces token budgets).
+    // (The recorded model calls the tool again after its result: two steps.)
+    cfg.max_steps = Some(2);
     let exec = ModelExecutor::new(cfg.clone()).unwrap();
-    let (outcome, _) = run(&exec, job("r2", TOOL_PROMPT, Some(&tools.url()))).await;
-    let Outcome::Failed { error } = outcome else {
-        panic!("{outcome:?}")
-    };
-    assert!(
-        error.starts_with("model_api: token budget exceeded: ")
-            && error.ends_with("after step 1, budget 10"),
-        "{error}"
-    );
+    let (outcome, events) = run(&exec, job("r2", TOOL_PROMPT, Some(&tools.url()))).await;
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+    let totals: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            ExecEvent::Usage { usage } => Some(usage.total_tokens()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(totals.len(), 2, "{events:?}");
+    assert!(totals[0] > 0 && totals[1] > totals[0], "{totals:?}");
 
     // A blueprint MCP server that is not there fails the run before any model call.
     let requests = replay.requests().len();
-    cfg.token_budget = None;
     let exec = ModelExecutor::new(cfg).unwrap();
     let (outcome, _) = run(
         &exec,
@@ -550,10 +552,10 @@ async fn limits_end_the_loop_with_a_clear_outcome() {
     assert_eq!(replay.requests().len(), requests);
 }
 
-/// An endpoint that accepts and never answers: a stop ends the run `stopped`, the
-/// run's timeout fails it saying so.
+/// An endpoint that accepts and never answers: a stop ends the run `stopped` (the
+/// runner's timeout and budgets stop it the same way).
 #[tokio::test]
-async fn stop_and_timeout_while_the_endpoint_is_silent() {
+async fn stop_while_the_endpoint_is_silent() {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = silent.local_addr().unwrap();
     let (seen_tx, mut seen) = mpsc::channel::<()>(8);
@@ -564,8 +566,8 @@ async fn stop_and_timeout_while_the_endpoint_is_silent() {
             let _ = seen_tx.send(()).await;
         }
     });
-    let mut cfg = config(&format!("http://{addr}/v1"));
-    let exec = ModelExecutor::new(cfg.clone()).unwrap();
+    let cfg = config(&format!("http://{addr}/v1"));
+    let exec = ModelExecutor::new(cfg).unwrap();
     let cancel = CancellationToken::new();
     let stopper = {
         let cancel = cancel.clone();
@@ -580,14 +582,5 @@ async fn stop_and_timeout_while_the_endpoint_is_silent() {
     );
     assert_eq!(outcome, Outcome::Stopped);
 
-    cfg.timeout_seconds = Some(0.5);
-    let exec = ModelExecutor::new(cfg).unwrap();
-    let (outcome, _) = run(&exec, job("r2", ANSWER_PROMPT, None)).await;
-    assert_eq!(
-        outcome,
-        Outcome::Failed {
-            error: "model_api: timed out after 0.5s (timeout_seconds)".into()
-        }
-    );
     hold.abort();
 }
