@@ -138,7 +138,9 @@ impl Client {
     fn run_request(&self, run: &RunRef, segments: &[&str]) -> RequestBuilder {
         let mut rb = self
             .request(Method::POST, segments)
-            .header(aof_wire::RUN_HEADER, &run.run_id);
+            .header(aof_wire::RUN_HEADER, &run.run_id)
+            // The run's trace context (W3C traceparent), when traces are exported.
+            .headers(aof_otel::current_headers());
         if let Some(token) = &run.lease_token {
             rb = rb.header(aof_wire::LEASE_HEADER, token);
         }

@@ -149,6 +149,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             .session_token
             .iter()
             .map(|t| ("AOF_SESSION_TOKEN".to_string(), t.clone()))
+            .chain(trace_env(run))
             .collect(),
         cancel: control.cancel.child_token(),
         events: tx,
@@ -218,6 +219,14 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         outbox.push_exec(ev);
     }
     res
+}
+
+/// `TRACEPARENT` for the agent: this execution's span (its trace context), else the
+/// run's own when this runner exports no traces, so the agent's children still join.
+fn trace_env(run: &Run) -> Option<(String, String)> {
+    aof_otel::traceparent(&tracing::Span::current())
+        .or_else(|| run.traceparent.clone())
+        .map(|tp| (aof_otel::TRACEPARENT_ENV.to_string(), tp))
 }
 
 /// The coordinator's orchestrator MCP endpoint, which agents reach as `agent-orchestrator`.

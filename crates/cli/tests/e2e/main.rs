@@ -17,6 +17,7 @@ mod mcp;
 mod mcp_client;
 mod model;
 mod orchestration;
+mod otel;
 mod partition;
 mod protocol;
 mod resources;
