@@ -107,6 +107,16 @@ impl Command {
         }
     }
 
+    /// The default `service.name` of exported traces; `None`: this command exports none.
+    fn otel_service(&self) -> Option<&'static str> {
+        match self {
+            Command::Up(_) => Some("aof"),
+            Command::Coordinator(_) => Some("aof-coordinator"),
+            Command::Runner(_) => Some("aof-runner"),
+            _ => None,
+        }
+    }
+
     /// Servers log at info; one-shot commands only warn.
     fn is_server(&self) -> bool {
         matches!(
@@ -126,20 +136,33 @@ fn main() -> std::process::ExitCode {
         config_path: cli.config.clone(),
         flags,
     };
-    let cfg = match aof_config::Config::from_process(&inputs).and_then(|c| {
+    let service = cli.command.otel_service();
+    let (cfg, otel_guard) = match aof_config::Config::from_process(&inputs).and_then(|c| {
         let format = c.log_format()?;
         let target = c.log_target()?;
-        Ok((c, format, target))
+        let otel = match service {
+            Some(default) => c.otel()?.map(|o| aof_otel::ExportConfig {
+                traces_endpoint: o.traces_endpoint,
+                service_name: o.service_name.unwrap_or_else(|| default.to_string()),
+            }),
+            None => None,
+        };
+        Ok((c, format, target, otel))
     }) {
-        Ok((cfg, format, target)) => {
+        Ok((cfg, format, target, otel)) => {
             let server = cli.command.is_server();
-            logging::init(format, target, if server { "info" } else { "warn" });
+            let guard = logging::init(
+                format,
+                target,
+                if server { "info" } else { "warn" },
+                otel.as_ref(),
+            );
             if server {
                 for note in cfg.shadowed() {
                     tracing::info!("settings: {note}");
                 }
             }
-            cfg
+            (cfg, guard)
         }
         Err(e) => {
             eprintln!("aof: {e}");
@@ -176,6 +199,11 @@ fn main() -> std::process::ExitCode {
             Command::Bench(a) => commands::bench::run(a).await,
         }
     });
+    // The servers have stopped: flush the spans they ended (blocking, so after the runtime).
+    drop(rt);
+    if let Some(guard) = otel_guard {
+        guard.shutdown();
+    }
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         // The coordinator answered with an error: the operation was refused.

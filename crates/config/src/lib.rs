@@ -13,7 +13,7 @@ mod sections;
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 pub use registry::{markdown_table, Setting, SETTINGS};
-pub use sections::{ApiConfig, LogFormat, LogTarget};
+pub use sections::{ApiConfig, LogFormat, LogTarget, OtelSettings};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,6 +158,31 @@ pub static SETTINGS: &[Setting] = &[
         Value("stderr"),
         "where logs go: `stderr` or `stdout` (the container images use stdout)",
     ),
+    // OpenTelemetry: the standard OTEL_* names work as aliases.
+    s(
+        "otel.endpoint",
+        "AOF_OTEL_ENDPOINT",
+        &["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        None,
+        Derived("none: no traces exported"),
+        "OTLP/HTTP (protobuf) collector base URL, e.g. `http://collector:4318`; spans go to `<url>/v1/traces`",
+    ),
+    s(
+        "otel.traces_endpoint",
+        "AOF_OTEL_TRACES_ENDPOINT",
+        &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
+        None,
+        Derived("`<otel.endpoint>/v1/traces`"),
+        "full OTLP/HTTP traces URL (used as is); wins over `otel.endpoint`",
+    ),
+    s(
+        "otel.service_name",
+        "AOF_OTEL_SERVICE_NAME",
+        &["OTEL_SERVICE_NAME"],
+        None,
+        Derived("aof-coordinator, aof-runner, or aof for `aof up`"),
+        "`service.name` of the exported spans",
+    ),
     s(
         "coordinator.listen",
         "AOF_LISTEN",

@@ -33,6 +33,13 @@ impl fmt::Debug for ApiConfig {
     }
 }
 
+/// `otel.*`, resolved: the OTLP/HTTP traces URL and the service name, if one was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtelSettings {
+    pub traces_endpoint: String,
+    pub service_name: Option<String>,
+}
+
 /// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -205,6 +212,31 @@ impl Config {
                 _ => Err("must be stderr or stdout".into()),
             }
         })
+    }
+
+    /// `otel.*`: where traces are exported, or `None` (the default: no export).
+    pub fn otel(&self) -> Result<Option<OtelSettings>, ConfigError> {
+        let url = |v: &str| {
+            let v = v.trim();
+            match v.split_once("://") {
+                Some(("http" | "https", rest)) if !rest.is_empty() => Ok(v.to_string()),
+                _ => Err("must be an http:// or https:// URL".to_string()),
+            }
+        };
+        let traces = self.parse("otel.traces_endpoint", url)?;
+        let base = self.parse("otel.endpoint", url)?;
+        let Some(traces_endpoint) =
+            traces.or_else(|| base.map(|b| format!("{}/v1/traces", b.trim_end_matches('/'))))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(OtelSettings {
+            traces_endpoint,
+            service_name: self
+                .string("otel.service_name")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        }))
     }
 
     pub fn coordinator(&self) -> Result<CoordinatorConfig, ConfigError> {

@@ -600,3 +600,66 @@ fn runner_takes_several_coordinator_urls() {
         "AOF_URL=http://a:1,b:2: \"b:2\" must start with http:// or https://"
     );
 }
+
+#[test]
+fn otel_is_off_unless_an_endpoint_is_set() {
+    assert_eq!(load(None, &[], &[]).otel().unwrap(), None);
+    // Only a service name: still nothing to export to.
+    assert_eq!(
+        load(None, &[("OTEL_SERVICE_NAME", "x")], &[])
+            .otel()
+            .unwrap(),
+        None
+    );
+    let c = load(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        c.otel().unwrap(),
+        Some(crate::OtelSettings {
+            traces_endpoint: "http://collector:4318/v1/traces".into(),
+            service_name: Some("svc".into()),
+        })
+    );
+    // The per-signal URL is used as is and wins; AOF_* names win over OTEL_* ones.
+    let c = load(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://b/traces"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        c.otel().unwrap().unwrap().traces_endpoint,
+        "https://b/traces"
+    );
+    let c = load(
+        None,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            ("AOF_OTEL_ENDPOINT", "http://c:1"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        c.otel().unwrap().unwrap().traces_endpoint,
+        "http://c:1/v1/traces"
+    );
+    let err = load(
+        None,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")],
+        &[],
+    )
+    .otel()
+    .unwrap_err();
+    assert!(
+        err.0.contains("OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318"),
+        "{err}"
+    );
+}

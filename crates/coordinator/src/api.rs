@@ -139,7 +139,11 @@ pub fn router_with_shutdown(
             crate::auth::enforce,
         ))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(crate::telemetry::record_status),
+        )
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub(crate) mod retention;
 pub mod runs;
 mod sweeper;
+mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc};
 

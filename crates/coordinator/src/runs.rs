@@ -4,6 +4,7 @@
 use aof_core::{new_run_id, new_session_id};
 use aof_store::{NewRun, RunRecord};
 use aof_wire::{agents::AgentStatus, Demands, RunCreate, RunType};
+use tracing::Instrument as _;
 
 use crate::{
     auth::{self, Principal},
@@ -95,17 +96,20 @@ pub async fn create_run(
             ));
         }
     }
+    let parent_run = match &req.parent_session_id {
+        Some(parent) => st.store.latest_run(parent).await?.map(|r| r.run),
+        None => None,
+    };
     // Scope inheritance: the parent's latest scope under ours (ours wins per key).
     let mut scope = req.scope.clone().unwrap_or_default();
-    if let Some(parent) = &req.parent_session_id {
-        if let Some(serde_json::Value::Object(inherited)) =
-            st.store.latest_run(parent).await?.and_then(|r| r.run.scope)
-        {
-            let mut merged = inherited;
-            merged.extend(scope);
-            scope = merged;
-        }
+    if let Some(serde_json::Value::Object(inherited)) =
+        parent_run.as_ref().and_then(|r| r.scope.clone())
+    {
+        let mut merged = inherited;
+        merged.extend(scope);
+        scope = merged;
     }
+    let span = creation_span(&run_id, &session_id, parent_run.as_ref());
     if let (Some(name), RunType::StartSession) = (agent_name.clone(), req.run_type) {
         // Checked before resolution: an inactive agent is the clearer reason.
         let status = st
@@ -188,11 +192,34 @@ pub async fn create_run(
             scope: (!scope.is_empty()).then_some(serde_json::Value::Object(scope)),
             blueprint,
             timeout_at: Some(timeout_at),
+            traceparent: aof_otel::traceparent(&span),
         })
+        .instrument(span.clone())
         .await?;
     st.wake_runners();
-    tracing::info!(run_id = %rec.run.run_id, session_id = %rec.run.session_id, "run created");
+    span.in_scope(|| {
+        tracing::info!(run_id = %rec.run.run_id, session_id = %rec.run.session_id, "run created");
+    });
     Ok(rec)
+}
+
+/// The span a run's trace starts from (OpenTelemetry; inert when export is off): a child
+/// of the creating request. A child run joins its parent's trace: if the caller did not
+/// propagate that trace itself (an agent's MCP client seldom does), the span is made a
+/// child of the parent run's creation instead.
+fn creation_span(run_id: &str, session_id: &str, parent: Option<&aof_wire::Run>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "run.create",
+        aof.run.id = %run_id,
+        aof.session.id = %session_id,
+        aof.parent_session.id = parent.map(|p| p.session_id.as_str()),
+    );
+    if let Some(tp) = parent.and_then(|p| p.traceparent.as_deref()) {
+        if aof_otel::trace_id(tp) != aof_otel::span_trace_id(&tracing::Span::current()) {
+            aof_otel::set_parent_traceparent(&span, tp);
+        }
+    }
+    span
 }
 
 #[cfg(test)]

@@ -217,8 +217,11 @@ impl Client {
 
     /// A request for one run, with its fencing headers.
     fn run_request(&self, run: &RunRef, segments: &[&str]) -> Req {
-        self.request(Method::POST, segments).with(|rb| {
-            let rb = rb.header(aof_wire::RUN_HEADER, &run.run_id);
+        // The run's trace context (W3C traceparent), when traces are exported; taken
+        // now, in the caller's span.
+        let trace = aof_otel::current_headers();
+        self.request(Method::POST, segments).with(move |rb| {
+            let rb = rb.header(aof_wire::RUN_HEADER, &run.run_id).headers(trace);
             match &run.lease_token {
                 Some(token) => rb.header(aof_wire::LEASE_HEADER, token),
                 None => rb,

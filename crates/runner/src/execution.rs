@@ -171,6 +171,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
             .session_token
             .iter()
             .map(|t| ("AOF_SESSION_TOKEN".to_string(), t.clone()))
+            .chain(trace_env(run))
             .collect(),
         cancel: exec_cancel.clone(),
         events: tx,
@@ -260,6 +261,14 @@ fn push_exec(outbox: &mut Outbox, budget: &mut Budget, session_id: &str, ev: Exe
         ExecEvent::Usage { usage } => outbox.push_events(budget.record(usage, session_id)),
         ev => outbox.push_exec(ev),
     }
+}
+
+/// `TRACEPARENT` for the agent: this execution's span (its trace context), else the
+/// run's own when this runner exports no traces, so the agent's children still join.
+fn trace_env(run: &Run) -> Option<(String, String)> {
+    aof_otel::traceparent(&tracing::Span::current())
+        .or_else(|| run.traceparent.clone())
+        .map(|tp| (aof_otel::TRACEPARENT_ENV.to_string(), tp))
 }
 
 /// The coordinator's orchestrator MCP endpoint, which agents reach as `agent-orchestrator`.

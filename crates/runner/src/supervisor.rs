@@ -253,6 +253,10 @@ fn dispatch(shared: &Arc<Shared>, run: Run, runner_id: &str, tracker: &TaskTrack
         aof.executor = %shared.cfg.executor.kind(),
         aof.attempt = run.attempt,
     );
+    // OpenTelemetry: the execution is a child of the run's creation, one trace per run.
+    if let Some(tp) = &run.traceparent {
+        aof_otel::set_parent_traceparent(&span, tp);
+    }
     tracker.spawn(
         execution::execute(shared.clone(), run, runner_id.to_string(), control).instrument(span),
     );

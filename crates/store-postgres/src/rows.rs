@@ -16,7 +16,7 @@ pub(crate) const SESSION_COLS: &str = "session_id, status, created_at, project_d
 
 pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, parameters, \
     project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
-    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint";
+    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint, traceparent";
 
 pub(crate) fn session_from_row(r: &PgRow) -> Session {
     Session {
@@ -80,6 +80,7 @@ pub(crate) fn run_from_row(r: &PgRow) -> StoreResult<RunRecord> {
             resolved_agent_blueprint: json_col(r, "blueprint")?,
             lease_token: None,
             session_token: None,
+            traceparent: r.get("traceparent"),
         },
         status,
         lease_token: r.get("lease_token"),

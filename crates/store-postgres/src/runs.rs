@@ -76,7 +76,7 @@ impl PgStore {
         sqlx::query(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
              parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14)",
+             blueprint, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
         )
         .bind(&new.run_id)
         .bind(new.run_type.as_str())
@@ -92,6 +92,7 @@ impl PgStore {
         .bind(new.timeout_at.map(ts))
         .bind(new.timeout_at.map(ms))
         .bind(new.blueprint.as_ref().map(|b| b.to_string()))
+        .bind(&new.traceparent)
         .execute(&mut *w.tx)
         .await
         .map_err(internal)?;

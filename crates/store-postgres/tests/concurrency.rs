@@ -39,6 +39,7 @@ fn new_run(run_id: &str, session_id: &str) -> NewRun {
         blueprint: None,
         timeout_at: None,
         deliver_callbacks: Vec::new(),
+        traceparent: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn new_run(session_id: Option<String>) -> NewRun {
         blueprint: None,
         timeout_at: None,
         deliver_callbacks: Vec::new(),
+        traceparent: None,
     }
 }
 

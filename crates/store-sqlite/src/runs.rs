@@ -109,7 +109,7 @@ impl SqliteStore {
         let row = sqlx::query(&format!(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
              parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING {RUN_COLS}"
+             blueprint, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {RUN_COLS}"
         ))
         .bind(&new.run_id)
         .bind(new.run_type.as_str())
@@ -125,6 +125,7 @@ impl SqliteStore {
         .bind(new.timeout_at.map(ts))
         .bind(new.timeout_at.map(ms))
         .bind(new.blueprint.as_ref().map(|b| b.to_string()))
+        .bind(&new.traceparent)
         .fetch_one(&mut *w.tx)
         .await
         .map_err(internal)?;

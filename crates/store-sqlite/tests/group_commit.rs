@@ -24,6 +24,7 @@ fn new_run(n: usize) -> NewRun {
         blueprint: None,
         timeout_at: None,
         deliver_callbacks: Vec::new(),
+        traceparent: None,
     }
 }
 

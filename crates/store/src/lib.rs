@@ -74,6 +74,8 @@ pub struct NewRun {
     /// delivered in the run's own transaction; if the session is busy or one of them
     /// was delivered already, nothing is stored and the result is `StoreError::Busy`.
     pub deliver_callbacks: Vec<i64>,
+    /// W3C trace context of the run's creation (OpenTelemetry), handed to the runner.
+    pub traceparent: Option<String>,
 }
 
 /// An `async_callback` child that finished and has not yet been told to its parent.

@@ -145,6 +145,11 @@ pub struct Run {
     /// coordinator as that session. Only in the poll response; never listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
+    /// AOF-RS: the W3C `traceparent` of the span that created the run, when the
+    /// coordinator exports OpenTelemetry traces; the runner's execution span is its
+    /// child. Only in the poll response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Run {

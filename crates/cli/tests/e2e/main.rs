@@ -20,6 +20,7 @@ mod mcp_client;
 mod model;
 mod multi_coordinator;
 mod orchestration;
+mod otel;
 mod partition;
 mod protocol;
 mod resources;

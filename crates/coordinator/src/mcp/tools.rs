@@ -10,6 +10,7 @@ use rmcp::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument as _;
 
 use aof_core::SessionStatus;
 use aof_wire::{ExecutionMode, RunCreate, RunType, Session};
@@ -210,7 +211,7 @@ impl Orchestrator {
             additional_demands: None,
             scope: None,
         };
-        self.launch(&caller, req, p.mode).await
+        self.launch(&caller, req, p.mode, &parts).await
     }
 
     #[tool(
@@ -245,7 +246,7 @@ impl Orchestrator {
             additional_demands: None,
             scope: None,
         };
-        self.launch(&caller, req, p.mode).await
+        self.launch(&caller, req, p.mode, &parts).await
     }
 
     #[tool(
@@ -320,8 +321,22 @@ impl Orchestrator {
         Ok((caller, session))
     }
 
-    async fn launch(&self, caller: &Caller, req: RunCreate, mode: Mode) -> ToolResult {
+    async fn launch(
+        &self,
+        caller: &Caller,
+        req: RunCreate,
+        mode: Mode,
+        parts: &http::request::Parts,
+    ) -> ToolResult {
+        // Tool calls run on the MCP session's task, not under the request's span: take
+        // the caller's `traceparent` (an agent with `TRACEPARENT` may send it) from here.
+        let span = tracing::info_span!(
+            "mcp.start_run",
+            aof.parent_session.id = caller.session.as_deref()
+        );
+        aof_otel::set_parent_from_headers(&span, &parts.headers);
         let rec = crate::runs::create_run(&self.st, &caller.principal, req, Vec::new())
+            .instrument(span)
             .await
             .map_err(tool_error)?;
         let session_id = rec.run.session_id;
