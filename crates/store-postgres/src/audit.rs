@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{postgres::PgRow, Postgres, QueryBuilder, Row};
 
-use aof_store::{audit::rfc3339_ms, AuditQuery, NewAuditEntry, OutcomeFilter, StoreResult};
+use aof_store::{
+    audit::{rfc3339_ms, AuditBind},
+    AuditQuery, NewAuditEntry, StoreResult,
+};
 use aof_wire::audit::AuditEntry;
 
 use crate::{internal, ms, PgStore};
@@ -59,51 +62,14 @@ impl PgStore {
 
     pub(crate) async fn list_audit_impl(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT * FROM audit_log WHERE 1 = 1");
-        if let Some(a) = &q.actor {
-            qb.push(" AND (actor_id = ").push_bind(a);
-            qb.push(" OR actor_name = ").push_bind(a).push(")");
+        for (sql, bind) in q.sql_clauses() {
+            qb.push(sql);
+            match bind {
+                Some(AuditBind::Text(v)) => qb.push_bind(v),
+                Some(AuditBind::Int(v)) => qb.push_bind(v),
+                None => &mut qb,
+            };
         }
-        match q.action_match() {
-            Some((p, true)) => {
-                qb.push(format_args!(
-                    " AND substr(action, 1, {}) = ",
-                    p.chars().count()
-                ))
-                .push_bind(p);
-            }
-            Some((a, false)) => {
-                qb.push(" AND action = ").push_bind(a);
-            }
-            None => {}
-        }
-        if let Some(t) = &q.target {
-            qb.push(" AND target = ").push_bind(t);
-        }
-        if let Some(t) = q.since {
-            qb.push(" AND at_ms >= ").push_bind(ms(t));
-        }
-        if let Some(t) = q.until {
-            qb.push(" AND at_ms <= ").push_bind(ms(t));
-        }
-        match q.outcome {
-            Some(OutcomeFilter::Status(s)) => {
-                qb.push(" AND status = ").push_bind(i32::from(s));
-            }
-            Some(OutcomeFilter::Ok) => {
-                qb.push(" AND status < 400");
-            }
-            Some(OutcomeFilter::Denied) => {
-                qb.push(" AND status IN (401, 403)");
-            }
-            Some(OutcomeFilter::Error) => {
-                qb.push(" AND status >= 400");
-            }
-            None => {}
-        }
-        if let Some(b) = q.before {
-            qb.push(" AND id < ").push_bind(b);
-        }
-        qb.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
         qb.build()
             .fetch_all(&self.pool)
             .await
