@@ -12,6 +12,7 @@ mod audit;
 mod callbacks;
 mod events;
 mod keys;
+mod leases;
 mod live;
 mod rows;
 mod runners;

@@ -1,10 +1,8 @@
-//! Runs: create, claim with a lease, runner reports (fenced), stops, lease expiry.
+//! Runs: create, claim with a lease, runner reports (fenced), release, stops. Lease
+//! renewal and expiry are in `leases`.
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
-use aof_store::{
-    LeasePolicy, NewRun, Resolved, RunRecord, RunReport, StopOutcome, StoreError, StoreResult,
-    Writer,
-};
+use aof_store::{NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer};
 use aof_wire::{event::types, sse, Event, Run, RunType};
 use chrono::{Duration, Utc};
 use sqlx::Row;
@@ -20,11 +18,11 @@ use crate::{
     PgStore, WriteTx,
 };
 
-const LEASED: &str = "('claimed','running','stopping')";
+pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
 
-fn illegal(e: aof_core::IllegalTransition) -> StoreError {
+pub(crate) fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
 }
 
@@ -417,7 +415,7 @@ impl PgStore {
     }
 
     /// Moves a run to a terminal state. The lease token stays so retried reports match.
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         w: &mut WriteTx<'_>,
         rec: &RunRecord,
@@ -429,7 +427,7 @@ impl PgStore {
 
     /// `revoke`: the coordinator resolved the run without its runner, so the lease
     /// token is cleared and later writes with it are refused as stale.
-    async fn finish_with(
+    pub(crate) async fn finish_with(
         &self,
         w: &mut WriteTx<'_>,
         rec: &RunRecord,
@@ -551,212 +549,9 @@ impl PgStore {
         w.commit().await?;
         Ok(sessions)
     }
-
-    pub(crate) async fn heartbeat_impl(
-        &self,
-        runner_id: &str,
-        leases: Option<&[aof_wire::runner::HeldLease]>,
-        ttl: Duration,
-    ) -> StoreResult<Vec<String>> {
-        let now = Utc::now();
-        let mut w = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE runners SET last_heartbeat = $1, last_heartbeat_ms = $2 WHERE runner_id = $3",
-        )
-        .bind(ts(now))
-        .bind(ms(now))
-        .bind(runner_id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::RunnerNotRegistered);
-        }
-        let until = ms(now + ttl);
-        let mut revoked = Vec::new();
-        match leases {
-            None => {
-                sqlx::query(&format!(
-                    "UPDATE runs SET lease_expires_ms = $1 WHERE runner_id = $2 AND status IN {LEASED}"
-                ))
-                .bind(until)
-                .bind(runner_id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(internal)?;
-            }
-            Some(leases) => {
-                for l in leases {
-                    let n = sqlx::query(&format!(
-                        "UPDATE runs SET lease_expires_ms = $1 WHERE run_id = $2 AND runner_id = $3 \
-                         AND lease_token = $4 AND status IN {LEASED}"
-                    ))
-                    .bind(until)
-                    .bind(&l.run_id)
-                    .bind(runner_id)
-                    .bind(&l.lease_token)
-                    .execute(&mut *w.tx)
-                    .await
-                    .map_err(internal)?
-                    .rows_affected();
-                    if n == 0 {
-                        revoked.push(l.run_id.clone());
-                    }
-                }
-            }
-        }
-        w.commit().await?;
-        Ok(revoked)
-    }
-
-    pub(crate) async fn expire_leases_impl(
-        &self,
-        policy: LeasePolicy,
-    ) -> StoreResult<Vec<Resolved>> {
-        let now = ms(Utc::now());
-        let mut w = self.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1"
-        ))
-        .bind(now)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let requeue = policy.recovery.requeue(rec.status);
-            let next = rec
-                .status
-                .on(RunEvent::LeaseExpired { requeue })
-                .map_err(illegal)?;
-            let sid = rec.run.session_id.clone();
-            match next {
-                RunStatus::Pending => {
-                    cas_status(
-                        &mut w,
-                        &rec.run.run_id,
-                        rec.status,
-                        next,
-                        ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-                    )
-                    .await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Pending).await?;
-                }
-                RunStatus::Stopped => {
-                    self.finish_with(&mut w, &rec, next, None, true).await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
-                }
-                _ => {
-                    let error = "Lease expired: the runner stopped renewing it";
-                    self.finish_with(&mut w, &rec, next, Some(error), true)
-                        .await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
-                    feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
-                }
-            }
-            out.push(Resolved {
-                run_id: rec.run.run_id.clone(),
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
-        w.commit().await?;
-        Ok(out)
-    }
-
-    pub(crate) async fn fail_unmatched_impl(&self) -> StoreResult<Vec<Resolved>> {
-        let now = ms(Utc::now());
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1::bigint FROM runs WHERE status = 'pending' AND timeout_ms < $1 LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(internal)?;
-        if due.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut w = self.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1"
-        ))
-        .bind(now)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        let error = "No matching runner available within timeout";
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
-            self.finish(&mut w, &rec, next, Some(error)).await?;
-            let sid = rec.run.session_id.clone();
-            set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
-            feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
-            out.push(Resolved {
-                run_id: rec.run.run_id,
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
-        w.commit().await?;
-        Ok(out)
-    }
-
-    pub(crate) async fn grace_leases_impl(&self, ttl: Duration) -> StoreResult<u64> {
-        let until = ms(Utc::now() + ttl);
-        let mut w = self.begin().await?;
-        let n = sqlx::query(&format!(
-            "UPDATE runs SET lease_expires_ms = GREATEST(COALESCE(lease_expires_ms, 0), $1), \
-             stop_delivered = 0 WHERE status IN {LEASED}"
-        ))
-        .bind(until)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .rows_affected();
-        w.commit().await?;
-        Ok(n)
-    }
-
-    /// Runs held by `runner_id` become failed (runner removed), with their sessions.
-    pub(crate) async fn fail_runs_of(
-        &self,
-        w: &mut WriteTx<'_>,
-        runner_id: &str,
-        error: &str,
-    ) -> StoreResult<Vec<Resolved>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED}"
-        ))
-        .bind(runner_id)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
-            self.finish_with(w, &rec, next, Some(error), true).await?;
-            let sid = rec.run.session_id.clone();
-            set_session_status(w, &sid, SessionStatus::Failed).await?;
-            feed_run_failed(w, &rec.run.run_id, &sid, error).await?;
-            out.push(Resolved {
-                run_id: rec.run.run_id,
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
-        Ok(out)
-    }
 }
 
-async fn feed_run_failed(
+pub(crate) async fn feed_run_failed(
     w: &mut WriteTx<'_>,
     run_id: &str,
     session_id: &str,
@@ -768,7 +563,7 @@ async fn feed_run_failed(
 }
 
 /// The reference's stop rules for one run.
-async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
+pub(crate) async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
     let run_id = rec.run.run_id.clone();
     let sid = rec.run.session_id.clone();
     let base = |status: &str, message: Option<&str>| StopOutcome {

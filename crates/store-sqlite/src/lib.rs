@@ -9,6 +9,7 @@ mod audit;
 mod callbacks;
 mod events;
 mod keys;
+mod leases;
 mod maintenance;
 mod rows;
 mod runners;
