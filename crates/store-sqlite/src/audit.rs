@@ -2,7 +2,7 @@
 //! batch), filtered reads on the reader pool, purge by age.
 
 use chrono::{DateTime, Utc};
-use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite};
+use rusqlite::{params_from_iter, types::Value, Row};
 
 use aof_store::{
     audit::{rfc3339_ms, AuditBind},
@@ -10,24 +10,28 @@ use aof_store::{
 };
 use aof_wire::audit::AuditEntry;
 
-use crate::{internal, ms, SqliteStore};
+use crate::{internal, ms, rows::bad_column, SqliteStore};
 
-fn from_row(r: &SqliteRow) -> StoreResult<AuditEntry> {
-    let kind: String = r.get("actor_kind");
-    let role: Option<String> = r.get("role");
-    let bad = |e: String| internal(anyhow::anyhow!(e));
+fn from_row(r: &Row) -> rusqlite::Result<AuditEntry> {
+    let kind: String = r.get("actor_kind")?;
+    let role: Option<String> = r.get("role")?;
     Ok(AuditEntry {
-        id: r.get("id"),
-        at: rfc3339_ms(r.get("at_ms")),
-        actor_kind: kind.parse().map_err(bad)?,
-        actor_id: r.get("actor_id"),
-        actor_name: r.get("actor_name"),
-        role: role.map(|r| r.parse()).transpose().map_err(bad)?,
-        action: r.get("action"),
-        target: r.get("target"),
-        status: u16::try_from(r.get::<i64, _>("status")).unwrap_or(0),
-        request_id: r.get("request_id"),
-        remote_addr: r.get("remote_addr"),
+        id: r.get("id")?,
+        at: rfc3339_ms(r.get("at_ms")?),
+        actor_kind: kind
+            .parse()
+            .map_err(|e: String| bad_column("actor_kind", e))?,
+        actor_id: r.get("actor_id")?,
+        actor_name: r.get("actor_name")?,
+        role: role
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|e: String| bad_column("role", e))?,
+        action: r.get("action")?,
+        target: r.get("target")?,
+        status: u16::try_from(r.get::<_, i64>("status")?).unwrap_or(0),
+        request_id: r.get("request_id")?,
+        remote_addr: r.get("remote_addr")?,
     })
 }
 
@@ -36,59 +40,66 @@ impl SqliteStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut w = self.begin().await?;
-        // 10 binds per row; SQLite allows 32766 per statement.
-        for chunk in entries.chunks(1000) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_log(at_ms, actor_kind, actor_id, actor_name, role, action, \
-                 target, status, request_id, remote_addr) ",
-            );
-            qb.push_values(chunk, |mut b, e| {
-                b.push_bind(ms(e.at))
-                    .push_bind(e.actor_kind.as_str())
-                    .push_bind(&e.actor_id)
-                    .push_bind(&e.actor_name)
-                    .push_bind(e.role.map(|r| r.as_str()))
-                    .push_bind(&e.action)
-                    .push_bind(&e.target)
-                    .push_bind(i64::from(e.status))
-                    .push_bind(&e.request_id)
-                    .push_bind(&e.remote_addr);
-            });
-            qb.build().execute(&mut *w.tx).await.map_err(internal)?;
-        }
-        w.commit().await
+        let entries = entries.to_vec();
+        // One job for the whole batch; one prepared row insert per entry (no statement
+        // to build and parse per batch, no bind limit to chunk around).
+        self.write(move |w| {
+            let mut st = w
+                .prepare_cached(
+                    "INSERT INTO audit_log(at_ms, actor_kind, actor_id, actor_name, role, action, \
+                     target, status, request_id, remote_addr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .map_err(internal)?;
+            for e in &entries {
+                st.execute(rusqlite::params![
+                    ms(e.at),
+                    e.actor_kind.as_str(),
+                    e.actor_id,
+                    e.actor_name,
+                    e.role.map(|r| r.as_str()),
+                    e.action,
+                    e.target,
+                    i64::from(e.status),
+                    e.request_id,
+                    e.remote_addr,
+                ])
+                .map_err(internal)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) async fn list_audit_impl(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_log WHERE 1 = 1");
-        for (sql, bind) in q.sql_clauses() {
-            qb.push(sql);
+        let mut sql = String::from("SELECT * FROM audit_log WHERE 1 = 1");
+        let mut binds: Vec<Value> = Vec::new();
+        for (clause, bind) in q.sql_clauses() {
+            sql.push_str(&clause);
             match bind {
-                Some(AuditBind::Text(v)) => qb.push_bind(v),
-                Some(AuditBind::Int(v)) => qb.push_bind(v),
-                None => &mut qb,
-            };
+                Some(AuditBind::Text(v)) => binds.push(Value::Text(v.to_string())),
+                Some(AuditBind::Int(v)) => binds.push(Value::Integer(v)),
+                None => continue,
+            }
+            sql.push('?');
         }
-        qb.build()
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?
-            .iter()
-            .map(from_row)
-            .collect()
+        self.read(move |c| {
+            // Built per query (the filters vary): not worth a slot in the statement cache.
+            c.prepare(&sql)
+                .and_then(|mut st| st.query_map(params_from_iter(binds), from_row)?.collect())
+                .map_err(internal)
+        })
+        .await
     }
 
     pub(crate) async fn purge_audit_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut w = self.begin_single().await?;
-        let n = sqlx::query("DELETE FROM audit_log WHERE at_ms < ?")
-            .bind(ms(before))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        w.commit().await?;
-        Ok(n)
+        let n = self
+            .write(move |w| {
+                w.prepare_cached("DELETE FROM audit_log WHERE at_ms < ?")
+                    .and_then(|mut st| st.execute([ms(before)]))
+                    .map_err(internal)
+            })
+            .await?;
+        Ok(n as u64)
     }
 }
 

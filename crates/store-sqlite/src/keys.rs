@@ -2,80 +2,81 @@
 //! coordinator's auth module makes and checks the secrets.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{sqlite::SqliteRow, Row};
+use rusqlite::{OptionalExtension, Row};
 
 use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
 
-use crate::{internal, ms, SqliteStore};
+use crate::{internal, ms, rows::bad_column, SqliteStore};
 
 pub(crate) fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-fn key_from_row(r: &SqliteRow) -> StoreResult<KeyRecord> {
-    let role: String = r.get("role");
+fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
+    let role: String = r.get("role")?;
     Ok(KeyRecord {
-        id: r.get("id"),
-        name: r.get("name"),
-        role: role
-            .parse()
-            .map_err(|e: String| internal(anyhow::anyhow!(e)))?,
-        hash: r.get("hash"),
-        created_at: at(r.get("created_ms")),
-        revoked_at: r.get::<Option<i64>, _>("revoked_ms").map(at),
+        id: r.get("id")?,
+        name: r.get("name")?,
+        role: role.parse().map_err(|e: String| bad_column("role", e))?,
+        hash: r.get("hash")?,
+        created_at: at(r.get("created_ms")?),
+        revoked_at: r.get::<_, Option<i64>>("revoked_ms")?.map(at),
     })
 }
 
 impl SqliteStore {
     pub(crate) async fn create_key_impl(&self, k: &KeyRecord) -> StoreResult<()> {
-        let mut w = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&k.id)
-        .bind(&k.name)
-        .bind(k.role.as_str())
-        .bind(&k.hash)
-        .bind(ms(k.created_at))
-        .bind(k.revoked_at.map(ms))
-        .execute(&mut *w.tx)
+        let k = k.clone();
+        self.write(move |w| {
+            w.prepare_cached(
+                "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut st| {
+                st.execute((
+                    &k.id,
+                    &k.name,
+                    k.role.as_str(),
+                    &k.hash,
+                    ms(k.created_at),
+                    k.revoked_at.map(ms),
+                ))
+            })
+            .map_err(internal)?;
+            Ok(())
+        })
         .await
-        .map_err(internal)?;
-        w.commit().await
     }
 
     pub(crate) async fn list_keys_impl(&self) -> StoreResult<Vec<KeyRecord>> {
-        sqlx::query("SELECT * FROM api_keys ORDER BY created_ms DESC, id")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?
-            .iter()
-            .map(key_from_row)
-            .collect()
+        self.read(|c| {
+            c.prepare_cached("SELECT * FROM api_keys ORDER BY created_ms DESC, id")
+                .and_then(|mut st| st.query_map([], key_from_row)?.collect())
+                .map_err(internal)
+        })
+        .await
     }
 
     pub(crate) async fn find_key_impl(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
-        sqlx::query("SELECT * FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(internal)?
-            .as_ref()
-            .map(key_from_row)
-            .transpose()
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT * FROM api_keys WHERE id = ?")
+                .and_then(|mut st| st.query_row([id], key_from_row).optional())
+                .map_err(internal)
+        })
+        .await
     }
 
     pub(crate) async fn revoke_key_impl(&self, id: &str) -> StoreResult<bool> {
-        let mut w = self.begin().await?;
-        let n =
-            sqlx::query("UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?")
-                .bind(ms(Utc::now()))
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(internal)?
-                .rows_affected();
-        w.commit().await?;
+        let id = id.to_string();
+        let n = self
+            .write(move |w| {
+                w.prepare_cached(
+                    "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?",
+                )
+                .and_then(|mut st| st.execute((ms(Utc::now()), id)))
+                .map_err(internal)
+            })
+            .await?;
         Ok(n > 0)
     }
 
@@ -83,43 +84,46 @@ impl SqliteStore {
         &self,
         t: &SessionTokenRecord,
     ) -> StoreResult<()> {
-        let mut w = self.begin().await?;
-        // Expired tokens are useless; dropping them here keeps the table small.
-        sqlx::query("DELETE FROM session_tokens WHERE expires_ms < ?")
-            .bind(ms(Utc::now()))
-            .execute(&mut *w.tx)
-            .await
+        let t = t.clone();
+        self.write(move |w| {
+            // Expired tokens are useless; dropping them here keeps the table small.
+            w.prepare_cached("DELETE FROM session_tokens WHERE expires_ms < ?")
+                .and_then(|mut st| st.execute([ms(Utc::now())]))
+                .map_err(internal)?;
+            w.prepare_cached(
+                "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) VALUES (?, ?, ?, ?, ?)",
+            )
+            .and_then(|mut st| {
+                st.execute((&t.id, &t.hash, &t.run_id, &t.session_id, ms(t.expires_at)))
+            })
             .map_err(internal)?;
-        sqlx::query(
-            "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&t.id)
-        .bind(&t.hash)
-        .bind(&t.run_id)
-        .bind(&t.session_id)
-        .bind(ms(t.expires_at))
-        .execute(&mut *w.tx)
+            Ok(())
+        })
         .await
-        .map_err(internal)?;
-        w.commit().await
     }
 
     pub(crate) async fn find_session_token_impl(
         &self,
         id: &str,
     ) -> StoreResult<Option<SessionTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM session_tokens WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(internal)?;
-        Ok(row.map(|r| SessionTokenRecord {
-            id: r.get("id"),
-            hash: r.get("hash"),
-            run_id: r.get("run_id"),
-            session_id: r.get("session_id"),
-            expires_at: at(r.get("expires_ms")),
-        }))
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT * FROM session_tokens WHERE id = ?")
+                .and_then(|mut st| {
+                    st.query_row([id], |r| {
+                        Ok(SessionTokenRecord {
+                            id: r.get("id")?,
+                            hash: r.get("hash")?,
+                            run_id: r.get("run_id")?,
+                            session_id: r.get("session_id")?,
+                            expires_at: at(r.get("expires_ms")?),
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(internal)
+        })
+        .await
     }
 
     pub(crate) async fn bind_runner_key_impl(
@@ -127,25 +131,27 @@ impl SqliteStore {
         runner_id: &str,
         key_id: &str,
     ) -> StoreResult<()> {
-        let mut w = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO runner_keys(runner_id, key_id) VALUES (?, ?) \
-             ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
-        )
-        .bind(runner_id)
-        .bind(key_id)
-        .execute(&mut *w.tx)
+        let (runner_id, key_id) = (runner_id.to_string(), key_id.to_string());
+        self.write(move |w| {
+            w.prepare_cached(
+                "INSERT INTO runner_keys(runner_id, key_id) VALUES (?, ?) \
+                 ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
+            )
+            .and_then(|mut st| st.execute((runner_id, key_id)))
+            .map_err(internal)?;
+            Ok(())
+        })
         .await
-        .map_err(internal)?;
-        w.commit().await
     }
 
     pub(crate) async fn runner_key_impl(&self, runner_id: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT key_id FROM runner_keys WHERE runner_id = ?")
-            .bind(runner_id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(internal)
+        let runner_id = runner_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT key_id FROM runner_keys WHERE runner_id = ?")
+                .and_then(|mut st| st.query_row([runner_id], |r| r.get(0)).optional())
+                .map_err(internal)
+        })
+        .await
     }
 }
 

@@ -1,12 +1,13 @@
 //! aof-store-sqlite: the `Store` on an embedded SQLite file (WAL).
 //!
-//! One writer connection (`writer`, with group commit), several readers. Every mutation
-//! runs in a `WriteTx`: the state change and its feed items commit together, then the
-//! items are broadcast while the writer lock is still held, so live order equals cursor
-//! order.
+//! One writer connection on its own thread (`db`, with group commit), several readers
+//! (rusqlite; sqlx only runs the migrations). Every mutation is a job on the writer: the
+//! state change and its feed items commit together, then the items are broadcast in
+//! commit order, so live order equals cursor order.
 
 mod audit;
 mod callbacks;
+mod db;
 mod events;
 mod keys;
 mod leases;
@@ -16,14 +17,13 @@ mod runners;
 mod runs;
 mod sessions;
 mod store_impl;
-mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    ConnectOptions, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode},
+    ConnectOptions, Connection,
 };
 use tokio::sync::broadcast;
 
@@ -31,7 +31,7 @@ use aof_store::{StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 pub use aof_store::matching::satisfies;
-pub(crate) use writer::WriteTx;
+pub(crate) use db::Tx;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,19 +75,14 @@ impl Default for SqliteOptions {
 }
 
 pub struct SqliteStore {
-    /// Exactly one writer connection: SQLite has one writer anyway, and one connection
-    /// makes cursor order equal commit order. It also owns the feed broadcast.
-    writer: std::sync::Arc<writer::Writer>,
-    readers: SqlitePool,
-    /// Store → SSE subscribers. Written only under the writer lock.
+    /// Exactly one writer connection, on its own thread: SQLite has one writer anyway,
+    /// and one connection makes cursor order equal commit order. It also publishes the
+    /// feed broadcast, after each commit.
+    writer: db::Writer,
+    readers: db::Readers,
+    /// Store → SSE subscribers. Sent to only by the writer thread.
     feed_tx: broadcast::Sender<FeedItem>,
     opts: SqliteOptions,
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        self.writer.shut_down();
-    }
 }
 
 pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
@@ -95,10 +90,17 @@ pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
     // Disk full (13), read-only (8) and I/O errors (10): the write was refused whole
     // (SQLite rolls back); say so instead of a bare 500.
     let code = e
-        .downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
-        .and_then(|d| d.code())
-        .and_then(|c| c.parse::<i32>().ok())
+        .downcast_ref::<rusqlite::Error>()
+        .and_then(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+            _ => None,
+        })
+        .or_else(|| {
+            e.downcast_ref::<sqlx::Error>()
+                .and_then(|e| e.as_database_error())
+                .and_then(|d| d.code())
+                .and_then(|c| c.parse::<i32>().ok())
+        })
         .map(|c| c & 0xff);
     match code {
         Some(13) => StoreError::Storage {
@@ -117,6 +119,37 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Creates the file if needed and applies the migrations (sqlx's migrator, so files
+/// written by earlier versions keep their migration history).
+async fn migrate(path: &Path) -> StoreResult<()> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(internal)?;
+    // A new file gets incremental auto-vacuum (WAL mode already wrote its header, so
+    // the setting needs a VACUUM, instant while empty); `maintenance.rs` converts
+    // older files at their first purge.
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(internal)?;
+    if tables == 0 {
+        sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+            .execute(&mut conn)
+            .await
+            .map_err(internal)?;
+    }
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(internal)?;
+    conn.close().await.map_err(internal)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
@@ -128,91 +161,61 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let sync = match opts.durability {
-            Durability::Normal => SqliteSynchronous::Normal,
-            Durability::Full => SqliteSynchronous::Full,
-        };
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("foreign_keys", "OFF");
-        // The writer is a bare connection owned by `writer::Writer`, not a pool: the
-        // writer keeps it (and its open batch transaction) across requests.
-        let mut conn = base.connect().await.map_err(internal)?;
-        // A new file gets incremental auto-vacuum (WAL mode already wrote its header, so
-        // the setting needs a VACUUM, instant while empty); `maintenance.rs` converts
-        // older files at their first purge.
-        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
-            .fetch_one(&mut conn)
+        migrate(path).await?;
+        let (p, durability) = (path.to_path_buf(), opts.durability);
+        let conn = tokio::task::spawn_blocking(move || db::open_writer(&p, durability))
             .await
-            .map_err(internal)?;
-        if tables == 0 {
-            sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
-                .execute(&mut conn)
-                .await
-                .map_err(internal)?;
-        }
-        sqlx::migrate!("./migrations")
-            .run(&mut conn)
-            .await
-            .map_err(internal)?;
-        // No liveness ping per acquire: a local file connection does not go stale, and
-        // the ping is one more trip to sqlx's connection thread (measured: single-event
-        // ingest 1.45k → 3.1k/s when it went).
-        let readers = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true))
-            .await
-            .map_err(internal)?;
+            .map_err(internal)??;
         let (feed_tx, _) = broadcast::channel(opts.feed_capacity);
         Ok(SqliteStore {
-            writer: writer::Writer::new(conn, feed_tx.clone()),
-            readers,
+            writer: db::Writer::start(conn, feed_tx.clone())?,
+            readers: db::Readers::new(path, READERS),
             feed_tx,
             opts,
         })
     }
 
-    /// Starts a write job in the writer's (possibly shared) transaction.
-    pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
-        self.writer.begin(false).await
+    /// Runs `f` as one write job in the writer's (possibly shared) transaction; returns
+    /// once that transaction is committed. `f`'s error rolls back only its statements.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write(f).await
     }
 
-    /// A write job of at most one writing statement whose every error is fatal: it needs
-    /// no savepoint when it joins a batch (see `writer`).
-    pub(crate) async fn begin_single(&self) -> StoreResult<WriteTx<'_>> {
-        self.writer.begin(true).await
+    /// Runs `f` on a read-only connection (a consistent snapshot per statement, or per
+    /// transaction if `f` opens one).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.readers.read(f).await
     }
 
     /// `(journal_mode, synchronous)` as the writer connection sees them (0 off, 1 normal, 2 full).
     pub async fn pragmas(&self) -> StoreResult<(String, i64)> {
         self.writer
-            .with_conn(async |conn| {
-                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                    .fetch_one(&mut *conn)
-                    .await
+            .bare(|conn| {
+                let mode: String = conn
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                     .map_err(internal)?;
-                let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                    .fetch_one(&mut *conn)
-                    .await
+                let sync: i64 = conn
+                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
                     .map_err(internal)?;
                 Ok((mode, sync))
             })
             .await
     }
 
-    /// Commits anything batched and closes the readers; the writer connection closes
-    /// when the store is dropped.
+    /// Commits anything batched; the connections close when the store is dropped.
     pub async fn close(&self) {
-        let _ = self.writer.with_conn(async |_| Ok(())).await;
-        self.readers.close().await;
+        let _ = self.writer.bare(|_| Ok(())).await;
     }
 }
+
+/// Reader connections at most: two cores here, and reads are short.
+const READERS: usize = 4;
 
 /// Writes a consistent copy of the database at `db` to `out` (which must not exist),
 /// while a coordinator may be writing to it: `VACUUM INTO` reads one snapshot on a
@@ -230,42 +233,38 @@ pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
             db.display()
         )));
     }
-    let opts = SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await
-        .map_err(internal)?;
-    let res = sqlx::query("VACUUM INTO ?")
-        .bind(out.display().to_string())
-        .execute(&pool)
-        .await
-        .map_err(internal);
-    pool.close().await;
-    res.map(|_| ())
+    let (db, out) = (db.to_path_buf(), out.display().to_string());
+    tokio::task::spawn_blocking(move || {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(internal)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(internal)?;
+        conn.execute("VACUUM INTO ?1", [out]).map_err(internal)?;
+        Ok(())
+    })
+    .await
+    .map_err(internal)?
 }
 
-impl WriteTx<'_> {
+impl Tx<'_> {
     /// Appends a non-event feed item (session_created, session_updated, …).
-    pub async fn feed(
+    pub(crate) fn feed(
         &mut self,
         kind: &str,
         session_id: Option<&str>,
         data: serde_json::Value,
     ) -> StoreResult<i64> {
-        let text = data.to_string();
-        let cursor: i64 = sqlx::query_scalar(
-            "INSERT INTO feed(kind, session_id, data) VALUES (?, ?, ?) RETURNING cursor",
-        )
-        .bind(kind)
-        .bind(session_id)
-        .bind(&text)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(internal)?;
+        let cursor: i64 = self
+            .prepare_cached(
+                "INSERT INTO feed(kind, session_id, data) VALUES (?, ?, ?) RETURNING cursor",
+            )
+            .and_then(|mut st| {
+                st.query_row(rusqlite::params![kind, session_id, data.to_string()], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(internal)?;
         self.push_item(FeedItem {
             cursor,
             kind: kind.to_string(),

@@ -3,13 +3,13 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
+use rusqlite::{types::Type, Connection, OptionalExtension, Row};
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{RunRecord, StoreError, StoreResult};
 use aof_wire::{ExecutionMode, Run, RunType, Session};
 
-use crate::{internal, WriteTx};
+use crate::{internal, Tx};
 
 pub(crate) const SESSION_COLS: &str = "session_id, status, created_at, project_dir, agent_name, \
     last_resumed_at, parent_session_id, executor_session_id, executor_profile, hostname";
@@ -18,35 +18,44 @@ pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, par
     project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
     created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint, traceparent";
 
-pub(crate) fn session_from_row(r: &SqliteRow) -> Session {
-    Session {
-        session_id: r.get("session_id"),
-        status: r.get("status"),
-        created_at: r.get("created_at"),
-        project_dir: r.get("project_dir"),
-        agent_name: r.get("agent_name"),
-        last_resumed_at: r.get("last_resumed_at"),
-        parent_session_id: r.get("parent_session_id"),
-        executor_session_id: r.get("executor_session_id"),
-        executor_profile: r.get("executor_profile"),
-        hostname: r.get("hostname"),
-    }
+pub(crate) fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        session_id: r.get("session_id")?,
+        status: r.get("status")?,
+        created_at: r.get("created_at")?,
+        project_dir: r.get("project_dir")?,
+        agent_name: r.get("agent_name")?,
+        last_resumed_at: r.get("last_resumed_at")?,
+        parent_session_id: r.get("parent_session_id")?,
+        executor_session_id: r.get("executor_session_id")?,
+        executor_profile: r.get("executor_profile")?,
+        hostname: r.get("hostname")?,
+    })
 }
 
-fn json_col(r: &SqliteRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
-    let text: Option<String> = r.get(col);
-    text.map(|t| serde_json::from_str(&t).map_err(internal))
+/// A value stored in a column that does not parse (a JSON column, a status name).
+pub(crate) fn bad_column(
+    col: &str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, format!("column {col}: {e}").into())
+}
+
+pub(crate) fn json_col(r: &Row, col: &str) -> rusqlite::Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.get(col)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| bad_column(col, e)))
         .transpose()
 }
 
-pub(crate) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
-    let status_text: String = r.get("status");
-    let status = RunStatus::from_str(&status_text).map_err(|e| internal(anyhow::anyhow!(e)))?;
-    let run_type = match r.get::<String, _>("run_type").as_str() {
+pub(crate) fn run_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
+    let status_text: String = r.get("status")?;
+    let status = RunStatus::from_str(&status_text).map_err(|e| bad_column("status", e))?;
+    let run_type = match r.get::<_, String>("run_type")?.as_str() {
         "resume_session" => RunType::ResumeSession,
         _ => RunType::StartSession,
     };
-    let execution_mode = match r.get::<String, _>("execution_mode").as_str() {
+    let execution_mode = match r.get::<_, String>("execution_mode")?.as_str() {
         "async_poll" => ExecutionMode::AsyncPoll,
         "async_callback" => ExecutionMode::AsyncCallback,
         _ => ExecutionMode::Sync,
@@ -54,116 +63,100 @@ pub(crate) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
     let demands = json_col(r, "demands")?
         .map(serde_json::from_value)
         .transpose()
-        .map_err(internal)?;
-    let lease_ms: Option<i64> = r.get("lease_expires_ms");
+        .map_err(|e| bad_column("demands", e))?;
+    let lease_ms: Option<i64> = r.get("lease_expires_ms")?;
     Ok(RunRecord {
         run: Run {
-            run_id: r.get("run_id"),
+            run_id: r.get("run_id")?,
             run_type,
-            session_id: r.get("session_id"),
-            agent_name: r.get("agent_name"),
+            session_id: r.get("session_id")?,
+            agent_name: r.get("agent_name")?,
             parameters: json_col(r, "parameters")?.unwrap_or(serde_json::Value::Null),
-            project_dir: r.get("project_dir"),
-            parent_session_id: r.get("parent_session_id"),
+            project_dir: r.get("project_dir")?,
+            parent_session_id: r.get("parent_session_id")?,
             execution_mode,
             demands,
             status: status_text,
-            runner_id: r.get("runner_id"),
-            error: r.get("error"),
-            created_at: r.get("created_at"),
-            claimed_at: r.get("claimed_at"),
-            started_at: r.get("started_at"),
-            completed_at: r.get("completed_at"),
-            timeout_at: r.get("timeout_at"),
-            attempt: r.get("attempt"),
+            runner_id: r.get("runner_id")?,
+            error: r.get("error")?,
+            created_at: r.get("created_at")?,
+            claimed_at: r.get("claimed_at")?,
+            started_at: r.get("started_at")?,
+            completed_at: r.get("completed_at")?,
+            timeout_at: r.get("timeout_at")?,
+            attempt: r.get("attempt")?,
             scope: json_col(r, "scope")?,
             resolved_agent_blueprint: json_col(r, "blueprint")?,
             lease_token: None,
             session_token: None,
-            traceparent: r.get("traceparent"),
+            traceparent: r.get("traceparent")?,
         },
         status,
-        lease_token: r.get("lease_token"),
+        lease_token: r.get("lease_token")?,
         lease_expires_at: lease_ms.and_then(|m| Utc.timestamp_millis_opt(m).single()),
     })
 }
 
-pub(crate) async fn load_run(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-) -> StoreResult<Option<RunRecord>> {
-    let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?"))
-        .bind(run_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(internal)?;
-    row.as_ref().map(run_from_row).transpose()
+pub(crate) fn load_run(conn: &Connection, run_id: &str) -> StoreResult<Option<RunRecord>> {
+    conn.prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?"))
+        .and_then(|mut st| st.query_row([run_id], run_from_row).optional())
+        .map_err(internal)
 }
 
-pub(crate) async fn load_session(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-) -> StoreResult<Option<Session>> {
-    let row = sqlx::query(&format!(
+pub(crate) fn load_session(conn: &Connection, session_id: &str) -> StoreResult<Option<Session>> {
+    conn.prepare_cached(&format!(
         "SELECT {SESSION_COLS} FROM sessions WHERE session_id = ?"
     ))
-    .bind(session_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(internal)?;
-    Ok(row.as_ref().map(session_from_row))
+    .and_then(|mut st| st.query_row([session_id], session_from_row).optional())
+    .map_err(internal)
 }
 
 /// Sets a session's status and feeds `session_updated` with the new row.
-pub(crate) async fn set_session_status(
-    w: &mut WriteTx<'_>,
+pub(crate) fn set_session_status(
+    w: &mut Tx<'_>,
     session_id: &str,
     status: SessionStatus,
 ) -> StoreResult<Option<Session>> {
     // RETURNING gives the new row in the same statement; no row means unchanged or absent.
-    let changed = sqlx::query(&format!(
-        "UPDATE sessions SET status = ? WHERE session_id = ? AND status <> ? RETURNING {SESSION_COLS}"
-    ))
-    .bind(status.as_str())
-    .bind(session_id)
-    .bind(status.as_str())
-    .fetch_optional(&mut *w.tx)
-    .await
-    .map_err(internal)?;
+    let changed = w
+        .prepare_cached(&format!(
+            "UPDATE sessions SET status = ?1 WHERE session_id = ?2 AND status <> ?1 \
+             RETURNING {SESSION_COLS}"
+        ))
+        .and_then(|mut st| {
+            st.query_row((status.as_str(), session_id), session_from_row)
+                .optional()
+        })
+        .map_err(internal)?;
     match changed {
-        Some(row) => {
-            let s = session_from_row(&row);
-            crate::callbacks::record_if_callback(w, session_id, status).await?;
-            feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
+        Some(s) => {
+            crate::callbacks::record_if_callback(w, session_id, status)?;
+            feed_session(w, aof_wire::sse::SESSION_UPDATED, &s)?;
             Ok(Some(s))
         }
-        None => load_session(&mut w.tx, session_id).await,
+        None => load_session(w, session_id),
     }
 }
 
-pub(crate) async fn feed_session(w: &mut WriteTx<'_>, kind: &str, s: &Session) -> StoreResult<()> {
+pub(crate) fn feed_session(w: &mut Tx<'_>, kind: &str, s: &Session) -> StoreResult<()> {
     let data = serde_json::json!({ "session": s });
-    w.feed(kind, Some(&s.session_id), data).await?;
+    w.feed(kind, Some(&s.session_id), data)?;
     Ok(())
 }
 
 /// Persists a run status change with compare-and-set on the old status; zero rows = conflict.
-pub(crate) async fn cas_status(
-    w: &mut WriteTx<'_>,
+pub(crate) fn cas_status(
+    w: &mut Tx<'_>,
     run_id: &str,
     from: RunStatus,
     to: RunStatus,
     extra_sql: &str,
 ) -> StoreResult<()> {
-    let sql = format!("UPDATE runs SET status = ?{extra_sql} WHERE run_id = ? AND status = ?");
-    let n = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(run_id)
-        .bind(from.as_str())
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .rows_affected();
+    let sql = format!("UPDATE runs SET status = ?1{extra_sql} WHERE run_id = ?2 AND status = ?3");
+    let n = w
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.execute((to.as_str(), run_id, from.as_str())))
+        .map_err(internal)?;
     if n == 0 {
         return Err(StoreError::LeaseConflict(format!(
             "run {run_id} changed concurrently (expected {from})"

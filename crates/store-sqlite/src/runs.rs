@@ -3,9 +3,9 @@
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
 use aof_store::{NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer};
-use aof_wire::{event::types, sse, Event, Run, RunType};
+use aof_wire::{event::types, sse, Demands, Event, Run, RunType};
 use chrono::{Duration, Utc};
-use sqlx::Row;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{
     events::append_in_tx,
@@ -14,7 +14,7 @@ use crate::{
         self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
         SESSION_COLS,
     },
-    satisfies, SqliteStore, WriteTx,
+    satisfies, SqliteStore, Tx,
 };
 
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
@@ -22,31 +22,37 @@ pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 const CLAIM_PAGE: usize = 32;
 
 /// The oldest pending run `runner` can take, read a page at a time: usually the first
-/// matches, and a long queue must not be parsed whole per poll.
-async fn find_pending(
-    conn: &mut sqlx::SqliteConnection,
+/// matches, and a long queue must not be parsed whole per poll. Only the demands are read.
+fn find_pending(
+    conn: &Connection,
     runner: &aof_wire::runner::RunnerInfo,
 ) -> StoreResult<Option<String>> {
-    let mut after: i64 = 0;
-    loop {
-        let page = sqlx::query(&format!(
-            "SELECT rowid AS rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rowid > ? \
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT rowid, run_id, demands FROM runs WHERE status = 'pending' AND rowid > ? \
              ORDER BY rowid LIMIT {CLAIM_PAGE}"
         ))
-        .bind(after)
-        .fetch_all(&mut *conn)
-        .await
         .map_err(internal)?;
+    let mut after: i64 = 0;
+    loop {
+        let page: Vec<(i64, String, Option<String>)> = st
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(internal)?;
         let Some(last) = page.last() else {
             return Ok(None);
         };
-        after = last.get("rid");
-        if let Some(rec) = page
-            .iter()
-            .filter_map(|r| run_from_row(r).ok())
-            .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
-        {
-            return Ok(Some(rec.run.run_id));
+        after = last.0;
+        let found = page.iter().find(|(_, _, demands)| {
+            // A row whose demands do not parse is skipped, as before.
+            match demands.as_deref().map(serde_json::from_str::<Demands>) {
+                None => satisfies(runner, None),
+                Some(Ok(d)) => satisfies(runner, Some(&d)),
+                Some(Err(_)) => false,
+            }
+        });
+        if let Some((_, run_id, _)) = found {
+            return Ok(Some(run_id.clone()));
         }
         if page.len() < CLAIM_PAGE {
             return Ok(None);
@@ -60,109 +66,39 @@ pub(crate) fn illegal(e: aof_core::IllegalTransition) -> StoreError {
 
 impl SqliteStore {
     pub(crate) async fn create_run_impl(&self, new: NewRun) -> StoreResult<RunRecord> {
-        let now = Utc::now();
-        let mut w = self.begin().await?;
-        let created = match new.run_type {
-            RunType::StartSession => {
-                // RETURNING gives the new row; no row means the id is taken.
-                let row = sqlx::query(&format!(
-                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
-                     VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING \
-                     RETURNING {SESSION_COLS}"
-                ))
-                .bind(&new.session_id)
-                .bind(ts(now))
-                .bind(&new.project_dir)
-                .bind(&new.agent_name)
-                .bind(&new.parent_session_id)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?;
-                let Some(row) = row else {
-                    return Err(StoreError::SessionExists(new.session_id));
-                };
-                Some(rows::session_from_row(&row))
-            }
-            RunType::ResumeSession => {
-                if rows::load_session(&mut w.tx, &new.session_id)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::SessionNotFound(new.session_id));
-                }
-                None
-            }
-        };
-        if !new.deliver_callbacks.is_empty() {
-            // Before the insert: the new run must not count as the session's live run.
-            crate::callbacks::mark_delivered(
-                &mut w,
-                &new.session_id,
-                &new.run_id,
-                &new.deliver_callbacks,
-            )
-            .await?;
-        }
-        let demands = serde_json::to_string(&new.demands).map_err(internal)?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
-             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {RUN_COLS}"
-        ))
-        .bind(&new.run_id)
-        .bind(new.run_type.as_str())
-        .bind(&new.session_id)
-        .bind(&new.agent_name)
-        .bind(new.parameters.to_string())
-        .bind(&new.project_dir)
-        .bind(&new.parent_session_id)
-        .bind(new.execution_mode.as_str())
-        .bind(demands)
-        .bind(new.scope.as_ref().map(|s| s.to_string()))
-        .bind(ts(now))
-        .bind(new.timeout_at.map(ts))
-        .bind(new.timeout_at.map(ms))
-        .bind(new.blueprint.as_ref().map(|b| b.to_string()))
-        .bind(&new.traceparent)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let rec = run_from_row(&row)?;
-        if let Some(s) = created {
-            feed_session(&mut w, sse::SESSION_CREATED, &s).await?;
-        }
-        w.commit().await?;
-        Ok(rec)
+        self.write(move |w| create_run(w, new)).await
     }
 
     pub(crate) async fn get_run_impl(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
-        let mut conn = self.readers.acquire().await.map_err(internal)?;
-        load_run(&mut conn, run_id).await
+        let run_id = run_id.to_string();
+        self.read(move |c| load_run(c, &run_id)).await
     }
 
     pub(crate) async fn latest_run_impl(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
-        ))
-        .bind(session_id)
-        .fetch_optional(&self.readers)
+        let sid = session_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
+            ))
+            .and_then(|mut st| st.query_row([sid], run_from_row).optional())
+            .map_err(internal)
+        })
         .await
-        .map_err(internal)?;
-        row.as_ref().map(run_from_row).transpose()
     }
 
     pub(crate) async fn list_runs_impl(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
-        let sql = format!(
-            "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(status)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?;
-        rows.iter()
-            .map(|r| run_from_row(r).map(|rec| rec.run))
-            .collect()
+        let status = status.map(str::to_string);
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC"
+            ))
+            .and_then(|mut st| {
+                st.query_map([status], |r| run_from_row(r).map(|rec| rec.run))?
+                    .collect()
+            })
+            .map_err(internal)
+        })
+        .await
     }
 
     pub(crate) async fn claim_run_impl(
@@ -170,47 +106,13 @@ impl SqliteStore {
         runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
     ) -> StoreResult<Option<RunRecord>> {
-        // A cheap read outside the writer lock first: usually it finds the run.
-        let mut conn = self.readers.acquire().await.map_err(internal)?;
-        let Some(mut run_id) = find_pending(&mut conn, runner).await? else {
+        // A cheap read off the writer first: an idle poll takes no write slot.
+        let me = runner.clone();
+        let Some(run_id) = self.read(move |c| find_pending(c, &me)).await? else {
             return Ok(None);
         };
-        drop(conn);
-        let now = Utc::now();
-        let token = new_lease_token();
-        let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
-        let mut w = self.begin().await?;
-        loop {
-            let row = sqlx::query(&format!(
-                "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
-                 lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 \
-                 WHERE run_id = ? AND status = 'pending' RETURNING {RUN_COLS}"
-            ))
-            .bind(next.as_str())
-            .bind(&runner.runner_id)
-            .bind(ts(now))
-            .bind(&token)
-            .bind(ms(now + ttl))
-            .bind(&run_id)
-            .fetch_optional(&mut *w.tx)
-            .await
-            .map_err(internal)?;
-            if let Some(row) = row {
-                let mut rec = run_from_row(&row)?;
-                w.commit().await?;
-                rec.run.lease_token = rec.lease_token.clone();
-                return Ok(Some(rec));
-            }
-            // Taken meanwhile, perhaps by a claim in this very batch that the readers
-            // cannot see yet: look again on the writer, which sees it.
-            match find_pending(&mut w.tx, runner).await? {
-                Some(id) => run_id = id,
-                None => {
-                    w.commit().await?;
-                    return Ok(None);
-                }
-            }
-        }
+        let runner = runner.clone();
+        self.write(move |w| claim(w, &runner, run_id, ttl)).await
     }
 
     pub(crate) async fn report_impl(
@@ -219,352 +121,479 @@ impl SqliteStore {
         who: &Writer,
         report: RunReport,
     ) -> StoreResult<RunRecord> {
-        let mut w = self.begin().await?;
-        let rec = load_run(&mut w.tx, run_id).await?;
-        // A live run held by this runner proves the runner is registered (removing a
-        // runner fails its runs in the same transaction); only otherwise look it up.
-        let held = rec.as_ref().is_some_and(|r| {
-            r.run.runner_id.as_deref() == Some(who.runner_id.as_str()) && !r.status.is_terminal()
-        });
-        if !held {
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM runners WHERE runner_id = ?")
-                    .bind(&who.runner_id)
-                    .fetch_optional(&mut *w.tx)
-                    .await
-                    .map_err(internal)?;
-            if known.is_none() {
-                return Err(StoreError::RunnerNotRegistered);
-            }
-        }
-        let rec = rec.ok_or(StoreError::RunNotFound)?;
-        if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
-            return Err(StoreError::LeaseConflict(format!(
-                "Run {run_id} is not held by runner {}",
-                who.runner_id
-            )));
-        }
-        if let Some(token) = &who.lease_token {
-            if rec.lease_token.as_deref() != Some(token.as_str()) {
-                return Err(StoreError::LeaseConflict(format!(
-                    "Lease token for run {run_id} is stale"
-                )));
-            }
-        }
-        let (event, target) = match &report {
-            RunReport::Started => (RunEvent::Started, RunStatus::Running),
-            RunReport::Completed { .. } => (RunEvent::Completed, RunStatus::Completed),
-            RunReport::Failed { .. } => (RunEvent::Failed, RunStatus::Failed),
-            RunReport::Stopped { .. } => (RunEvent::Stopped, RunStatus::Stopped),
-            // Not terminal when requeued, so a retried release is refused (the run is
-            // no longer held) rather than answered as a repeat.
-            RunReport::Released { requeue } => {
-                let event = RunEvent::Released { requeue: *requeue };
-                let to = rec.status.on(event).unwrap_or(RunStatus::Pending);
-                (event, to)
-            }
-        };
-        // A retried report whose first copy was applied: answer the same, change nothing.
-        if rec.status == target && target.is_terminal() {
-            return Ok(rec);
-        }
-        // Resolved without this runner (lease expired, runner removed — which clears the
-        // token): its word is late. Resolved by this very lease: an illegal move.
-        let own_lease = who.lease_token.is_none() || rec.lease_token == who.lease_token;
-        if rec.status.is_terminal() && (rec.lease_token.is_none() || !own_lease) {
-            return Err(StoreError::LeaseConflict(format!(
-                "Run {run_id} is already {}; the lease is no longer held",
-                rec.status
-            )));
-        }
-        let next = rec.status.on(event).map_err(illegal)?;
-        let now = ts(Utc::now());
-        let sid = rec.run.session_id.clone();
-        // The run row as this report leaves it (each arm's UPDATE returns it).
-        let out: RunRecord;
-        match &report {
-            RunReport::Started => {
-                let row = sqlx::query(&format!(
-                    "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?) \
-                     WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
-                ))
-                .bind(next.as_str())
-                .bind(&now)
-                .bind(run_id)
-                .bind(rec.status.as_str())
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?;
-                let Some(row) = row else {
-                    return Err(StoreError::LeaseConflict(format!(
-                        "run {run_id} changed concurrently (expected {})",
-                        rec.status
-                    )));
-                };
-                out = run_from_row(&row)?;
-                if let Some(parent) = &rec.run.parent_session_id {
-                    sqlx::query("UPDATE sessions SET parent_session_id = ? WHERE session_id = ?")
-                        .bind(parent)
-                        .bind(&sid)
-                        .execute(&mut *w.tx)
-                        .await
-                        .map_err(internal)?;
-                }
-                if rec.status != RunStatus::Running {
-                    append_in_tx(
-                        &mut w,
-                        &sid,
-                        Event::new(types::RUN_START, &sid),
-                        Some(run_id),
-                        None,
-                    )
-                    .await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Running).await?;
-                }
-            }
-            RunReport::Completed { session_status } => {
-                out = self.finish(&mut w, &rec, next, None).await?;
-                let ev = Event {
-                    exit_code: Some(0),
-                    reason: Some("completed".into()),
-                    ..Event::new(types::RUN_COMPLETED, &sid)
-                };
-                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
-                // Session status last: a follower that stops at it has seen every event.
-                let st = session_status.unwrap_or(SessionStatus::Finished);
-                set_session_status(&mut w, &sid, st).await?;
-            }
-            RunReport::Failed { error } => {
-                out = self.finish(&mut w, &rec, next, Some(error)).await?;
-                let ev = Event {
-                    error: Some(error.clone()),
-                    reason: Some("failed".into()),
-                    ..Event::new(types::RUN_FAILED, &sid)
-                };
-                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
-                feed_run_failed(&mut w, run_id, &sid, error).await?;
-                set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
-            }
-            RunReport::Stopped { signal } => {
-                out = self.finish(&mut w, &rec, next, None).await?;
-                let ev = Event {
-                    reason: Some(signal.clone()),
-                    ..Event::new(types::RUN_STOPPED, &sid)
-                };
-                append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
-                set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
-            }
-            RunReport::Released { .. } => {
-                out = self.release(&mut w, &rec, next, &who.runner_id).await?;
-            }
-        }
-        w.commit().await?;
-        Ok(out)
-    }
-
-    /// A run handed back by its draining runner: requeued like an expired lease (the
-    /// next claim is attempt n+1), or failed when policy forbids a retry, or stopped
-    /// when a stop was already asked for.
-    async fn release(
-        &self,
-        w: &mut WriteTx<'_>,
-        rec: &RunRecord,
-        next: RunStatus,
-        runner_id: &str,
-    ) -> StoreResult<RunRecord> {
-        let run_id = rec.run.run_id.as_str();
-        let sid = rec.run.session_id.as_str();
-        match next {
-            RunStatus::Pending => {
-                cas_status(
-                    w,
-                    run_id,
-                    rec.status,
-                    next,
-                    ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-                )
-                .await?;
-                set_session_status(w, sid, SessionStatus::Pending).await?;
-                load_run(&mut w.tx, run_id)
-                    .await?
-                    .ok_or(StoreError::RunNotFound)
-            }
-            RunStatus::Stopped => {
-                let out = self.finish_with(w, rec, next, None, true).await?;
-                let ev = Event {
-                    reason: Some("released".into()),
-                    ..Event::new(types::RUN_STOPPED, sid)
-                };
-                append_in_tx(w, sid, ev, Some(run_id), None).await?;
-                set_session_status(w, sid, SessionStatus::Stopped).await?;
-                Ok(out)
-            }
-            _ => {
-                let error = format!(
-                    "Handed back unfinished by runner {runner_id} (shutting down); \
-                     RUN_RECOVERY_MODE=none does not retry it"
-                );
-                let out = self.finish_with(w, rec, next, Some(&error), true).await?;
-                let ev = Event {
-                    error: Some(error.clone()),
-                    reason: Some("failed".into()),
-                    ..Event::new(types::RUN_FAILED, sid)
-                };
-                append_in_tx(w, sid, ev, Some(run_id), None).await?;
-                feed_run_failed(w, run_id, sid, &error).await?;
-                set_session_status(w, sid, SessionStatus::Failed).await?;
-                Ok(out)
-            }
-        }
-    }
-
-    /// Moves a run to a terminal state. The lease token stays so retried reports match.
-    pub(crate) async fn finish(
-        &self,
-        w: &mut WriteTx<'_>,
-        rec: &RunRecord,
-        next: RunStatus,
-        error: Option<&str>,
-    ) -> StoreResult<RunRecord> {
-        self.finish_with(w, rec, next, error, false).await
-    }
-
-    /// `revoke`: the coordinator resolved the run without its runner, so the lease
-    /// token is cleared and later writes with it are refused as stale.
-    pub(crate) async fn finish_with(
-        &self,
-        w: &mut WriteTx<'_>,
-        rec: &RunRecord,
-        next: RunStatus,
-        error: Option<&str>,
-        revoke: bool,
-    ) -> StoreResult<RunRecord> {
-        let row = sqlx::query(&format!(
-            "UPDATE runs SET status = ?, completed_at = ?, error = COALESCE(?, error), \
-             lease_expires_ms = NULL, lease_token = CASE WHEN ? THEN NULL ELSE lease_token END \
-             WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
-        ))
-        .bind(next.as_str())
-        .bind(ts(Utc::now()))
-        .bind(error)
-        .bind(revoke)
-        .bind(&rec.run.run_id)
-        .bind(rec.status.as_str())
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| StoreError::LeaseConflict("run changed concurrently".into()))?;
-        run_from_row(&row)
+        let (run_id, who) = (run_id.to_string(), who.clone());
+        self.write(move |w| report_run(w, &run_id, &who, report))
+            .await
     }
 
     pub(crate) async fn stop_run_impl(&self, run_id: &str) -> StoreResult<StopOutcome> {
-        let mut w = self.begin().await?;
-        let rec = load_run(&mut w.tx, run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
-        let out = stop_in_tx(&mut w, &rec).await?;
-        w.commit().await?;
-        Ok(out)
+        let run_id = run_id.to_string();
+        self.write(move |w| {
+            let rec = load_run(w, &run_id)?.ok_or(StoreError::RunNotFound)?;
+            stop_in_tx(w, &rec)
+        })
+        .await
     }
 
     pub(crate) async fn stop_session_impl(&self, session_id: &str) -> StoreResult<StopOutcome> {
-        let mut w = self.begin().await?;
-        let session = rows::load_session(&mut w.tx, session_id)
-            .await?
-            .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-        let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
-            ok: true,
-            session_id: session_id.to_string(),
-            run_id,
-            status: status.to_string(),
-            message: Some(message),
-        };
-        match session.status.as_str() {
-            "stopping" => {
-                return Ok(outcome(
-                    "stopping",
-                    None,
-                    "Session is already being stopped".into(),
-                ))
-            }
-            s @ ("stopped" | "finished" | "failed") => {
-                return Ok(outcome(s, None, format!("Session already {s}")))
-            }
-            _ => {}
-        }
-        let row = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE session_id = ? \
-             ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rowid DESC LIMIT 1"
-        ))
-        .bind(session_id)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let out = match row.as_ref().map(run_from_row).transpose()? {
-            None => {
-                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
-                outcome(
-                    "stopped",
-                    None,
-                    "No active run found - session marked as stopped".into(),
-                )
-            }
-            Some(rec) if rec.status.is_terminal() => {
-                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
-                outcome(
-                    "stopped",
-                    Some(rec.run.run_id.clone()),
-                    format!(
-                        "Run already in {} state - session marked as stopped",
-                        rec.status
-                    ),
-                )
-            }
-            Some(rec) => stop_in_tx(&mut w, &rec).await?,
-        };
-        w.commit().await?;
-        Ok(out)
+        let sid = session_id.to_string();
+        self.write(move |w| stop_session(w, &sid)).await
     }
 
     pub(crate) async fn take_stops_impl(&self, runner_id: &str) -> StoreResult<Vec<String>> {
-        // Read first so the common case (nothing to stop) takes no write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM runs WHERE runner_id = ? AND status = 'stopping' AND stop_delivered = 0 LIMIT 1",
-        )
-        .bind(runner_id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(internal)?;
-        if any.is_none() {
+        // Read first so the common case (nothing to stop) takes no write slot.
+        let rid = runner_id.to_string();
+        let any = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT 1 FROM runs WHERE runner_id = ? AND status = 'stopping' \
+                     AND stop_delivered = 0 LIMIT 1",
+                )
+                .and_then(|mut st| st.exists([rid]))
+                .map_err(internal)
+            })
+            .await?;
+        if !any {
             return Ok(Vec::new());
         }
-        let mut w = self.begin().await?;
-        let sessions: Vec<String> = sqlx::query_scalar(
-            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND status = 'stopping' \
-             AND stop_delivered = 0 RETURNING session_id",
-        )
-        .bind(runner_id)
-        .fetch_all(&mut *w.tx)
+        let rid = runner_id.to_string();
+        self.write(move |w| {
+            w.prepare_cached(
+                "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND status = 'stopping' \
+                 AND stop_delivered = 0 RETURNING session_id",
+            )
+            .and_then(|mut st| st.query_map([rid], |r| r.get(0))?.collect())
+            .map_err(internal)
+        })
         .await
-        .map_err(internal)?;
-        w.commit().await?;
-        Ok(sessions)
     }
 }
 
-pub(crate) async fn feed_run_failed(
-    w: &mut WriteTx<'_>,
+fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
+    let now = Utc::now();
+    let created = match new.run_type {
+        RunType::StartSession => {
+            // RETURNING gives the new row; no row means the id is taken.
+            let row = w
+                .prepare_cached(&format!(
+                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
+                     VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING \
+                     RETURNING {SESSION_COLS}"
+                ))
+                .and_then(|mut st| {
+                    st.query_row(
+                        (
+                            &new.session_id,
+                            ts(now),
+                            &new.project_dir,
+                            &new.agent_name,
+                            &new.parent_session_id,
+                        ),
+                        rows::session_from_row,
+                    )
+                    .optional()
+                })
+                .map_err(internal)?;
+            let Some(session) = row else {
+                return Err(StoreError::SessionExists(new.session_id));
+            };
+            Some(session)
+        }
+        RunType::ResumeSession => {
+            if rows::load_session(w, &new.session_id)?.is_none() {
+                return Err(StoreError::SessionNotFound(new.session_id));
+            }
+            None
+        }
+    };
+    if !new.deliver_callbacks.is_empty() {
+        // Before the insert: the new run must not count as the session's live run.
+        crate::callbacks::mark_delivered(w, &new.session_id, &new.run_id, &new.deliver_callbacks)?;
+    }
+    let demands = serde_json::to_string(&new.demands).map_err(internal)?;
+    let rec = w
+        .prepare_cached(&format!(
+            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
+             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
+             blueprint, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {RUN_COLS}"
+        ))
+        .and_then(|mut st| {
+            st.query_row(
+                rusqlite::params![
+                    new.run_id,
+                    new.run_type.as_str(),
+                    new.session_id,
+                    new.agent_name,
+                    new.parameters.to_string(),
+                    new.project_dir,
+                    new.parent_session_id,
+                    new.execution_mode.as_str(),
+                    demands,
+                    new.scope.as_ref().map(|s| s.to_string()),
+                    ts(now),
+                    new.timeout_at.map(ts),
+                    new.timeout_at.map(ms),
+                    new.blueprint.as_ref().map(|b| b.to_string()),
+                    new.traceparent,
+                ],
+                run_from_row,
+            )
+        })
+        .map_err(internal)?;
+    if let Some(s) = created {
+        feed_session(w, sse::SESSION_CREATED, &s)?;
+    }
+    Ok(rec)
+}
+
+/// Claims `run_id` for `runner`, or the next pending run it can take if that one went
+/// meanwhile (perhaps to a claim earlier in this very batch, which readers cannot see).
+fn claim(
+    w: &mut Tx<'_>,
+    runner: &aof_wire::runner::RunnerInfo,
+    mut run_id: String,
+    ttl: Duration,
+) -> StoreResult<Option<RunRecord>> {
+    let now = Utc::now();
+    let token = new_lease_token();
+    let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
+    loop {
+        let claimed = w
+            .prepare_cached(&format!(
+                "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
+                 lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 \
+                 WHERE run_id = ? AND status = 'pending' RETURNING {RUN_COLS}"
+            ))
+            .and_then(|mut st| {
+                st.query_row(
+                    (
+                        next.as_str(),
+                        &runner.runner_id,
+                        ts(now),
+                        &token,
+                        ms(now + ttl),
+                        &run_id,
+                    ),
+                    run_from_row,
+                )
+                .optional()
+            })
+            .map_err(internal)?;
+        if let Some(mut rec) = claimed {
+            rec.run.lease_token = rec.lease_token.clone();
+            return Ok(Some(rec));
+        }
+        match find_pending(w, runner)? {
+            Some(id) => run_id = id,
+            None => return Ok(None),
+        }
+    }
+}
+
+fn report_run(
+    w: &mut Tx<'_>,
+    run_id: &str,
+    who: &Writer,
+    report: RunReport,
+) -> StoreResult<RunRecord> {
+    let rec = load_run(w, run_id)?;
+    // A live run held by this runner proves the runner is registered (removing a
+    // runner fails its runs in the same transaction); only otherwise look it up.
+    let held = rec.as_ref().is_some_and(|r| {
+        r.run.runner_id.as_deref() == Some(who.runner_id.as_str()) && !r.status.is_terminal()
+    });
+    if !held {
+        let known = w
+            .prepare_cached("SELECT 1 FROM runners WHERE runner_id = ?")
+            .and_then(|mut st| st.exists([&who.runner_id]))
+            .map_err(internal)?;
+        if !known {
+            return Err(StoreError::RunnerNotRegistered);
+        }
+    }
+    let rec = rec.ok_or(StoreError::RunNotFound)?;
+    if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
+        return Err(StoreError::LeaseConflict(format!(
+            "Run {run_id} is not held by runner {}",
+            who.runner_id
+        )));
+    }
+    if let Some(token) = &who.lease_token {
+        if rec.lease_token.as_deref() != Some(token.as_str()) {
+            return Err(StoreError::LeaseConflict(format!(
+                "Lease token for run {run_id} is stale"
+            )));
+        }
+    }
+    let (event, target) = match &report {
+        RunReport::Started => (RunEvent::Started, RunStatus::Running),
+        RunReport::Completed { .. } => (RunEvent::Completed, RunStatus::Completed),
+        RunReport::Failed { .. } => (RunEvent::Failed, RunStatus::Failed),
+        RunReport::Stopped { .. } => (RunEvent::Stopped, RunStatus::Stopped),
+        // Not terminal when requeued, so a retried release is refused (the run is
+        // no longer held) rather than answered as a repeat.
+        RunReport::Released { requeue } => {
+            let event = RunEvent::Released { requeue: *requeue };
+            let to = rec.status.on(event).unwrap_or(RunStatus::Pending);
+            (event, to)
+        }
+    };
+    // A retried report whose first copy was applied: answer the same, change nothing.
+    if rec.status == target && target.is_terminal() {
+        return Ok(rec);
+    }
+    // Resolved without this runner (lease expired, runner removed — which clears the
+    // token): its word is late. Resolved by this very lease: an illegal move.
+    let own_lease = who.lease_token.is_none() || rec.lease_token == who.lease_token;
+    if rec.status.is_terminal() && (rec.lease_token.is_none() || !own_lease) {
+        return Err(StoreError::LeaseConflict(format!(
+            "Run {run_id} is already {}; the lease is no longer held",
+            rec.status
+        )));
+    }
+    let next = rec.status.on(event).map_err(illegal)?;
+    let now = ts(Utc::now());
+    let sid = rec.run.session_id.clone();
+    // The run row as this report leaves it (each arm's UPDATE returns it).
+    let out: RunRecord;
+    match &report {
+        RunReport::Started => {
+            let row = w
+                .prepare_cached(&format!(
+                    "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?) \
+                     WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
+                ))
+                .and_then(|mut st| {
+                    st.query_row(
+                        (next.as_str(), &now, run_id, rec.status.as_str()),
+                        run_from_row,
+                    )
+                    .optional()
+                })
+                .map_err(internal)?;
+            let Some(row) = row else {
+                return Err(StoreError::LeaseConflict(format!(
+                    "run {run_id} changed concurrently (expected {})",
+                    rec.status
+                )));
+            };
+            out = row;
+            if let Some(parent) = &rec.run.parent_session_id {
+                w.prepare_cached("UPDATE sessions SET parent_session_id = ? WHERE session_id = ?")
+                    .and_then(|mut st| st.execute((parent, &sid)))
+                    .map_err(internal)?;
+            }
+            if rec.status != RunStatus::Running {
+                append_in_tx(
+                    w,
+                    &sid,
+                    Event::new(types::RUN_START, &sid),
+                    Some(run_id),
+                    None,
+                )?;
+                set_session_status(w, &sid, SessionStatus::Running)?;
+            }
+        }
+        RunReport::Completed { session_status } => {
+            out = finish(w, &rec, next, None)?;
+            let ev = Event {
+                exit_code: Some(0),
+                reason: Some("completed".into()),
+                ..Event::new(types::RUN_COMPLETED, &sid)
+            };
+            append_in_tx(w, &sid, ev, Some(run_id), None)?;
+            // Session status last: a follower that stops at it has seen every event.
+            let st = session_status.unwrap_or(SessionStatus::Finished);
+            set_session_status(w, &sid, st)?;
+        }
+        RunReport::Failed { error } => {
+            out = finish(w, &rec, next, Some(error))?;
+            let ev = Event {
+                error: Some(error.clone()),
+                reason: Some("failed".into()),
+                ..Event::new(types::RUN_FAILED, &sid)
+            };
+            append_in_tx(w, &sid, ev, Some(run_id), None)?;
+            feed_run_failed(w, run_id, &sid, error)?;
+            set_session_status(w, &sid, SessionStatus::Failed)?;
+        }
+        RunReport::Stopped { signal } => {
+            out = finish(w, &rec, next, None)?;
+            let ev = Event {
+                reason: Some(signal.clone()),
+                ..Event::new(types::RUN_STOPPED, &sid)
+            };
+            append_in_tx(w, &sid, ev, Some(run_id), None)?;
+            set_session_status(w, &sid, SessionStatus::Stopped)?;
+        }
+        RunReport::Released { .. } => {
+            out = release(w, &rec, next, &who.runner_id)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A run handed back by its draining runner: requeued like an expired lease (the
+/// next claim is attempt n+1), or failed when policy forbids a retry, or stopped
+/// when a stop was already asked for.
+fn release(
+    w: &mut Tx<'_>,
+    rec: &RunRecord,
+    next: RunStatus,
+    runner_id: &str,
+) -> StoreResult<RunRecord> {
+    let run_id = rec.run.run_id.as_str();
+    let sid = rec.run.session_id.as_str();
+    match next {
+        RunStatus::Pending => {
+            cas_status(
+                w,
+                run_id,
+                rec.status,
+                next,
+                ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
+            )?;
+            set_session_status(w, sid, SessionStatus::Pending)?;
+            load_run(w, run_id)?.ok_or(StoreError::RunNotFound)
+        }
+        RunStatus::Stopped => {
+            let out = finish_with(w, rec, next, None, true)?;
+            let ev = Event {
+                reason: Some("released".into()),
+                ..Event::new(types::RUN_STOPPED, sid)
+            };
+            append_in_tx(w, sid, ev, Some(run_id), None)?;
+            set_session_status(w, sid, SessionStatus::Stopped)?;
+            Ok(out)
+        }
+        _ => {
+            let error = format!(
+                "Handed back unfinished by runner {runner_id} (shutting down); \
+                 RUN_RECOVERY_MODE=none does not retry it"
+            );
+            let out = finish_with(w, rec, next, Some(&error), true)?;
+            let ev = Event {
+                error: Some(error.clone()),
+                reason: Some("failed".into()),
+                ..Event::new(types::RUN_FAILED, sid)
+            };
+            append_in_tx(w, sid, ev, Some(run_id), None)?;
+            feed_run_failed(w, run_id, sid, &error)?;
+            set_session_status(w, sid, SessionStatus::Failed)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Moves a run to a terminal state. The lease token stays so retried reports match.
+pub(crate) fn finish(
+    w: &mut Tx<'_>,
+    rec: &RunRecord,
+    next: RunStatus,
+    error: Option<&str>,
+) -> StoreResult<RunRecord> {
+    finish_with(w, rec, next, error, false)
+}
+
+/// `revoke`: the coordinator resolved the run without its runner, so the lease
+/// token is cleared and later writes with it are refused as stale.
+pub(crate) fn finish_with(
+    w: &mut Tx<'_>,
+    rec: &RunRecord,
+    next: RunStatus,
+    error: Option<&str>,
+    revoke: bool,
+) -> StoreResult<RunRecord> {
+    w.prepare_cached(&format!(
+        "UPDATE runs SET status = ?, completed_at = ?, error = COALESCE(?, error), \
+         lease_expires_ms = NULL, lease_token = CASE WHEN ? THEN NULL ELSE lease_token END \
+         WHERE run_id = ? AND status = ? RETURNING {RUN_COLS}"
+    ))
+    .and_then(|mut st| {
+        st.query_row(
+            (
+                next.as_str(),
+                ts(Utc::now()),
+                error,
+                revoke,
+                &rec.run.run_id,
+                rec.status.as_str(),
+            ),
+            run_from_row,
+        )
+        .optional()
+    })
+    .map_err(internal)?
+    .ok_or_else(|| StoreError::LeaseConflict("run changed concurrently".into()))
+}
+
+fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
+    let session = rows::load_session(w, session_id)?
+        .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
+        ok: true,
+        session_id: session_id.to_string(),
+        run_id,
+        status: status.to_string(),
+        message: Some(message),
+    };
+    match session.status.as_str() {
+        "stopping" => {
+            return Ok(outcome(
+                "stopping",
+                None,
+                "Session is already being stopped".into(),
+            ))
+        }
+        s @ ("stopped" | "finished" | "failed") => {
+            return Ok(outcome(s, None, format!("Session already {s}")))
+        }
+        _ => {}
+    }
+    let latest = w
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = ? \
+             ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rowid DESC LIMIT 1"
+        ))
+        .and_then(|mut st| st.query_row([session_id], run_from_row).optional())
+        .map_err(internal)?;
+    match latest {
+        None => {
+            set_session_status(w, session_id, SessionStatus::Stopped)?;
+            Ok(outcome(
+                "stopped",
+                None,
+                "No active run found - session marked as stopped".into(),
+            ))
+        }
+        Some(rec) if rec.status.is_terminal() => {
+            set_session_status(w, session_id, SessionStatus::Stopped)?;
+            Ok(outcome(
+                "stopped",
+                Some(rec.run.run_id.clone()),
+                format!(
+                    "Run already in {} state - session marked as stopped",
+                    rec.status
+                ),
+            ))
+        }
+        Some(rec) => stop_in_tx(w, &rec),
+    }
+}
+
+pub(crate) fn feed_run_failed(
+    w: &mut Tx<'_>,
     run_id: &str,
     session_id: &str,
     error: &str,
 ) -> StoreResult<()> {
     let data = serde_json::json!({"run_id": run_id, "error": error, "session_id": session_id});
-    w.feed(sse::RUN_FAILED, Some(session_id), data).await?;
+    w.feed(sse::RUN_FAILED, Some(session_id), data)?;
     Ok(())
 }
 
 /// The reference's stop rules for one run.
-pub(crate) async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
+pub(crate) fn stop_in_tx(w: &mut Tx<'_>, rec: &RunRecord) -> StoreResult<StopOutcome> {
     let run_id = rec.run.run_id.clone();
     let sid = rec.run.session_id.clone();
     let base = |status: &str, message: Option<&str>| StopOutcome {
@@ -577,14 +606,11 @@ pub(crate) async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreRes
     match rec.status {
         RunStatus::Pending => {
             let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
-            cas_status(w, &run_id, rec.status, next, "").await?;
-            sqlx::query("UPDATE runs SET completed_at = ? WHERE run_id = ?")
-                .bind(ts(Utc::now()))
-                .bind(&run_id)
-                .execute(&mut *w.tx)
-                .await
+            cas_status(w, &run_id, rec.status, next, "")?;
+            w.prepare_cached("UPDATE runs SET completed_at = ? WHERE run_id = ?")
+                .and_then(|mut st| st.execute((ts(Utc::now()), &run_id)))
                 .map_err(internal)?;
-            set_session_status(w, &sid, SessionStatus::Stopped).await?;
+            set_session_status(w, &sid, SessionStatus::Stopped)?;
             Ok(base("stopped", Some("Run cancelled before execution")))
         }
         RunStatus::Stopping => Ok(base("stopping", None)),
@@ -593,8 +619,8 @@ pub(crate) async fn stop_in_tx(w: &mut WriteTx<'_>, rec: &RunRecord) -> StoreRes
                 return Err(StoreError::Illegal("Run not claimed by any runner".into()));
             }
             let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
-            cas_status(w, &run_id, rec.status, next, ", stop_delivered = 0").await?;
-            set_session_status(w, &sid, SessionStatus::Stopping).await?;
+            cas_status(w, &run_id, rec.status, next, ", stop_delivered = 0")?;
+            set_session_status(w, &sid, SessionStatus::Stopping)?;
             Ok(base("stopping", None))
         }
         st => Err(StoreError::Illegal(format!(

@@ -1,6 +1,6 @@
 //! Sessions: reads, bind/metadata updates, runner-reported status, delete.
 
-use sqlx::Row;
+use rusqlite::OptionalExtension;
 
 use aof_core::SessionStatus;
 use aof_store::{DeleteOutcome, StoreError, StoreResult};
@@ -19,18 +19,19 @@ use crate::{
 
 impl SqliteStore {
     pub(crate) async fn get_session_impl(&self, id: &str) -> StoreResult<Option<Session>> {
-        let mut conn = self.readers.acquire().await.map_err(internal)?;
-        load_session(&mut conn, id).await
+        let id = id.to_string();
+        self.read(move |c| load_session(c, &id)).await
     }
 
     pub(crate) async fn list_sessions_impl(&self) -> StoreResult<Vec<Session>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLS} FROM sessions ORDER BY created_at DESC, rowid DESC"
-        ))
-        .fetch_all(&self.readers)
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLS} FROM sessions ORDER BY created_at DESC, rowid DESC"
+            ))
+            .and_then(|mut st| st.query_map([], session_from_row)?.collect())
+            .map_err(internal)
+        })
         .await
-        .map_err(internal)?;
-        Ok(rows.iter().map(session_from_row).collect())
     }
 
     pub(crate) async fn affinity_impl(&self, id: &str) -> StoreResult<Option<Affinity>> {
@@ -48,44 +49,46 @@ impl SqliteStore {
         req: &BindRequest,
         lease_token: Option<&str>,
     ) -> StoreResult<Session> {
-        let mut w = self.begin().await?;
-        if load_session(&mut w.tx, id).await?.is_none() {
-            return Err(StoreError::SessionNotFound(id.to_string()));
-        }
-        if let Some(token) = lease_token {
-            let held: Option<String> = sqlx::query_scalar(
-                "SELECT run_id FROM runs WHERE session_id = ? AND lease_token = ? \
-                 AND status IN ('claimed','running','stopping')",
-            )
-            .bind(id)
-            .bind(token)
-            .fetch_optional(&mut *w.tx)
-            .await
-            .map_err(internal)?;
-            if held.is_none() {
-                return Err(StoreError::LeaseConflict(format!(
-                    "lease for session {id} is no longer held"
-                )));
+        let (id, req, lease_token) = (id.to_string(), req.clone(), lease_token.map(str::to_string));
+        self.write(move |w| {
+            let id = id.as_str();
+            if load_session(w, id)?.is_none() {
+                return Err(StoreError::SessionNotFound(id.to_string()));
             }
-        }
-        sqlx::query(
-            "UPDATE sessions SET executor_session_id = ?, hostname = ?, executor_profile = ?, \
-             project_dir = COALESCE(?, project_dir), status = 'running' WHERE session_id = ?",
-        )
-        .bind(&req.executor_session_id)
-        .bind(&req.hostname)
-        .bind(&req.executor_profile)
-        .bind(&req.project_dir)
-        .bind(id)
-        .execute(&mut *w.tx)
+            if let Some(token) = &lease_token {
+                let held: Option<String> = w
+                    .prepare_cached(
+                        "SELECT run_id FROM runs WHERE session_id = ? AND lease_token = ? \
+                         AND status IN ('claimed','running','stopping')",
+                    )
+                    .and_then(|mut st| st.query_row((id, token), |r| r.get(0)).optional())
+                    .map_err(internal)?;
+                if held.is_none() {
+                    return Err(StoreError::LeaseConflict(format!(
+                        "lease for session {id} is no longer held"
+                    )));
+                }
+            }
+            w.prepare_cached(
+                "UPDATE sessions SET executor_session_id = ?, hostname = ?, executor_profile = ?, \
+                 project_dir = COALESCE(?, project_dir), status = 'running' WHERE session_id = ?",
+            )
+            .and_then(|mut st| {
+                st.execute((
+                    &req.executor_session_id,
+                    &req.hostname,
+                    &req.executor_profile,
+                    &req.project_dir,
+                    id,
+                ))
+            })
+            .map_err(internal)?;
+            let s =
+                load_session(w, id)?.ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
+            feed_session(w, sse::SESSION_UPDATED, &s)?;
+            Ok(s)
+        })
         .await
-        .map_err(internal)?;
-        let s = load_session(&mut w.tx, id)
-            .await?
-            .ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
-        feed_session(&mut w, sse::SESSION_UPDATED, &s).await?;
-        w.commit().await?;
-        Ok(s)
     }
 
     pub(crate) async fn patch_metadata_impl(
@@ -93,31 +96,35 @@ impl SqliteStore {
         id: &str,
         p: &MetadataPatch,
     ) -> StoreResult<Session> {
-        let mut w = self.begin().await?;
-        if load_session(&mut w.tx, id).await?.is_none() {
-            return Err(StoreError::SessionNotFound(id.to_string()));
-        }
-        sqlx::query(
-            "UPDATE sessions SET project_dir = COALESCE(?, project_dir), agent_name = COALESCE(?, agent_name), \
-             last_resumed_at = COALESCE(?, last_resumed_at), executor_session_id = COALESCE(?, executor_session_id), \
-             executor_profile = COALESCE(?, executor_profile), hostname = COALESCE(?, hostname) WHERE session_id = ?",
-        )
-        .bind(&p.project_dir)
-        .bind(&p.agent_name)
-        .bind(&p.last_resumed_at)
-        .bind(&p.executor_session_id)
-        .bind(&p.executor_profile)
-        .bind(&p.hostname)
-        .bind(id)
-        .execute(&mut *w.tx)
+        let (id, p) = (id.to_string(), p.clone());
+        self.write(move |w| {
+            let id = id.as_str();
+            if load_session(w, id)?.is_none() {
+                return Err(StoreError::SessionNotFound(id.to_string()));
+            }
+            w.prepare_cached(
+                "UPDATE sessions SET project_dir = COALESCE(?, project_dir), agent_name = COALESCE(?, agent_name), \
+                 last_resumed_at = COALESCE(?, last_resumed_at), executor_session_id = COALESCE(?, executor_session_id), \
+                 executor_profile = COALESCE(?, executor_profile), hostname = COALESCE(?, hostname) WHERE session_id = ?",
+            )
+            .and_then(|mut st| {
+                st.execute((
+                    &p.project_dir,
+                    &p.agent_name,
+                    &p.last_resumed_at,
+                    &p.executor_session_id,
+                    &p.executor_profile,
+                    &p.hostname,
+                    id,
+                ))
+            })
+            .map_err(internal)?;
+            let s = load_session(w, id)?
+                .ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
+            feed_session(w, sse::SESSION_UPDATED, &s)?;
+            Ok(s)
+        })
         .await
-        .map_err(internal)?;
-        let s = load_session(&mut w.tx, id)
-            .await?
-            .ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
-        feed_session(&mut w, sse::SESSION_UPDATED, &s).await?;
-        w.commit().await?;
-        Ok(s)
     }
 
     pub(crate) async fn runner_session_status_impl(
@@ -129,104 +136,97 @@ impl SqliteStore {
         if !self.runner_exists_impl(runner_id).await? {
             return Err(StoreError::RunnerNotRegistered);
         }
-        let mut w = self.begin().await?;
-        let Some(current) = load_session(&mut w.tx, id).await? else {
-            return Err(StoreError::SessionNotFound(id.to_string()));
-        };
-        // Only the runner that served the session's latest run may close it.
-        let last_run: Option<String> = sqlx::query_scalar(
-            "SELECT run_id FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        if let Some(run_id) = last_run {
-            let run = load_run(&mut w.tx, &run_id).await?;
-            if let Some(run) = run {
-                if run.run.runner_id.as_deref() != Some(runner_id) {
-                    return Err(StoreError::LeaseConflict(format!(
-                        "Session {id} is served by another runner"
-                    )));
-                }
-                if !run.status.is_terminal() {
-                    return Err(StoreError::Illegal(format!(
-                        "Session {id} has an active run ({}); report the run instead",
-                        run.status
-                    )));
+        let (id, runner_id) = (id.to_string(), runner_id.to_string());
+        self.write(move |w| {
+            let id = id.as_str();
+            let Some(current) = load_session(w, id)? else {
+                return Err(StoreError::SessionNotFound(id.to_string()));
+            };
+            // Only the runner that served the session's latest run may close it.
+            let last_run: Option<String> = w
+                .prepare_cached(
+                    "SELECT run_id FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1",
+                )
+                .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+                .map_err(internal)?;
+            if let Some(run_id) = last_run {
+                let run = load_run(w, &run_id)?;
+                if let Some(run) = run {
+                    if run.run.runner_id.as_deref() != Some(runner_id.as_str()) {
+                        return Err(StoreError::LeaseConflict(format!(
+                            "Session {id} is served by another runner"
+                        )));
+                    }
+                    if !run.status.is_terminal() {
+                        return Err(StoreError::Illegal(format!(
+                            "Session {id} has an active run ({}); report the run instead",
+                            run.status
+                        )));
+                    }
                 }
             }
-        }
-        let s = set_session_status(&mut w, id, status)
-            .await?
-            .unwrap_or(current);
-        w.commit().await?;
-        Ok(s)
+            let s = set_session_status(w, id, status)?.unwrap_or(current);
+            Ok(s)
+        })
+        .await
     }
 
     pub(crate) async fn delete_session_impl(&self, id: &str) -> StoreResult<DeleteOutcome> {
-        let mut w = self.begin().await?;
-        let Some(s) = load_session(&mut w.tx, id).await? else {
-            return Err(StoreError::SessionNotFound(id.to_string()));
-        };
-        let active: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM runs WHERE session_id = ? AND status IN ('claimed','running','stopping')",
-        )
-        .bind(id)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .get("n");
-        let status: SessionStatus = s.status.parse().unwrap_or(SessionStatus::Running);
-        if matches!(
-            status,
-            SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
-        ) || active > 0
-        {
-            return Err(StoreError::Busy(format!(
-                "Session '{id}' is {}. Stop session first.",
-                s.status
-            )));
-        }
-        let events = sqlx::query("DELETE FROM feed WHERE session_id = ? AND kind = 'event'")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        let runs = sqlx::query("DELETE FROM runs WHERE session_id = ?")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        sqlx::query("DELETE FROM sessions WHERE session_id = ?")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
+        let id = id.to_string();
+        self.write(move |w| {
+            let id = id.as_str();
+            let Some(s) = load_session(w, id)? else {
+                return Err(StoreError::SessionNotFound(id.to_string()));
+            };
+            let active: i64 = w
+                .prepare_cached(
+                    "SELECT COUNT(*) AS n FROM runs WHERE session_id = ? AND status IN ('claimed','running','stopping')",
+                )
+                .and_then(|mut st| st.query_row([id], |r| r.get("n")))
+                .map_err(internal)?;
+            let status: SessionStatus = s.status.parse().unwrap_or(SessionStatus::Running);
+            if matches!(
+                status,
+                SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
+            ) || active > 0
+            {
+                return Err(StoreError::Busy(format!(
+                    "Session '{id}' is {}. Stop session first.",
+                    s.status
+                )));
+            }
+            let events = w
+                .prepare_cached("DELETE FROM feed WHERE session_id = ? AND kind = 'event'")
+                .and_then(|mut st| st.execute([id]))
+                .map_err(internal)? as u64;
+            let runs = w
+                .prepare_cached("DELETE FROM runs WHERE session_id = ?")
+                .and_then(|mut st| st.execute([id]))
+                .map_err(internal)? as u64;
+            w.prepare_cached("DELETE FROM sessions WHERE session_id = ?")
+                .and_then(|mut st| st.execute([id]))
+                .map_err(internal)?;
+            w.prepare_cached(
+                "UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = ?",
+            )
+            .and_then(|mut st| st.execute([id]))
             .map_err(internal)?;
-        sqlx::query("UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = ?")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
+            // A deleted parent can no longer be told anything; its children's callbacks go too.
+            w.prepare_cached(
+                "DELETE FROM callbacks WHERE parent_session_id = ?1 OR child_session_id = ?1",
+            )
+            .and_then(|mut st| st.execute([id]))
             .map_err(internal)?;
-        // A deleted parent can no longer be told anything; its children's callbacks go too.
-        sqlx::query("DELETE FROM callbacks WHERE parent_session_id = ? OR child_session_id = ?")
-            .bind(id)
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?;
-        w.feed(
-            sse::SESSION_DELETED,
-            Some(id),
-            serde_json::json!({"session_id": id, "runs_deleted": runs}),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(DeleteOutcome {
-            events_count: events,
-            runs_count: runs,
+            w.feed(
+                sse::SESSION_DELETED,
+                Some(id),
+                serde_json::json!({"session_id": id, "runs_deleted": runs}),
+            )?;
+            Ok(DeleteOutcome {
+                events_count: events,
+                runs_count: runs,
+            })
         })
+        .await
     }
 }

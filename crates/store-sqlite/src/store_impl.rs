@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
-use sqlx::Row;
 use tokio::sync::{broadcast, watch};
 
 use aof_core::{RunStatus, SessionStatus};
@@ -23,29 +22,52 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map_err(internal)?;
-        Ok(())
+        self.read(|c| {
+            c.prepare_cached("SELECT 1")
+                .and_then(|mut st| st.query_row([], |_| Ok(())))
+                .map_err(internal)
+        })
+        .await
     }
 
     async fn reclaim_space(&self) -> StoreResult<u64> {
         self.reclaim_space_impl().await
     }
     async fn counts(&self) -> StoreResult<Counts> {
-        let runs = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?;
-        let sessions = sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(internal)?;
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed WHERE kind = 'event'")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(internal)?;
+        // Statuses this build does not know are skipped.
+        fn by_status<S: std::str::FromStr>(
+            c: &rusqlite::Connection,
+            sql: &str,
+        ) -> StoreResult<Vec<(S, i64)>> {
+            c.prepare_cached(sql)
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get::<_, String>("status")?, r.get("n")?)))?
+                        .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+                })
+                .map_err(internal)
+                .map(|rows| {
+                    rows.into_iter()
+                        .filter_map(|(st, n)| Some((st.parse::<S>().ok()?, n)))
+                        .collect()
+                })
+        }
+        let (runs, sessions, events) = self
+            .read(|c| {
+                let runs = by_status::<RunStatus>(
+                    c,
+                    "SELECT status, COUNT(*) AS n FROM runs GROUP BY status",
+                )?;
+                let sessions = by_status::<SessionStatus>(
+                    c,
+                    "SELECT status, COUNT(*) AS n FROM sessions GROUP BY status",
+                )?;
+                let events: i64 = c
+                    .prepare_cached("SELECT COUNT(*) FROM feed WHERE kind = 'event'")
+                    .and_then(|mut st| st.query_row([], |r| r.get(0)))
+                    .map_err(internal)?;
+                Ok((runs, sessions, events))
+            })
+            .await?;
         let online = self
             .list_runners_impl(self.opts.stale_after)
             .await?
@@ -53,20 +75,8 @@ impl Store for SqliteStore {
             .filter(|r| r.status == "online")
             .count() as i64;
         Ok(Counts {
-            runs_by_status: runs
-                .iter()
-                .filter_map(|r| {
-                    let st: String = r.get("status");
-                    Some((st.parse::<RunStatus>().ok()?, r.get("n")))
-                })
-                .collect(),
-            sessions_by_status: sessions
-                .iter()
-                .filter_map(|r| {
-                    let st: String = r.get("status");
-                    Some((st.parse::<SessionStatus>().ok()?, r.get("n")))
-                })
-                .collect(),
+            runs_by_status: runs,
+            sessions_by_status: sessions,
             events,
             runners_online: online,
         })

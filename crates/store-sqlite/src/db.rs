@@ -1,0 +1,341 @@
+//! The connections: one writer thread with group commit, and a pool of readers.
+//!
+//! Every mutation is a job: a closure run on the writer thread against the one writer
+//! connection, synchronously, statement after statement with no thread hop in between
+//! (sqlx's SQLite driver paid one hop per statement, and the writer lock was held across
+//! them; that latency, not CPU, bounded throughput).
+//!
+//! Group commit: the writer takes every job queued when it wakes (up to `MAX_BATCH`)
+//! into one transaction, each job inside its own SAVEPOINT so a failing job rolls back
+//! only its own statements. After the one COMMIT it broadcasts the batch's feed items in
+//! job order and only then answers the callers. So every acknowledged write is
+//! committed, commit order is cursor order is live order, and under load many requests
+//! share one WAL commit. A job whose caller went away still runs to its end (nothing is
+//! half-written either way).
+
+use std::{
+    ops::Deref,
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{broadcast, oneshot, Semaphore};
+
+use aof_store::{StoreError, StoreResult};
+use aof_wire::sse::FeedItem;
+
+use crate::{internal, Durability};
+
+/// Jobs per transaction at most; bounds the wait of the first job in a batch.
+const MAX_BATCH: usize = 256;
+/// Prepared statements kept per connection (the store has about 60 distinct ones).
+const STATEMENT_CACHE: usize = 128;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The writer connection while a job runs, plus the feed items the job publishes once
+/// its transaction commits. Derefs to the connection.
+pub(crate) struct Tx<'c> {
+    conn: &'c Connection,
+    items: Vec<FeedItem>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn push_item(&mut self, item: FeedItem) {
+        self.items.push(item);
+    }
+}
+
+/// Called once the job's fate is known: `None` = committed, `Some(e)` = the batch failed.
+type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// Runs the job (given the connection, or the error that prevents running it); `Ok`: it
+/// succeeded and waits for the COMMIT; `Err`: it failed, its statements are rolled back
+/// and the reply carries its own error.
+type Work = Box<dyn FnOnce(StoreResult<&mut Tx<'_>>) -> Result<Reply, Reply> + Send>;
+
+struct Job {
+    /// Runs outside any transaction (pragmas, VACUUM); the open batch commits first.
+    bare: bool,
+    work: Work,
+}
+
+/// The handle to the writer thread. Dropping it lets the thread finish the queue and end.
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn start(
+        conn: Connection,
+        feed_tx: broadcast::Sender<FeedItem>,
+    ) -> StoreResult<Writer> {
+        let (jobs, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("aof-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, feed_tx))
+            .map_err(internal)?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `f` in the writer's (possibly shared) transaction; answers after the COMMIT.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.submit(false, f).await
+    }
+
+    /// Runs `f` on the writer connection outside any transaction.
+    pub(crate) async fn bare<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.submit(true, f).await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        bare: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let work: Work = Box::new(move |w| match w.and_then(f) {
+            Ok(v) => Ok(Box::new(move |failed| {
+                let _ = tx.send(failed.map_or(Ok(v), Err));
+            })),
+            Err(e) => Err(Box::new(move |_| {
+                let _ = tx.send(Err(e));
+            })),
+        });
+        self.jobs.send(Job { bare, work }).map_err(|_| gone())?;
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+fn gone() -> StoreError {
+    internal(anyhow::anyhow!(
+        "the store's writer dropped this write (stopped, or the job panicked; see the log)"
+    ))
+}
+
+/// A copy of `e` for the other members of a failed batch.
+fn share(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Storage { full, message } => StoreError::Storage {
+            full: *full,
+            message: message.clone(),
+        },
+        other => StoreError::Internal(anyhow::anyhow!(
+            "the batch this write was part of failed: {other}"
+        )),
+    }
+}
+
+/// Jobs done inside the open transaction, waiting for its COMMIT.
+struct Batch<'a> {
+    conn: &'a Connection,
+    feed_tx: &'a broadcast::Sender<FeedItem>,
+    open: bool,
+    done: Vec<(Reply, Vec<FeedItem>)>,
+}
+
+impl Batch<'_> {
+    fn run(&mut self, job: Job) {
+        if job.bare {
+            self.commit();
+            let (res, _) = run_caught(self.conn, job.work);
+            match res {
+                Ok(reply) | Err(reply) => reply(None),
+            }
+            return;
+        }
+        if !self.open {
+            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+                refuse(job.work, internal(e));
+                return;
+            }
+            self.open = true;
+        }
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
+            let e = internal(e);
+            refuse(job.work, share(&e));
+            self.fail(&e);
+            return;
+        }
+        match run_caught(self.conn, job.work) {
+            (Ok(reply), items) => match self.conn.execute_batch("RELEASE job") {
+                Ok(()) => self.done.push((reply, items)),
+                Err(e) => {
+                    let e = internal(e);
+                    reply(Some(share(&e)));
+                    self.fail(&e);
+                }
+            },
+            (Err(reply), _) => {
+                reply(None);
+                if let Err(e) = self.conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+                    // The transaction itself is gone (SQLite rolls back on some I/O errors).
+                    self.fail(&internal(e));
+                }
+            }
+        }
+    }
+
+    /// COMMITs the open transaction, then broadcasts and answers the batch in order.
+    fn commit(&mut self) {
+        if !self.open {
+            return;
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.open = false;
+                for (reply, items) in self.done.drain(..) {
+                    for item in items {
+                        // No receivers is fine: nobody is watching.
+                        let _ = self.feed_tx.send(item);
+                    }
+                    reply(None);
+                }
+            }
+            Err(e) => self.fail(&internal(e)),
+        }
+    }
+
+    /// Rolls back everything and fails every job of the batch with `err`.
+    fn fail(&mut self, err: &StoreError) {
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.open = false;
+        for (reply, _) in self.done.drain(..) {
+            reply(Some(share(err)));
+        }
+    }
+}
+
+/// Answers a job that cannot run with `e`.
+fn refuse(work: Work, e: StoreError) {
+    match work(Err(e)) {
+        Ok(reply) | Err(reply) => reply(None),
+    }
+}
+
+/// Runs one job, turning a panic into that job's error.
+fn run_caught(conn: &Connection, work: Work) -> (Result<Reply, Reply>, Vec<FeedItem>) {
+    let mut tx = Tx {
+        conn,
+        items: Vec::new(),
+    };
+    let res = catch_unwind(AssertUnwindSafe(|| work(Ok(&mut tx)))).unwrap_or_else(|_| {
+        // The reply went down with the closure; its caller gets `gone()`.
+        tracing::error!("sqlite writer: a write job panicked; its statements are rolled back");
+        Err(Box::new(|_| {}))
+    });
+    (res, tx.items)
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, feed_tx: broadcast::Sender<FeedItem>) {
+    let mut batch = Batch {
+        conn: &conn,
+        feed_tx: &feed_tx,
+        open: false,
+        done: Vec::new(),
+    };
+    while let Ok(first) = rx.recv() {
+        batch.run(first);
+        for _ in 1..MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.run(job),
+                Err(_) => break,
+            }
+        }
+        batch.commit();
+    }
+}
+
+/// Read-only connections, each used by one blocking task at a time.
+#[derive(Clone)]
+pub(crate) struct Readers {
+    inner: Arc<ReadersInner>,
+}
+
+struct ReadersInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: &Path, max: usize) -> Readers {
+        Readers {
+            inner: Arc::new(ReadersInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max)),
+            }),
+        }
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool (SQLite calls block).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let permit = self
+            .inner
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(internal)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = match inner.idle.lock().map_err(|_| gone())?.pop() {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let res = f(&conn);
+            inner.idle.lock().map_err(|_| gone())?.push(conn);
+            res
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// Opens the writer connection with the durability asked for.
+pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(internal)?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(internal)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"
+    ))
+    .map_err(internal)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(internal)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(internal)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
