@@ -82,7 +82,8 @@ impl SqliteStore {
         parent: &str,
     ) -> StoreResult<Vec<PendingCallback>> {
         let parent = parent.to_string();
-        self.read(move |c| {
+        // Asked after every session end: a hot read.
+        self.read_hot(move |c| {
             c.prepare_cached(
                 "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
                  FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL ORDER BY id",

@@ -193,6 +193,17 @@ impl SqliteStore {
         self.readers.read(f).await
     }
 
+    /// Runs a small read on the hot path (a poll, a claim) on the writer thread instead:
+    /// the writer's page cache stays warm, while a reader connection re-reads every page
+    /// changed since its previous read, and no blocking-pool hop is taken. Answered after
+    /// the batch it joined commits, so it never reports what is not durable.
+    pub(crate) async fn read_hot<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write(move |w| f(w)).await
+    }
+
     /// `(journal_mode, synchronous)` as the writer connection sees them (0 off, 1 normal, 2 full).
     pub async fn pragmas(&self) -> StoreResult<(String, i64)> {
         self.writer

@@ -44,7 +44,7 @@ impl SqliteStore {
     pub(crate) async fn poll_state_impl(&self, id: &str) -> StoreResult<aof_store::PollState> {
         let (id, stale_after) = (id.to_string(), self.opts.stale_after);
         let state = self
-            .read(move |c| {
+            .read_hot(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {COLS}, deregister, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
                      AND r.status = 'stopping' AND r.stop_delivered = 0) AS has_stops \

@@ -106,13 +106,14 @@ impl SqliteStore {
         runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
     ) -> StoreResult<Option<RunRecord>> {
-        // A cheap read off the writer first: an idle poll takes no write slot.
-        let me = runner.clone();
-        let Some(run_id) = self.read(move |c| find_pending(c, &me)).await? else {
-            return Ok(None);
-        };
+        // One job on the writer: it finds the run and takes it with a warm cache, and an
+        // idle poll costs one short read there.
         let runner = runner.clone();
-        self.write(move |w| claim(w, &runner, run_id, ttl)).await
+        self.write(move |w| match find_pending(w, &runner)? {
+            Some(run_id) => claim(w, &runner, run_id, ttl),
+            None => Ok(None),
+        })
+        .await
     }
 
     pub(crate) async fn report_impl(
@@ -246,48 +247,41 @@ fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
     Ok(rec)
 }
 
-/// Claims `run_id` for `runner`, or the next pending run it can take if that one went
-/// meanwhile (perhaps to a claim earlier in this very batch, which readers cannot see).
+/// Claims pending run `run_id` for `runner` (found pending in this same job).
 fn claim(
     w: &mut Tx<'_>,
     runner: &aof_wire::runner::RunnerInfo,
-    mut run_id: String,
+    run_id: String,
     ttl: Duration,
 ) -> StoreResult<Option<RunRecord>> {
     let now = Utc::now();
     let token = new_lease_token();
     let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
-    loop {
-        let claimed = w
-            .prepare_cached(&format!(
-                "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
-                 lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 \
-                 WHERE run_id = ? AND status = 'pending' RETURNING {RUN_COLS}"
-            ))
-            .and_then(|mut st| {
-                st.query_row(
-                    (
-                        next.as_str(),
-                        &runner.runner_id,
-                        ts(now),
-                        &token,
-                        ms(now + ttl),
-                        &run_id,
-                    ),
-                    run_from_row,
-                )
-                .optional()
-            })
-            .map_err(internal)?;
-        if let Some(mut rec) = claimed {
-            rec.run.lease_token = rec.lease_token.clone();
-            return Ok(Some(rec));
-        }
-        match find_pending(w, runner)? {
-            Some(id) => run_id = id,
-            None => return Ok(None),
-        }
-    }
+    let claimed = w
+        .prepare_cached(&format!(
+            "UPDATE runs SET status = ?, runner_id = ?, claimed_at = ?, attempt = attempt + 1, \
+             lease_token = ?, lease_expires_ms = ?, stop_delivered = 0 \
+             WHERE run_id = ? AND status = 'pending' RETURNING {RUN_COLS}"
+        ))
+        .and_then(|mut st| {
+            st.query_row(
+                (
+                    next.as_str(),
+                    &runner.runner_id,
+                    ts(now),
+                    &token,
+                    ms(now + ttl),
+                    &run_id,
+                ),
+                run_from_row,
+            )
+            .optional()
+        })
+        .map_err(internal)?;
+    Ok(claimed.map(|mut rec| {
+        rec.run.lease_token = rec.lease_token.clone();
+        rec
+    }))
 }
 
 fn report_run(
