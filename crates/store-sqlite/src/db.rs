@@ -149,6 +149,15 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// Runs a control statement (prepared once, like the jobs' statements).
+    fn exec(&self, sql: &str) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+            .map_err(internal)
+    }
+
     fn run(&mut self, job: Job) {
         if job.bare {
             self.commit();
@@ -159,32 +168,45 @@ impl Batch<'_> {
             return;
         }
         if !self.open {
-            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-                refuse(job.work, internal(e));
+            if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+                refuse(job.work, e);
                 return;
             }
             self.open = true;
         }
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
-            let e = internal(e);
-            refuse(job.work, share(&e));
-            self.fail(&e);
-            return;
+        // The first job of a transaction needs no savepoint: if it fails, rolling back
+        // the whole transaction undoes just its statements (and saves the statement
+        // journal a savepoint would write).
+        let savepoint = !self.done.is_empty();
+        if savepoint {
+            if let Err(e) = self.exec("SAVEPOINT job") {
+                refuse(job.work, share(&e));
+                self.fail(&e);
+                return;
+            }
         }
         match run_caught(self.conn, job.work) {
-            (Ok(reply), items) => match self.conn.execute_batch("RELEASE job") {
-                Ok(()) => self.done.push((reply, items)),
-                Err(e) => {
-                    let e = internal(e);
+            (Ok(reply), items) => match savepoint.then(|| self.exec("RELEASE job")) {
+                None | Some(Ok(())) => self.done.push((reply, items)),
+                Some(Err(e)) => {
                     reply(Some(share(&e)));
                     self.fail(&e);
                 }
             },
             (Err(reply), _) => {
                 reply(None);
-                if let Err(e) = self.conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+                let undone = match savepoint {
+                    true => self
+                        .exec("ROLLBACK TO job")
+                        .and_then(|()| self.exec("RELEASE job")),
+                    false => {
+                        self.open = false;
+                        self.exec("ROLLBACK")
+                    }
+                };
+                if let Err(e) = undone {
                     // The transaction itself is gone (SQLite rolls back on some I/O errors).
-                    self.fail(&internal(e));
+                    self.fail(&e);
                 }
             }
         }
@@ -195,7 +217,7 @@ impl Batch<'_> {
         if !self.open {
             return;
         }
-        match self.conn.execute_batch("COMMIT") {
+        match self.exec("COMMIT") {
             Ok(()) => {
                 self.open = false;
                 for (reply, items) in self.done.drain(..) {
@@ -206,7 +228,7 @@ impl Batch<'_> {
                     reply(None);
                 }
             }
-            Err(e) => self.fail(&internal(e)),
+            Err(e) => self.fail(&e),
         }
     }
 
@@ -338,4 +360,83 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(w: &Tx<'_>, v: i64) -> StoreResult<()> {
+        w.execute("INSERT INTO t(v) VALUES (?)", [v])
+            .map(|_| ())
+            .map_err(internal)
+    }
+
+    /// Jobs queued together share a transaction; a failing or panicking job (first in
+    /// its batch or not) leaves nothing and takes nothing else down.
+    #[tokio::test]
+    async fn failed_jobs_roll_back_alone_inside_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = open_writer(&path, Durability::Normal).unwrap();
+        conn.execute_batch("CREATE TABLE t(v INTEGER)").unwrap();
+        let (feed_tx, _) = broadcast::channel(16);
+        let writer = Writer::start(conn, feed_tx).unwrap();
+        // A blocker holds the writer thread so the next jobs queue up and form one batch.
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = writer.write(move |w| {
+            hold_rx.recv().unwrap();
+            insert(w, 0)
+        });
+        let jobs = async {
+            tokio::join!(
+                writer.write(|w| {
+                    insert(w, 1)?;
+                    Err::<(), _>(StoreError::Illegal("refused".into()))
+                }),
+                writer.write(|w| insert(w, 2)),
+                writer.write(|w| -> StoreResult<()> {
+                    insert(w, 3)?;
+                    panic!("job panics after writing")
+                }),
+                writer.write(|w| insert(w, 4)),
+            )
+        };
+        // `join!` polls in order: the blocker and the four jobs are queued (a job is sent
+        // at its first poll) before the blocker is let go, so all five share a batch.
+        let release = async {
+            hold_tx.send(()).unwrap();
+        };
+        let (blocked, (r1, r2, r3, r4), ()) = tokio::join!(blocker, jobs, release);
+        blocked.unwrap();
+        assert!(matches!(r1, Err(StoreError::Illegal(_))));
+        r2.unwrap();
+        assert!(r3.is_err());
+        r4.unwrap();
+        let seen: Vec<i64> = Readers::new(&path, 1)
+            .read(|c| {
+                c.prepare("SELECT v FROM t ORDER BY v")
+                    .and_then(|mut st| st.query_map([], |r| r.get::<_, i64>(0))?.collect())
+                    .map_err(internal)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, vec![0, 2, 4]);
+        // A lone failing job (first and only in its transaction) leaves nothing either.
+        let lone = writer
+            .write(|w| {
+                insert(w, 5)?;
+                Err::<(), _>(StoreError::RunNotFound)
+            })
+            .await;
+        assert!(matches!(lone, Err(StoreError::RunNotFound)));
+        let n: i64 = writer
+            .write(|w| {
+                w.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(internal)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+    }
 }
