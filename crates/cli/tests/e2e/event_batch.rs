@@ -246,3 +246,31 @@ async fn a_batch_with_a_stale_lease_is_refused_whole() {
         .filter(|e| e["event_type"] == "message")
         .all(|e| e["run_id"] == run_id.as_str()));
 }
+
+/// The batch body may be 8 × `AOF_MAX_BODY_BYTES`: a batch larger than one ordinary
+/// body is fine, one over its own cap is refused with `body_too_large`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_body_cap_is_eight_times_the_body_cap() {
+    let dir = tempdir();
+    let mut env = fast_env();
+    env.push(("AOF_MAX_BODY_BYTES".into(), "4096".into()));
+    let c = Coordinator::start(dir.path(), env).await;
+    let url = &c.url;
+    let (_, sid) = start_run(url, "batch").await;
+    let text = "t".repeat(100);
+    let body = |n: usize| batch(&sid, &vec![text.as_str(); n]);
+    let size = |v: &Value| v.to_string().len();
+    let fits = body(50);
+    assert!((4096..8 * 4096).contains(&size(&fits)), "{}", size(&fits));
+    let (st, b) = post(url, &sid, fits, &[]).await;
+    assert_eq!(st, 201, "{b}");
+    let over = body(300);
+    assert!(size(&over) > 8 * 4096);
+    let (st, b) = post(url, &sid, over, &[]).await;
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{b}"
+    );
+    assert_eq!(texts(&events(url, &sid).await).len(), 50);
+}
