@@ -29,6 +29,8 @@ DECLARE
     i INT;
     checked_run TEXT;
     checked_token TEXT;
+    dups BOOLEAN[] := '{}';
+    k INT := 0;
     c BIGINT;
     s BIGINT;
 BEGIN
@@ -40,9 +42,13 @@ BEGIN
     -- Fencing for every event that would be stored; a retried (duplicate) event is fine
     -- even if its lease moved on since. Consecutive events of one run are checked once.
     FOR i IN 1..n LOOP
+        -- A duplicate of a stored event. (A key repeated inside the batch is found by
+        -- the insert loop below; here it is checked like a new event.)
+        dups := array_append(dups, p_idems[i] IS NOT NULL AND EXISTS (
+            SELECT 1 FROM feed WHERE session_id = p_session AND idem_key = p_idems[i]));
+        CONTINUE WHEN dups[i];
+        k := k + 1;
         CONTINUE WHEN p_tokens[i] IS NULL;
-        CONTINUE WHEN p_idems[i] IS NOT NULL AND EXISTS (
-            SELECT 1 FROM feed WHERE session_id = p_session AND idem_key = p_idems[i]);
         CONTINUE WHEN checked_token IS NOT NULL
             AND p_tokens[i] = checked_token AND p_runs[i] IS NOT DISTINCT FROM checked_run;
         failed_index := i;
@@ -66,23 +72,29 @@ BEGIN
         checked_run := p_runs[i];
         checked_token := p_tokens[i];
     END LOOP;
+    -- The batch's seqs in one update (s, s+1, … s+k-1), not one row version per event.
+    UPDATE sessions SET next_seq = next_seq + k WHERE session_id = p_session
+        RETURNING next_seq - k INTO s;
     out_cursors := '{}';
     out_seqs := '{}';
     FOR i IN 1..n LOOP
-        IF p_idems[i] IS NOT NULL AND EXISTS (
-            SELECT 1 FROM feed WHERE session_id = p_session AND idem_key = p_idems[i]) THEN
+        IF dups[i] OR (p_idems[i] IS NOT NULL AND EXISTS (
+            SELECT 1 FROM feed WHERE session_id = p_session AND idem_key = p_idems[i])) THEN
             out_cursors := array_append(out_cursors, NULL::BIGINT);
             out_seqs := array_append(out_seqs, NULL::BIGINT);
             CONTINUE;
         END IF;
-        UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = p_session
-            RETURNING next_seq - 1 INTO s;
         INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data)
             VALUES ('event', p_session, s, p_runs[i], p_idems[i], p_event_types[i], p_datas[i])
             RETURNING cursor INTO c;
         out_cursors := array_append(out_cursors, c);
         out_seqs := array_append(out_seqs, s);
+        s := s + 1;
     END LOOP;
+    -- Keys repeated inside the batch were counted in k but not stored: no seq gap.
+    IF s IS DISTINCT FROM (SELECT next_seq FROM sessions WHERE session_id = p_session) THEN
+        UPDATE sessions SET next_seq = s WHERE session_id = p_session;
+    END IF;
     -- One NOTIFY for the batch, delivered at COMMIT: the other coordinators' feed relays
     -- read every new row from the table.
     PERFORM pg_notify(p_channel, p_instance);

@@ -122,8 +122,17 @@ async fn keys_already_stored_or_repeated_in_the_batch_are_duplicates() {
     ];
     let out = store.append_events("s1", repeated).await.unwrap();
     assert!(out[0].is_some() && out[1].is_none(), "{out:?}");
+    // The repeat took no seq: the next event follows without a gap.
+    let next = store
+        .append_events("s1", vec![write("s1", "e", None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        next[0].as_ref().unwrap().seq,
+        out[0].as_ref().unwrap().seq + 1
+    );
     let listed = store.list_events("s1", None, None).await.unwrap();
-    assert_eq!(texts(&listed), ["a", "b", "c", "d"]);
+    assert_eq!(texts(&listed), ["a", "b", "c", "d", "e"]);
 }
 
 #[tokio::test]
