@@ -22,7 +22,7 @@ pub enum Scenario {
     Noop,
     /// Runners claim, report and post events while a producer creates runs.
     Lifecycle,
-    /// Single-event POSTs into a few sessions at concurrency C.
+    /// Event POSTs (single, or batches of N) into a few sessions at concurrency C.
     Ingest,
     /// S SSE subscribers on one session, M events posted: lag, loss, duplicates.
     Fanout,
@@ -70,6 +70,9 @@ pub struct Params {
     pub no_lease_tokens: bool,
     /// Sessions to spread events over (ingest).
     pub sessions: Option<usize>,
+    /// Events per request via `POST /sessions/{id}/events/batch` (ingest); `None`:
+    /// single-event posts.
+    pub batch: Option<usize>,
     /// SSE subscribers (fanout).
     pub subscribers: Option<usize>,
     /// Events posted (fanout).

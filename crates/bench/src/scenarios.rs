@@ -114,6 +114,36 @@ pub(crate) async fn post_event(
     check(rb.send().await, "POST /sessions/{id}/events").await
 }
 
+/// `POST /sessions/{sid}/events/batch` with a body made beforehand holding `n` events;
+/// success is a 2xx whose answer lists `n` stored events.
+pub(crate) async fn post_batch(
+    t: &Api,
+    session_id: &str,
+    body: bytes::Bytes,
+    n: usize,
+) -> Result<(), String> {
+    const WHAT: &str = "POST /sessions/{id}/events/batch";
+    let resp = t
+        .http
+        .post(t.url(&format!("/sessions/{session_id}/events/batch")))
+        .timeout(REQUEST_TIMEOUT)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let resp = match resp {
+        Ok(r) if r.status().is_success() => r,
+        other => return check(other, WHAT).await,
+    };
+    let posted: aof_wire::api::EventBatchPosted =
+        resp.json().await.map_err(|e| format!("{WHAT} body: {e}"))?;
+    let stored = posted.events.iter().filter(|e| e.id.is_some()).count();
+    if stored != n {
+        return Err(format!("{WHAT}: {stored} of {n} events stored"));
+    }
+    Ok(())
+}
+
 /// Maps a response to `Ok` on 2xx, else a message with status and body.
 pub(crate) async fn check(
     resp: Result<reqwest::Response, reqwest::Error>,

@@ -7,9 +7,15 @@ use serde_json::Value;
 
 /// Runs `aof bench SCENARIO --smoke` and returns its JSON line.
 fn bench(scenario: &str) -> Value {
+    bench_with(scenario, &[])
+}
+
+/// `bench` with extra arguments.
+fn bench_with(scenario: &str, extra: &[&str]) -> Value {
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_aof"))
         .args(["bench", scenario, "--smoke"])
+        .args(extra)
         .current_dir(tmp.path())
         .env_remove("AOF_API_KEY")
         .env_remove("AOF_SQLITE_SYNCHRONOUS")
@@ -57,4 +63,27 @@ fn fanout_smoke_delivers_every_event_once() {
     assert_eq!(v["missing"], 0, "{v}");
     assert_eq!(v["duplicated"], 0, "{v}");
     assert_eq!(v["deliveries"].as_u64(), Some(subs * msgs), "{v}");
+}
+
+#[test]
+fn ingest_smoke_posts_single_events() {
+    let v = bench("ingest");
+    assert_eq!(v["parameters"]["batch"], Value::Null, "{v}");
+    let events = v["events"].as_u64().expect("events");
+    assert!(events > 0, "{v}");
+    assert_eq!(v["requests"].as_u64(), Some(events), "{v}");
+    assert!(v["latency_p99_ms"].is_number(), "{v}");
+}
+
+/// `--batch N`: every request stores N events (the scenario fails a request whose
+/// answer lists fewer), so events = N × requests.
+#[test]
+fn ingest_smoke_posts_batches() {
+    let v = bench_with("ingest", &["--batch", "50"]);
+    assert_eq!(v["parameters"]["batch"], 50, "{v}");
+    let requests = v["requests"].as_u64().expect("requests");
+    assert!(requests > 0, "{v}");
+    assert_eq!(v["events"].as_u64(), Some(50 * requests), "{v}");
+    assert!(v["requests_per_s"].is_number(), "{v}");
+    assert!(v["latency_p50_ms"].is_number(), "{v}");
 }

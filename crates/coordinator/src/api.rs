@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod event_batch;
 mod ops;
 mod registry;
 mod runner;
@@ -57,6 +58,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::affinity))
         .routes(routes!(sessions::bind))
         .routes(routes!(sessions::events, sessions::post_event))
+        .routes(routes!(event_batch::post_batch))
         .routes(routes!(sessions::stop))
         .routes(routes!(sessions::metadata))
         .routes(routes!(sessions::purge))

@@ -42,6 +42,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub static SKIP: &[(Method, &str)] = &[
     (Method::POST, "/runner/heartbeat"),
     (Method::POST, "/sessions/{id}/events"),
+    (Method::POST, "/sessions/{id}/events/batch"),
     (Method::POST, "/sessions/{id}/bind"),
     (Method::POST, "/runner/runs/{run_id}/started"),
     (Method::POST, "/runner/runs/{run_id}/completed"),
@@ -70,6 +71,11 @@ static NAMES: &[(Method, &str, &str)] = &[
         Method::POST,
         "/sessions/{id}/events",
         "session.event.create",
+    ),
+    (
+        Method::POST,
+        "/sessions/{id}/events/batch",
+        "session.event.create_batch",
     ),
     (Method::POST, "/retention/purge", "retention.purge"),
     (Method::POST, "/mcp", "mcp.message"),

@@ -119,17 +119,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::BadRequest(e.body_text(), "bad_body")
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::Validation(serde_json::json!([{
-                "type": "json_invalid",
-                "loc": ["body", e.column()],
-                "msg": "JSON decode error",
-                "input": {},
-                "ctx": {"error": e.to_string()},
-            }]))
-        })?;
-        parse_body(value).map(JsonBody)
+        parse_bytes(&bytes).map(JsonBody)
     }
+}
+
+fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::Validation(serde_json::json!([{
+            "type": "json_invalid",
+            "loc": ["body", e.column()],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": e.to_string()},
+        }]))
+    })?;
+    parse_body(value)
+}
+
+/// [`JsonBody`] with its own size cap instead of `AOF_MAX_BODY_BYTES`, for a route whose
+/// bodies are larger by design (the event batch). Reads the raw body, which the
+/// router-wide `DefaultBodyLimit` does not police.
+pub async fn json_body_limited<T: DeserializeOwned>(
+    req: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::TooLarge(
+                    format!("Request body too large; the limit is {limit} bytes"),
+                    "body_too_large",
+                )
+            } else {
+                ApiError::BadRequest(format!("Failed to read the body: {e}"), "bad_body")
+            }
+        })?;
+    parse_bytes(&bytes)
 }
 
 /// Query string as a map; handlers check required keys with `require`.

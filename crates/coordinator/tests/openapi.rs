@@ -95,6 +95,7 @@ async fn document_matches_router_and_is_typed() {
         "POST /sessions/{id}/bind",
         "GET /sessions/{id}/events",
         "POST /sessions/{id}/events",
+        "POST /sessions/{id}/events/batch",
         "POST /sessions/{id}/stop",
         "PATCH /sessions/{id}/metadata",
         "GET /sse/sessions",

@@ -157,6 +157,114 @@ impl PgStore {
         Ok(Some(stored))
     }
 
+    /// A batch in one round trip and one transaction (`aof_append_events`, migration
+    /// 0006): every event's checks first, then all stored in order, or nothing.
+    pub(crate) async fn append_events_impl(
+        &self,
+        session_id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leased: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_leased())
+            .map(RunStatus::as_str)
+            .collect();
+        let datas: Vec<serde_json::Value> = writes
+            .iter()
+            .map(|w| serde_json::json!({ "data": &w.event }))
+            .collect();
+        let texts: Vec<String> = datas.iter().map(|d| d.to_string()).collect();
+        let runs: Vec<Option<&str>> = writes.iter().map(|w| w.run_id.as_deref()).collect();
+        let idems: Vec<Option<&str>> = writes
+            .iter()
+            .map(|w| w.idempotency_key.as_deref())
+            .collect();
+        let tokens: Vec<Option<&str>> = writes.iter().map(|w| w.lease_token.as_deref()).collect();
+        let types: Vec<&str> = writes.iter().map(|w| w.event.event_type.as_str()).collect();
+        let _guard = self.shared.write_lock.lock().await;
+        let row = sqlx::query(
+            "SELECT outcome, out_cursors, out_seqs, detail, failed_index \
+             FROM aof_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(WRITE_LOCK_KEY)
+        .bind(session_id)
+        .bind(&runs)
+        .bind(&idems)
+        .bind(&tokens)
+        .bind(&leased)
+        .bind(&types)
+        .bind(&texts)
+        .bind(live::CHANNEL)
+        .bind(&self.shared.instance)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)?;
+        let outcome: String = row.get("outcome");
+        // 1-based in SQL; the event the refusal is about.
+        let failed = row
+            .get::<Option<i32>, _>("failed_index")
+            .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+            .and_then(|i| writes.get(i));
+        match outcome.as_str() {
+            "stored" => {}
+            "no_session" => return Err(StoreError::SessionNotFound(session_id.to_string())),
+            "need_run_id" => {
+                return Err(StoreError::Illegal(
+                    "a lease token needs the x-aof-run-id header".into(),
+                ))
+            }
+            "no_run" => return Err(StoreError::RunNotFound),
+            "lease_conflict" => {
+                let status: Option<String> = row.get("detail");
+                return Err(StoreError::LeaseConflict(format!(
+                    "lease for run {} is no longer held (run is {})",
+                    failed.and_then(|w| w.run_id.as_deref()).unwrap_or_default(),
+                    status.unwrap_or_default()
+                )));
+            }
+            other => {
+                return Err(internal(anyhow::anyhow!(
+                    "aof_append_events: outcome {other}"
+                )))
+            }
+        }
+        let cursors: Vec<Option<i64>> = row.get("out_cursors");
+        let seqs: Vec<Option<i64>> = row.get("out_seqs");
+        if cursors.len() != writes.len() || seqs.len() != writes.len() {
+            return Err(internal(anyhow::anyhow!(
+                "aof_append_events: {} cursors for {} events",
+                cursors.len(),
+                writes.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(writes.len());
+        let mut items = Vec::new();
+        for (((write, data), cursor), seq) in writes.into_iter().zip(datas).zip(cursors).zip(seqs) {
+            let (Some(cursor), Some(seq)) = (cursor, seq) else {
+                out.push(None);
+                continue;
+            };
+            items.push(FeedItem {
+                cursor,
+                kind: sse::EVENT.to_string(),
+                session_id: Some(session_id.to_string()),
+                data,
+            });
+            out.push(Some(StoredEvent {
+                id: cursor,
+                seq,
+                run_id: write.run_id,
+                event: write.event,
+            }));
+        }
+        // Live subscribers get each event as its own item, in cursor order.
+        self.publish(items).await;
+        Ok(out)
+    }
+
     pub(crate) async fn list_events_impl(
         &self,
         session_id: &str,

@@ -98,3 +98,20 @@ pub struct PurgeResponse {
     /// Bytes the store gave back to the file system afterwards (SQLite: vacuum).
     pub bytes_reclaimed: u64,
 }
+
+/// AOF-RS: most events in one `POST /sessions/{id}/events/batch`.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// AOF-RS: body of `POST /sessions/{id}/events/batch` — 1 to [`MAX_BATCH_EVENTS`]
+/// events, stored all or none, in this order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<crate::Event>,
+}
+
+/// Answer to a batch post: one [`EventPosted`] per event, in the order sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct EventBatchPosted {
+    pub ok: bool,
+    pub events: Vec<EventPosted>,
+}

@@ -9,7 +9,7 @@ pub enum ScenarioArg {
     Noop,
     /// R runners claim, report and post E events while N runs are created.
     Lifecycle,
-    /// Single-event POSTs at concurrency C for D seconds.
+    /// Event POSTs at concurrency C for D seconds (one event each, or --batch N).
     Ingest,
     /// S SSE subscribers, M events: delivery lag, missing and duplicated events.
     Fanout,
@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Sessions to spread events over (ingest; default 8).
     #[arg(long)]
     pub sessions: Option<usize>,
+    /// Events per request via POST /sessions/{id}/events/batch (ingest, 1 to 1000;
+    /// default: single-event POSTs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=aof_wire::api::MAX_BATCH_EVENTS as i64))]
+    pub batch: Option<u16>,
     /// SSE subscribers (fanout; default 200).
     #[arg(long)]
     pub subscribers: Option<usize>,
@@ -95,6 +99,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<u8> {
         rate: a.rate.filter(|r| *r > 0.0),
         no_lease_tokens: a.no_lease_tokens,
         sessions: a.sessions,
+        batch: a.batch.map(usize::from),
         subscribers: a.subscribers,
         messages: a.messages,
         timeout: a.timeout,

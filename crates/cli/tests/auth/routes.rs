@@ -40,6 +40,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /sessions/{id}/bind", "RA"),
     ("GET /sessions/{id}/events", "VOAS"),
     ("POST /sessions/{id}/events", "RAS"),
+    ("POST /sessions/{id}/events/batch", "RAS"),
     ("POST /sessions/{id}/stop", "OA"),
     ("PATCH /sessions/{id}/metadata", "OA"),
     ("POST /retention/purge", "A"),

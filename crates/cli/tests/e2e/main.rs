@@ -10,6 +10,7 @@ mod cli;
 mod command;
 mod crash;
 mod drain;
+mod event_batch;
 mod faults;
 mod leases;
 mod limits;

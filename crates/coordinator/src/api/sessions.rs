@@ -32,6 +32,54 @@ fn not_found() -> ApiError {
     ApiError::NotFound("Session not found".into(), "session_not_found")
 }
 
+/// What the single and the batch event post both check of each event.
+pub(super) fn check_event(session_id: &str, event: &Event) -> ApiResult<()> {
+    if event.session_id != session_id {
+        return Err(ApiError::BadRequest(
+            "Event session_id must match URL session_id".into(),
+            "session_id_mismatch",
+        ));
+    }
+    if event.event_type.is_empty() || event.event_type.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "event_type must be 1 to 64 characters".into(),
+            "invalid_event_type",
+        ));
+    }
+    crate::limits::event(event)
+}
+
+pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let key = headers
+        .get(aof_wire::IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 200 characters".into(),
+            "invalid_idempotency_key",
+        ));
+    }
+    Ok(key)
+}
+
+pub(super) fn posted(stored: Option<aof_wire::StoredEvent>) -> EventPosted {
+    match stored {
+        Some(ev) => EventPosted {
+            ok: true,
+            id: Some(ev.id),
+            seq: Some(ev.seq),
+            duplicate: None,
+        },
+        None => EventPosted {
+            ok: true,
+            id: None,
+            seq: None,
+            duplicate: Some(true),
+        },
+    }
+}
+
 #[utoipa::path(get, path = "/sessions", tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<SessionList>> {
     let mut sessions = st.store.list_sessions().await?;
@@ -148,33 +196,9 @@ pub(crate) async fn post_event(
     headers: HeaderMap,
     JsonBody(event): JsonBody<Event>,
 ) -> ApiResult<(StatusCode, Json<EventPosted>)> {
-    if event.session_id != id {
-        return Err(ApiError::BadRequest(
-            "Event session_id must match URL session_id".into(),
-            "session_id_mismatch",
-        ));
-    }
-    if event.event_type.is_empty() || event.event_type.len() > 64 {
-        return Err(ApiError::BadRequest(
-            "event_type must be 1 to 64 characters".into(),
-            "invalid_event_type",
-        ));
-    }
-    crate::limits::event(&event)?;
+    check_event(&id, &event)?;
     let (lease_token, run_id) = lease_headers(&headers);
-    let idempotency_key = headers
-        .get(aof_wire::IDEMPOTENCY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    if idempotency_key
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 200)
-    {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key must be 1 to 200 characters".into(),
-            "invalid_idempotency_key",
-        ));
-    }
+    let idempotency_key = idempotency_key(&headers)?;
     let stored = st
         .store
         .append_event(
@@ -187,29 +211,10 @@ pub(crate) async fn post_event(
             },
         )
         .await?;
-    match stored {
-        Some(ev) => {
-            st.metrics.events_written.fetch_add(1, Ordering::Relaxed);
-            Ok((
-                StatusCode::CREATED,
-                Json(EventPosted {
-                    ok: true,
-                    id: Some(ev.id),
-                    seq: Some(ev.seq),
-                    duplicate: None,
-                }),
-            ))
-        }
-        None => Ok((
-            StatusCode::CREATED,
-            Json(EventPosted {
-                ok: true,
-                id: None,
-                seq: None,
-                duplicate: Some(true),
-            }),
-        )),
+    if stored.is_some() {
+        st.metrics.events_written.fetch_add(1, Ordering::Relaxed);
     }
+    Ok((StatusCode::CREATED, Json(posted(stored))))
 }
 
 #[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]

@@ -80,6 +80,11 @@ pub static RULES: &[Rule] = &[
     ),
     rule(
         Method::POST,
+        "/sessions/{id}/events/batch",
+        &[LeasedRunner, OwnSession],
+    ),
+    rule(
+        Method::POST,
         "/sessions/{id}/stop",
         &[Operator, ChildSession],
     ),
