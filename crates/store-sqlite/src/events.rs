@@ -180,6 +180,23 @@ impl SqliteStore {
         self.write(move |w| append(w, &sid, write)).await
     }
 
+    /// One write job for the whole batch: all stored, in order, or none (a failing
+    /// event rolls the job back).
+    pub(crate) async fn append_events_impl(
+        &self,
+        session_id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        let sid = session_id.to_string();
+        self.write(move |w| {
+            writes
+                .into_iter()
+                .map(|write| append(w, &sid, write))
+                .collect()
+        })
+        .await
+    }
+
     pub(crate) async fn list_events_impl(
         &self,
         session_id: &str,

@@ -175,6 +175,13 @@ impl Store for SqliteStore {
     async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
         self.append_event_impl(id, write).await
     }
+    async fn append_events(
+        &self,
+        id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        self.append_events_impl(id, writes).await
+    }
     async fn list_events(
         &self,
         id: &str,

@@ -347,21 +347,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes entries older than `before`; returns how many.
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
-    // ---- Batched event append (issue #8) ----
-    /// Appends `writes` in order, one result per write (`None`: its idempotency key was
-    /// stored before, or earlier in this batch). Backends override this to write the
-    /// batch in ONE transaction, all or nothing. This default only loops
-    /// `append_event`: each event commits on its own, so a failure part-way leaves the
-    /// events before it stored.
+    // Batched event append
+    /// Appends `writes` in order in ONE transaction, all or nothing; one result per
+    /// write (`None`: its idempotency key was stored before, or earlier in this batch).
     async fn append_events(
         &self,
         session_id: &str,
         writes: Vec<EventWrite>,
-    ) -> StoreResult<Vec<Option<StoredEvent>>> {
-        let mut out = Vec::with_capacity(writes.len());
-        for write in writes {
-            out.push(self.append_event(session_id, write).await?);
-        }
-        Ok(out)
-    }
+    ) -> StoreResult<Vec<Option<StoredEvent>>>;
 }
