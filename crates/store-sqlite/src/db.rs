@@ -343,8 +343,13 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> StoreResult<Co
         Durability::Full => "FULL",
     };
     conn.busy_timeout(BUSY_TIMEOUT).map_err(internal)?;
+    // temp_store = MEMORY: savepoints and multi-row statements keep their statement
+    // journal in memory; on file it cost one pwrite per touched page (measured: a
+    // quarter of the writer's time under batched ingest). It holds only pages being
+    // undone, not data: nothing durable moves to memory.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
+         PRAGMA temp_store = MEMORY;"
     ))
     .map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

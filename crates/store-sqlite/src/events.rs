@@ -18,6 +18,56 @@ fn seen_key(conn: &Connection, session_id: &str, key: &str) -> StoreResult<bool>
         .map_err(internal)
 }
 
+/// Inserts event `seq` of the session and moves the session's `next_seq` on: plain
+/// single-row statements, which SQLite runs without a statement journal. `Ok(None)`: the
+/// idempotency key is taken (nothing written).
+fn insert_event(
+    w: &mut Tx<'_>,
+    session_id: &str,
+    seq: i64,
+    run_id: Option<&str>,
+    idem_key: Option<&str>,
+    event: &Event,
+) -> StoreResult<Option<StoredEvent>> {
+    let data = serde_json::json!({ "data": event });
+    let inserted = w
+        .prepare_cached(
+            "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
+             VALUES ('event', ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (session_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+        )
+        .and_then(|mut st| {
+            st.execute((
+                session_id,
+                seq,
+                run_id,
+                idem_key,
+                &event.event_type,
+                data.to_string(),
+            ))
+        })
+        .map_err(internal)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let cursor = w.last_insert_rowid();
+    w.prepare_cached("UPDATE sessions SET next_seq = ? WHERE session_id = ?")
+        .and_then(|mut st| st.execute((seq + 1, session_id)))
+        .map_err(internal)?;
+    w.push_item(FeedItem {
+        cursor,
+        kind: sse::EVENT.to_string(),
+        session_id: Some(session_id.to_string()),
+        data,
+    });
+    Ok(Some(StoredEvent {
+        id: cursor,
+        seq,
+        run_id: run_id.map(str::to_string),
+        event: event.clone(),
+    }))
+}
+
 /// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
 pub(crate) fn append_in_tx(
     w: &mut Tx<'_>,
@@ -31,36 +81,12 @@ pub(crate) fn append_in_tx(
             return Ok(None);
         }
     }
-    // One statement: the session's next `seq` is read inside the INSERT, and the
-    // `feed_next_seq` trigger moves it on.
-    let data = serde_json::json!({ "data": &event });
-    let (cursor, seq): (i64, i64) = w
-        .prepare_cached(
-            "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
-             SELECT 'event', session_id, next_seq, ?2, ?3, ?4, ?5 FROM sessions WHERE session_id = ?1 \
-             RETURNING cursor, seq",
-        )
-        .and_then(|mut st| {
-            st.query_row(
-                (session_id, run_id, idem_key, &event.event_type, data.to_string()),
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
+    let seq: i64 = w
+        .prepare_cached("SELECT next_seq FROM sessions WHERE session_id = ?")
+        .and_then(|mut st| st.query_row([session_id], |r| r.get(0)).optional())
         .map_err(internal)?
         .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    w.push_item(FeedItem {
-        cursor,
-        kind: sse::EVENT.to_string(),
-        session_id: Some(session_id.to_string()),
-        data,
-    });
-    Ok(Some(StoredEvent {
-        id: cursor,
-        seq,
-        run_id: run_id.map(str::to_string),
-        event,
-    }))
+    insert_event(w, session_id, seq, run_id, idem_key, &event)
 }
 
 fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
@@ -77,8 +103,8 @@ fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-/// The common case in one statement: the session check, the next `seq`, the lease check
-/// and the idempotency rule all ride in the INSERT. `Ok(None)`: nothing was inserted.
+/// The common case: the session check, its next `seq` and the lease check in one read,
+/// then the insert (the idempotency rule rides in it). `Ok(None)`: nothing was inserted.
 fn append_fast(
     w: &mut Tx<'_>,
     session_id: &str,
@@ -87,46 +113,31 @@ fn append_fast(
     if write.lease_token.is_some() && write.run_id.is_none() {
         return Ok(None);
     }
-    let data = serde_json::json!({ "data": &write.event });
-    let row: Option<(i64, i64)> = w
+    let seq: Option<i64> = w
         .prepare_cached(
-            "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
-             SELECT 'event', s.session_id, s.next_seq, ?2, ?3, ?4, ?5 FROM sessions s \
-             WHERE s.session_id = ?1 AND (?6 IS NULL OR EXISTS (SELECT 1 FROM runs r \
-               WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?6 \
-               AND r.status IN ('claimed','running','stopping'))) \
-             ON CONFLICT DO NOTHING RETURNING cursor, seq",
+            "SELECT s.next_seq FROM sessions s \
+             WHERE s.session_id = ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs r \
+               WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?3 \
+               AND r.status IN ('claimed','running','stopping')))",
         )
         .and_then(|mut st| {
-            st.query_row(
-                (
-                    session_id,
-                    &write.run_id,
-                    &write.idempotency_key,
-                    &write.event.event_type,
-                    data.to_string(),
-                    &write.lease_token,
-                ),
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            st.query_row((session_id, &write.run_id, &write.lease_token), |r| {
+                r.get(0)
+            })
             .optional()
         })
         .map_err(internal)?;
-    let Some((cursor, seq)) = row else {
+    let Some(seq) = seq else {
         return Ok(None);
     };
-    w.push_item(FeedItem {
-        cursor,
-        kind: sse::EVENT.to_string(),
-        session_id: Some(session_id.to_string()),
-        data,
-    });
-    Ok(Some(StoredEvent {
-        id: cursor,
+    insert_event(
+        w,
+        session_id,
         seq,
-        run_id: write.run_id.clone(),
-        event: write.event.clone(),
-    }))
+        write.run_id.as_deref(),
+        write.idempotency_key.as_deref(),
+        &write.event,
+    )
 }
 
 /// Appends `write`, or tells why not: no session, a repeated key (`Ok(None)`) or a stale
