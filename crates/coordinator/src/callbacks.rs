@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use aof_core::SessionStatus;
 use aof_store::PendingCallback;
-use aof_wire::{sse, ExecutionMode, RunCreate, RunType, Session};
+use aof_wire::{
+    sse::{self, SessionPayload},
+    ExecutionMode, RunCreate, RunType,
+};
 
 use crate::{auth::Principal, error::ApiError, AppState};
 
@@ -30,11 +33,7 @@ pub(crate) async fn run(st: AppState, shutdown: CancellationToken) {
             _ = tick.tick() => sweep(&st).await,
             item = feed.recv() => match item {
                 Ok(item) if item.kind == sse::SESSION_UPDATED => {
-                    let Some(s) = item
-                        .data
-                        .get("session")
-                        .and_then(|s| serde_json::from_value::<Session>(s.clone()).ok())
-                    else {
+                    let Ok(SessionPayload { session: s }) = serde_json::from_str(&item.data) else {
                         continue;
                     };
                     if !ended(&s.status) {

@@ -43,7 +43,7 @@ pub(crate) async fn append_in_tx(
     .await
     .map_err(internal)?
     .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    let data = serde_json::json!({ "data": &event });
+    let data = sse::event_payload(&event).map_err(internal)?;
     let cursor: i64 = sqlx::query_scalar(
         "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
          VALUES ('event', $1, $2, $3, $4, $5, $6) RETURNING cursor",
@@ -53,7 +53,7 @@ pub(crate) async fn append_in_tx(
     .bind(run_id)
     .bind(idem_key)
     .bind(&event.event_type)
-    .bind(data.to_string())
+    .bind(&*data)
     .fetch_one(&mut *w.tx)
     .await
     .map_err(internal)?;
@@ -96,7 +96,7 @@ impl PgStore {
             .filter(|s| s.is_leased())
             .map(RunStatus::as_str)
             .collect();
-        let data = serde_json::json!({ "data": &write.event });
+        let data = sse::event_payload(&write.event).map_err(internal)?;
         let _guard = self.shared.write_lock.lock().await;
         let row = sqlx::query(
             "SELECT outcome, out_cursor, out_seq, detail \
@@ -109,7 +109,7 @@ impl PgStore {
         .bind(write.lease_token.as_deref())
         .bind(&leased)
         .bind(&write.event.event_type)
-        .bind(data.to_string())
+        .bind(&*data)
         .bind(live::CHANNEL)
         .bind(&self.shared.instance)
         .fetch_one(&self.pool)
@@ -172,11 +172,12 @@ impl PgStore {
             .filter(|s| s.is_leased())
             .map(RunStatus::as_str)
             .collect();
-        let datas: Vec<serde_json::Value> = writes
+        let datas: Vec<std::sync::Arc<str>> = writes
             .iter()
-            .map(|w| serde_json::json!({ "data": &w.event }))
-            .collect();
-        let texts: Vec<String> = datas.iter().map(|d| d.to_string()).collect();
+            .map(|w| sse::event_payload(&w.event))
+            .collect::<Result<_, _>>()
+            .map_err(internal)?;
+        let texts: Vec<&str> = datas.iter().map(|d| &**d).collect();
         let runs: Vec<Option<&str>> = writes.iter().map(|w| w.run_id.as_deref()).collect();
         let idems: Vec<Option<&str>> = writes
             .iter()
@@ -337,7 +338,7 @@ impl PgStore {
                     cursor: r.get("cursor"),
                     kind: r.get("kind"),
                     session_id: r.get("session_id"),
-                    data: serde_json::from_str(&data).map_err(internal)?,
+                    data: data.into(),
                 })
             })
             .collect()

@@ -198,15 +198,15 @@ impl WriteTx<'_> {
         &mut self,
         kind: &str,
         session_id: Option<&str>,
-        data: serde_json::Value,
+        data: impl serde::Serialize,
     ) -> StoreResult<i64> {
-        let text = data.to_string();
+        let data = aof_wire::sse::payload(&data).map_err(internal)?;
         let cursor: i64 = sqlx::query_scalar(
             "INSERT INTO feed(kind, session_id, data) VALUES ($1, $2, $3) RETURNING cursor",
         )
         .bind(kind)
         .bind(session_id)
-        .bind(&text)
+        .bind(&*data)
         .fetch_one(&mut *self.tx)
         .await
         .map_err(internal)?;

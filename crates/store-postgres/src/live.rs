@@ -80,15 +80,12 @@ pub(crate) async fn catch_up(pool: &PgPool, shared: &Shared, until: Option<i64>)
     };
     for r in rows {
         let data: String = r.get("data");
-        let Ok(data) = serde_json::from_str(&data) else {
-            continue;
-        };
         let cursor: i64 = r.get("cursor");
         let _ = shared.feed_tx.send(FeedItem {
             cursor,
             kind: r.get("kind"),
             session_id: r.get("session_id"),
-            data,
+            data: data.into(),
         });
         shared.broadcast_head.fetch_max(cursor, Ordering::AcqRel);
     }

@@ -29,7 +29,7 @@ fn insert_event(
     idem_key: Option<&str>,
     event: &Event,
 ) -> StoreResult<Option<StoredEvent>> {
-    let data = serde_json::json!({ "data": event });
+    let data = sse::event_payload(event).map_err(internal)?;
     let inserted = w
         .prepare_cached(
             "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
@@ -37,14 +37,7 @@ fn insert_event(
              ON CONFLICT (session_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
         )
         .and_then(|mut st| {
-            st.execute((
-                session_id,
-                seq,
-                run_id,
-                idem_key,
-                &event.event_type,
-                data.to_string(),
-            ))
+            st.execute((session_id, seq, run_id, idem_key, &event.event_type, &*data))
         })
         .map_err(internal)?;
     if inserted == 0 {
@@ -275,8 +268,7 @@ impl SqliteStore {
                         cursor: r.get("cursor")?,
                         kind: r.get("kind")?,
                         session_id: r.get("session_id")?,
-                        data: serde_json::from_str(&data)
-                            .map_err(|e| rows::bad_column("data", e))?,
+                        data: data.into(),
                     })
                 })?
                 .collect()

@@ -264,18 +264,13 @@ impl Tx<'_> {
         &mut self,
         kind: &str,
         session_id: Option<&str>,
-        data: serde_json::Value,
+        data: impl serde::Serialize,
     ) -> StoreResult<i64> {
-        let cursor: i64 = self
-            .prepare_cached(
-                "INSERT INTO feed(kind, session_id, data) VALUES (?, ?, ?) RETURNING cursor",
-            )
-            .and_then(|mut st| {
-                st.query_row(rusqlite::params![kind, session_id, data.to_string()], |r| {
-                    r.get(0)
-                })
-            })
+        let data = aof_wire::sse::payload(&data).map_err(internal)?;
+        self.prepare_cached("INSERT INTO feed(kind, session_id, data) VALUES (?, ?, ?)")
+            .and_then(|mut st| st.execute((kind, session_id, &*data)))
             .map_err(internal)?;
+        let cursor = self.last_insert_rowid();
         self.push_item(FeedItem {
             cursor,
             kind: kind.to_string(),

@@ -1,5 +1,7 @@
 //! Server-sent event names and payloads of `GET /sse/sessions`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Event, Session};
@@ -14,15 +16,29 @@ pub const RUN_FAILED: &str = "run_failed";
 pub const RESYNC: &str = "resync";
 
 /// One entry of the coordinator's feed: what SSE clients see, with its global cursor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
     pub cursor: i64,
     /// SSE event name (one of the constants above).
     pub kind: String,
     pub session_id: Option<String>,
-    /// The SSE `data` payload.
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    /// The SSE `data` payload as JSON text: serialized once when stored, then shared by
+    /// the row, the broadcast and every subscriber's frame.
+    pub data: Arc<str>,
+}
+
+/// JSON text of a feed payload (`{"data": event}` for events, `{"session": …}` …).
+pub fn payload(value: &impl Serialize) -> serde_json::Result<Arc<str>> {
+    serde_json::to_string(value).map(Arc::from)
+}
+
+/// The feed payload of an event: `{"data": <event>}`.
+pub fn event_payload(event: &Event) -> serde_json::Result<Arc<str>> {
+    #[derive(Serialize)]
+    struct Payload<'a> {
+        data: &'a Event,
+    }
+    payload(&Payload { data: event })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

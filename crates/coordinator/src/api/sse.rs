@@ -27,7 +27,7 @@ fn frame(item: &FeedItem) -> SseEvent {
     SseEvent::default()
         .id(item.cursor.to_string())
         .event(item.kind.clone())
-        .data(item.data.to_string())
+        .data(&*item.data)
 }
 
 fn wanted(item: &FeedItem, filter: Option<&str>) -> bool {
