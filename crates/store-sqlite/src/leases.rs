@@ -9,7 +9,7 @@ use rusqlite::{Connection, ToSql};
 use crate::{
     internal, ms,
     rows::{cas_status, run_from_row, set_session_status, ts, RUN_COLS},
-    runs::{feed_run_failed, finish, finish_with, illegal, LEASED},
+    runs::{feed_run_failed, finish_with, illegal, LEASED},
     SqliteStore, Tx,
 };
 
@@ -106,12 +106,13 @@ impl SqliteStore {
                         finish_with(w, &rec, next, None, true)?;
                         set_session_status(w, &sid, SessionStatus::Stopped)?;
                     }
-                    _ => {
-                        let error = "Lease expired: the runner stopped renewing it";
-                        finish_with(w, &rec, next, Some(error), true)?;
-                        set_session_status(w, &sid, SessionStatus::Failed)?;
-                        feed_run_failed(w, &rec.run.run_id, &sid, error)?;
-                    }
+                    _ => fail(
+                        w,
+                        &rec,
+                        next,
+                        "Lease expired: the runner stopped renewing it",
+                        true,
+                    )?,
                 }
                 out.push(Resolved {
                     run_id: rec.run.run_id.clone(),
@@ -150,13 +151,10 @@ impl SqliteStore {
             let error = "No matching runner available within timeout";
             for rec in due {
                 let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
-                finish(w, &rec, next, Some(error))?;
-                let sid = rec.run.session_id.clone();
-                set_session_status(w, &sid, SessionStatus::Failed)?;
-                feed_run_failed(w, &rec.run.run_id, &sid, error)?;
+                fail(w, &rec, next, error, false)?;
                 out.push(Resolved {
                     run_id: rec.run.run_id,
-                    session_id: sid,
+                    session_id: rec.run.session_id,
                     from: rec.status,
                     to: next,
                 });
@@ -182,6 +180,21 @@ impl SqliteStore {
     }
 }
 
+/// Ends `rec` as failed with `error`, its session too, and feeds `run_failed`.
+/// `revoke`: resolved without its runner (see `finish_with`).
+fn fail(
+    w: &mut Tx<'_>,
+    rec: &RunRecord,
+    next: RunStatus,
+    error: &str,
+    revoke: bool,
+) -> StoreResult<()> {
+    finish_with(w, rec, next, Some(error), revoke)?;
+    let sid = &rec.run.session_id;
+    set_session_status(w, sid, SessionStatus::Failed)?;
+    feed_run_failed(w, &rec.run.run_id, sid, error)
+}
+
 /// Runs held by `runner_id` become failed (runner removed), with their sessions.
 pub(crate) fn fail_runs_of(
     w: &mut Tx<'_>,
@@ -196,13 +209,10 @@ pub(crate) fn fail_runs_of(
     let mut out = Vec::new();
     for rec in held {
         let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
-        finish_with(w, &rec, next, Some(error), true)?;
-        let sid = rec.run.session_id.clone();
-        set_session_status(w, &sid, SessionStatus::Failed)?;
-        feed_run_failed(w, &rec.run.run_id, &sid, error)?;
+        fail(w, &rec, next, error, true)?;
         out.push(Resolved {
             run_id: rec.run.run_id,
-            session_id: sid,
+            session_id: rec.run.session_id,
             from: rec.status,
             to: next,
         });

@@ -42,7 +42,7 @@ impl Llama {
             eprintln!("SKIPPED (no real model server): {why}");
             return None;
         };
-        let llama = Llama::spawn(&bin, &model);
+        let mut llama = Llama::spawn(&bin, &model);
         llama.wait_healthy().await;
         Some(llama)
     }
@@ -84,8 +84,10 @@ impl Llama {
         Llama { child, port, log }
     }
 
-    /// Waits until `/health` answers 200 (the model is loaded).
-    pub async fn wait_healthy(&self) {
+    /// Waits until `/health` answers 200 (the model is loaded). Panics with the server's
+    /// log if it exits first (a bad flag or a missing file would otherwise cost the
+    /// whole deadline).
+    pub async fn wait_healthy(&mut self) {
         let health = format!("http://127.0.0.1:{}/health", self.port);
         let http = reqwest::Client::new();
         // Loading takes seconds; generous for a loaded 2-core machine.
@@ -95,6 +97,12 @@ impl Llama {
                 if r.status().is_success() {
                     break;
                 }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "llama-server exited ({status}) before it was healthy; log:\n{}",
+                    self.log()
+                );
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
