@@ -34,29 +34,25 @@ pub(crate) async fn append_in_tx(
         }
     }
     // The row lock on the session plus the store's write lock: `seq` and `cursor` are
-    // both taken in commit order.
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = $1 RETURNING next_seq - 1",
-    )
-    .bind(session_id)
-    .fetch_optional(&mut *w.tx)
-    .await
-    .map_err(internal)?
-    .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    // both taken in commit order. One statement: each round trip here is paid under the
+    // write lock.
     let data = sse::event_payload(&event).map_err(internal)?;
-    let cursor: i64 = sqlx::query_scalar(
-        "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
-         VALUES ('event', $1, $2, $3, $4, $5, $6) RETURNING cursor",
+    let row = sqlx::query(
+        "WITH s AS (UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = $1 \
+         RETURNING next_seq - 1 AS seq) \
+         INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
+         SELECT 'event', $1, s.seq, $2, $3, $4, $5 FROM s RETURNING cursor, seq",
     )
     .bind(session_id)
-    .bind(seq)
     .bind(run_id)
     .bind(idem_key)
     .bind(&event.event_type)
     .bind(&*data)
-    .fetch_one(&mut *w.tx)
+    .fetch_optional(&mut *w.tx)
     .await
-    .map_err(internal)?;
+    .map_err(internal)?
+    .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
+    let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
     w.push_item(FeedItem {
         cursor,
         kind: sse::EVENT.to_string(),

@@ -41,6 +41,12 @@ use aof_wire::sse::FeedItem;
 /// Key of the advisory lock every write transaction takes (any constant unique to aof).
 pub(crate) const WRITE_LOCK_KEY: i64 = 0x0a0f_5704_e001;
 
+/// BEGIN and the write lock in one simple-query round trip (the key is a constant, so
+/// nothing is interpolated from outside).
+fn begin_locked() -> String {
+    format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+}
+
 /// Is `url` a PostgreSQL URL (`postgres://` or `postgresql://`)?
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -129,6 +135,9 @@ impl PgStore {
         let connect: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Illegal(format!("invalid PostgreSQL URL: {e}")))?;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        // Named on every connection: the feed table's NOTIFY trigger sends it (0008).
+        let connect = connect.options([("aof.instance", instance.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(30))
@@ -145,7 +154,7 @@ impl PgStore {
             .await
             .map_err(internal)?;
         let shared = Arc::new(live::Shared {
-            instance: uuid::Uuid::new_v4().simple().to_string(),
+            instance,
             write_lock: Mutex::new(()),
             broadcast_head: AtomicI64::new(head),
             feed_tx,
@@ -165,10 +174,9 @@ impl PgStore {
 
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.shared.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(internal)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK_KEY)
-            .execute(&mut *tx)
+        let tx = self
+            .pool
+            .begin_with(begin_locked())
             .await
             .map_err(internal)?;
         Ok(WriteTx {
@@ -225,20 +233,13 @@ impl WriteTx<'_> {
 
     pub async fn commit(self) -> StoreResult<()> {
         let WriteTx {
-            mut tx,
+            tx,
             _guard,
             items,
             store,
         } = self;
-        if !items.is_empty() {
-            // Delivered at COMMIT: wakes the relay of every other coordinator.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(live::CHANNEL)
-                .bind(&store.shared.instance)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-        }
+        // The feed inserts' trigger queued a NOTIFY (delivered at COMMIT) that wakes the
+        // relay of every other coordinator.
         tx.commit().await.map_err(internal)?;
         store.publish(items).await;
         Ok(())

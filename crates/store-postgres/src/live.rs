@@ -1,6 +1,6 @@
 //! What crosses coordinators through the database, on two NOTIFY channels:
-//! - `CHANNEL`, the live feed: each commit with feed items sends a NOTIFY (payload: the
-//!   writer's instance id); every other `PgStore` relays the new rows into its own
+//! - `CHANNEL`, the live feed: each commit with feed items sends a NOTIFY (the feed
+//!   table's trigger, migration 0008; payload: the writer's instance id); every other `PgStore` relays the new rows into its own
 //!   broadcast. Both paths run under `write_lock` and only move `broadcast_head`
 //!   forward, so each process broadcasts every item once, in cursor order.
 //! - `WAKE_CHANNEL`, runner wake-ups: `publish_wake` (a new run, a stop, a requeue)

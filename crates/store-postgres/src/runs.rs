@@ -13,7 +13,8 @@ use crate::{
     events::append_in_tx,
     internal, ms,
     rows::{
-        self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
+        self, cas_status, feed_session, load_run, run_from_row, session_from_row,
+        set_session_status, ts, RUN_COLS, SESSION_COLS,
     },
     PgStore, WriteTx,
 };
@@ -21,6 +22,39 @@ use crate::{
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
+
+/// The oldest pending run `runner` satisfies, read a page at a time: usually the first
+/// matches, and a long queue must not be parsed whole per poll.
+async fn pick_pending(
+    conn: &mut sqlx::PgConnection,
+    runner: &aof_wire::runner::RunnerInfo,
+) -> StoreResult<Option<RunRecord>> {
+    let mut after: i64 = 0;
+    loop {
+        let page = sqlx::query(&format!(
+            "SELECT rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rid > $1 \
+             ORDER BY rid LIMIT {CLAIM_PAGE}"
+        ))
+        .bind(after)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(internal)?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        after = last.get("rid");
+        if let Some(rec) = page
+            .iter()
+            .filter_map(|r| run_from_row(r).ok())
+            .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
+        {
+            return Ok(Some(rec));
+        }
+        if page.len() < CLAIM_PAGE {
+            return Ok(None);
+        }
+    }
+}
 
 pub(crate) fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
@@ -30,36 +64,41 @@ impl PgStore {
     pub(crate) async fn create_run_impl(&self, new: NewRun) -> StoreResult<RunRecord> {
         let now = Utc::now();
         let mut w = self.begin().await?;
-        match new.run_type {
+        // The new rows come back from their INSERTs (RETURNING): every round trip here
+        // is made under the database-wide write lock.
+        let session = match new.run_type {
             RunType::StartSession => {
-                if rows::load_session(&mut w.tx, &new.session_id)
-                    .await?
-                    .is_some()
-                {
-                    return Err(StoreError::SessionExists(new.session_id));
-                }
-                sqlx::query(
+                let row = sqlx::query(&format!(
                     "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
-                     VALUES ($1, 'pending', $2, $3, $4, $5)",
-                )
+                     VALUES ($1, 'pending', $2, $3, $4, $5) ON CONFLICT (session_id) DO NOTHING \
+                     RETURNING {SESSION_COLS}"
+                ))
                 .bind(&new.session_id)
                 .bind(ts(now))
                 .bind(&new.project_dir)
                 .bind(&new.agent_name)
                 .bind(&new.parent_session_id)
-                .execute(&mut *w.tx)
+                .fetch_optional(&mut *w.tx)
                 .await
                 .map_err(internal)?;
+                let Some(row) = row else {
+                    return Err(StoreError::SessionExists(new.session_id));
+                };
+                Some(session_from_row(&row))
             }
             RunType::ResumeSession => {
-                if rows::load_session(&mut w.tx, &new.session_id)
-                    .await?
-                    .is_none()
-                {
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT 1::bigint FROM sessions WHERE session_id = $1")
+                        .bind(&new.session_id)
+                        .fetch_optional(&mut *w.tx)
+                        .await
+                        .map_err(internal)?;
+                if known.is_none() {
                     return Err(StoreError::SessionNotFound(new.session_id));
                 }
+                None
             }
-        }
+        };
         if !new.deliver_callbacks.is_empty() {
             // Before the insert: the new run must not count as the session's live run.
             crate::callbacks::mark_delivered(
@@ -71,11 +110,12 @@ impl PgStore {
             .await?;
         }
         let demands = serde_json::to_string(&new.demands).map_err(internal)?;
-        sqlx::query(
+        let row = sqlx::query(&format!(
             "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
              parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
-        )
+             blueprint, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15) \
+             RETURNING {RUN_COLS}"
+        ))
         .bind(&new.run_id)
         .bind(new.run_type.as_str())
         .bind(&new.session_id)
@@ -91,18 +131,13 @@ impl PgStore {
         .bind(new.timeout_at.map(ms))
         .bind(new.blueprint.as_ref().map(|b| b.to_string()))
         .bind(&new.traceparent)
-        .execute(&mut *w.tx)
+        .fetch_one(&mut *w.tx)
         .await
         .map_err(internal)?;
-        if new.run_type == RunType::StartSession {
-            let s = rows::load_session(&mut w.tx, &new.session_id)
-                .await?
-                .ok_or_else(|| internal(anyhow::anyhow!("session vanished")))?;
-            feed_session(&mut w, sse::SESSION_CREATED, &s).await?;
+        let rec = run_from_row(&row)?;
+        if let Some(s) = &session {
+            feed_session(&mut w, sse::SESSION_CREATED, s).await?;
         }
-        let rec = load_run(&mut w.tx, &new.run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
         w.commit().await?;
         Ok(rec)
     }
@@ -143,70 +178,45 @@ impl PgStore {
         ttl: Duration,
     ) -> StoreResult<Option<RunRecord>> {
         let runner_id = runner.runner_id.as_str();
-        // Cheap reads outside the write lock, a page at a time: usually the first
-        // pending run matches, and a long queue must not be parsed whole per poll.
-        let mut after: i64 = 0;
-        let pick = loop {
-            let page = sqlx::query(&format!(
-                "SELECT rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rid > $1 \
-                 ORDER BY rid LIMIT {CLAIM_PAGE}"
-            ))
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
-            let Some(last) = page.last() else {
-                return Ok(None);
-            };
-            after = last.get("rid");
-            if let Some(rec) = page
-                .iter()
-                .filter_map(|r| run_from_row(r).ok())
-                .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
-            {
-                break rec;
-            }
-            if page.len() < CLAIM_PAGE {
+        // A cheap look without the write lock first: most polls find nothing to take and
+        // must not queue behind writers for that.
+        {
+            let mut conn = self.pool.acquire().await.map_err(internal)?;
+            if pick_pending(&mut conn, runner).await?.is_none() {
                 return Ok(None);
             }
-        };
+        }
         let now = Utc::now();
         let token = new_lease_token();
         let mut w = self.begin().await?;
-        let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
-        // Lock the picked row, skipping it if another transaction holds it; the
-        // conditional UPDATE below is the compare-and-set either way.
-        let free: Option<String> = sqlx::query_scalar(
-            "SELECT run_id FROM runs WHERE run_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED",
-        )
-        .bind(&pick.run.run_id)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        if free.is_none() {
+        // Picked again under the write lock, which every claim takes: a run seen above may
+        // have gone to another runner, and losing that race must not send this poll to
+        // sleep while other runs wait (it parks until the next wake-up).
+        let Some(pick) = pick_pending(&mut w.tx, runner).await? else {
             return Ok(None);
-        }
-        let n = sqlx::query(
+        };
+        let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;
+        // Under the lock the run is still pending; the status condition stays as the
+        // compare-and-set all run writes use.
+        let row = sqlx::query(&format!(
             "UPDATE runs SET status = $1, runner_id = $2, claimed_at = $3, attempt = attempt + 1, \
-             lease_token = $4, lease_expires_ms = $5, stop_delivered = 0 WHERE run_id = $6 AND status = 'pending'",
-        )
+             lease_token = $4, lease_expires_ms = $5, stop_delivered = 0 WHERE run_id = $6 AND status = 'pending' \
+             RETURNING {RUN_COLS}"
+        ))
         .bind(next.as_str())
         .bind(runner_id)
         .bind(ts(now))
         .bind(&token)
         .bind(ms(now + ttl))
         .bind(&pick.run.run_id)
-        .execute(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await
-        .map_err(internal)?
-        .rows_affected();
-        if n == 0 {
+        .map_err(internal)?;
+        let Some(row) = row else {
             // Another runner won it between our read and our write; the caller polls again.
             return Ok(None);
-        }
-        let mut rec = load_run(&mut w.tx, &pick.run.run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
+        };
+        let mut rec = run_from_row(&row)?;
         w.commit().await?;
         rec.run.lease_token = rec.lease_token.clone();
         Ok(Some(rec))
@@ -279,26 +289,26 @@ impl PgStore {
         let next = rec.status.on(event).map_err(illegal)?;
         let now = ts(Utc::now());
         let sid = rec.run.session_id.clone();
-        match &report {
+        // The run's new row, from the statement that changed it (RETURNING).
+        let out = match &report {
             RunReport::Started => {
-                let n = sqlx::query(
+                let row = sqlx::query(&format!(
                     "UPDATE runs SET status = $1, started_at = COALESCE(started_at, $2) \
-                     WHERE run_id = $3 AND status = $4",
-                )
+                     WHERE run_id = $3 AND status = $4 RETURNING {RUN_COLS}"
+                ))
                 .bind(next.as_str())
                 .bind(&now)
                 .bind(run_id)
                 .bind(rec.status.as_str())
-                .execute(&mut *w.tx)
+                .fetch_optional(&mut *w.tx)
                 .await
-                .map_err(internal)?
-                .rows_affected();
-                if n == 0 {
+                .map_err(internal)?;
+                let Some(row) = row else {
                     return Err(StoreError::LeaseConflict(format!(
                         "run {run_id} changed concurrently (expected {})",
                         rec.status
                     )));
-                }
+                };
                 if let Some(parent) = &rec.run.parent_session_id {
                     sqlx::query("UPDATE sessions SET parent_session_id = $1 WHERE session_id = $2")
                         .bind(parent)
@@ -318,9 +328,10 @@ impl PgStore {
                     .await?;
                     set_session_status(&mut w, &sid, SessionStatus::Running).await?;
                 }
+                Some(run_from_row(&row)?)
             }
             RunReport::Completed { session_status } => {
-                self.finish(&mut w, &rec, next, None).await?;
+                let out = self.finish(&mut w, &rec, next, None).await?;
                 let ev = Event {
                     exit_code: Some(0),
                     reason: Some("completed".into()),
@@ -330,9 +341,10 @@ impl PgStore {
                 // Session status last: a follower that stops at it has seen every event.
                 let st = session_status.unwrap_or(SessionStatus::Finished);
                 set_session_status(&mut w, &sid, st).await?;
+                Some(out)
             }
             RunReport::Failed { error } => {
-                self.finish(&mut w, &rec, next, Some(error)).await?;
+                let out = self.finish(&mut w, &rec, next, Some(error)).await?;
                 let ev = Event {
                     error: Some(error.clone()),
                     reason: Some("failed".into()),
@@ -341,23 +353,29 @@ impl PgStore {
                 append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
                 feed_run_failed(&mut w, run_id, &sid, error).await?;
                 set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
+                Some(out)
             }
             RunReport::Stopped { signal } => {
-                self.finish(&mut w, &rec, next, None).await?;
+                let out = self.finish(&mut w, &rec, next, None).await?;
                 let ev = Event {
                     reason: Some(signal.clone()),
                     ..Event::new(types::RUN_STOPPED, &sid)
                 };
                 append_in_tx(&mut w, &sid, ev, Some(run_id), None).await?;
                 set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
+                Some(out)
             }
             RunReport::Released { .. } => {
                 self.release(&mut w, &rec, next, &who.runner_id).await?;
+                None
             }
-        }
-        let out = load_run(&mut w.tx, run_id)
-            .await?
-            .ok_or(StoreError::RunNotFound)?;
+        };
+        let out = match out {
+            Some(out) => out,
+            None => load_run(&mut w.tx, run_id)
+                .await?
+                .ok_or(StoreError::RunNotFound)?,
+        };
         w.commit().await?;
         Ok(out)
     }
@@ -414,14 +432,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// Moves a run to a terminal state. The lease token stays so retried reports match.
+    /// Moves a run to a terminal state and returns its new row. The lease token stays so
+    /// retried reports match.
     pub(crate) async fn finish(
         &self,
         w: &mut WriteTx<'_>,
         rec: &RunRecord,
         next: RunStatus,
         error: Option<&str>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<RunRecord> {
         self.finish_with(w, rec, next, error, false).await
     }
 
@@ -434,26 +453,24 @@ impl PgStore {
         next: RunStatus,
         error: Option<&str>,
         revoke: bool,
-    ) -> StoreResult<()> {
-        let n = sqlx::query(
+    ) -> StoreResult<RunRecord> {
+        let row = sqlx::query(&format!(
             "UPDATE runs SET status = $1, completed_at = $2, error = COALESCE($3, error), \
              lease_expires_ms = NULL, lease_token = CASE WHEN $4 THEN NULL ELSE lease_token END \
-             WHERE run_id = $5 AND status = $6",
-        )
+             WHERE run_id = $5 AND status = $6 RETURNING {RUN_COLS}"
+        ))
         .bind(next.as_str())
         .bind(ts(Utc::now()))
         .bind(error)
         .bind(revoke)
         .bind(&rec.run.run_id)
         .bind(rec.status.as_str())
-        .execute(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await
-        .map_err(internal)?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::LeaseConflict("run changed concurrently".into()));
-        }
-        Ok(())
+        .map_err(internal)?;
+        let row =
+            row.ok_or_else(|| StoreError::LeaseConflict("run changed concurrently".into()))?;
+        run_from_row(&row)
     }
 
     pub(crate) async fn stop_run_impl(&self, run_id: &str) -> StoreResult<StopOutcome> {
