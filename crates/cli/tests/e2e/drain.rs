@@ -75,11 +75,12 @@ async fn sigterm_finishes_short_runs_and_hands_back_long_ones() {
     let c = Coordinator::start(dir.path(), fast_env()).await;
     let url = c.url.clone();
     let go = dir.path().join("go");
-    // "short" runs until the test creates `go`; "long" never ends by itself.
+    // "short" runs until the test creates `go`; "long" never ends by itself, only with
+    // the runner that started it (so no loop outlives the test when `_r2` is killed).
     let script = format!(
         r#"read p; case "$p" in
         short) echo "short started"; while [ ! -f {go} ]; do sleep 0.05; done; echo "short done";;
-        long) echo "long started"; while :; do sleep 0.05; done;;
+        long) echo "long started"; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done;;
         *) echo "r1 did: $p";;
     esac"#,
         go = go.display()
@@ -206,7 +207,7 @@ async fn a_second_signal_hands_back_at_once() {
     let c = Coordinator::start(dir.path(), fast_env()).await;
     let url = c.url.clone();
     let script = r#"read p; case "$p" in
-        long) echo "long started"; while :; do sleep 0.05; done;;
+        long) echo "long started"; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done;;
         *) echo "did: $p";;
     esac"#;
     let args = [
