@@ -123,6 +123,10 @@ build_static_aof() {
   mkdir -p .docker-prebuilt
   strip -o .docker-prebuilt/aof "$work/target/x86_64-unknown-linux-gnu/release/aof"
   [[ $(file .docker-prebuilt/aof) == *static* ]] || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
+  # Packed relocations (crates/cli/build.rs): without them every process reads a 1.3 MB
+  # table at start and the idle coordinator is ~1 MiB bigger (BENCHMARKS.md, idle RSS).
+  readelf -SW .docker-prebuilt/aof | grep -q '\.relr\.dyn' \
+    || die ".docker-prebuilt/aof has no packed relocations (.relr.dyn); is ld older than 2.38?"
   ls -l .docker-prebuilt/aof
 }
 
