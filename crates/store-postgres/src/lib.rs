@@ -18,6 +18,7 @@ mod rows;
 mod runners;
 mod runs;
 mod sessions;
+mod stops;
 mod store_impl;
 pub mod testing;
 
