@@ -104,6 +104,11 @@ pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> 
     proc::raise_nofile();
     let target = Target::open(params.url.as_deref(), params.pid).await?;
     let cpu0 = proc::self_cpu();
+    // In-process, the coordinator's CPU is already in `bench_cpu_s`.
+    let coordinator_cpu0 = target
+        .pid
+        .filter(|_| !target.in_process)
+        .and_then(proc::cpu_of);
     let t0 = Instant::now();
     let outcome = match scenario {
         Scenario::Noop => scenarios::noop::run(&target, params).await,
@@ -115,6 +120,9 @@ pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> 
     let wall_s = t0.elapsed().as_secs_f64();
     let bench_cpu_s = (proc::self_cpu().saturating_sub(cpu0)).as_secs_f64();
     let coordinator_peak_rss_kb = target.pid.and_then(proc::peak_rss_kb);
+    let coordinator_cpu_s = coordinator_cpu0
+        .zip(target.pid.and_then(proc::cpu_of))
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     let durability = target.durability.clone();
     let in_process = target.in_process;
     target.close().await;
@@ -126,6 +134,7 @@ pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> 
         results: outcome.results,
         coordinator_peak_rss_kb,
         bench_cpu_s,
+        coordinator_cpu_s,
         wall_s,
         in_process,
         ok: outcome.ok,

@@ -43,6 +43,20 @@ pub fn self_cpu() -> Duration {
     }
 }
 
+/// User + system CPU time another process has used so far (all threads), from
+/// `/proc/PID/stat`.
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
+    let tick = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let ticks = tick(11)? + tick(12)?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
 /// Raises the soft open-file limit to the hard limit (SSE fan-out holds one socket per
 /// subscriber, twice when the coordinator is in-process). Returns the soft limit after.
 pub fn raise_nofile() -> Option<u64> {
@@ -64,6 +78,21 @@ mod tests {
         assert!(peak_rss_kb(me) >= rss_kb(me));
         assert!(fd_count(me).is_some_and(|n| n >= 3));
         assert!(raise_nofile().is_some_and(|n| n > 0));
-        let _ = self_cpu();
+        // Burn CPU until our own clock shows 100 ms (however loaded the machine is), so
+        // the two readings of our time agree to within a few 10 ms ticks.
+        let mut x = 0u64;
+        while self_cpu() < Duration::from_millis(100) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        let own = self_cpu();
+        let seen = cpu_of(me).expect("our own /proc/PID/stat");
+        let diff = own.abs_diff(seen);
+        assert!(
+            diff <= Duration::from_millis(50),
+            "getrusage {own:?} vs /proc {seen:?}"
+        );
+        assert!(cpu_of(u32::MAX).is_none());
     }
 }

@@ -27,6 +27,8 @@ pub struct Report {
     pub coordinator_peak_rss_kb: Option<u64>,
     /// CPU time of this process while the scenario ran.
     pub bench_cpu_s: f64,
+    /// CPU time of an external coordinator (`--pid`) while the scenario ran.
+    pub coordinator_cpu_s: Option<f64>,
     pub wall_s: f64,
     pub in_process: bool,
     /// False when the scenario saw errors, lost or duplicated events, or did not finish.
@@ -47,6 +49,10 @@ impl Report {
             json!(self.coordinator_peak_rss_kb),
         );
         m.insert("bench_cpu_s".into(), json!(round3(self.bench_cpu_s)));
+        m.insert(
+            "coordinator_cpu_s".into(),
+            json!(self.coordinator_cpu_s.map(round3)),
+        );
         m.insert("wall_s".into(), json!(round3(self.wall_s)));
         // In-process, the process CPU and RSS are the coordinator's and the client's together.
         m.insert(
@@ -89,6 +95,9 @@ impl Report {
                 self.bench_cpu_s, self.wall_s
             ),
         ));
+        if let Some(cpu) = self.coordinator_cpu_s {
+            rows.push(("coordinator CPU".into(), format!("{cpu:.2} s")));
+        }
         rows.push(("ok".into(), self.ok.to_string()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();

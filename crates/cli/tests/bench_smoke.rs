@@ -34,10 +34,62 @@ fn bench_with(scenario: &str, extra: &[&str]) -> Value {
     assert_eq!(v["scenario"], scenario);
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["durability"], "sqlite synchronous=NORMAL (WAL)", "{v}");
     assert!(v["parameters"].is_object(), "{v}");
     assert!(v["bench_cpu_s"].is_number(), "{v}");
+    if !extra.contains(&"--url") {
+        assert_eq!(v["durability"], "sqlite synchronous=NORMAL (WAL)", "{v}");
+        // In-process, the bench's CPU already includes the coordinator's.
+        assert!(v["coordinator_cpu_s"].is_null(), "{v}");
+    }
     v
+}
+
+/// Against another coordinator (`--url`, `--pid`): its own process, measured from outside.
+#[test]
+fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr_file = dir.path().join("addr");
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_aof"))
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--addr-file"])
+        .arg(&addr_file)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("AOF_API_KEY")
+        .env_remove("AOF_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start aof coordinator");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let addr = loop {
+        match std::fs::read_to_string(&addr_file) {
+            Ok(a) if !a.trim().is_empty() => break a.trim().to_string(),
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => panic!("the coordinator wrote no address within 60 s"),
+        }
+    };
+    let url = format!("http://{addr}");
+    let pid = coordinator.id().to_string();
+    let v = bench_with("lifecycle", &["--url", &url, "--pid", &pid]);
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+    assert_eq!(v["durability"], "unknown (external)", "{v}");
+    assert_eq!(v["cpu_scope"], "bench client only", "{v}");
+    let n = v["parameters"]["runs"].as_u64().expect("runs parameter");
+    assert_eq!(v["runs_completed"].as_u64(), Some(n), "{v}");
+    // The coordinator did the work of every run, so its clock moved (ticks are 10 ms).
+    assert!(
+        v["coordinator_cpu_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{v}"
+    );
+    assert!(
+        v["coordinator_peak_rss_kb"]
+            .as_u64()
+            .is_some_and(|kb| kb > 1024),
+        "{v}"
+    );
 }
 
 #[test]

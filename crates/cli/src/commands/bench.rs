@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// Coordinator URL; default: start one in this process with a temp data dir.
     #[arg(long)]
     pub url: Option<String>,
-    /// PID of the coordinator behind --url, to sample its RSS and open fds.
+    /// PID of the coordinator behind --url, to sample its RSS, open fds and CPU time.
     #[arg(long, requires = "url")]
     pub pid: Option<u32>,
     /// Tiny parameters for CI (each scenario takes a second or two).
