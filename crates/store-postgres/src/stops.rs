@@ -2,7 +2,7 @@
 //! meant for it.
 
 use aof_core::{RunEvent, RunStatus, SessionStatus};
-use aof_store::{RunRecord, StopOutcome, StoreError, StoreResult};
+use aof_store::{stops, RunRecord, StopOutcome, StoreError, StoreResult};
 use chrono::Utc;
 
 use crate::{
@@ -28,25 +28,8 @@ impl PgStore {
         let session = rows::load_session(&mut w.tx, session_id)
             .await?
             .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-        let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
-            ok: true,
-            session_id: session_id.to_string(),
-            run_id,
-            status: status.to_string(),
-            message: Some(message),
-        };
-        match session.status.as_str() {
-            "stopping" => {
-                return Ok(outcome(
-                    "stopping",
-                    None,
-                    "Session is already being stopped".into(),
-                ))
-            }
-            s @ ("stopped" | "finished" | "failed") => {
-                return Ok(outcome(s, None, format!("Session already {s}")))
-            }
-            _ => {}
+        if let Some(done) = stops::settled(session_id, &session.status) {
+            return Ok(done);
         }
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 \
@@ -57,26 +40,14 @@ impl PgStore {
         .await
         .map_err(internal)?;
         let out = match row.as_ref().map(run_from_row).transpose()? {
-            None => {
+            Some(rec) if !rec.status.is_terminal() => stop_in_tx(&mut w, &rec).await?,
+            latest => {
                 set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
-                outcome(
-                    "stopped",
-                    None,
-                    "No active run found - session marked as stopped".into(),
+                stops::no_live_run(
+                    session_id,
+                    latest.as_ref().map(|r| (r.run.run_id.as_str(), r.status)),
                 )
             }
-            Some(rec) if rec.status.is_terminal() => {
-                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
-                outcome(
-                    "stopped",
-                    Some(rec.run.run_id.clone()),
-                    format!(
-                        "Run already in {} state - session marked as stopped",
-                        rec.status
-                    ),
-                )
-            }
-            Some(rec) => stop_in_tx(&mut w, &rec).await?,
         };
         w.commit().await?;
         Ok(out)

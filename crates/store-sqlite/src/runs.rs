@@ -2,7 +2,9 @@
 //! renewal and expiry are in `leases`.
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
-use aof_store::{NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer};
+use aof_store::{
+    stops, NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer,
+};
 use aof_wire::{event::types, sse, Demands, Event, Run, RunType};
 use chrono::{Duration, Utc};
 use rusqlite::{Connection, OptionalExtension};
@@ -524,25 +526,8 @@ pub(crate) fn finish_with(
 fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
     let session = rows::load_session(w, session_id)?
         .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    let outcome = |status: &str, run_id: Option<String>, message: String| StopOutcome {
-        ok: true,
-        session_id: session_id.to_string(),
-        run_id,
-        status: status.to_string(),
-        message: Some(message),
-    };
-    match session.status.as_str() {
-        "stopping" => {
-            return Ok(outcome(
-                "stopping",
-                None,
-                "Session is already being stopped".into(),
-            ))
-        }
-        s @ ("stopped" | "finished" | "failed") => {
-            return Ok(outcome(s, None, format!("Session already {s}")))
-        }
-        _ => {}
+    if let Some(done) = stops::settled(session_id, &session.status) {
+        return Ok(done);
     }
     let latest = w
         .prepare_cached(&format!(
@@ -552,26 +537,14 @@ fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
         .and_then(|mut st| st.query_row([session_id], run_from_row).optional())
         .map_err(internal)?;
     match latest {
-        None => {
+        Some(rec) if !rec.status.is_terminal() => stop_in_tx(w, &rec),
+        latest => {
             set_session_status(w, session_id, SessionStatus::Stopped)?;
-            Ok(outcome(
-                "stopped",
-                None,
-                "No active run found - session marked as stopped".into(),
+            Ok(stops::no_live_run(
+                session_id,
+                latest.as_ref().map(|r| (r.run.run_id.as_str(), r.status)),
             ))
         }
-        Some(rec) if rec.status.is_terminal() => {
-            set_session_status(w, session_id, SessionStatus::Stopped)?;
-            Ok(outcome(
-                "stopped",
-                Some(rec.run.run_id.clone()),
-                format!(
-                    "Run already in {} state - session marked as stopped",
-                    rec.status
-                ),
-            ))
-        }
-        Some(rec) => stop_in_tx(w, &rec),
     }
 }
 

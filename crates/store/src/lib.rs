@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod matching;
+pub mod stops;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
