@@ -125,7 +125,10 @@ build_static_aof() {
   [[ $(file .docker-prebuilt/aof) == *static* ]] || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
   # Packed relocations (crates/cli/build.rs): without them every process reads a 1.3 MB
   # table at start and the idle coordinator is ~1 MiB bigger (BENCHMARKS.md, idle RSS).
-  readelf -SW .docker-prebuilt/aof | grep -q '\.relr\.dyn' \
+  # Whole output first: `readelf | grep -q` under pipefail fails when grep exits before
+  # readelf has written everything (SIGPIPE); that failed a CI run.
+  local sections; sections=$(readelf -SW .docker-prebuilt/aof)
+  grep -q '\.relr\.dyn' <<<"$sections" \
     || die ".docker-prebuilt/aof has no packed relocations (.relr.dyn); is ld older than 2.38?"
   ls -l .docker-prebuilt/aof
 }
