@@ -204,17 +204,18 @@ impl SqliteStore {
         self.writer.write(move |w| f(w)).await
     }
 
-    /// `(journal_mode, synchronous)` as the writer connection sees them (0 off, 1 normal, 2 full).
-    pub async fn pragmas(&self) -> StoreResult<(String, i64)> {
+    /// `(journal_mode, synchronous, wal_autocheckpoint)` as the writer connection sees
+    /// them (synchronous: 0 off, 1 normal, 2 full; autocheckpoint in pages).
+    pub async fn pragmas(&self) -> StoreResult<(String, i64, i64)> {
         self.writer
             .bare(|conn| {
-                let mode: String = conn
-                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                    .map_err(internal)?;
-                let sync: i64 = conn
-                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .map_err(internal)?;
-                Ok((mode, sync))
+                let int = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+                let mode = conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0));
+                Ok((
+                    mode.map_err(internal)?,
+                    int("PRAGMA synchronous").map_err(internal)?,
+                    int("PRAGMA wal_autocheckpoint").map_err(internal)?,
+                ))
             })
             .await
     }

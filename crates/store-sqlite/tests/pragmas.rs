@@ -1,4 +1,5 @@
-//! The durability settings are what ARCHITECTURE.md says: WAL, and `synchronous` as configured.
+//! The durability settings are what ARCHITECTURE.md says: WAL, and `synchronous` as
+//! configured; checkpoints every 8,192 WAL pages (BENCHMARKS.md).
 
 use aof_store_sqlite::{Durability, SqliteOptions, SqliteStore};
 
@@ -15,8 +16,9 @@ async fn wal_and_synchronous_level_are_applied() {
         )
         .await
         .unwrap();
-        let (mode, sync) = store.pragmas().await.unwrap();
+        let (mode, sync, checkpoint) = store.pragmas().await.unwrap();
         assert_eq!(mode, "wal");
+        assert_eq!(checkpoint, 8192);
         assert_eq!(sync, want, "{durability:?}");
     }
 }
