@@ -1675,4 +1675,48 @@ async fn sse_init_then_event_frame() {
         400,
         "invalid_last_event_id",
     );
+    // A stream for a session that does not exist starts with an empty init.
+    let mut none = Sse::open(&format!("{u}/sse/sessions?session_id=ses_nope"), None).await;
+    let init = none.next().await.expect("init frame");
+    assert_eq!(init.event, "init");
+    let data: Value = serde_json::from_str(&init.data).unwrap();
+    assert_eq!(data, json!({"sessions": []}));
+}
+
+/// `GET /sessions` is written a page (1,000 sessions) at a time; across pages the list
+/// is still whole, without repeats, newest first, and valid JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_list_spans_store_pages() {
+    use futures::StreamExt as _;
+    let dir = tempdir();
+    let c = coordinator(&dir).await;
+    let u = c.url.clone();
+    let created: std::collections::BTreeSet<String> = futures::stream::iter(0..2_345)
+        .map(|i| {
+            let u = u.clone();
+            async move { start_run(&u, &format!("s{i}")).await.1 }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(created.len(), 2_345);
+    let (st, b) = call("GET", &format!("{u}/sessions"), None).await;
+    assert_eq!(st, 200);
+    let list = b["sessions"].as_array().unwrap();
+    let ids: Vec<&str> = list
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<String> = ids.iter().map(|s| s.to_string()).collect();
+    assert_eq!(ids.len(), 2_345, "no session twice, none missing");
+    assert_eq!(unique, created);
+    let times: Vec<&str> = list
+        .iter()
+        .map(|s| s["created_at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    // The parent filter applies on every page (none of these has a parent).
+    let (st, b) = call("GET", &format!("{u}/sessions?parent={}", ids[0]), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(b, json!({"sessions": []}));
 }

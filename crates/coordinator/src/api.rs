@@ -7,6 +7,7 @@ mod ops;
 mod registry;
 mod runner;
 mod runs;
+mod session_list;
 mod sessions;
 mod sse;
 

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use aof_core::SessionStatus;
-use aof_store::{DeleteOutcome, StoreError, StoreResult};
+use aof_store::{DeleteOutcome, SessionCursor, SessionPage, StoreError, StoreResult};
 use aof_wire::{
     session::{Affinity, BindRequest, MetadataPatch},
     sse, Session,
@@ -31,6 +31,47 @@ impl PgStore {
         .await
         .map_err(internal)?;
         Ok(rows.iter().map(session_from_row).collect())
+    }
+
+    pub(crate) async fn list_sessions_page_impl(
+        &self,
+        after: Option<SessionCursor>,
+        limit: i64,
+    ) -> StoreResult<SessionPage> {
+        let order = "ORDER BY created_at DESC, rid DESC LIMIT";
+        let rows = match &after {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {SESSION_COLS}, rid FROM sessions {order} $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+            Some(a) => {
+                sqlx::query(&format!(
+                    "SELECT {SESSION_COLS}, rid FROM sessions \
+                     WHERE created_at < $1 OR (created_at = $1 AND rid < $2) {order} $3"
+                ))
+                .bind(&a.created_at)
+                .bind(a.row)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(internal)?;
+        let next = match rows.len() as i64 == limit {
+            true => rows.last().map(|r| SessionCursor {
+                created_at: r.get("created_at"),
+                row: r.get("rid"),
+            }),
+            false => None,
+        };
+        Ok(SessionPage {
+            sessions: rows.iter().map(session_from_row).collect(),
+            next,
+        })
     }
 
     pub(crate) async fn affinity_impl(&self, id: &str) -> StoreResult<Option<Affinity>> {

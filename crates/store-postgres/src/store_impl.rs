@@ -131,6 +131,13 @@ impl Store for PgStore {
     async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
         self.list_sessions_impl().await
     }
+    async fn list_sessions_page(
+        &self,
+        after: Option<SessionCursor>,
+        limit: i64,
+    ) -> StoreResult<SessionPage> {
+        self.list_sessions_page_impl(after, limit).await
+    }
     async fn session_result(&self, id: &str) -> StoreResult<Option<SessionResult>> {
         self.session_result_impl(id).await
     }

@@ -1,9 +1,9 @@
 //! Sessions: reads, bind/metadata updates, runner-reported status, delete.
 
-use rusqlite::OptionalExtension;
+use rusqlite::{params, OptionalExtension};
 
 use aof_core::SessionStatus;
-use aof_store::{DeleteOutcome, StoreError, StoreResult};
+use aof_store::{DeleteOutcome, SessionCursor, SessionPage, StoreError, StoreResult};
 use aof_wire::{
     session::{Affinity, BindRequest, MetadataPatch},
     sse, Session,
@@ -30,6 +30,42 @@ impl SqliteStore {
             ))
             .and_then(|mut st| st.query_map([], session_from_row)?.collect())
             .map_err(internal)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_sessions_page_impl(
+        &self,
+        after: Option<SessionCursor>,
+        limit: i64,
+    ) -> StoreResult<SessionPage> {
+        self.read(move |c| {
+            let order = "ORDER BY created_at DESC, rowid DESC LIMIT ?";
+            let mut rows: Vec<(Session, SessionCursor)> = match &after {
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {SESSION_COLS}, rowid FROM sessions {order}"
+                    ))
+                    .and_then(|mut st| st.query_map(params![limit], page_row)?.collect()),
+                Some(a) => c
+                    .prepare_cached(&format!(
+                        "SELECT {SESSION_COLS}, rowid FROM sessions \
+                         WHERE created_at < ?1 OR (created_at = ?1 AND rowid < ?2) {order}"
+                    ))
+                    .and_then(|mut st| {
+                        st.query_map(params![a.created_at, a.row, limit], page_row)?
+                            .collect()
+                    }),
+            }
+            .map_err(internal)?;
+            let next = match rows.len() as i64 == limit {
+                true => rows.last().map(|(_, c)| c.clone()),
+                false => None,
+            };
+            Ok(SessionPage {
+                sessions: rows.drain(..).map(|(s, _)| s).collect(),
+                next,
+            })
         })
         .await
     }
@@ -229,4 +265,13 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn page_row(r: &rusqlite::Row) -> rusqlite::Result<(Session, SessionCursor)> {
+    let s = session_from_row(r)?;
+    let cursor = SessionCursor {
+        created_at: s.created_at.clone(),
+        row: r.get("rowid")?,
+    };
+    Ok((s, cursor))
 }

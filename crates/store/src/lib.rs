@@ -208,6 +208,21 @@ pub enum PollState {
     },
 }
 
+/// A position in the session list: the last session of a page (its creation time and
+/// its row number, which breaks ties the way the list is ordered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub created_at: String,
+    pub row: i64,
+}
+
+/// One page of [`Store::list_sessions_page`].
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    pub sessions: Vec<Session>,
+    pub next: Option<SessionCursor>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Live feed items, in cursor order, after they committed.
@@ -258,6 +273,13 @@ pub trait Store: Send + Sync + 'static {
     // Sessions
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    /// Up to `limit` sessions in `list_sessions` order (newest first) after `after`;
+    /// `next` is where the following page starts (`None`: this was the last one).
+    async fn list_sessions_page(
+        &self,
+        after: Option<SessionCursor>,
+        limit: i64,
+    ) -> StoreResult<SessionPage>;
     async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>>;
     async fn affinity(&self, session_id: &str) -> StoreResult<Option<Affinity>>;
     async fn bind(

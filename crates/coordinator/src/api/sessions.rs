@@ -4,10 +4,13 @@
 use std::sync::atomic::Ordering;
 
 use axum::{
+    body::Body,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     Json,
 };
+use futures::TryStreamExt as _;
 
 use aof_core::SessionStatus;
 use aof_store::EventWrite;
@@ -17,7 +20,7 @@ use aof_wire::{
         StatusResponse,
     },
     event::EventList,
-    session::{BindRequest, MetadataPatch, SessionEnvelope, SessionList},
+    session::{BindRequest, MetadataPatch, SessionEnvelope},
     Event, SessionResult,
 };
 
@@ -80,13 +83,23 @@ pub(super) fn posted(stored: Option<aof_wire::StoredEvent>) -> EventPosted {
     }
 }
 
+/// Written to the socket a store page at a time (`session_list`). A store error after the
+/// first page cuts the body short (the status line is already out): the client sees
+/// invalid JSON, never a wrong list.
 #[utoipa::path(get, path = "/sessions", tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
-pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<SessionList>> {
-    let mut sessions = st.store.list_sessions().await?;
-    if let Some(parent) = q.get("parent") {
-        sessions.retain(|s| s.parent_session_id.as_deref() == Some(parent));
-    }
-    Ok(Json(SessionList { sessions }))
+pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
+    let parent = q.get("parent").map(str::to_string);
+    let body = super::session_list::chunks(st.store.clone(), parent)
+        .await?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "GET /sessions: store failed after the first page");
+            std::io::Error::other(e.to_string())
+        });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session", body = aof_wire::session::SessionEnvelope), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]

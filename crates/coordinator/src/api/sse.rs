@@ -86,21 +86,24 @@ pub(crate) async fn sessions(
             Some(c) => c,
             None => {
                 if include_init {
-                    let sessions = match store.list_sessions().await {
-                        Ok(s) => s,
+                    // One session's stream reads just that session, not every one.
+                    let data = match filter.as_deref() {
+                        Some(id) => store.get_session(id).await.map(|s| {
+                            serde_json::json!({ "sessions": Vec::from_iter(s) }).to_string()
+                        }),
+                        None => super::session_list::text(store.clone()).await,
+                    };
+                    let data = match data {
+                        Ok(d) => d,
                         Err(e) => {
                             tracing::warn!(error = %e, "sse: cannot list sessions");
                             return;
                         }
                     };
-                    let sessions: Vec<_> = sessions
-                        .into_iter()
-                        .filter(|s| filter.as_deref().is_none_or(|f| f == s.session_id))
-                        .collect();
                     let init = SseEvent::default()
                         .id(head.to_string())
                         .event(sse::INIT)
-                        .data(serde_json::json!({ "sessions": sessions }).to_string());
+                        .data(data);
                     if tx.send(Ok(init)).await.is_err() {
                         return;
                     }
