@@ -64,13 +64,19 @@ where
     Ok(lat)
 }
 
-/// `POST /runs` for a `start_session` run with prompt `bench`; expects 201.
-pub(crate) async fn create_run(t: &Api) -> Result<RunCreateResponse, String> {
+/// `POST /runs` for a `start_session` run with prompt `bench`, demanding runner tag
+/// `tag`; expects 201. The tag keeps the coordinator's own runners (`aof up` has one)
+/// away from the bench's runs: only runners registered with it may claim them.
+pub(crate) async fn create_run(t: &Api, tag: &str) -> Result<RunCreateResponse, String> {
     let resp = t
         .http
         .post(t.url("/runs"))
         .timeout(REQUEST_TIMEOUT)
-        .json(&serde_json::json!({"type": "start_session", "parameters": {"prompt": "bench"}}))
+        .json(&serde_json::json!({
+            "type": "start_session",
+            "parameters": {"prompt": "bench"},
+            "additional_demands": {"tags": [tag]},
+        }))
         .send()
         .await
         .map_err(|e| format!("POST /runs: {e}"))?;
@@ -82,6 +88,11 @@ pub(crate) async fn create_run(t: &Api) -> Result<RunCreateResponse, String> {
     resp.json()
         .await
         .map_err(|e| format!("POST /runs body: {e}"))
+}
+
+/// A tag no other runner has, for [`create_run`].
+pub(crate) fn bench_tag() -> String {
+    format!("aof-bench-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// `POST /runs/{id}/stop`, best effort: leaves no pending runs behind on a shared coordinator.

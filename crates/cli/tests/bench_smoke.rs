@@ -44,22 +44,20 @@ fn bench_with(scenario: &str, extra: &[&str]) -> Value {
     v
 }
 
-/// Against another coordinator (`--url`, `--pid`): its own process, measured from outside.
-#[test]
-fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let addr_file = dir.path().join("addr");
-    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_aof"))
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--addr-file"])
+/// Starts `aof <subcommand>` on a free port in `dir`; returns it and its URL.
+fn spawn(subcommand: &str, dir: &std::path::Path) -> (std::process::Child, String) {
+    let addr_file = dir.join("addr");
+    let child = Command::new(env!("CARGO_BIN_EXE_aof"))
+        .args([subcommand, "--listen", "127.0.0.1:0", "--addr-file"])
         .arg(&addr_file)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .env_remove("AOF_API_KEY")
         .env_remove("AOF_DATABASE_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("start aof coordinator");
+        .expect("start aof");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let addr = loop {
         match std::fs::read_to_string(&addr_file) {
@@ -67,10 +65,17 @@ fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
             _ if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
-            _ => panic!("the coordinator wrote no address within 60 s"),
+            _ => panic!("aof {subcommand} wrote no address within 60 s"),
         }
     };
-    let url = format!("http://{addr}");
+    (child, format!("http://{addr}"))
+}
+
+/// Against another coordinator (`--url`, `--pid`): its own process, measured from outside.
+#[test]
+fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut coordinator, url) = spawn("coordinator", dir.path());
     let pid = coordinator.id().to_string();
     let v = bench_with("lifecycle", &["--url", &url, "--pid", &pid]);
     let _ = coordinator.kill();
@@ -89,6 +94,34 @@ fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
             .as_u64()
             .is_some_and(|kb| kb > 1024),
         "{v}"
+    );
+}
+
+/// Against `aof up`, whose own runner polls the same queue: the bench's runs demand a
+/// tag only the bench's runners carry, so every one is claimed and completed by the bench
+/// (before the tag, `aof up`'s runner took a third of them and the run failed).
+#[test]
+fn lifecycle_smoke_against_aof_up_completes_every_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut up, url) = spawn("up", dir.path());
+    let pid = up.id().to_string();
+    let v = bench_with("lifecycle", &["--url", &url, "--pid", &pid]);
+    let runners = {
+        let body = Command::new(env!("CARGO_BIN_EXE_aof"))
+            .args(["runners", "list", "--json", "--url", &url])
+            .env_remove("AOF_API_KEY")
+            .output()
+            .expect("aof runners list");
+        serde_json::from_slice::<Value>(&body.stdout).expect("runners JSON")
+    };
+    let _ = up.kill();
+    let _ = up.wait();
+    let n = v["parameters"]["runs"].as_u64().expect("runs parameter");
+    assert_eq!(v["runs_completed"].as_u64(), Some(n), "{v}");
+    // `aof up`'s own runner was there all along (the bench's have deregistered).
+    assert!(
+        runners["runners"].as_array().is_some_and(|r| !r.is_empty()),
+        "{runners}"
     );
 }
 

@@ -20,7 +20,7 @@ use aof_wire::{sse::parse::Parser, Event};
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{create_run, post_event, stop_run},
+    scenarios::{bench_tag, create_run, post_event, stop_run},
     target::{Api, Target},
     Outcome, Params,
 };
@@ -39,7 +39,9 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
     let subscribers = p.pick(p.subscribers, 200, 10).max(1);
     let messages = p.pick(p.messages, 100, 20).max(1);
     let grace = p.secs(p.timeout, 30.0, 10.0);
-    let run = create_run(&t.api).await.map_err(anyhow::Error::msg)?;
+    let run = create_run(&t.api, &bench_tag())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let sid = run.session_id.clone();
     let marker = format!("aof-bench-{}:", uuid::Uuid::new_v4().simple());
     let url = t.api.url(&format!(

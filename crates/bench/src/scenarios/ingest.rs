@@ -14,7 +14,7 @@ use aof_wire::Event;
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{closed_loop, create_run, post_batch, post_event, stop_run},
+    scenarios::{bench_tag, closed_loop, create_run, post_batch, post_event, stop_run},
     target::Target,
     Outcome, Params,
 };
@@ -32,8 +32,9 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         );
     }
     let mut runs = Vec::with_capacity(n_sessions);
+    let tag = bench_tag();
     for _ in 0..n_sessions {
-        runs.push(create_run(&t.api).await.map_err(anyhow::Error::msg)?);
+        runs.push(create_run(&t.api, &tag).await.map_err(anyhow::Error::msg)?);
     }
     let sessions: Arc<Vec<String>> = Arc::new(runs.iter().map(|r| r.session_id.clone()).collect());
     // One body per session, serialized once: the client's JSON work stays out of the

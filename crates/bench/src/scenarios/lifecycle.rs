@@ -21,7 +21,7 @@ use aof_wire::{
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{check, create_run, post_event},
+    scenarios::{bench_tag, check, create_run, post_event},
     target::{Api, Target, REQUEST_TIMEOUT},
     Outcome, Params,
 };
@@ -76,6 +76,8 @@ struct Shared {
     /// Completions of any run (ours or foreign); drives the progress line.
     completed: Arc<AtomicU64>,
     errors: Errors,
+    /// Demanded by our runs and carried by our runners only.
+    tag: String,
 }
 
 pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
@@ -150,12 +152,13 @@ pub(crate) async fn drive(api: &Api, spec: LoadSpec) -> anyhow::Result<LoadResul
         created: AtomicU64::new(0),
         completed: Arc::new(AtomicU64::new(0)),
         errors: Errors::default(),
+        tag: bench_tag(),
     });
-    let tag = uuid::Uuid::new_v4().simple().to_string();
     let stop = CancellationToken::new();
+    let tag = sh.tag.clone();
     let mut runners = Vec::with_capacity(spec.runners);
     for i in 0..spec.runners {
-        let reg = register(api, &format!("aof-bench-{}-{i}", &tag[..8]), &tag).await?;
+        let reg = register(api, &format!("{}-{i}", &tag[..18]), &tag).await?;
         runners.push(tokio::spawn(runner(sh.clone(), reg, stop.clone())));
     }
     let _progress = Progress::start("lifecycle", sh.completed.clone(), spec.runs, "runs");
@@ -241,7 +244,7 @@ async fn producer(sh: Arc<Shared>, next: Arc<AtomicU64>, start: Instant) {
         } else if end.is_some_and(|e| Instant::now() >= e) {
             return;
         }
-        match create_run(&sh.api).await {
+        match create_run(&sh.api, &sh.tag).await {
             Ok(resp) => {
                 let now = Instant::now();
                 if let Ok(mut t) = sh.times.lock() {
@@ -262,6 +265,8 @@ async fn register(api: &Api, hostname: &str, tag: &str) -> anyhow::Result<Regist
         // Runs without an agent demand an autonomous executor, as in the reference.
         executor: json!({"type": "autonomous"}).as_object().cloned(),
         instance_id: Some(format!("{tag}-{hostname}")),
+        // The runs demand this tag, so only these runners take them.
+        tags: Some(vec![tag.to_string()]),
         ..RegisterRequest::default()
     };
     let resp = api
