@@ -11,6 +11,7 @@ mod mcp_client;
 mod audit;
 mod browser;
 mod claude;
+mod driveby;
 mod keys;
 mod mcp;
 mod oidc;
