@@ -319,8 +319,16 @@ pub static SETTINGS: &[Setting] = &[
         "AOF_CORS_ORIGINS",
         &["CORS_ORIGINS"],
         None,
-        Value("*"),
-        "comma-separated allowed origins; `*` allows any",
+        Derived("none (same origin only)"),
+        "comma-separated origins (`https://dash.example.com`) whose pages may call the API (with the cookie, and writes); `*` lets any page read without credentials (refused with auth off on a non-loopback `listen`)",
+    ),
+    s(
+        "coordinator.allowed_hosts",
+        "AOF_ALLOWED_HOSTS",
+        &[],
+        None,
+        Derived("none (loopback names only)"),
+        "comma-separated host names (no port) the API answers besides `localhost`, 127.0.0.0/8 and `::1`, with auth off (other `Host`s: 403 `host_not_allowed`, against DNS rebinding; `/health`, `/ready` answer any) and on `/mcp` always, e.g. `coordinator` in compose",
     ),
     s(
         "coordinator.max_body_bytes",

@@ -287,6 +287,10 @@ impl Config {
             cors_origins: self
                 .string("coordinator.cors_origins")
                 .unwrap_or(d.cors_origins),
+            allowed_hosts: self
+                .string("coordinator.allowed_hosts")
+                .map(|v| list(&v).iter().map(|h| h.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
             max_body_bytes: self.parse_req("coordinator.max_body_bytes", |v| {
                 v.trim()
                     .parse::<usize>()

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413: a body, event, or metadata over its limit (`crate::limits`).
     #[error("{0}")]
     TooLarge(String, &'static str),
+    /// 415: a body that is not JSON (`auth::browser`, `extract`).
+    #[error("Request bodies must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
     /// 507 when the disk is full, else 503: the store refused the write whole.
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,6 +81,7 @@ impl ApiError {
             | ApiError::TooLarge(_, c)
             | ApiError::Unprocessable(_, c) => c,
             ApiError::Validation(_) => "validation_error",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Storage(true, _) => "storage_full",
             ApiError::Storage(false, _) => "storage_unavailable",

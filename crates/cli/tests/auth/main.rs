@@ -12,6 +12,7 @@ mod audit;
 mod browser;
 mod claude;
 mod doctor;
+mod driveby;
 mod keys;
 mod mcp;
 mod oidc;
