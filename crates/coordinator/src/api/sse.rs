@@ -49,6 +49,7 @@ impl Drop for ClientGuard {
 #[utoipa::path(get, path = "/sse/sessions", tag = "sse", params(("session_id" = Option<String>, Query, description = "Only this session"), ("include_init" = Option<bool>, Query, description = "Send the init frame (default true)"), ("last-event-id" = Option<String>, Header, description = "Replay everything after this cursor, then live"), ("last_event_id" = Option<i64>, Query, description = "Same as the Last-Event-ID header")), responses((status = 200, description = "text/event-stream of init, session_created, session_updated, session_deleted, event, run_failed frames; id = global cursor", body = String, content_type = "text/event-stream"), (status = 400, description = "Bad request", body = aof_wire::ErrorBody)))]
 pub(crate) async fn sessions(
     State(st): State<AppState>,
+    slot: crate::caps::StreamSlot,
     headers: HeaderMap,
     q: QueryMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
@@ -81,7 +82,7 @@ pub(crate) async fn sessions(
     let guard = ClientGuard(st.metrics.clone());
     let store = st.store.clone();
     tokio::spawn(async move {
-        let _guard = guard;
+        let _guard = (guard, slot); // gauge and cap slot: released when the client leaves
         let mut last = match resume_from {
             Some(c) => c,
             None => {
