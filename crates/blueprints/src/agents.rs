@@ -145,6 +145,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         if let Some(e) = &req.executor {
             check_executor(e)?;
@@ -205,6 +206,7 @@ impl Registry {
         })?;
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         if let Some(e) = req.executor.as_ref().filter(|e| truthy(e)) {
             check_executor(e)?;

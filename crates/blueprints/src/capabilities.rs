@@ -124,6 +124,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         let dir = entry_dir(&self.capabilities_dir, "Capability", &req.name)?;
         if dir.exists() {
@@ -181,6 +182,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         let text = read_opt(&dir.join(JSON))?.ok_or_else(|| not_found(name))?;
         let mut doc: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {

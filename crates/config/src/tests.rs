@@ -714,3 +714,43 @@ fn cors_and_allowed_hosts() {
     .coordinator()
     .is_ok());
 }
+
+#[test]
+fn caps_per_key_default_to_the_coordinator_defaults_and_need_a_positive_count() {
+    let c = load(None, &[], &[]).coordinator().unwrap();
+    assert_eq!(c.caps, aof_coordinator::CoordinatorConfig::default().caps);
+    let c = load(
+        None,
+        &[
+            ("AOF_MAX_STREAMS_PER_KEY", "3"),
+            ("AOF_MAX_POLLS_PER_KEY", "1000"),
+            ("AOF_MAX_MCP_WAITS_PER_KEY", "2"),
+        ],
+        &[],
+    )
+    .coordinator()
+    .unwrap();
+    assert_eq!((c.caps.streams, c.caps.polls, c.caps.mcp_waits), (3, 1000, 2));
+    for bad in ["0", "-1", "many", "1.5"] {
+        let err = load(None, &[("AOF_MAX_POLLS_PER_KEY", bad)], &[])
+            .coordinator()
+            .unwrap_err();
+        assert!(err.0.contains("AOF_MAX_POLLS_PER_KEY"), "{bad}: {err}");
+    }
+}
+
+/// A secret's value never appears in a parse error: a database URL is shown with its
+/// password masked, an API key not at all.
+#[test]
+fn parse_errors_mask_secrets() {
+    let err = load(
+        None,
+        &[("AOF_DATABASE_URL", "mysql://u:hunter2secret@h/db?password=qwertysecret")],
+        &[],
+    )
+    .coordinator()
+    .unwrap_err();
+    assert!(err.0.contains("AOF_DATABASE_URL="), "{err}");
+    assert!(!err.0.contains("hunter2secret"), "{err}");
+    assert!(!err.0.contains("qwertysecret"), "{err}");
+}

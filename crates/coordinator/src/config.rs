@@ -56,23 +56,17 @@ pub struct CoordinatorConfig {
     /// Listen on a non-loopback address with auth off (`--insecure-listen`); warned about.
     pub insecure_listen: bool,
     pub auth: AuthConfig,
+    /// Concurrent streams, long-polls and MCP waits per credential (`crate::caps`).
+    pub caps: crate::caps::CapsConfig,
 }
 
-/// A PostgreSQL URL; `Debug` hides its password.
+/// A PostgreSQL URL; `Debug` hides its passwords (`user:***@`, `password=***`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresUrl(pub String);
 
 impl std::fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // postgres://user:secret@host → postgres://user:***@host
-        let s = &self.0;
-        let masked = match (s.find("://"), s.rfind('@')) {
-            (Some(a), Some(at)) if s[a + 3..at].contains(':') => {
-                let colon = a + 3 + s[a + 3..at].find(':').unwrap_or(0);
-                format!("{}:***{}", &s[..colon], &s[at..])
-            }
-            _ => s.clone(),
-        };
+        let masked = aof_store_postgres::redact_url(&self.0);
         write!(f, "PostgresUrl({masked:?})")
     }
 }
@@ -132,6 +126,7 @@ impl Default for CoordinatorConfig {
                 metrics_public: true,
                 ..AuthConfig::default()
             },
+            caps: crate::caps::CapsConfig::default(),
         }
     }
 }
@@ -178,5 +173,24 @@ impl CoordinatorConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod postgres_url_tests {
+    use super::PostgresUrl;
+
+    #[test]
+    fn debug_masks_every_password() {
+        for url in [
+            "postgres://u:s3cretpw@h/db",
+            "postgres://u@h/db?password=s3cretpw",
+            "postgres://u@h/db?sslmode=disable&password=s3cretpw",
+            "postgres://u@h/db?sslpassword=s3cretpw",
+        ] {
+            let shown = format!("{:?}", PostgresUrl(url.into()));
+            assert!(!shown.contains("s3cretpw"), "{shown}");
+            assert!(shown.contains("***") && shown.contains("@h/db"), "{shown}");
+        }
     }
 }

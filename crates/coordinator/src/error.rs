@@ -42,6 +42,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
+    /// 429: a credential over its cap of long-lived requests (`crate::caps`); the
+    /// number is the `Retry-After` in seconds.
+    #[error("{0}")]
+    TooMany(String, &'static str, u64),
     /// 507 when the disk is full, else 503: the store refused the write whole.
     #[error("{1}")]
     Storage(bool, String),
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,7 +84,8 @@ impl ApiError {
             | ApiError::Unauthorized(_, c)
             | ApiError::Forbidden(_, c)
             | ApiError::TooLarge(_, c)
-            | ApiError::Unprocessable(_, c) => c,
+            | ApiError::Unprocessable(_, c)
+            | ApiError::TooMany(_, c, _) => c,
             ApiError::Validation(_) => "validation_error",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
@@ -151,6 +157,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
+        let retry_after = match &self {
+            ApiError::TooMany(_, _, secs) => Some(*secs),
+            _ => None,
+        };
         let detail = match self {
             ApiError::Validation(list) => list,
             ApiError::BadRequestObject(v, _) | ApiError::ConflictObject(v, _) => v,
@@ -170,7 +180,12 @@ impl IntoResponse for ApiError {
             code: Some(code.to_string()),
             details: None,
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

@@ -107,6 +107,7 @@ pub(crate) async fn poll(
     check_protocol(&headers)?;
     let runner_id = q.require("runner_id")?.to_string();
     auth::check_runner(&st, &caller, &runner_id).await?;
+    let _slot = st.caps.acquire(crate::caps::Kind::Poll, &caller.0)?;
     let accept_runs = q.bool("accept_runs", true)?;
     let deadline = tokio::time::Instant::now() + st.cfg.poll_timeout;
     let ttl =

@@ -54,6 +54,7 @@ impl Drop for ClientGuard {
 pub(crate) async fn sessions(
     State(st): State<AppState>,
     Caller(caller): Caller,
+    slot: crate::caps::StreamSlot,
     headers: HeaderMap,
     q: QueryMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
@@ -92,7 +93,7 @@ pub(crate) async fn sessions(
     let guard = ClientGuard(st.metrics.clone());
     let store = st.store.clone();
     tokio::spawn(async move {
-        let _guard = guard;
+        let _guard = (guard, slot); // gauge and cap slot: released when the client leaves
         let mut last = match resume_from {
             Some(c) => c,
             None => {
