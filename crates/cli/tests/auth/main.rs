@@ -10,11 +10,13 @@ mod mcp_client;
 
 mod audit;
 mod browser;
+mod caps;
 mod claude;
 mod keys;
 mod mcp;
 mod oidc;
 mod routes;
+mod secrets_view;
 
 use std::{path::Path, process::Stdio};
 
