@@ -10,6 +10,7 @@ mod mcp_client;
 
 mod audit;
 mod browser;
+mod caps;
 mod claude;
 mod doctor;
 mod driveby;
@@ -17,6 +18,7 @@ mod keys;
 mod mcp;
 mod oidc;
 mod routes;
+mod secrets_view;
 
 use std::{path::Path, process::Stdio};
 
