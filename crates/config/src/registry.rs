@@ -327,8 +327,8 @@ pub static SETTINGS: &[Setting] = &[
         "AOF_ALLOWED_HOSTS",
         &[],
         None,
-        Derived("none (loopback names only)"),
-        "comma-separated host names (no port) the API answers besides `localhost`, 127.0.0.0/8 and `::1`, with auth off (other `Host`s: 403 `host_not_allowed`, against DNS rebinding; `/health`, `/ready` answer any) and on `/mcp` always, e.g. `coordinator` in compose",
+        Derived("none"),
+        "comma-separated host names (no port) the API answers with auth off besides `localhost` and IP addresses (other `Host`s: 403 `host_not_allowed`, against DNS rebinding; `/health`, `/ready` answer any), e.g. `coordinator` in compose; `/mcp` (auth on too) answers only loopback and these",
     ),
     s(
         "coordinator.max_body_bytes",

@@ -42,8 +42,9 @@ pub struct CoordinatorConfig {
     /// `CORS_ORIGINS`, comma separated; empty (default): same origin only; `*` (only
     /// when set explicitly) allows any origin to read, never with credentials.
     pub cors_origins: String,
-    /// Host names (besides loopback) the API answers with auth off, and `/mcp` always
-    /// (`AOF_ALLOWED_HOSTS`, lowercase, no port): DNS-rebinding defence (`auth::browser`).
+    /// Host names the API answers with auth off besides `localhost` and IP addresses,
+    /// and `/mcp` always besides loopback (`AOF_ALLOWED_HOSTS`, lowercase, no port):
+    /// the DNS-rebinding defence (`auth::browser`).
     pub allowed_hosts: Vec<String>,
     /// Largest request body accepted, bytes (`AOF_MAX_BODY_BYTES`, 4 MiB).
     pub max_body_bytes: usize,

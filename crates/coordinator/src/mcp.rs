@@ -30,10 +30,10 @@ pub fn service(
     st: AppState,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<tools::Orchestrator, LocalSessionManager> {
-    // rmcp's own DNS-rebinding check stays on, with the names our Host check allows
-    // (`auth::browser`, which refuses first, with a JSON error): loopback plus
-    // `coordinator.allowed_hosts` — where runners' agents reach us by another name
-    // (`coordinator` in compose), it must be listed there.
+    // rmcp's own DNS-rebinding check stays on, with the hosts our Host check allows on
+    // `/mcp` (`auth::browser`, which refuses first, with a JSON error): loopback plus
+    // `coordinator.allowed_hosts`. Where agents reach us by another name or IP
+    // (`coordinator` in compose, the Service in Kubernetes), it must be listed there.
     let hosts = ["localhost", "127.0.0.1", "::1"]
         .into_iter()
         .map(str::to_string)

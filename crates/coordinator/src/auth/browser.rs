@@ -4,10 +4,12 @@
 //! a name the attacker re-points at 127.0.0.1 (DNS rebinding) is "same-origin".
 //!
 //! - **Host** (auth off, and `/mcp` always): the `Host` — and `X-Forwarded-Host`, which
-//!   `aof dashboard` sets to the browser's — must be loopback or in
-//!   `coordinator.allowed_hosts`. A rebinding page's requests carry the attacker's name.
-//!   `/health` and `/ready` answer any Host: orchestrators probe by pod IP, and they
-//!   return nothing a page could use.
+//!   `aof dashboard` sets to the browser's — must be `localhost`, an IP address, or in
+//!   `coordinator.allowed_hosts`. A rebinding page's requests carry the attacker's name;
+//!   an IP literal cannot be rebound (a page on `http://10.0.0.5:8765` *is* the
+//!   coordinator), so runners and probes by IP need no setting. `/mcp` is stricter, as
+//!   rmcp's own check (on too): loopback or listed only. `/health` and `/ready` answer
+//!   any Host: they return nothing a page could use.
 //! - **Origin** (every write, any credential): a present `Origin` (`null` included) must
 //!   be the coordinator's own (`http(s)://<Host>`) or listed in `CORS_ORIGINS`. A write
 //!   without `Origin` but marked `Sec-Fetch-Site: cross-site` is refused too. Clients
@@ -114,8 +116,12 @@ fn authority(parts: &Parts) -> Option<&str> {
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
-fn host_ok(authority: &str, allowed: &[String]) -> bool {
-    host_name(authority).is_some_and(|h| is_loopback(&h) || allowed.contains(&h))
+/// Whether the authority names a host the API answers: loopback, a listed name, or
+/// (`any_ip`) any IP address.
+fn host_ok(authority: &str, allowed: &[String], any_ip: bool) -> bool {
+    host_name(authority).is_some_and(|h| {
+        is_loopback(&h) || allowed.contains(&h) || (any_ip && h.parse::<IpAddr>().is_ok())
+    })
 }
 
 /// Whether the method changes state (everything but GET, HEAD, OPTIONS).
@@ -153,17 +159,18 @@ pub fn check_source(
 ) -> Result<(), Refusal> {
     let host = authority(parts);
     let any_host = template.is_some_and(|t| ANY_HOST.contains(&t));
-    if !any_host && (!cfg.auth.enabled || template == Some(MCP)) {
+    let mcp = template == Some(MCP);
+    if !any_host && (!cfg.auth.enabled || mcp) {
+        let ok = |h: &str| host_ok(h, &cfg.allowed_hosts, !mcp);
         // No Host at all: not a browser (every browser sends one), so no rebinding.
-        if host.is_some_and(|h| !host_ok(h, &cfg.allowed_hosts)) {
+        if host.is_some_and(|h| !ok(h)) {
             return Err(Refusal::HostNotAllowed);
         }
         // `aof dashboard` forwards the browser's Host here; a rebinding of the proxy's
         // name must be refused as if it had reached us directly.
-        let forwarded = parts.headers.get_all("x-forwarded-host").iter();
-        for v in forwarded {
+        for v in parts.headers.get_all("x-forwarded-host") {
             let v = v.to_str().map_err(|_| Refusal::HostNotAllowed)?;
-            if !v.split(',').all(|h| host_ok(h, &cfg.allowed_hosts)) {
+            if !v.split(',').all(ok) {
                 return Err(Refusal::HostNotAllowed);
             }
         }
@@ -256,17 +263,21 @@ mod tests {
             "[::1]:8765",
             "coordinator:8765",
         ] {
-            assert!(host_ok(ok, &allowed), "{ok}");
+            assert!(host_ok(ok, &allowed, false), "{ok}");
         }
         for bad in [
             "evil.test",
             "localhost.evil.test",
             "127.0.0.1.evil.test",
-            "0.0.0.0:8765",
             "coordinator.evil.test",
-            "10.0.0.1",
+            "10.0.0.1.nip.io",
         ] {
-            assert!(!host_ok(bad, &allowed), "{bad}");
+            assert!(!host_ok(bad, &allowed, true), "{bad}");
+        }
+        // IP literals cannot be rebound: served, except where the check is strict (/mcp).
+        for ip in ["10.0.0.1:8765", "[fd00::1]:80", "0.0.0.0"] {
+            assert!(host_ok(ip, &allowed, true), "{ip}");
+            assert!(!host_ok(ip, &allowed, false), "{ip}");
         }
         assert_eq!(
             allowed_host_entry(" Coord.Example ").unwrap(),
