@@ -17,6 +17,7 @@ mod driveby;
 mod keys;
 mod mcp;
 mod oidc;
+mod policy_fuzz;
 mod routes;
 mod secrets_view;
 
