@@ -92,7 +92,8 @@ fn cx(
             events: tx,
             stop_grace: Duration::from_secs(2),
             state_dir: s.state.clone(),
-            limits: Default::default(),
+            session_dir: s.state.join("ses_1"),
+            agent: Default::default(),
         },
         rx,
     )
@@ -170,7 +171,8 @@ async fn replays_a_transcript_with_the_right_flags_and_environment() {
     // The config holding the token is gone after the run.
     assert!(!Path::new(at("--mcp-config")).exists());
     let env = std::fs::read_to_string(s.work.join("env.txt")).unwrap();
-    let config_dir = s.state.join("claude").join("config");
+    // This session's own config dir, in its private dir.
+    let config_dir = s.state.join("ses_1").join("claude");
     assert!(
         env.contains(&format!("CLAUDE_CONFIG_DIR={}", config_dir.display())),
         "{env}"

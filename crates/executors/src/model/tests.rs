@@ -108,7 +108,8 @@ pub(super) async fn run_with(
         events: tx,
         stop_grace: Duration::from_secs(2),
         state_dir: dir.path().to_path_buf(),
-        limits: Default::default(),
+        session_dir: dir.path().to_path_buf(),
+        agent: Default::default(),
     };
     let ex = exec.start(job, cx).await.expect("start");
     let collect = async {
@@ -268,7 +269,8 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
         events: tx,
         stop_grace: Duration::from_secs(1),
         state_dir: dir.path().into(),
-        limits: Default::default(),
+        session_dir: dir.path().into(),
+        agent: Default::default(),
     };
     let err = exec
         .start(job("r2", "x", None), cx)
