@@ -522,6 +522,9 @@ fn log_rejected(what: &'static str, e: &ClientError) {
 }
 
 #[cfg(test)]
+mod claude_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
