@@ -556,6 +556,23 @@ pub static SETTINGS: &[Setting] = &[
         Derived("unlimited"),
         "process limit of every agent process (counts all processes of the runner's user)",
     ),
+    // runner.agent_user / runner.agent_env: agent isolation (issue #20, attack 6).
+    s(
+        "runner.agent_user",
+        "AOF_RUNNER_AGENT_USER",
+        &[],
+        None,
+        Derived("none (agents run as the runner's user)"),
+        "run every agent process as this user (name, `uid` or `uid:gid`), so agents cannot read the runner's process (`/proc/<pid>/environ`, its key) or its files; the runner must start as root and refuses to start otherwise. Without it, run each runner in its own container or as its own user",
+    ),
+    s(
+        "runner.agent_env",
+        "AOF_RUNNER_AGENT_ENV",
+        &[],
+        None,
+        Derived("none"),
+        "comma-separated variables of the runner's environment agents get besides the base (PATH, HOME, USER, LANG, LC_*, TZ, TERM, TMPDIR, proxies, CA files) and their executor's own (Claude Code: `ANTHROPIC_*`, `CLAUDE_CODE_*`); never `AOF_*`",
+    ),
     s(
         "runner.hostname",
         "AOF_HOSTNAME",

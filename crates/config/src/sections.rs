@@ -451,6 +451,13 @@ impl Config {
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
             workspace: self.workspace()?,
             limits: self.process_limits()?,
+            agent_user: self
+                .string("runner.agent_user")
+                .filter(|u| !u.trim().is_empty()),
+            agent_env: self
+                .string("runner.agent_env")
+                .map(|e| list(&e))
+                .unwrap_or_default(),
             state_dir: self.data_dir().join("runner"),
             stop_grace,
             drain_timeout,
