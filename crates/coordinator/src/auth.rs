@@ -270,14 +270,10 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
     // Before the credential: where the request comes from, and a query that means one
     // thing to the policy and another to the handler.
     let early = browser::check_source(&st.cfg, &st.auth, &parts, info.template.as_deref())
-        .map_err(IntoResponse::into_response)
-        .and_then(|()| {
-            crate::extract::unique_query_pairs(parts.uri.query().unwrap_or(""))
-                .map(drop)
-                .map_err(IntoResponse::into_response)
-        });
-    if let Err(resp) = early {
-        return audit::record(&st.audit, &info, grants, None, resp).await;
+        .map_err(ApiError::from)
+        .and_then(|()| crate::extract::unique_query_pairs(parts.uri.query().unwrap_or("")));
+    if let Err(e) = early {
+        return audit::record(&st.audit, &info, grants, None, e.into_response()).await;
     }
     let principal = match admit(&st, &mut parts, grants).await {
         Ok(p) => p,
