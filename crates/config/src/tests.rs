@@ -760,3 +760,31 @@ fn parse_errors_mask_secrets() {
     assert!(!err.0.contains("hunter2secret"), "{err}");
     assert!(!err.0.contains("qwertysecret"), "{err}");
 }
+
+// runner.agent_user / runner.agent_env (issue #20, attack 6).
+#[test]
+fn agent_user_and_agent_env() {
+    let r = load(None, &[], &[]).runner(None).unwrap();
+    assert_eq!((r.agent_user, r.agent_env), (None, Vec::<String>::new()));
+    let r = load(
+        None,
+        &[
+            ("AOF_RUNNER_AGENT_USER", "aof-agent"),
+            ("AOF_RUNNER_AGENT_ENV", "OPENAI_API_KEY, AWS_REGION"),
+        ],
+        &[],
+    )
+    .runner(None)
+    .unwrap();
+    assert_eq!(r.agent_user.as_deref(), Some("aof-agent"));
+    assert_eq!(r.agent_env, ["OPENAI_API_KEY", "AWS_REGION"]);
+    let c = load(Some("[runner]\nagent_user = \"1500:1500\"\n"), &[], &[]);
+    assert_eq!(
+        c.runner(None).unwrap().agent_user.as_deref(),
+        Some("1500:1500")
+    );
+    let r = load(None, &[("AOF_RUNNER_AGENT_USER", " ")], &[])
+        .runner(None)
+        .unwrap();
+    assert_eq!(r.agent_user, None);
+}

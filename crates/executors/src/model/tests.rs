@@ -267,35 +267,9 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
     let (outcome, _) = run(&exec, job("r1", ANSWER_PROMPT, None)).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     // The request carried the key; the replay records bodies only, so check the
-    // missing-variable path fails the start clearly instead.
-    cfg.api_key_file = None;
-    cfg.api_key_env = Some("TEST_SURELY_UNSET_MODEL_KEY".into());
-    let exec = ModelExecutor::new(cfg).unwrap();
-    let (tx, _rx) = mpsc::channel(1);
-    let cx = ExecCx {
-        workdir: dir.path().into(),
-        env: Default::default(),
-        cancel: CancellationToken::new(),
-        events: tx,
-        stop_grace: Duration::from_secs(1),
-        state_dir: dir.path().into(),
-        session_dir: dir.path().into(),
-        agent: Default::default(),
-    };
-    let err = exec
-        .start(job("r2", "x", None), cx)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("no variable TEST_SURELY_UNSET_MODEL_KEY"),
-        "{err}"
-    );
-    // The runner's own environment is not a key file.
-    let mut cfg = config(&replay.base_url());
-    for path in ["/proc/self/environ", "/proc/1/environ"] {
-        cfg.api_key_file = Some(path.into());
+    // failing paths stop the start clearly instead: a missing variable, and the
+    // runner's own environment as a key file.
+    let start_err = |cfg: ModelApiConfig| async {
         let (tx, _rx) = mpsc::channel(1);
         let cx = ExecCx {
             workdir: dir.path().into(),
@@ -307,13 +281,24 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
             session_dir: dir.path().into(),
             agent: Default::default(),
         };
-        let err = ModelExecutor::new(cfg.clone())
-            .unwrap()
-            .start(job("r3", "x", None), cx)
+        let exec = ModelExecutor::new(cfg).unwrap();
+        exec.start(job("r2", "x", None), cx)
             .await
             .err()
             .unwrap()
-            .to_string();
+            .to_string()
+    };
+    cfg.api_key_file = None;
+    cfg.api_key_env = Some("TEST_SURELY_UNSET_MODEL_KEY".into());
+    let err = start_err(cfg.clone()).await;
+    assert!(
+        err.contains("no variable TEST_SURELY_UNSET_MODEL_KEY"),
+        "{err}"
+    );
+    cfg.api_key_env = None;
+    for path in ["/proc/self/environ", "/proc/1/environ"] {
+        cfg.api_key_file = Some(path.into());
+        let err = start_err(cfg.clone()).await;
         assert!(err.contains("not under /proc"), "{path}: {err}");
     }
 }

@@ -125,7 +125,8 @@ fn tool_lists_only_narrow() {
 #[test]
 fn permission_mode_only_narrows() {
     // (runner, blueprint, Some(result) or None = refused)
-    let table: &[(Option<&str>, Option<&str>, Option<Option<&str>>)] = &[
+    type Row<'a> = (Option<&'a str>, Option<&'a str>, Option<Option<&'a str>>);
+    let table: &[Row] = &[
         (None, None, Some(None)),
         (Some("acceptEdits"), None, Some(Some("acceptEdits"))),
         (Some("bypassPermissions"), Some("plan"), Some(Some("plan"))),

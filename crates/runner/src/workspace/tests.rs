@@ -355,7 +355,9 @@ async fn a_git_file_pointing_elsewhere_is_not_followed() {
 
     let dir = ws.prepare("ses_x").await.unwrap().workdir;
     std::fs::write(dir.join("work.txt"), "x\n").unwrap();
-    let plants: [(&str, Box<dyn Fn(&Path)>); 4] = [
+    // What the agent leaves as `.git`, by name.
+    type Plant<'a> = (&'a str, Box<dyn Fn(&Path) + 'a>);
+    let plants: [Plant; 4] = [
         (
             "gitdir elsewhere",
             Box::new(|d: &Path| {
