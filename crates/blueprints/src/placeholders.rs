@@ -85,7 +85,12 @@ pub fn run_chosen_in_url(url: &str) -> Option<String> {
     };
     PLACEHOLDER.captures_iter(url).find_map(|c| {
         let whole = c.get(0).expect("group 0");
-        let source = c[1].split('.').next().unwrap_or("").trim().to_ascii_lowercase();
+        let source = c[1]
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let chosen = match source.as_str() {
             "params" | "scope" => true,
             "env" | "runner" => false,
@@ -147,7 +152,10 @@ mod tests {
             ("https://mcp.example.com/${params.repo}", "${params.repo}"),
             ("https://x/mcp?tenant=${scope.tenant}", "${scope.tenant}"),
             ("${ params.url }", "${ params.url }"),
-            ("https://${runtime.session_id}.example.com/", "${runtime.session_id}"),
+            (
+                "https://${runtime.session_id}.example.com/",
+                "${runtime.session_id}",
+            ),
             ("${runtime.session_id}/mcp", "${runtime.session_id}"),
             ("https://${env.HOST}:${PARAMS.port}/", "${PARAMS.port}"),
         ] {

@@ -123,7 +123,12 @@ pub(crate) fn unmask_value(
 pub fn refuse_masked_entries(servers: &Map<String, Value>) -> Result<()> {
     for (name, entry) in servers {
         if let Some(cfg) = entry.get("config").and_then(Value::as_object) {
-            unmask(&mut cfg.clone(), None, &[], &format!("mcp_servers.{name}.config"))?;
+            unmask(
+                &mut cfg.clone(),
+                None,
+                &[],
+                &format!("mcp_servers.{name}.config"),
+            )?;
         }
     }
     Ok(())
@@ -207,7 +212,8 @@ mod tests {
 
     #[test]
     fn a_masked_view_sent_back_keeps_the_stored_secrets() {
-        let stored = obj(json!({"headers": {"Authorization": "Bearer real"}, "token": "t", "n": 1}));
+        let stored =
+            obj(json!({"headers": {"Authorization": "Bearer real"}, "token": "t", "n": 1}));
         let mut view = stored.clone();
         mask(&mut view, &[]);
         view.insert("n".into(), json!(2));

@@ -88,7 +88,10 @@ fn a_run_chosen_url_edited_on_disk_refuses_the_run() {
     };
     assert!(m.contains("evil") && m.contains("${params.host}"), "{m}");
     // Still listed, so an operator can see and fix it.
-    assert_eq!(reg.mcp_server("evil").unwrap().url, "https://${params.host}/mcp");
+    assert_eq!(
+        reg.mcp_server("evil").unwrap().url,
+        "https://${params.host}/mcp"
+    );
 }
 
 #[test]

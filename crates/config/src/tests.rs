@@ -679,7 +679,10 @@ fn caps_per_key_default_to_the_coordinator_defaults_and_need_a_positive_count() 
     )
     .coordinator()
     .unwrap();
-    assert_eq!((c.caps.streams, c.caps.polls, c.caps.mcp_waits), (3, 1000, 2));
+    assert_eq!(
+        (c.caps.streams, c.caps.polls, c.caps.mcp_waits),
+        (3, 1000, 2)
+    );
     for bad in ["0", "-1", "many", "1.5"] {
         let err = load(None, &[("AOF_MAX_POLLS_PER_KEY", bad)], &[])
             .coordinator()
@@ -694,7 +697,10 @@ fn caps_per_key_default_to_the_coordinator_defaults_and_need_a_positive_count() 
 fn parse_errors_mask_secrets() {
     let err = load(
         None,
-        &[("AOF_DATABASE_URL", "mysql://u:hunter2secret@h/db?password=qwertysecret")],
+        &[(
+            "AOF_DATABASE_URL",
+            "mysql://u:hunter2secret@h/db?password=qwertysecret",
+        )],
         &[],
     )
     .coordinator()

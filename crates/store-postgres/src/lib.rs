@@ -136,11 +136,12 @@ impl PgStore {
     /// Connects and applies the embedded migrations (sqlx serializes concurrent
     /// migrators with its own advisory lock, so coordinators may start together).
     pub async fn connect(url: &str, opts: PgOptions) -> StoreResult<PgStore> {
-        let connect: PgConnectOptions = url
-            .parse()
-            .map_err(|e: sqlx::Error| {
-                StoreError::Illegal(format!("invalid PostgreSQL URL: {}", redact_url(&e.to_string())))
-            })?;
+        let connect: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+            StoreError::Illegal(format!(
+                "invalid PostgreSQL URL: {}",
+                redact_url(&e.to_string())
+            ))
+        })?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         // Named on every connection: the feed table's NOTIFY trigger sends it (0008).
         let connect = connect.options([("aof.instance", instance.as_str())]);

@@ -21,7 +21,10 @@ pub fn redact_url(url: &str) -> String {
         // The userinfo ends at the last `@` before the query (a raw `@` or `/` in the
         // password comes before it); a password with a raw `?` pushes it further out.
         let ends = [rest.find(['?', '#']), Some(rest.len())];
-        let at = ends.into_iter().flatten().find_map(|end| rest[..end].rfind('@'));
+        let at = ends
+            .into_iter()
+            .flatten()
+            .find_map(|end| rest[..end].rfind('@'));
         if let Some(at) = at {
             if let Some(colon) = rest[..at].find(':') {
                 out.replace_range(scheme_end + colon + 1..scheme_end + at, "***");

@@ -83,8 +83,10 @@ async fn register_as(url: &str, key: &str, host: &str, tags: &[&str]) -> String 
         "POST",
         &format!("{url}/runner/register"),
         Some(key),
-        Some(json!({"hostname": host, "project_dir": "/p", "executor_profile": "echo",
-                    "executor": {"type": "autonomous"}, "tags": tags})),
+        Some(
+            json!({"hostname": host, "project_dir": "/p", "executor_profile": "echo",
+                    "executor": {"type": "autonomous"}, "tags": tags}),
+        ),
         &[],
     )
     .await;
@@ -138,7 +140,10 @@ async fn one_runner_key_cannot_hold_more_long_polls_than_its_cap() {
     // Polls never time out during the test: only an answer or a disconnect ends one.
     let (c, keys) = coordinator(
         dir.path(),
-        &[("AOF_MAX_POLLS_PER_KEY", "2"), ("RUNNER_POLL_TIMEOUT", "600")],
+        &[
+            ("AOF_MAX_POLLS_PER_KEY", "2"),
+            ("RUNNER_POLL_TIMEOUT", "600"),
+        ],
     )
     .await;
     let url = c.url.clone();
@@ -163,8 +168,10 @@ async fn one_runner_key_cannot_hold_more_long_polls_than_its_cap() {
         "POST",
         &format!("{url}/runs"),
         Some(&keys.operator),
-        Some(json!({"type": "start_session", "parameters": {"prompt": "p"},
-                    "additional_demands": {"tags": ["three"]}})),
+        Some(
+            json!({"type": "start_session", "parameters": {"prompt": "p"},
+                    "additional_demands": {"tags": ["three"]}}),
+        ),
         &[],
     )
     .await;
@@ -260,7 +267,14 @@ async fn one_session_cannot_hold_more_waiting_mcp_calls_than_its_cap() {
     // Another credential waits on its own count.
     let _op = spawn_sync(keys.operator.clone(), "operator");
     wait_for("the operator's child", || async {
-        let (_, b) = req("GET", &format!("{url}/sessions"), Some(&keys.admin), None, &[]).await;
+        let (_, b) = req(
+            "GET",
+            &format!("{url}/sessions"),
+            Some(&keys.admin),
+            None,
+            &[],
+        )
+        .await;
         b["sessions"]
             .as_array()
             .unwrap()
@@ -288,7 +302,9 @@ async fn one_session_cannot_hold_more_waiting_mcp_calls_than_its_cap() {
     assert_eq!(v["session_id"], child.as_str(), "{v}");
     let _again = spawn_sync(token.clone(), "again");
     wait_for("a new waiting call after the slot came back", || async {
-        let n = children(url.clone(), keys.admin.clone(), me.clone()).await.len();
+        let n = children(url.clone(), keys.admin.clone(), me.clone())
+            .await
+            .len();
         (n == 3).then_some(())
     })
     .await;

@@ -52,7 +52,13 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
     )
     .await;
     assert_eq!(st, 201, "{b}");
-    let secrets = [AUTH, API_KEY, ENV_TOKEN, AGENT_SECRET, "tenant-secret-0123456789"];
+    let secrets = [
+        AUTH,
+        API_KEY,
+        ENV_TOKEN,
+        AGENT_SECRET,
+        "tenant-secret-0123456789",
+    ];
 
     // A viewer: every secret-looking value is `***`; the rest is as stored.
     let one = get(&format!("{u}/mcp-servers/gh"), &keys.viewer).await;
@@ -71,7 +77,13 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
     );
     let agents = get(&format!("{u}/agents"), &keys.viewer).await;
     let raw = get(&format!("{u}/agents/coder?raw=true"), &keys.viewer).await;
-    for (what, v) in [("entry", &one), ("list", &list), ("agent", &agent), ("agents", &agents), ("raw", &raw)] {
+    for (what, v) in [
+        ("entry", &one),
+        ("list", &list),
+        ("agent", &agent),
+        ("agents", &agents),
+        ("raw", &raw),
+    ] {
         for s in secrets {
             assert!(!v.to_string().contains(s), "{what} shows a secret: {v}");
         }
@@ -82,7 +94,10 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
         assert_eq!(e["default_config"]["headers"]["Authorization"], AUTH);
         assert_eq!(e["default_config"]["env"]["GITHUB_TOKEN"], ENV_TOKEN);
         let a = get(&format!("{u}/agents/coder"), k).await;
-        assert_eq!(a["mcp_servers"]["gh"]["config"]["Authorization"], AGENT_SECRET);
+        assert_eq!(
+            a["mcp_servers"]["gh"]["config"]["Authorization"],
+            AGENT_SECRET
+        );
     }
     let stored = get(&format!("{u}/mcp-servers/gh"), &keys.admin).await;
 
@@ -93,7 +108,14 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
     view["default_config"]["timeout"] = json!(60);
     let body = json!({"name": view["name"], "default_config": view["default_config"],
                       "config_schema": view["config_schema"]});
-    let (st, b) = req("PUT", &format!("{u}/mcp-servers/gh"), Some(&keys.operator), Some(body), &[]).await;
+    let (st, b) = req(
+        "PUT",
+        &format!("{u}/mcp-servers/gh"),
+        Some(&keys.operator),
+        Some(body),
+        &[],
+    )
+    .await;
     assert_eq!(st, 200, "{b}");
     let after = get(&format!("{u}/mcp-servers/gh"), &keys.admin).await;
     let mut want = stored.clone();
@@ -114,8 +136,17 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
     )
     .await;
     let b = assert_err((st, b), 400, "invalid_blueprint");
-    assert!(b["detail"].as_str().unwrap().contains("default_config.headers.X-Token"), "{b}");
-    assert_eq!(get(&format!("{u}/mcp-servers/gh"), &keys.admin).await, after);
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("default_config.headers.X-Token"),
+        "{b}"
+    );
+    assert_eq!(
+        get(&format!("{u}/mcp-servers/gh"), &keys.admin).await,
+        after
+    );
     // Same for an agent's MCP config (nothing kept there: refused).
     let (st, b) = req(
         "PATCH",
@@ -127,9 +158,19 @@ async fn mcp_config_secrets_are_masked_for_viewers_and_a_masked_view_never_overw
     .await;
     assert_err((st, b), 400, "invalid_blueprint");
     let a = get(&format!("{u}/agents/coder"), &keys.admin).await;
-    assert_eq!(a["mcp_servers"]["gh"]["config"]["Authorization"], AGENT_SECRET);
+    assert_eq!(
+        a["mcp_servers"]["gh"]["config"]["Authorization"],
+        AGENT_SECRET
+    );
     // And a viewer cannot write at all.
-    let (st, _) = req("PUT", &format!("{u}/mcp-servers/gh"), Some(&keys.viewer), Some(json!({"name": "x"})), &[]).await;
+    let (st, _) = req(
+        "PUT",
+        &format!("{u}/mcp-servers/gh"),
+        Some(&keys.viewer),
+        Some(json!({"name": "x"})),
+        &[],
+    )
+    .await;
     assert_eq!(st, 403);
 }
 
@@ -211,7 +252,10 @@ async fn an_mcp_url_a_run_could_fill_in_is_refused_at_write_and_at_run() {
     )
     .await;
     let b = assert_err((st, b), 422, "blueprint_unresolvable");
-    assert!(b["detail"].as_str().unwrap().contains("${params.host}"), "{b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("${params.host}"),
+        "{b}"
+    );
     assert_eq!(get(&format!("{u}/runs"), &keys.admin).await, runs);
 }
 
@@ -219,7 +263,10 @@ async fn an_mcp_url_a_run_could_fill_in_is_refused_at_write_and_at_run() {
 async fn ready_answers_a_failed_store_without_its_error_text() {
     // Deterministic failure: this coordinator's own PostgreSQL database is dropped under
     // it (SQLite's `SELECT 1` never touches the file). Needs a PostgreSQL server.
-    let Some(base) = std::env::var("AOF_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+    let Some(base) = std::env::var("AOF_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
         eprintln!("skipped: AOF_TEST_DATABASE_URL is unset");
         return;
     };
@@ -228,13 +275,21 @@ async fn ready_answers_a_failed_store_without_its_error_text() {
     let db_url = if postgres_mode() {
         store_env(&data).remove(0).1
     } else {
-        aof_store_postgres::testing::fresh_database(&base).await.unwrap()
+        aof_store_postgres::testing::fresh_database(&base)
+            .await
+            .unwrap()
     };
     let (c, _keys) = coordinator(dir.path(), &[("AOF_DATABASE_URL", &db_url)]).await;
     let (st, b) = req("GET", &format!("{}/ready", c.url), None, None, &[]).await;
     assert_eq!((st, b), (200, json!({"status": "ready"})));
 
-    let db = db_url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let db = db_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
     let out = std::process::Command::new("psql")
         .arg(&base)
         .args(["-v", "ON_ERROR_STOP=1", "-c"])
