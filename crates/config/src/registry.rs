@@ -319,8 +319,16 @@ pub static SETTINGS: &[Setting] = &[
         "AOF_CORS_ORIGINS",
         &["CORS_ORIGINS"],
         None,
-        Value("*"),
-        "comma-separated allowed origins; `*` allows any",
+        Derived("none (same origin only)"),
+        "comma-separated origins (`https://dash.example.com`) whose pages may call the API (with the cookie, and writes); `*` lets any page read without credentials (refused with auth off on a non-loopback `listen`)",
+    ),
+    s(
+        "coordinator.allowed_hosts",
+        "AOF_ALLOWED_HOSTS",
+        &[],
+        None,
+        Derived("none"),
+        "comma-separated host names (no port) the API answers with auth off besides `localhost` and IP addresses (other `Host`s: 403 `host_not_allowed`, against DNS rebinding; `/health`, `/ready` answer any), e.g. `coordinator` in compose; `/mcp` (auth on too) answers only loopback and these",
     ),
     s(
         "coordinator.max_body_bytes",
@@ -547,6 +555,23 @@ pub static SETTINGS: &[Setting] = &[
         None,
         Derived("unlimited"),
         "process limit of every agent process (counts all processes of the runner's user)",
+    ),
+    // runner.agent_user / runner.agent_env: agent isolation (issue #20, attack 6).
+    s(
+        "runner.agent_user",
+        "AOF_RUNNER_AGENT_USER",
+        &[],
+        None,
+        Derived("none (agents run as the runner's user)"),
+        "run every agent process as this user (name, `uid` or `uid:gid`), so agents cannot read the runner's process (`/proc/<pid>/environ`, its key) or its files; the runner must start as root and refuses to start otherwise. Without it, run each runner in its own container or as its own user",
+    ),
+    s(
+        "runner.agent_env",
+        "AOF_RUNNER_AGENT_ENV",
+        &[],
+        None,
+        Derived("none"),
+        "comma-separated variables of the runner's environment agents get besides the base (PATH, HOME, USER, LANG, LC_*, TZ, TERM, TMPDIR, proxies, CA files) and their executor's own (Claude Code: `ANTHROPIC_*`, `CLAUDE_CODE_*`); never `AOF_*`",
     ),
     s(
         "runner.hostname",

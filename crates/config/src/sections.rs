@@ -296,6 +296,10 @@ impl Config {
             cors_origins: self
                 .string("coordinator.cors_origins")
                 .unwrap_or(d.cors_origins),
+            allowed_hosts: self
+                .string("coordinator.allowed_hosts")
+                .map(|v| list(&v).iter().map(|h| h.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
             max_body_bytes: self.parse_req("coordinator.max_body_bytes", |v| {
                 v.trim()
                     .parse::<usize>()
@@ -447,6 +451,13 @@ impl Config {
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
             workspace: self.workspace()?,
             limits: self.process_limits()?,
+            agent_user: self
+                .string("runner.agent_user")
+                .filter(|u| !u.trim().is_empty()),
+            agent_env: self
+                .string("runner.agent_env")
+                .map(|e| list(&e))
+                .unwrap_or_default(),
             state_dir: self.data_dir().join("runner"),
             stop_grace,
             drain_timeout,

@@ -136,7 +136,8 @@ pub fn router_with_shutdown(
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         // Inside CORS, so preflights are answered without a credential; `layer` (not
-        // `route_layer`) so unmatched paths are policed too (admin-only by default).
+        // `route_layer`) so unmatched paths are policed too (admin-only by default). It
+        // also runs the browser checks (Host, Origin, JSON bodies) before any handler.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::enforce,
@@ -150,9 +151,13 @@ pub fn router_with_shutdown(
         .with_state(state)
 }
 
-/// `CORS_ORIGINS` exactly: `*` allows any origin but never with credentials (browsers
-/// refuse that pair, and it would hand the cookie to every site); a list allows just
-/// those origins, with credentials, so the dashboard on another origin can use its cookie.
+/// `CORS_ORIGINS` exactly. Unset (the default): no `Access-Control-Allow-Origin` at all,
+/// so only same-origin pages (the dashboard at `/ui`, `aof dashboard`) read the API. A
+/// list allows just those origins, with credentials, so a dashboard on another origin can
+/// use its cookie. `*` (explicit only) allows any origin to read but never with
+/// credentials (browsers refuse that pair, and it would hand the cookie to every site).
+/// CORS only governs what a page may *read*; writes are refused by Origin before any
+/// handler (`auth::browser`), since a "simple" cross-site POST needs no preflight.
 fn cors_layer(origins: &str) -> CorsLayer {
     let base = CorsLayer::new().allow_methods([
         Method::GET,

@@ -2,20 +2,23 @@
 //! request: it finds the route's grants in [`policy::RULES`], reads the credential
 //! (`Authorization: Bearer` or the `aof_session` cookie — never the query string, so
 //! credentials stay out of access logs and browser history), resolves it to a
-//! [`Principal`], checks the Origin of cookie-authenticated writes, and answers 401
-//! (no or bad credential) or 403 (wrong role) before any handler runs.
+//! [`Principal`], and answers 401 (no or bad credential) or 403 (wrong role) before any
+//! handler runs. Before the credential it refuses what a web page could have made the
+//! browser send ([`browser`]: Host, Origin) and repeated query keys; after it, bodies
+//! that are not JSON.
 //!
 //! Handlers never check roles. They may check what only they can see: a runner key
 //! acting as a runner id it registered ([`check_runner`]), a session token's
 //! `parent_session_id` ([`check_spawn`]).
 
+pub mod browser;
 pub mod oidc;
 pub mod policy;
 pub mod secrets;
 
 use axum::{
     extract::{FromRequestParts, RawPathParams, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, Method},
+    http::{header, request::Parts, HeaderMap, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -109,9 +112,11 @@ pub struct Auth {
     /// The in-process runner's key (`aof up`); `None` when auth is off.
     internal: Option<String>,
     oidc: Option<oidc::Oidc>,
-    /// Exact origins allowed to send cookie-authenticated writes (`CORS_ORIGINS`
-    /// without `*`), besides the coordinator's own origin.
+    /// Exact origins allowed to send writes (`CORS_ORIGINS` without `*`), besides the
+    /// coordinator's own origin.
     origins: Vec<String>,
+    /// `CORS_ORIGINS=*`: any origin may send bearer-authenticated writes (auth on only).
+    any_origin: bool,
 }
 
 impl Auth {
@@ -126,7 +131,9 @@ impl Auth {
                 .split(',')
                 .map(|o| o.trim().to_string())
                 .filter(|o| !o.is_empty() && o != "*")
+                .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
+            any_origin: cors_origins.trim() == "*",
             oidc,
             cfg,
         })
@@ -200,15 +207,8 @@ impl Auth {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        if self.origins.iter().any(|o| o == origin) {
-            return true;
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        !host.is_empty()
-            && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        self.origin_known(origin, host)
     }
 
     /// `Set-Cookie` for a login (`Some(key)`) or a logout (`None`).
@@ -267,12 +267,31 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
     let (mut parts, body) = req.into_parts();
     let info = audit::RequestInfo::read(&mut parts).await;
     let grants = policy::grants(&parts.method, info.template.as_deref());
+    // Before the credential: where the request comes from, and a query that means one
+    // thing to the policy and another to the handler.
+    let early = browser::check_source(&st.cfg, &st.auth, &parts, info.template.as_deref())
+        .map_err(ApiError::from)
+        .and_then(|()| crate::extract::unique_query_pairs(parts.uri.query().unwrap_or("")));
+    if let Err(e) = early {
+        return audit::record(&st.audit, &info, grants, None, e.into_response()).await;
+    }
     let principal = match admit(&st, &mut parts, grants).await {
         Ok(p) => p,
         Err((resp, who)) => {
             return audit::record(&st.audit, &info, grants, who.as_ref(), resp).await;
         }
     };
+    // After it (an anonymous caller learns 401 first), before any handler parses.
+    if let Err(r) = browser::check_body(&parts.headers, &body) {
+        return audit::record(
+            &st.audit,
+            &info,
+            grants,
+            principal.as_ref(),
+            r.into_response(),
+        )
+        .await;
+    }
     if let Some(p) = &principal {
         parts.extensions.insert(p.clone());
     }
@@ -310,8 +329,8 @@ async fn admit(
         }
         Err(e) => return Err((e.into_response(), None)),
     };
-    let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if via_cookie && writes && !auth.origin_ok(&parts.headers) {
+    // `browser::check_source` refused a foreign Origin already; the cookie also needs one.
+    if via_cookie && browser::is_write(&parts.method) && !auth.origin_ok(&parts.headers) {
         let r = ApiError::Forbidden(
             "Cookie-authenticated writes need an Origin header from an allowed origin".into(),
             "origin_not_allowed",
@@ -363,11 +382,15 @@ async fn granted(
         }
         Grant::Admin => is(&[Role::Admin]),
         Grant::OwnSession => own.is_some() && own == id,
+        // Repeated keys were refused before (`enforce`), and are again here: the handler
+        // must read the very `session_id` this grant checked (it also forces its own).
         Grant::OwnSessionFeed => {
-            let q = crate::extract::query_pairs(parts.uri.query().unwrap_or(""));
+            let q = crate::extract::unique_query_pairs(parts.uri.query().unwrap_or(""));
             own.is_some()
-                && q.iter()
-                    .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
+                && q.is_ok_and(|q| {
+                    q.iter()
+                        .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
+                })
         }
         Grant::SessionSpawn | Grant::AnySession => own.is_some(),
         Grant::ChildSession => match (own, id) {

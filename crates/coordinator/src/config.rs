@@ -39,8 +39,13 @@ pub struct CoordinatorConfig {
     pub lease_ttl: Duration,
     /// How often leases and timeouts are checked (`RUNNER_LIFECYCLE_INTERVAL`; default lease/4, ≤ 5 s).
     pub sweep_interval: Duration,
-    /// `CORS_ORIGINS`, comma separated; `*` allows any.
+    /// `CORS_ORIGINS`, comma separated; empty (default): same origin only; `*` (only
+    /// when set explicitly) allows any origin to read, never with credentials.
     pub cors_origins: String,
+    /// Host names the API answers with auth off besides `localhost` and IP addresses,
+    /// and `/mcp` always besides loopback (`AOF_ALLOWED_HOSTS`, lowercase, no port):
+    /// the DNS-rebinding defence (`auth::browser`).
+    pub allowed_hosts: Vec<String>,
     /// Largest request body accepted, bytes (`AOF_MAX_BODY_BYTES`, 4 MiB).
     pub max_body_bytes: usize,
     /// Environment variables blueprints may read as `${env.NAME}` (`AOF_PLACEHOLDER_ENV`,
@@ -112,7 +117,8 @@ impl Default for CoordinatorConfig {
             recovery: RecoveryMode::Stale,
             lease_ttl: heartbeat * 3,
             sweep_interval: Duration::from_secs(5),
-            cors_origins: "*".into(),
+            cors_origins: String::new(),
+            allowed_hosts: Vec::new(),
             max_body_bytes: 4 << 20,
             placeholder_env: Vec::new(),
             project_dir_roots: Vec::new(),
@@ -147,6 +153,24 @@ impl CoordinatorConfig {
                  Turn auth on (AUTH_ENABLED=true, see SECURITY.md), listen on 127.0.0.1, \
                  or pass --insecure-listen (AOF_INSECURE_LISTEN=true) if a proxy in front authenticates",
                 self.listen
+            ));
+        }
+        if !self.auth.enabled && !self.listen.ip().is_loopback() && self.cors_origins.trim() == "*"
+        {
+            return Err(format!(
+                "refusing coordinator.cors_origins (CORS_ORIGINS) = * with auth off \
+                 (AUTH_ENABLED=false) on {}: any web page could read the API. List the exact \
+                 origins of your dashboards, turn auth on, or listen on 127.0.0.1",
+                self.listen
+            ));
+        }
+        if let Some(e) = self
+            .allowed_hosts
+            .iter()
+            .find_map(|h| crate::auth::browser::allowed_host_entry(h).err())
+        {
+            return Err(format!(
+                "coordinator.allowed_hosts (AOF_ALLOWED_HOSTS): {e}"
             ));
         }
         Ok(())

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413: a body, event, or metadata over its limit (`crate::limits`).
     #[error("{0}")]
     TooLarge(String, &'static str),
+    /// 415: a body that is not JSON (`auth::browser`, `extract`).
+    #[error("Request bodies must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
     /// 429: a credential over its cap of long-lived requests (`crate::caps`); the
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
@@ -83,6 +87,7 @@ impl ApiError {
             | ApiError::Unprocessable(_, c)
             | ApiError::TooMany(_, c, _) => c,
             ApiError::Validation(_) => "validation_error",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Storage(true, _) => "storage_full",
             ApiError::Storage(false, _) => "storage_unavailable",

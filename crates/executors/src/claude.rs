@@ -3,8 +3,10 @@
 //! `claude -p --output-format stream-json --verbose`, the prompt on stdin, in the
 //! session's working directory (stable per AOF session), `--resume <id>` when the run
 //! continues a Claude session, `--mcp-config` with the blueprint's servers and the
-//! coordinator's orchestrator (see `args`). Its state (`CLAUDE_CONFIG_DIR`) lives under
-//! the runner's state dir, so a resume works after a runner restart too.
+//! coordinator's orchestrator (see `args`). Its state (`CLAUDE_CONFIG_DIR`: transcripts,
+//! settings) and the run's MCP config live in the session's own private dir
+//! (`ExecCx::session_dir`), so a resume works after a runner restart too and no
+//! session's agent is pointed at another's transcripts or session token.
 //!
 //! The stream becomes events as `stream` describes. A stream silent for longer than
 //! the stall timeout fails the run; so does a malformed line, a `result` that is an
@@ -31,7 +33,7 @@ pub use self::args::ORCHESTRATOR_SERVER;
 use self::stream::StreamState;
 use crate::{
     process::{command, next_line, push_tail, sleep_until, spawn_group, Group},
-    ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
+    AgentUser, ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
 };
 
 /// Where the CLI is when `program` is not set: this variable, else `claude` on `PATH`.
@@ -42,7 +44,7 @@ pub const CLAUDE_BIN_ENV: &str = "AOF_CLAUDE_BIN";
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Settings of the `claude_code` executor, as a runner profile or in a blueprint's
-/// `executor` (whose values override the profile's, see `merged_over`).
+/// `executor` (which overrides or only narrows the profile's, see `policy`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaudeCodeConfig {
@@ -98,14 +100,9 @@ impl ClaudeCodeConfig {
         Ok(())
     }
 
-    /// Whether these (a blueprint's) settings only narrow a profile — tools, turns,
-    /// time limits — without choosing the program, model or permission mode.
-    pub fn is_refinement(&self) -> bool {
-        self.program.is_none() && self.model.is_none() && self.permission_mode.is_none()
-    }
-
     /// `self` (a blueprint's settings) over `profile` (the runner's): each setting the
-    /// blueprint gives wins, the rest come from the profile.
+    /// blueprint gives wins, the rest come from the profile. Only where blueprints may
+    /// choose executors; otherwise `policy::refine_claude` narrows the profile instead.
     pub fn merged_over(&self, profile: &ClaudeCodeConfig) -> ClaudeCodeConfig {
         let pick_list = |mine: &Vec<String>, theirs: &Vec<String>| {
             if mine.is_empty() {
@@ -151,20 +148,106 @@ impl ClaudeExecutor {
     }
 }
 
-/// Write the MCP config readable by this user only: it holds the session token.
-async fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
+/// The session's private files for one run, made before the CLI starts (blocking IO):
+/// its config dir `<session_dir>/claude` (created 0700 if missing, the agent user's),
+/// and the run's MCP config, 0600 and the agent user's (it holds the session token).
+/// The session dir may belong to the agent: nothing in it is followed, re-moded or
+/// chowned by path — new entries are made with `O_EXCL` and chowned through their
+/// handle or before anything else can reach them.
+struct SessionFiles {
+    config_dir: PathBuf,
+    mcp_path: PathBuf,
+}
+
+impl SessionFiles {
+    fn prepare(
+        session_dir: &Path,
+        legacy_config: &Path,
+        job: &Job,
+        mcp: &[u8],
+        user: Option<&AgentUser>,
+    ) -> std::io::Result<SessionFiles> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !session_dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(session_dir)?;
+        }
+        let config_dir = session_dir.join("claude");
+        match std::fs::DirBuilder::new().mode(0o700).create(&config_dir) {
+            Ok(()) => {
+                // New, so nobody else can reach it yet: adopt this session's Claude
+                // conversation from the shared dir of earlier versions, then hand over.
+                if let Some(id) = &job.resume {
+                    adopt_legacy_transcript(legacy_config, &config_dir, id);
+                }
+                if let Some(u) = user {
+                    u.chown_tree(&config_dir)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let mcp_path = session_dir.join(format!("mcp-{}.json", job.run_id));
+        write_private(&mcp_path, mcp, user)?;
+        Ok(SessionFiles {
+            config_dir,
+            mcp_path,
+        })
     }
-    let mut f = tokio::fs::OpenOptions::new()
+}
+
+/// Write a file readable by the agent only (0600, the agent user's): any old entry is
+/// removed and the new one created with `O_EXCL`, so a planted symlink is never followed.
+fn write_private(path: &Path, contents: &[u8], user: Option<&AgentUser>) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .await?;
-    f.write_all(contents).await?;
-    f.flush().await
+        .open(path)?;
+    if let Some(u) = user {
+        std::os::unix::fs::fchown(&f, Some(u.uid), Some(u.gid))?;
+    }
+    f.write_all(contents)?;
+    f.flush()
+}
+
+/// Before each session had its own config dir, all shared `<state>/claude/config`:
+/// copy the resumed conversation (`projects/<dir>/<id>.jsonl`) from there, so a session
+/// started before the upgrade still resumes. Best effort: a miss only means the CLI
+/// starts a new conversation, as it would for any unknown id.
+fn adopt_legacy_transcript(legacy_config: &Path, config_dir: &Path, id: &str) {
+    let file = format!("{id}.jsonl");
+    if id.contains('/') || id.starts_with('.') {
+        return;
+    }
+    let Ok(projects) = std::fs::read_dir(legacy_config.join("projects")) else {
+        return;
+    };
+    for project in projects.flatten() {
+        let from = project.path().join(&file);
+        if !from.is_file() {
+            continue;
+        }
+        let to = config_dir.join("projects").join(project.file_name());
+        let copied =
+            std::fs::create_dir_all(&to).and_then(|()| std::fs::copy(&from, to.join(&file)));
+        match copied {
+            Ok(_) => tracing::info!(
+                claude_session = id,
+                "adopted the conversation from the shared config dir"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot adopt the conversation from the shared config dir")
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -180,23 +263,34 @@ impl Executor for ClaudeExecutor {
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
         let program = self.cfg.program_or_default();
         // Absolute: the CLI runs in the session's workdir, not the runner's.
-        let state = std::path::absolute(&cx.state_dir)?.join("claude");
-        let config_dir = state.join("config");
-        tokio::fs::create_dir_all(&config_dir).await?;
-        let mcp_path = state.join("mcp").join(format!("{}.json", job.run_id));
+        let session_dir = std::path::absolute(&cx.session_dir)?;
+        let legacy_config = std::path::absolute(&cx.state_dir)?
+            .join("claude")
+            .join("config");
         let token = cx.env.get("AOF_SESSION_TOKEN").map(String::as_str);
-        let mcp = args::mcp_config(&job, token);
-        write_private(&mcp_path, mcp.to_string().as_bytes()).await?;
+        let mcp = args::mcp_config(&job, token).to_string();
+        let (j, user) = (job.clone(), cx.agent.user.clone());
+        let files = tokio::task::spawn_blocking(move || {
+            SessionFiles::prepare(
+                &session_dir,
+                &legacy_config,
+                &j,
+                mcp.as_bytes(),
+                user.as_ref(),
+            )
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let mcp_path = files.mcp_path.clone();
 
-        let mut cmd = command(&program, &cx.limits);
+        let mut cmd = command(&program, &cx.agent);
         cmd.args(args::arguments(&self.cfg, &job, &mcp_path))
             .current_dir(&cx.workdir)
-            .env_clear()
             .envs(args::environment(
                 std::env::vars(),
-                &cx.env,
+                &cx,
                 &job,
-                &config_dir,
+                &files.config_dir,
             ));
         let mut child = match spawn_group(&mut cmd) {
             Ok(c) => c,

@@ -2,7 +2,9 @@
 //!
 //! - The prompt goes to stdin (and `AOF_PROMPT`); the job is also in the environment:
 //!   `AOF_RUN_ID`, `AOF_SESSION_ID`, `AOF_AGENT_NAME`, `AOF_PARAMETERS` (JSON),
-//!   `AOF_SYSTEM_PROMPT` and `AOF_BLUEPRINT` (JSON) when the run has them.
+//!   `AOF_SYSTEM_PROMPT` and `AOF_BLUEPRINT` (JSON) when the run has them, with
+//!   `AOF_SESSION_TOKEN` and the allow-listed part of the runner's environment
+//!   (`isolation`): nothing else the runner inherited.
 //! - Each stdout line becomes an assistant message, except JSON objects with a string
 //!   `event_type`: those are structured events, and `{"event_type": "result", …}` sets
 //!   the run's result (`result_text`, `result_data`) instead of the collected plain lines.
@@ -19,12 +21,15 @@
 
 mod lines;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use nix::{sys::signal::Signal, unistd::Pid};
-use tokio::{io::AsyncWriteExt, process::Command};
+use tokio::io::AsyncWriteExt;
 
 use self::lines::Line;
 use crate::{
+    isolation::{self, ExecutorEnv},
     process::{command, next_line, push_tail, sleep_until, spawn_group, Group},
     ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
 };
@@ -46,9 +51,20 @@ fn push_capped(buf: &mut String, line: &str, cap: usize) {
     }
 }
 
-/// The job's environment. Optional variables are removed when absent, so a value the
-/// runner itself inherited never reaches the program as if it were the run's.
-fn job_env(cmd: &mut Command, job: &Job) {
+/// The program's environment: the allow-listed runner variables and the run's own
+/// (`isolation::environment`), then the job. Nothing else of the runner's reaches it.
+fn environment(
+    inherited: impl IntoIterator<Item = (String, String)>,
+    cx: &ExecCx,
+    job: &Job,
+) -> BTreeMap<String, String> {
+    let mut env = isolation::environment(
+        inherited,
+        ExecutorEnv::default(),
+        &cx.agent,
+        &cx.session_dir,
+        &cx.env,
+    );
     let agent_name = job.agent_name.clone().or_else(|| {
         job.blueprint
             .as_ref()
@@ -64,24 +80,18 @@ fn job_env(cmd: &mut Command, job: &Job) {
             job.blueprint.as_ref().map(|b| b.to_string()),
         ),
     ];
-    for (key, value) in optional {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
-    // Credentials meant for other processes never reach a plain command.
-    for key in [
-        "AOF_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-    ] {
-        cmd.env_remove(key);
-    }
-    cmd.env("AOF_PROMPT", &job.prompt)
-        .env("AOF_RUN_ID", &job.run_id)
-        .env("AOF_SESSION_ID", &job.session_id)
-        .env("AOF_PARAMETERS", job.parameters.to_string());
+    env.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into(), v?))),
+    );
+    env.extend([
+        ("AOF_PROMPT".into(), job.prompt.clone()),
+        ("AOF_RUN_ID".into(), job.run_id.clone()),
+        ("AOF_SESSION_ID".into(), job.session_id.clone()),
+        ("AOF_PARAMETERS".into(), job.parameters.to_string()),
+    ]);
+    env
 }
 
 #[async_trait]
@@ -91,9 +101,10 @@ impl Executor for CommandExecutor {
     }
 
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
-        let mut cmd = command(&self.program, &cx.limits);
-        cmd.args(&self.args).current_dir(&cx.workdir).envs(&cx.env);
-        job_env(&mut cmd, &job);
+        let mut cmd = command(&self.program, &cx.agent);
+        cmd.args(&self.args)
+            .current_dir(&cx.workdir)
+            .envs(environment(std::env::vars(), &cx, &job));
         let mut child = spawn_group(&mut cmd)
             .map_err(|e| ExecError::Unavailable(format!("cannot start '{}': {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {

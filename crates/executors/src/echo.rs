@@ -138,7 +138,8 @@ mod tests {
             events: tx,
             stop_grace: std::time::Duration::from_secs(1),
             state_dir: std::env::temp_dir(),
-            limits: Default::default(),
+            session_dir: std::env::temp_dir(),
+            agent: Default::default(),
         };
         (cx, rx)
     }

@@ -6,9 +6,12 @@
 pub mod claude;
 pub mod command;
 pub mod echo;
+pub mod isolation;
 pub mod model;
+pub mod policy;
 mod process;
 
+pub use isolation::{AgentProcess, AgentUser};
 pub use process::ProcessLimits;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -69,11 +72,15 @@ pub struct ExecCx {
     pub events: mpsc::Sender<ExecEvent>,
     /// After `cancel`, how long a process gets between SIGTERM and SIGKILL.
     pub stop_grace: std::time::Duration,
-    /// Executor state kept across runs and runner restarts (the runner's data dir, e.g.
-    /// the Claude CLI's sessions). Each executor uses its own subdirectory.
+    /// Executor state kept across runs and runner restarts (the runner's data dir).
+    /// Each executor uses its own subdirectory. Not for anything an agent reads.
     pub state_dir: PathBuf,
-    /// Resource limits for the processes a process-based executor starts.
-    pub limits: ProcessLimits,
+    /// This session's private directory (0700, the agent user's when there is one),
+    /// kept across its runs: state an agent process reads, such as the Claude CLI's
+    /// config dir and MCP config. No other session's agent is pointed at it.
+    pub session_dir: PathBuf,
+    /// How agent processes start: limits, user, the runner variables they may see.
+    pub agent: AgentProcess,
 }
 
 /// Normalized output of an executor; the runner maps these onto AOF session events.

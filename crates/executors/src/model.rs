@@ -90,6 +90,17 @@ impl ModelApiConfig {
         if self.api_key_env.is_some() && self.api_key_file.is_some() {
             return bad("give api_key_env or api_key_file, not both".into());
         }
+        if let Some(var) = self
+            .api_key_env
+            .as_deref()
+            .filter(|v| crate::isolation::never_passed(v))
+        {
+            // Sent as a bearer token to `base_url`, which the blueprint chooses.
+            return bad(format!(
+                "api_key_env may not name {var}: AOF_* variables hold the runner's own \
+                 settings and credentials"
+            ));
+        }
         if matches!(self.api_key_env.as_deref(), Some(""))
             || matches!(self.api_key_file.as_deref(), Some(""))
         {
@@ -132,7 +143,20 @@ impl ModelApiConfig {
             };
         }
         if let Some(path) = &self.api_key_file {
-            return match std::fs::read_to_string(path) {
+            // Not the runner's own process (`/proc/self/environ` holds its key) or devices:
+            // this process reads the file, and sends it to a URL the blueprint chose.
+            let real =
+                std::fs::canonicalize(path).map_err(|e| format!("api_key_file {path}: {e}"))?;
+            if ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|p| real.starts_with(p))
+                || !real.is_file()
+            {
+                return Err(format!(
+                    "api_key_file {path}: must be a regular file (not under /proc, /sys or /dev)"
+                ));
+            }
+            return match std::fs::read_to_string(&real) {
                 Ok(k) if !k.trim().is_empty() => Ok(Some(k.trim().to_string())),
                 Ok(_) => Err(format!("api_key_file {path} is empty")),
                 Err(e) => Err(format!("api_key_file {path}: {e}")),

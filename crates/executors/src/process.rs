@@ -1,4 +1,5 @@
 //! Child processes shared by the process-based executors (`command`, `claude_code`):
+//! building the command (limits, agent user, empty environment: see `isolation`),
 //! spawning as the leader of a new process group, reading output lines, signalling the
 //! whole group, the stop escalation, and resource limits (through `prlimit`). What the
 //! output means is each executor's job.
@@ -9,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use crate::isolation::AgentProcess;
 use nix::{
     sys::signal::{killpg, Signal},
     unistd::Pid,
@@ -61,8 +63,8 @@ impl ProcessLimits {
         .collect()
     }
 
-    /// With limits set, find `prlimit` on `PATH` (absolute, since some executors clear
-    /// the child's environment) and check that it runs. Call once at start, so a runner
+    /// With limits set, find `prlimit` on `PATH` (absolute: agent processes start with
+    /// an allow-listed environment) and check that it runs. Call once at start, so a runner
     /// that cannot apply its limits refuses to start instead of running agents without.
     pub async fn resolve(mut self) -> Result<ProcessLimits, String> {
         if self.is_empty() {
@@ -104,20 +106,29 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
-/// A command for `program`, run under `limits` (then through `prlimit`). Arguments added
-/// to it afterwards go to `program`.
-pub(crate) fn command(program: impl AsRef<Path>, limits: &ProcessLimits) -> Command {
-    if limits.is_empty() {
-        return Command::new(program.as_ref());
+/// A command for an agent process running `program`: under the runner's limits (then
+/// through `prlimit`), as the agent user when the runner has one, with an empty
+/// environment — the caller adds `isolation::environment`. Arguments added to it
+/// afterwards go to `program`.
+pub(crate) fn command(program: impl AsRef<Path>, agent: &AgentProcess) -> Command {
+    let limits = &agent.limits;
+    let mut cmd = if limits.is_empty() {
+        Command::new(program.as_ref())
+    } else {
+        let prlimit = limits
+            .prlimit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("prlimit"));
+        let mut cmd = Command::new(prlimit);
+        cmd.args(limits.prlimit_args())
+            .arg("--")
+            .arg(program.as_ref());
+        cmd
+    };
+    cmd.env_clear();
+    if let Some(user) = &agent.user {
+        user.apply(&mut cmd);
     }
-    let prlimit = limits
-        .prlimit
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("prlimit"));
-    let mut cmd = Command::new(prlimit);
-    cmd.args(limits.prlimit_args())
-        .arg("--")
-        .arg(program.as_ref());
     cmd
 }
 
@@ -296,14 +307,19 @@ mod tests {
         .resolve()
         .await
         .expect("prlimit (util-linux) is needed for this test");
-        let mut cmd = command("sh", &limits);
-        cmd.args(["-c", "ulimit -n; ulimit -t; echo $$"]);
+        let agent = AgentProcess {
+            limits,
+            ..Default::default()
+        };
+        let mut cmd = command("sh", &agent);
+        cmd.env("PATH", std::env::var_os("PATH").unwrap())
+            .args(["-c", "ulimit -n; ulimit -t; echo $$"]);
         let out = cmd.output().await.unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[..2], ["77", "120"], "{text}");
         // Unlimited without limits: the same command is not wrapped.
-        let plain = command("sh", &ProcessLimits::default());
+        let plain = command("sh", &AgentProcess::default());
         assert_eq!(plain.as_std().get_program(), "sh");
     }
 

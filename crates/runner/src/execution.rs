@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aof_executors::{
-    ExecCx, ExecError, ExecEvent, Execution, Executor, ExecutorConfig, Job, Outcome,
+    policy, ExecCx, ExecError, ExecEvent, Execution, Executor, ExecutorConfig, Job, Outcome,
 };
 use aof_wire::{CompletedBody, Event, FailedBody, Run, RunnerIdBody, StoppedBody};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
@@ -132,28 +132,24 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         .resolved_agent_blueprint
         .as_ref()
         .map(|b| fill_runner_placeholders(b, &orchestrator_mcp_url));
-    let executor = match executor_for(
+    let (executor, executor_limits) = match executor_for(
         shared.cfg.allow_blueprint_executors,
         &shared.executor,
         &shared.cfg.executor,
         blueprint.as_ref(),
     ) {
-        Ok(executor) => executor,
+        Ok(chosen) => chosen,
         Err(error) => {
             tracing::warn!(%error, "cannot use the blueprint's executor");
             return Outcome::Failed { error };
         }
     };
-    let limits = match limits::for_run(
-        shared.cfg.run_limits,
-        &shared.cfg.executor,
-        blueprint.as_ref(),
-    ) {
+    let limits = match limits::for_run(shared.cfg.run_limits, executor_limits, blueprint.as_ref()) {
         Ok(limits) => limits,
         Err(error) => return Outcome::Failed { error },
     };
-    let workdir = match shared.workspaces.prepare(&run.session_id).await {
-        Ok(dir) => dir,
+    let dirs = match shared.workspaces.prepare(&run.session_id).await {
+        Ok(dirs) => dirs,
         Err(e) => {
             tracing::warn!(error = %e, "cannot prepare the session's workspace");
             return Outcome::Failed {
@@ -165,7 +161,7 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
     // Its own token, so a run limit can stop the executor as a stop would.
     let exec_cancel = control.cancel.child_token();
     let cx = ExecCx {
-        workdir,
+        workdir: dirs.workdir,
         // The agent calls the coordinator as this session (MCP), never with our key.
         env: run
             .session_token
@@ -177,7 +173,8 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         events: tx,
         stop_grace: shared.cfg.stop_grace,
         state_dir: shared.cfg.state_dir.clone(),
-        limits: shared.cfg.limits.clone(),
+        session_dir: dirs.session_dir,
+        agent: shared.agent.clone(),
     };
     let resume = match resume_id(shared, run, control, executor.resumes()).await {
         Ok(resume) => resume,
@@ -357,46 +354,22 @@ async fn history(
     }
 }
 
-/// The executor for this run: the one its blueprint names under `executor` (an object,
-/// see `ExecutorConfig::from_blueprint`), built for this run, or else the runner's
-/// default. A blueprint's `claude_code` settings go over the runner's when that is
-/// `claude_code` too (model, permissions… stay the profile's unless the blueprint sets
-/// them). `Err` is the run's failure message.
+/// The executor for this run and the run limits its own options ask for: the one its
+/// blueprint names under `executor`, built for this run, or else the runner's default —
+/// as `aof_executors::policy` decides (with `allow_blueprint_executors` off a blueprint
+/// may only narrow the runner's Claude profile). `Err` is the run's failure message.
 fn executor_for(
     allow_blueprint_executors: bool,
     default: &Arc<dyn Executor>,
     default_cfg: &ExecutorConfig,
     blueprint: Option<&serde_json::Value>,
-) -> Result<Arc<dyn Executor>, String> {
-    let names_one = blueprint
-        .and_then(|b| b.get("executor"))
-        .is_some_and(serde_json::Value::is_object);
-    // Tools and turn limits for the runner's own Claude profile are not a choice of
-    // executor: allowed even when blueprints may not pick one.
-    let refines_profile = matches!(
-        (ExecutorConfig::from_blueprint(blueprint), default_cfg),
-        (Ok(Some(ExecutorConfig::ClaudeCode(bp))), ExecutorConfig::ClaudeCode(_)) if bp.is_refinement()
-    );
-    if names_one && !allow_blueprint_executors && !refines_profile {
-        return Err(
-            "blueprint executor: this runner does not run executors chosen by agent \
-                    blueprints (allow_blueprint_executors is off); remove `executor` from the \
-                    agent or run it on a runner that allows them"
-                .into(),
-        );
-    }
-    match ExecutorConfig::from_blueprint(blueprint) {
-        Ok(None) => Ok(default.clone()),
+) -> Result<(Arc<dyn Executor>, aof_wire::RunLimits), String> {
+    match policy::for_run(allow_blueprint_executors, default_cfg, blueprint) {
+        Ok(None) => Ok((default.clone(), default_cfg.limits())),
         Ok(Some(cfg)) => {
-            let cfg = match (cfg, default_cfg) {
-                (ExecutorConfig::ClaudeCode(bp), ExecutorConfig::ClaudeCode(profile)) => {
-                    ExecutorConfig::ClaudeCode(bp.merged_over(profile))
-                }
-                (cfg, _) => cfg,
-            };
             tracing::info!(executor = cfg.kind(), command = %cfg.command_line(), "using the blueprint's executor");
             aof_executors::build(&cfg)
-                .map(Arc::from)
+                .map(|ex| (Arc::from(ex), cfg.limits()))
                 .map_err(|e| format!("blueprint executor: {e}"))
         }
         Err(e) => Err(e.to_string()),
@@ -549,6 +522,9 @@ fn log_rejected(what: &'static str, e: &ClientError) {
 }
 
 #[cfg(test)]
+mod claude_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -557,12 +533,13 @@ mod tests {
     fn blueprint_chooses_the_executor() {
         let default: Arc<dyn Executor> = Arc::new(aof_executors::echo::EchoExecutor);
         let echo = ExecutorConfig::Echo;
-        let pick =
-            |allow: bool, bp: serde_json::Value| executor_for(allow, &default, &echo, Some(&bp));
+        let pick = |allow: bool, bp: serde_json::Value| {
+            executor_for(allow, &default, &echo, Some(&bp)).map(|(ex, _)| ex)
+        };
 
         // No blueprint, no `executor`, or not an object: the default itself.
         assert!(Arc::ptr_eq(
-            &executor_for(true, &default, &echo, None).unwrap(),
+            &executor_for(true, &default, &echo, None).unwrap().0,
             &default
         ));
         assert!(Arc::ptr_eq(
@@ -574,13 +551,16 @@ mod tests {
             &default
         ));
 
-        let chosen = pick(
+        let (chosen, limits) = executor_for(
             true,
-            json!({"executor": {"kind": "command", "program": "sh", "timeout_seconds": 5}}),
+            &default,
+            &echo,
+            Some(&json!({"executor": {"kind": "command", "program": "sh", "timeout_seconds": 5}})),
         )
         .unwrap();
         assert_eq!(chosen.kind(), "command");
         assert!(!Arc::ptr_eq(&chosen, &default));
+        assert_eq!(limits.timeout_seconds, Some(5.0));
 
         let err = pick(true, json!({"executor": {"kind": "foo"}}))
             .err()
@@ -599,19 +579,23 @@ mod tests {
         assert!(err.contains("allow_blueprint_executors is off"), "{err}");
 
         // A Claude runner: a blueprint may narrow tools and turns even when locked, but
-        // not pick the program, model or permission mode.
+        // not pick the program, model or a wider permission mode; the profile's own
+        // limits stay when the blueprint asks for looser ones.
         let claude_cfg = ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
             model: Some("opus".into()),
+            timeout_seconds: Some(5.0),
             ..Default::default()
         });
         let claude: Arc<dyn Executor> = aof_executors::build(&claude_cfg).unwrap().into();
-        let narrow =
-            json!({"executor": {"kind": "claude_code", "allowed_tools": ["Read"], "max_turns": 2}});
-        let chosen = executor_for(false, &claude, &claude_cfg, Some(&narrow)).unwrap();
+        let narrow = json!({"executor": {"kind": "claude_code", "allowed_tools": ["Read"],
+            "max_turns": 2, "timeout_seconds": 500}});
+        let (chosen, limits) = executor_for(false, &claude, &claude_cfg, Some(&narrow)).unwrap();
         assert_eq!(chosen.kind(), "claude_code");
         assert!(!Arc::ptr_eq(&chosen, &claude));
+        assert_eq!(limits.timeout_seconds, Some(5.0));
         for bp in [
             json!({"executor": {"kind": "claude_code", "program": "/bin/sh"}}),
+            json!({"executor": {"kind": "claude_code", "model": "sonnet"}}),
             json!({"executor": {"kind": "claude_code", "permission_mode": "bypassPermissions"}}),
         ] {
             let err = executor_for(false, &claude, &claude_cfg, Some(&bp))

@@ -57,6 +57,13 @@ pub struct RunnerConfig {
     pub workspace: WorkspaceSettings,
     /// Resource limits applied to every agent process.
     pub limits: aof_executors::ProcessLimits,
+    /// `runner.agent_user`: a user name, `uid` or `uid:gid` every agent process runs
+    /// as (the runner must start as root; it refuses to start otherwise). Keeps agents
+    /// out of the runner's own process (`/proc/<pid>/environ` holds its key) and files.
+    pub agent_user: Option<String>,
+    /// `runner.agent_env`: variables of the runner's environment agents get besides
+    /// the base allow-list (`aof_executors::isolation`); `AOF_*` never.
+    pub agent_env: Vec<String>,
     /// Executor state kept across runs and restarts (e.g. the Claude CLI's sessions).
     pub state_dir: PathBuf,
     /// After a stop, how long a process gets between SIGTERM and SIGKILL. The runner
@@ -97,6 +104,8 @@ impl Default for RunnerConfig {
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             workspace: WorkspaceSettings::default(),
             limits: aof_executors::ProcessLimits::default(),
+            agent_user: None,
+            agent_env: Vec::new(),
             state_dir: std::env::temp_dir().join("aof-runner-state"),
             stop_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
@@ -112,6 +121,8 @@ pub(crate) struct Shared {
     pub client: Client,
     /// The default executor; a blueprint-chosen one is built per run.
     pub executor: Arc<dyn aof_executors::Executor>,
+    /// How agent processes start (limits, user, passed variables), for every run.
+    pub agent: aof_executors::AgentProcess,
     pub active: Active,
     pub workspaces: workspace::Workspaces,
     /// Fired when shutdown stops waiting for deliveries; parent of every run's interrupt.
@@ -136,14 +147,43 @@ pub async fn run_draining(
     if cfg.max_concurrent == 0 {
         anyhow::bail!("max_concurrent must be at least 1");
     }
+    // First: a runner that cannot keep agents out of its own process must not start.
+    let agent_user = match cfg.agent_user.clone().filter(|u| !u.trim().is_empty()) {
+        Some(spec) => {
+            let user =
+                tokio::task::spawn_blocking(move || aof_executors::AgentUser::resolve(&spec))
+                    .await?
+                    .map_err(anyhow::Error::msg)?;
+            tracing::info!(uid = user.uid, gid = user.gid, name = ?user.name, "agents run as their own user");
+            Some(user)
+        }
+        None => None,
+    };
+    if let Some(bad) = cfg
+        .agent_env
+        .iter()
+        .find(|n| aof_executors::isolation::never_passed(n))
+    {
+        anyhow::bail!(
+            "runner.agent_env: {bad} cannot be passed to agents (AOF_* variables hold the runner's own settings and credentials)"
+        );
+    }
     cfg.limits = cfg.limits.resolve().await.map_err(anyhow::Error::msg)?;
-    let workspaces = workspace::Workspaces::open(&cfg.workspace_root, &cfg.workspace).await?;
+    let workspaces =
+        workspace::Workspaces::open(&cfg.workspace_root, &cfg.workspace, agent_user.clone())
+            .await?;
     let client = Client::new(&cfg.urls, cfg.api_key.as_ref())?;
     let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
+    let agent = aof_executors::AgentProcess {
+        limits: cfg.limits.clone(),
+        user: agent_user,
+        pass_env: cfg.agent_env.clone(),
+    };
     let shared = Arc::new(Shared {
         cfg,
         client,
         executor,
+        agent,
         active: Active::default(),
         workspaces,
         abandon: CancellationToken::new(),

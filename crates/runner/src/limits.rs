@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use aof_executors::{ExecutorConfig, Outcome, Usage};
+use aof_executors::{Outcome, Usage};
 use aof_wire::{Event, RunLimits};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
@@ -23,21 +23,13 @@ use tokio::time::Instant;
 pub(crate) const USAGE_EVENT: &str = "usage";
 
 /// The limits of one run: the runner's, the blueprint's `limits` and those of the
-/// executor that will run it, tightest first. `Err` (a blueprint `limits` that does not
-/// parse) is the run's failure message.
+/// executor that will run it (`executor`, from its options), tightest first. `Err` (a
+/// blueprint `limits` that does not parse) is the run's failure message.
 pub(crate) fn for_run(
     runner: RunLimits,
-    default_cfg: &ExecutorConfig,
+    executor: RunLimits,
     blueprint: Option<&Value>,
 ) -> Result<RunLimits, String> {
-    let executor = match (ExecutorConfig::from_blueprint(blueprint), default_cfg) {
-        (Ok(Some(ExecutorConfig::ClaudeCode(bp))), ExecutorConfig::ClaudeCode(profile)) => {
-            ExecutorConfig::ClaudeCode(bp.merged_over(profile)).limits()
-        }
-        (Ok(Some(cfg)), _) => cfg.limits(),
-        // A bad `executor` has failed the run already (`executor_for`).
-        _ => default_cfg.limits(),
-    };
     let agent = RunLimits::from_blueprint(blueprint).map_err(|e| format!("agent {e}"))?;
     Ok(runner.tightest(agent).tightest(executor))
 }
@@ -183,6 +175,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aof_executors::ExecutorConfig;
     use serde_json::json;
 
     fn tokens(input: u64, output: u64, cost: Option<f64>) -> Usage {
@@ -200,57 +193,47 @@ mod tests {
             max_tokens: Some(10_000),
             max_cost_usd: None,
         };
-        let echo = ExecutorConfig::Echo;
+        let none = RunLimits::default();
         // Only the runner's.
-        assert_eq!(for_run(runner, &echo, None), Ok(runner));
+        assert_eq!(for_run(runner, none, None), Ok(runner));
         // An agent narrows one and adds another; it cannot widen the runner's timeout.
         let bp =
             json!({"limits": {"timeout_seconds": 600, "max_tokens": 500, "max_cost_usd": 1.5}});
         assert_eq!(
-            for_run(runner, &echo, Some(&bp)),
+            for_run(runner, none, Some(&bp)),
             Ok(RunLimits {
                 timeout_seconds: Some(60.0),
                 max_tokens: Some(500),
                 max_cost_usd: Some(1.5)
             })
         );
-        // The executor's own options count too: the runner's default command…
+        // The executor's own options count too (the executor `execution::executor_for`
+        // picked: the runner's, or the blueprint's within the policy).
         let cmd = ExecutorConfig::Command {
             program: "sh".into(),
             args: vec![],
             timeout_seconds: Some(2.0),
         };
         assert_eq!(
-            for_run(RunLimits::default(), &cmd, None)
+            for_run(RunLimits::default(), cmd.limits(), None)
                 .unwrap()
                 .timeout_seconds,
             Some(2.0)
         );
-        // …or the blueprint's model_api with its token_budget.
-        let model = json!({"executor": {"kind": "model_api", "base_url": "http://h/v1",
-            "model": "m", "token_budget": 300, "timeout_seconds": 90}});
+        let model = ExecutorConfig::from_blueprint(Some(&json!({"executor": {"kind": "model_api",
+            "base_url": "http://h/v1", "model": "m", "token_budget": 300, "timeout_seconds": 90}})))
+        .unwrap()
+        .unwrap();
         assert_eq!(
-            for_run(runner, &echo, Some(&model)),
+            for_run(runner, model.limits(), None),
             Ok(RunLimits {
                 timeout_seconds: Some(60.0),
                 max_tokens: Some(300),
                 max_cost_usd: None
             })
         );
-        // A Claude profile's timeout applies under a blueprint that only narrows tools.
-        let claude = ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
-            timeout_seconds: Some(5.0),
-            ..Default::default()
-        });
-        let narrow = json!({"executor": {"kind": "claude_code", "max_turns": 2}});
-        assert_eq!(
-            for_run(RunLimits::default(), &claude, Some(&narrow))
-                .unwrap()
-                .timeout_seconds,
-            Some(5.0)
-        );
         // A bad `limits` fails the run, saying so.
-        let err = for_run(runner, &echo, Some(&json!({"limits": {"max_tokens": 0}})));
+        let err = for_run(runner, none, Some(&json!({"limits": {"max_tokens": 0}})));
         assert_eq!(
             err,
             Err("agent limits: max_tokens must be at least 1".into())

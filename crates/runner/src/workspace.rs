@@ -3,6 +3,13 @@
 //! session resumes, removed by the cleanup policy or the age sweep. Nothing outside the
 //! root is ever deleted: names are checked, symlinks are not followed, and every path is
 //! canonicalized and checked to be inside the root before it is removed.
+//!
+//! Each session also gets a private state dir, `<root>/.sessions/<session_id>` (0700),
+//! for what its agent reads besides its work (the Claude CLI's config and transcripts,
+//! the run's MCP config with its session token); it is kept when the workspace goes.
+//! With an agent user (`runner.agent_user`) both belong to that user, and the root and
+//! `.sessions` are 0711: agents reach their own directory but cannot list the others.
+//! Git runs hardened and, with an agent user, as that user (see `git`).
 
 use std::{
     collections::HashSet,
@@ -11,7 +18,17 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::{process::Command, sync::Mutex};
+use aof_executors::{isolation::private_dir, AgentUser};
+use tokio::sync::Mutex;
+
+mod git;
+#[cfg(test)]
+use git::git;
+use git::{common_dir, git_as, worktree_git_dir};
+
+/// Under the root: one private state dir per session (never a session id: those
+/// cannot start with `.`).
+const SESSIONS_DIR: &str = ".sessions";
 
 /// When a session's workspace is removed after a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,6 +99,10 @@ pub enum WorkspaceError {
     },
     #[error("git {args}: {message}")]
     Git { args: String, message: String },
+    #[error("workspace {path}: .git {reason}; refusing to run git there")]
+    GitDir { path: PathBuf, reason: String },
+    #[error("runner.agent_user: {0}")]
+    AgentUser(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + '_ {
@@ -104,33 +125,80 @@ pub(crate) fn valid_session_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// A session's directories for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepared {
+    /// Where the agent works.
+    pub workdir: PathBuf,
+    /// Its private state (`ExecCx::session_dir`).
+    pub session_dir: PathBuf,
+}
+
 pub(crate) struct Workspaces {
     /// Canonical.
     root: PathBuf,
-    /// Canonical.
-    git_repo: Option<PathBuf>,
+    /// Canonical: the repository and its common git dir.
+    git_repo: Option<(PathBuf, PathBuf)>,
     git_base: String,
     cleanup: Cleanup,
     pub max_age: Option<Duration>,
+    /// Owner of every workspace and the user git runs as, when agents run as their own.
+    user: Option<AgentUser>,
     /// Held while a workspace is prepared or swept, so the sweep never removes a
     /// directory a starting run has just claimed.
     lock: Mutex<()>,
 }
 
 impl Workspaces {
-    /// Create the root and check the git repository, once at start.
+    /// Create the root and check the git repository, once at start. With an agent
+    /// user: the root must be reachable by that user, and the repository its own.
     pub(crate) async fn open(
         root: &Path,
         settings: &WorkspaceSettings,
+        user: Option<AgentUser>,
     ) -> Result<Workspaces, WorkspaceError> {
         tokio::fs::create_dir_all(root).await.map_err(io(root))?;
         let root = tokio::fs::canonicalize(root).await.map_err(io(root))?;
+        let sessions = root.join(SESSIONS_DIR);
+        tokio::fs::create_dir_all(&sessions)
+            .await
+            .map_err(io(&sessions))?;
+        if let Some(u) = &user {
+            use std::os::unix::fs::PermissionsExt;
+            for dir in [&root, &sessions] {
+                tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+                    .await
+                    .map_err(io(dir))?;
+            }
+            if let Some(blocked) = u.blocked_on(&sessions) {
+                return Err(WorkspaceError::AgentUser(format!(
+                    "uid {} cannot enter {} on the way to the workspaces ({}); give it search \
+                     permission (chmod o+x) or put runner.workspace elsewhere",
+                    u.uid,
+                    blocked.display(),
+                    root.display()
+                )));
+            }
+        }
         let git_repo = match &settings.git_repo {
             None => None,
             Some(repo) => {
                 let repo = tokio::fs::canonicalize(repo).await.map_err(io(repo))?;
-                git(&repo, &["rev-parse", "--git-dir"]).await?;
-                Some(repo)
+                if let Some(u) = &user {
+                    use std::os::unix::fs::MetadataExt;
+                    let owner = tokio::fs::metadata(&repo).await.map_err(io(&repo))?.uid();
+                    if owner != u.uid {
+                        return Err(WorkspaceError::AgentUser(format!(
+                            "runner.workspace_git_repo {} belongs to uid {owner}: with agents \
+                             running as uid {} it must be theirs (they commit in its worktrees, \
+                             and the runner runs its git as them)",
+                            repo.display(),
+                            u.uid
+                        )));
+                    }
+                }
+                let common = common_dir(&repo, user.as_ref()).await?;
+                Some((repo, common))
             }
         };
         Ok(Workspaces {
@@ -139,12 +207,13 @@ impl Workspaces {
             git_base: settings.git_base.clone().unwrap_or_else(|| "HEAD".into()),
             cleanup: settings.cleanup,
             max_age: settings.max_age,
+            user,
             lock: Mutex::new(()),
         })
     }
 
-    /// The session's directory, created (or reused) and ready for a run.
-    pub(crate) async fn prepare(&self, session_id: &str) -> Result<PathBuf, WorkspaceError> {
+    /// The session's directories, created (or reused) and ready for a run.
+    pub(crate) async fn prepare(&self, session_id: &str) -> Result<Prepared, WorkspaceError> {
         let _guard = self.lock.lock().await;
         let dir = self.dir_of(session_id)?;
         let exists = match tokio::fs::symlink_metadata(&dir).await {
@@ -155,9 +224,12 @@ impl Workspaces {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(io(&dir)(e)),
         };
+        if !exists {
+            self.private(&dir).await?;
+        }
         match &self.git_repo {
-            Some(repo) if !is_worktree(&dir).await => {
-                if exists && !is_empty(&dir).await? {
+            Some((repo, _)) if !is_worktree(&dir).await => {
+                if !is_empty(&dir).await? {
                     // git refuses a non-empty target; say why instead of its message.
                     return Err(WorkspaceError::Git {
                         args: "worktree add".into(),
@@ -169,23 +241,45 @@ impl Workspaces {
                 }
                 self.add_worktree(repo, session_id, &dir).await?;
             }
-            Some(_) => {}
-            None if exists => {}
-            None => {
-                use std::os::unix::fs::DirBuilderExt;
-                let mut b = std::fs::DirBuilder::new();
-                b.mode(0o700);
-                let d = dir.clone();
-                tokio::task::spawn_blocking(move || b.create(&d))
-                    .await
-                    .map_err(|e| io(&dir)(std::io::Error::other(e)))?
-                    .map_err(io(&dir))?;
-            }
+            _ => {}
         }
         set_private(&dir).await?;
         self.check_inside(&dir).await?;
+        self.give_to_agent(&dir).await?;
+        let session_dir = self.root.join(SESSIONS_DIR).join(session_id);
+        self.private(&session_dir).await?;
         touch(&dir).await;
-        Ok(dir)
+        Ok(Prepared {
+            workdir: dir,
+            session_dir,
+        })
+    }
+
+    /// Create a 0700 directory (the agent user's) whose parent is the runner's.
+    async fn private(&self, dir: &Path) -> Result<(), WorkspaceError> {
+        let (d, user) = (dir.to_path_buf(), self.user.clone());
+        tokio::task::spawn_blocking(move || private_dir(&d, user.as_ref()))
+            .await
+            .map_err(|e| io(dir)(std::io::Error::other(e)))?
+            .map_err(io(dir))
+    }
+
+    /// A workspace made before agents ran as their own user (or by the runner) is
+    /// handed over whole, so the agent can work in it.
+    async fn give_to_agent(&self, dir: &Path) -> Result<(), WorkspaceError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(user) = self.user.clone() else {
+            return Ok(());
+        };
+        let meta = tokio::fs::symlink_metadata(dir).await.map_err(io(dir))?;
+        if meta.uid() == user.uid {
+            return Ok(());
+        }
+        let d = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || user.chown_tree(&d))
+            .await
+            .map_err(|e| io(dir)(std::io::Error::other(e)))?
+            .map_err(io(dir))
     }
 
     /// Apply the cleanup policy after a run of `session_id`. Errors are logged: the
@@ -279,7 +373,8 @@ impl Workspaces {
     }
 
     /// Remove a session's workspace. A worktree's uncommitted work is first committed
-    /// on its branch, and the branch is kept, so removing loses nothing.
+    /// on its branch, and the branch is kept, so removing loses nothing. A worktree
+    /// whose `.git` does not point into the repository is refused (kept, no git run).
     async fn remove(&self, session_id: &str) -> Result<(), WorkspaceError> {
         let dir = self.dir_of(session_id)?;
         match tokio::fs::symlink_metadata(&dir).await {
@@ -291,49 +386,59 @@ impl Workspaces {
             Ok(_) => {}
         }
         self.check_inside(&dir).await?;
-        if let (Some(repo), true) = (&self.git_repo, is_worktree(&dir).await) {
-            let status = git(&dir, &["status", "--porcelain"]).await?;
+        let worktree = match &self.git_repo {
+            Some((repo, common)) => worktree_git_dir(&dir, common)
+                .await?
+                .map(|git_dir| (repo, git_dir)),
+            None => None,
+        };
+        if let Some((repo, git_dir)) = &worktree {
+            let user = self.user.as_ref();
+            let (gd, wt) = (git_dir.to_string_lossy(), dir.to_string_lossy());
+            let at = ["--git-dir", &gd, "--work-tree", &wt];
+            let with = |args: &[&'static str]| [&at[..], args].concat();
+            let status = git_as(&dir, &with(&["status", "--porcelain"]), user).await?;
             if !status.trim().is_empty() {
-                git(&dir, &["add", "-A"]).await?;
+                git_as(&dir, &with(&["add", "-A"]), user).await?;
                 let msg =
                     format!("aof: uncommitted work of session {session_id} at workspace cleanup");
-                git(
-                    &dir,
-                    &[
-                        "-c",
-                        "user.name=aof",
-                        "-c",
-                        "user.email=aof@localhost",
-                        "commit",
-                        "-q",
-                        "--no-verify",
-                        "-m",
-                        &msg,
-                    ],
-                )
-                .await?;
+                let mut commit = with(&[
+                    "-c",
+                    "user.name=aof",
+                    "-c",
+                    "user.email=aof@localhost",
+                    "commit",
+                    "-q",
+                    "--no-verify",
+                    "-m",
+                ]);
+                commit.push(&msg);
+                git_as(&dir, &commit, user).await?;
             }
-            let d = dir.to_string_lossy();
-            git(repo, &["worktree", "remove", &d]).await?;
+            // Removed here rather than by `git worktree remove`: the agent user may not
+            // write the root. std's remove_dir_all does not follow symlinks.
+            tokio::fs::remove_dir_all(&dir).await.map_err(io(&dir))?;
+            git_as(repo, &["worktree", "prune"], user).await?;
             return Ok(());
         }
-        // std's remove_dir_all does not follow symlinks inside the tree.
         tokio::fs::remove_dir_all(&dir).await.map_err(io(&dir))
     }
 
-    /// `git worktree add` for the session: on its existing branch when it has one (a
-    /// workspace removed earlier, its work kept there), else a new branch from the base.
+    /// `git worktree add` for the session into its (empty) directory: on its existing
+    /// branch when it has one (a workspace removed earlier, its work kept there), else
+    /// a new branch from the base.
     async fn add_worktree(
         &self,
         repo: &Path,
         session_id: &str,
         dir: &Path,
     ) -> Result<(), WorkspaceError> {
+        let user = self.user.as_ref();
         let branch = format!("aof/{session_id}");
         // A worktree whose directory vanished still holds its branch; forget it.
-        git(repo, &["worktree", "prune"]).await?;
+        git_as(repo, &["worktree", "prune"], user).await?;
         let d = dir.to_string_lossy();
-        let has_branch = git(
+        let has_branch = git_as(
             repo,
             &[
                 "rev-parse",
@@ -341,15 +446,17 @@ impl Workspaces {
                 "--quiet",
                 &format!("refs/heads/{branch}"),
             ],
+            user,
         )
         .await
         .is_ok();
         if has_branch {
-            git(repo, &["worktree", "add", &d, &branch]).await?;
+            git_as(repo, &["worktree", "add", &d, &branch], user).await?;
         } else {
-            git(
+            git_as(
                 repo,
                 &["worktree", "add", "-b", &branch, &d, &self.git_base],
+                user,
             )
             .await?;
         }
@@ -374,29 +481,6 @@ pub(crate) async fn sweep_loop(
             _ = tokio::time::sleep(every) => {}
         }
     }
-}
-
-/// Run git in `dir`; its stdout, or its stderr as the error.
-async fn git(dir: &Path, args: &[&str]) -> Result<String, WorkspaceError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| WorkspaceError::Git {
-            args: args.join(" "),
-            message: format!("cannot run git: {e}"),
-        })?;
-    if !out.status.success() {
-        return Err(WorkspaceError::Git {
-            args: args.join(" "),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A linked worktree has a `.git` file (not a directory) naming its repository.

@@ -311,3 +311,59 @@ pub fn claude_bin() -> Option<std::path::PathBuf> {
     }
     bin
 }
+
+/// The unprivileged system user agent-isolation tests run agents as
+/// (`runner.agent_user`), created on first use with `useradd --system`.
+pub const AGENT_TEST_USER: &str = "aof-agent-test";
+
+/// [`AGENT_TEST_USER`]'s `(uid, gid)`, creating the user if missing. Tests run as root
+/// here, so this never skips: if the user cannot be made it panics — as root, or under
+/// `CI=true`. Only a non-root, non-CI run (a developer's own account, which could not
+/// switch users anyway) gets `None`, with the reason printed.
+pub fn agent_test_user() -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, AGENT_TEST_USER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    let lookup = || Some((id("-u")?, id("-g")?));
+    if let Some(found) = lookup() {
+        return Some(found);
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut why = String::new();
+    // Tests run in parallel processes: another may be adding it right now
+    // (`useradd` then fails to lock /etc/passwd, or finds the user exists).
+    for _ in 0..20 {
+        match std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(AGENT_TEST_USER)
+            .output()
+        {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => why = String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => why = format!("cannot run useradd: {e}"),
+        }
+        if let Some(found) = lookup() {
+            return Some(found);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let why = format!("cannot create the system user {AGENT_TEST_USER}: {why}");
+    assert!(
+        !root && std::env::var("CI").as_deref() != Ok("true"),
+        "{why}"
+    );
+    eprintln!("SKIPPED (not root, no agent user): {why}");
+    None
+}

@@ -12,9 +12,12 @@ mod audit;
 mod browser;
 mod caps;
 mod claude;
+mod doctor;
+mod driveby;
 mod keys;
 mod mcp;
 mod oidc;
+mod policy_fuzz;
 mod routes;
 mod secrets_view;
 

@@ -12,6 +12,7 @@ mod crash;
 mod drain;
 mod event_batch;
 mod faults;
+mod isolation;
 mod leases;
 mod limits;
 mod logs;

@@ -6,57 +6,33 @@ use std::{collections::BTreeMap, path::Path};
 use serde_json::{json, Map, Value};
 
 use super::ClaudeCodeConfig;
-use crate::Job;
+use crate::{
+    isolation::{self, ExecutorEnv},
+    ExecCx, Job,
+};
 
 /// Name of the coordinator's MCP server as Claude sees it (`mcp__agent-orchestrator__…`).
 pub const ORCHESTRATOR_SERVER: &str = "agent-orchestrator";
 
-/// Variables of the runner's environment the agent may see, by exact name.
-const ENV_ALLOW: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TERM",
-    "TMPDIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "NODE_EXTRA_CA_CERTS",
-];
+/// What the `claude` process needs of the runner's environment besides the base
+/// allow-list (`isolation`): its credentials (`ANTHROPIC_API_KEY`,
+/// `CLAUDE_CODE_OAUTH_TOKEN`), endpoint and switches, and Node's extra CA roots.
+const CLAUDE_ENV: ExecutorEnv = ExecutorEnv {
+    names: &["NODE_EXTRA_CA_CERTS"],
+    prefixes: &["ANTHROPIC_", "CLAUDE_CODE_"],
+};
 
-/// Prefixes that only the `claude` process gets: its credentials (`ANTHROPIC_API_KEY`,
-/// `CLAUDE_CODE_OAUTH_TOKEN`), endpoint and switches.
-const ENV_ALLOW_PREFIX: &[&str] = &["ANTHROPIC_", "CLAUDE_CODE_"];
-
-/// The `claude` process's environment: the allow-listed part of `inherited` (never the
-/// runner's `AOF_API_KEY`), then the run's own variables (`run_env`, e.g. the session
-/// token), then the session identity and the CLI's state directory.
+/// The `claude` process's environment: the allow-listed part of `inherited` and the
+/// run's variables (`isolation::environment`; never the runner's `AOF_API_KEY`), then
+/// the session identity and this session's own CLI config dir.
 pub(crate) fn environment(
     inherited: impl IntoIterator<Item = (String, String)>,
-    run_env: &BTreeMap<String, String>,
+    cx: &ExecCx,
     job: &Job,
     config_dir: &Path,
 ) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = inherited
-        .into_iter()
-        .filter(|(k, _)| {
-            ENV_ALLOW.contains(&k.as_str()) || ENV_ALLOW_PREFIX.iter().any(|p| k.starts_with(p))
-        })
-        .collect();
-    env.extend(run_env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.remove("AOF_API_KEY");
+    let mut env =
+        isolation::environment(inherited, CLAUDE_ENV, &cx.agent, &cx.session_dir, &cx.env);
     env.insert("AOF_SESSION_ID".into(), job.session_id.clone());
     env.insert("AOF_RUN_ID".into(), job.run_id.clone());
     env.insert(
@@ -173,18 +149,33 @@ mod tests {
         let inherited = [
             ("PATH", "/bin"),
             ("HOME", "/root"),
+            ("LC_TIME", "C"),
             ("AOF_API_KEY", "runner-secret"),
+            ("AOF_DATABASE_URL", "postgres://x"),
             ("ANTHROPIC_API_KEY", "sk"),
             ("CLAUDE_CODE_OAUTH_TOKEN", "oauth"),
+            ("CLAUDE_CONFIG_DIR", "/shared/config"),
+            ("OPENAI_API_KEY", "x"),
             ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "x"),
             ("DATABASE_URL", "x"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-        let run_env = BTreeMap::from([
-            ("AOF_SESSION_TOKEN".to_string(), "tok".to_string()),
-            ("AOF_API_KEY".to_string(), "never".to_string()),
-        ]);
-        let env = environment(inherited, &run_env, &job(), Path::new("/state/claude"));
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let cx = ExecCx {
+            workdir: "/w".into(),
+            env: BTreeMap::from([
+                ("AOF_SESSION_TOKEN".to_string(), "tok".to_string()),
+                ("AOF_API_KEY".to_string(), "never".to_string()),
+            ]),
+            cancel: Default::default(),
+            events: tx,
+            stop_grace: std::time::Duration::from_secs(1),
+            state_dir: "/state".into(),
+            session_dir: "/state/ses_1".into(),
+            agent: Default::default(),
+        };
+        let env = environment(inherited, &cx, &job(), Path::new("/state/ses_1/claude"));
         let keys: Vec<&str> = env.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -196,10 +187,11 @@ mod tests {
                 "CLAUDE_CODE_OAUTH_TOKEN",
                 "CLAUDE_CONFIG_DIR",
                 "HOME",
+                "LC_TIME",
                 "PATH"
             ]
         );
-        assert_eq!(env["CLAUDE_CONFIG_DIR"], "/state/claude");
+        assert_eq!(env["CLAUDE_CONFIG_DIR"], "/state/ses_1/claude");
     }
 
     #[test]

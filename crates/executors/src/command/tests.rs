@@ -37,7 +37,8 @@ fn cx(dir: &std::path::Path, cancel: CancellationToken) -> (ExecCx, mpsc::Receiv
             events: tx,
             stop_grace: Duration::from_millis(300),
             state_dir: dir.join("state"),
-            limits: Default::default(),
+            session_dir: dir.join("session"),
+            agent: Default::default(),
         },
         rx,
     )

@@ -108,7 +108,8 @@ pub(super) async fn run_with(
         events: tx,
         stop_grace: Duration::from_secs(2),
         state_dir: dir.path().to_path_buf(),
-        limits: Default::default(),
+        session_dir: dir.path().to_path_buf(),
+        agent: Default::default(),
     };
     let ex = exec.start(job, cx).await.expect("start");
     let collect = async {
@@ -231,6 +232,16 @@ fn settings_are_checked() {
             "not both",
         ),
         (
+            json!({"kind": "model_api", "base_url": "http://h", "model": "m",
+            "api_key_env": "AOF_API_KEY"}),
+            "may not name AOF_API_KEY",
+        ),
+        (
+            json!({"kind": "model_api", "base_url": "http://h", "model": "m",
+            "api_key_env": "AOF_DATABASE_URL"}),
+            "may not name AOF_DATABASE_URL",
+        ),
+        (
             json!({"kind": "model_api", "base_url": "http://h", "model": "m", "modle": "x"}),
             "unknown field `modle`",
         ),
@@ -258,7 +269,7 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
     // The request carried the key; the replay records bodies only, so check the
     // missing-variable path fails the start clearly instead.
     cfg.api_key_file = None;
-    cfg.api_key_env = Some("AOF_TEST_SURELY_UNSET_KEY".into());
+    cfg.api_key_env = Some("TEST_SURELY_UNSET_MODEL_KEY".into());
     let exec = ModelExecutor::new(cfg).unwrap();
     let (tx, _rx) = mpsc::channel(1);
     let cx = ExecCx {
@@ -268,7 +279,8 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
         events: tx,
         stop_grace: Duration::from_secs(1),
         state_dir: dir.path().into(),
-        limits: Default::default(),
+        session_dir: dir.path().into(),
+        agent: Default::default(),
     };
     let err = exec
         .start(job("r2", "x", None), cx)
@@ -277,9 +289,33 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("no variable AOF_TEST_SURELY_UNSET_KEY"),
+        err.contains("no variable TEST_SURELY_UNSET_MODEL_KEY"),
         "{err}"
     );
+    // The runner's own environment is not a key file.
+    let mut cfg = config(&replay.base_url());
+    for path in ["/proc/self/environ", "/proc/1/environ"] {
+        cfg.api_key_file = Some(path.into());
+        let (tx, _rx) = mpsc::channel(1);
+        let cx = ExecCx {
+            workdir: dir.path().into(),
+            env: Default::default(),
+            cancel: CancellationToken::new(),
+            events: tx,
+            stop_grace: Duration::from_secs(1),
+            state_dir: dir.path().into(),
+            session_dir: dir.path().into(),
+            agent: Default::default(),
+        };
+        let err = ModelExecutor::new(cfg.clone())
+            .unwrap()
+            .start(job("r3", "x", None), cx)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not under /proc"), "{path}: {err}");
+    }
 }
 
 #[tokio::test]

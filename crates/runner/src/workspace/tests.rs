@@ -3,7 +3,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::*;
 
 async fn open(root: &Path, settings: WorkspaceSettings) -> Workspaces {
-    Workspaces::open(root, &settings).await.unwrap()
+    Workspaces::open(root, &settings, None).await.unwrap()
 }
 
 fn mode(p: &Path) -> u32 {
@@ -74,13 +74,13 @@ fn cleanup_policies_parse() {
 async fn sessions_get_private_separate_dirs_reused_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = open(&tmp.path().join("root"), WorkspaceSettings::default()).await;
-    let a = ws.prepare("ses_a").await.unwrap();
-    let b = ws.prepare("ses_b").await.unwrap();
+    let a = ws.prepare("ses_a").await.unwrap().workdir;
+    let b = ws.prepare("ses_b").await.unwrap().workdir;
     assert_ne!(a, b);
     assert_eq!(a.parent(), b.parent());
     assert_eq!((mode(&a), mode(&b)), (0o700, 0o700));
     std::fs::write(a.join("note"), "kept").unwrap();
-    assert_eq!(ws.prepare("ses_a").await.unwrap(), a);
+    assert_eq!(ws.prepare("ses_a").await.unwrap().workdir, a);
     assert_eq!(std::fs::read_to_string(a.join("note")).unwrap(), "kept");
     for bad in ["../escape", "a/b", ".."] {
         assert!(matches!(
@@ -114,7 +114,7 @@ async fn symlinks_out_of_the_root_are_refused_and_never_followed() {
     ));
     ws.finish("ses_evil", RunEnd::Completed, || false).await;
     // A symlink inside a workspace: removing the workspace removes the link only.
-    let ok = ws.prepare("ses_ok").await.unwrap();
+    let ok = ws.prepare("ses_ok").await.unwrap().workdir;
     std::os::unix::fs::symlink(&outside, ok.join("link")).unwrap();
     ws.finish("ses_ok", RunEnd::Completed, || false).await;
     assert!(!ok.exists());
@@ -132,9 +132,9 @@ async fn cleanup_on_success_keeps_failed_and_stopped_runs() {
         ..Default::default()
     };
     let ws = open(tmp.path(), settings(Cleanup::OnSuccess)).await;
-    let ok = ws.prepare("ses_ok").await.unwrap();
-    let bad = ws.prepare("ses_bad").await.unwrap();
-    let stopped = ws.prepare("ses_stopped").await.unwrap();
+    let ok = ws.prepare("ses_ok").await.unwrap().workdir;
+    let bad = ws.prepare("ses_bad").await.unwrap().workdir;
+    let stopped = ws.prepare("ses_stopped").await.unwrap().workdir;
     ws.finish("ses_ok", RunEnd::Completed, || false).await;
     ws.finish("ses_bad", RunEnd::Failed, || false).await;
     ws.finish("ses_stopped", RunEnd::Stopped, || false).await;
@@ -165,9 +165,9 @@ async fn the_sweep_removes_old_idle_workspaces_only() {
         },
     )
     .await;
-    let old = ws.prepare("ses_old").await.unwrap();
-    let busy = ws.prepare("ses_busy").await.unwrap();
-    let fresh = ws.prepare("ses_fresh").await.unwrap();
+    let old = ws.prepare("ses_old").await.unwrap().workdir;
+    let busy = ws.prepare("ses_busy").await.unwrap().workdir;
+    let fresh = ws.prepare("ses_fresh").await.unwrap().workdir;
     std::fs::write(tmp.path().join(".runner-instance"), "x").unwrap();
     set_age(&old, Duration::from_secs(3600));
     set_age(&busy, Duration::from_secs(3600));
@@ -191,7 +191,7 @@ async fn git_worktree_per_session_kept_branch_and_reattached() {
         },
     )
     .await;
-    let dir = ws.prepare("ses_g").await.unwrap();
+    let dir = ws.prepare("ses_g").await.unwrap().workdir;
     assert_eq!(mode(&dir), 0o700);
     let head = git(&dir, &["rev-parse", "--abbrev-ref", "HEAD"])
         .await
@@ -203,7 +203,7 @@ async fn git_worktree_per_session_kept_branch_and_reattached() {
     );
     // Resume: the same worktree, work in progress intact.
     std::fs::write(dir.join("work.txt"), "agent output\n").unwrap();
-    assert_eq!(ws.prepare("ses_g").await.unwrap(), dir);
+    assert_eq!(ws.prepare("ses_g").await.unwrap().workdir, dir);
     assert!(dir.join("work.txt").exists());
 
     // Cleanup commits the leftover work on the branch, removes the worktree, keeps the branch.
@@ -217,7 +217,7 @@ async fn git_worktree_per_session_kept_branch_and_reattached() {
     assert_eq!(kept, "agent output\n");
 
     // A later run of the session gets its branch back in a fresh worktree.
-    let again = ws.prepare("ses_g").await.unwrap();
+    let again = ws.prepare("ses_g").await.unwrap().workdir;
     assert_eq!(
         std::fs::read_to_string(again.join("work.txt")).unwrap(),
         "agent output\n"
@@ -229,4 +229,187 @@ async fn git_worktree_per_session_kept_branch_and_reattached() {
     std::fs::write(plain.join("f"), "x").unwrap();
     let e = ws.prepare("ses_plain").await.unwrap_err().to_string();
     assert!(e.contains("not a worktree"), "{e}");
+}
+
+/// A program that records it ran by creating `marker`.
+fn marker_script(dir: &Path, name: &str, marker: &Path) -> PathBuf {
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Plain git, as an agent or a user would run it: nothing hardened.
+fn plain_git(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Attack 6: an agent plants an fsmonitor program and a post-commit hook in its
+/// worktree's repository; the cleanup's git (status, add, commit) runs neither. Plain
+/// git in the same workspace runs both (so the test can fail).
+#[tokio::test]
+async fn planted_fsmonitor_and_hooks_do_not_run_at_cleanup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(tmp.path()).await;
+    let ws = open(
+        &tmp.path().join("root"),
+        WorkspaceSettings {
+            git_repo: Some(repo.clone()),
+            cleanup: Cleanup::Always,
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = ws.prepare("ses_h").await.unwrap().workdir;
+    let fsmonitor_ran = tmp.path().join("fsmonitor-ran");
+    let hook_ran = tmp.path().join("hook-ran");
+    let fsmonitor = marker_script(tmp.path(), "fsmonitor.sh", &fsmonitor_ran);
+    let out = plain_git(
+        &dir,
+        &["config", "core.fsmonitor", fsmonitor.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let hooks = repo.join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    marker_script(&hooks, "post-commit", &hook_ran);
+
+    // The plants work: plain git runs them.
+    assert!(plain_git(&dir, &["status", "--porcelain"]).status.success());
+    assert!(fsmonitor_ran.exists(), "plain git status ran no fsmonitor");
+    let out = plain_git(
+        &dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--no-verify",
+            "--allow-empty",
+            "-m",
+            "probe",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        hook_ran.exists(),
+        "plain git commit ran no post-commit hook"
+    );
+    std::fs::remove_file(&fsmonitor_ran).unwrap();
+    std::fs::remove_file(&hook_ran).unwrap();
+
+    // Cleanup with uncommitted work: status, add and commit run, the plants do not.
+    std::fs::write(dir.join("work.txt"), "agent output\n").unwrap();
+    ws.finish("ses_h", RunEnd::Completed, || false).await;
+    assert!(!dir.exists(), "the workspace was not cleaned up");
+    assert!(!fsmonitor_ran.exists(), "cleanup ran the planted fsmonitor");
+    assert!(!hook_ran.exists(), "cleanup ran the planted hook");
+    let kept = git(&repo, &["show", "aof/ses_h:work.txt"]).await.unwrap();
+    assert_eq!(kept, "agent output\n");
+    let list = git(&repo, &["worktree", "list", "--porcelain"])
+        .await
+        .unwrap();
+    assert!(!list.contains("ses_h"), "{list}");
+}
+
+/// Attack 6: a workspace whose `.git` points at a repository of the agent's making
+/// (a `gitdir:` elsewhere, another session's worktree, a symlink) is refused: no git
+/// runs there and the workspace is kept. Plain git follows the same `.git`.
+#[tokio::test]
+async fn a_git_file_pointing_elsewhere_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(tmp.path()).await;
+    let root = tmp.path().join("root");
+    let ws = open(
+        &root,
+        WorkspaceSettings {
+            git_repo: Some(repo.clone()),
+            cleanup: Cleanup::Always,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ran = tmp.path().join("evil-ran");
+    let fsmonitor = marker_script(tmp.path(), "fsmonitor.sh", &ran);
+    let evil = tmp.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    assert!(plain_git(&evil, &["init", "-q"]).status.success());
+    assert!(plain_git(
+        &evil,
+        &["config", "core.fsmonitor", fsmonitor.to_str().unwrap()]
+    )
+    .status
+    .success());
+    let other = ws.prepare("ses_other").await.unwrap().workdir;
+    let other_git_dir = std::fs::read_to_string(other.join(".git")).unwrap();
+
+    let dir = ws.prepare("ses_x").await.unwrap().workdir;
+    std::fs::write(dir.join("work.txt"), "x\n").unwrap();
+    let plants: [(&str, Box<dyn Fn(&Path)>); 4] = [
+        (
+            "gitdir elsewhere",
+            Box::new(|d: &Path| {
+                std::fs::write(
+                    d.join(".git"),
+                    format!("gitdir: {}\n", evil.join(".git").display()),
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "another session's worktree",
+            Box::new(|d: &Path| std::fs::write(d.join(".git"), &other_git_dir).unwrap()),
+        ),
+        (
+            "symlink",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join(".git")).unwrap();
+                std::os::unix::fs::symlink(evil.join(".git"), d.join(".git")).unwrap();
+            }),
+        ),
+        (
+            "directory",
+            Box::new(|d: &Path| {
+                std::fs::remove_file(d.join(".git")).unwrap();
+                std::fs::create_dir(d.join(".git")).unwrap();
+            }),
+        ),
+    ];
+    let original = std::fs::read_to_string(dir.join(".git")).unwrap();
+    for (what, plant) in plants {
+        let _ = std::fs::remove_file(dir.join(".git"));
+        let _ = std::fs::remove_dir_all(dir.join(".git"));
+        std::fs::write(dir.join(".git"), &original).unwrap();
+        plant(&dir);
+        if what == "gitdir elsewhere" {
+            // Plain git follows it into the planted repository.
+            plain_git(&dir, &["status"]);
+            assert!(ran.exists(), "plain git did not follow the planted .git");
+            std::fs::remove_file(&ran).unwrap();
+        }
+        let err = ws.remove("ses_x").await.unwrap_err();
+        assert!(
+            matches!(err, WorkspaceError::GitDir { .. }),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("refusing to run git"), "{err}");
+        ws.finish("ses_x", RunEnd::Completed, || false).await;
+        assert!(dir.join("work.txt").exists(), "{what}: workspace removed");
+        assert!(!ran.exists(), "{what}: git ran in the planted repository");
+    }
+    // The other session's worktree is untouched: nothing was committed on its branch.
+    let log = git(&repo, &["log", "--oneline", "aof/ses_other"])
+        .await
+        .unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
 }
