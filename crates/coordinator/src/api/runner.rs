@@ -16,7 +16,7 @@ use aof_wire::{
     runner::*,
 };
 
-use super::lease_headers;
+use super::fence::{self, Target};
 use crate::{
     auth::{self, Caller},
     error::{ApiError, ApiResult},
@@ -76,7 +76,7 @@ pub(crate) async fn register(
     check_protocol(&headers)?;
     crate::limits::register(&st.cfg.project_dir_roots, &req)?;
     let id = derive_runner_id(&req);
-    auth::bind_runner(&st, &caller, &id).await?;
+    auth::bind_runner(&st, &caller, &id, req.tags.as_deref().unwrap_or_default()).await?;
     st.store.register_runner(&id, &req).await?;
     tracing::info!(runner_id = %id, hostname = %req.hostname, "runner registered");
     st.wake_runners();
@@ -108,6 +108,8 @@ pub(crate) async fn poll(
     let runner_id = q.require("runner_id")?.to_string();
     auth::check_runner(&st, &caller, &runner_id).await?;
     let _slot = st.caps.acquire(crate::caps::Kind::Poll, &caller.0)?;
+    // A scoped key's runner passes over runs outside its scope; they stay pending.
+    let scope = auth::runner_scope(&st, &caller).await?;
     let accept_runs = q.bool("accept_runs", true)?;
     let deadline = tokio::time::Instant::now() + st.cfg.poll_timeout;
     let ttl =
@@ -143,7 +145,7 @@ pub(crate) async fn poll(
             }
         };
         if accept_runs {
-            if let Some(mut rec) = st.store.claim_run(&runner, ttl).await? {
+            if let Some(mut rec) = st.store.claim_run_scoped(&runner, ttl, &scope).await? {
                 rec.run.session_token =
                     auth::mint_session_token(&st, &rec.run.run_id, &rec.run.session_id).await?;
                 let waited = chrono::DateTime::parse_from_rfc3339(&rec.run.created_at)
@@ -196,12 +198,21 @@ impl Drop for Parked<'_> {
     }
 }
 
-fn writer(runner_id: String, headers: &HeaderMap) -> Writer {
-    let (lease_token, _) = lease_headers(headers);
-    Writer {
+/// Who reports on run `run_id`: the body's runner id, bound to the caller, and for a
+/// runner-role caller the run's current lease (`fence`).
+async fn writer(
+    st: &AppState,
+    caller: &Caller,
+    run_id: &str,
+    runner_id: String,
+    headers: &HeaderMap,
+) -> ApiResult<Writer> {
+    auth::check_runner(st, caller, &runner_id).await?;
+    let lease = fence::check(st, caller, headers, Target::Run(run_id)).await?;
+    Ok(Writer {
         runner_id,
-        lease_token,
-    }
+        lease_token: lease.token,
+    })
 }
 
 fn ok() -> Json<OkResponse> {
@@ -216,14 +227,8 @@ pub(crate) async fn started(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
-    st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Started,
-        )
-        .await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    st.store.report(&run_id, &who, RunReport::Started).await?;
     Ok(ok())
 }
 
@@ -246,13 +251,9 @@ pub(crate) async fn completed(
             }])))
         }
     };
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Completed { session_status },
-        )
+        .report(&run_id, &who, RunReport::Completed { session_status })
         .await?;
     Ok(ok())
 }
@@ -265,13 +266,9 @@ pub(crate) async fn failed(
     headers: HeaderMap,
     JsonBody(body): JsonBody<FailedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Failed { error: body.error },
-        )
+        .report(&run_id, &who, RunReport::Failed { error: body.error })
         .await?;
     Ok(ok())
 }
@@ -284,11 +281,11 @@ pub(crate) async fn stopped(
     headers: HeaderMap,
     JsonBody(body): JsonBody<StoppedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
         .report(
             &run_id,
-            &writer(body.runner_id, &headers),
+            &who,
             RunReport::Stopped {
                 signal: body.signal,
             },
@@ -308,16 +305,12 @@ pub(crate) async fn release(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
     let requeue = st.cfg.recovery.requeue_released();
     let runner_id = body.runner_id.clone();
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     let rec = st
         .store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Released { requeue },
-        )
+        .report(&run_id, &who, RunReport::Released { requeue })
         .await?;
     tracing::info!(%run_id, %runner_id, status = %rec.status, "run handed back by its runner");
     st.wake_runners();
@@ -329,9 +322,13 @@ pub(crate) async fn session_status(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SessionStatusBody>,
 ) -> ApiResult<Json<OkResponse>> {
     auth::check_runner(&st, &caller, &body.runner_id).await?;
+    // The lease of the session's run (kept after a normal end; the store requires that
+    // run to be the session's latest, ended, and this runner's).
+    fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,
