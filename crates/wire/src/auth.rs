@@ -65,9 +65,23 @@ pub struct KeyCreate {
     pub role: Role,
     #[serde(default)]
     pub name: Option<String>,
-    /// AOF-RS: limits a `runner` key (any other role: refused).
-    #[serde(flatten)]
-    pub scope: KeyScope,
+    /// AOF-RS, runner keys only: its runners may carry only these tags, and it claims
+    /// only runs whose demanded tags are all among them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// AOF-RS, runner keys only: it claims only runs of these agents.
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+impl KeyCreate {
+    /// The scope asked for, not yet validated.
+    pub fn scope(&self) -> KeyScope {
+        KeyScope {
+            tags: self.tags.clone(),
+            agents: self.agents.clone(),
+        }
+    }
 }
 
 /// What a `runner` key may serve (AOF-RS). An empty list is no limit. `tags`: its runners
@@ -155,9 +169,12 @@ pub struct KeyInfo {
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
-    /// AOF-RS: a runner key's limits (empty lists: none).
-    #[serde(flatten)]
-    pub scope: KeyScope,
+    /// AOF-RS: a runner key's tags (see `KeyScope`; empty: no limit).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// AOF-RS: a runner key's agents (empty: no limit).
+    #[serde(default)]
+    pub agents: Vec<String>,
 }
 
 /// The answer to `POST /auth/keys`: the only time the secret is shown.
@@ -226,6 +243,6 @@ mod tests {
         }
         assert!(scope(&[""], &[]).validated(Role::Runner).is_err());
         let body: KeyCreate = serde_json::from_str(r#"{"role":"runner","agents":["a"]}"#).unwrap();
-        assert_eq!(body.scope, scope(&[], &["a"]));
+        assert_eq!(body.scope(), scope(&[], &["a"]));
     }
 }

@@ -98,6 +98,9 @@ async fn runner_key(url: &str, admin: &str) -> String {
     b["key"].as_str().unwrap().to_string()
 }
 
+/// Extra request headers, as `req` takes them.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// A run as polled: (session id, run id, lease token).
 fn ids(run: &Value) -> (String, String, String) {
     let s = |k: &str| run[k].as_str().unwrap().to_string();
@@ -308,7 +311,7 @@ async fn runner_reports_need_the_current_lease_of_the_path_run() {
     ];
     // (headers, expected status and code), each sent by A as its own runner on its own run.
     let x_id = run_x.as_str();
-    let forged: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    let forged: Vec<(Headers, u16, &str)> = vec![
         (vec![], 403, "lease_required"),
         (vec![("x-aof-run-id", x_id)], 403, "lease_required"),
         (

@@ -33,11 +33,11 @@ pub(crate) async fn create_key(
         ));
     }
     let scope = req
-        .scope
+        .scope()
         .validated(req.role)
         .map_err(|m| ApiError::BadRequest(m, "invalid_key_scope"))?;
     let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name, scope).await?;
-    tracing::info!(key_id = %info.id, role = %info.role, tags = ?info.scope.tags, agents = ?info.scope.agents, "api key created");
+    tracing::info!(key_id = %info.id, role = %info.role, tags = ?info.tags, agents = ?info.agents, "api key created");
     Ok((
         StatusCode::CREATED,
         Target(info.id.clone()),

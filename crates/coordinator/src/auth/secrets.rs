@@ -69,7 +69,8 @@ pub fn info(k: &KeyRecord) -> KeyInfo {
         prefix: format!("{KEY_PREFIX}{}_", k.id),
         created_at: aof_wire::format_ts(k.created_at),
         revoked_at: k.revoked_at.map(aof_wire::format_ts),
-        scope: k.scope.clone(),
+        tags: k.scope.tags.clone(),
+        agents: k.scope.agents.clone(),
     }
 }
 

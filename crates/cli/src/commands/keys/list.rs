@@ -39,8 +39,8 @@ pub async fn run(backend: &Backend, json: bool, _args: Args) -> anyhow::Result<u
                 k.role.to_string(),
                 k.name.clone().unwrap_or_default(),
                 k.prefix.clone(),
-                scope(&k.scope.tags),
-                scope(&k.scope.agents),
+                scope(&k.tags),
+                scope(&k.agents),
                 k.created_at.clone(),
                 k.revoked_at.clone().unwrap_or_else(|| "-".into()),
             ]
