@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod event_batch;
+mod fence;
 mod ops;
 mod registry;
 mod runner;
@@ -184,12 +185,19 @@ fn cors_layer(origins: &str) -> CorsLayer {
 }
 
 /// Lease token and run id our runner sends with writes (absent for AOF reference runners).
+/// A header that is empty, blank, not UTF-8 or repeated counts as absent: it proves
+/// nothing, and a runner-role write without both is refused (`fence`, `auth::granted`).
 pub(crate) fn lease_headers(h: &HeaderMap) -> (Option<String>, Option<String>) {
     let get = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        let mut all = h.get_all(k).iter();
+        let (Some(v), None) = (all.next(), all.next()) else {
+            return None;
+        };
+        v.to_str()
+            .ok()
+            .map(str::trim)
             .filter(|s| !s.is_empty())
+            .map(str::to_string)
     };
     (get(aof_wire::LEASE_HEADER), get(aof_wire::RUN_HEADER))
 }

@@ -26,7 +26,7 @@ use chrono::Utc;
 use subtle::ConstantTimeEq;
 
 use aof_store::SessionTokenRecord;
-use aof_wire::auth::{Role, Whoami};
+use aof_wire::auth::{KeyScope, Role, Whoami};
 
 use crate::{audit, config::AuthConfig, error::ApiError, AppState};
 use policy::Grant;
@@ -74,9 +74,11 @@ impl Principal {
     }
 
     /// What a runner id is bound to when this principal registers it; `None`: unbound
-    /// (admin, the in-process runner, auth off).
+    /// (admin, auth off).
     fn runner_binding(&self) -> Option<String> {
         match self {
+            // So no runner key can take over the in-process runner's id.
+            Principal::Internal => Some(INTERNAL_BINDING.into()),
             Principal::Key {
                 id,
                 role: Role::Runner,
@@ -374,11 +376,15 @@ async fn granted(
         Grant::Metrics | Grant::Viewer => is(&[Role::Viewer, Role::Operator, Role::Admin]),
         Grant::Operator => is(&[Role::Operator, Role::Admin]),
         Grant::Runner => is(&[Role::Runner, Role::Admin]),
+        // Headers that are empty, not UTF-8 or repeated do not count (issue #20); the
+        // handler then checks the lease is of this session and the caller's (`api::fence`).
         Grant::LeasedRunner => {
             is(&[Role::Admin])
                 || (is(&[Role::Runner])
-                    && parts.headers.contains_key(aof_wire::LEASE_HEADER)
-                    && parts.headers.contains_key(aof_wire::RUN_HEADER))
+                    && matches!(
+                        crate::api::lease_headers(&parts.headers),
+                        (Some(_), Some(_))
+                    ))
         }
         Grant::Admin => is(&[Role::Admin]),
         Grant::OwnSession => own.is_some() && own == id,
@@ -424,6 +430,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The binding of the in-process runner's ids. No key has this id (key ids are 12 hex
+/// characters) and it cannot be revoked.
+const INTERNAL_BINDING: &str = "internal";
+
 /// A runner key may act only as runner ids it registered.
 pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
     let Some(binding) = caller.0.runner_binding() else {
@@ -439,20 +449,58 @@ pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Re
     }
 }
 
+/// What the caller's key may serve (`KeyScope::default()`: anything). Only API keys
+/// carry a scope; OIDC runners, the in-process runner and admins are unscoped.
+pub async fn runner_scope(st: &AppState, caller: &Caller) -> Result<KeyScope, ApiError> {
+    match &caller.0 {
+        Principal::Key {
+            id,
+            role: Role::Runner,
+            ..
+        } => Ok(st
+            .store
+            .find_key(id)
+            .await?
+            .map(|k| k.scope)
+            .unwrap_or_default()),
+        _ => Ok(KeyScope::default()),
+    }
+}
+
 /// At registration: binds the runner id to the caller's key. A runner id held by
-/// another live key is refused, so one runner key cannot take over another's runner.
-pub async fn bind_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
+/// another live key is refused, so one runner key cannot take over another's runner;
+/// so is a runner carrying a tag outside a scoped key's tags (refused, not narrowed:
+/// the operator sees the mistake instead of a runner that silently serves less).
+pub async fn bind_runner(
+    st: &AppState,
+    caller: &Caller,
+    runner_id: &str,
+    tags: &[String],
+) -> Result<(), ApiError> {
     let Some(binding) = caller.0.runner_binding() else {
         return Ok(());
     };
+    let scope = runner_scope(st, caller).await?;
+    let foreign = scope.foreign_tags(tags);
+    if !foreign.is_empty() {
+        return Err(ApiError::Forbidden(
+            format!(
+                "This key registers runners with tags [{}] only; not: {}",
+                scope.tags.join(", "),
+                foreign.join(", ")
+            ),
+            "runner_out_of_scope",
+        ));
+    }
     if let Some(other) = st.store.runner_key(runner_id).await? {
         if other == binding {
             return Ok(());
         }
         let other_live = match st.store.find_key(&other).await? {
             Some(k) => k.revoked_at.is_none(),
-            // An OIDC subject cannot be revoked here; its binding stays.
-            None => other.starts_with("oidc:"),
+            // An OIDC subject cannot be revoked here, nor can the in-process runner;
+            // their bindings stay.
+            None => other.starts_with("oidc:") || other == INTERNAL_BINDING,
         };
         if other_live {
             return Err(ApiError::Forbidden(

@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::*;
 use aof_wire::{
+    auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
     sse::FeedItem,
@@ -81,12 +82,13 @@ impl Store for PgStore {
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
         self.list_runs_impl(status).await
     }
-    async fn claim_run(
+    async fn claim_run_scoped(
         &self,
         runner: &RunnerInfo,
         ttl: Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
-        self.claim_run_impl(runner, ttl).await
+        self.claim_run_impl(runner, ttl, scope).await
     }
     async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
         self.poll_state_impl(runner_id).await

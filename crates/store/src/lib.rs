@@ -19,6 +19,7 @@ use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
 
 use aof_wire::{
+    auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
     sse::FeedItem,
@@ -175,6 +176,8 @@ pub struct KeyRecord {
     pub hash: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// A runner key's limits (empty: none).
+    pub scope: aof_wire::auth::KeyScope,
 }
 
 /// A run's session token as stored (hash only); valid until `expires_at` and only while
@@ -248,6 +251,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         runner: &RunnerInfo,
         ttl: chrono::Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        self.claim_run_scoped(runner, ttl, &KeyScope::default())
+            .await
+    }
+    /// `claim_run` for a runner whose key is limited to `scope`: a pending run outside it
+    /// is passed over (it stays pending for another runner), never claimed.
+    async fn claim_run_scoped(
+        &self,
+        runner: &RunnerInfo,
+        ttl: chrono::Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>>;
     /// The runner's row, deregistration mark and whether stops await it — one read per poll.
     async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState>;

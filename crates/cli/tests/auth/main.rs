@@ -14,12 +14,14 @@ mod caps;
 mod claude;
 mod doctor;
 mod driveby;
+mod forgery;
 mod keys;
 mod mcp;
 mod oidc;
 mod policy_fuzz;
 mod routes;
 mod secrets_view;
+mod scope;
 
 use std::{path::Path, process::Stdio};
 

@@ -21,7 +21,7 @@ use crate::{
     AppState,
 };
 
-#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 400, description = "invalid_key_name, or invalid_key_scope: tags/agents on a role other than runner, or an empty entry", body = aof_wire::ErrorBody), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create_key(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<KeyCreate>,
@@ -32,8 +32,12 @@ pub(crate) async fn create_key(
             "invalid_key_name",
         ));
     }
-    let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name).await?;
-    tracing::info!(key_id = %info.id, role = %info.role, "api key created");
+    let scope = req
+        .scope()
+        .validated(req.role)
+        .map_err(|m| ApiError::BadRequest(m, "invalid_key_scope"))?;
+    let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name, scope).await?;
+    tracing::info!(key_id = %info.id, role = %info.role, tags = ?info.tags, agents = ?info.agents, "api key created");
     Ok((
         StatusCode::CREATED,
         Target(info.id.clone()),

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use aof_store::{KeyRecord, Store, StoreResult};
-use aof_wire::auth::{KeyInfo, Role};
+use aof_wire::auth::{KeyInfo, KeyScope, Role};
 
 pub const KEY_PREFIX: &str = "aof_";
 pub const SESSION_PREFIX: &str = "aofs_";
@@ -69,15 +69,19 @@ pub fn info(k: &KeyRecord) -> KeyInfo {
         prefix: format!("{KEY_PREFIX}{}_", k.id),
         created_at: aof_wire::format_ts(k.created_at),
         revoked_at: k.revoked_at.map(aof_wire::format_ts),
+        tags: k.scope.tags.clone(),
+        agents: k.scope.agents.clone(),
     }
 }
 
 /// Creates and stores a key; returns it listed and the whole key (shown once). Used by
 /// `POST /auth/keys` and by `aof keys create --data-dir` (offline, for the first admin).
+/// `scope` must have passed `KeyScope::validated` for `role`.
 pub async fn create_key(
     store: &dyn Store,
     role: Role,
     name: Option<String>,
+    scope: KeyScope,
 ) -> StoreResult<(KeyInfo, String)> {
     let (id, secret, token) = mint(KEY_PREFIX);
     let rec = KeyRecord {
@@ -87,6 +91,7 @@ pub async fn create_key(
         hash: hash(&secret),
         created_at: Utc::now(),
         revoked_at: None,
+        scope,
     };
     store.create_key(&rec).await?;
     Ok((info(&rec), token))
