@@ -1,0 +1,140 @@
+//! File modes of the database: its directory 0700, the database and its `-wal`/`-shm`
+//! files 0600, whatever the umask. The database holds transcripts, prompts and key
+//! hashes, and whoever can write it can mint keys: nobody else on the host should even
+//! read it.
+//!
+//! SQLite creates `-wal`, `-shm` and journals with the database file's own mode, so
+//! creating the database 0600 before SQLite opens it covers them; files left wider by
+//! an older version are tightened here.
+
+use std::{
+    fs::{self, DirBuilder, OpenOptions},
+    io,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::Path,
+};
+
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+/// The sticky bit: a shared directory like `/tmp`, never ours to tighten.
+const STICKY: u32 = 0o1000;
+
+/// Creates `dir` (and missing parents) 0700. An existing directory open to group or
+/// others is tightened to 0700: it is the database's own directory (the data dir).
+/// A shared sticky directory (`/tmp`) or one we may not chmod is left alone with a
+/// warning.
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir);
+        }
+        Err(e) => return Err(e),
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    if mode & STICKY != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o7777), "the database's directory is shared (sticky); others can see its file names — use a private data dir");
+        return Ok(());
+    }
+    match fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
+        Ok(()) => tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "data dir tightened to 0700"),
+        Err(e) => tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), error = %e, "the data dir is open to other users and cannot be tightened; chmod 700 it"),
+    }
+    Ok(())
+}
+
+/// Creates the database file 0600 if it is missing (an empty file is an empty SQLite
+/// database), and tightens it and its `-wal`/`-shm` if they exist wider.
+pub(crate) fn private_db(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        tighten_file(Path::new(&p))?;
+    }
+    Ok(())
+}
+
+fn tighten_file(path: &Path) -> io::Result<()> {
+    let mode = match fs::metadata(path) {
+        Ok(m) => m.permissions().mode(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    match fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE)) {
+        Ok(()) => tracing::info!(file = %path.display(), was = format!("{:o}", mode & 0o777), "database file tightened to 0600"),
+        Err(e) => tracing::warn!(file = %path.display(), mode = format!("{:o}", mode & 0o777), error = %e, "a database file is readable by other users and cannot be tightened; chmod 600 it"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aof_store::Store;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[tokio::test]
+    async fn database_dir_and_files_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A fresh data dir (two levels) and database: 0700 and 0600, -wal and -shm too.
+        let fresh = tmp.path().join("a/b");
+        let db = fresh.join("observability.db");
+        let s = crate::SqliteStore::open(&db, crate::SqliteOptions::default())
+            .await
+            .unwrap();
+        s.create_key(&aof_store::KeyRecord {
+            id: "k".into(),
+            name: None,
+            role: aof_wire::auth::Role::Viewer,
+            hash: "h".into(),
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        for f in ["observability.db", "observability.db-wal", "observability.db-shm"] {
+            assert_eq!(mode(&fresh.join(f)), 0o600, "{f}");
+        }
+        s.close().await;
+        drop(s);
+
+        // Left wide by an older version: tightened at the next open.
+        fs::set_permissions(&fresh, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        let s = crate::SqliteStore::open(&db, crate::SqliteOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        drop(s);
+
+        // A shared sticky directory is never tightened.
+        let shared = tmp.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o1777);
+    }
+}
