@@ -72,12 +72,14 @@ impl PgStore {
         &self,
         key_id: &str,
     ) -> StoreResult<u64> {
-        Ok(sqlx::query("DELETE FROM browser_sessions WHERE key_id = $1")
-            .bind(key_id)
-            .execute(&self.pool)
-            .await
-            .map_err(internal)?
-            .rows_affected())
+        Ok(
+            sqlx::query("DELETE FROM browser_sessions WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&self.pool)
+                .await
+                .map_err(internal)?
+                .rows_affected(),
+        )
     }
 }
 

@@ -158,16 +158,11 @@ impl SqliteStore {
         // Private before SQLite creates anything in it (see `files`).
         let p = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                files::private_dir(dir).map_err(|e| {
-                    internal(anyhow::anyhow!(
-                        "cannot create data dir {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            }
-            files::private_db(&p).map_err(|e| {
-                internal(anyhow::anyhow!("cannot create {}: {e}", p.display()))
+            files::private_store(&p).map_err(|e| {
+                internal(anyhow::anyhow!(
+                    "cannot create the database {} or its data dir: {e}",
+                    p.display()
+                ))
             })
         })
         .await
@@ -260,9 +255,8 @@ pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
     tokio::task::spawn_blocking(move || {
         // The copy is as private as the database: created 0600 (empty, which VACUUM
         // INTO accepts) instead of with the umask's mode.
-        files::private_db(&out).map_err(|e| {
-            internal(anyhow::anyhow!("cannot create {}: {e}", out.display()))
-        })?;
+        files::private_db(&out)
+            .map_err(|e| internal(anyhow::anyhow!("cannot create {}: {e}", out.display())))?;
         let copy = || {
             let conn = rusqlite::Connection::open_with_flags(
                 &db,

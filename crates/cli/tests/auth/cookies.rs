@@ -46,7 +46,14 @@ async fn login(url: &str, key: &str) -> (String, String) {
 
 /// `GET /auth/me` with only this cookie: (status, body).
 async fn me(url: &str, pair: &str) -> (u16, Value) {
-    req("GET", &format!("{url}/auth/me"), None, None, &[("cookie", pair)]).await
+    req(
+        "GET",
+        &format!("{url}/auth/me"),
+        None,
+        None,
+        &[("cookie", pair)],
+    )
+    .await
 }
 
 /// `POST /runs` with only this cookie, from the coordinator's own page (so only the
@@ -116,7 +123,14 @@ async fn cookie_is_not_the_api_key() {
     let body = json!({"type": "start_session", "agent_name": "t", "parameters": {"prompt": "p"}});
     assert_refused(
         "session id as bearer",
-        req("POST", &format!("{url}/runs"), Some(session_id), Some(body), &[]).await,
+        req(
+            "POST",
+            &format!("{url}/runs"),
+            Some(session_id),
+            Some(body),
+            &[],
+        )
+        .await,
     );
     assert_eq!(run_count(&url, &keys.admin).await, runs, "nothing written");
 
@@ -186,7 +200,7 @@ async fn cookie_dies_when_key_revoked() {
     .await;
     assert_eq!(st, 201, "{made}");
     let key = made["key"].as_str().unwrap().to_string();
-    let id = made["info"]["id"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
     let (_, pair) = login(&url, &key).await;
     let (_, pair2) = login(&url, &key).await;
     let (_, bystander) = login(&url, &keys.operator).await;
@@ -212,7 +226,11 @@ async fn cookie_dies_when_key_revoked() {
     // Its rows are gone; another key's session lives on.
     let store = store_of(&coord).await;
     for p in [&pair, &pair2] {
-        assert!(store.find_browser_session(&hash_of(p)).await.unwrap().is_none());
+        assert!(store
+            .find_browser_session(&hash_of(p))
+            .await
+            .unwrap()
+            .is_none());
     }
     assert_eq!(me(&url, &bystander).await.0, 200);
 }
@@ -272,7 +290,11 @@ async fn secure_cookie_uses_host_prefix() {
     let plain = format!("aof_session={value}");
     let runs = run_count(&url, &keys.admin).await;
     let (st, b) = create_run(&url, &plain).await;
-    assert_eq!((st, b["code"].as_str()), (401, Some("unauthenticated")), "{b}");
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{b}"
+    );
     assert_eq!(run_count(&url, &keys.admin).await, runs, "nothing written");
 
     let resp = client()

@@ -56,8 +56,10 @@ async fn data_dir_database_and_blueprints_are_private() {
     let (st, b) = call(
         "POST",
         &format!("{url}/mcp-servers"),
-        Some(json!({"id": "files", "name": "Files", "url": "http://127.0.0.1:1/mcp",
-                    "default_config": {"token": "not-for-others"}})),
+        Some(
+            json!({"id": "files", "name": "Files", "url": "http://127.0.0.1:1/mcp",
+                    "default_config": {"token": "not-for-others"}}),
+        ),
     )
     .await;
     assert_eq!(st, 201, "{b}");
@@ -71,8 +73,10 @@ async fn data_dir_database_and_blueprints_are_private() {
     let (st, b) = call(
         "POST",
         &format!("{url}/agents"),
-        Some(json!({"name": "coder", "description": "d", "system_prompt": "Be brief.",
-                    "mcp_servers": {"fs": {"ref": "files"}}, "capabilities": ["style"]})),
+        Some(
+            json!({"name": "coder", "description": "d", "system_prompt": "Be brief.",
+                    "mcp_servers": {"fs": {"ref": "files"}}, "capabilities": ["style"]}),
+        ),
     )
     .await;
     assert_eq!(st, 201, "{b}");
@@ -81,7 +85,11 @@ async fn data_dir_database_and_blueprints_are_private() {
         // The store's directory (tightened) and the database, with its WAL and shared
         // memory while the coordinator has it open.
         assert_eq!(mode(&data), 0o700, "data dir");
-        for f in ["observability.db", "observability.db-wal", "observability.db-shm"] {
+        for f in [
+            "observability.db",
+            "observability.db-wal",
+            "observability.db-shm",
+        ] {
             assert_eq!(mode(&data.join(f)), 0o600, "{f}");
         }
     }

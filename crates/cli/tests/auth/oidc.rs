@@ -191,7 +191,11 @@ async fn oidc_token_before_nbf_is_refused() {
     let runs = run_count(&url, &keys.admin).await;
     let early = token("test-key-1", json!({"nbf": now + 3600, "exp": now + 7200}));
     let (st, b) = create_run(&url, &early).await;
-    assert_eq!((st, b["code"].as_str()), (401, Some("unauthenticated")), "{b}");
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{b}"
+    );
     assert!(b["detail"].as_str().unwrap().contains("nbf"), "{b}");
     assert_eq!(run_count(&url, &keys.admin).await, runs, "nothing written");
     assert_no_secret("coordinator log", &coord.log(), &[&early]);
@@ -238,8 +242,8 @@ struct Jwks {
 
 impl Jwks {
     async fn start(addr: &str) -> Jwks {
-        let v1: Value = serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap())
-            .unwrap();
+        let v1: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
         let mut rotated = v1["keys"][0].clone();
         rotated["kid"] = json!("test-key-2");
         let v2 = json!({"keys": [v1["keys"][0].clone(), rotated]});
@@ -250,7 +254,13 @@ impl Jwks {
         let app = axum::Router::new().route(
             "/jwks",
             axum::routing::get(move || {
-                let (h, r, held_tx, v1, v2) = (h.clone(), r.clone(), held_tx.clone(), v1.clone(), v2.clone());
+                let (h, r, held_tx, v1, v2) = (
+                    h.clone(),
+                    r.clone(),
+                    held_tx.clone(),
+                    v1.clone(),
+                    v2.clone(),
+                );
                 async move {
                     if h.fetch_add(1, Ordering::SeqCst) == 0 {
                         return axum::Json(v1);
@@ -292,7 +302,10 @@ async fn oidc_slow_jwks_fetch_blocks_no_other_request() {
         let (url, t) = (url.clone(), rotated.clone());
         async move { req("GET", &format!("{url}/auth/me"), Some(&t), None, &[]).await }
     });
-    jwks.held.recv().await.expect("the refetch reaches the JWKS server");
+    tokio::time::timeout(PATIENCE, jwks.held.recv())
+        .await
+        .expect("no refetch for a token with an unknown kid")
+        .expect("the JWKS server runs");
     // A second request with the new kid joins that fetch instead of starting another.
     let second = tokio::spawn({
         let (url, t) = (url.clone(), rotated.clone());
@@ -303,10 +316,20 @@ async fn oidc_slow_jwks_fetch_blocks_no_other_request() {
     let known = token("test-key-1", json!({"sub": "user|2"}));
     let (st, b) = req("GET", &format!("{url}/auth/me"), Some(&known), None, &[]).await;
     assert_eq!((st, b["subject"].as_str()), (200, Some("user|2")), "{b}");
-    let (st, b) = req("GET", &format!("{url}/sessions"), Some(&keys.viewer), None, &[]).await;
+    let (st, b) = req(
+        "GET",
+        &format!("{url}/sessions"),
+        Some(&keys.viewer),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(st, 200, "{b}");
     // ... and the fetch is still held: those answers did not wait for it.
-    assert!(!first.is_finished(), "the refetch request waits for the fetch");
+    assert!(
+        !first.is_finished(),
+        "the refetch request waits for the fetch"
+    );
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 2, "one refetch in flight");
 
     // Released: both requests with the new kid get in, on that one fetch.
@@ -318,9 +341,24 @@ async fn oidc_slow_jwks_fetch_blocks_no_other_request() {
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 2);
 
     // Another unknown kid within the minute: refused at once, no new fetch.
-    let (st, b) = req("GET", &format!("{url}/auth/me"), Some(&token("test-key-3", json!({}))), None, &[]).await;
-    assert_eq!((st, b["code"].as_str()), (401, Some("unauthenticated")), "{b}");
-    assert_eq!(jwks.hits.load(Ordering::SeqCst), 2, "refetches are rate-limited");
+    let (st, b) = req(
+        "GET",
+        &format!("{url}/auth/me"),
+        Some(&token("test-key-3", json!({}))),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (st, b["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{b}"
+    );
+    assert_eq!(
+        jwks.hits.load(Ordering::SeqCst),
+        2,
+        "refetches are rate-limited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +368,12 @@ async fn oidc_http_jwks_non_loopback_is_refused_at_start() {
     // host, so only the plain-http rule (0.0.0.0 is not a loopback address) can
     // refuse it, before any fetch.
     let jwks = Jwks::start("0.0.0.0:0").await;
-    let port = jwks.url.rsplit(':').next().unwrap().trim_end_matches("/jwks");
+    let port = jwks
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/jwks");
     let data = dir.path().join("coord");
     for src in [
         format!("http://0.0.0.0:{port}/jwks"),
@@ -338,30 +381,42 @@ async fn oidc_http_jwks_non_loopback_is_refused_at_start() {
     ] {
         let mut env = vec![("AUTH_ENABLED", "true".to_string())];
         env.extend(oidc_env(&src));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (code, _, err) = aof(
-            &[
-                "coordinator",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &env,
-        )
-        .await;
-        assert_eq!(code, 2, "{src}: {err}");
+        // Killed if it starts anyway (the bug this guards against).
+        let run = tokio::process::Command::new(BIN)
+            .args(["coordinator", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .envs(env)
+            .env_remove("AOF_API_KEY")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(PATIENCE, run)
+            .await
+            .unwrap_or_else(|_| panic!("the coordinator started with JWKS {src}"))
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{src}: {err}");
         assert!(
             err.contains("auth.oidc_jwks") && err.contains("plain http") && err.contains(&src),
             "{src}: {err}"
         );
     }
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 0, "never fetched");
-    assert!(!data.join("observability.db").exists(), "refused before the store opened");
+    assert!(
+        !data.join("observability.db").exists(),
+        "refused before the store opened"
+    );
 
     // The same server on loopback is accepted (a local issuer or test double).
     let local = Jwks::start("127.0.0.1:0").await;
     let (coord, _) = oidc_coordinator(&dir.path().join("ok"), &local.url).await;
-    let (st, _) = req("GET", &format!("{}/auth/me", coord.url), Some(&token("test-key-1", json!({}))), None, &[]).await;
+    let (st, _) = req(
+        "GET",
+        &format!("{}/auth/me", coord.url),
+        Some(&token("test-key-1", json!({}))),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(st, 200);
 }

@@ -66,7 +66,10 @@ fn is_url(s: &str) -> bool {
 /// loopback host (a local test issuer or sidecar): keys fetched over plain HTTP from
 /// elsewhere could be swapped by anyone on the path, who could then sign any token.
 pub fn check_jwks_source(src: &str) -> Result<(), String> {
-    if !src.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) {
+    if !src
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    {
         return Ok(());
     }
     let url = reqwest::Url::parse(src)

@@ -143,7 +143,12 @@ mod tests {
         assert!(!stored.contains(secret) && !cookie.contains(&stored));
         assert_ne!(mint_browser_session().0, cookie);
         let (key, ..) = mint(KEY_PREFIX);
-        for bad in [key.as_str(), "aofb_", "aofb_xyz", &cookie[..cookie.len() - 1]] {
+        for bad in [
+            key.as_str(),
+            "aofb_",
+            "aofb_xyz",
+            &cookie[..cookie.len() - 1],
+        ] {
             assert_eq!(browser_secret(bad), None, "{bad}");
         }
     }
