@@ -160,11 +160,11 @@ impl Registry {
                 req.name
             )));
         }
-        fs::create_dir_all(&self.agents_dir)?;
+        fsutil::create_private_dir_all(&self.agents_dir)?;
         // Write into a hidden staging folder, then rename: an agent appears whole or not at all.
         let staging = self.agents_dir.join(format!(".staging-{}", req.name));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         let mut doc = Map::new();
         doc.insert("name".into(), json!(req.name));
         doc.insert("description".into(), json!(req.description));

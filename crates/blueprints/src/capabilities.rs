@@ -133,10 +133,10 @@ impl Registry {
                 req.name
             )));
         }
-        fs::create_dir_all(&self.capabilities_dir)?;
+        fsutil::create_private_dir_all(&self.capabilities_dir)?;
         let staging = self.capabilities_dir.join(format!(".staging-{}", req.name));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         write_json(
             &staging.join(JSON),
             &json!({"name": req.name, "description": req.description, "type": t.as_str()}),

@@ -104,10 +104,10 @@ impl Registry {
                 req.id
             )));
         }
-        fs::create_dir_all(&self.mcp_dir)?;
+        fsutil::create_private_dir_all(&self.mcp_dir)?;
         let staging = self.mcp_dir.join(format!(".staging-{}", req.id));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         let mut doc = Map::new();
         doc.insert("id".into(), json!(req.id));
         doc.insert("name".into(), json!(req.name));

@@ -366,6 +366,9 @@ impl Config {
                 ));
             }
         };
+        if let Some(o) = &oidc {
+            aof_coordinator::auth::oidc::check_jwks_source(&o.jwks).map_err(ConfigError)?;
+        }
         let enabled = self.parse_req("auth.enabled", boolean)?;
         if oidc.is_some() && !enabled {
             return err("auth.oidc_* is set but auth is off: set AUTH_ENABLED=true");

@@ -31,8 +31,15 @@ use aof_wire::auth::{KeyScope, Role, Whoami};
 use crate::{audit, config::AuthConfig, error::ApiError, AppState};
 use policy::Grant;
 
-/// The browser session cookie (holds an API key; HttpOnly, SameSite=Strict).
+/// The browser session cookie: holds a browser-session id (never a key; HttpOnly,
+/// SameSite=Strict). With `auth.cookie_secure` it is [`SECURE_COOKIE`] instead.
 pub const COOKIE: &str = "aof_session";
+/// The cookie's name over HTTPS: the `__Host-` prefix makes browsers accept it only
+/// Secure, for Path=/ and without Domain, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-aof_session";
+
+/// How long a browser session lasts at most; logout and key revocation end it earlier.
+pub const BROWSER_SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
 /// How long a run's session token lives at most; it also dies with its run.
 pub const SESSION_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(12);
@@ -179,6 +186,26 @@ impl Auth {
                 run_id: t.run_id,
             });
         }
+        if let Some(secret) = secrets::browser_secret(token) {
+            // The cookie: valid while unexpired, not logged out and its key not revoked.
+            let s = st
+                .store
+                .find_browser_session(&secrets::hash(secret))
+                .await?
+                .ok_or_else(invalid)?;
+            if s.expires_at <= Utc::now() {
+                return Err(invalid());
+            }
+            let key = st.store.find_key(&s.key_id).await?.ok_or_else(invalid)?;
+            if key.revoked_at.is_some() {
+                return Err(invalid());
+            }
+            return Ok(Principal::Key {
+                id: key.id,
+                name: key.name,
+                role: key.role,
+            });
+        }
         if let Some(internal) = &self.internal {
             if token.starts_with(secrets::INTERNAL_PREFIX) {
                 return if bool::from(token.as_bytes().ct_eq(internal.as_bytes())) {
@@ -213,16 +240,35 @@ impl Auth {
         self.origin_known(origin, host)
     }
 
-    /// `Set-Cookie` for a login (`Some(key)`) or a logout (`None`).
-    pub fn cookie(&self, key: Option<&str>) -> HeaderValue {
+    /// The session cookie's name: exactly one is accepted, the one matching
+    /// `auth.cookie_secure`.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cfg.cookie_secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    /// The session cookie's value in a request, if any.
+    pub fn session_cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie_value(headers, self.cookie_name())
+    }
+
+    /// `Set-Cookie` for a login (`Some(browser session id)`) or a logout (`None`).
+    pub fn cookie(&self, session: Option<&str>) -> HeaderValue {
+        let name = self.cookie_name();
         let secure = if self.cfg.cookie_secure {
             "; Secure"
         } else {
             ""
         };
-        let v = match key {
-            Some(k) => format!("{COOKIE}={k}; HttpOnly; SameSite=Strict; Path=/{secure}"),
-            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        let v = match session {
+            Some(id) => format!(
+                "{name}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                BROWSER_SESSION_TTL.num_seconds()
+            ),
+            None => format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
         };
         let mut h = HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
         h.set_sensitive(true);
@@ -230,25 +276,45 @@ impl Auth {
     }
 }
 
-/// The credential of a request and whether it came from the cookie. A malformed
-/// `Authorization` header yields an empty token (a 401), not a fallback to the cookie.
-fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
+/// The credential of a request and whether it came from the cookie named `cookie`. A
+/// malformed `Authorization` header yields an empty token (a 401), not a fallback to
+/// the cookie. Each kind travels one way only: a browser-session id as the cookie,
+/// everything else as a bearer token (an empty token, a 401, otherwise).
+fn credential(headers: &HeaderMap, cookie: &str) -> Option<(String, bool)> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().unwrap_or("");
         let token = match v.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => "",
         };
+        let token = if token.starts_with(secrets::BROWSER_PREFIX) {
+            ""
+        } else {
+            token
+        };
         return Some((token.to_string(), false));
     }
+    // A cookie holding anything else (an API key, as cookies did before browser
+    // sessions were server-side) is refused.
+    cookie_value(headers, cookie).map(|v| {
+        let v = if secrets::browser_secret(v).is_some() {
+            v
+        } else {
+            ""
+        };
+        (v.to_string(), true)
+    })
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| (v.to_string(), true))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 fn unauthenticated() -> Response {
@@ -318,7 +384,7 @@ async fn admit(
     if public {
         return Ok(None);
     }
-    let Some((token, via_cookie)) = credential(&parts.headers) else {
+    let Some((token, via_cookie)) = credential(&parts.headers, auth.cookie_name()) else {
         return Err((unauthenticated(), None));
     };
     let principal = match auth.authenticate(st, &token).await {

@@ -9,6 +9,7 @@
 //! are broadcast while `write_lock` is still held, so live order equals cursor order.
 
 mod audit;
+mod browser_sessions;
 mod callbacks;
 mod events;
 mod keys;

@@ -243,6 +243,18 @@ impl Store for SqliteStore {
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
         self.find_session_token_impl(id).await
     }
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
+        self.create_browser_session_impl(s).await
+    }
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
+        self.find_browser_session_impl(hash).await
+    }
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
+        self.delete_browser_session_impl(hash).await
+    }
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
+        self.delete_browser_sessions_of_key_impl(key_id).await
+    }
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         self.pending_callbacks_impl(parent).await
     }

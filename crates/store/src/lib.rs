@@ -8,6 +8,7 @@
 //! - A run has at most one lease; writes carrying another token are refused.
 
 pub mod audit;
+pub mod browser_sessions;
 pub mod matching;
 pub mod stops;
 
@@ -17,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
+pub use browser_sessions::BrowserSessionRecord;
 
 use aof_wire::{
     auth::KeyScope,
@@ -356,6 +358,16 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str) -> StoreResult<bool>;
     async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()>;
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>>;
+    /// Stores a browser session (login); drops expired ones first, so the table stays
+    /// small without a sweep.
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()>;
+    /// By the SHA-256 of the cookie's secret; expired rows may still be returned (the
+    /// caller checks `expires_at`).
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>>;
+    /// Logout. False when there was no such session.
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool>;
+    /// Ends every browser session of a key (it was revoked); returns how many.
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64>;
     /// Records which key registered a runner id (a runner key may act only as its own).
     /// Undelivered callbacks for `parent`, oldest first.
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>>;

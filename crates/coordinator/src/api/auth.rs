@@ -7,7 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use chrono::Utc;
 
+use aof_store::BrowserSessionRecord;
 use aof_wire::{
     api::OkResponse,
     auth::{KeyCreate, KeyCreated, KeyInfo, KeyList, LoginRequest, Whoami},
@@ -15,7 +17,7 @@ use aof_wire::{
 
 use crate::{
     audit::{Actor, Target},
-    auth::{secrets, Caller},
+    auth::{secrets, Caller, Principal, BROWSER_SESSION_TTL},
     error::{ApiError, ApiResult},
     extract::JsonBody,
     AppState,
@@ -63,7 +65,10 @@ pub(crate) async fn revoke_key(
         return Err(not_found());
     }
     let key = st.store.find_key(&id).await?.ok_or_else(not_found)?;
-    tracing::info!(key_id = %id, "api key revoked");
+    // Its browser sessions end too (authentication also checks the key, so a failure
+    // here would not keep them alive).
+    let ended = st.store.delete_browser_sessions_of_key(&id).await?;
+    tracing::info!(key_id = %id, browser_sessions = ended, "api key revoked");
     Ok(Json(secrets::info(&key)))
 }
 
@@ -94,20 +99,51 @@ pub(crate) async fn login(
         ));
     }
     let principal = st.auth.authenticate(&st, &req.key).await?;
+    let Principal::Key { id, .. } = &principal else {
+        return Err(ApiError::Unauthorized(
+            "Invalid credential".into(),
+            "unauthenticated",
+        ));
+    };
+    // The cookie is a server-side session of this key, never the key itself: it can
+    // expire, be logged out, and dies with the key.
+    let (cookie, hash) = secrets::mint_browser_session();
+    let now = Utc::now();
+    st.store
+        .create_browser_session(&BrowserSessionRecord {
+            hash,
+            key_id: id.clone(),
+            created_at: now,
+            expires_at: now + BROWSER_SESSION_TTL,
+        })
+        .await?;
     let mut resp = Json(principal.whoami(true)).into_response();
     // The audit entry names the key that logged in (the middleware saw no credential).
     resp.extensions_mut().insert(Actor(principal));
     resp.headers_mut()
-        .insert(header::SET_COOKIE, st.auth.cookie(Some(&req.key)));
+        .insert(header::SET_COOKIE, st.auth.cookie(Some(&cookie)));
     Ok(resp)
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 200, description = "Session cookie cleared", body = aof_wire::api::OkResponse)))]
-pub(crate) async fn logout(State(st): State<AppState>) -> Response {
+pub(crate) async fn logout(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    // Ends the session server-side: a copy of the cookie kept elsewhere is dead too.
+    if let Some(secret) = st
+        .auth
+        .session_cookie(&headers)
+        .and_then(secrets::browser_secret)
+    {
+        st.store
+            .delete_browser_session(&secrets::hash(secret))
+            .await?;
+    }
     let mut resp = Json(OkResponse { ok: true }).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, st.auth.cookie(None));
-    resp
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, description = "Who the credential is", body = aof_wire::auth::Whoami), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody)))]

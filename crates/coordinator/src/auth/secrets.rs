@@ -6,6 +6,8 @@
 //! - API key: `aof_<id>_<secret>`, id 12 hex chars, secret 64 hex chars (32 random bytes).
 //! - Session token: `aofs_<id>_<secret>`, same sizes.
 //! - In-process runner of `aof up`: `aofi_<secret>`, kept in memory only.
+//! - Browser session (the cookie): `aofb_<secret>`, secret 64 hex chars; the store
+//!   finds the row by the secret's SHA-256 (its primary key), so it needs no id.
 //!
 //! Secrets are 32 bytes from the OS RNG, so a fast hash suffices: there is nothing to
 //! brute-force, unlike a human-chosen password.
@@ -21,6 +23,7 @@ use aof_wire::auth::{KeyInfo, KeyScope, Role};
 pub const KEY_PREFIX: &str = "aof_";
 pub const SESSION_PREFIX: &str = "aofs_";
 pub const INTERNAL_PREFIX: &str = "aofi_";
+pub const BROWSER_PREFIX: &str = "aofb_";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -55,6 +58,21 @@ pub fn mint(prefix: &str) -> (String, String, String) {
     let secret = random_hex(32);
     let token = format!("{prefix}{id}_{secret}");
     (id, secret, token)
+}
+
+/// The secret of a browser-session cookie value, if it has the right shape.
+pub fn browser_secret(value: &str) -> Option<&str> {
+    value
+        .strip_prefix(BROWSER_PREFIX)
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A new browser session: `(cookie value, hash to store)`. The hash is the row's key,
+/// looked up by equality: it is a SHA-256 of 32 random bytes, so an attacker can
+/// neither guess a row nor learn one from timing.
+pub fn mint_browser_session() -> (String, String) {
+    let secret = random_hex(32);
+    (format!("{BROWSER_PREFIX}{secret}"), hash(&secret))
 }
 
 pub fn internal_key() -> String {
@@ -120,5 +138,23 @@ mod tests {
             assert_eq!(split(bad, KEY_PREFIX), None, "{bad}");
         }
         assert_ne!(mint(KEY_PREFIX).2, token);
+    }
+
+    #[test]
+    fn browser_sessions_are_random_and_stored_hashed() {
+        let (cookie, stored) = mint_browser_session();
+        let secret = browser_secret(&cookie).unwrap();
+        assert_eq!(stored, hash(secret));
+        assert!(!stored.contains(secret) && !cookie.contains(&stored));
+        assert_ne!(mint_browser_session().0, cookie);
+        let (key, ..) = mint(KEY_PREFIX);
+        for bad in [
+            key.as_str(),
+            "aofb_",
+            "aofb_xyz",
+            &cookie[..cookie.len() - 1],
+        ] {
+            assert_eq!(browser_secret(bad), None, "{bad}");
+        }
     }
 }
