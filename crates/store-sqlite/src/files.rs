@@ -139,6 +139,7 @@ mod tests {
             hash: "h".into(),
             created_at: chrono::Utc::now(),
             revoked_at: None,
+            scope: Default::default(),
         })
         .await
         .unwrap();
