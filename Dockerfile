@@ -96,7 +96,10 @@ COPY --from=builder /out/rootfs/ /
 COPY --from=builder /out/aof /usr/local/bin/aof
 # Inside a container the coordinator must listen on all interfaces; with auth off that
 # needs AOF_INSECURE_LISTEN (a warning is logged). Publish the port on 127.0.0.1 or set
-# AUTH_ENABLED=true (README "Images", SECURITY.md).
+# AUTH_ENABLED=true (README "Images", SECURITY.md). With auth off the API answers only
+# `localhost`, IP addresses and the names in AOF_ALLOWED_HOSTS (set it to the name other
+# containers use, e.g. `coordinator`); CORS_ORIGINS is unset (same origin only) and `*`
+# is refused.
 ENV AOF_DATA_DIR=/app/.agent-orchestrator \
     AOF_LISTEN=0.0.0.0:8765 \
     AOF_INSECURE_LISTEN=true \

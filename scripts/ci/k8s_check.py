@@ -5,7 +5,9 @@ Every container of every workload must have a liveness and a readiness probe, ru
 non-root (pod or container `runAsNonRoot: true`, no `runAsUser: 0`), have
 `readOnlyRootFilesystem: true`, `allowPrivilegeEscalation: false`, drop ALL
 capabilities, set resource requests and limits, and use a pinned image (a tag that is
-not `latest`, or a digest).
+not `latest`, or a digest). The coordinator must run with auth on, without
+`CORS_ORIGINS=*`, and with `AOF_ALLOWED_HOSTS` naming its Service (agents reach `/mcp`
+by that name and its Host check stays on) — issue #20.
 
   k8s_check.py FILE...        check; exit 1 listing every violation
   k8s_check.py --self-test FILE
@@ -86,7 +88,28 @@ def violations(docs):
                 out.append(f"{where}: image '{image}' is not pinned (tag other than latest, or digest)")
     if workloads == 0:
         out.append("no workloads found")
+    coordinators = list(coordinator_containers(docs))
+    if not coordinators:
+        out.append("no coordinator container found")
+    for name, c in coordinators:
+        env = {e["name"]: str(e.get("value", "")) for e in c.get("env", []) if "value" in e}
+        auth = env.get("AOF_AUTH_ENABLED", env.get("AUTH_ENABLED", "false"))
+        if auth.strip().lower() not in ("true", "1", "yes", "on"):
+            out.append(f"{name}: the coordinator runs with auth off (set AOF_AUTH_ENABLED=true)")
+        if env.get("AOF_CORS_ORIGINS", env.get("CORS_ORIGINS", "")).strip() == "*":
+            out.append(f"{name}: CORS_ORIGINS=* (list exact origins, or none)")
+        if not env.get("AOF_ALLOWED_HOSTS", "").strip():
+            out.append(f"{name}: no AOF_ALLOWED_HOSTS (agents reach /mcp by the Service name)")
     return out, workloads
+
+
+def coordinator_containers(docs):
+    """(where, container) of every `aof coordinator` container."""
+    for doc in docs:
+        spec = pod_spec(doc) if doc else None
+        for c in (spec or {}).get("containers", []):
+            if (c.get("args") or [None])[0] == "coordinator" or "aof-coordinator" in c.get("image", ""):
+                yield f'{doc["kind"]}/{doc["metadata"]["name"]} container {c.get("name")}', c
 
 
 def load(path):
@@ -136,6 +159,28 @@ def self_test(path):
         broken = copy.deepcopy(docs)
         c, s = first_container(broken)
         mutate(c, s)
+        found, _ = violations(broken)
+        if found:
+            print(f"self-test: '{what}' caught: {found[0]}")
+        else:
+            print(f"self-test: '{what}' was NOT caught")
+            failed += 1
+    # The coordinator's browser-facing defaults (issue #20).
+    def set_env(name, value):
+        def mutate(c):
+            c["env"] = [e for e in c.get("env", []) if e["name"] != name]
+            if value is not None:
+                c["env"].append({"name": name, "value": value})
+        return mutate
+
+    for what, mutate in {
+        "coordinator auth off": set_env("AOF_AUTH_ENABLED", "false"),
+        "coordinator CORS *": set_env("CORS_ORIGINS", "*"),
+        "coordinator without allowed hosts": set_env("AOF_ALLOWED_HOSTS", None),
+    }.items():
+        broken = copy.deepcopy(docs)
+        for _, c in coordinator_containers(broken):
+            mutate(c)
         found, _ = violations(broken)
         if found:
             print(f"self-test: '{what}' caught: {found[0]}")

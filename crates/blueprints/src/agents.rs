@@ -145,6 +145,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         if let Some(e) = &req.executor {
             check_executor(e)?;
@@ -159,11 +160,11 @@ impl Registry {
                 req.name
             )));
         }
-        fs::create_dir_all(&self.agents_dir)?;
+        fsutil::create_private_dir_all(&self.agents_dir)?;
         // Write into a hidden staging folder, then rename: an agent appears whole or not at all.
         let staging = self.agents_dir.join(format!(".staging-{}", req.name));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         let mut doc = Map::new();
         doc.insert("name".into(), json!(req.name));
         doc.insert("description".into(), json!(req.description));
@@ -205,6 +206,7 @@ impl Registry {
         })?;
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         if let Some(e) = req.executor.as_ref().filter(|e| truthy(e)) {
             check_executor(e)?;

@@ -124,6 +124,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         let dir = entry_dir(&self.capabilities_dir, "Capability", &req.name)?;
         if dir.exists() {
@@ -132,10 +133,10 @@ impl Registry {
                 req.name
             )));
         }
-        fs::create_dir_all(&self.capabilities_dir)?;
+        fsutil::create_private_dir_all(&self.capabilities_dir)?;
         let staging = self.capabilities_dir.join(format!(".staging-{}", req.name));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         write_json(
             &staging.join(JSON),
             &json!({"name": req.name, "description": req.description, "type": t.as_str()}),
@@ -181,6 +182,7 @@ impl Registry {
         }
         if let Some(m) = &req.mcp_servers {
             check_ref_entries(m)?;
+            crate::secrets::refuse_masked_entries(m)?;
         }
         let text = read_opt(&dir.join(JSON))?.ok_or_else(|| not_found(name))?;
         let mut doc: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {

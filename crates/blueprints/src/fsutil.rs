@@ -2,6 +2,8 @@
 
 use std::{
     fs,
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::LazyLock,
     time::SystemTime,
@@ -75,11 +77,42 @@ pub fn read_opt(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Writes via a temp file and rename, so a crash never leaves half a file.
+/// Blueprints and MCP settings may hold credentials: folders are 0700 and files 0600
+/// whatever the umask, so other users on the host read none of them.
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// `fs::create_dir_all`, with every folder it creates 0700.
+pub fn create_private_dir_all(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)?;
+    Ok(())
+}
+
+/// `fs::create_dir`, 0700.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new().mode(DIR_MODE).create(path)?;
+    Ok(())
+}
+
+/// Writes via a temp file and rename, so a crash never leaves half a file. The file is
+/// 0600 (a leftover temp file of another mode is replaced, not reused).
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     refuse_symlink(path)?;
     let tmp = path.with_extension("tmp~");
-    fs::write(&tmp, text)?;
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    drop(f);
     fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod mcp;
 pub mod params;
 pub mod placeholders;
 mod resolve;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 

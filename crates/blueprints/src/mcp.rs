@@ -8,10 +8,25 @@ use aof_wire::agents::{McpServerCreate, McpServerEntry, McpServerUpdate};
 
 use crate::{
     fsutil::{self, entry_dir, read_opt, write_json},
-    BlueprintError, Registry, Result,
+    placeholders::run_chosen_in_url,
+    secrets, BlueprintError, Registry, Result,
 };
 
 const JSON: &str = "mcp-server.json";
+
+/// An entry's `url` may not be steered by whoever creates a run (see
+/// [`run_chosen_in_url`]): refused at write, and again at resolution for files edited
+/// on disk.
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    match run_chosen_in_url(url) {
+        None => Ok(()),
+        Some(p) => Err(BlueprintError::Invalid(format!(
+            "MCP server url must not contain {p}: a run's parameters or scope (or a session id) \
+             could then choose where the server's headers and secrets are sent; \
+             use ${{env.NAME}} or a fixed host"
+        ))),
+    }
+}
 
 fn not_found(id: &str) -> BlueprintError {
     BlueprintError::NotFound(format!("MCP server not found: {id}"))
@@ -73,6 +88,15 @@ impl Registry {
                 )));
             }
         }
+        check_url(&req.url)?;
+        // Nothing is stored yet: a `***` (a masked view pasted back) is refused.
+        if let Some(s) = &req.config_schema {
+            secrets::unmask_schema(&mut s.clone(), None)?;
+        }
+        if let Some(c) = &req.default_config {
+            let sensitive = secrets::sensitive_keys(req.config_schema.as_ref());
+            secrets::unmask(&mut c.clone(), None, &sensitive, "default_config")?;
+        }
         let dir = entry_dir(&self.mcp_dir, "MCP server", &req.id)?;
         if dir.exists() {
             return Err(BlueprintError::Conflict(format!(
@@ -80,10 +104,10 @@ impl Registry {
                 req.id
             )));
         }
-        fs::create_dir_all(&self.mcp_dir)?;
+        fsutil::create_private_dir_all(&self.mcp_dir)?;
         let staging = self.mcp_dir.join(format!(".staging-{}", req.id));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging)?;
+        fsutil::create_private_dir(&staging)?;
         let mut doc = Map::new();
         doc.insert("id".into(), json!(req.id));
         doc.insert("name".into(), json!(req.name));
@@ -117,6 +141,24 @@ impl Registry {
         let mut doc: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
             BlueprintError::Unresolvable(format!("MCP server '{id}': invalid {JSON}: {e}"))
         })?;
+        // A masked view (what a viewer reads) sent back keeps the stored secrets.
+        let mut schema = req.config_schema.clone();
+        if let Some(s) = &mut schema {
+            secrets::unmask_schema(s, doc.get("config_schema"))?;
+        }
+        let mut default_config = req.default_config.clone();
+        if let Some(c) = &mut default_config {
+            let sensitive = match &schema {
+                Some(s) => secrets::sensitive_keys(Some(s)),
+                None => doc
+                    .get("config_schema")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                    .map(|s| secrets::sensitive_keys(Some(&s)))
+                    .unwrap_or_default(),
+            };
+            let stored = doc.get("default_config").and_then(Value::as_object);
+            secrets::unmask(c, stored, &sensitive, "default_config")?;
+        }
         let mut set = |k: &str, v: Option<Value>| {
             if let Some(v) = v {
                 doc.insert(k.into(), v);
@@ -125,14 +167,11 @@ impl Registry {
         set("name", req.name.clone().map(Value::String));
         set("description", req.description.clone().map(Value::String));
         set("url", req.url.clone().map(Value::String));
-        set(
-            "config_schema",
-            req.config_schema.as_ref().map(|s| json!(s)),
-        );
-        set(
-            "default_config",
-            req.default_config.clone().map(Value::Object),
-        );
+        set("config_schema", schema.as_ref().map(|s| json!(s)));
+        set("default_config", default_config.map(Value::Object));
+        if let Some(url) = doc.get("url").and_then(Value::as_str) {
+            check_url(url)?;
+        }
         write_json(&dir.join(JSON), &Value::Object(doc))?;
         self.mcp_server(id)
     }

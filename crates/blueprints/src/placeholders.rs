@@ -73,6 +73,33 @@ pub fn has_placeholder(s: &str) -> bool {
     PLACEHOLDER.is_match(s)
 }
 
+/// The first placeholder in an MCP server `url` that whoever creates a run could fill
+/// in, and so send the entry's headers (`${env.*}` secrets among them) wherever they
+/// like: `${params.*}` or `${scope.*}` anywhere; in the scheme and host part (up to the
+/// first `/` after `://`, or all of it without `://`) anything but `${env.*}` and
+/// `${runner.*}`, which the deployment sets (a run may choose its `session_id`).
+pub fn run_chosen_in_url(url: &str) -> Option<String> {
+    let host_end = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j),
+        None => url.len(),
+    };
+    PLACEHOLDER.captures_iter(url).find_map(|c| {
+        let whole = c.get(0).expect("group 0");
+        let source = c[1]
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let chosen = match source.as_str() {
+            "params" | "scope" => true,
+            "env" | "runner" => false,
+            _ => whole.start() < host_end,
+        };
+        chosen.then(|| whole.as_str().to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +143,32 @@ mod tests {
         );
         assert!(has_placeholder("x ${a.b}"));
         assert!(!has_placeholder("x $a.b"));
+    }
+
+    #[test]
+    fn urls_a_run_creator_could_redirect() {
+        for (url, bad) in [
+            ("https://${params.host}/mcp", "${params.host}"),
+            ("https://mcp.example.com/${params.repo}", "${params.repo}"),
+            ("https://x/mcp?tenant=${scope.tenant}", "${scope.tenant}"),
+            ("${ params.url }", "${ params.url }"),
+            (
+                "https://${runtime.session_id}.example.com/",
+                "${runtime.session_id}",
+            ),
+            ("${runtime.session_id}/mcp", "${runtime.session_id}"),
+            ("https://${env.HOST}:${PARAMS.port}/", "${PARAMS.port}"),
+        ] {
+            assert_eq!(run_chosen_in_url(url).as_deref(), Some(bad), "{url}");
+        }
+        for url in [
+            "https://mcp.example.com/mcp",
+            "https://${env.MCP_HOST}/mcp",
+            "${runner.orchestrator_mcp_url}",
+            "https://mcp.example.com/s/${runtime.session_id}",
+            "${env.BASE}",
+        ] {
+            assert_eq!(run_chosen_in_url(url), None, "{url}");
+        }
     }
 }

@@ -117,6 +117,12 @@ impl Registry {
                 Err(BlueprintError::NotFound(_)) => return Err(fail("Not found in registry")),
                 Err(e) => return Err(e),
             };
+            // The API refuses such a url; a file edited on disk is refused here.
+            crate::mcp::check_url(&reg.url).map_err(|e| {
+                BlueprintError::Unresolvable(format!(
+                    "MCP server '{reference}' (mcp-servers/{reference}/mcp-server.json): {e}"
+                ))
+            })?;
             // Registry defaults, then the agent's or capability's config on top.
             let mut merged = reg.default_config.clone().unwrap_or_default();
             if let Some(cfg) = entry.get("config").and_then(Value::as_object) {

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod coordinator;
 pub mod dashboard;
+pub mod doctor;
 pub mod health;
 pub mod keys;
 pub mod run;

@@ -78,6 +78,8 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Put a backup in place (coordinator stopped).
     Restore(commands::backup::RestoreArgs),
+    /// What this deployment exposes (auth, CORS, listeners, runner policy), with a verdict per line.
+    Doctor(commands::doctor::DoctorArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
     Health(commands::health::HealthArgs),
     /// Measure an AOF-compatible coordinator over HTTP.
@@ -103,6 +105,7 @@ impl Command {
             Command::Backup(a) => a.flags(),
             Command::Restore(a) => a.flags(),
             Command::Health(a) => a.flags(),
+            Command::Doctor(a) => a.flags(),
             Command::Bench(_) => Vec::new(),
         }
     }
@@ -196,6 +199,7 @@ fn main() -> std::process::ExitCode {
             Command::Backup(a) => commands::backup::backup(a, &cfg).await,
             Command::Restore(a) => commands::backup::restore(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
+            Command::Doctor(a) => commands::doctor::run(a, &cfg).await,
             Command::Bench(a) => commands::bench::run(a).await,
         }
     });

@@ -319,8 +319,16 @@ pub static SETTINGS: &[Setting] = &[
         "AOF_CORS_ORIGINS",
         &["CORS_ORIGINS"],
         None,
-        Value("*"),
-        "comma-separated allowed origins; `*` allows any",
+        Derived("none (same origin only)"),
+        "comma-separated origins (`https://dash.example.com`) whose pages may call the API (with the cookie, and writes); `*` lets any page read without credentials (refused with auth off on a non-loopback `listen`)",
+    ),
+    s(
+        "coordinator.allowed_hosts",
+        "AOF_ALLOWED_HOSTS",
+        &[],
+        None,
+        Derived("none"),
+        "comma-separated host names (no port) the API answers with auth off besides `localhost` and IP addresses (other `Host`s: 403 `host_not_allowed`, against DNS rebinding; `/health`, `/ready` answer any), e.g. `coordinator` in compose; `/mcp` (auth on too) answers only loopback and these",
     ),
     s(
         "coordinator.max_body_bytes",
@@ -345,6 +353,32 @@ pub static SETTINGS: &[Setting] = &[
         None,
         Derived("none (any path)"),
         "comma-separated absolute paths; a `project_dir` (runs, runners, sessions) outside them is refused (403 `project_dir_not_allowed`)",
+    ),
+    // Caps on long-lived requests per credential (API key, OIDC subject, session token;
+    // with auth off everyone shares one count); beyond a cap: 429 with `Retry-After`.
+    s(
+        "coordinator.max_streams_per_key",
+        "AOF_MAX_STREAMS_PER_KEY",
+        &[],
+        None,
+        Value("64"),
+        "open `GET /sse/sessions` streams one credential may hold at once; beyond: 429 `too_many_streams`",
+    ),
+    s(
+        "coordinator.max_polls_per_key",
+        "AOF_MAX_POLLS_PER_KEY",
+        &[],
+        None,
+        Value("256"),
+        "runner long-polls (`GET /runner/runs`) one credential may hold at once, one per runner sharing the key; beyond: 429 `too_many_polls` (the runner of `aof up` is exempt)",
+    ),
+    s(
+        "coordinator.max_mcp_waits_per_key",
+        "AOF_MAX_MCP_WAITS_PER_KEY",
+        &[],
+        None,
+        Value("64"),
+        "orchestrator MCP calls in `mode: sync` (waiting for a child session) one credential may hold at once; beyond: tool error `too_many_waits`",
     ),
     s(
         "runner.tags",

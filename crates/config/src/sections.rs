@@ -5,6 +5,7 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use aof_coordinator::{
+    caps::CapsConfig,
     config::{AuthConfig, OidcConfig, PostgresUrl},
     CoordinatorConfig,
 };
@@ -56,11 +57,19 @@ pub enum LogTarget {
 }
 
 fn describe(key: &str, e: &Entry) -> String {
+    // Error messages name the input, but never a secret in it.
+    let raw = match crate::registry::find(key) {
+        Some(s) if s.secret && key == "coordinator.database_url" => {
+            aof_store_postgres::redact_url(&e.raw)
+        }
+        Some(s) if s.secret => "****".to_string(),
+        _ => e.raw.clone(),
+    };
     match &e.source {
-        Source::Env { name, .. } => format!("{name}={}", e.raw),
-        Source::Flag(flag) => format!("{flag} {}", e.raw),
-        Source::File(p) => format!("{key} = {:?} in {}", e.raw, p.display()),
-        Source::Default => format!("{key} (default {:?})", e.raw),
+        Source::Env { name, .. } => format!("{name}={raw}"),
+        Source::Flag(flag) => format!("{flag} {raw}"),
+        Source::File(p) => format!("{key} = {raw:?} in {}", p.display()),
+        Source::Default => format!("{key} (default {raw:?})"),
     }
 }
 
@@ -287,6 +296,10 @@ impl Config {
             cors_origins: self
                 .string("coordinator.cors_origins")
                 .unwrap_or(d.cors_origins),
+            allowed_hosts: self
+                .string("coordinator.allowed_hosts")
+                .map(|v| list(&v).iter().map(|h| h.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
             max_body_bytes: self.parse_req("coordinator.max_body_bytes", |v| {
                 v.trim()
                     .parse::<usize>()
@@ -304,9 +317,28 @@ impl Config {
                 .unwrap_or_default(),
             insecure_listen: self.parse_req("coordinator.insecure_listen", boolean)?,
             auth: self.auth()?,
+            caps: self.caps()?,
         };
         cfg.validate().map_err(ConfigError)?;
         Ok(cfg)
+    }
+
+    /// `coordinator.max_*_per_key`: caps on long-lived requests per credential.
+    fn caps(&self) -> Result<CapsConfig, ConfigError> {
+        let n = |key| {
+            self.parse_req(key, |v| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| "must be a whole number, at least 1".to_string())
+            })
+        };
+        Ok(CapsConfig {
+            streams: n("coordinator.max_streams_per_key")?,
+            polls: n("coordinator.max_polls_per_key")?,
+            mcp_waits: n("coordinator.max_mcp_waits_per_key")?,
+        })
     }
 
     /// `[auth]`; OIDC is on when any of its keys is set, and then needs all three.
@@ -334,6 +366,9 @@ impl Config {
                 ));
             }
         };
+        if let Some(o) = &oidc {
+            aof_coordinator::auth::oidc::check_jwks_source(&o.jwks).map_err(ConfigError)?;
+        }
         let enabled = self.parse_req("auth.enabled", boolean)?;
         if oidc.is_some() && !enabled {
             return err("auth.oidc_* is set but auth is off: set AUTH_ENABLED=true");

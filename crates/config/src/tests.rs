@@ -142,6 +142,7 @@ fn defaults_match_the_coordinator_defaults() {
     assert_eq!(c.lease_ttl, d.lease_ttl);
     assert_eq!(c.sweep_interval, d.sweep_interval);
     assert_eq!(c.cors_origins, d.cors_origins);
+    assert_eq!(c.allowed_hosts, d.allowed_hosts);
     assert_eq!(c.max_body_bytes, d.max_body_bytes);
     assert_eq!(c.placeholder_env, d.placeholder_env);
     let r = load(None, &[], &[]).runner(None).unwrap();
@@ -662,6 +663,102 @@ fn otel_is_off_unless_an_endpoint_is_set() {
         err.0.contains("OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318"),
         "{err}"
     );
+}
+
+/// Issue #20: CORS is same-origin unless set, `*` never with auth off beyond loopback,
+/// and allowed hosts are plain host names.
+#[test]
+fn cors_and_allowed_hosts() {
+    let c = load(None, &[], &[]).coordinator().unwrap();
+    assert_eq!(c.cors_origins, "", "same origin only by default");
+    assert!(c.allowed_hosts.is_empty());
+    let c = load(
+        None,
+        &[("AOF_ALLOWED_HOSTS", " Coordinator, aof.example.com ,")],
+        &[],
+    )
+    .coordinator()
+    .unwrap();
+    assert_eq!(c.allowed_hosts, ["coordinator", "aof.example.com"]);
+    for bad in ["coordinator:8765", "http://coordinator", "a/b"] {
+        let e = load(None, &[("AOF_ALLOWED_HOSTS", bad)], &[])
+            .coordinator()
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("coordinator.allowed_hosts (AOF_ALLOWED_HOSTS)"),
+            "{e}"
+        );
+    }
+    let public = [
+        ("coordinator.listen", "0.0.0.0:1"),
+        ("coordinator.insecure_listen", "true"),
+    ];
+    let e = load(None, &[("CORS_ORIGINS", "*")], &public)
+        .coordinator()
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("coordinator.cors_origins (CORS_ORIGINS)") && e.contains("AUTH_ENABLED"),
+        "{e}"
+    );
+    // On loopback, or with auth on, `*` is the operator's explicit choice.
+    assert!(load(None, &[("CORS_ORIGINS", "*")], &[])
+        .coordinator()
+        .is_ok());
+    assert!(load(
+        None,
+        &[("CORS_ORIGINS", "*"), ("AUTH_ENABLED", "true")],
+        &public
+    )
+    .coordinator()
+    .is_ok());
+}
+
+#[test]
+fn caps_per_key_default_to_the_coordinator_defaults_and_need_a_positive_count() {
+    let c = load(None, &[], &[]).coordinator().unwrap();
+    assert_eq!(c.caps, aof_coordinator::CoordinatorConfig::default().caps);
+    let c = load(
+        None,
+        &[
+            ("AOF_MAX_STREAMS_PER_KEY", "3"),
+            ("AOF_MAX_POLLS_PER_KEY", "1000"),
+            ("AOF_MAX_MCP_WAITS_PER_KEY", "2"),
+        ],
+        &[],
+    )
+    .coordinator()
+    .unwrap();
+    assert_eq!(
+        (c.caps.streams, c.caps.polls, c.caps.mcp_waits),
+        (3, 1000, 2)
+    );
+    for bad in ["0", "-1", "many", "1.5"] {
+        let err = load(None, &[("AOF_MAX_POLLS_PER_KEY", bad)], &[])
+            .coordinator()
+            .unwrap_err();
+        assert!(err.0.contains("AOF_MAX_POLLS_PER_KEY"), "{bad}: {err}");
+    }
+}
+
+/// A secret's value never appears in a parse error: a database URL is shown with its
+/// password masked, an API key not at all.
+#[test]
+fn parse_errors_mask_secrets() {
+    let err = load(
+        None,
+        &[(
+            "AOF_DATABASE_URL",
+            "mysql://u:hunter2secret@h/db?password=qwertysecret",
+        )],
+        &[],
+    )
+    .coordinator()
+    .unwrap_err();
+    assert!(err.0.contains("AOF_DATABASE_URL="), "{err}");
+    assert!(!err.0.contains("hunter2secret"), "{err}");
+    assert!(!err.0.contains("qwertysecret"), "{err}");
 }
 
 // runner.agent_user / runner.agent_env (issue #20, attack 6).

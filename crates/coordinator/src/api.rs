@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod event_batch;
+mod fence;
 mod ops;
 mod registry;
 mod runner;
@@ -136,7 +137,8 @@ pub fn router_with_shutdown(
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         // Inside CORS, so preflights are answered without a credential; `layer` (not
-        // `route_layer`) so unmatched paths are policed too (admin-only by default).
+        // `route_layer`) so unmatched paths are policed too (admin-only by default). It
+        // also runs the browser checks (Host, Origin, JSON bodies) before any handler.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::enforce,
@@ -150,9 +152,13 @@ pub fn router_with_shutdown(
         .with_state(state)
 }
 
-/// `CORS_ORIGINS` exactly: `*` allows any origin but never with credentials (browsers
-/// refuse that pair, and it would hand the cookie to every site); a list allows just
-/// those origins, with credentials, so the dashboard on another origin can use its cookie.
+/// `CORS_ORIGINS` exactly. Unset (the default): no `Access-Control-Allow-Origin` at all,
+/// so only same-origin pages (the dashboard at `/ui`, `aof dashboard`) read the API. A
+/// list allows just those origins, with credentials, so a dashboard on another origin can
+/// use its cookie. `*` (explicit only) allows any origin to read but never with
+/// credentials (browsers refuse that pair, and it would hand the cookie to every site).
+/// CORS only governs what a page may *read*; writes are refused by Origin before any
+/// handler (`auth::browser`), since a "simple" cross-site POST needs no preflight.
 fn cors_layer(origins: &str) -> CorsLayer {
     let base = CorsLayer::new().allow_methods([
         Method::GET,
@@ -179,12 +185,19 @@ fn cors_layer(origins: &str) -> CorsLayer {
 }
 
 /// Lease token and run id our runner sends with writes (absent for AOF reference runners).
+/// A header that is empty, blank, not UTF-8 or repeated counts as absent: it proves
+/// nothing, and a runner-role write without both is refused (`fence`, `auth::granted`).
 pub(crate) fn lease_headers(h: &HeaderMap) -> (Option<String>, Option<String>) {
     let get = |k: &str| {
-        h.get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        let mut all = h.get_all(k).iter();
+        let (Some(v), None) = (all.next(), all.next()) else {
+            return None;
+        };
+        v.to_str()
+            .ok()
+            .map(str::trim)
             .filter(|s| !s.is_empty())
+            .map(str::to_string)
     };
     (get(aof_wire::LEASE_HEADER), get(aof_wire::RUN_HEADER))
 }

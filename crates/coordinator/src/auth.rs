@@ -2,20 +2,23 @@
 //! request: it finds the route's grants in [`policy::RULES`], reads the credential
 //! (`Authorization: Bearer` or the `aof_session` cookie — never the query string, so
 //! credentials stay out of access logs and browser history), resolves it to a
-//! [`Principal`], checks the Origin of cookie-authenticated writes, and answers 401
-//! (no or bad credential) or 403 (wrong role) before any handler runs.
+//! [`Principal`], and answers 401 (no or bad credential) or 403 (wrong role) before any
+//! handler runs. Before the credential it refuses what a web page could have made the
+//! browser send ([`browser`]: Host, Origin) and repeated query keys; after it, bodies
+//! that are not JSON.
 //!
 //! Handlers never check roles. They may check what only they can see: a runner key
 //! acting as a runner id it registered ([`check_runner`]), a session token's
 //! `parent_session_id` ([`check_spawn`]).
 
+pub mod browser;
 pub mod oidc;
 pub mod policy;
 pub mod secrets;
 
 use axum::{
     extract::{FromRequestParts, RawPathParams, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, Method},
+    http::{header, request::Parts, HeaderMap, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -23,13 +26,20 @@ use chrono::Utc;
 use subtle::ConstantTimeEq;
 
 use aof_store::SessionTokenRecord;
-use aof_wire::auth::{Role, Whoami};
+use aof_wire::auth::{KeyScope, Role, Whoami};
 
 use crate::{audit, config::AuthConfig, error::ApiError, AppState};
 use policy::Grant;
 
-/// The browser session cookie (holds an API key; HttpOnly, SameSite=Strict).
+/// The browser session cookie: holds a browser-session id (never a key; HttpOnly,
+/// SameSite=Strict). With `auth.cookie_secure` it is [`SECURE_COOKIE`] instead.
 pub const COOKIE: &str = "aof_session";
+/// The cookie's name over HTTPS: the `__Host-` prefix makes browsers accept it only
+/// Secure, for Path=/ and without Domain, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-aof_session";
+
+/// How long a browser session lasts at most; logout and key revocation end it earlier.
+pub const BROWSER_SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
 /// How long a run's session token lives at most; it also dies with its run.
 pub const SESSION_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(12);
@@ -71,9 +81,11 @@ impl Principal {
     }
 
     /// What a runner id is bound to when this principal registers it; `None`: unbound
-    /// (admin, the in-process runner, auth off).
+    /// (admin, auth off).
     fn runner_binding(&self) -> Option<String> {
         match self {
+            // So no runner key can take over the in-process runner's id.
+            Principal::Internal => Some(INTERNAL_BINDING.into()),
             Principal::Key {
                 id,
                 role: Role::Runner,
@@ -109,9 +121,11 @@ pub struct Auth {
     /// The in-process runner's key (`aof up`); `None` when auth is off.
     internal: Option<String>,
     oidc: Option<oidc::Oidc>,
-    /// Exact origins allowed to send cookie-authenticated writes (`CORS_ORIGINS`
-    /// without `*`), besides the coordinator's own origin.
+    /// Exact origins allowed to send writes (`CORS_ORIGINS` without `*`), besides the
+    /// coordinator's own origin.
     origins: Vec<String>,
+    /// `CORS_ORIGINS=*`: any origin may send bearer-authenticated writes (auth on only).
+    any_origin: bool,
 }
 
 impl Auth {
@@ -126,7 +140,9 @@ impl Auth {
                 .split(',')
                 .map(|o| o.trim().to_string())
                 .filter(|o| !o.is_empty() && o != "*")
+                .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
+            any_origin: cors_origins.trim() == "*",
             oidc,
             cfg,
         })
@@ -170,6 +186,26 @@ impl Auth {
                 run_id: t.run_id,
             });
         }
+        if let Some(secret) = secrets::browser_secret(token) {
+            // The cookie: valid while unexpired, not logged out and its key not revoked.
+            let s = st
+                .store
+                .find_browser_session(&secrets::hash(secret))
+                .await?
+                .ok_or_else(invalid)?;
+            if s.expires_at <= Utc::now() {
+                return Err(invalid());
+            }
+            let key = st.store.find_key(&s.key_id).await?.ok_or_else(invalid)?;
+            if key.revoked_at.is_some() {
+                return Err(invalid());
+            }
+            return Ok(Principal::Key {
+                id: key.id,
+                name: key.name,
+                role: key.role,
+            });
+        }
         if let Some(internal) = &self.internal {
             if token.starts_with(secrets::INTERNAL_PREFIX) {
                 return if bool::from(token.as_bytes().ct_eq(internal.as_bytes())) {
@@ -200,27 +236,39 @@ impl Auth {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        if self.origins.iter().any(|o| o == origin) {
-            return true;
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        !host.is_empty()
-            && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        self.origin_known(origin, host)
     }
 
-    /// `Set-Cookie` for a login (`Some(key)`) or a logout (`None`).
-    pub fn cookie(&self, key: Option<&str>) -> HeaderValue {
+    /// The session cookie's name: exactly one is accepted, the one matching
+    /// `auth.cookie_secure`.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cfg.cookie_secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    /// The session cookie's value in a request, if any.
+    pub fn session_cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie_value(headers, self.cookie_name())
+    }
+
+    /// `Set-Cookie` for a login (`Some(browser session id)`) or a logout (`None`).
+    pub fn cookie(&self, session: Option<&str>) -> HeaderValue {
+        let name = self.cookie_name();
         let secure = if self.cfg.cookie_secure {
             "; Secure"
         } else {
             ""
         };
-        let v = match key {
-            Some(k) => format!("{COOKIE}={k}; HttpOnly; SameSite=Strict; Path=/{secure}"),
-            None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        let v = match session {
+            Some(id) => format!(
+                "{name}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                BROWSER_SESSION_TTL.num_seconds()
+            ),
+            None => format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
         };
         let mut h = HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
         h.set_sensitive(true);
@@ -228,25 +276,45 @@ impl Auth {
     }
 }
 
-/// The credential of a request and whether it came from the cookie. A malformed
-/// `Authorization` header yields an empty token (a 401), not a fallback to the cookie.
-fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
+/// The credential of a request and whether it came from the cookie named `cookie`. A
+/// malformed `Authorization` header yields an empty token (a 401), not a fallback to
+/// the cookie. Each kind travels one way only: a browser-session id as the cookie,
+/// everything else as a bearer token (an empty token, a 401, otherwise).
+fn credential(headers: &HeaderMap, cookie: &str) -> Option<(String, bool)> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().unwrap_or("");
         let token = match v.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => "",
         };
+        let token = if token.starts_with(secrets::BROWSER_PREFIX) {
+            ""
+        } else {
+            token
+        };
         return Some((token.to_string(), false));
     }
+    // A cookie holding anything else (an API key, as cookies did before browser
+    // sessions were server-side) is refused.
+    cookie_value(headers, cookie).map(|v| {
+        let v = if secrets::browser_secret(v).is_some() {
+            v
+        } else {
+            ""
+        };
+        (v.to_string(), true)
+    })
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| (v.to_string(), true))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 fn unauthenticated() -> Response {
@@ -267,12 +335,31 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
     let (mut parts, body) = req.into_parts();
     let info = audit::RequestInfo::read(&mut parts).await;
     let grants = policy::grants(&parts.method, info.template.as_deref());
+    // Before the credential: where the request comes from, and a query that means one
+    // thing to the policy and another to the handler.
+    let early = browser::check_source(&st.cfg, &st.auth, &parts, info.template.as_deref())
+        .map_err(ApiError::from)
+        .and_then(|()| crate::extract::unique_query_pairs(parts.uri.query().unwrap_or("")));
+    if let Err(e) = early {
+        return audit::record(&st.audit, &info, grants, None, e.into_response()).await;
+    }
     let principal = match admit(&st, &mut parts, grants).await {
         Ok(p) => p,
         Err((resp, who)) => {
             return audit::record(&st.audit, &info, grants, who.as_ref(), resp).await;
         }
     };
+    // After it (an anonymous caller learns 401 first), before any handler parses.
+    if let Err(r) = browser::check_body(&parts.headers, &body) {
+        return audit::record(
+            &st.audit,
+            &info,
+            grants,
+            principal.as_ref(),
+            r.into_response(),
+        )
+        .await;
+    }
     if let Some(p) = &principal {
         parts.extensions.insert(p.clone());
     }
@@ -297,7 +384,7 @@ async fn admit(
     if public {
         return Ok(None);
     }
-    let Some((token, via_cookie)) = credential(&parts.headers) else {
+    let Some((token, via_cookie)) = credential(&parts.headers, auth.cookie_name()) else {
         return Err((unauthenticated(), None));
     };
     let principal = match auth.authenticate(st, &token).await {
@@ -310,8 +397,8 @@ async fn admit(
         }
         Err(e) => return Err((e.into_response(), None)),
     };
-    let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if via_cookie && writes && !auth.origin_ok(&parts.headers) {
+    // `browser::check_source` refused a foreign Origin already; the cookie also needs one.
+    if via_cookie && browser::is_write(&parts.method) && !auth.origin_ok(&parts.headers) {
         let r = ApiError::Forbidden(
             "Cookie-authenticated writes need an Origin header from an allowed origin".into(),
             "origin_not_allowed",
@@ -355,19 +442,27 @@ async fn granted(
         Grant::Metrics | Grant::Viewer => is(&[Role::Viewer, Role::Operator, Role::Admin]),
         Grant::Operator => is(&[Role::Operator, Role::Admin]),
         Grant::Runner => is(&[Role::Runner, Role::Admin]),
+        // Headers that are empty, not UTF-8 or repeated do not count (issue #20); the
+        // handler then checks the lease is of this session and the caller's (`api::fence`).
         Grant::LeasedRunner => {
             is(&[Role::Admin])
                 || (is(&[Role::Runner])
-                    && parts.headers.contains_key(aof_wire::LEASE_HEADER)
-                    && parts.headers.contains_key(aof_wire::RUN_HEADER))
+                    && matches!(
+                        crate::api::lease_headers(&parts.headers),
+                        (Some(_), Some(_))
+                    ))
         }
         Grant::Admin => is(&[Role::Admin]),
         Grant::OwnSession => own.is_some() && own == id,
+        // Repeated keys were refused before (`enforce`), and are again here: the handler
+        // must read the very `session_id` this grant checked (it also forces its own).
         Grant::OwnSessionFeed => {
-            let q = crate::extract::query_pairs(parts.uri.query().unwrap_or(""));
+            let q = crate::extract::unique_query_pairs(parts.uri.query().unwrap_or(""));
             own.is_some()
-                && q.iter()
-                    .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
+                && q.is_ok_and(|q| {
+                    q.iter()
+                        .any(|(k, v)| k == "session_id" && Some(v.as_str()) == own)
+                })
         }
         Grant::SessionSpawn | Grant::AnySession => own.is_some(),
         Grant::ChildSession => match (own, id) {
@@ -401,6 +496,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The binding of the in-process runner's ids. No key has this id (key ids are 12 hex
+/// characters) and it cannot be revoked.
+const INTERNAL_BINDING: &str = "internal";
+
 /// A runner key may act only as runner ids it registered.
 pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
     let Some(binding) = caller.0.runner_binding() else {
@@ -416,20 +515,58 @@ pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Re
     }
 }
 
+/// What the caller's key may serve (`KeyScope::default()`: anything). Only API keys
+/// carry a scope; OIDC runners, the in-process runner and admins are unscoped.
+pub async fn runner_scope(st: &AppState, caller: &Caller) -> Result<KeyScope, ApiError> {
+    match &caller.0 {
+        Principal::Key {
+            id,
+            role: Role::Runner,
+            ..
+        } => Ok(st
+            .store
+            .find_key(id)
+            .await?
+            .map(|k| k.scope)
+            .unwrap_or_default()),
+        _ => Ok(KeyScope::default()),
+    }
+}
+
 /// At registration: binds the runner id to the caller's key. A runner id held by
-/// another live key is refused, so one runner key cannot take over another's runner.
-pub async fn bind_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Result<(), ApiError> {
+/// another live key is refused, so one runner key cannot take over another's runner;
+/// so is a runner carrying a tag outside a scoped key's tags (refused, not narrowed:
+/// the operator sees the mistake instead of a runner that silently serves less).
+pub async fn bind_runner(
+    st: &AppState,
+    caller: &Caller,
+    runner_id: &str,
+    tags: &[String],
+) -> Result<(), ApiError> {
     let Some(binding) = caller.0.runner_binding() else {
         return Ok(());
     };
+    let scope = runner_scope(st, caller).await?;
+    let foreign = scope.foreign_tags(tags);
+    if !foreign.is_empty() {
+        return Err(ApiError::Forbidden(
+            format!(
+                "This key registers runners with tags [{}] only; not: {}",
+                scope.tags.join(", "),
+                foreign.join(", ")
+            ),
+            "runner_out_of_scope",
+        ));
+    }
     if let Some(other) = st.store.runner_key(runner_id).await? {
         if other == binding {
             return Ok(());
         }
         let other_live = match st.store.find_key(&other).await? {
             Some(k) => k.revoked_at.is_none(),
-            // An OIDC subject cannot be revoked here; its binding stays.
-            None => other.starts_with("oidc:"),
+            // An OIDC subject cannot be revoked here, nor can the in-process runner;
+            // their bindings stay.
+            None => other.starts_with("oidc:") || other == INTERNAL_BINDING,
         };
         if other_live {
             return Err(ApiError::Forbidden(

@@ -39,8 +39,13 @@ pub struct CoordinatorConfig {
     pub lease_ttl: Duration,
     /// How often leases and timeouts are checked (`RUNNER_LIFECYCLE_INTERVAL`; default lease/4, ≤ 5 s).
     pub sweep_interval: Duration,
-    /// `CORS_ORIGINS`, comma separated; `*` allows any.
+    /// `CORS_ORIGINS`, comma separated; empty (default): same origin only; `*` (only
+    /// when set explicitly) allows any origin to read, never with credentials.
     pub cors_origins: String,
+    /// Host names the API answers with auth off besides `localhost` and IP addresses,
+    /// and `/mcp` always besides loopback (`AOF_ALLOWED_HOSTS`, lowercase, no port):
+    /// the DNS-rebinding defence (`auth::browser`).
+    pub allowed_hosts: Vec<String>,
     /// Largest request body accepted, bytes (`AOF_MAX_BODY_BYTES`, 4 MiB).
     pub max_body_bytes: usize,
     /// Environment variables blueprints may read as `${env.NAME}` (`AOF_PLACEHOLDER_ENV`,
@@ -52,23 +57,17 @@ pub struct CoordinatorConfig {
     /// Listen on a non-loopback address with auth off (`--insecure-listen`); warned about.
     pub insecure_listen: bool,
     pub auth: AuthConfig,
+    /// Concurrent streams, long-polls and MCP waits per credential (`crate::caps`).
+    pub caps: crate::caps::CapsConfig,
 }
 
-/// A PostgreSQL URL; `Debug` hides its password.
+/// A PostgreSQL URL; `Debug` hides its passwords (`user:***@`, `password=***`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresUrl(pub String);
 
 impl std::fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // postgres://user:secret@host → postgres://user:***@host
-        let s = &self.0;
-        let masked = match (s.find("://"), s.rfind('@')) {
-            (Some(a), Some(at)) if s[a + 3..at].contains(':') => {
-                let colon = a + 3 + s[a + 3..at].find(':').unwrap_or(0);
-                format!("{}:***{}", &s[..colon], &s[at..])
-            }
-            _ => s.clone(),
-        };
+        let masked = aof_store_postgres::redact_url(&self.0);
         write!(f, "PostgresUrl({masked:?})")
     }
 }
@@ -118,7 +117,8 @@ impl Default for CoordinatorConfig {
             recovery: RecoveryMode::Stale,
             lease_ttl: heartbeat * 3,
             sweep_interval: Duration::from_secs(5),
-            cors_origins: "*".into(),
+            cors_origins: String::new(),
+            allowed_hosts: Vec::new(),
             max_body_bytes: 4 << 20,
             placeholder_env: Vec::new(),
             project_dir_roots: Vec::new(),
@@ -127,6 +127,7 @@ impl Default for CoordinatorConfig {
                 metrics_public: true,
                 ..AuthConfig::default()
             },
+            caps: crate::caps::CapsConfig::default(),
         }
     }
 }
@@ -154,6 +155,43 @@ impl CoordinatorConfig {
                 self.listen
             ));
         }
+        if !self.auth.enabled && !self.listen.ip().is_loopback() && self.cors_origins.trim() == "*"
+        {
+            return Err(format!(
+                "refusing coordinator.cors_origins (CORS_ORIGINS) = * with auth off \
+                 (AUTH_ENABLED=false) on {}: any web page could read the API. List the exact \
+                 origins of your dashboards, turn auth on, or listen on 127.0.0.1",
+                self.listen
+            ));
+        }
+        if let Some(e) = self
+            .allowed_hosts
+            .iter()
+            .find_map(|h| crate::auth::browser::allowed_host_entry(h).err())
+        {
+            return Err(format!(
+                "coordinator.allowed_hosts (AOF_ALLOWED_HOSTS): {e}"
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod postgres_url_tests {
+    use super::PostgresUrl;
+
+    #[test]
+    fn debug_masks_every_password() {
+        for url in [
+            "postgres://u:s3cretpw@h/db",
+            "postgres://u@h/db?password=s3cretpw",
+            "postgres://u@h/db?sslmode=disable&password=s3cretpw",
+            "postgres://u@h/db?sslpassword=s3cretpw",
+        ] {
+            let shown = format!("{:?}", PostgresUrl(url.into()));
+            assert!(!shown.contains("s3cretpw"), "{shown}");
+            assert!(shown.contains("***") && shown.contains("@h/db"), "{shown}");
+        }
     }
 }

@@ -37,8 +37,15 @@ pub enum ApiError {
     /// 413: a body, event, or metadata over its limit (`crate::limits`).
     #[error("{0}")]
     TooLarge(String, &'static str),
+    /// 415: a body that is not JSON (`auth::browser`, `extract`).
+    #[error("Request bodies must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
+    /// 429: a credential over its cap of long-lived requests (`crate::caps`); the
+    /// number is the `Retry-After` in seconds.
+    #[error("{0}")]
+    TooMany(String, &'static str, u64),
     /// 507 when the disk is full, else 503: the store refused the write whole.
     #[error("{1}")]
     Storage(bool, String),
@@ -58,7 +65,9 @@ impl ApiError {
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,8 +84,10 @@ impl ApiError {
             | ApiError::Unauthorized(_, c)
             | ApiError::Forbidden(_, c)
             | ApiError::TooLarge(_, c)
-            | ApiError::Unprocessable(_, c) => c,
+            | ApiError::Unprocessable(_, c)
+            | ApiError::TooMany(_, c, _) => c,
             ApiError::Validation(_) => "validation_error",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Storage(true, _) => "storage_full",
             ApiError::Storage(false, _) => "storage_unavailable",
@@ -146,6 +157,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
+        let retry_after = match &self {
+            ApiError::TooMany(_, _, secs) => Some(*secs),
+            _ => None,
+        };
         let detail = match self {
             ApiError::Validation(list) => list,
             ApiError::BadRequestObject(v, _) | ApiError::ConflictObject(v, _) => v,
@@ -165,7 +180,12 @@ impl IntoResponse for ApiError {
             code: Some(code.to_string()),
             details: None,
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

@@ -112,6 +112,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = crate::auth::browser::declares_json(req.headers());
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge("Request body too large".into(), "body_too_large")
@@ -119,7 +120,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::BadRequest(e.body_text(), "bad_body")
             }
         })?;
+        json_only(json, &bytes)?;
         parse_bytes(&bytes).map(JsonBody)
+    }
+}
+
+/// The middleware already refused non-JSON bodies (`auth::browser::check_body`); this
+/// holds for a handler served without it too.
+fn json_only(declared: bool, bytes: &[u8]) -> Result<(), ApiError> {
+    if declared || bytes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
     }
 }
 
@@ -143,6 +155,7 @@ pub async fn json_body_limited<T: DeserializeOwned>(
     req: Request,
     limit: usize,
 ) -> Result<T, ApiError> {
+    let json = crate::auth::browser::declares_json(req.headers());
     let bytes = axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|e| {
@@ -156,28 +169,44 @@ pub async fn json_body_limited<T: DeserializeOwned>(
                 ApiError::BadRequest(format!("Failed to read the body: {e}"), "bad_body")
             }
         })?;
+    json_only(json, &bytes)?;
     parse_bytes(&bytes)
 }
 
-/// Query string as a map; handlers check required keys with `require`.
+/// Query string as a map; handlers check required keys with `require`. A repeated key
+/// is a 400: a map would keep one value while a check elsewhere may have read another.
 pub struct QueryMap(pub std::collections::HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let q = parts.uri.query().unwrap_or("");
-        let map: std::collections::HashMap<String, String> = query_pairs(q).into_iter().collect();
-        Ok(QueryMap(map))
+        let pairs = unique_query_pairs(parts.uri.query().unwrap_or(""))?;
+        Ok(QueryMap(pairs.into_iter().collect()))
     }
 }
 
-pub(crate) fn query_pairs(q: &str) -> Vec<(String, String)> {
+fn query_pairs(q: &str) -> Vec<(String, String)> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
         &format!("/?{q}").parse().unwrap_or_default(),
     )
     .map(|axum::extract::Query(v)| v)
     .unwrap_or_default()
+}
+
+/// The decoded query pairs, or 400 `repeated_query_key` when a key (after decoding)
+/// occurs twice: `?session_id=mine&session_id=yours` must not pass a check on one and
+/// be served the other.
+pub fn unique_query_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs = query_pairs(q);
+    let mut seen = std::collections::HashSet::new();
+    match pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        Some((k, _)) => Err(ApiError::BadRequest(
+            format!("Query parameter '{k}' is repeated; give each parameter once"),
+            "repeated_query_key",
+        )),
+        None => Ok(pairs),
+    }
 }
 
 impl QueryMap {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 mod callbacks;
+pub mod caps;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Queue to the audit writer task (the auth middleware records; `GET /audit` flushes).
     pub audit: Arc<audit::AuditLog>,
+    /// Per-credential counts of streams, long-polls and MCP waits (`caps`).
+    pub caps: Arc<caps::Caps>,
 }
 
 impl AppState {
@@ -126,6 +129,7 @@ impl Coordinator {
         let state = AppState {
             registry: Arc::new(registry),
             audit: Arc::new(audit::AuditLog::start(store.clone())),
+            caps: caps::Caps::new(cfg.caps, cfg.poll_timeout),
             store,
             cfg: Arc::new(cfg),
             wake: Arc::new(wake),

@@ -30,12 +30,17 @@ pub fn service(
     st: AppState,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<tools::Orchestrator, LocalSessionManager> {
+    // rmcp's own DNS-rebinding check stays on, with the hosts our Host check allows on
+    // `/mcp` (`auth::browser`, which refuses first, with a JSON error): loopback plus
+    // `coordinator.allowed_hosts`. Where agents reach us by another name or IP
+    // (`coordinator` in compose, the Service in Kubernetes), it must be listed there.
+    let hosts = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(st.cfg.allowed_hosts.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(shutdown)
-        // Runners reach the coordinator by whatever name the deployment gives it
-        // (`coordinator:8765` in compose); our own auth guards this route, and the
-        // DNS-rebinding risk the Host check addresses is covered by auth + CORS.
-        .disable_allowed_hosts();
+        .with_allowed_hosts(hosts);
     StreamableHttpService::new(
         move || Ok(tools::Orchestrator::new(st.clone())),
         Arc::new(LocalSessionManager::default()),

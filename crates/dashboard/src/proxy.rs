@@ -4,7 +4,10 @@
 //! The proxy adds no credential of its own: requests carry the browser's cookie or
 //! bearer token and the coordinator decides. Because the coordinator's Origin check
 //! compares against its own host, the proxy checks Origin against *its* host instead
-//! and forwards allowed requests with the coordinator's origin.
+//! and forwards allowed requests with the coordinator's origin. The browser's `Host`
+//! goes along as `X-Forwarded-Host`, so the coordinator's DNS-rebinding check (auth off:
+//! loopback or `coordinator.allowed_hosts` only) also covers a page that reached the
+//! proxy under a rebound name.
 
 use anyhow::Context;
 use axum::{
@@ -30,7 +33,8 @@ struct Upstream {
 /// Largest request body forwarded; above the coordinator's default limit (4 MiB).
 const MAX_BODY: usize = 16 << 20;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and `host`, which the client sets itself.
+/// Hop-by-hop headers (RFC 9110 §7.6.1), `host`, which the client sets itself, and
+/// `x-forwarded-host`, which we set (a browser's own value must not pass as ours).
 const HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -43,6 +47,7 @@ const HOP: &[&str] = &[
     "upgrade",
     "host",
     "content-length",
+    "x-forwarded-host",
 ];
 
 fn origin_of(url: &str) -> anyhow::Result<HeaderValue> {
@@ -154,6 +159,9 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
         } else {
             headers.append(k.clone(), v.clone());
         }
+    }
+    if let Some(host) = parts.headers.get(header::HOST) {
+        headers.insert("x-forwarded-host", host.clone());
     }
     // API bodies are small (the coordinator caps them); buffering keeps Content-Length.
     let body = match axum::body::to_bytes(body, MAX_BODY).await {

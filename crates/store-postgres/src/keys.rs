@@ -5,6 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{postgres::PgRow, Row};
 
 use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
+use aof_wire::auth::KeyScope;
 
 use crate::{internal, ms, PgStore};
 
@@ -23,6 +24,10 @@ fn key_from_row(r: &PgRow) -> StoreResult<KeyRecord> {
         hash: r.get("hash"),
         created_at: at(r.get("created_ms")),
         revoked_at: r.get::<Option<i64>, _>("revoked_ms").map(at),
+        scope: KeyScope {
+            tags: r.get("scope_tags"),
+            agents: r.get("scope_agents"),
+        },
     })
 }
 
@@ -30,7 +35,8 @@ impl PgStore {
     pub(crate) async fn create_key_impl(&self, k: &KeyRecord) -> StoreResult<()> {
         let mut w = self.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms, scope_tags, \
+             scope_agents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&k.id)
         .bind(&k.name)
@@ -38,6 +44,8 @@ impl PgStore {
         .bind(&k.hash)
         .bind(ms(k.created_at))
         .bind(k.revoked_at.map(ms))
+        .bind(&k.scope.tags)
+        .bind(&k.scope.agents)
         .execute(&mut *w.tx)
         .await
         .map_err(internal)?;
@@ -172,6 +180,7 @@ mod tests {
             hash: "h".into(),
             created_at: at(ms),
             revoked_at: None,
+            scope: KeyScope::default(),
         };
         s.create_key(&key("a", 1_000)).await.unwrap();
         s.create_key(&key("b", 2_000)).await.unwrap();
@@ -194,6 +203,18 @@ mod tests {
         );
         assert!(!s.revoke_key("zz").await.unwrap());
         assert_eq!(s.find_key("b").await.unwrap().unwrap().role, Role::Runner);
+        let scope = KeyScope {
+            tags: vec!["gpu".into()],
+            agents: vec!["a".into(), "b".into()],
+        };
+        s.create_key(&KeyRecord {
+            scope: scope.clone(),
+            ..key("c", 3_000)
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.find_key("c").await.unwrap().unwrap().scope, scope);
+        assert!(s.find_key("b").await.unwrap().unwrap().scope.is_unlimited());
 
         let t = SessionTokenRecord {
             id: "t1".into(),

@@ -9,11 +9,13 @@
 //! are broadcast while `write_lock` is still held, so live order equals cursor order.
 
 mod audit;
+mod browser_sessions;
 mod callbacks;
 mod events;
 mod keys;
 mod leases;
 mod live;
+mod redact;
 mod rows;
 mod runners;
 mod runs;
@@ -38,6 +40,8 @@ use tokio::sync::{broadcast, Mutex, MutexGuard};
 
 use aof_store::{StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
+
+pub use redact::redact_url;
 
 /// Key of the advisory lock every write transaction takes (any constant unique to aof).
 pub(crate) const WRITE_LOCK_KEY: i64 = 0x0a0f_5704_e001;
@@ -133,9 +137,12 @@ impl PgStore {
     /// Connects and applies the embedded migrations (sqlx serializes concurrent
     /// migrators with its own advisory lock, so coordinators may start together).
     pub async fn connect(url: &str, opts: PgOptions) -> StoreResult<PgStore> {
-        let connect: PgConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::Illegal(format!("invalid PostgreSQL URL: {e}")))?;
+        let connect: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+            StoreError::Illegal(format!(
+                "invalid PostgreSQL URL: {}",
+                redact_url(&e.to_string())
+            ))
+        })?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         // Named on every connection: the feed table's NOTIFY trigger sends it (0008).
         let connect = connect.options([("aof.instance", instance.as_str())]);

@@ -3,11 +3,11 @@
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
 use aof_store::{NewRun, RunRecord, RunReport, StoreError, StoreResult, Writer};
-use aof_wire::{event::types, sse, Event, Run, RunType};
+use aof_wire::{auth::KeyScope, event::types, sse, Event, Run, RunType};
 use chrono::{Duration, Utc};
 use sqlx::Row;
 
-use aof_store::matching::satisfies;
+use aof_store::matching::may_claim;
 
 use crate::{
     events::append_in_tx,
@@ -23,11 +23,12 @@ pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
 
-/// The oldest pending run `runner` satisfies, read a page at a time: usually the first
-/// matches, and a long queue must not be parsed whole per poll.
+/// The oldest pending run `runner` satisfies and its key's `scope` allows, read a page at
+/// a time: usually the first matches, and a long queue must not be parsed whole per poll.
 async fn pick_pending(
     conn: &mut sqlx::PgConnection,
     runner: &aof_wire::runner::RunnerInfo,
+    scope: &KeyScope,
 ) -> StoreResult<Option<RunRecord>> {
     let mut after: i64 = 0;
     loop {
@@ -46,7 +47,14 @@ async fn pick_pending(
         if let Some(rec) = page
             .iter()
             .filter_map(|r| run_from_row(r).ok())
-            .find(|rec| satisfies(runner, rec.run.demands.as_ref()))
+            .find(|rec| {
+                may_claim(
+                    runner,
+                    scope,
+                    rec.run.agent_name.as_deref(),
+                    rec.run.demands.as_ref(),
+                )
+            })
         {
             return Ok(Some(rec));
         }
@@ -176,13 +184,14 @@ impl PgStore {
         &self,
         runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
         let runner_id = runner.runner_id.as_str();
         // A cheap look without the write lock first: most polls find nothing to take and
         // must not queue behind writers for that.
         {
             let mut conn = self.pool.acquire().await.map_err(internal)?;
-            if pick_pending(&mut conn, runner).await?.is_none() {
+            if pick_pending(&mut conn, runner, scope).await?.is_none() {
                 return Ok(None);
             }
         }
@@ -192,7 +201,7 @@ impl PgStore {
         // Picked again under the write lock, which every claim takes: a run seen above may
         // have gone to another runner, and losing that race must not send this poll to
         // sleep while other runs wait (it parks until the next wake-up).
-        let Some(pick) = pick_pending(&mut w.tx, runner).await? else {
+        let Some(pick) = pick_pending(&mut w.tx, runner, scope).await? else {
             return Ok(None);
         };
         let next = RunStatus::Pending.on(RunEvent::Claim).map_err(illegal)?;

@@ -5,6 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{OptionalExtension, Row};
 
 use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
+use aof_wire::auth::KeyScope;
 
 use crate::{internal, ms, rows::bad_column, SqliteStore};
 
@@ -14,6 +15,10 @@ pub(crate) fn at(ms: i64) -> DateTime<Utc> {
 
 fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
     let role: String = r.get("role")?;
+    let list = |col: &str| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(col)?;
+        serde_json::from_str(&text).map_err(|e| bad_column(col, e))
+    };
     Ok(KeyRecord {
         id: r.get("id")?,
         name: r.get("name")?,
@@ -21,15 +26,22 @@ fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
         hash: r.get("hash")?,
         created_at: at(r.get("created_ms")?),
         revoked_at: r.get::<_, Option<i64>>("revoked_ms")?.map(at),
+        scope: KeyScope {
+            tags: list("scope_tags")?,
+            agents: list("scope_agents")?,
+        },
     })
 }
 
 impl SqliteStore {
     pub(crate) async fn create_key_impl(&self, k: &KeyRecord) -> StoreResult<()> {
         let k = k.clone();
+        let tags = serde_json::to_string(&k.scope.tags).map_err(internal)?;
+        let agents = serde_json::to_string(&k.scope.agents).map_err(internal)?;
         self.write(move |w| {
             w.prepare_cached(
-                "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms, scope_tags, \
+                 scope_agents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut st| {
                 st.execute((
@@ -39,6 +51,8 @@ impl SqliteStore {
                     &k.hash,
                     ms(k.created_at),
                     k.revoked_at.map(ms),
+                    tags,
+                    agents,
                 ))
             })
             .map_err(internal)?;
@@ -176,6 +190,7 @@ mod tests {
             hash: "h".into(),
             created_at: at(ms),
             revoked_at: None,
+            scope: KeyScope::default(),
         };
         s.create_key(&key("a", 1_000)).await.unwrap();
         s.create_key(&key("b", 2_000)).await.unwrap();
@@ -198,6 +213,18 @@ mod tests {
         );
         assert!(!s.revoke_key("zz").await.unwrap());
         assert_eq!(s.find_key("b").await.unwrap().unwrap().role, Role::Runner);
+        let scope = KeyScope {
+            tags: vec!["gpu".into()],
+            agents: vec!["a".into(), "b".into()],
+        };
+        s.create_key(&KeyRecord {
+            scope: scope.clone(),
+            ..key("c", 3_000)
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.find_key("c").await.unwrap().unwrap().scope, scope);
+        assert!(s.find_key("b").await.unwrap().unwrap().scope.is_unlimited());
 
         let t = SessionTokenRecord {
             id: "t1".into(),

@@ -6,9 +6,11 @@
 //! commit order, so live order equals cursor order.
 
 mod audit;
+mod browser_sessions;
 mod callbacks;
 mod db;
 mod events;
+mod files;
 mod keys;
 mod leases;
 mod maintenance;
@@ -153,14 +155,18 @@ async fn migrate(path: &Path) -> StoreResult<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+        // Private before SQLite creates anything in it (see `files`).
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            files::private_store(&p).map_err(|e| {
                 internal(anyhow::anyhow!(
-                    "cannot create data dir {}: {e}",
-                    dir.display()
+                    "cannot create the database {} or its data dir: {e}",
+                    p.display()
                 ))
-            })?;
-        }
+            })
+        })
+        .await
+        .map_err(internal)??;
         migrate(path).await?;
         let (p, durability) = (path.to_path_buf(), opts.durability);
         let conn = tokio::task::spawn_blocking(move || db::open_writer(&p, durability))
@@ -245,15 +251,27 @@ pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
             db.display()
         )));
     }
-    let (db, out) = (db.to_path_buf(), out.display().to_string());
+    let (db, out) = (db.to_path_buf(), out.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(internal)?;
-        conn.busy_timeout(Duration::from_secs(30))
+        // The copy is as private as the database: created 0600 (empty, which VACUUM
+        // INTO accepts) instead of with the umask's mode.
+        files::private_db(&out)
+            .map_err(|e| internal(anyhow::anyhow!("cannot create {}: {e}", out.display())))?;
+        let copy = || {
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
             .map_err(internal)?;
-        conn.execute("VACUUM INTO ?1", [out]).map_err(internal)?;
-        Ok(())
+            conn.busy_timeout(Duration::from_secs(30))
+                .map_err(internal)?;
+            conn.execute("VACUUM INTO ?1", [out.display().to_string()])
+                .map_err(internal)?;
+            Ok(())
+        };
+        copy().inspect_err(|_| {
+            let _ = std::fs::remove_file(&out);
+        })
     })
     .await
     .map_err(internal)?

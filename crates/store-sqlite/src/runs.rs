@@ -3,9 +3,10 @@
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
 use aof_store::{
-    stops, NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer,
+    matching::may_claim, stops, NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult,
+    Writer,
 };
-use aof_wire::{event::types, sse, Demands, Event, Run, RunType};
+use aof_wire::{auth::KeyScope, event::types, sse, Demands, Event, Run, RunType};
 use chrono::{Duration, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -16,44 +17,49 @@ use crate::{
         self, cas_status, feed_session, load_run, run_from_row, set_session_status, ts, RUN_COLS,
         SESSION_COLS,
     },
-    satisfies, SqliteStore, Tx,
+    SqliteStore, Tx,
 };
 
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
 
-/// The oldest pending run `runner` can take, read a page at a time: usually the first
-/// matches, and a long queue must not be parsed whole per poll. Only the demands are read.
+/// The oldest pending run `runner` can take (and its key's `scope` allows), read a page
+/// at a time: usually the first matches, and a long queue must not be parsed whole per
+/// poll. Only the agent and the demands are read.
 fn find_pending(
     conn: &Connection,
     runner: &aof_wire::runner::RunnerInfo,
+    scope: &KeyScope,
 ) -> StoreResult<Option<String>> {
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT rowid, run_id, demands FROM runs WHERE status = 'pending' AND rowid > ? \
-             ORDER BY rowid LIMIT {CLAIM_PAGE}"
+            "SELECT rowid, run_id, agent_name, demands FROM runs WHERE status = 'pending' \
+             AND rowid > ? ORDER BY rowid LIMIT {CLAIM_PAGE}"
         ))
         .map_err(internal)?;
     let mut after: i64 = 0;
     loop {
-        let page: Vec<(i64, String, Option<String>)> = st
-            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        type Row = (i64, String, Option<String>, Option<String>);
+        let page: Vec<Row> = st
+            .query_map([after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .and_then(|rows| rows.collect())
             .map_err(internal)?;
         let Some(last) = page.last() else {
             return Ok(None);
         };
         after = last.0;
-        let found = page.iter().find(|(_, _, demands)| {
+        let found = page.iter().find(|(_, _, agent, demands)| {
             // A row whose demands do not parse is skipped, as before.
             match demands.as_deref().map(serde_json::from_str::<Demands>) {
-                None => satisfies(runner, None),
-                Some(Ok(d)) => satisfies(runner, Some(&d)),
+                None => may_claim(runner, scope, agent.as_deref(), None),
+                Some(Ok(d)) => may_claim(runner, scope, agent.as_deref(), Some(&d)),
                 Some(Err(_)) => false,
             }
         });
-        if let Some((_, run_id, _)) = found {
+        if let Some((_, run_id, _, _)) = found {
             return Ok(Some(run_id.clone()));
         }
         if page.len() < CLAIM_PAGE {
@@ -107,11 +113,12 @@ impl SqliteStore {
         &self,
         runner: &aof_wire::runner::RunnerInfo,
         ttl: Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
         // One job on the writer: it finds the run and takes it with a warm cache, and an
         // idle poll costs one short read there.
-        let runner = runner.clone();
-        self.write(move |w| match find_pending(w, &runner)? {
+        let (runner, scope) = (runner.clone(), scope.clone());
+        self.write(move |w| match find_pending(w, &runner, &scope)? {
             Some(run_id) => claim(w, &runner, run_id, ttl),
             None => Ok(None),
         })

@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::*;
 use aof_wire::{
+    auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
     sse::FeedItem,
@@ -94,12 +95,13 @@ impl Store for SqliteStore {
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
         self.list_runs_impl(status).await
     }
-    async fn claim_run(
+    async fn claim_run_scoped(
         &self,
         runner: &RunnerInfo,
         ttl: Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
-        self.claim_run_impl(runner, ttl).await
+        self.claim_run_impl(runner, ttl, scope).await
     }
     async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
         self.poll_state_impl(runner_id).await
@@ -240,6 +242,18 @@ impl Store for SqliteStore {
     }
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
         self.find_session_token_impl(id).await
+    }
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
+        self.create_browser_session_impl(s).await
+    }
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
+        self.find_browser_session_impl(hash).await
+    }
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
+        self.delete_browser_session_impl(hash).await
+    }
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
+        self.delete_browser_sessions_of_key_impl(key_id).await
     }
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         self.pending_callbacks_impl(parent).await

@@ -8,6 +8,7 @@
 //! - A run has at most one lease; writes carrying another token are refused.
 
 pub mod audit;
+pub mod browser_sessions;
 pub mod matching;
 pub mod stops;
 
@@ -17,8 +18,10 @@ use tokio::sync::{broadcast, watch};
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
+pub use browser_sessions::BrowserSessionRecord;
 
 use aof_wire::{
+    auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
     sse::FeedItem,
@@ -175,6 +178,8 @@ pub struct KeyRecord {
     pub hash: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// A runner key's limits (empty: none).
+    pub scope: aof_wire::auth::KeyScope,
 }
 
 /// A run's session token as stored (hash only); valid until `expires_at` and only while
@@ -248,6 +253,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         runner: &RunnerInfo,
         ttl: chrono::Duration,
+    ) -> StoreResult<Option<RunRecord>> {
+        self.claim_run_scoped(runner, ttl, &KeyScope::default())
+            .await
+    }
+    /// `claim_run` for a runner whose key is limited to `scope`: a pending run outside it
+    /// is passed over (it stays pending for another runner), never claimed.
+    async fn claim_run_scoped(
+        &self,
+        runner: &RunnerInfo,
+        ttl: chrono::Duration,
+        scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>>;
     /// The runner's row, deregistration mark and whether stops await it — one read per poll.
     async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState>;
@@ -342,6 +358,16 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str) -> StoreResult<bool>;
     async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()>;
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>>;
+    /// Stores a browser session (login); drops expired ones first, so the table stays
+    /// small without a sweep.
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()>;
+    /// By the SHA-256 of the cookie's secret; expired rows may still be returned (the
+    /// caller checks `expires_at`).
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>>;
+    /// Logout. False when there was no such session.
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool>;
+    /// Ends every browser session of a key (it was revoked); returns how many.
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64>;
     /// Records which key registered a runner id (a runner key may act only as its own).
     /// Undelivered callbacks for `parent`, oldest first.
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>>;

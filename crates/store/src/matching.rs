@@ -1,6 +1,17 @@
 //! Demand matching, as the AOF reference does it; pure, shared by every store backend.
 
-use aof_wire::{runner::RunnerInfo, Demands};
+use aof_wire::{auth::KeyScope, runner::RunnerInfo, Demands};
+
+/// May this runner, whose key is limited to `scope`, take a run of `agent` with these
+/// demands? Its own matching first, then the key's scope (issue #20).
+pub fn may_claim(
+    runner: &RunnerInfo,
+    scope: &KeyScope,
+    agent: Option<&str>,
+    demands: Option<&Demands>,
+) -> bool {
+    satisfies(runner, demands) && scope.allows(agent, demands.map_or(&[], |d| &d.tags))
+}
 
 /// Does this runner satisfy the run's demands?
 ///

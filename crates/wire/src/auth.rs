@@ -65,6 +65,98 @@ pub struct KeyCreate {
     pub role: Role,
     #[serde(default)]
     pub name: Option<String>,
+    /// AOF-RS, runner keys only: its runners may carry only these tags, and it claims
+    /// only runs whose demanded tags are all among them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// AOF-RS, runner keys only: it claims only runs of these agents.
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+impl KeyCreate {
+    /// The scope asked for, not yet validated.
+    pub fn scope(&self) -> KeyScope {
+        KeyScope {
+            tags: self.tags.clone(),
+            agents: self.agents.clone(),
+        }
+    }
+}
+
+/// What a `runner` key may serve (AOF-RS). An empty list is no limit. `tags`: its runners
+/// may carry only these tags (registration with any other is refused) and it claims only
+/// runs whose demanded tags are all among them. `agents`: it claims only runs of these
+/// agents (a run without an agent too is left for other runners).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct KeyScope {
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub agents: Vec<String>,
+}
+
+/// At most this many tags and this many agents in a key's scope.
+pub const MAX_SCOPE_ENTRIES: usize = 100;
+
+impl KeyScope {
+    pub fn is_unlimited(&self) -> bool {
+        self.tags.is_empty() && self.agents.is_empty()
+    }
+
+    /// May a key with this scope serve a run of `agent` demanding `tags`?
+    pub fn allows(&self, agent: Option<&str>, tags: &[String]) -> bool {
+        let agent_ok =
+            self.agents.is_empty() || agent.is_some_and(|a| self.agents.iter().any(|x| x == a));
+        agent_ok
+            && tags
+                .iter()
+                .all(|t| self.tags.is_empty() || self.tags.contains(t))
+    }
+
+    /// Tags a runner registered with this key may not carry (empty: all allowed).
+    pub fn foreign_tags<'a>(&self, runner_tags: &'a [String]) -> Vec<&'a str> {
+        if self.tags.is_empty() {
+            return Vec::new();
+        }
+        runner_tags
+            .iter()
+            .filter(|t| !self.tags.contains(t))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Checks a scope for a key of `role`, trimming and de-duplicating its entries.
+    pub fn validated(self, role: Role) -> Result<KeyScope, String> {
+        if self.is_unlimited() {
+            return Ok(self);
+        }
+        if role != Role::Runner {
+            return Err(format!(
+                "tags and agents limit runner keys only, not {role} keys"
+            ));
+        }
+        let clean = |what: &str, list: Vec<String>| -> Result<Vec<String>, String> {
+            let mut out: Vec<String> = Vec::new();
+            for v in list {
+                let v = v.trim().to_string();
+                if v.is_empty() || v.len() > 200 {
+                    return Err(format!("each of {what} must be 1 to 200 characters"));
+                }
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            if out.len() > MAX_SCOPE_ENTRIES {
+                return Err(format!("at most {MAX_SCOPE_ENTRIES} {what}"));
+            }
+            Ok(out)
+        };
+        Ok(KeyScope {
+            tags: clean("tags", self.tags)?,
+            agents: clean("agents", self.agents)?,
+        })
+    }
 }
 
 /// A key as listed: the public prefix, never the secret nor its hash.
@@ -77,6 +169,12 @@ pub struct KeyInfo {
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// AOF-RS: a runner key's tags (see `KeyScope`; empty: no limit).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// AOF-RS: a runner key's agents (empty: no limit).
+    #[serde(default)]
+    pub agents: Vec<String>,
 }
 
 /// The answer to `POST /auth/keys`: the only time the secret is shown.
@@ -107,4 +205,44 @@ pub struct Whoami {
     /// Key id, OIDC subject, or the session id for a session token.
     pub subject: Option<String>,
     pub auth_enabled: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(tags: &[&str], agents: &[&str]) -> KeyScope {
+        KeyScope {
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            agents: agents.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_scope_allows_only_its_agents_and_tags() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let any = KeyScope::default();
+        assert!(any.allows(None, &tags(&["x"])));
+        let s = scope(&["gpu"], &["a", "b"]);
+        assert!(s.allows(Some("a"), &[]));
+        assert!(s.allows(Some("b"), &tags(&["gpu"])));
+        assert!(!s.allows(Some("c"), &[]), "agent outside the scope");
+        assert!(!s.allows(None, &[]), "a run without an agent");
+        assert!(!s.allows(Some("a"), &tags(&["gpu", "eu"])), "tag outside");
+        assert_eq!(s.foreign_tags(&tags(&["gpu", "eu"])), ["eu"]);
+        assert!(any.foreign_tags(&tags(&["eu"])).is_empty());
+    }
+
+    #[test]
+    fn only_runner_keys_take_a_scope() {
+        let s = scope(&[" gpu", "gpu"], &[]);
+        assert_eq!(s.clone().validated(Role::Runner).unwrap().tags, ["gpu"]);
+        for role in [Role::Admin, Role::Operator, Role::Viewer] {
+            assert!(s.clone().validated(role).is_err(), "{role}");
+            assert!(KeyScope::default().validated(role).is_ok(), "{role}");
+        }
+        assert!(scope(&[""], &[]).validated(Role::Runner).is_err());
+        let body: KeyCreate = serde_json::from_str(r#"{"role":"runner","agents":["a"]}"#).unwrap();
+        assert_eq!(body.scope(), scope(&[], &["a"]));
+    }
 }

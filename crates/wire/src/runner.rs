@@ -14,7 +14,8 @@ pub struct RegisterRequest {
     pub executor: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    #[serde(default)]
+    /// Left out when unset: the AOF reference takes a boolean here and refuses `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_matching_tags: Option<bool>,
     /// AOF-RS: random per runner process. The same instance may register again (after a
     /// coordinator restart) without a duplicate-runner conflict.
@@ -127,4 +128,21 @@ pub struct RunnerInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerList {
     pub runners: Vec<RunnerInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_register_options_are_left_out_for_the_reference() {
+        let v = serde_json::to_value(RegisterRequest::default()).unwrap();
+        assert!(v.get("require_matching_tags").is_none(), "{v}");
+        let v = serde_json::to_value(RegisterRequest {
+            require_matching_tags: Some(true),
+            ..RegisterRequest::default()
+        })
+        .unwrap();
+        assert_eq!(v["require_matching_tags"], true);
+    }
 }

@@ -31,7 +31,16 @@ pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
     let addr = coord.local_addr()?;
     super::write_addr_file(args.coordinator.addr_file.as_deref(), addr)?;
     let url = format!("http://{addr}");
-    let mut runner_cfg = cfg.runner(Some(url.clone()))?;
+    // The in-process runner dials loopback even when the API listens on every interface:
+    // with auth off, `0.0.0.0` is not a Host the API answers (DNS-rebinding check).
+    let mut local = addr;
+    if local.ip().is_unspecified() {
+        local.set_ip(match local {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut runner_cfg = cfg.runner(Some(format!("http://{local}")))?;
     // With auth on, the in-process runner uses a key that exists only in this process,
     // so `aof up` needs no runner key and there is no default credential.
     if let Some(key) = coord.internal_runner_key() {

@@ -147,7 +147,12 @@ async fn cors_is_exact_and_never_a_wildcard_with_credentials() {
         vec![("CORS_ORIGINS".into(), "http://app.test".into())],
     )
     .await;
-    let any = Coordinator::start(&dir.path().join("b"), vec![]).await;
+    // `*` only when set explicitly (the default is same-origin only: driveby.rs).
+    let any = Coordinator::start(
+        &dir.path().join("b"),
+        vec![("CORS_ORIGINS".into(), "*".into())],
+    )
+    .await;
     let preflight = |url: String, origin: &'static str| async move {
         let r = client()
             .request(reqwest::Method::OPTIONS, format!("{url}/sessions"))

@@ -10,11 +10,20 @@ mod mcp_client;
 
 mod audit;
 mod browser;
+mod caps;
 mod claude;
+mod cookies;
+mod doctor;
+mod driveby;
+mod forgery;
+mod files;
 mod keys;
 mod mcp;
 mod oidc;
+mod policy_fuzz;
 mod routes;
+mod secrets_view;
+mod scope;
 
 use std::{path::Path, process::Stdio};
 

@@ -10,7 +10,7 @@ use super::*;
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
+pub(super) enum Who {
     Nobody,
     Viewer,
     Session,
@@ -22,7 +22,7 @@ enum Who {
 /// Who may call each route: `*` = no credential needed, else letters
 /// V(iewer) O(perator) R(unner) A(dmin) S(ession token, on its own session).
 /// Written out here, apart from the coordinator's table, so the two check each other.
-const EXPECTED: &[(&str, &str)] = &[
+pub(super) const EXPECTED: &[(&str, &str)] = &[
     ("GET /health", "*"),
     ("GET /ready", "*"),
     ("GET /metrics", "*"),
@@ -81,7 +81,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /audit", "A"),
 ];
 
-fn letter(w: Who) -> char {
+pub(super) fn letter(w: Who) -> char {
     match w {
         Who::Viewer => 'V',
         Who::Operator => 'O',

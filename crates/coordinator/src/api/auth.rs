@@ -7,7 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use chrono::Utc;
 
+use aof_store::BrowserSessionRecord;
 use aof_wire::{
     api::OkResponse,
     auth::{KeyCreate, KeyCreated, KeyInfo, KeyList, LoginRequest, Whoami},
@@ -15,13 +17,13 @@ use aof_wire::{
 
 use crate::{
     audit::{Actor, Target},
-    auth::{secrets, Caller},
+    auth::{secrets, Caller, Principal, BROWSER_SESSION_TTL},
     error::{ApiError, ApiResult},
     extract::JsonBody,
     AppState,
 };
 
-#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 400, description = "invalid_key_name, or invalid_key_scope: tags/agents on a role other than runner, or an empty entry", body = aof_wire::ErrorBody), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create_key(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<KeyCreate>,
@@ -32,8 +34,12 @@ pub(crate) async fn create_key(
             "invalid_key_name",
         ));
     }
-    let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name).await?;
-    tracing::info!(key_id = %info.id, role = %info.role, "api key created");
+    let scope = req
+        .scope()
+        .validated(req.role)
+        .map_err(|m| ApiError::BadRequest(m, "invalid_key_scope"))?;
+    let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name, scope).await?;
+    tracing::info!(key_id = %info.id, role = %info.role, tags = ?info.tags, agents = ?info.agents, "api key created");
     Ok((
         StatusCode::CREATED,
         Target(info.id.clone()),
@@ -59,7 +65,10 @@ pub(crate) async fn revoke_key(
         return Err(not_found());
     }
     let key = st.store.find_key(&id).await?.ok_or_else(not_found)?;
-    tracing::info!(key_id = %id, "api key revoked");
+    // Its browser sessions end too (authentication also checks the key, so a failure
+    // here would not keep them alive).
+    let ended = st.store.delete_browser_sessions_of_key(&id).await?;
+    tracing::info!(key_id = %id, browser_sessions = ended, "api key revoked");
     Ok(Json(secrets::info(&key)))
 }
 
@@ -90,20 +99,51 @@ pub(crate) async fn login(
         ));
     }
     let principal = st.auth.authenticate(&st, &req.key).await?;
+    let Principal::Key { id, .. } = &principal else {
+        return Err(ApiError::Unauthorized(
+            "Invalid credential".into(),
+            "unauthenticated",
+        ));
+    };
+    // The cookie is a server-side session of this key, never the key itself: it can
+    // expire, be logged out, and dies with the key.
+    let (cookie, hash) = secrets::mint_browser_session();
+    let now = Utc::now();
+    st.store
+        .create_browser_session(&BrowserSessionRecord {
+            hash,
+            key_id: id.clone(),
+            created_at: now,
+            expires_at: now + BROWSER_SESSION_TTL,
+        })
+        .await?;
     let mut resp = Json(principal.whoami(true)).into_response();
     // The audit entry names the key that logged in (the middleware saw no credential).
     resp.extensions_mut().insert(Actor(principal));
     resp.headers_mut()
-        .insert(header::SET_COOKIE, st.auth.cookie(Some(&req.key)));
+        .insert(header::SET_COOKIE, st.auth.cookie(Some(&cookie)));
     Ok(resp)
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 200, description = "Session cookie cleared", body = aof_wire::api::OkResponse)))]
-pub(crate) async fn logout(State(st): State<AppState>) -> Response {
+pub(crate) async fn logout(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    // Ends the session server-side: a copy of the cookie kept elsewhere is dead too.
+    if let Some(secret) = st
+        .auth
+        .session_cookie(&headers)
+        .and_then(secrets::browser_secret)
+    {
+        st.store
+            .delete_browser_session(&secrets::hash(secret))
+            .await?;
+    }
     let mut resp = Json(OkResponse { ok: true }).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, st.auth.cookie(None));
-    resp
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, description = "Who the credential is", body = aof_wire::auth::Whoami), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody)))]

@@ -1,6 +1,11 @@
 //! Health, readiness, metrics and the JSON 404/405 fallbacks.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
 
 use aof_wire::api::StatusResponse;
 
@@ -13,15 +18,27 @@ pub(crate) async fn health() -> Json<StatusResponse> {
     })
 }
 
-#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable", body = aof_wire::ErrorBody)))]
-pub(crate) async fn ready(State(st): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
-    st.store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("store not reachable: {e}")))?;
-    Ok(Json(StatusResponse {
-        status: "ready".into(),
-    }))
+#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable: `{\"status\": \"unavailable\", \"detail\": \"The store is not reachable\", \"code\": \"unavailable\"}`", body = aof_wire::ErrorBody)))]
+pub(crate) async fn ready(State(st): State<AppState>) -> Response {
+    match st.store.ping().await {
+        Ok(()) => Json(StatusResponse {
+            status: "ready".into(),
+        })
+        .into_response(),
+        // Public route: the cause (paths, hosts, driver text) goes to the log only.
+        Err(e) => {
+            tracing::warn!(error = %e, "/ready: store not reachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "status": "unavailable",
+                    "detail": "The store is not reachable",
+                    "code": "unavailable",
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]

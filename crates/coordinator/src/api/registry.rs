@@ -7,10 +7,12 @@ use axum::{
     Json,
 };
 
-use aof_wire::agents::*;
+use aof_blueprints::secrets;
+use aof_wire::{agents::*, auth::Role};
 
 use crate::{
     audit::Target,
+    auth::Caller,
     error::ApiResult,
     extract::{JsonBody, QueryMap},
     AppState,
@@ -18,12 +20,34 @@ use crate::{
 
 const E400: &str = "Bad request";
 
+/// Whether the caller reads MCP configs as stored. Operators edit them (the dashboard
+/// does, as operator), so they need the real values; everyone else reads `***` for
+/// every secret-looking value (`aof_blueprints::secrets`). Auth off: everyone is admin.
+fn sees_secrets(caller: &Caller) -> bool {
+    matches!(caller.0.role(), Some(Role::Operator | Role::Admin))
+}
+
+fn agent_view(caller: &Caller, mut a: Agent) -> Agent {
+    if !sees_secrets(caller) {
+        a.mcp_servers.iter_mut().for_each(secrets::mask_entries);
+    }
+    a
+}
+
+fn mcp_view(caller: &Caller, mut e: McpServerEntry) -> McpServerEntry {
+    if !sees_secrets(caller) {
+        secrets::mask_entry(&mut e);
+    }
+    e
+}
+
 #[utoipa::path(get, path = "/agents", tag = "agents",
     params(("tags" = Option<String>, Query, description = "Comma-separated; agents having all of them")),
     responses((status = 200, description = "Agents with capabilities resolved, sorted by name", body = Vec<Agent>),
               (status = 422, description = "A stored agent cannot be resolved", body = aof_wire::ErrorBody)))]
 pub(crate) async fn list_agents(
     State(st): State<AppState>,
+    caller: Caller,
     q: QueryMap,
 ) -> ApiResult<Json<Vec<Agent>>> {
     let tags: Vec<String> = q
@@ -38,10 +62,12 @@ pub(crate) async fn list_agents(
             r.list_agents(&tags)?
                 .into_iter()
                 .map(|a| r.agent_resolved(&a.name).or(Ok(a)))
-                .collect()
+                .collect::<aof_blueprints::Result<Vec<Agent>>>()
         })
         .await?;
-    Ok(Json(agents))
+    Ok(Json(
+        agents.into_iter().map(|a| agent_view(&caller, a)).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/agents/{name}", tag = "agents",
@@ -52,6 +78,7 @@ pub(crate) async fn list_agents(
               (status = 422, description = "Cannot be resolved", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_agent(
     State(st): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     q: QueryMap,
 ) -> ApiResult<Json<Agent>> {
@@ -65,7 +92,7 @@ pub(crate) async fn get_agent(
             }
         })
         .await?;
-    Ok(Json(agent))
+    Ok(Json(agent_view(&caller, agent)))
 }
 
 #[utoipa::path(post, path = "/agents", tag = "agents", request_body = AgentCreate,
@@ -140,9 +167,14 @@ pub(crate) async fn list_capabilities(
               (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_capability(
     State(st): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Capability>> {
-    Ok(Json(st.registry(move |r| r.capability(&name)).await?))
+    let mut cap = st.registry(move |r| r.capability(&name)).await?;
+    if !sees_secrets(&caller) {
+        cap.mcp_servers.iter_mut().for_each(secrets::mask_entries);
+    }
+    Ok(Json(cap))
 }
 
 #[utoipa::path(post, path = "/capabilities", tag = "capabilities", request_body = CapabilityCreate,
@@ -190,8 +222,14 @@ pub(crate) async fn delete_capability(
 
 #[utoipa::path(get, path = "/mcp-servers", tag = "mcp-servers",
     responses((status = 200, description = "Registry entries, sorted by name", body = Vec<McpServerEntry>)))]
-pub(crate) async fn list_mcp(State(st): State<AppState>) -> ApiResult<Json<Vec<McpServerEntry>>> {
-    Ok(Json(st.registry(|r| r.list_mcp_servers()).await?))
+pub(crate) async fn list_mcp(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<McpServerEntry>>> {
+    let list = st.registry(|r| r.list_mcp_servers()).await?;
+    Ok(Json(
+        list.into_iter().map(|e| mcp_view(&caller, e)).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/mcp-servers/{server_id}", tag = "mcp-servers",
@@ -200,9 +238,11 @@ pub(crate) async fn list_mcp(State(st): State<AppState>) -> ApiResult<Json<Vec<M
               (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_mcp(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<McpServerEntry>> {
-    Ok(Json(st.registry(move |r| r.mcp_server(&id)).await?))
+    let entry = st.registry(move |r| r.mcp_server(&id)).await?;
+    Ok(Json(mcp_view(&caller, entry)))
 }
 
 #[utoipa::path(post, path = "/mcp-servers", tag = "mcp-servers", request_body = McpServerCreate,

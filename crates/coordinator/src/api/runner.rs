@@ -16,7 +16,7 @@ use aof_wire::{
     runner::*,
 };
 
-use super::lease_headers;
+use super::fence::{self, Target};
 use crate::{
     auth::{self, Caller},
     error::{ApiError, ApiResult},
@@ -66,7 +66,7 @@ fn derive_runner_id(req: &RegisterRequest) -> String {
     format!("lnch_{hex}")
 }
 
-#[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots, or a runner key bound elsewhere", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/register", tag = "runner", request_body = aof_wire::runner::RegisterRequest, responses((status = 200, description = "Registered", body = aof_wire::runner::RegisterResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots, a runner id bound to another key (runner_not_bound), or tags outside a scoped key's (runner_out_of_scope)", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn register(
     State(st): State<AppState>,
     caller: Caller,
@@ -76,7 +76,7 @@ pub(crate) async fn register(
     check_protocol(&headers)?;
     crate::limits::register(&st.cfg.project_dir_roots, &req)?;
     let id = derive_runner_id(&req);
-    auth::bind_runner(&st, &caller, &id).await?;
+    auth::bind_runner(&st, &caller, &id, req.tags.as_deref().unwrap_or_default()).await?;
     st.store.register_runner(&id, &req).await?;
     tracing::info!(runner_id = %id, hostname = %req.hostname, "runner registered");
     st.wake_runners();
@@ -107,6 +107,9 @@ pub(crate) async fn poll(
     check_protocol(&headers)?;
     let runner_id = q.require("runner_id")?.to_string();
     auth::check_runner(&st, &caller, &runner_id).await?;
+    let _slot = st.caps.acquire(crate::caps::Kind::Poll, &caller.0)?;
+    // A scoped key's runner passes over runs outside its scope; they stay pending.
+    let scope = auth::runner_scope(&st, &caller).await?;
     let accept_runs = q.bool("accept_runs", true)?;
     let deadline = tokio::time::Instant::now() + st.cfg.poll_timeout;
     let ttl =
@@ -142,7 +145,7 @@ pub(crate) async fn poll(
             }
         };
         if accept_runs {
-            if let Some(mut rec) = st.store.claim_run(&runner, ttl).await? {
+            if let Some(mut rec) = st.store.claim_run_scoped(&runner, ttl, &scope).await? {
                 rec.run.session_token =
                     auth::mint_session_token(&st, &rec.run.run_id, &rec.run.session_id).await?;
                 let waited = chrono::DateTime::parse_from_rfc3339(&rec.run.created_at)
@@ -195,19 +198,28 @@ impl Drop for Parked<'_> {
     }
 }
 
-fn writer(runner_id: String, headers: &HeaderMap) -> Writer {
-    let (lease_token, _) = lease_headers(headers);
-    Writer {
+/// Who reports on run `run_id`: the body's runner id, bound to the caller, and for a
+/// runner-role caller the run's current lease (`fence`).
+async fn writer(
+    st: &AppState,
+    caller: &Caller,
+    run_id: &str,
+    runner_id: String,
+    headers: &HeaderMap,
+) -> ApiResult<Writer> {
+    auth::check_runner(st, caller, &runner_id).await?;
+    let lease = fence::check(st, caller, headers, Target::Run(run_id)).await?;
+    Ok(Writer {
         runner_id,
-        lease_token,
-    }
+        lease_token: lease.token,
+    })
 }
 
 fn ok() -> Json<OkResponse> {
     Json(OkResponse { ok: true })
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn started(
     State(st): State<AppState>,
     caller: Caller,
@@ -215,18 +227,12 @@ pub(crate) async fn started(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
-    st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Started,
-        )
-        .await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    st.store.report(&run_id, &who, RunReport::Started).await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn completed(
     State(st): State<AppState>,
     caller: Caller,
@@ -245,18 +251,14 @@ pub(crate) async fn completed(
             }])))
         }
     };
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Completed { session_status },
-        )
+        .report(&run_id, &who, RunReport::Completed { session_status })
         .await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn failed(
     State(st): State<AppState>,
     caller: Caller,
@@ -264,18 +266,14 @@ pub(crate) async fn failed(
     headers: HeaderMap,
     JsonBody(body): JsonBody<FailedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Failed { error: body.error },
-        )
+        .report(&run_id, &who, RunReport::Failed { error: body.error })
         .await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stopped(
     State(st): State<AppState>,
     caller: Caller,
@@ -283,11 +281,11 @@ pub(crate) async fn stopped(
     headers: HeaderMap,
     JsonBody(body): JsonBody<StoppedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     st.store
         .report(
             &run_id,
-            &writer(body.runner_id, &headers),
+            &who,
             RunReport::Stopped {
                 signal: body.signal,
             },
@@ -299,7 +297,7 @@ pub(crate) async fn stopped(
 /// AOF-RS: a draining runner hands back a run it stopped unfinished; it goes back to
 /// `pending` for another runner (the next claim is attempt n+1), or fails when
 /// `RUN_RECOVERY_MODE=none`. Fenced by the lease token like every report.
-#[utoipa::path(post, path = "/runner/runs/{run_id}/release", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Released", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Not held by this runner or lease, or already resolved", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/release", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Released", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Not held by this runner or lease, or already resolved", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn release(
     State(st): State<AppState>,
     caller: Caller,
@@ -307,30 +305,30 @@ pub(crate) async fn release(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    auth::check_runner(&st, &caller, &body.runner_id).await?;
     let requeue = st.cfg.recovery.requeue_released();
     let runner_id = body.runner_id.clone();
+    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
     let rec = st
         .store
-        .report(
-            &run_id,
-            &writer(body.runner_id, &headers),
-            RunReport::Released { requeue },
-        )
+        .report(&run_id, &who, RunReport::Released { requeue })
         .await?;
     tracing::info!(%run_id, %runner_id, status = %rec.status, "run handed back by its runner");
     st.wake_runners();
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the lease of the session's run (required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: that run")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound or lease_required", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn session_status(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SessionStatusBody>,
 ) -> ApiResult<Json<OkResponse>> {
     auth::check_runner(&st, &caller, &body.runner_id).await?;
+    // The lease of the session's run (kept after a normal end; the store requires that
+    // run to be the session's latest, ended, and this runner's).
+    fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use aof_wire::sse::{self, FeedItem};
 
 use crate::{
+    auth::{Caller, Principal},
     error::{ApiError, ApiResult},
     extract::QueryMap,
     AppState,
@@ -30,10 +31,13 @@ fn frame(item: &FeedItem) -> SseEvent {
         .data(&*item.data)
 }
 
-fn wanted(item: &FeedItem, filter: Option<&str>) -> bool {
+/// Whether a filtered stream sends `item`: items of no session go to everyone but a
+/// session token (`strict`), which gets its own session's items only.
+fn wanted(item: &FeedItem, filter: Option<&str>, strict: bool) -> bool {
     match (filter, item.session_id.as_deref()) {
         (Some(f), Some(s)) => f == s,
-        _ => true,
+        (Some(_), None) => !strict,
+        (None, _) => true,
     }
 }
 
@@ -49,10 +53,18 @@ impl Drop for ClientGuard {
 #[utoipa::path(get, path = "/sse/sessions", tag = "sse", params(("session_id" = Option<String>, Query, description = "Only this session"), ("include_init" = Option<bool>, Query, description = "Send the init frame (default true)"), ("last-event-id" = Option<String>, Header, description = "Replay everything after this cursor, then live"), ("last_event_id" = Option<i64>, Query, description = "Same as the Last-Event-ID header")), responses((status = 200, description = "text/event-stream of init, session_created, session_updated, session_deleted, event, run_failed frames; id = global cursor", body = String, content_type = "text/event-stream"), (status = 400, description = "Bad request", body = aof_wire::ErrorBody)))]
 pub(crate) async fn sessions(
     State(st): State<AppState>,
+    Caller(caller): Caller,
+    slot: crate::caps::StreamSlot,
     headers: HeaderMap,
     q: QueryMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let filter = q.get("session_id").map(str::to_string);
+    // A session token sees its own session, whatever the query says (the policy already
+    // required `session_id` = its own; this holds if that rule ever loosens). No policy
+    // grants it its children's feed today.
+    let (filter, strict) = match &caller {
+        Principal::Session { session_id, .. } => (Some(session_id.clone()), true),
+        _ => (q.get("session_id").map(str::to_string), false),
+    };
     let include_init = q.bool("include_init", true)?;
     let last_id = headers
         .get("last-event-id")
@@ -81,7 +93,7 @@ pub(crate) async fn sessions(
     let guard = ClientGuard(st.metrics.clone());
     let store = st.store.clone();
     tokio::spawn(async move {
-        let _guard = guard;
+        let _guard = (guard, slot); // gauge and cap slot: released when the client leaves
         let mut last = match resume_from {
             Some(c) => c,
             None => {
@@ -124,7 +136,9 @@ pub(crate) async fn sessions(
                 let n = page.len() as i64;
                 for item in page {
                     last = item.cursor;
-                    if tx.send(Ok(frame(&item))).await.is_err() {
+                    if wanted(&item, filter.as_deref(), strict)
+                        && tx.send(Ok(frame(&item))).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -145,7 +159,7 @@ pub(crate) async fn sessions(
                             continue;
                         }
                         last = item.cursor;
-                        if wanted(&item, filter.as_deref())
+                        if wanted(&item, filter.as_deref(), strict)
                             && tx.send(Ok(frame(&item))).await.is_err()
                         {
                             return;

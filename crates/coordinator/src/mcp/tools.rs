@@ -16,7 +16,7 @@ use aof_core::SessionStatus;
 use aof_wire::{ExecutionMode, RunCreate, RunType, Session};
 
 use super::Caller;
-use crate::{error::ApiError, AppState};
+use crate::{caps::Kind, error::ApiError, AppState};
 
 type ToolResult = Result<String, String>;
 
@@ -335,6 +335,13 @@ impl Orchestrator {
             aof.parent_session.id = caller.session.as_deref()
         );
         aof_otel::set_parent_from_headers(&span, &parts.headers);
+        // Taken before the run exists, so a refused call creates nothing.
+        let _wait = match mode {
+            Mode::Sync => Some(self.st.caps.acquire(Kind::McpWait, &caller.principal)),
+            Mode::AsyncPoll | Mode::AsyncCallback => None,
+        }
+        .transpose()
+        .map_err(tool_error)?;
         let rec = crate::runs::create_run(&self.st, &caller.principal, req, Vec::new())
             .instrument(span)
             .await

@@ -25,6 +25,11 @@ pub async fn run(backend: &Backend, json: bool, _args: Args) -> anyhow::Result<u
         table::print_json(&serde_json::to_value(&list)?);
         return Ok(0);
     }
+    // A scope column: "-" for an unlimited key.
+    let scope = |list: &[String]| match list.is_empty() {
+        true => "-".to_string(),
+        false => list.join(","),
+    };
     let rows: Vec<Vec<String>> = list
         .keys
         .iter()
@@ -34,13 +39,17 @@ pub async fn run(backend: &Backend, json: bool, _args: Args) -> anyhow::Result<u
                 k.role.to_string(),
                 k.name.clone().unwrap_or_default(),
                 k.prefix.clone(),
+                scope(&k.tags),
+                scope(&k.agents),
                 k.created_at.clone(),
                 k.revoked_at.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     table::print(
-        &["ID", "ROLE", "NAME", "PREFIX", "CREATED", "REVOKED"],
+        &[
+            "ID", "ROLE", "NAME", "PREFIX", "TAGS", "AGENTS", "CREATED", "REVOKED",
+        ],
         &rows,
     );
     Ok(0)

@@ -1,0 +1,98 @@
+//! What a runner-role write must prove (issue #20). With auth on, a runner key, an OIDC
+//! runner and the in-process runner write to a session or a run only with the lease of a
+//! run they hold: `x-aof-lease-token` + `x-aof-run-id` naming a run of THAT session (for a
+//! report: the run in the path), the token equal to the run's current lease, and the run
+//! held by a runner id bound to the caller. The store then checks the lease again in the
+//! write's own transaction (a lease that moves on in between fails there).
+//!
+//! Everyone else keeps the old rule: a lease, if sent, is checked by the store. That is
+//! auth off (the AOF reference runner sends no lease), an admin, and a session token
+//! (which acts as its own session only).
+
+use axum::http::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use aof_wire::auth::Role;
+
+use super::lease_headers;
+use crate::{
+    auth::{self, Caller},
+    error::{ApiError, ApiResult},
+    AppState,
+};
+
+/// The lease a write carries, as handed to the store.
+pub(crate) struct Lease {
+    pub token: Option<String>,
+    pub run_id: Option<String>,
+}
+
+/// What the write is to.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// Events, bind, or a session's final status: a run of this session.
+    Session(&'a str),
+    /// A run report: this run.
+    Run(&'a str),
+}
+
+/// The write's lease, proven as the module doc says for a runner-role caller.
+pub(crate) async fn check(
+    st: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    target: Target<'_>,
+) -> ApiResult<Lease> {
+    let (token, run_id) = lease_headers(headers);
+    if caller.0.role() != Some(Role::Runner) {
+        return Ok(Lease { token, run_id });
+    }
+    let run_id = match (target, run_id) {
+        (Target::Run(path), Some(h)) if h != path => {
+            return Err(ApiError::Conflict(
+                "x-aof-run-id names another run than the path".into(),
+                "lease_conflict",
+            ))
+        }
+        (Target::Run(path), _) => Some(path.to_string()),
+        (Target::Session(_), r) => r,
+    };
+    let (Some(token), Some(run_id)) = (token, run_id) else {
+        return Err(ApiError::Forbidden(
+            "A runner credential writes only with the lease of a run it holds \
+             (x-aof-lease-token and x-aof-run-id)"
+                .into(),
+            "lease_required",
+        ));
+    };
+    // One answer for "no such run", "another session's run" and "not its lease": a
+    // runner key learns nothing about runs it does not hold.
+    let conflict = || {
+        ApiError::Conflict(
+            format!("This lease of run {run_id} is not held for this write"),
+            "lease_conflict",
+        )
+    };
+    let run = st.store.get_run(&run_id).await?.ok_or_else(conflict)?;
+    if let Target::Session(sid) = target {
+        if run.run.session_id != sid {
+            return Err(conflict());
+        }
+    }
+    // The run's current lease: cleared when the coordinator resolved the run without its
+    // runner (expired, requeued, runner removed), replaced when another runner claimed it.
+    let current = run
+        .lease_token
+        .as_deref()
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
+    if !current {
+        return Err(conflict());
+    }
+    // A leaked token is useless to another key: the holder must be one of the caller's runners.
+    let holder = run.run.runner_id.as_deref().ok_or_else(conflict)?;
+    auth::check_runner(st, caller, holder).await?;
+    Ok(Lease {
+        token: Some(token),
+        run_id: Some(run_id),
+    })
+}
