@@ -15,15 +15,15 @@ mod claude;
 mod cookies;
 mod doctor;
 mod driveby;
-mod files;
 mod forgery;
+mod files;
 mod keys;
 mod mcp;
 mod oidc;
 mod policy_fuzz;
 mod routes;
-mod scope;
 mod secrets_view;
+mod scope;
 
 use std::{path::Path, process::Stdio};
 
