@@ -172,11 +172,14 @@ impl Workspaces {
             }
             if let Some(blocked) = u.blocked_on(&sessions) {
                 return Err(WorkspaceError::AgentUser(format!(
-                    "uid {} cannot enter {} on the way to the workspaces ({}); give it search \
-                     permission (chmod o+x) or put runner.workspace elsewhere",
+                    "uid {} cannot enter {} on the way to the workspaces ({}); set \
+                     runner.workspace (AOF_WORKSPACE) to a directory the agent user can reach, \
+                     outside private ones such as the data dir (kept 0700), e.g. \
+                     /var/lib/aof-workspaces, or give {} search permission (chmod o+x)",
                     u.uid,
                     blocked.display(),
-                    root.display()
+                    root.display(),
+                    blocked.display()
                 )));
             }
         }

@@ -415,3 +415,74 @@ async fn a_git_file_pointing_elsewhere_is_not_followed() {
         .unwrap();
     assert_eq!(log.lines().count(), 1, "{log}");
 }
+
+/// With `runner.agent_user`, workspaces and session dirs are the agent's, the root lets
+/// it in without listing the others, git runs as the agent, and a repository or root
+/// the agent cannot use stops the runner at start with a clear message.
+#[tokio::test]
+async fn an_agent_users_workspaces_are_its_own() {
+    use std::os::unix::fs::MetadataExt;
+    let Some((uid, _)) = aof_testkit::agent_test_user() else {
+        return;
+    };
+    let user = AgentUser::resolve(aof_testkit::AGENT_TEST_USER).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = |repo: Option<PathBuf>| WorkspaceSettings {
+        git_repo: repo,
+        cleanup: Cleanup::Always,
+        ..Default::default()
+    };
+    // Under a 0700 directory of root's the agent could not reach its workspaces.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = Workspaces::open(
+        &tmp.path().join("root"),
+        &settings(None),
+        Some(user.clone()),
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("cannot enter"), "{err}");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+
+    // A repository that is not the agent's: refused.
+    let repo = repo(tmp.path()).await;
+    let root = tmp.path().join("root");
+    let err = Workspaces::open(&root, &settings(Some(repo.clone())), Some(user.clone()))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("must be theirs"), "{err}");
+    user.chown_tree(&repo).unwrap();
+    let ws = Workspaces::open(&root, &settings(Some(repo.clone())), Some(user.clone()))
+        .await
+        .unwrap();
+    assert_eq!(mode(&root), 0o711);
+    assert_eq!(mode(&root.join(".sessions")), 0o711);
+
+    let dirs = ws.prepare("ses_u").await.unwrap();
+    for dir in [&dirs.workdir, &dirs.session_dir] {
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "{dir:?}");
+    }
+    assert_eq!(
+        std::fs::metadata(dirs.workdir.join("README"))
+            .unwrap()
+            .uid(),
+        uid
+    );
+    let work = dirs.workdir.join("work.txt");
+    std::fs::write(&work, "agent output\n").unwrap();
+    user.chown(&work).unwrap();
+    ws.finish("ses_u", RunEnd::Completed, || false).await;
+    assert!(!dirs.workdir.exists());
+    // The agent's git committed the work on its branch.
+    let kept = git_as(&repo, &["show", "aof/ses_u:work.txt"], Some(&user))
+        .await
+        .unwrap();
+    assert_eq!(kept, "agent output\n");
+    // The session's private dir stays (its conversation, for a resume).
+    assert!(dirs.session_dir.exists());
+}
