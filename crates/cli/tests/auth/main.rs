@@ -15,15 +15,15 @@ mod claude;
 mod cookies;
 mod doctor;
 mod driveby;
-mod forgery;
 mod files;
+mod forgery;
 mod keys;
 mod mcp;
 mod oidc;
 mod policy_fuzz;
 mod routes;
-mod secrets_view;
 mod scope;
+mod secrets_view;
 
 use std::{path::Path, process::Stdio};
 
