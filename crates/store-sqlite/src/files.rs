@@ -132,14 +132,12 @@ mod tests {
         let s = crate::SqliteStore::open(&db, crate::SqliteOptions::default())
             .await
             .unwrap();
-        s.create_key(&aof_store::KeyRecord {
-            id: "k".into(),
-            name: None,
-            role: aof_wire::auth::Role::Viewer,
+        let now = chrono::Utc::now();
+        s.create_browser_session(&aof_store::BrowserSessionRecord {
             hash: "h".into(),
-            created_at: chrono::Utc::now(),
-            revoked_at: None,
-            scope: Default::default(),
+            key_id: "k".into(),
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
         })
         .await
         .unwrap();
