@@ -197,11 +197,7 @@ async fn forged_event_with_non_utf8_lease_header_is_refused() {
             headers,
         )
         .await;
-        assert_eq!(
-            (st, b["code"].as_str()),
-            (403, Some("lease_required")),
-            "{b}"
-        );
+        assert_eq!((st, b["code"].as_str()), (403, Some("forbidden")), "{b}");
     }
     assert_eq!(snapshot(&url, &keys.viewer, &[&sid]).await, before);
 }
@@ -312,8 +308,8 @@ async fn runner_reports_need_the_current_lease_of_the_path_run() {
     // (headers, expected status and code), each sent by A as its own runner on its own run.
     let x_id = run_x.as_str();
     let forged: Vec<(Headers, u16, &str)> = vec![
-        (vec![], 403, "lease_required"),
-        (vec![("x-aof-run-id", x_id)], 403, "lease_required"),
+        (vec![], 403, "forbidden"),
+        (vec![("x-aof-run-id", x_id)], 403, "forbidden"),
         (
             vec![("x-aof-lease-token", "lease_0000")],
             409,
@@ -360,7 +356,7 @@ async fn runner_reports_need_the_current_lease_of_the_path_run() {
     );
     // A session's final status needs a lease of that session too.
     for (headers, status, code) in [
-        (vec![], 403, "lease_required"),
+        (vec![], 403, "forbidden"),
         (
             vec![
                 ("x-aof-lease-token", lease_y.as_str()),
@@ -432,8 +428,8 @@ async fn late_failed_report_without_token_is_refused() {
     let failed = json!({"runner_id": runner_id, "error": "late"});
     for (headers, status, code) in [
         // Before issue #20 this one answered 200 (taken as a retry of an applied report).
-        (vec![], 403, "lease_required"),
-        (vec![("x-aof-run-id", rid.as_str())], 403, "lease_required"),
+        (vec![], 403, "forbidden"),
+        (vec![("x-aof-run-id", rid.as_str())], 403, "forbidden"),
         (
             vec![
                 ("x-aof-lease-token", lease.as_str()),

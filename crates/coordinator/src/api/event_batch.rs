@@ -14,11 +14,10 @@ use aof_store::EventWrite;
 use aof_wire::api::{EventBatch, EventBatchPosted, MAX_BATCH_EVENTS};
 
 use super::{
-    fence::{self, Target},
+    fence::{Lease, RunnerLease},
     sessions::{check_event, idempotency_key, posted},
 };
 use crate::{
-    auth::Caller,
     error::{ApiError, ApiResult},
     AppState,
 };
@@ -42,9 +41,9 @@ fn at(i: usize, e: ApiError) -> ApiError {
 #[utoipa::path(post, path = "/sessions/{id}/events/batch", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "Event i of the batch is stored under key `{key}/{i}`; a repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run these writes belong to")), request_body = aof_wire::api::EventBatch, responses((status = 201, description = "All stored (or duplicate keys), one entry per event in order", body = aof_wire::api::EventBatchPosted), (status = 400, description = "Bad request: empty_batch, or an invalid event (the message names events[i])", body = aof_wire::ErrorBody), (status = 403, description = "forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict (lease_conflict: nothing stored)", body = aof_wire::ErrorBody), (status = 413, description = "too_many_events, an event or the body too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn post_batch(
     State(st): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<EventBatchPosted>)> {
     let limit = st.cfg.max_body_bytes.saturating_mul(BATCH_BODY_FACTOR);
@@ -68,10 +67,10 @@ pub(crate) async fn post_batch(
         check_event(&id, event).map_err(|e| at(i, e))?;
     }
     let key = idempotency_key(&headers)?;
-    let fence::Lease {
+    let Lease {
         token: lease_token,
         run_id,
-    } = fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
+    } = lease;
     let writes = events
         .into_iter()
         .enumerate()

@@ -8,8 +8,14 @@
 //! Everyone else keeps the old rule: a lease, if sent, is checked by the store. That is
 //! auth off (the AOF reference runner sends no lease), an admin, and a session token
 //! (which acts as its own session only).
+//!
+//! [`RunnerLease`] runs this before the body is read: a refusal does not depend on what
+//! the body holds, and nothing is parsed for a caller who may not write.
 
-use axum::http::HeaderMap;
+use axum::{
+    extract::{FromRequestParts, RawPathParams},
+    http::{request::Parts, HeaderMap},
+};
 use subtle::ConstantTimeEq;
 
 use aof_wire::auth::Role;
@@ -37,7 +43,7 @@ pub(crate) enum Target<'a> {
 }
 
 /// The write's lease, proven as the module doc says for a runner-role caller.
-pub(crate) async fn check(
+async fn check(
     st: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
@@ -57,12 +63,13 @@ pub(crate) async fn check(
         (Target::Run(path), _) => Some(path.to_string()),
         (Target::Session(_), r) => r,
     };
+    // The same answer the policy table gives a session write without lease headers.
     let (Some(token), Some(run_id)) = (token, run_id) else {
         return Err(ApiError::Forbidden(
             "A runner credential writes only with the lease of a run it holds \
              (x-aof-lease-token and x-aof-run-id)"
                 .into(),
-            "lease_required",
+            "forbidden",
         ));
     };
     // One answer for "no such run", "another session's run" and "not its lease": a
@@ -95,4 +102,66 @@ pub(crate) async fn check(
         token: Some(token),
         run_id: Some(run_id),
     })
+}
+
+/// The extractor form of [`check`]: the route's `{run_id}` (a report) or else its `{id}`
+/// (a session) is the target. Put it before the body extractor.
+pub(crate) struct RunnerLease(pub Lease);
+
+impl FromRequestParts<AppState> for RunnerLease {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, st).await?;
+        let params = RawPathParams::from_request_parts(parts, st)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("path params: {e}")))?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let lease = match (param("run_id"), param("id")) {
+            (Some(run), _) => check(st, &caller, &parts.headers, Target::Run(&run)).await?,
+            (None, Some(sid)) => check(st, &caller, &parts.headers, Target::Session(&sid)).await?,
+            // A route without either is a wiring bug: fail closed.
+            (None, None) => {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "RunnerLease on a route without {{run_id}} or {{id}}"
+                )))
+            }
+        };
+        Ok(RunnerLease(lease))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::lease_headers;
+
+    #[test]
+    fn empty_blank_non_utf8_and_repeated_lease_headers_are_absent() {
+        let of = |pairs: &[(&'static str, &[u8])]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_bytes(v).unwrap());
+            }
+            lease_headers(&h)
+        };
+        let (l, r) = (aof_wire::LEASE_HEADER, aof_wire::RUN_HEADER);
+        assert_eq!(
+            of(&[(l, b"tok"), (r, b"run_1")]),
+            (Some("tok".into()), Some("run_1".into()))
+        );
+        assert_eq!(of(&[(l, b""), (r, b" ")]), (None, None));
+        assert_eq!(
+            of(&[(l, b"\xff\xfe"), (r, b"run_1")]),
+            (None, Some("run_1".into()))
+        );
+        assert_eq!(of(&[(l, b"tok"), (l, b"tok"), (r, b"run_1")]).0, None);
+        assert_eq!(of(&[]), (None, None));
+    }
 }

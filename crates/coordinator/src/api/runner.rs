@@ -16,7 +16,7 @@ use aof_wire::{
     runner::*,
 };
 
-use super::fence::{self, Target};
+use super::fence::{Lease, RunnerLease};
 use crate::{
     auth::{self, Caller},
     error::{ApiError, ApiResult},
@@ -198,17 +198,15 @@ impl Drop for Parked<'_> {
     }
 }
 
-/// Who reports on run `run_id`: the body's runner id, bound to the caller, and for a
-/// runner-role caller the run's current lease (`fence`).
+/// Who reports on a run: the body's runner id, bound to the caller, with the lease
+/// `RunnerLease` checked before the body was read (required of runner-role callers).
 async fn writer(
     st: &AppState,
     caller: &Caller,
-    run_id: &str,
     runner_id: String,
-    headers: &HeaderMap,
+    lease: Lease,
 ) -> ApiResult<Writer> {
     auth::check_runner(st, caller, &runner_id).await?;
-    let lease = fence::check(st, caller, headers, Target::Run(run_id)).await?;
     Ok(Writer {
         runner_id,
         lease_token: lease.token,
@@ -219,25 +217,25 @@ fn ok() -> Json<OkResponse> {
     Json(OkResponse { ok: true })
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/started", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; forbidden: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn started(
     State(st): State<AppState>,
     caller: Caller,
     Path(run_id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    let who = writer(&st, &caller, body.runner_id, lease).await?;
     st.store.report(&run_id, &who, RunReport::Started).await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/completed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::CompletedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; forbidden: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn completed(
     State(st): State<AppState>,
     caller: Caller,
     Path(run_id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(body): JsonBody<CompletedBody>,
 ) -> ApiResult<Json<OkResponse>> {
     let session_status = match body.session_status.as_deref() {
@@ -251,37 +249,37 @@ pub(crate) async fn completed(
             }])))
         }
     };
-    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    let who = writer(&st, &caller, body.runner_id, lease).await?;
     st.store
         .report(&run_id, &who, RunReport::Completed { session_status })
         .await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/failed", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::FailedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; forbidden: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn failed(
     State(st): State<AppState>,
     caller: Caller,
     Path(run_id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(body): JsonBody<FailedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    let who = writer(&st, &caller, body.runner_id, lease).await?;
     st.store
         .report(&run_id, &who, RunReport::Failed { error: body.error })
         .await?;
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/stopped", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::StoppedBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; forbidden: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stopped(
     State(st): State<AppState>,
     caller: Caller,
     Path(run_id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(body): JsonBody<StoppedBody>,
 ) -> ApiResult<Json<OkResponse>> {
-    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    let who = writer(&st, &caller, body.runner_id, lease).await?;
     st.store
         .report(
             &run_id,
@@ -297,17 +295,17 @@ pub(crate) async fn stopped(
 /// AOF-RS: a draining runner hands back a run it stopped unfinished; it goes back to
 /// `pending` for another runner (the next claim is attempt n+1), or fails when
 /// `RUN_RECOVERY_MODE=none`. Fenced by the lease token like every report.
-#[utoipa::path(post, path = "/runner/runs/{run_id}/release", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Released", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; lease_required: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Not held by this runner or lease, or already resolved", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/runs/{run_id}/release", tag = "runner", params(("run_id" = String, Path, description = "Run id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing; required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: if sent, must name the path's run")), request_body = aof_wire::runner::RunnerIdBody, responses((status = 200, description = "Released", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound: not one of this key's runners; forbidden: a runner credential without the run's lease token", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Not held by this runner or lease, or already resolved", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn release(
     State(st): State<AppState>,
     caller: Caller,
     Path(run_id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(body): JsonBody<RunnerIdBody>,
 ) -> ApiResult<Json<OkResponse>> {
     let requeue = st.cfg.recovery.requeue_released();
     let runner_id = body.runner_id.clone();
-    let who = writer(&st, &caller, &run_id, body.runner_id, &headers).await?;
+    let who = writer(&st, &caller, body.runner_id, lease).await?;
     let rec = st
         .store
         .report(&run_id, &who, RunReport::Released { requeue })
@@ -317,18 +315,17 @@ pub(crate) async fn release(
     Ok(ok())
 }
 
-#[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the lease of the session's run (required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: that run")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound or lease_required", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runner/sessions/{id}/status", tag = "runner", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the lease of the session's run (required of runner credentials when auth is on)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: that run")), request_body = aof_wire::runner::SessionStatusBody, responses((status = 200, description = "Recorded", body = aof_wire::api::OkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 403, description = "runner_not_bound, or forbidden: a runner credential without the lease", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn session_status(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    // The lease of the session's run (kept after a normal end; the store requires that
+    // run to be the session's latest, ended, and this runner's).
+    _lease: RunnerLease,
     JsonBody(body): JsonBody<SessionStatusBody>,
 ) -> ApiResult<Json<OkResponse>> {
     auth::check_runner(&st, &caller, &body.runner_id).await?;
-    // The lease of the session's run (kept after a normal end; the store requires that
-    // run to be the session's latest, ended, and this runner's).
-    fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,

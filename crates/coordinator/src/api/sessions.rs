@@ -24,9 +24,8 @@ use aof_wire::{
     Event, SessionResult,
 };
 
-use super::fence::{self, Target};
+use super::fence::{Lease, RunnerLease};
 use crate::{
-    auth::Caller,
     error::{ApiError, ApiResult},
     extract::{JsonBody, QueryMap},
     AppState,
@@ -159,13 +158,11 @@ pub(crate) async fn affinity(
 #[utoipa::path(post, path = "/sessions/{id}/bind", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots; forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn bind(
     State(st): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(req): JsonBody<BindRequest>,
 ) -> ApiResult<Json<SessionOkResponse>> {
     crate::limits::bind(&st.cfg.project_dir_roots, &req)?;
-    let lease = fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
     let session = st.store.bind(&id, &req, lease.token.as_deref()).await?;
     Ok(Json(SessionOkResponse { ok: true, session }))
 }
@@ -207,17 +204,17 @@ pub(crate) async fn events(
 #[utoipa::path(post, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Event or body too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn post_event(
     State(st): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
+    RunnerLease(lease): RunnerLease,
     JsonBody(event): JsonBody<Event>,
 ) -> ApiResult<(StatusCode, Json<EventPosted>)> {
     check_event(&id, &event)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let fence::Lease {
+    let Lease {
         token: lease_token,
         run_id,
-    } = fence::check(&st, &caller, &headers, Target::Session(&id)).await?;
+    } = lease;
     let stored = st
         .store
         .append_event(
