@@ -76,6 +76,9 @@ impl Llama {
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["-c", "4096", "-np", "1", "-t", "2", "--no-webui"])
             .args(["--jinja", "--chat-template-file", template])
+            // No weight repacking: on CPUs with AMX (Sapphire Rapids) the repacked AMX
+            // matmul of this llama.cpp build segfaults at the first decode; seen here.
+            .arg("--no-repack")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("llama-server log file"))
             .kill_on_drop(true)

@@ -216,8 +216,13 @@ async fn cleanup_on_success_removes_worktrees_keeps_branches_and_failed_runs() {
     let (ok, work) = git(&repo, &["show", &format!("aof/{a}:work.txt")]).await;
     assert!(ok, "{work}");
     assert_eq!(work.trim(), format!("work of {a}"));
-    let (_, list) = git(&repo, &["worktree", "list", "--porcelain"]).await;
-    assert!(!list.contains(&format!("aof/{a}")), "{list}");
+    // The directory goes first, then `git worktree prune` (run in the repository, never
+    // in the agent's workspace): the registration follows a moment later.
+    wait_for("the worktree to be pruned from the repository", || async {
+        let (_, list) = git(&repo, &["worktree", "list", "--porcelain"]).await;
+        (!list.contains(&format!("aof/{a}"))).then_some(())
+    })
+    .await;
 
     let (_, b) = start_run(&c.url, "fail").await;
     wait_session(&c.url, &b, "failed").await;
