@@ -46,7 +46,7 @@ struct ApiDoc;
 /// Every documented route, and the OpenAPI document built from the same list, so the
 /// two cannot drift apart.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
@@ -104,7 +104,61 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(audit::list))
-        .split_for_parts()
+        .split_for_parts();
+    let mut doc = doc;
+    document_boundary_refusals(&mut doc);
+    (router, doc)
+}
+
+/// The refusals the middleware gives before any handler (`auth::browser`, repeated query
+/// keys), documented on every operation that can get them, so the document promises what
+/// the API answers.
+fn document_boundary_refusals(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, HttpMethod, Ref, RefOr, Response, ResponseBuilder};
+    let error = |what: &str| -> RefOr<Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        for method in [
+            HttpMethod::Get,
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ] {
+            let op = match method {
+                HttpMethod::Get => item.get.as_mut(),
+                HttpMethod::Post => item.post.as_mut(),
+                HttpMethod::Put => item.put.as_mut(),
+                HttpMethod::Patch => item.patch.as_mut(),
+                HttpMethod::Delete => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(op) = op else { continue };
+            let responses = &mut op.responses.responses;
+            responses
+                .entry("400".into())
+                .or_insert_with(|| error("Bad request (e.g. repeated_query_key)"));
+            responses
+                .entry("403".into())
+                .or_insert_with(|| error("Refused: host_not_allowed, origin_not_allowed, or the credential may not do this"));
+            if method != HttpMethod::Get {
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| error("unsupported_media_type: a body that is not JSON"));
+            }
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
