@@ -19,6 +19,7 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 stage "deps"
 AOF_CLAUDE_BIN="$(bash scripts/ci/claude.sh)"; export AOF_CLAUDE_BIN  # Claude Code CLI for the executor tests (a failed install stops the run)
 llm_env="$(bash scripts/ci/llm.sh)"; eval "$llm_env"; export AOF_LLAMA_SERVER AOF_LLM_MODEL_15B  # llama-server + Qwen 1.5B for the model_api tests (cached under /var/tmp/aof-llm)
+ref_env="$(bash scripts/ci/reference.sh)"; eval "$ref_env"  # the AOF reference as a test peer (interop tests): venv, uv cache, dashboard build under /var/tmp
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 bash scripts/ci/images.sh deps
 for p in sqlite3 iproute2; do dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p"; }; done  # fault tests: sqlite3 CLI, ip netns
@@ -38,8 +39,8 @@ stage "tests (nextest)"
 cargo nextest run --locked --workspace --no-fail-fast
 
 stage "API suite again on PostgreSQL (AOF_TEST_STORE=postgres: a fresh database per coordinator)"
-AOF_TEST_STORE=postgres cargo nextest run --locked -p aof-cli --no-fail-fast --test api_routes --test auth --test e2e \
-  -E 'binary(api_routes) | (binary(auth) - test(/^browser::/)) | (binary(e2e) & test(/^(cli|crash|drain|event_batch|leases|longpoll|mcp|orchestration|otel|protocol|runners|sse_replay)::/))'
+AOF_TEST_STORE=postgres cargo nextest run --locked -p aof-cli --no-fail-fast --test api_routes --test auth --test e2e --test interop \
+  -E 'binary(interop) & test(/^ref_runner_on_ours::/) | binary(api_routes) | (binary(auth) - test(/^browser::/)) | (binary(e2e) & test(/^(cli|crash|drain|event_batch|leases|longpoll|mcp|orchestration|otel|protocol|runners|sse_replay)::/))'
 
 stage "doc tests"
 cargo test --locked --workspace --doc

@@ -1,0 +1,1 @@
+//! The `aof` CLI and `aof bench --url` against the reference coordinator.

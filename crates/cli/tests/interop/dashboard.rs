@@ -1,0 +1,1 @@
+//! The reference dashboard (vite build) in chromium against our coordinator.

@@ -1,0 +1,1 @@
+//! Our runner (`aof runner`, echo and command executors) against the reference coordinator.
