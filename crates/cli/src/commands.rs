@@ -10,6 +10,7 @@ pub mod coordinator;
 pub mod dashboard;
 pub mod doctor;
 pub mod health;
+pub mod import;
 pub mod keys;
 pub mod run;
 pub mod runner;

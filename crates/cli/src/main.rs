@@ -78,6 +78,8 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Put a backup in place (coordinator stopped).
     Restore(commands::backup::RestoreArgs),
+    /// Import an AOF reference coordinator's database (sessions, runs, events).
+    Import(commands::import::ImportArgs),
     /// What this deployment exposes (auth, CORS, listeners, runner policy), with a verdict per line.
     Doctor(commands::doctor::DoctorArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
@@ -104,6 +106,7 @@ impl Command {
             Command::Config(a) => a.flags(),
             Command::Backup(a) => a.flags(),
             Command::Restore(a) => a.flags(),
+            Command::Import(a) => a.flags(),
             Command::Health(a) => a.flags(),
             Command::Doctor(a) => a.flags(),
             Command::Bench(_) => Vec::new(),
@@ -198,6 +201,7 @@ fn main() -> std::process::ExitCode {
             Command::Config(a) => commands::config::run(a, &cfg).await,
             Command::Backup(a) => commands::backup::backup(a, &cfg).await,
             Command::Restore(a) => commands::backup::restore(a, &cfg).await,
+            Command::Import(a) => commands::import::run(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
             Command::Doctor(a) => commands::doctor::run(a, &cfg).await,
             Command::Bench(a) => commands::bench::run(a).await,

@@ -124,6 +124,7 @@ impl From<StoreError> for ApiError {
             StoreError::Illegal(m) => ApiError::BadRequest(m, "illegal_transition"),
             StoreError::Busy(m) => ApiError::Conflict(m, "session_busy"),
             StoreError::Storage { full, message } => ApiError::Storage(full, message),
+            StoreError::ForeignSchema(m) => ApiError::Internal(anyhow::anyhow!(m)),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -12,6 +12,7 @@ mod audit;
 mod browser_sessions;
 mod callbacks;
 mod events;
+mod import;
 mod keys;
 mod leases;
 mod live;

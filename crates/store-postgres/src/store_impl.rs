@@ -171,6 +171,9 @@ impl Store for PgStore {
     async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
         self.append_event_impl(id, write).await
     }
+    async fn import_session(&self, s: aof_store::ImportedSession) -> StoreResult<bool> {
+        self.import_session_impl(s).await
+    }
     async fn append_events(
         &self,
         id: &str,

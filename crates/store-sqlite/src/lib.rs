@@ -11,9 +11,11 @@ mod callbacks;
 mod db;
 mod events;
 mod files;
+mod import;
 mod keys;
 mod leases;
 mod maintenance;
+pub mod reference;
 mod rows;
 mod runners;
 mod runs;
@@ -152,9 +154,36 @@ async fn migrate(path: &Path) -> StoreResult<()> {
     conn.close().await.map_err(internal)
 }
 
+/// Why a reference database is not opened, and the way out.
+fn reference_refusal(path: &Path) -> String {
+    format!(
+        "{} was written by the AOF reference coordinator (its schema, not ours); AOF does not \
+         change it in place. Import it into a new data dir and point the coordinator there: \
+         `aof import --from-reference {} --data-dir NEW_DIR` (sessions, runs and events are \
+         copied; the file is only read)",
+        path.display(),
+        path.display()
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        // Before anything touches the file (its mode, a migration): the AOF reference's
+        // database is never changed in place.
+        let p = path.to_path_buf();
+        let refdb = tokio::task::spawn_blocking(move || reference::is_reference_db(&p))
+            .await
+            .map_err(internal)?;
+        match refdb {
+            Ok(false) => {}
+            Ok(true) => return Err(StoreError::ForeignSchema(reference_refusal(path))),
+            Err(e) => {
+                return Err(internal(anyhow::anyhow!(
+                    "{e:#}; if this is a volume of the AOF reference, make it readable by this user (chown), then see `aof import --help`"
+                )))
+            }
+        }
         // Private before SQLite creates anything in it (see `files`).
         let p = path.to_path_buf();
         tokio::task::spawn_blocking(move || {

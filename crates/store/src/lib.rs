@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod browser_sessions;
+pub mod import;
 pub mod matching;
 pub mod stops;
 
@@ -19,6 +20,7 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
 pub use browser_sessions::BrowserSessionRecord;
+pub use import::{ImportedRun, ImportedSession};
 
 use aof_wire::{
     auth::KeyScope,
@@ -52,6 +54,10 @@ pub enum StoreError {
     /// The disk is full, or the data dir is read-only or failing: nothing was written.
     #[error("storage unavailable: {message}")]
     Storage { full: bool, message: String },
+    /// The database is not one this store opens (e.g. the AOF reference's schema); the
+    /// message says what to do instead. Only at open.
+    #[error("{0}")]
+    ForeignSchema(String),
     #[error("store failure: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -395,6 +401,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<aof_wire::audit::AuditEntry>>;
     /// Deletes entries older than `before`; returns how many.
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Stores a session imported from another system with its runs and events, as they
+    /// were, in one transaction. `Ok(false)`: a session with that id exists already and
+    /// nothing was written (importing again is a no-op).
+    async fn import_session(&self, s: import::ImportedSession) -> StoreResult<bool>;
 
     // Batched event append
     /// Appends `writes` in order in ONE transaction, all or nothing; one result per

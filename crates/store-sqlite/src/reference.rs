@@ -1,0 +1,318 @@
+//! The AOF reference coordinator's database (`observability.db`: `sessions`, `runs`,
+//! `events`): recognised so that our coordinator never migrates it in place, and read
+//! (read-only) for `aof import --from-reference`.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use aof_core::{RunStatus, SessionStatus};
+use aof_store::{ImportedRun, ImportedSession};
+use aof_wire::{Event, Run, Session};
+use rusqlite::{Connection, OpenFlags, Row};
+use serde_json::{json, Value};
+
+/// What a reference database holds, ready for `Store::import_session`.
+#[derive(Debug, Default)]
+pub struct ReferenceData {
+    pub sessions: Vec<ImportedSession>,
+    /// Runs that were not final in the file (pending, claimed, running, stopping): they
+    /// are imported as failed, never dispatched again.
+    pub runs_in_flight: usize,
+    /// Sessions that were pending, running or stopping: imported as failed.
+    pub sessions_in_flight: usize,
+}
+
+fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    // Open the file ourselves first: a root-owned volume then fails with the OS's own
+    // "permission denied" rather than SQLite's vaguer "unable to open database file".
+    std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {} read-only", path.display()))
+}
+
+/// True when `path` exists and holds the reference coordinator's schema and not ours.
+/// Errors when the file exists but cannot be read (e.g. a root-owned reference volume).
+pub fn is_reference_db(path: &Path) -> anyhow::Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let conn = open_read_only(path)?;
+    crate::import::has_reference_schema(&conn)
+        .with_context(|| format!("cannot read the schema of {}", path.display()))
+}
+
+/// Every session of the reference database at `path`, with its runs and events.
+pub fn read_reference(path: &Path) -> anyhow::Result<ReferenceData> {
+    let conn = open_read_only(path)?;
+    if !crate::import::has_reference_schema(&conn)? {
+        anyhow::bail!(
+            "{} is not a database of the AOF reference coordinator (no sessions/events tables, or it is already an AOF database)",
+            path.display()
+        );
+    }
+    let mut data = ReferenceData::default();
+    let mut st = conn.prepare("SELECT * FROM sessions ORDER BY created_at, session_id")?;
+    let sessions: Vec<Session> = st
+        .query_map([], |r| Ok(session_json(r)))?
+        .map(|r| -> anyhow::Result<Session> {
+            let v = r?;
+            serde_json::from_value(v.clone()).with_context(|| format!("session row {v}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let has_runs = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'")?
+        .exists([])?;
+    for mut session in sessions {
+        let status = session_status(&session.status)?;
+        let final_status = match status {
+            SessionStatus::Pending | SessionStatus::Running | SessionStatus::Stopping => {
+                data.sessions_in_flight += 1;
+                SessionStatus::Failed
+            }
+            other => other,
+        };
+        session.status = final_status.as_str().to_string();
+        let runs = if has_runs {
+            read_runs(&conn, &session.session_id, &mut data.runs_in_flight)?
+        } else {
+            Vec::new()
+        };
+        let events = read_events(&conn, &session.session_id)?;
+        data.sessions.push(ImportedSession {
+            session,
+            status: final_status,
+            runs,
+            events,
+        });
+    }
+    Ok(data)
+}
+
+fn session_status(s: &str) -> anyhow::Result<SessionStatus> {
+    s.parse()
+        .map_err(|_| anyhow!("unknown session status {s:?} in the reference database"))
+}
+
+fn text(r: &Row, col: &str) -> Option<String> {
+    r.get::<_, Option<String>>(col).ok().flatten()
+}
+
+/// A JSON column as the reference wrote it (`json.dumps`); text that is not JSON is kept
+/// as a JSON string rather than dropped.
+fn json_col(r: &Row, col: &str) -> Option<Value> {
+    text(r, col).map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+fn session_json(r: &Row) -> Value {
+    let cols = [
+        "session_id",
+        "status",
+        "created_at",
+        "project_dir",
+        "agent_name",
+        "last_resumed_at",
+        "parent_session_id",
+        "executor_session_id",
+        "executor_profile",
+        "hostname",
+    ];
+    Value::Object(
+        cols.iter()
+            .map(|c| (c.to_string(), json!(text(r, c))))
+            .collect(),
+    )
+}
+
+fn read_runs(
+    conn: &Connection,
+    session_id: &str,
+    in_flight: &mut usize,
+) -> anyhow::Result<Vec<ImportedRun>> {
+    let mut st = conn.prepare("SELECT * FROM runs WHERE session_id = ? ORDER BY created_at")?;
+    let rows: Vec<Value> = st
+        .query_map([session_id], |r| {
+            let mut v = json!({
+                "type": text(r, "type"),
+                "parameters": json_col(r, "parameters").unwrap_or_else(|| json!({})),
+                "demands": json_col(r, "demands"),
+                "attempt": 1,
+            });
+            for c in [
+                "run_id",
+                "session_id",
+                "agent_name",
+                "project_dir",
+                "parent_session_id",
+                "execution_mode",
+                "status",
+                "runner_id",
+                "error",
+                "created_at",
+                "claimed_at",
+                "started_at",
+                "completed_at",
+                "timeout_at",
+            ] {
+                v[c] = json!(text(r, c));
+            }
+            v["scope"] = json_col(r, "scope").unwrap_or(Value::Null);
+            v["resolved_agent_blueprint"] =
+                json_col(r, "resolved_agent_blueprint").unwrap_or(Value::Null);
+            Ok(v)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|v| {
+            let mut run: Run =
+                serde_json::from_value(v.clone()).with_context(|| format!("run row {v}"))?;
+            let status: RunStatus = run
+                .status
+                .parse()
+                .map_err(|_| anyhow!("unknown run status {:?} of {}", run.status, run.run_id))?;
+            let status = if status.is_terminal() {
+                status
+            } else {
+                *in_flight += 1;
+                let was = run.status.clone();
+                run.error = Some(format!(
+                    "imported from the AOF reference while {was}: not run again"
+                ));
+                RunStatus::Failed
+            };
+            run.status = status.as_str().to_string();
+            Ok(ImportedRun { run, status })
+        })
+        .collect()
+}
+
+fn read_events(conn: &Connection, session_id: &str) -> anyhow::Result<Vec<Event>> {
+    let mut st = conn.prepare("SELECT * FROM events WHERE session_id = ? ORDER BY id")?;
+    let rows: Vec<Value> = st
+        .query_map([session_id], |r| {
+            let mut v = json!({
+                "exit_code": r.get::<_, Option<i64>>("exit_code").ok().flatten(),
+                "tool_input": object_or_wrapped(json_col(r, "tool_input")),
+                "tool_output": json_col(r, "tool_output"),
+                "content": array_or_wrapped(json_col(r, "content")),
+                "result_data": object_or_wrapped(json_col(r, "result_data")),
+            });
+            for c in [
+                "session_id",
+                "event_type",
+                "timestamp",
+                "tool_name",
+                "error",
+                "reason",
+                "role",
+                "result_text",
+            ] {
+                v[c] = json!(text(r, c));
+            }
+            Ok(v)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|v| serde_json::from_value(v.clone()).with_context(|| format!("event row {v}")))
+        .collect()
+}
+
+/// Our `tool_input`/`result_data` are JSON objects; the reference's column may hold any
+/// JSON: anything else is kept under `"value"`.
+fn object_or_wrapped(v: Option<Value>) -> Value {
+    match v {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::Object(m)) => Value::Object(m),
+        Some(other) => json!({ "value": other }),
+    }
+}
+
+/// Our `content` is a JSON array of blocks; a single value becomes a one-block array.
+fn array_or_wrapped(v: Option<Value>) -> Value {
+    match v {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::Array(a)) => Value::Array(a),
+        Some(other) => json!([other]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference's tables as its coordinator creates them (columns that matter here).
+    const SCHEMA: &str = "
+        CREATE TABLE sessions (session_id TEXT PRIMARY KEY, status TEXT NOT NULL,
+            created_at TEXT NOT NULL, project_dir TEXT, agent_name TEXT, last_resumed_at TEXT,
+            parent_session_id TEXT, executor_session_id TEXT, executor_profile TEXT, hostname TEXT);
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, type TEXT NOT NULL,
+            agent_name TEXT, parameters TEXT NOT NULL, project_dir TEXT, parent_session_id TEXT,
+            execution_mode TEXT NOT NULL DEFAULT 'sync', demands TEXT,
+            status TEXT NOT NULL DEFAULT 'pending', runner_id TEXT, error TEXT,
+            created_at TEXT NOT NULL, claimed_at TEXT, started_at TEXT, completed_at TEXT,
+            timeout_at TEXT, scope TEXT, resolved_agent_blueprint TEXT);
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL,
+            event_type TEXT NOT NULL, timestamp TEXT NOT NULL, tool_name TEXT, tool_input TEXT,
+            tool_output TEXT, error TEXT, exit_code INTEGER, reason TEXT, role TEXT,
+            content TEXT, result_text TEXT, result_data TEXT);";
+
+    fn reference_file(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("observability.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(extra).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn in_flight_work_is_imported_as_failed_and_odd_columns_are_kept() {
+        let (_d, path) = reference_file(
+            "INSERT INTO sessions VALUES ('ses_a','running','2026-01-01T00:00:00Z',NULL,'x',NULL,NULL,NULL,NULL,'h');
+             INSERT INTO runs(run_id, session_id, type, parameters, status, created_at)
+               VALUES ('run_a','ses_a','start_session','{\"prompt\":\"p\"}','running','2026-01-01T00:00:01Z');
+             INSERT INTO events(session_id, event_type, timestamp, tool_name, tool_input, tool_output, content)
+               VALUES ('ses_a','post_tool','2026-01-01T00:00:02Z','Bash','\"ls\"','plain text','{\"type\":\"text\"}');",
+        );
+        assert!(is_reference_db(&path).unwrap());
+        let data = read_reference(&path).unwrap();
+        assert_eq!((data.sessions_in_flight, data.runs_in_flight), (1, 1));
+        let s = &data.sessions[0];
+        assert_eq!(s.status, SessionStatus::Failed);
+        assert_eq!(s.session.status, "failed");
+        assert_eq!(s.runs[0].status, RunStatus::Failed);
+        assert!(s.runs[0]
+            .run
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("while running"));
+        let e = &s.events[0];
+        assert_eq!(e.tool_input.as_ref().unwrap()["value"], "ls");
+        assert_eq!(e.tool_output, Some(Value::String("plain text".into())));
+        assert_eq!(e.content.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_statuses_are_errors_not_defaults() {
+        let (_d, path) = reference_file(
+            "INSERT INTO sessions VALUES ('ses_b','sleeping','2026-01-01T00:00:00Z',NULL,NULL,NULL,NULL,NULL,NULL,NULL);",
+        );
+        let err = read_reference(&path).unwrap_err().to_string();
+        assert!(err.contains("sleeping"), "{err}");
+    }
+
+    #[test]
+    fn our_own_database_and_missing_files_are_not_reference_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_reference_db(&dir.path().join("none.db")).unwrap());
+        let path = dir.path().join("ours.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("{SCHEMA} CREATE TABLE feed (cursor INTEGER);"))
+            .unwrap();
+        assert!(!is_reference_db(&path).unwrap());
+        assert!(read_reference(&path).is_err());
+    }
+}
