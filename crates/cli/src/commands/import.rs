@@ -30,6 +30,19 @@ pub struct ImportArgs {
     /// The reference's agents folder (default: `agents` next to the database file).
     #[arg(long, value_name = "DIR")]
     pub reference_agents: Option<PathBuf>,
+    /// Hand the new SQLite data dir (database, copied agents) to UID:GID afterwards. For
+    /// a root-owned reference volume imported as root for an image that runs as 1000:1000.
+    #[arg(long, value_name = "UID:GID", value_parser = parse_owner)]
+    pub owner: Option<(u32, u32)>,
+}
+
+fn parse_owner(s: &str) -> Result<(u32, u32), String> {
+    let (u, g) = s.split_once(':').ok_or("must be UID:GID, e.g. 1000:1000")?;
+    let num = |v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
+    Ok((num(u)?, num(g)?))
 }
 
 impl ImportArgs {
@@ -104,6 +117,24 @@ pub async fn run(args: ImportArgs, cfg: &Config) -> anyhow::Result<u8> {
             coord.agents_dir.display()
         );
     }
+    if let Some((uid, gid)) = args.owner {
+        if coord.postgres_url.is_some() {
+            anyhow::bail!("--owner applies to a SQLite data dir; the store is PostgreSQL");
+        }
+        drop(store);
+        let paths = [
+            coord.db_path.parent().map(Path::to_path_buf),
+            Some(coord.agents_dir.clone()),
+        ];
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for p in paths.into_iter().flatten() {
+                chown_tree(&p, uid, gid)?;
+            }
+            Ok(())
+        })
+        .await??;
+        println!("handed the data dir to {uid}:{gid}");
+    }
     if data.sessions_in_flight + data.runs_in_flight > 0 {
         println!(
             "{} sessions and {} runs were still in flight in the reference: imported as failed, not run again",
@@ -152,6 +183,24 @@ fn copy_agents(from: &Path, to: &Path) -> anyhow::Result<(usize, usize)> {
         copied += 1;
     }
     Ok((copied, kept))
+}
+
+/// `chown -R` without following symlinks; a missing path is skipped.
+fn chown_tree(p: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return Ok(());
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+        .map_err(|e| anyhow::anyhow!("chown {uid}:{gid} {}: {e}", p.display()))?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            chown_tree(&e?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

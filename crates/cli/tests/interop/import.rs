@@ -162,10 +162,28 @@ async fn reference_volume_is_refused_in_place_and_imported_whole() {
         "--data-dir",
         new_str,
     ];
-    let (code, out) = aof(&args, &env).await;
+    // A root-owned volume imported as root for an image running as another user: the
+    // new data dir is handed over (SQLite only; PostgreSQL has no files of ours).
+    let owner = ["--owner", "4242:4243"];
+    let first: Vec<&str> = if postgres_mode() {
+        args.to_vec()
+    } else {
+        args.iter().chain(owner.iter()).copied().collect()
+    };
+    let (code, out) = aof(&first, &env).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("imported 2 sessions"), "{out}");
     assert!(out.contains("agents: copied 1"), "{out}");
+    if !postgres_mode() {
+        use std::os::unix::fs::MetadataExt;
+        for f in [
+            new_dir.join("observability.db"),
+            new_dir.join("agents/imported-agent/agent.json"),
+        ] {
+            let m = std::fs::metadata(&f).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4243), "{}", f.display());
+        }
+    }
     let (code, again) = aof(&args, &env).await;
     assert_eq!(code, 0, "{again}");
     assert!(
