@@ -1683,6 +1683,34 @@ async fn sse_init_then_event_frame() {
     assert_eq!(data, json!({"sessions": []}));
 }
 
+/// The stream's headers, as the AOF reference sends them: a proxy in front (nginx) must
+/// not buffer frames (`X-Accel-Buffering: no`), nor any cache keep them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_headers_tell_proxies_not_to_buffer() {
+    let dir = tempdir();
+    let c = coordinator(&dir).await;
+    let r = client()
+        .get(format!("{}/sse/sessions", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = |k: &str| {
+        r.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        h("content-type").starts_with("text/event-stream"),
+        "{:?}",
+        r.headers()
+    );
+    assert_eq!(h("x-accel-buffering"), "no", "{:?}", r.headers());
+    assert_eq!(h("cache-control"), "no-cache", "{:?}", r.headers());
+}
+
 /// `GET /sessions` is written a page (1,000 sessions) at a time; across pages the list
 /// is still whole, without repeats, newest first, and valid JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,6 +126,8 @@ pub struct Auth {
     origins: Vec<String>,
     /// `CORS_ORIGINS=*`: any origin may send bearer-authenticated writes (auth on only).
     any_origin: bool,
+    /// Foreign origins already named in a warning (`browser::note_foreign_reader`).
+    warned_origins: std::sync::Mutex<Vec<String>>,
 }
 
 impl Auth {
@@ -143,6 +145,7 @@ impl Auth {
                 .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
             any_origin: cors_origins.trim() == "*",
+            warned_origins: Default::default(),
             oidc,
             cfg,
         })

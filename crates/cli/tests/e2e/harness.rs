@@ -116,10 +116,16 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub async fn start(dir: &Path, env: Vec<(String, String)>) -> Coordinator {
+        Self::start_at(dir, 0, env).await
+    }
+
+    /// On `port` (0: a free one), for a peer that needs the URL before the coordinator
+    /// starts (a dashboard whose origin goes into the coordinator's `CORS_ORIGINS`).
+    pub async fn start_at(dir: &Path, port: u16, env: Vec<(String, String)>) -> Coordinator {
         let data_dir = dir.join("coord");
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut c = Coordinator {
-            child: spawn_coord(&data_dir, 0, &env, 0).await,
+            child: spawn_coord(&data_dir, port, &env, 0).await,
             url: String::new(),
             port: 0,
             data_dir,

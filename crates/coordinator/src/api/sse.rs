@@ -6,10 +6,12 @@ use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
 
 use axum::{
     extract::State,
-    http::HeaderMap,
-    response::sse::{Event as SseEvent, KeepAlive, Sse},
+    http::{HeaderMap, HeaderName, HeaderValue},
+    response::{
+        sse::{Event as SseEvent, KeepAlive, Sse},
+        IntoResponse,
+    },
 };
-use futures::Stream;
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -57,7 +59,7 @@ pub(crate) async fn sessions(
     slot: crate::caps::StreamSlot,
     headers: HeaderMap,
     q: QueryMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+) -> ApiResult<impl IntoResponse> {
     // A session token sees its own session, whatever the query says (the policy already
     // required `session_id` = its own; this holds if that rule ever loosens). No policy
     // grants it its children's feed today.
@@ -175,9 +177,18 @@ pub(crate) async fn sessions(
             }
         }
     });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
+    let stream = Sse::new(ReceiverStream::new(rx)).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("heartbeat"),
+    );
+    // As the AOF reference sends it: a reverse proxy (nginx) in front of the coordinator
+    // must pass frames on at once, not buffer them until its buffer fills.
+    Ok((
+        [(NO_PROXY_BUFFERING, HeaderValue::from_static("no"))],
+        stream,
     ))
 }
+
+/// nginx's per-response switch for proxy buffering.
+const NO_PROXY_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");

@@ -148,6 +148,29 @@ impl Auth {
             })
         })
     }
+
+    /// A page on a foreign origin read the API. CORS (same origin by default) makes the
+    /// browser hide every answer from it, and nothing on the wire tells the operator
+    /// why their dashboard shows no data: say it in the log, once per origin, for the
+    /// first few (any page the user opens could otherwise fill the log).
+    fn note_foreign_reader(&self, origin: &str) {
+        const MAX_NAMED: usize = 16;
+        let mut seen = self
+            .warned_origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_NAMED || seen.iter().any(|o| o == origin) {
+            return;
+        }
+        seen.push(origin.to_string());
+        drop(seen);
+        tracing::warn!(
+            origin,
+            "a page at {origin} reads the API, but it is not in coordinator.cors_origins \
+             (CORS_ORIGINS): the browser hides every answer from it, so a dashboard there \
+             shows no data (\"Disconnected\"). If it is your dashboard, add its origin there"
+        );
+    }
 }
 
 /// Host, Origin and `Sec-Fetch-Site` (see the module doc); `template` is the matched route.
@@ -176,6 +199,16 @@ pub fn check_source(
         }
     }
     if !is_write(&parts.method) {
+        // Reads are not refused (a page cannot see the answer without CORS); only noted.
+        if let Some(o) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        {
+            if !auth.any_origin && !auth.origin_known(o, host) {
+                auth.note_foreign_reader(o);
+            }
+        }
         return Ok(());
     }
     match parts.headers.get(header::ORIGIN) {
@@ -310,6 +343,34 @@ mod tests {
         ] {
             assert!(!is_json(bad), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn foreign_readers_are_named_once_each_and_bounded() {
+        let cfg = CoordinatorConfig::default();
+        let auth = Auth::load(cfg.auth.clone(), "http://dash.test")
+            .await
+            .unwrap();
+        let read = |origin: &str| {
+            let req = axum::http::Request::get("/sessions")
+                .header(header::HOST, "127.0.0.1:8765")
+                .header(header::ORIGIN, origin)
+                .body(())
+                .unwrap();
+            check_source(&cfg, &auth, &req.into_parts().0, Some("/sessions"))
+        };
+        let named = || auth.warned_origins.lock().unwrap().clone();
+        // Listed and own origins are not foreign; reads are never refused.
+        assert_eq!(read("http://dash.test"), Ok(()));
+        assert_eq!(read("http://127.0.0.1:8765"), Ok(()));
+        assert!(named().is_empty());
+        assert_eq!(read("http://localhost:3000"), Ok(()));
+        assert_eq!(read("http://localhost:3000"), Ok(()));
+        assert_eq!(named(), ["http://localhost:3000"]);
+        for i in 0..40 {
+            assert_eq!(read(&format!("http://page{i}.test")), Ok(()));
+        }
+        assert_eq!(named().len(), 16, "at most 16 origins are named");
     }
 
     #[test]
