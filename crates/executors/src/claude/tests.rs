@@ -435,5 +435,8 @@ fn setting_sources_are_checked() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(err.contains("\"global\" is not one of user, project, local"), "{err}");
+    assert!(
+        err.contains("\"global\" is not one of user, project, local"),
+        "{err}"
+    );
 }

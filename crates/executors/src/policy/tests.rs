@@ -199,8 +199,10 @@ fn program_and_model_are_the_runners_limits_the_tightest() {
         assert!(err.contains("differs from the runner's"), "{err}");
     }
     // Repeating the runner's own value changes nothing.
-    let same: ClaudeCodeConfig =
-        serde_json::from_value(json!({"program": "/opt/claude", "model": "opus", "setting_sources": ["project"]})).unwrap();
+    let same: ClaudeCodeConfig = serde_json::from_value(
+        json!({"program": "/opt/claude", "model": "opus", "setting_sources": ["project"]}),
+    )
+    .unwrap();
     assert_eq!(refine_claude(&profile, &same).unwrap(), profile);
     // No model on the runner: a blueprint may not pick one.
     assert!(refine_claude(
