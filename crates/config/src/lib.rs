@@ -172,7 +172,7 @@ impl Config {
                 );
             }
         }
-        let reference = reference::collect(&env);
+        let reference = reference::collect(env);
         let mut warnings = reference::refused_warnings(&reference);
         for (key, raw) in &inputs.flags {
             let s = registry::find(key)

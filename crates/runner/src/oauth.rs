@@ -87,7 +87,7 @@ impl Tokens {
     /// the next request fetches a new one.
     pub(crate) async fn refused(&self, used: &HeaderValue) {
         let mut current = self.current.lock().await;
-        if current.as_ref().is_some_and(|c| &c.header == used) {
+        if current.as_ref().is_some_and(|c| c.header == used) {
             *current = None;
         }
     }

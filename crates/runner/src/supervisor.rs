@@ -166,6 +166,9 @@ async fn register(
             Err(e) if e.is_retryable() || e.status_code() == Some(409) => {
                 tracing::warn!(url = %shared.client.base(), error = %e, code = e.code(), "registration failed; retrying");
             }
+            Err(e @ crate::client::ClientError::Token(_)) => {
+                anyhow::bail!("cannot get a token to register with: {e}")
+            }
             Err(e) => anyhow::bail!(
                 "coordinator at {} refused registration: {e}",
                 shared.client.base()

@@ -5,23 +5,26 @@ use std::sync::{
     Arc, Mutex,
 };
 
-use axum::{extract::State, http::StatusCode, routing::post, Form, Json, Router};
+use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
 use serde_json::{json, Value};
 
 use super::*;
 use crate::ApiKey;
 
+/// One token request's form fields.
+type Form = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
 struct Endpoint {
     calls: Arc<AtomicUsize>,
-    forms: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    forms: Arc<Mutex<Vec<Form>>>,
     expires_in: Option<f64>,
     status: Option<u16>,
 }
 
 async fn token(
     State(ep): State<Endpoint>,
-    Form(form): Form<Vec<(String, String)>>,
+    axum::Form(form): axum::Form<Form>,
 ) -> (StatusCode, Json<Value>) {
     let n = ep.calls.fetch_add(1, Ordering::SeqCst) + 1;
     ep.forms.lock().unwrap().push(form);
