@@ -7,6 +7,7 @@
 //! This crate owns precedence. It must not read the process environment itself (callers
 //! pass a lookup function, so tests need no global state) nor parse command lines.
 
+mod log_level;
 mod profile;
 pub mod reference;
 pub mod registry;
@@ -15,8 +16,9 @@ mod sections;
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
+pub use log_level::LogLevel;
 pub use registry::{markdown_table, Setting, SETTINGS};
-pub use sections::{ApiConfig, LogFormat, LogLevel, LogTarget, OtelSettings};
+pub use sections::{ApiConfig, LogFormat, LogTarget, OtelSettings};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
