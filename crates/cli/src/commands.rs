@@ -22,6 +22,16 @@ pub mod up;
 use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on SIGINT or SIGTERM, so every server drains the same way.
+/// The runner's settings, read off the async threads (a `PROFILE` is a file to read);
+/// `url` overrides `api.url` as in `Config::runner`.
+pub async fn runner_config(
+    cfg: &aof_config::Config,
+    url: Option<String>,
+) -> anyhow::Result<aof_runner::RunnerConfig> {
+    let cfg = cfg.clone();
+    Ok(tokio::task::spawn_blocking(move || cfg.runner(url)).await??)
+}
+
 pub fn shutdown_on_signals() -> CancellationToken {
     signals().0
 }

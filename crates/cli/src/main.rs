@@ -146,6 +146,7 @@ fn main() -> std::process::ExitCode {
     let (cfg, otel_guard) = match aof_config::Config::from_process(&inputs).and_then(|c| {
         let format = c.log_format()?;
         let target = c.log_target()?;
+        let level = c.log_level()?;
         let otel = match service {
             Some(default) => c.otel()?.map(|o| aof_otel::ExportConfig {
                 traces_endpoint: o.traces_endpoint,
@@ -153,19 +154,23 @@ fn main() -> std::process::ExitCode {
             }),
             None => None,
         };
-        Ok((c, format, target, otel))
+        Ok((c, format, target, level, otel))
     }) {
-        Ok((cfg, format, target, otel)) => {
+        Ok((cfg, format, target, level, otel)) => {
             let server = cli.command.is_server();
-            let guard = logging::init(
-                format,
-                target,
-                if server { "info" } else { "warn" },
-                otel.as_ref(),
-            );
+            let level = level.unwrap_or(if server {
+                logging::LogLevel::Info
+            } else {
+                logging::LogLevel::Warn
+            });
+            let guard = logging::init(format, target, level, otel.as_ref());
             if server {
                 for note in cfg.shadowed() {
                     tracing::info!("settings: {note}");
+                }
+                // Reference settings AOF ignores or overrules: once each, at start.
+                for warning in cfg.warnings() {
+                    tracing::warn!("settings: {warning}");
                 }
             }
             (cfg, guard)

@@ -7,11 +7,16 @@
 //! This crate owns precedence. It must not read the process environment itself (callers
 //! pass a lookup function, so tests need no global state) nor parse command lines.
 
+mod log_level;
+mod profile;
+pub mod reference;
 pub mod registry;
+mod runner_ref;
 mod sections;
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
+pub use log_level::LogLevel;
 pub use registry::{markdown_table, Setting, SETTINGS};
 pub use sections::{ApiConfig, LogFormat, LogTarget, OtelSettings};
 
@@ -89,6 +94,10 @@ pub struct Config {
     values: BTreeMap<&'static str, Entry>,
     /// The TOML file that was read, if any.
     pub file: Option<PathBuf>,
+    /// The AOF reference's variables that are set (`reference::REFERENCE_VARS`).
+    reference: BTreeMap<&'static str, String>,
+    /// What a server logs as warnings at start (`Config::warnings`).
+    warnings: Vec<String>,
 }
 
 impl Config {
@@ -165,6 +174,8 @@ impl Config {
                 );
             }
         }
+        let reference = reference::collect(env);
+        let mut warnings = reference::refused_warnings(&reference);
         for (key, raw) in &inputs.flags {
             let s = registry::find(key)
                 .unwrap_or_else(|| panic!("flag for unknown setting `{key}` (a bug)"));
@@ -176,7 +187,20 @@ impl Config {
                 },
             );
         }
-        Ok(Config { values, file })
+        // Like the reference, Auth0 settings count only with auth on (a runner reads
+        // AUTH0_DOMAIN for its token endpoint instead, see `runner`).
+        if values
+            .get("auth.enabled")
+            .is_some_and(|e| sections::boolean(&e.raw) == Ok(true))
+        {
+            reference::map_auth0(&reference, &mut values, &mut warnings);
+        }
+        Ok(Config {
+            values,
+            file,
+            reference,
+            warnings,
+        })
     }
 
     /// Reads the process environment (the CLI's entry point).
@@ -187,6 +211,18 @@ impl Config {
     pub fn get(&self, key: &str) -> Option<&Entry> {
         debug_assert!(registry::find(key).is_some(), "unknown setting {key}");
         self.values.get(key)
+    }
+
+    /// Warnings for a server to log at start: each AOF reference variable that is set but
+    /// not supported (naming what to use instead), and each reference setting overruled
+    /// by a different AOF one.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A recognised AOF reference variable's value, if set (non-empty).
+    fn reference_var(&self, name: &str) -> Option<&str> {
+        self.reference.get(name).map(String::as_str)
     }
 
     /// Notes for the log: settings set under two names, and which one won.

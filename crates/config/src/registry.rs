@@ -5,6 +5,11 @@
 /// The reference's project directory; its `.agent-orchestrator` is the default data dir.
 pub const PROJECT_DIR_ENV: &str = "AGENT_ORCHESTRATOR_PROJECT_DIR";
 
+/// The reference's Auth0 tenant and API audience: mapped onto `auth.oidc_*` (coordinator,
+/// with auth on) and the runner's token endpoint (`reference::auth0`).
+pub const AUTH0_DOMAIN_ENV: &str = "AUTH0_DOMAIN";
+pub const AUTH0_AUDIENCE_ENV: &str = "AUTH0_AUDIENCE";
+
 /// The default of a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultValue {
@@ -108,7 +113,7 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         None,
         Derived("none (OIDC off)"),
-        "accept OIDC JWTs from this issuer (`iss`); needs `oidc_audience` and `oidc_jwks`",
+        "accept OIDC JWTs from this issuer (`iss`); needs `oidc_audience` and `oidc_jwks`. With auth on and `AUTH0_DOMAIN` set (the reference's): `https://$AUTH0_DOMAIN/` where this is unset",
     ),
     s(
         "auth.oidc_audience",
@@ -116,7 +121,7 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         None,
         Derived("none"),
-        "required `aud` of OIDC JWTs",
+        "required `aud` of OIDC JWTs (and the audience a runner asks its tokens for); `AUTH0_AUDIENCE` where this is unset",
     ),
     s(
         "auth.oidc_jwks",
@@ -124,7 +129,7 @@ pub static SETTINGS: &[Setting] = &[
         &[],
         None,
         Derived("none"),
-        "the issuer's JWKS: an `https://` URL (fetched at start and on an unknown `kid`) or a file",
+        "the issuer's JWKS: an `https://` URL (fetched at start and on an unknown `kid`) or a file. With auth on and `AUTH0_DOMAIN` set: `https://$AUTH0_DOMAIN/.well-known/jwks.json` where this is unset",
     ),
     s(
         "auth.oidc_role_claim",
@@ -157,6 +162,14 @@ pub static SETTINGS: &[Setting] = &[
         None,
         Value("stderr"),
         "where logs go: `stderr` or `stdout` (the container images use stdout)",
+    ),
+    s(
+        "log.level",
+        "AOF_LOG_LEVEL",
+        &["DEBUG_LOGGING", "VERBOSE"],
+        None,
+        Derived("info for `up`, `coordinator`, `runner`, `dashboard`; warn for other commands"),
+        "`error`, `warn`, `info`, `debug` or `trace` for AOF's own logs (libraries stay at info); `true` means debug and `false` the default, as the reference's `DEBUG_LOGGING` and `VERBOSE` say it. `RUST_LOG`, when set, wins",
     ),
     // OpenTelemetry: the standard OTEL_* names work as aliases.
     s(
@@ -354,6 +367,14 @@ pub static SETTINGS: &[Setting] = &[
         Derived("none (any path)"),
         "comma-separated absolute paths; a `project_dir` (runs, runners, sessions) outside them is refused (403 `project_dir_not_allowed`)",
     ),
+    s(
+        "coordinator.docs_enabled",
+        "AOF_DOCS_ENABLED",
+        &["DOCS_ENABLED"],
+        None,
+        Value("false"),
+        "serve an interactive API page (Swagger UI, its files built in: works offline) at `/docs`, over `/openapi.json`; it needs what `/openapi.json` needs (a viewer credential with auth on)",
+    ),
     // Caps on long-lived requests per credential (API key, OIDC subject, session token;
     // with auth off everyone shares one count); beyond a cap: 429 with `Retry-After`.
     s(
@@ -387,6 +408,14 @@ pub static SETTINGS: &[Setting] = &[
         Some("--tags"),
         Derived("none"),
         "comma-separated tags this runner offers; runs may demand them",
+    ),
+    s(
+        "runner.require_matching_tags",
+        "AOF_REQUIRE_MATCHING_TAGS",
+        &["REQUIRE_MATCHING_TAGS"],
+        Some("--require-matching-tags"),
+        Value("false"),
+        "take only runs that demand at least one of this runner's tags",
     ),
     s(
         "runner.max_concurrent",
@@ -473,8 +502,24 @@ pub static SETTINGS: &[Setting] = &[
         "AOF_EXECUTOR_PROFILE",
         &[],
         Some("--profile"),
-        Derived("the executor"),
+        Derived("the `profile_file`'s name, else the executor"),
         "executor profile name announced to the coordinator",
+    ),
+    s(
+        "runner.profile_file",
+        "AOF_PROFILE_FILE",
+        &["PROFILE"],
+        Some("--profile-file"),
+        Derived("none"),
+        "an AOF reference executor profile (JSON: `type`, `command`, `config`): a path, or a name read as `<profiles_dir>/<name>.json`. Its echo or Claude Code executor (`model`, `permission_mode`, `setting_sources`, and AOF's own `claude_code` keys) becomes this runner's executor and its name the announced `profile`; explicit `AOF_CLAUDE_*` settings win. Other executors (procedural, custom commands) are refused at start",
+    ),
+    s(
+        "runner.profiles_dir",
+        "AOF_PROFILES_DIR",
+        &[],
+        None,
+        Value("profiles"),
+        "where `profile_file` names are looked up (relative to the working directory)",
     ),
     s(
         "runner.project_dir",
@@ -581,6 +626,33 @@ pub static SETTINGS: &[Setting] = &[
         Derived("this machine's"),
         "host name announced to the coordinator",
     ),
+    s(
+        "runner.oauth_token_url",
+        "AOF_OAUTH_TOKEN_URL",
+        &[],
+        None,
+        Derived("`https://$AUTH0_DOMAIN/oauth/token` when `AUTH0_DOMAIN` is set"),
+        "OAuth 2.0 token endpoint the runner gets its bearer tokens from (client credentials, with `auth.oidc_audience` / `AUTH0_AUDIENCE` as `audience`); https, or http on loopback only. Tokens are cached and renewed before they expire",
+    ),
+    s(
+        "runner.oauth_client_id",
+        "AOF_OAUTH_CLIENT_ID",
+        &["AUTH0_RUNNER_CLIENT_ID"],
+        None,
+        Derived("none (the runner sends `api.key`, if any)"),
+        "client id for the token endpoint; set with `oauth_client_secret` instead of `api.key`. The tokens must carry the `runner` role in `auth.oidc_role_claim`",
+    ),
+    Setting {
+        secret: true,
+        ..s(
+            "runner.oauth_client_secret",
+            "AOF_OAUTH_CLIENT_SECRET",
+            &["AUTH0_RUNNER_CLIENT_SECRET"],
+            None,
+            Derived("none"),
+            "client secret for the token endpoint; secret, shown masked",
+        )
+    },
     s(
         "runner.run_timeout",
         "AOF_RUN_TIMEOUT",

@@ -56,7 +56,7 @@ pub enum LogTarget {
     Stdout,
 }
 
-fn describe(key: &str, e: &Entry) -> String {
+pub(crate) fn describe(key: &str, e: &Entry) -> String {
     // Error messages name the input, but never a secret in it.
     let raw = match crate::registry::find(key) {
         Some(s) if s.secret && key == "coordinator.database_url" => {
@@ -73,7 +73,7 @@ fn describe(key: &str, e: &Entry) -> String {
     }
 }
 
-fn seconds(v: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(v: &str) -> Result<Duration, String> {
     let f: f64 = v
         .trim()
         .parse()
@@ -84,7 +84,7 @@ fn seconds(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(f))
 }
 
-fn boolean(v: &str) -> Result<bool, String> {
+pub(crate) fn boolean(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -92,7 +92,7 @@ fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
-fn list(v: &str) -> Vec<String> {
+pub(crate) fn list(v: &str) -> Vec<String> {
     v.split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -101,7 +101,7 @@ fn list(v: &str) -> Vec<String> {
 
 impl Config {
     /// Parses `key` with `f`; `None` when unset. Errors say which input was wrong.
-    fn parse<T>(
+    pub(crate) fn parse<T>(
         &self,
         key: &str,
         f: impl FnOnce(&str) -> Result<T, String>,
@@ -123,7 +123,7 @@ impl Config {
             .ok_or_else(|| ConfigError(format!("{key} has no value (a bug)")))
     }
 
-    fn string(&self, key: &str) -> Option<String> {
+    pub(crate) fn string(&self, key: &str) -> Option<String> {
         self.get(key).map(|e| e.raw.clone())
     }
 
@@ -316,6 +316,7 @@ impl Config {
                 .map(|v| list(&v).into_iter().map(PathBuf::from).collect())
                 .unwrap_or_default(),
             insecure_listen: self.parse_req("coordinator.insecure_listen", boolean)?,
+            docs_enabled: self.parse_req("coordinator.docs_enabled", boolean)?,
             auth: self.auth()?,
             caps: self.caps()?,
         };
@@ -354,11 +355,17 @@ impl Config {
             }),
             (None, None, None) => None,
             _ => {
-                let missing: Vec<&str> = oidc_keys
+                let missing: Vec<String> = oidc_keys
                     .iter()
                     .zip(&set)
                     .filter(|(_, v)| v.is_none())
-                    .map(|(k, _)| *k)
+                    .map(|(k, _)| match *k {
+                        "auth.oidc_audience" => {
+                            format!("{k} (AOF_OIDC_AUDIENCE or AUTH0_AUDIENCE)")
+                        }
+                        "auth.oidc_issuer" => format!("{k} (AOF_OIDC_ISSUER or AUTH0_DOMAIN)"),
+                        _ => format!("{k} (AOF_OIDC_JWKS or AUTH0_DOMAIN)"),
+                    })
                     .collect();
                 return err(format!(
                     "OIDC needs auth.oidc_issuer, auth.oidc_audience and auth.oidc_jwks; missing: {}",
@@ -430,7 +437,11 @@ impl Config {
             })?,
         };
         let executor_name = self.string("runner.executor").unwrap_or_default();
-        let executor = self.executor(&executor_name)?;
+        // A reference profile (`PROFILE`) names the executor and the announced profile.
+        let (executor, executor_name, executor_announce) = match self.profile_executor()? {
+            Some(p) => (p.executor, p.name, Some(p.announce)),
+            None => (self.executor(&executor_name)?, executor_name, None),
+        };
         let project_dir = match self.string("runner.project_dir") {
             Some(p) => PathBuf::from(p),
             None => std::env::current_dir()
@@ -442,6 +453,7 @@ impl Config {
                 .string("runner.tags")
                 .map(|t| list(&t))
                 .unwrap_or_default(),
+            require_matching_tags: self.parse_req("runner.require_matching_tags", boolean)?,
             max_concurrent,
             hostname: self
                 .string("runner.hostname")
@@ -449,6 +461,7 @@ impl Config {
             project_dir: project_dir.display().to_string(),
             executor_profile: self.string("runner.profile").unwrap_or(executor_name),
             executor,
+            executor_announce,
             allow_blueprint_executors: self
                 .parse_req("runner.allow_blueprint_executors", boolean)?,
             workspace_root: self.under_data_dir("runner.workspace", "workspaces"),
@@ -465,6 +478,7 @@ impl Config {
             stop_grace,
             drain_timeout,
             run_limits,
+            oauth: self.oauth()?,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
     }

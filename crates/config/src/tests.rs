@@ -293,7 +293,7 @@ fn errors_name_the_setting_and_its_source() {
     .unwrap_err()
     .0;
     assert!(
-        e.contains("missing: auth.oidc_audience, auth.oidc_jwks"),
+        e.contains("missing: auth.oidc_audience (AOF_OIDC_AUDIENCE or AUTH0_AUDIENCE), auth.oidc_jwks (AOF_OIDC_JWKS or AUTH0_DOMAIN)"),
         "{e}"
     );
     // Auth off and a non-loopback address: refused unless --insecure-listen.

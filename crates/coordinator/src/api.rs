@@ -176,14 +176,22 @@ pub fn router_with_shutdown(
     // The orchestrator MCP server: not part of the REST document; the policy table
     // and the auth layer below guard it like every other route.
     let mcp = crate::mcp::service(state.clone(), shutdown);
-    api.route_service("/mcp", mcp)
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+    let api = api.route_service("/mcp", mcp).route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    );
+    // `DOCS_ENABLED`: Swagger UI over the document above; merged before the layers
+    // below, so the auth policy (`/docs*` as `/openapi.json`) and the browser checks
+    // cover it like every route.
+    let api = if state.cfg.docs_enabled {
+        api.merge(docs_router())
+    } else {
+        api
+    };
+    api
         // The dashboard's pages and assets (`/ui`, and `/` redirecting there); kept out
         // of the OpenAPI document, which describes the API only.
         .merge(aof_dashboard::router())
@@ -205,6 +213,17 @@ pub fn router_with_shutdown(
         )
         .with_state(state)
 }
+
+/// The interactive API page at `/docs` (its routes are in `DOCS_ROUTES`): Swagger UI's
+/// own files, built into the binary, reading `/openapi.json`. No online validator, so
+/// the page loads nothing from outside.
+fn docs_router() -> Router<AppState> {
+    let config = utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none");
+    Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
+}
+
+/// The routes `docs_router` serves (for the policy table's tests).
+pub const DOCS_ROUTES: &[&str] = &["/docs", "/docs/", "/docs/{*rest}"];
 
 /// `CORS_ORIGINS` exactly. Unset (the default): no `Access-Control-Allow-Origin` at all,
 /// so only same-origin pages (the dashboard at `/ui`, `aof dashboard`) read the API. A

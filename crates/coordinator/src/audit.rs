@@ -82,6 +82,9 @@ static NAMES: &[(Method, &str, &str)] = &[
     (Method::GET, "/mcp", "mcp.stream"),
     (Method::DELETE, "/mcp", "mcp.close"),
     (Method::GET, "/audit", "audit.list"),
+    (Method::GET, "/docs", "docs.redirect"),
+    (Method::GET, "/docs/", "docs.page"),
+    (Method::GET, "/docs/{*rest}", "docs.file"),
 ];
 
 /// A POST to one of these trailing words is that verb (`/runs/{id}/stop` → `run.stop`).

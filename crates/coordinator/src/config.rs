@@ -56,6 +56,8 @@ pub struct CoordinatorConfig {
     pub project_dir_roots: Vec<PathBuf>,
     /// Listen on a non-loopback address with auth off (`--insecure-listen`); warned about.
     pub insecure_listen: bool,
+    /// Serve the interactive API page at `/docs` (`DOCS_ENABLED`, default off).
+    pub docs_enabled: bool,
     pub auth: AuthConfig,
     /// Concurrent streams, long-polls and MCP waits per credential (`crate::caps`).
     pub caps: crate::caps::CapsConfig,
@@ -123,6 +125,7 @@ impl Default for CoordinatorConfig {
             placeholder_env: Vec::new(),
             project_dir_roots: Vec::new(),
             insecure_listen: false,
+            docs_enabled: false,
             auth: AuthConfig {
                 metrics_public: true,
                 ..AuthConfig::default()

@@ -39,6 +39,9 @@ use crate::{
 /// Where the CLI is when `program` is not set: this variable, else `claude` on `PATH`.
 pub const CLAUDE_BIN_ENV: &str = "AOF_CLAUDE_BIN";
 
+/// What `setting_sources` may name (the CLI's `--setting-sources` values).
+const SETTING_SOURCES: &[&str] = &["user", "project", "local"];
+
 /// Without output for this long, a run has stalled (a tool may legitimately work
 /// silently for minutes, so this is generous).
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -60,6 +63,10 @@ pub struct ClaudeCodeConfig {
     pub allowed_tools: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disallowed_tools: Vec<String>,
+    /// `--setting-sources`: which Claude settings files load (`user`, `project`,
+    /// `local`); an empty list loads none (an isolated run). Unset: the CLI's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting_sources: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_turns: Option<u32>,
     /// Seconds without any output before the run fails as stalled (default 900).
@@ -84,6 +91,16 @@ impl ClaudeCodeConfig {
             return Err(ExecError::BadParameters(
                 "claude_code: program must not be empty (leave it out to use AOF_CLAUDE_BIN or `claude` on PATH)".into(),
             ));
+        }
+        if let Some(bad) = self
+            .setting_sources
+            .iter()
+            .flatten()
+            .find(|s| !SETTING_SOURCES.contains(&s.as_str()))
+        {
+            return Err(ExecError::BadParameters(format!(
+                "claude_code: setting_sources: {bad:?} is not one of user, project, local"
+            )));
         }
         if self.max_turns == Some(0) {
             return Err(ExecError::BadParameters(
@@ -120,6 +137,10 @@ impl ClaudeCodeConfig {
                 .or(profile.permission_mode.clone()),
             allowed_tools: pick_list(&self.allowed_tools, &profile.allowed_tools),
             disallowed_tools: pick_list(&self.disallowed_tools, &profile.disallowed_tools),
+            setting_sources: self
+                .setting_sources
+                .clone()
+                .or(profile.setting_sources.clone()),
             max_turns: self.max_turns.or(profile.max_turns),
             stall_timeout_seconds: self.stall_timeout_seconds.or(profile.stall_timeout_seconds),
             timeout_seconds: self.timeout_seconds.or(profile.timeout_seconds),

@@ -13,7 +13,7 @@
 //! | `disallowed_tools` | union with the runner's |
 //! | `max_turns`, `timeout_seconds`, `stall_timeout_seconds` | the smaller of the two |
 //! | `permission_mode` | only one no wider than the runner's: plan < dontAsk < default/manual < acceptEdits < auto < bypassPermissions |
-//! | `program`, `model` | refused unless equal to the runner's |
+//! | `program`, `model`, `setting_sources` | refused unless equal to the runner's (settings files may hold deny rules as well as allow rules, so fewer is not narrower) |
 //! | `command` / `model_api` / `echo` executors (program, args, URL, key) | refused |
 //!
 //! A blueprint has no way to set the agent's environment (it is the runner's
@@ -77,6 +77,16 @@ pub fn refine_claude(
             ));
         }
     }
+    if bp.setting_sources.is_some() && bp.setting_sources != profile.setting_sources {
+        return Err(format!(
+            "`setting_sources` {:?} differs from the runner's ({})",
+            bp.setting_sources.as_deref().unwrap_or_default(),
+            profile
+                .setting_sources
+                .as_ref()
+                .map_or("the CLI's default".to_string(), |s| format!("{s:?}"))
+        ));
+    }
     let permission_mode = match &bp.permission_mode {
         None => profile.permission_mode.clone(),
         Some(m) if narrower_mode(m, profile.permission_mode.as_deref()) => Some(m.clone()),
@@ -105,6 +115,7 @@ pub fn refine_claude(
         permission_mode,
         allowed_tools,
         disallowed_tools: dedup(profile.disallowed_tools.iter().chain(&bp.disallowed_tools)),
+        setting_sources: profile.setting_sources.clone(),
         max_turns: smaller(profile.max_turns, bp.max_turns, |a, b| a <= b),
         stall_timeout_seconds: match (profile.stall_timeout_seconds, bp.stall_timeout_seconds) {
             // The runner's is the default when it sets none: a blueprint may only shorten it.

@@ -36,6 +36,9 @@ pub(crate) enum ClientError {
     /// A success status with a body we cannot read (a proxy's page, a newer coordinator).
     #[error("unreadable response body: {0}")]
     Decode(String),
+    /// No bearer token from the OAuth token endpoint (`oauth`).
+    #[error("{0}")]
+    Token(#[from] crate::oauth::TokenError),
 }
 
 impl ClientError {
@@ -61,6 +64,7 @@ impl ClientError {
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Decode(_) => true,
+            ClientError::Token(e) => e.retryable,
             ClientError::Status { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
@@ -103,6 +107,8 @@ pub(crate) struct Client {
     bases: Arc<[Url]>,
     /// Index into `bases` of the one in use; shared by every clone.
     current: Arc<AtomicUsize>,
+    /// Bearer tokens from an OAuth token endpoint, instead of a fixed key.
+    tokens: Option<Arc<crate::oauth::Tokens>>,
 }
 
 /// A request bound to the coordinator it goes to (the index into `bases`), so that a
@@ -162,7 +168,14 @@ impl Client {
             http,
             bases: bases.into(),
             current: Arc::new(AtomicUsize::new(0)),
+            tokens: None,
         })
+    }
+
+    /// Every request carries a token from `tokens` (`oauth`) as its `Authorization`.
+    pub(crate) fn with_tokens(mut self, tokens: crate::oauth::Tokens) -> Client {
+        self.tokens = Some(Arc::new(tokens));
+        self
     }
 
     /// The coordinator in use now.
@@ -201,7 +214,25 @@ impl Client {
     /// Sends; a request that got no answer moves the client to the next coordinator
     /// (unless another request already moved it off this one).
     async fn send(&self, req: Req) -> Result<Response, ClientError> {
-        let res = send(req.rb).await;
+        let (rb, bearer) = match &self.tokens {
+            Some(t) => {
+                let bearer = t.bearer().await?;
+                (
+                    req.rb.header(header::AUTHORIZATION, bearer.clone()),
+                    Some(bearer),
+                )
+            }
+            None => (req.rb, None),
+        };
+        let res = send(rb).await;
+        if let (Some(t), Some(bearer), Some(401)) = (
+            &self.tokens,
+            &bearer,
+            res.as_ref().err().and_then(ClientError::status_code),
+        ) {
+            // Revoked or expired early: the caller's retry fetches a new one.
+            t.refused(bearer).await;
+        }
         if let (Err(ClientError::Transport(e)), true) = (&res, self.bases.len() > 1) {
             let next = (req.base + 1) % self.bases.len();
             let moved = self

@@ -16,6 +16,7 @@ mod backoff;
 mod client;
 mod execution;
 mod limits;
+mod oauth;
 mod outbox;
 mod supervisor;
 mod workspace;
@@ -38,6 +39,8 @@ pub struct RunnerConfig {
     /// to the next when a request gets no answer (see `client`).
     pub urls: Vec<String>,
     pub tags: Vec<String>,
+    /// Take only runs that demand at least one of `tags` (`runner.require_matching_tags`).
+    pub require_matching_tags: bool,
     /// How many runs execute at once (at least 1).
     pub max_concurrent: usize,
     pub hostname: String,
@@ -46,6 +49,9 @@ pub struct RunnerConfig {
     /// Executor settings for `aof_executors::build`: the default executor, for runs
     /// whose agent blueprint names none.
     pub executor: aof_executors::ExecutorConfig,
+    /// The `executor` object announced at registration (an AOF reference profile's type,
+    /// command and config); `None`: type `autonomous` and the executor's command line.
+    pub executor_announce: Option<serde_json::Map<String, serde_json::Value>>,
     /// Whether a run's agent blueprint may choose its executor (`executor` in the
     /// blueprint, e.g. `{"kind": "command", "program": "python3", "args": ["x.py"]}`).
     /// When false, a run whose blueprint names an executor fails with a clear reason
@@ -78,6 +84,19 @@ pub struct RunnerConfig {
     pub run_limits: aof_wire::RunLimits,
     /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
     pub api_key: Option<ApiKey>,
+    /// Instead of `api_key`: bearer tokens from an OAuth token endpoint (the AOF
+    /// reference's Auth0 machine-to-machine runners).
+    pub oauth: Option<ClientCredentials>,
+}
+
+/// OAuth 2.0 client credentials (`runner.oauth_*`, the reference's `AUTH0_*`); the
+/// tokens must carry the `runner` role for the coordinator.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: ApiKey,
+    pub audience: String,
 }
 
 /// A credential that never prints: `Debug` shows `****`.
@@ -95,11 +114,13 @@ impl Default for RunnerConfig {
         RunnerConfig {
             urls: vec!["http://127.0.0.1:8765".into()],
             tags: Vec::new(),
+            require_matching_tags: false,
             max_concurrent: 1,
             hostname: "localhost".into(),
             project_dir: ".".into(),
             executor_profile: "echo".into(),
             executor: aof_executors::ExecutorConfig::Echo,
+            executor_announce: None,
             allow_blueprint_executors: true,
             workspace_root: std::env::temp_dir().join("aof-workspaces"),
             workspace: WorkspaceSettings::default(),
@@ -111,6 +132,7 @@ impl Default for RunnerConfig {
             drain_timeout: Duration::from_secs(20),
             run_limits: aof_wire::RunLimits::default(),
             api_key: None,
+            oauth: None,
         }
     }
 }
@@ -172,7 +194,10 @@ pub async fn run_draining(
     let workspaces =
         workspace::Workspaces::open(&cfg.workspace_root, &cfg.workspace, agent_user.clone())
             .await?;
-    let client = Client::new(&cfg.urls, cfg.api_key.as_ref())?;
+    let mut client = Client::new(&cfg.urls, cfg.api_key.as_ref())?;
+    if let Some(creds) = cfg.oauth.clone() {
+        client = client.with_tokens(oauth::Tokens::new(creds)?);
+    }
     let executor: Arc<dyn aof_executors::Executor> = aof_executors::build(&cfg.executor)?.into();
     let agent = aof_executors::AgentProcess {
         limits: cfg.limits.clone(),

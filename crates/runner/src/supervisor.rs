@@ -115,20 +115,23 @@ async fn register(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<RegisterResponse>> {
     let cfg = &shared.cfg;
-    let executor = serde_json::Map::from_iter([
-        ("type".to_string(), serde_json::json!("autonomous")),
-        (
-            "command".to_string(),
-            serde_json::json!(cfg.executor.command_line()),
-        ),
-    ]);
+    let executor = cfg.executor_announce.clone().unwrap_or_else(|| {
+        serde_json::Map::from_iter([
+            ("type".to_string(), serde_json::json!("autonomous")),
+            (
+                "command".to_string(),
+                serde_json::json!(cfg.executor.command_line()),
+            ),
+        ])
+    });
     let req = RegisterRequest {
         hostname: cfg.hostname.clone(),
         project_dir: cfg.project_dir.clone(),
         executor_profile: cfg.executor_profile.clone(),
         executor: Some(executor),
         tags: (!cfg.tags.is_empty()).then(|| cfg.tags.clone()),
-        require_matching_tags: None,
+        // Left out when false, as the reference's own runner does by default.
+        require_matching_tags: cfg.require_matching_tags.then_some(true),
         instance_id: Some(instance_id.to_string()),
     };
     let mut backoff = Backoff::default();
@@ -162,6 +165,9 @@ async fn register(
             }
             Err(e) if e.is_retryable() || e.status_code() == Some(409) => {
                 tracing::warn!(url = %shared.client.base(), error = %e, code = e.code(), "registration failed; retrying");
+            }
+            Err(e @ crate::client::ClientError::Token(_)) => {
+                anyhow::bail!("cannot get a token to register with: {e}")
             }
             Err(e) => anyhow::bail!(
                 "coordinator at {} refused registration: {e}",

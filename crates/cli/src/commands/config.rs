@@ -9,7 +9,8 @@ use aof_config::Config;
 #[command(after_help = "Examples:\n  \
     aof config show\n  \
     AOF_LEASE_TTL=10 aof --config aof.toml config show --json\n  \
-    aof config table > settings.md")]
+    aof config table > settings.md\n  \
+    aof config table --reference")]
 pub struct ConfigArgs {
     #[command(subcommand)]
     pub verb: Verb,
@@ -20,14 +21,14 @@ pub enum Verb {
     /// Print every setting's merged value and where it came from (secrets masked).
     Show(show::Args),
     /// Print the markdown table of every setting (as in the README).
-    Table,
+    Table(table::Args),
 }
 
 impl ConfigArgs {
     pub fn flags(&self) -> Vec<(&'static str, String)> {
         match &self.verb {
             Verb::Show(a) => a.url.flags(),
-            Verb::Table => Vec::new(),
+            Verb::Table(_) => Vec::new(),
         }
     }
 }
@@ -35,6 +36,6 @@ impl ConfigArgs {
 pub async fn run(args: ConfigArgs, cfg: &Config) -> anyhow::Result<u8> {
     match args.verb {
         Verb::Show(a) => show::run(cfg, a),
-        Verb::Table => table::run(),
+        Verb::Table(a) => table::run(a),
     }
 }

@@ -73,7 +73,9 @@ fn check(check: &'static str, verdict: Verdict, detail: impl Into<String>) -> Ch
 }
 
 pub async fn run(args: DoctorArgs, cfg: &Config) -> anyhow::Result<u8> {
-    let mut checks = settings(cfg);
+    // Off the async threads: the checks read files (the data dir, a runner's profile).
+    let c = cfg.clone();
+    let mut checks = tokio::task::spawn_blocking(move || settings(&c)).await?;
     if args.probe {
         checks.extend(probe(&cfg.api()?.url).await);
     }

@@ -20,6 +20,9 @@ pub struct RunnerOpts {
     /// Tags this runner offers (comma separated); runs may demand them.
     #[arg(long, value_name = "A,B")]
     pub tags: Option<String>,
+    /// Take only runs that demand at least one of --tags.
+    #[arg(long)]
+    pub require_matching_tags: bool,
     /// Runs executed at once [default: 4].
     #[arg(long, value_name = "N")]
     pub max_concurrent: Option<String>,
@@ -34,9 +37,14 @@ pub struct RunnerOpts {
     /// For `--executor command`: seconds one run may take before it is stopped and fails.
     #[arg(long, value_name = "SECS")]
     pub command_timeout: Option<String>,
-    /// Executor profile name announced to the coordinator (default: the executor).
+    /// Executor profile name announced to the coordinator (default: the profile
+    /// file's name, else the executor).
     #[arg(long)]
     pub profile: Option<String>,
+    /// An AOF reference executor profile to run: a path, or NAME for
+    /// <AOF_PROFILES_DIR>/NAME.json (echo and Claude Code profiles).
+    #[arg(long, value_name = "FILE|NAME")]
+    pub profile_file: Option<String>,
     /// Project directory announced to the coordinator (default: current dir).
     #[arg(long, value_name = "DIR")]
     pub project_dir: Option<String>,
@@ -64,6 +72,7 @@ impl RunnerOpts {
             ("runner.command", &self.command),
             ("runner.command_timeout", &self.command_timeout),
             ("runner.profile", &self.profile),
+            ("runner.profile_file", &self.profile_file),
             ("runner.project_dir", &self.project_dir),
             ("runner.workspace", &self.workspace),
             ("runner.hostname", &self.hostname),
@@ -72,6 +81,10 @@ impl RunnerOpts {
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .chain(
+            self.require_matching_tags
+                .then(|| ("runner.require_matching_tags", "true".to_string())),
+        )
         .collect()
     }
 }
@@ -88,7 +101,7 @@ impl RunnerArgs {
 }
 
 pub async fn run(_args: RunnerArgs, cfg: &Config) -> anyhow::Result<u8> {
-    let rcfg = cfg.runner(None)?;
+    let rcfg = super::runner_config(cfg, None).await?;
     let (shutdown, hurry) = super::signals();
     aof_runner::run_draining(rcfg, shutdown, hurry).await?;
     Ok(0)

@@ -40,11 +40,12 @@ pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
             std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let mut runner_cfg = cfg.runner(Some(format!("http://{local}")))?;
+    let mut runner_cfg = super::runner_config(cfg, Some(format!("http://{local}"))).await?;
     // With auth on, the in-process runner uses a key that exists only in this process,
     // so `aof up` needs no runner key and there is no default credential.
     if let Some(key) = coord.internal_runner_key() {
         runner_cfg.api_key = Some(aof_runner::ApiKey(key));
+        runner_cfg.oauth = None;
     }
     println!("AOF is up: {url}  (data: {})", data_dir.display());
     println!("  try: aof run demo \"hello\" --follow --url {url}");

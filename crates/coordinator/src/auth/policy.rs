@@ -59,6 +59,10 @@ pub static RULES: &[Rule] = &[
     rule(Method::GET, "/ready", &[Public]),
     rule(Method::GET, "/metrics", &[Metrics]),
     rule(Method::GET, "/openapi.json", &[Viewer]),
+    // `DOCS_ENABLED`: the API page over `/openapi.json` needs what the document needs.
+    rule(Method::GET, "/docs", &[Viewer]),
+    rule(Method::GET, "/docs/", &[Viewer]),
+    rule(Method::GET, "/docs/{*rest}", &[Viewer]),
     // Runs
     rule(Method::POST, "/runs", &[Operator, SessionSpawn]),
     rule(Method::GET, "/runs", &[Viewer]),
@@ -172,6 +176,15 @@ mod tests {
     fn dashboard_pages_are_public_and_nothing_else_changed_by_them() {
         for path in aof_dashboard::ROUTES {
             assert_eq!(grants(&Method::GET, Some(path)), &[Public], "{path}");
+            assert_eq!(grants(&Method::POST, Some(path)), DEFAULT, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_api_page_needs_what_the_api_document_needs() {
+        let doc = grants(&Method::GET, Some("/openapi.json"));
+        for path in crate::api::DOCS_ROUTES {
+            assert_eq!(grants(&Method::GET, Some(path)), doc, "{path}");
             assert_eq!(grants(&Method::POST, Some(path)), DEFAULT, "{path}");
         }
     }

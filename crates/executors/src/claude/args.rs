@@ -115,6 +115,10 @@ pub(crate) fn arguments(cfg: &ClaudeCodeConfig, job: &Job, mcp_config_path: &Pat
     if let Some(n) = cfg.max_turns {
         flag("--max-turns", n.to_string());
     }
+    if let Some(sources) = &cfg.setting_sources {
+        // Empty: no settings files at all (the CLI takes the empty list as such).
+        flag("--setting-sources", sources.join(","));
+    }
     flag(
         "--mcp-config",
         mcp_config_path.to_string_lossy().into_owned(),
@@ -253,6 +257,7 @@ mod tests {
             allowed_tools: vec!["Bash".into(), "Read".into()],
             disallowed_tools: vec!["WebFetch".into()],
             max_turns: Some(3),
+            setting_sources: Some(vec!["project".into(), "local".into()]),
             ..Default::default()
         };
         let mut j = job().with_blueprint(Some(json!({"system_prompt": "be brief"})));
@@ -263,7 +268,7 @@ mod tests {
             "-p --output-format stream-json --verbose --resume abc --model sonnet \
              --permission-mode acceptEdits --append-system-prompt be brief \
              --allowedTools Bash,Read --disallowedTools WebFetch --max-turns 3 \
-             --mcp-config /s/mcp.json --strict-mcp-config"
+             --setting-sources project,local --mcp-config /s/mcp.json --strict-mcp-config"
         );
     }
 }

@@ -422,3 +422,21 @@ async fn the_real_cli_runs_tools_and_resumes() {
 }
 
 mod sessions;
+
+#[test]
+fn setting_sources_are_checked() {
+    let with = |s: &[&str]| ClaudeCodeConfig {
+        setting_sources: Some(s.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    assert!(ClaudeExecutor::new(with(&[])).is_ok());
+    assert!(ClaudeExecutor::new(with(&["user", "project", "local"])).is_ok());
+    let err = ClaudeExecutor::new(with(&["project", "global"]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("\"global\" is not one of user, project, local"),
+        "{err}"
+    );
+}

@@ -183,20 +183,26 @@ fn program_and_model_are_the_runners_limits_the_tightest() {
         model: Some("opus".into()),
         max_turns: Some(10),
         timeout_seconds: Some(600.0),
+        setting_sources: Some(vec!["project".into()]),
         ..Default::default()
     };
     for bp in [
         json!({"program": "/bin/sh"}),
         json!({"model": "sonnet"}),
         json!({"program": "claude"}),
+        // Fewer settings files may drop deny rules: not narrower.
+        json!({"setting_sources": []}),
+        json!({"setting_sources": ["project", "user"]}),
     ] {
         let bp: ClaudeCodeConfig = serde_json::from_value(bp).unwrap();
         let err = refine_claude(&profile, &bp).unwrap_err();
         assert!(err.contains("differs from the runner's"), "{err}");
     }
     // Repeating the runner's own value changes nothing.
-    let same: ClaudeCodeConfig =
-        serde_json::from_value(json!({"program": "/opt/claude", "model": "opus"})).unwrap();
+    let same: ClaudeCodeConfig = serde_json::from_value(
+        json!({"program": "/opt/claude", "model": "opus", "setting_sources": ["project"]}),
+    )
+    .unwrap();
     assert_eq!(refine_claude(&profile, &same).unwrap(), profile);
     // No model on the runner: a blueprint may not pick one.
     assert!(refine_claude(
