@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod docs;
 mod event_batch;
 mod fence;
 mod ops;
@@ -187,7 +188,7 @@ pub fn router_with_shutdown(
     // below, so the auth policy (`/docs*` as `/openapi.json`) and the browser checks
     // cover it like every route.
     let api = if state.cfg.docs_enabled {
-        api.merge(docs_router())
+        api.merge(docs::router())
     } else {
         api
     };
@@ -214,15 +215,7 @@ pub fn router_with_shutdown(
         .with_state(state)
 }
 
-/// The interactive API page at `/docs` (its routes are in `DOCS_ROUTES`): Swagger UI's
-/// own files, built into the binary, reading `/openapi.json`. No online validator, so
-/// the page loads nothing from outside.
-fn docs_router() -> Router<AppState> {
-    let config = utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none");
-    Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
-}
-
-/// The routes `docs_router` serves (for the policy table's tests).
+/// The routes `docs::router` serves (for the policy table's tests).
 pub const DOCS_ROUTES: &[&str] = &["/docs", "/docs/", "/docs/{*rest}"];
 
 /// `CORS_ORIGINS` exactly. Unset (the default): no `Access-Control-Allow-Origin` at all,
