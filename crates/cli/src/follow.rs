@@ -128,22 +128,39 @@ fn clip(v: &Value) -> String {
     }
 }
 
-/// Handles one frame; returns the end state if the session is over.
-fn on_frame(frame: &Frame, json: bool) -> Option<End> {
+/// What one frame tells the follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    /// A run ended (its `run_completed`/`run_failed`/`run_stopped` event): the session
+    /// may have ended without a status change to announce it (a resumed session idle
+    /// before and after the turn), so its status is read.
+    RunEnded,
+    Ended(End),
+}
+
+/// Handles one frame.
+fn on_frame(frame: &Frame, json: bool) -> Seen {
     let data: Value = serde_json::from_str(&frame.data).unwrap_or_default();
     match frame.event.as_str() {
         "event" => {
             print_event(&data["data"], json);
-            None
+            match data["data"]["event_type"].as_str() {
+                Some("run_completed" | "run_failed" | "run_stopped") => Seen::RunEnded,
+                _ => Seen::Nothing,
+            }
         }
         "session_updated" | "session_created" => {
-            End::from_status(data["session"]["status"].as_str().unwrap_or(""))
+            match End::from_status(data["session"]["status"].as_str().unwrap_or("")) {
+                Some(end) => Seen::Ended(end),
+                None => Seen::Nothing,
+            }
         }
         "run_failed" if !json => {
             println!("[run_failed] {}", data["error"].as_str().unwrap_or(""));
-            None
+            Seen::Nothing
         }
-        _ => None,
+        _ => Seen::Nothing,
     }
 }
 
@@ -205,18 +222,29 @@ pub async fn follow_session(
     ));
     let mut delay = Duration::from_millis(100);
     loop {
-        let mut end = None;
+        let mut seen = Seen::Nothing;
         let from = last.clone();
         let res = sse_client::follow(&api.http, &url, Some(&from), |frame| {
             if let Some(id) = &frame.id {
                 last = id.clone();
             }
-            end = on_frame(&frame, json);
-            end.is_none()
+            seen = on_frame(&frame, json);
+            seen == Seen::Nothing
         })
         .await;
-        if let Some(e) = end {
-            return Ok(e);
+        match seen {
+            Seen::Ended(e) => return Ok(e),
+            Seen::RunEnded => {
+                let status = api
+                    .get(&format!("/sessions/{}/status", seg(session_id)))
+                    .await?;
+                if let Some(e) = End::from_status(status["status"].as_str().unwrap_or("")) {
+                    return Ok(e);
+                }
+                // Still going (another run follows): read on from the same cursor.
+                continue;
+            }
+            Seen::Nothing => {}
         }
         match res {
             Ok(_) => eprintln!("aof: stream closed; reconnecting from event {last}"),
