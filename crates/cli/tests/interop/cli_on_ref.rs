@@ -1,6 +1,6 @@
 //! The `aof` CLI and `aof bench --url` against the reference coordinator.
 
-use std::{path::Path, process::Stdio};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use serde_json::{json, Value};
 use tokio::process::Command;
@@ -172,6 +172,102 @@ async fn run_follow_and_the_sessions_commands() {
     wait_session(u, &sid, "running").await;
     ok(aof(&["sessions", "stop", &sid, "--url", u]).await);
     wait_session(u, &sid, "stopped").await;
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A loopback proxy to `target` that holds each `/sse/sessions` request back for
+/// `delay` before passing it on: a follower whose stream attaches late. Records the
+/// followed session's status at that moment.
+async fn late_sse_proxy(
+    target: String,
+    delay: Duration,
+) -> (String, Seen, tokio::task::JoinHandle<()>) {
+    let seen = Seen::default();
+    let statuses = seen.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (target, statuses) = (target.clone(), statuses.clone());
+        async move {
+            if req.uri().path() == "/sse/sessions" {
+                tokio::time::sleep(delay).await;
+                let sid = req
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("session_id="));
+                if let Some(sid) = sid {
+                    let status = session_status(&target, sid).await;
+                    statuses.lock().unwrap().push(status);
+                }
+            }
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let mut rb = client().request(req.method().clone(), format!("{target}{path}"));
+            for (k, v) in req.headers().iter().filter(|(k, _)| *k != "host") {
+                rb = rb.header(k, v);
+            }
+            let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let resp = rb.body(body).send().await.unwrap();
+            let mut out = axum::response::Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            out.body(axum::body::Body::from_stream(resp.bytes_stream()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, seen, task)
+}
+
+/// The reference does not replay its stream (`Last-Event-ID` is ignored): a run that
+/// ends before `aof run --follow` attaches sends it nothing. The CLI reads the session
+/// once attached, so it neither waits for ever nor misses the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follow_attached_after_the_run_ended() {
+    let Some(p) = RefPaths::get() else { return };
+    let dir = tempdir();
+    let rc = RefCoordinator::start(&p, dir.path()).await;
+    let r = Runner::start(&rc.url, dir.path(), "late-echo", &[]).await;
+    let (url, seen, proxy) = late_sse_proxy(rc.url.clone(), Duration::from_secs(3)).await;
+
+    let (code, out, err) = aof(&[
+        "run",
+        "demo",
+        "too fast",
+        "--follow",
+        "--url",
+        &url,
+        "--timeout",
+        "30",
+    ])
+    .await;
+    proxy.abort();
+    assert_eq!(
+        code,
+        0,
+        "stdout:\n{out}\nstderr:\n{err}\nrunner:\n{}",
+        r.log()
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "[run_start]",
+            "[user] too fast",
+            "[assistant] too fast",
+            "[result] too fast",
+            "[run_completed]"
+        ]
+    );
+    assert!(err.contains("Finished"), "{err}");
+    // The session had ended when the stream attached (else this proves nothing).
+    assert_eq!(*seen.lock().unwrap(), ["finished"]);
 }
 
 /// The agent's files as the reference stores them: `agent.json` with the system prompt
