@@ -35,6 +35,10 @@ impl End {
 /// Where following starts.
 #[derive(Debug, Clone)]
 pub enum From {
+    /// A session just created: its whole history. A coordinator that does not replay
+    /// (the AOF reference) sends nothing of a run that ended before the stream was
+    /// attached, so a session already ended by then is printed from the store.
+    Start,
     /// Replay after this feed cursor ("0": the session's whole history); the first
     /// terminal session status seen ends the follow.
     Cursor(String),
@@ -128,22 +132,39 @@ fn clip(v: &Value) -> String {
     }
 }
 
-/// Handles one frame; returns the end state if the session is over.
-fn on_frame(frame: &Frame, json: bool) -> Option<End> {
+/// What one frame tells the follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    /// A run ended (its `run_completed`/`run_failed`/`run_stopped` event): the session
+    /// may have ended without a status change to announce it (a resumed session idle
+    /// before and after the turn), so its status is read.
+    RunEnded,
+    Ended(End),
+}
+
+/// Handles one frame.
+fn on_frame(frame: &Frame, json: bool) -> Seen {
     let data: Value = serde_json::from_str(&frame.data).unwrap_or_default();
     match frame.event.as_str() {
         "event" => {
             print_event(&data["data"], json);
-            None
+            match data["data"]["event_type"].as_str() {
+                Some("run_completed" | "run_failed" | "run_stopped") => Seen::RunEnded,
+                _ => Seen::Nothing,
+            }
         }
         "session_updated" | "session_created" => {
-            End::from_status(data["session"]["status"].as_str().unwrap_or(""))
+            match End::from_status(data["session"]["status"].as_str().unwrap_or("")) {
+                Some(end) => Seen::Ended(end),
+                None => Seen::Nothing,
+            }
         }
         "run_failed" if !json => {
             println!("[run_failed] {}", data["error"].as_str().unwrap_or(""));
-            None
+            Seen::Nothing
         }
-        _ => None,
+        _ => Seen::Nothing,
     }
 }
 
@@ -171,6 +192,28 @@ pub async fn head(api: &Api, session_id: &str) -> anyhow::Result<(String, Option
     got.ok_or_else(|| anyhow::anyhow!("the coordinator's event stream sent no init frame"))
 }
 
+/// With the stream attached: if the session has ended already, prints its stored events
+/// and says how it ended.
+async fn ended_before_attach(
+    api: &Api,
+    session_id: &str,
+    json: bool,
+) -> anyhow::Result<Option<End>> {
+    let status = api
+        .get(&format!("/sessions/{}/status", seg(session_id)))
+        .await?;
+    let Some(end) = End::from_status(status["status"].as_str().unwrap_or("")) else {
+        return Ok(None);
+    };
+    let events = api
+        .get(&format!("/sessions/{}/events", seg(session_id)))
+        .await?;
+    for ev in events["events"].as_array().into_iter().flatten() {
+        print_event(ev, json);
+    }
+    Ok(Some(end))
+}
+
 /// Follows `session_id` until it ends; see [`From`].
 pub async fn follow_session(
     api: &Api,
@@ -178,7 +221,9 @@ pub async fn follow_session(
     from: From,
     json: bool,
 ) -> anyhow::Result<End> {
+    let mut check_on_attach = matches!(from, From::Start);
     let mut last = match from {
+        From::Start => "0".to_string(),
         From::Cursor(c) => c,
         From::Snapshot => {
             let (cursor, status) = head(api, session_id).await?;
@@ -205,18 +250,39 @@ pub async fn follow_session(
     ));
     let mut delay = Duration::from_millis(100);
     loop {
-        let mut end = None;
+        let mut seen = Seen::Nothing;
         let from = last.clone();
-        let res = sse_client::follow(&api.http, &url, Some(&from), |frame| {
-            if let Some(id) = &frame.id {
-                last = id.clone();
+        let res = match sse_client::open(&api.http, &url, Some(&from)).await {
+            Ok(stream) => {
+                if std::mem::take(&mut check_on_attach) {
+                    if let Some(end) = ended_before_attach(api, session_id, json).await? {
+                        return Ok(end);
+                    }
+                }
+                sse_client::read(stream, |frame| {
+                    if let Some(id) = &frame.id {
+                        last = id.clone();
+                    }
+                    seen = on_frame(&frame, json);
+                    seen == Seen::Nothing
+                })
+                .await
             }
-            end = on_frame(&frame, json);
-            end.is_none()
-        })
-        .await;
-        if let Some(e) = end {
-            return Ok(e);
+            Err(e) => Err(e),
+        };
+        match seen {
+            Seen::Ended(e) => return Ok(e),
+            Seen::RunEnded => {
+                let status = api
+                    .get(&format!("/sessions/{}/status", seg(session_id)))
+                    .await?;
+                if let Some(e) = End::from_status(status["status"].as_str().unwrap_or("")) {
+                    return Ok(e);
+                }
+                // Still going (another run follows): read on from the same cursor.
+                continue;
+            }
+            Seen::Nothing => {}
         }
         match res {
             Ok(_) => eprintln!("aof: stream closed; reconnecting from event {last}"),

@@ -10,8 +10,17 @@ pub async fn follow(
     client: &reqwest::Client,
     url: &str,
     last_event_id: Option<&str>,
-    mut on_frame: impl FnMut(Frame) -> bool,
+    on_frame: impl FnMut(Frame) -> bool,
 ) -> anyhow::Result<bool> {
+    read(open(client, url, last_event_id).await?, on_frame).await
+}
+
+/// Opens an SSE stream: once this returns, the server has answered and is sending.
+pub async fn open(
+    client: &reqwest::Client,
+    url: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<reqwest::Response> {
     let mut req = client.get(url).header("accept", "text/event-stream");
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
@@ -20,6 +29,14 @@ pub async fn follow(
     if !resp.status().is_success() {
         anyhow::bail!("{url} answered {}", resp.status());
     }
+    Ok(resp)
+}
+
+/// Reads an opened stream; see [`follow`].
+pub async fn read(
+    resp: reqwest::Response,
+    mut on_frame: impl FnMut(Frame) -> bool,
+) -> anyhow::Result<bool> {
     let mut stream = resp.bytes_stream();
     let mut parser = Parser::default();
     while let Some(chunk) = stream.next().await {

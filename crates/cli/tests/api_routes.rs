@@ -1748,3 +1748,108 @@ async fn sessions_list_spans_store_pages() {
     assert_eq!(st, 200);
     assert_eq!(b, json!({"sessions": []}));
 }
+
+/// AOF reference runners keep a process per idle session: a stop of an idle session goes
+/// to the runner that served it (which reports how the session ended), and only to a
+/// runner that is still there. Their runs carry no lease token, and a fast turn's end
+/// may be reported before its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_session_stops_go_to_their_runner() {
+    let dir = tempdir();
+    let c = coordinator(&dir).await;
+    let u = &c.url;
+    let runner = register(u, "reference-like").await;
+    let me = json!({"runner_id": runner});
+    let idle = json!({"runner_id": runner, "session_status": "idle"});
+
+    // A turn ended before its start was reported: the history still shows the start,
+    // and the late start is answered 200 and changes nothing.
+    let (run, sid) = start_run(u, "turn").await;
+    assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
+    assert_eq!(
+        report(u, &run, "completed", idle.clone(), None).await.0,
+        200
+    );
+    let (st, b) = report(u, &run, "started", me.clone(), None).await;
+    assert_eq!((st, b), (200, json!({"ok": true})));
+    assert_eq!(run_status(u, &run).await, "completed");
+    assert_eq!(session_status(u, &sid).await, "idle");
+    assert_eq!(
+        types_of(&events(u, &sid).await),
+        ["run_start", "run_completed"]
+    );
+
+    // The stop is queued for the runner, delivered once, and the runner's report ends it.
+    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(
+        (&b["status"], &b["run_id"], &b["message"]),
+        (
+            &json!("stopping"),
+            &json!(run),
+            &json!("Stop command queued for idle session")
+        )
+    );
+    assert_eq!(session_status(u, &sid).await, "stopping");
+    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!((st, &b["status"]), (200, &json!("stopping")), "{b}");
+    let (st, b) = poll(u, &runner, "").await;
+    assert_eq!((st, b), (200, json!({"stop_sessions": [sid]})));
+    let (st, b) = call(
+        "POST",
+        &format!("{u}/runner/sessions/{sid}/status"),
+        Some(json!({"runner_id": runner, "status": "stopped"})),
+    )
+    .await;
+    assert_eq!((st, b), (200, json!({"ok": true})));
+    assert_eq!(session_status(u, &sid).await, "stopped");
+    assert_eq!(run_status(u, &run).await, "completed");
+
+    // Told, but the runner never reports (it lost the process): a second stop ends it.
+    let (run, sid) = start_run(u, "second").await;
+    assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
+    assert_eq!(report(u, &run, "started", me.clone(), None).await.0, 200);
+    assert_eq!(
+        report(u, &run, "completed", idle.clone(), None).await.0,
+        200
+    );
+    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(b["status"], "stopping", "{b}");
+    let (_, b) = poll(u, &runner, "").await;
+    assert_eq!(b, json!({"stop_sessions": [sid]}));
+    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(
+        (&b["status"], &b["run_id"]),
+        (&json!("stopped"), &json!(run)),
+        "{b}"
+    );
+    assert_eq!(session_status(u, &sid).await, "stopped");
+
+    // Queued, then the runner goes away before its next poll: a second stop ends it, and
+    // the stop is not handed to the next runner registering under that id.
+    let (run, sid) = start_run(u, "third").await;
+    assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
+    assert_eq!(
+        report(u, &run, "completed", idle.clone(), None).await.0,
+        200
+    );
+    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(b["status"], "stopping", "{b}");
+    let (st, _) = call("DELETE", &format!("{u}/runners/{runner}?self=true"), None).await;
+    assert_eq!(st, 200);
+    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(b["status"], "stopped", "{b}");
+    assert_eq!(session_status(u, &sid).await, "stopped");
+
+    // An idle session whose runner is gone is simply marked stopped.
+    let runner = register(u, "reference-like").await;
+    let (run, sid) = start_run(u, "fourth").await;
+    assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
+    let idle = json!({"runner_id": runner, "session_status": "idle"});
+    assert_eq!(report(u, &run, "completed", idle, None).await.0, 200);
+    let (st, _) = call("DELETE", &format!("{u}/runners/{runner}?self=true"), None).await;
+    assert_eq!(st, 200);
+    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(b["status"], "stopped", "{b}");
+    assert_eq!(session_status(u, &sid).await, "stopped");
+}

@@ -3,7 +3,7 @@
 use chrono::{Duration, Utc};
 use sqlx::{postgres::PgRow, Row};
 
-use aof_store::{Resolved, StoreError, StoreResult};
+use aof_store::{stops::IDLE_STOP_OWED, Resolved, StoreError, StoreResult};
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
 use crate::{internal, ms, rows::ts, PgStore};
@@ -39,8 +39,10 @@ fn info_from_row(r: &PgRow, stale_after: Duration) -> StoreResult<RunnerInfo> {
 impl PgStore {
     pub(crate) async fn poll_state_impl(&self, id: &str) -> StoreResult<aof_store::PollState> {
         let row = sqlx::query(&format!(
-            "SELECT {COLS}, deregister, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-             AND r.status = 'stopping' AND r.stop_delivered = 0) AS has_stops \
+            "SELECT {COLS}, deregister, (EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
+             AND r.status = 'stopping' AND r.stop_delivered = 0) \
+             OR EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
+             AND r.stop_delivered = {IDLE_STOP_OWED})) AS has_stops \
              FROM runners WHERE runner_id = $1"
         ))
         .bind(id)

@@ -2,7 +2,10 @@
 //! meant for it.
 
 use aof_core::{RunEvent, RunStatus, SessionStatus};
-use aof_store::{stops, RunRecord, StopOutcome, StoreError, StoreResult};
+use aof_store::{
+    stops::{self, IDLE_STOP_OWED},
+    RunRecord, StopOutcome, StoreError, StoreResult,
+};
 use chrono::Utc;
 
 use crate::{
@@ -28,9 +31,6 @@ impl PgStore {
         let session = rows::load_session(&mut w.tx, session_id)
             .await?
             .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-        if let Some(done) = stops::settled(session_id, &session.status) {
-            return Ok(done);
-        }
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 \
              ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rid DESC LIMIT 1"
@@ -39,7 +39,52 @@ impl PgStore {
         .fetch_optional(&mut *w.tx)
         .await
         .map_err(internal)?;
-        let out = match row.as_ref().map(run_from_row).transpose()? {
+        let latest = row.as_ref().map(run_from_row).transpose()?;
+        let ended = latest.as_ref().filter(|r| r.status.is_terminal());
+        let stale_after = self.opts.stale_after;
+        // Stopping with no live run: an idle session's stop, which its runner ends. Asked
+        // again once the runner has been told (or is gone), the stop ends it here: a
+        // runner that lost the process (restarted) never reports, and the session must
+        // not stay stopping for ever.
+        if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Stopping.as_str()) {
+            let owed: i64 = sqlx::query_scalar("SELECT stop_delivered FROM runs WHERE run_id = $1")
+                .bind(&rec.run.run_id)
+                .fetch_one(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+            if owed != IDLE_STOP_OWED
+                || !runner_online(&mut w, rec.run.runner_id.as_deref(), stale_after).await?
+            {
+                sqlx::query("UPDATE runs SET stop_delivered = 1 WHERE run_id = $1")
+                    .bind(&rec.run.run_id)
+                    .execute(&mut *w.tx)
+                    .await
+                    .map_err(internal)?;
+                set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
+                w.commit().await?;
+                return Ok(stops::idle_stop_abandoned(session_id, &rec.run.run_id));
+            }
+        }
+        if let Some(done) = stops::settled(session_id, &session.status) {
+            return Ok(done);
+        }
+        // An idle session may still have a process on its runner (the reference's
+        // persistent executors): the stop goes there, and the runner reports the end.
+        if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Idle.as_str()) {
+            if runner_online(&mut w, rec.run.runner_id.as_deref(), stale_after).await? {
+                sqlx::query(&format!(
+                    "UPDATE runs SET stop_delivered = {IDLE_STOP_OWED} WHERE run_id = $1"
+                ))
+                .bind(&rec.run.run_id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+                set_session_status(&mut w, session_id, SessionStatus::Stopping).await?;
+                w.commit().await?;
+                return Ok(stops::idle_stop_queued(session_id, &rec.run.run_id));
+            }
+        }
+        let out = match latest {
             Some(rec) if !rec.status.is_terminal() => stop_in_tx(&mut w, &rec).await?,
             latest => {
                 set_session_status(&mut w, session_id, SessionStatus::Stopped).await?;
@@ -55,28 +100,52 @@ impl PgStore {
 
     pub(crate) async fn take_stops_impl(&self, runner_id: &str) -> StoreResult<Vec<String>> {
         // Read first so the common case (nothing to stop) takes no write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1::bigint FROM runs WHERE runner_id = $1 AND status = 'stopping' AND stop_delivered = 0 LIMIT 1",
-        )
+        let any: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS(SELECT 1 FROM runs WHERE runner_id = $1 AND status = 'stopping' \
+             AND stop_delivered = 0) OR EXISTS(SELECT 1 FROM runs WHERE runner_id = $1 \
+             AND stop_delivered = {IDLE_STOP_OWED})"
+        ))
         .bind(runner_id)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(internal)?;
-        if any.is_none() {
+        if !any {
             return Ok(Vec::new());
         }
         let mut w = self.begin().await?;
-        let sessions: Vec<String> = sqlx::query_scalar(
-            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = $1 AND status = 'stopping' \
-             AND stop_delivered = 0 RETURNING session_id",
-        )
+        let mut sessions: Vec<String> = sqlx::query_scalar(&format!(
+            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = $1 AND \
+             ((status = 'stopping' AND stop_delivered = 0) OR stop_delivered = {IDLE_STOP_OWED}) \
+             RETURNING session_id"
+        ))
         .bind(runner_id)
         .fetch_all(&mut *w.tx)
         .await
         .map_err(internal)?;
         w.commit().await?;
+        sessions.sort();
+        sessions.dedup();
         Ok(sessions)
     }
+}
+
+/// Whether `runner_id` is registered, not being removed, and heard from recently.
+async fn runner_online(
+    w: &mut WriteTx<'_>,
+    runner_id: Option<&str>,
+    stale_after: chrono::Duration,
+) -> StoreResult<bool> {
+    let Some(id) = runner_id else {
+        return Ok(false);
+    };
+    let heartbeat: Option<i64> = sqlx::query_scalar(
+        "SELECT last_heartbeat_ms FROM runners WHERE runner_id = $1 AND deregister = 0",
+    )
+    .bind(id)
+    .fetch_optional(&mut *w.tx)
+    .await
+    .map_err(internal)?;
+    Ok(heartbeat.is_some_and(|hb| crate::ms(Utc::now()) - hb < stale_after.num_milliseconds()))
 }
 
 /// The reference's stop rules for one run.

@@ -3,7 +3,7 @@
 use chrono::{Duration, Utc};
 use rusqlite::{OptionalExtension, Row};
 
-use aof_store::{Resolved, StoreError, StoreResult};
+use aof_store::{stops::IDLE_STOP_OWED, Resolved, StoreError, StoreResult};
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
 use crate::{
@@ -47,7 +47,9 @@ impl SqliteStore {
             .read_hot(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT {COLS}, deregister, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-                     AND r.status = 'stopping' AND r.stop_delivered = 0) AS has_stops \
+                     AND r.status = 'stopping' AND r.stop_delivered = 0) \
+                     OR EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
+                     AND r.stop_delivered = {IDLE_STOP_OWED}) AS has_stops \
                      FROM runners WHERE runner_id = ?"
                 ))
                 .and_then(|mut st| {

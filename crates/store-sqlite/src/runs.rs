@@ -3,8 +3,9 @@
 
 use aof_core::{new_lease_token, RunEvent, RunStatus, SessionStatus};
 use aof_store::{
-    matching::may_claim, stops, NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult,
-    Writer,
+    matching::may_claim,
+    stops::{self, IDLE_STOP_OWED},
+    NewRun, RunRecord, RunReport, StopOutcome, StoreError, StoreResult, Writer,
 };
 use aof_wire::{auth::KeyScope, event::types, sse, Demands, Event, Run, RunType};
 use chrono::{Duration, Utc};
@@ -146,8 +147,9 @@ impl SqliteStore {
     }
 
     pub(crate) async fn stop_session_impl(&self, session_id: &str) -> StoreResult<StopOutcome> {
-        let sid = session_id.to_string();
-        self.write(move |w| stop_session(w, &sid)).await
+        let (sid, stale_after) = (session_id.to_string(), self.opts.stale_after);
+        self.write(move |w| stop_session(w, &sid, stale_after))
+            .await
     }
 
     pub(crate) async fn take_stops_impl(&self, runner_id: &str) -> StoreResult<Vec<String>> {
@@ -155,11 +157,12 @@ impl SqliteStore {
         let rid = runner_id.to_string();
         let any = self
             .read(move |c| {
-                c.prepare_cached(
-                    "SELECT 1 FROM runs WHERE runner_id = ? AND status = 'stopping' \
-                     AND stop_delivered = 0 LIMIT 1",
-                )
-                .and_then(|mut st| st.exists([rid]))
+                c.prepare_cached(&format!(
+                    "SELECT EXISTS(SELECT 1 FROM runs WHERE runner_id = ?1 AND status = 'stopping' \
+                     AND stop_delivered = 0) OR EXISTS(SELECT 1 FROM runs WHERE runner_id = ?1 \
+                     AND stop_delivered = {IDLE_STOP_OWED})"
+                ))
+                .and_then(|mut st| st.query_row([rid], |r| r.get::<_, bool>(0)))
                 .map_err(internal)
             })
             .await?;
@@ -167,15 +170,20 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let rid = runner_id.to_string();
-        self.write(move |w| {
-            w.prepare_cached(
-                "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND status = 'stopping' \
-                 AND stop_delivered = 0 RETURNING session_id",
-            )
-            .and_then(|mut st| st.query_map([rid], |r| r.get(0))?.collect())
-            .map_err(internal)
-        })
-        .await
+        let mut sessions: Vec<String> = self
+            .write(move |w| {
+                w.prepare_cached(&format!(
+                    "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND \
+                     ((status = 'stopping' AND stop_delivered = 0) OR stop_delivered = {IDLE_STOP_OWED}) \
+                     RETURNING session_id"
+                ))
+                .and_then(|mut st| st.query_map([rid], |r| r.get(0))?.collect())
+                .map_err(internal)
+            })
+            .await?;
+        sessions.sort();
+        sessions.dedup();
+        Ok(sessions)
     }
 }
 
@@ -354,6 +362,12 @@ fn report_run(
             rec.status
         )));
     }
+    // A reference runner (no lease token) may report a fast turn's end before its start
+    // (its poller and supervisor race): the late start is old news, not an error.
+    if who.lease_token.is_none() && matches!(report, RunReport::Started) && rec.status.is_terminal()
+    {
+        return Ok(rec);
+    }
     let next = rec.status.on(event).map_err(illegal)?;
     let now = ts(Utc::now());
     let sid = rec.run.session_id.clone();
@@ -398,6 +412,12 @@ fn report_run(
             }
         }
         RunReport::Completed { session_status } => {
+            // Ended before its start was reported (a reference runner's fast turn): the
+            // turn did start, and the history says so.
+            if rec.status == RunStatus::Claimed {
+                let start = Event::new(types::RUN_START, &sid);
+                append_in_tx(w, &sid, start, Some(run_id), None)?;
+            }
             out = finish(w, &rec, next, None)?;
             let ev = Event {
                 exit_code: Some(0),
@@ -530,12 +550,13 @@ pub(crate) fn finish_with(
     .ok_or_else(|| StoreError::LeaseConflict("run changed concurrently".into()))
 }
 
-fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
+fn stop_session(
+    w: &mut Tx<'_>,
+    session_id: &str,
+    stale_after: Duration,
+) -> StoreResult<StopOutcome> {
     let session = rows::load_session(w, session_id)?
         .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    if let Some(done) = stops::settled(session_id, &session.status) {
-        return Ok(done);
-    }
     let latest = w
         .prepare_cached(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE session_id = ? \
@@ -543,6 +564,40 @@ fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
         ))
         .and_then(|mut st| st.query_row([session_id], run_from_row).optional())
         .map_err(internal)?;
+    let ended = latest.as_ref().filter(|r| r.status.is_terminal());
+    // Stopping with no live run: an idle session's stop, which its runner ends. Asked
+    // again once the runner has been told (or is gone), the stop ends it here: a runner
+    // that lost the process (restarted) never reports, and the session must not stay
+    // stopping for ever.
+    if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Stopping.as_str()) {
+        let owed: i64 = w
+            .prepare_cached("SELECT stop_delivered FROM runs WHERE run_id = ?")
+            .and_then(|mut st| st.query_row([&rec.run.run_id], |r| r.get(0)))
+            .map_err(internal)?;
+        if owed != IDLE_STOP_OWED || !runner_online(w, rec.run.runner_id.as_deref(), stale_after)? {
+            w.prepare_cached("UPDATE runs SET stop_delivered = 1 WHERE run_id = ?")
+                .and_then(|mut st| st.execute([&rec.run.run_id]))
+                .map_err(internal)?;
+            set_session_status(w, session_id, SessionStatus::Stopped)?;
+            return Ok(stops::idle_stop_abandoned(session_id, &rec.run.run_id));
+        }
+    }
+    if let Some(done) = stops::settled(session_id, &session.status) {
+        return Ok(done);
+    }
+    // An idle session may still have a process on its runner (the reference's persistent
+    // executors): the stop goes there, and the runner reports how the session ended.
+    if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Idle.as_str()) {
+        if runner_online(w, rec.run.runner_id.as_deref(), stale_after)? {
+            w.prepare_cached(&format!(
+                "UPDATE runs SET stop_delivered = {IDLE_STOP_OWED} WHERE run_id = ?"
+            ))
+            .and_then(|mut st| st.execute([&rec.run.run_id]))
+            .map_err(internal)?;
+            set_session_status(w, session_id, SessionStatus::Stopping)?;
+            return Ok(stops::idle_stop_queued(session_id, &rec.run.run_id));
+        }
+    }
     match latest {
         Some(rec) if !rec.status.is_terminal() => stop_in_tx(w, &rec),
         latest => {
@@ -553,6 +608,20 @@ fn stop_session(w: &mut Tx<'_>, session_id: &str) -> StoreResult<StopOutcome> {
             ))
         }
     }
+}
+
+/// Whether `runner_id` is registered, not being removed, and heard from recently.
+fn runner_online(w: &Tx<'_>, runner_id: Option<&str>, stale_after: Duration) -> StoreResult<bool> {
+    let Some(id) = runner_id else {
+        return Ok(false);
+    };
+    let heartbeat: Option<i64> = w
+        .prepare_cached(
+            "SELECT last_heartbeat_ms FROM runners WHERE runner_id = ? AND deregister = 0",
+        )
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+        .map_err(internal)?;
+    Ok(heartbeat.is_some_and(|hb| ms(Utc::now()) - hb < stale_after.num_milliseconds()))
 }
 
 pub(crate) fn feed_run_failed(

@@ -5,6 +5,12 @@ use aof_core::RunStatus;
 
 use crate::StopOutcome;
 
+/// `runs.stop_delivered` of an ended run whose session is idle and being stopped: its
+/// runner still holds the session's process (AOF reference runners keep one alive
+/// between turns) and gets `stop_sessions` on its next poll, which sets the value to 1.
+/// 0 and 1 keep their meaning for live runs (a stop owed / delivered).
+pub const IDLE_STOP_OWED: i64 = 2;
+
 /// A session-level stop outcome (always `ok`, with a message).
 pub fn outcome(
     session_id: &str,
@@ -54,4 +60,25 @@ pub fn no_live_run(session_id: &str, latest: Option<(&str, RunStatus)>) -> StopO
             format!("Run already in {status} state - session marked as stopped"),
         ),
     }
+}
+
+/// The answer when an idle session's stop was queued for the runner holding it.
+pub fn idle_stop_queued(session_id: &str, run_id: &str) -> StopOutcome {
+    outcome(
+        session_id,
+        "stopping",
+        Some(run_id.to_string()),
+        "Stop command queued for idle session".into(),
+    )
+}
+
+/// The answer to a repeated stop of an idle session whose runner was told already (or
+/// is gone): the store marks it stopped rather than wait for a report that may never come.
+pub fn idle_stop_abandoned(session_id: &str, run_id: &str) -> StopOutcome {
+    outcome(
+        session_id,
+        "stopped",
+        Some(run_id.to_string()),
+        "No runner confirmed the stop - idle session marked as stopped".into(),
+    )
 }

@@ -66,7 +66,7 @@ pub async fn run(args: RunArgs, cfg: &Config) -> anyhow::Result<u8> {
     // the new run exists, so only this run's outcome counts.
     let from = match (&args.resume, args.follow) {
         (Some(session), true) => From::Cursor(follow::head(&api, session).await?.0),
-        _ => From::Cursor("0".into()),
+        _ => From::Start,
     };
     let created = api.post("/runs", &body).await?;
     let session_id = created["session_id"]

@@ -69,3 +69,56 @@ async fn up_then_run_follow_prints_events_and_exit_codes() {
     assert_ne!(code, 0);
     assert!(err.contains("cannot reach the coordinator"), "{err}");
 }
+
+/// A resumed session that was idle and is idle again after the turn announces no status
+/// change: `--follow` ends on the turn's end all the same. The runner here is an AOF
+/// reference-like protocol client (no lease token) that reports the turn's end before
+/// its start, as the reference runner's persistent executors do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_resume_follow_ends_when_the_session_is_idle_again() {
+    let dir = tempdir();
+    let c = Coordinator::start(dir.path(), fast_env()).await;
+    let url = c.url.clone();
+    let runner = register(&url, "reference-like").await;
+    let idle = json!({"runner_id": runner, "session_status": "idle"});
+    let next_run = || async {
+        wait_for("a run to claim", || async {
+            let (st, b) = call(
+                "GET",
+                &format!("{url}/runner/runs?runner_id={runner}"),
+                None,
+            )
+            .await;
+            (st == 200).then(|| b["run"]["run_id"].as_str().map(str::to_string))?
+        })
+        .await
+    };
+    let complete = |run: String| {
+        let (url, idle) = (url.clone(), idle.clone());
+        async move {
+            let (st, b) = call(
+                "POST",
+                &format!("{url}/runner/runs/{run}/completed"),
+                Some(idle),
+            )
+            .await;
+            assert_eq!(st, 200, "{b}");
+        }
+    };
+    let (_, sid) = start_run(&url, "first").await;
+    complete(next_run().await).await;
+    wait_session(&url, &sid, "idle").await;
+
+    let follow = tokio::spawn({
+        let (url, sid) = (url.clone(), sid.clone());
+        async move { aof_run(&url, &["t", "second", "--resume", &sid, "--follow"]).await }
+    });
+    complete(next_run().await).await;
+    let (code, out, err) = follow.await.unwrap();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["[run_start]", "[run_completed]"]
+    );
+    assert!(err.contains(&format!("session {sid}: Finished")), "{err}");
+}

@@ -272,3 +272,28 @@ fn static_file(root: &Path, path: &str) -> axum::response::Response {
         Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+impl RefCoordinator {
+    /// Copies parts of the reference's example `config/` (e.g. `capabilities`, `scripts`,
+    /// `mcp-servers`) next to its agents folder, where it looks for them: its agents
+    /// refer to these by name, and its `GET /agents` fails while one is missing.
+    pub fn seed_config(&self, p: &RefPaths, parts: &[&str]) {
+        for part in parts {
+            copy_tree(&p.dir.join("config").join(part), &self.dir.join(part));
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            // Contents only: the checkout's files are read-only.
+            std::fs::write(&dest, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}

@@ -329,10 +329,13 @@ pub(crate) async fn session_status(
     let status = match body.status.as_str() {
         "finished" => SessionStatus::Finished,
         "failed" => SessionStatus::Failed,
+        // A reference runner whose idle process ignored the shutdown request and had to
+        // be killed, after a stop.
+        "stopped" => SessionStatus::Stopped,
         other => {
             return Err(ApiError::Validation(serde_json::json!([{
                 "type": "literal_error", "loc": ["body", "status"],
-                "msg": "Input should be 'finished' or 'failed'", "input": other,
+                "msg": "Input should be 'finished', 'failed' or 'stopped'", "input": other,
             }])))
         }
     };
