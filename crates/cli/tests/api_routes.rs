@@ -1853,3 +1853,38 @@ async fn idle_session_stops_go_to_their_runner() {
     assert_eq!(b["status"], "stopped", "{b}");
     assert_eq!(session_status(u, &sid).await, "stopped");
 }
+
+/// An AOF runner (it registers an `instance_id`) starts a process per turn and holds none
+/// between turns: stopping its idle session needs no round trip to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_of_aof_runners_stop_at_once() {
+    let dir = tempdir();
+    let c = coordinator(&dir).await;
+    let u = &c.url;
+    let (st, b) = call(
+        "POST",
+        &format!("{u}/runner/register"),
+        Some(
+            json!({"hostname": "ours", "project_dir": "/p", "executor_profile": "echo",
+                    "executor": {"type": "autonomous"}, "instance_id": "inst-1"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let runner = b["runner_id"].as_str().unwrap().to_string();
+    let (run, sid, token) = claimed_run(u, &runner, "turn").await;
+    let me = json!({"runner_id": runner});
+    assert_eq!(report(u, &run, "started", me, Some(&token)).await.0, 200);
+    let idle = json!({"runner_id": runner, "session_status": "idle"});
+    assert_eq!(
+        report(u, &run, "completed", idle, Some(&token)).await.0,
+        200
+    );
+    assert_eq!(session_status(u, &sid).await, "idle");
+    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(session_status(u, &sid).await, "stopped");
+    // Nothing is owed to the runner: its next poll finds no stop.
+    let (st, b) = poll(u, &runner, "&accept_runs=false&timeout=1").await;
+    assert_ne!(b["stop_sessions"], json!([sid]), "{st} {b}");
+}

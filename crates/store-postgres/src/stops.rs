@@ -129,7 +129,10 @@ impl PgStore {
     }
 }
 
-/// Whether `runner_id` is registered, not being removed, and heard from recently.
+/// Whether `runner_id` may still hold a process for an idle session: registered, not
+/// being removed, heard from recently, and a reference runner (no `instance_id`). An AOF
+/// runner starts a process per turn and holds none between turns: its idle sessions stop
+/// at once.
 async fn runner_online(
     w: &mut WriteTx<'_>,
     runner_id: Option<&str>,
@@ -139,7 +142,8 @@ async fn runner_online(
         return Ok(false);
     };
     let heartbeat: Option<i64> = sqlx::query_scalar(
-        "SELECT last_heartbeat_ms FROM runners WHERE runner_id = $1 AND deregister = 0",
+        "SELECT last_heartbeat_ms FROM runners WHERE runner_id = $1 AND deregister = 0 \
+         AND instance_id IS NULL",
     )
     .bind(id)
     .fetch_optional(&mut *w.tx)

@@ -610,14 +610,18 @@ fn stop_session(
     }
 }
 
-/// Whether `runner_id` is registered, not being removed, and heard from recently.
+/// Whether `runner_id` may still hold a process for an idle session: registered, not
+/// being removed, heard from recently, and a reference runner (no `instance_id`). An AOF
+/// runner starts a process per turn and holds none between turns: its idle sessions stop
+/// at once.
 fn runner_online(w: &Tx<'_>, runner_id: Option<&str>, stale_after: Duration) -> StoreResult<bool> {
     let Some(id) = runner_id else {
         return Ok(false);
     };
     let heartbeat: Option<i64> = w
         .prepare_cached(
-            "SELECT last_heartbeat_ms FROM runners WHERE runner_id = ? AND deregister = 0",
+            "SELECT last_heartbeat_ms FROM runners WHERE runner_id = ? AND deregister = 0 \
+             AND instance_id IS NULL",
         )
         .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
         .map_err(internal)?;
