@@ -265,6 +265,26 @@ impl Runner {
     }
 }
 
+/// `aof ARGS` with `env` added and the test process's own `AOF_URL`,
+/// `AGENT_ORCHESTRATOR_API_URL` and `AOF_API_KEY` removed: (exit code, stdout, stderr).
+pub async fn aof_cli(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("AOF_URL")
+        .env_remove("AGENT_ORCHESTRATOR_API_URL")
+        .env_remove("AOF_API_KEY")
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

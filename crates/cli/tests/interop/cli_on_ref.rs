@@ -1,9 +1,8 @@
 //! The `aof` CLI and `aof bench --url` against the reference coordinator.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 use crate::{
     harness::*,
@@ -13,20 +12,7 @@ use crate::{
 /// Runs `aof ARGS` (nothing from the caller's environment picks another coordinator or
 /// a credential); returns exit code, stdout and stderr.
 pub(crate) async fn aof(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("AOF_URL")
-        .env_remove("AGENT_ORCHESTRATOR_API_URL")
-        .env_remove("AOF_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    aof_cli(args, &[]).await
 }
 
 /// `aof ARGS` that must exit 0; its stdout.

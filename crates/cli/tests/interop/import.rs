@@ -69,19 +69,10 @@ fn sha256_of(path: &Path) -> (Vec<u8>, u32) {
     (bytes, mode)
 }
 
+/// `aof ARGS`: exit code and all it printed.
 async fn aof(args: &[&str], env: &[(String, String)]) -> (i32, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .envs(env.iter().cloned())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = aof_cli(args, env).await;
+    (code, out + &err)
 }
 
 #[tokio::test]
