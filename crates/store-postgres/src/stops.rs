@@ -53,7 +53,7 @@ impl PgStore {
                 .await
                 .map_err(internal)?;
             if owed != IDLE_STOP_OWED
-                || !runner_online(&mut w, rec.run.runner_id.as_deref(), stale_after).await?
+                || !keeps_idle_process(&mut w, rec.run.runner_id.as_deref(), stale_after).await?
             {
                 sqlx::query("UPDATE runs SET stop_delivered = 1 WHERE run_id = $1")
                     .bind(&rec.run.run_id)
@@ -71,7 +71,7 @@ impl PgStore {
         // An idle session may still have a process on its runner (the reference's
         // persistent executors): the stop goes there, and the runner reports the end.
         if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Idle.as_str()) {
-            if runner_online(&mut w, rec.run.runner_id.as_deref(), stale_after).await? {
+            if keeps_idle_process(&mut w, rec.run.runner_id.as_deref(), stale_after).await? {
                 sqlx::query(&format!(
                     "UPDATE runs SET stop_delivered = {IDLE_STOP_OWED} WHERE run_id = $1"
                 ))
@@ -133,7 +133,7 @@ impl PgStore {
 /// being removed, heard from recently, and a reference runner (no `instance_id`). An AOF
 /// runner starts a process per turn and holds none between turns: its idle sessions stop
 /// at once.
-async fn runner_online(
+async fn keeps_idle_process(
     w: &mut WriteTx<'_>,
     runner_id: Option<&str>,
     stale_after: chrono::Duration,

@@ -574,7 +574,9 @@ fn stop_session(
             .prepare_cached("SELECT stop_delivered FROM runs WHERE run_id = ?")
             .and_then(|mut st| st.query_row([&rec.run.run_id], |r| r.get(0)))
             .map_err(internal)?;
-        if owed != IDLE_STOP_OWED || !runner_online(w, rec.run.runner_id.as_deref(), stale_after)? {
+        if owed != IDLE_STOP_OWED
+            || !keeps_idle_process(w, rec.run.runner_id.as_deref(), stale_after)?
+        {
             w.prepare_cached("UPDATE runs SET stop_delivered = 1 WHERE run_id = ?")
                 .and_then(|mut st| st.execute([&rec.run.run_id]))
                 .map_err(internal)?;
@@ -588,7 +590,7 @@ fn stop_session(
     // An idle session may still have a process on its runner (the reference's persistent
     // executors): the stop goes there, and the runner reports how the session ended.
     if let Some(rec) = ended.filter(|_| session.status == SessionStatus::Idle.as_str()) {
-        if runner_online(w, rec.run.runner_id.as_deref(), stale_after)? {
+        if keeps_idle_process(w, rec.run.runner_id.as_deref(), stale_after)? {
             w.prepare_cached(&format!(
                 "UPDATE runs SET stop_delivered = {IDLE_STOP_OWED} WHERE run_id = ?"
             ))
@@ -614,7 +616,11 @@ fn stop_session(
 /// being removed, heard from recently, and a reference runner (no `instance_id`). An AOF
 /// runner starts a process per turn and holds none between turns: its idle sessions stop
 /// at once.
-fn runner_online(w: &Tx<'_>, runner_id: Option<&str>, stale_after: Duration) -> StoreResult<bool> {
+fn keeps_idle_process(
+    w: &Tx<'_>,
+    runner_id: Option<&str>,
+    stale_after: Duration,
+) -> StoreResult<bool> {
     let Some(id) = runner_id else {
         return Ok(false);
     };
