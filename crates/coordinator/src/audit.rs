@@ -20,7 +20,7 @@ use axum::{
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use aof_store::{NewAuditEntry, Store};
+use aof_store::{prelude::*, NewAuditEntry};
 use aof_wire::audit::ActorKind;
 
 use crate::auth::{policy::Grant, Principal};

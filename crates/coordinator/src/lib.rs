@@ -24,7 +24,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
-use aof_store::Store;
+use aof_store::prelude::*;
 use aof_store_postgres::{PgOptions, PgStore};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 

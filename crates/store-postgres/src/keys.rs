@@ -159,7 +159,7 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests {
-    use aof_store::Store;
+    use aof_store::prelude::*;
     use aof_wire::auth::Role;
 
     use super::*;

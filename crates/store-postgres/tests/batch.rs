@@ -1,7 +1,7 @@
 //! `append_events` on a real PostgreSQL server (`AOF_TEST_DATABASE_URL`, fresh database
 //! per test): order and seq, duplicates, fencing and atomicity, live delivery.
 
-use aof_store::{EventWrite, NewRun, Store, StoreError};
+use aof_store::{prelude::*, EventWrite, NewRun, StoreError};
 use aof_store_postgres::{testing, PgOptions, PgStore};
 use aof_wire::{runner::RegisterRequest, Demands, Event, ExecutionMode, RunType};
 

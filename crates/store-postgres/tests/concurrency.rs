@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use aof_store::{EventWrite, NewRun, RunReport, Store, Writer};
+use aof_store::{prelude::*, EventWrite, NewRun, RunReport, Writer};
 use aof_store_postgres::{testing, PgOptions, PgStore};
 use aof_wire::{runner::RegisterRequest, Demands, Event, ExecutionMode, RunType};
 

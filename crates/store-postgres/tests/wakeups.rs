@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aof_store::Store;
+use aof_store::prelude::*;
 use aof_store_postgres::{testing, PgOptions, PgStore};
 use tokio::sync::watch;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use aof_store::{EventWrite, NewRun, RunReport, Store, Writer};
+use aof_store::{prelude::*, EventWrite, NewRun, RunReport, Writer};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 use aof_wire::{runner::RegisterRequest, Demands, Event, ExecutionMode, RunType};
 

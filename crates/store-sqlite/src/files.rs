@@ -115,7 +115,7 @@ fn tighten_file(path: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use aof_store::Store;
+    use aof_store::prelude::*;
 
     use super::*;
 

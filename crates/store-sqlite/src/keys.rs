@@ -171,7 +171,7 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use aof_store::Store;
+    use aof_store::prelude::*;
     use aof_wire::auth::Role;
 
     use super::*;

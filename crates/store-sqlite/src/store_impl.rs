@@ -5,7 +5,7 @@ use chrono::Duration;
 use tokio::sync::{broadcast, watch};
 
 use aof_core::{RunStatus, SessionStatus};
-use aof_store::*;
+use aof_store::{prelude::*, *};
 use aof_wire::{
     auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
@@ -17,11 +17,295 @@ use aof_wire::{
 use crate::{internal, SqliteStore};
 
 #[async_trait]
-impl Store for SqliteStore {
+impl RunStore for SqliteStore {
+    async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord> {
+        self.create_run_impl(new).await
+    }
+
+    async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        self.get_run_impl(run_id).await
+    }
+
+    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
+        self.latest_run_impl(session_id).await
+    }
+
+    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+        self.list_runs_impl(status).await
+    }
+
+    async fn claim_run_scoped(
+        &self,
+        runner: &RunnerInfo,
+        ttl: Duration,
+        scope: &KeyScope,
+    ) -> StoreResult<Option<RunRecord>> {
+        self.claim_run_impl(runner, ttl, scope).await
+    }
+
+    async fn report(
+        &self,
+        run_id: &str,
+        who: &Writer,
+        report: RunReport,
+    ) -> StoreResult<RunRecord> {
+        self.report_impl(run_id, who, report).await
+    }
+}
+
+#[async_trait]
+impl StopStore for SqliteStore {
+    async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome> {
+        self.stop_run_impl(run_id).await
+    }
+
+    async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome> {
+        self.stop_session_impl(session_id).await
+    }
+
+    async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
+        self.take_stops_impl(runner_id).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn heartbeat(
+        &self,
+        runner_id: &str,
+        leases: Option<&[HeldLease]>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        self.heartbeat_impl(runner_id, leases, ttl).await
+    }
+
+    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
+        self.expire_leases_impl(policy).await
+    }
+
+    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
+        self.fail_unmatched_impl().await
+    }
+
+    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
+        self.grace_leases_impl(ttl).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        self.get_session_impl(id).await
+    }
+
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+        self.list_sessions_impl().await
+    }
+
+    async fn list_sessions_page(
+        &self,
+        after: Option<SessionCursor>,
+        limit: i64,
+    ) -> StoreResult<SessionPage> {
+        self.list_sessions_page_impl(after, limit).await
+    }
+
+    async fn affinity(&self, id: &str) -> StoreResult<Option<Affinity>> {
+        self.affinity_impl(id).await
+    }
+
+    async fn bind(
+        &self,
+        id: &str,
+        req: &BindRequest,
+        lease_token: Option<&str>,
+    ) -> StoreResult<Session> {
+        self.bind_impl(id, req, lease_token).await
+    }
+
+    async fn patch_metadata(&self, id: &str, patch: &MetadataPatch) -> StoreResult<Session> {
+        self.patch_metadata_impl(id, patch).await
+    }
+
+    async fn set_session_status(
+        &self,
+        id: &str,
+        runner_id: &str,
+        status: SessionStatus,
+    ) -> StoreResult<Session> {
+        self.runner_session_status_impl(id, runner_id, status).await
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
+        self.delete_session_impl(id).await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
     fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
         self.feed_tx.subscribe()
     }
 
+    async fn session_result(&self, id: &str) -> StoreResult<Option<SessionResult>> {
+        self.session_result_impl(id).await
+    }
+
+    async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
+        self.append_event_impl(id, write).await
+    }
+
+    async fn append_events(
+        &self,
+        id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        self.append_events_impl(id, writes).await
+    }
+
+    async fn list_events(
+        &self,
+        id: &str,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.list_events_impl(id, after, limit).await
+    }
+
+    async fn feed_after(
+        &self,
+        cursor: i64,
+        session_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<FeedItem>> {
+        self.feed_after_impl(cursor, session_id, limit).await
+    }
+
+    async fn feed_head(&self) -> StoreResult<i64> {
+        self.feed_head_impl().await
+    }
+}
+
+#[async_trait]
+impl CallbackStore for SqliteStore {
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
+        self.pending_callbacks_impl(parent).await
+    }
+
+    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
+        self.callback_parents_impl().await
+    }
+}
+
+#[async_trait]
+impl RunnerStore for SqliteStore {
+    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
+        self.poll_state_impl(runner_id).await
+    }
+
+    async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
+        self.register_impl(id, req).await
+    }
+
+    async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
+        self.list_runners_impl(stale_after).await
+    }
+
+    async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {
+        self.remove_runner_impl(id, self_).await
+    }
+
+    async fn take_deregistration(&self, id: &str) -> StoreResult<bool> {
+        self.take_deregistration_impl(id).await
+    }
+
+    async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
+        self.reap_runners_impl(remove_after).await
+    }
+}
+
+#[async_trait]
+impl AuthStore for SqliteStore {
+    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()> {
+        self.create_key_impl(key).await
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.list_keys_impl().await
+    }
+
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        self.find_key_impl(id).await
+    }
+
+    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
+        self.revoke_key_impl(id).await
+    }
+
+    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()> {
+        self.create_session_token_impl(token).await
+    }
+
+    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
+        self.find_session_token_impl(id).await
+    }
+
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
+        self.bind_runner_key_impl(runner_id, key_id).await
+    }
+
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
+        self.runner_key_impl(runner_id).await
+    }
+}
+
+#[async_trait]
+impl LoginStore for SqliteStore {
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
+        self.create_browser_session_impl(s).await
+    }
+
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
+        self.find_browser_session_impl(hash).await
+    }
+
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
+        self.delete_browser_session_impl(hash).await
+    }
+
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
+        self.delete_browser_sessions_of_key_impl(key_id).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    // Audit log
+    async fn append_audit(&self, entries: &[aof_store::NewAuditEntry]) -> StoreResult<()> {
+        self.append_audit_impl(entries).await
+    }
+
+    async fn list_audit(
+        &self,
+        q: &aof_store::AuditQuery,
+    ) -> StoreResult<Vec<aof_wire::audit::AuditEntry>> {
+        self.list_audit_impl(q).await
+    }
+
+    async fn purge_audit(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        self.purge_audit_impl(before).await
+    }
+}
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn import_session(&self, s: aof_store::ImportedSession) -> StoreResult<bool> {
+        self.import_session_impl(s).await
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| {
             c.prepare_cached("SELECT 1")
@@ -34,6 +318,7 @@ impl Store for SqliteStore {
     async fn reclaim_space(&self) -> StoreResult<u64> {
         self.reclaim_space_impl().await
     }
+
     async fn counts(&self) -> StoreResult<Counts> {
         // Statuses this build does not know are skipped.
         fn by_status<S: std::str::FromStr>(
@@ -83,211 +368,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord> {
-        self.create_run_impl(new).await
-    }
-    async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
-        self.get_run_impl(run_id).await
-    }
-    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
-        self.latest_run_impl(session_id).await
-    }
-    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
-        self.list_runs_impl(status).await
-    }
-    async fn claim_run_scoped(
-        &self,
-        runner: &RunnerInfo,
-        ttl: Duration,
-        scope: &KeyScope,
-    ) -> StoreResult<Option<RunRecord>> {
-        self.claim_run_impl(runner, ttl, scope).await
-    }
-    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
-        self.poll_state_impl(runner_id).await
-    }
-    async fn report(
-        &self,
-        run_id: &str,
-        who: &Writer,
-        report: RunReport,
-    ) -> StoreResult<RunRecord> {
-        self.report_impl(run_id, who, report).await
-    }
-    async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome> {
-        self.stop_run_impl(run_id).await
-    }
-    async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome> {
-        self.stop_session_impl(session_id).await
-    }
-    async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
-        self.take_stops_impl(runner_id).await
-    }
-    async fn heartbeat(
-        &self,
-        runner_id: &str,
-        leases: Option<&[HeldLease]>,
-        ttl: Duration,
-    ) -> StoreResult<Vec<String>> {
-        self.heartbeat_impl(runner_id, leases, ttl).await
-    }
-    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
-        self.expire_leases_impl(policy).await
-    }
-    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
-        self.fail_unmatched_impl().await
-    }
-    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
-        self.grace_leases_impl(ttl).await
-    }
-    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        self.get_session_impl(id).await
-    }
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
-        self.list_sessions_impl().await
-    }
-    async fn list_sessions_page(
-        &self,
-        after: Option<SessionCursor>,
-        limit: i64,
-    ) -> StoreResult<SessionPage> {
-        self.list_sessions_page_impl(after, limit).await
-    }
-    async fn session_result(&self, id: &str) -> StoreResult<Option<SessionResult>> {
-        self.session_result_impl(id).await
-    }
-    async fn affinity(&self, id: &str) -> StoreResult<Option<Affinity>> {
-        self.affinity_impl(id).await
-    }
-    async fn bind(
-        &self,
-        id: &str,
-        req: &BindRequest,
-        lease_token: Option<&str>,
-    ) -> StoreResult<Session> {
-        self.bind_impl(id, req, lease_token).await
-    }
-    async fn patch_metadata(&self, id: &str, patch: &MetadataPatch) -> StoreResult<Session> {
-        self.patch_metadata_impl(id, patch).await
-    }
-    async fn set_session_status(
-        &self,
-        id: &str,
-        runner_id: &str,
-        status: SessionStatus,
-    ) -> StoreResult<Session> {
-        self.runner_session_status_impl(id, runner_id, status).await
-    }
-    async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
-        self.delete_session_impl(id).await
-    }
-    async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
-        self.append_event_impl(id, write).await
-    }
-    async fn import_session(&self, s: aof_store::ImportedSession) -> StoreResult<bool> {
-        self.import_session_impl(s).await
-    }
-    async fn append_events(
-        &self,
-        id: &str,
-        writes: Vec<EventWrite>,
-    ) -> StoreResult<Vec<Option<StoredEvent>>> {
-        self.append_events_impl(id, writes).await
-    }
-    async fn list_events(
-        &self,
-        id: &str,
-        after: Option<i64>,
-        limit: Option<i64>,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        self.list_events_impl(id, after, limit).await
-    }
-    async fn feed_after(
-        &self,
-        cursor: i64,
-        session_id: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<FeedItem>> {
-        self.feed_after_impl(cursor, session_id, limit).await
-    }
-    async fn feed_head(&self) -> StoreResult<i64> {
-        self.feed_head_impl().await
-    }
-    async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
-        self.register_impl(id, req).await
-    }
-    async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
-        self.list_runners_impl(stale_after).await
-    }
-    async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {
-        self.remove_runner_impl(id, self_).await
-    }
-    async fn take_deregistration(&self, id: &str) -> StoreResult<bool> {
-        self.take_deregistration_impl(id).await
-    }
-    async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
-        self.reap_runners_impl(remove_after).await
-    }
-    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        self.create_key_impl(key).await
-    }
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        self.list_keys_impl().await
-    }
-    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
-        self.find_key_impl(id).await
-    }
-    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
-        self.revoke_key_impl(id).await
-    }
-    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()> {
-        self.create_session_token_impl(token).await
-    }
-    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
-        self.find_session_token_impl(id).await
-    }
-    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
-        self.create_browser_session_impl(s).await
-    }
-    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
-        self.find_browser_session_impl(hash).await
-    }
-    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
-        self.delete_browser_session_impl(hash).await
-    }
-    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
-        self.delete_browser_sessions_of_key_impl(key_id).await
-    }
-    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
-        self.pending_callbacks_impl(parent).await
-    }
-    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
-        self.callback_parents_impl().await
-    }
-    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
-        self.bind_runner_key_impl(runner_id, key_id).await
-    }
-    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
-        self.runner_key_impl(runner_id).await
-    }
     fn publish_wake(&self) {
         // One coordinator per database file: the local wake-up is all there is.
     }
+
     fn remote_wakes(&self) -> Option<watch::Receiver<u64>> {
         None
-    }
-
-    // Audit log
-    async fn append_audit(&self, entries: &[aof_store::NewAuditEntry]) -> StoreResult<()> {
-        self.append_audit_impl(entries).await
-    }
-    async fn list_audit(
-        &self,
-        q: &aof_store::AuditQuery,
-    ) -> StoreResult<Vec<aof_wire::audit::AuditEntry>> {
-        self.list_audit_impl(q).await
-    }
-    async fn purge_audit(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
-        self.purge_audit_impl(before).await
     }
 }

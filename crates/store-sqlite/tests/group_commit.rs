@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use aof_store::{EventWrite, NewRun, Store, StoreError};
+use aof_store::{prelude::*, EventWrite, NewRun, StoreError};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 use aof_wire::{Demands, Event, ExecutionMode, RunType};
 

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use aof_store::{EventWrite, Store};
+use aof_store::{prelude::*, EventWrite};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 use aof_wire::Event;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};

@@ -1,6 +1,6 @@
 //! One coordinator per SQLite file: there are no other coordinators to wake or hear.
 
-use aof_store::Store;
+use aof_store::prelude::*;
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::test]

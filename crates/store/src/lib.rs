@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod browser_sessions;
 pub mod import;
+pub mod lifecycle;
 pub mod matching;
 pub mod stops;
 
@@ -234,20 +235,9 @@ pub struct SessionPage {
     pub next: Option<SessionCursor>,
 }
 
+/// Runs: creation, claims, runners' reports.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Live feed items, in cursor order, after they committed.
-    fn subscribe(&self) -> broadcast::Receiver<FeedItem>;
-    /// Readiness: the database answers.
-    async fn ping(&self) -> StoreResult<()>;
-    async fn counts(&self) -> StoreResult<Counts>;
-    /// Gives space freed by deletions back to the file system; returns the bytes freed.
-    /// A backend whose own maintenance does this (PostgreSQL's autovacuum) keeps the default.
-    async fn reclaim_space(&self) -> StoreResult<u64> {
-        Ok(0)
-    }
-
-    // Runs
+pub trait RunStore: Send + Sync {
     /// Creates the run; for `start_session` also the session (`SessionExists` if taken).
     async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord>;
     async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
@@ -271,16 +261,22 @@ pub trait Store: Send + Sync + 'static {
         ttl: chrono::Duration,
         scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>>;
-    /// The runner's row, deregistration mark and whether stops await it — one read per poll.
-    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState>;
     async fn report(&self, run_id: &str, who: &Writer, report: RunReport)
         -> StoreResult<RunRecord>;
+}
+
+/// Stops of runs and sessions, and their delivery to runners.
+#[async_trait]
+pub trait StopStore: Send + Sync {
     async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome>;
     async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome>;
     /// Sessions whose stop this runner has not been told of yet; marks them told.
     async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>>;
+}
 
-    // Leases and timeouts (called by the coordinator's background tasks)
+/// Leases and timeouts (called by the coordinator's background tasks and heartbeats).
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
     async fn heartbeat(
         &self,
         runner_id: &str,
@@ -291,8 +287,10 @@ pub trait Store: Send + Sync + 'static {
     async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>>;
     /// At boot: give every live lease at least one more `ttl`, so a restart kills nothing.
     async fn grace_leases(&self, ttl: chrono::Duration) -> StoreResult<u64>;
+}
 
-    // Sessions
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
     /// Up to `limit` sessions in `list_sessions` order (newest first) after `after`;
@@ -302,7 +300,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage>;
-    async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>>;
     async fn affinity(&self, session_id: &str) -> StoreResult<Option<Affinity>>;
     async fn bind(
         &self,
@@ -319,20 +316,33 @@ pub trait Store: Send + Sync + 'static {
         status: SessionStatus,
     ) -> StoreResult<Session>;
     async fn delete_session(&self, session_id: &str) -> StoreResult<DeleteOutcome>;
+}
 
-    // Events and the feed
+/// Events and the feed.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Live feed items, in cursor order, after they committed.
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem>;
     /// Appends one event; `Ok(None)` when its idempotency key was already stored.
     async fn append_event(
         &self,
         session_id: &str,
         write: EventWrite,
     ) -> StoreResult<Option<StoredEvent>>;
+    /// Appends `writes` in order in ONE transaction, all or nothing; one result per
+    /// write (`None`: its idempotency key was stored before, or earlier in this batch).
+    async fn append_events(
+        &self,
+        session_id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>>;
     async fn list_events(
         &self,
         session_id: &str,
         after: Option<i64>,
         limit: Option<i64>,
     ) -> StoreResult<Vec<StoredEvent>>;
+    async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>>;
     async fn feed_after(
         &self,
         cursor: i64,
@@ -340,8 +350,21 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<FeedItem>>;
     async fn feed_head(&self) -> StoreResult<i64>;
+}
 
-    // Runners
+/// `async_callback` children's ends, owed to their parents.
+#[async_trait]
+pub trait CallbackStore: Send + Sync {
+    /// Undelivered callbacks for `parent`, oldest first.
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>>;
+    /// Sessions that have undelivered callbacks (for the sweep after a restart).
+    async fn callback_parents(&self) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
+pub trait RunnerStore: Send + Sync {
+    /// The runner's row, deregistration mark and whether stops await it — one read per poll.
+    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState>;
     async fn register_runner(
         &self,
         runner_id: &str,
@@ -354,8 +377,11 @@ pub trait Store: Send + Sync + 'static {
     async fn take_deregistration(&self, runner_id: &str) -> StoreResult<bool>;
     /// Removes runners silent for `remove_after`, failing the runs they held.
     async fn reap_runners(&self, remove_after: chrono::Duration) -> StoreResult<Vec<Resolved>>;
+}
 
-    // Auth
+/// API keys, run session tokens, and which key registered a runner.
+#[async_trait]
+pub trait AuthStore: Send + Sync {
     async fn create_key(&self, key: &KeyRecord) -> StoreResult<()>;
     /// Every key, newest first, revoked ones included.
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
@@ -364,6 +390,14 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str) -> StoreResult<bool>;
     async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()>;
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>>;
+    /// Records which key registered a runner id (a runner key may act only as its own).
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
+}
+
+/// The dashboard's logins.
+#[async_trait]
+pub trait LoginStore: Send + Sync {
     /// Stores a browser session (login); drops expired ones first, so the table stays
     /// small without a sweep.
     async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()>;
@@ -374,16 +408,38 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool>;
     /// Ends every browser session of a key (it was revoked); returns how many.
     async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64>;
-    /// Records which key registered a runner id (a runner key may act only as its own).
-    /// Undelivered callbacks for `parent`, oldest first.
-    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>>;
-    /// Sessions that have undelivered callbacks (for the sweep after a restart).
-    async fn callback_parents(&self) -> StoreResult<Vec<String>>;
+}
 
-    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()>;
-    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>>;
+/// The audit log (who did what; see the coordinator's `audit` module).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends entries in order, all in one transaction.
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()>;
+    /// Entries matching `q`, newest (highest id) first, at most `q.limit`.
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<aof_wire::audit::AuditEntry>>;
+    /// Deletes entries older than `before`; returns how many.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
 
-    // ---- Scale-out: runner wake-ups across coordinators (issue #10) ----
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Stores a session imported from another system with its runs and events, as they
+    /// were, in one transaction. `Ok(false)`: a session with that id exists already and
+    /// nothing was written (importing again is a no-op).
+    async fn import_session(&self, s: import::ImportedSession) -> StoreResult<bool>;
+}
+
+/// Health, counts, space, and wake-ups across coordinators.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Readiness: the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn counts(&self) -> StoreResult<Counts>;
+    /// Gives space freed by deletions back to the file system; returns the bytes freed.
+    /// A backend whose own maintenance does this (PostgreSQL's autovacuum) keeps the default.
+    async fn reclaim_space(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
     /// Tells the *other* coordinators sharing this store that work may have appeared
     /// for runners (a new run, a stop, a requeue), so their parked long-polls look
     /// again at once. Called after the write committed; never blocks. A lost wake-up
@@ -393,26 +449,49 @@ pub trait Store: Send + Sync + 'static {
     /// the store may have missed some). `None` when no other process can share this
     /// store (SQLite: one coordinator per database file).
     fn remote_wakes(&self) -> Option<watch::Receiver<u64>>;
+}
 
-    // Audit log (who did what; see the coordinator's `audit` module)
-    /// Appends entries in order, all in one transaction.
-    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()>;
-    /// Entries matching `q`, newest (highest id) first, at most `q.limit`.
-    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<aof_wire::audit::AuditEntry>>;
-    /// Deletes entries older than `before`; returns how many.
-    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+/// The whole persistence contract: the sum of the narrow traits above, so a function
+/// names the part it needs and a backend implements each part in the module that owns
+/// its tables. `use aof_store::prelude::*` brings every part's methods into scope.
+pub trait Store:
+    RunStore
+    + StopStore
+    + LeaseStore
+    + SessionStore
+    + EventStore
+    + CallbackStore
+    + RunnerStore
+    + AuthStore
+    + LoginStore
+    + AuditStore
+    + ImportStore
+    + AdminStore
+    + 'static
+{
+}
 
-    /// Stores a session imported from another system with its runs and events, as they
-    /// were, in one transaction. `Ok(false)`: a session with that id exists already and
-    /// nothing was written (importing again is a no-op).
-    async fn import_session(&self, s: import::ImportedSession) -> StoreResult<bool>;
+impl<T> Store for T where
+    T: RunStore
+        + StopStore
+        + LeaseStore
+        + SessionStore
+        + EventStore
+        + CallbackStore
+        + RunnerStore
+        + AuthStore
+        + LoginStore
+        + AuditStore
+        + ImportStore
+        + AdminStore
+        + 'static
+{
+}
 
-    // Batched event append
-    /// Appends `writes` in order in ONE transaction, all or nothing; one result per
-    /// write (`None`: its idempotency key was stored before, or earlier in this batch).
-    async fn append_events(
-        &self,
-        session_id: &str,
-        writes: Vec<EventWrite>,
-    ) -> StoreResult<Vec<Option<StoredEvent>>>;
+/// Every store trait, for `use aof_store::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        AdminStore, AuditStore, AuthStore, CallbackStore, EventStore, ImportStore, LeaseStore,
+        LoginStore, RunStore, RunnerStore, SessionStore, StopStore, Store,
+    };
 }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use aof_config::Config;
-use aof_store::Store;
+use aof_store::prelude::*;
 use aof_store_postgres::{PgOptions, PgStore};
 use aof_store_sqlite::{reference, SqliteOptions, SqliteStore};
 

@@ -9,7 +9,7 @@ pub mod revoke;
 use std::{path::PathBuf, sync::Arc};
 
 use aof_config::Config;
-use aof_store::Store;
+use aof_store::prelude::*;
 use aof_store_postgres::{PgOptions, PgStore};
 use aof_store_sqlite::{SqliteOptions, SqliteStore};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use aof_coordinator::auth::secrets;
-use aof_store::{BrowserSessionRecord, Store};
+use aof_store::{prelude::*, BrowserSessionRecord};
 
 use super::*;
 

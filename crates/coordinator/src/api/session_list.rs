@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 
-use aof_store::{SessionPage, Store, StoreResult};
+use aof_store::{prelude::*, SessionPage, StoreResult};
 
 /// Sessions per store read.
 const PAGE: i64 = 1000;

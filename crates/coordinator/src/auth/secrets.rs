@@ -17,7 +17,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use aof_store::{KeyRecord, Store, StoreResult};
+use aof_store::{prelude::*, KeyRecord, StoreResult};
 use aof_wire::auth::{KeyInfo, KeyScope, Role};
 
 pub const KEY_PREFIX: &str = "aof_";

@@ -3,7 +3,7 @@
 //! for another runner; a lease of another session's run writes nothing.
 
 use aof_core::RunStatus;
-use aof_store::{EventWrite, NewRun, RunReport, Store, StoreError, Writer};
+use aof_store::{prelude::*, EventWrite, NewRun, RunReport, StoreError, Writer};
 use aof_wire::{
     auth::KeyScope, runner::RegisterRequest, session::BindRequest, Demands, Event, ExecutionMode,
     RunType,
