@@ -16,6 +16,7 @@ pub mod oidc;
 pub mod policy;
 pub mod secrets;
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::{FromRequestParts, RawPathParams, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue},
@@ -158,7 +159,8 @@ impl Auth {
 
     /// Resolves a credential. Every failure is the same 401 so probing learns nothing.
     pub async fn authenticate(&self, st: &AppState, token: &str) -> Result<Principal, ApiError> {
-        let invalid = || ApiError::Unauthorized("Invalid credential".into(), "unauthenticated");
+        let invalid =
+            || ApiError::Unauthorized("Invalid credential".into(), ErrorCode::Unauthenticated);
         if let Some((id, secret)) = secrets::split(token, secrets::KEY_PREFIX) {
             let key = st.store.find_key(id).await?.ok_or_else(invalid)?;
             if key.revoked_at.is_some() || !secrets::matches(secret, &key.hash) {
@@ -223,9 +225,12 @@ impl Auth {
                 return match o.verify(token).await {
                     Ok((subject, role)) => Ok(Principal::Oidc { subject, role }),
                     Err(e @ oidc::OidcError::NoRole(_)) => {
-                        Err(ApiError::Forbidden(e.to_string(), "forbidden"))
+                        Err(ApiError::Forbidden(e.to_string(), ErrorCode::Forbidden))
                     }
-                    Err(e) => Err(ApiError::Unauthorized(e.to_string(), "unauthenticated")),
+                    Err(e) => Err(ApiError::Unauthorized(
+                        e.to_string(),
+                        ErrorCode::Unauthenticated,
+                    )),
                 };
             }
         }
@@ -322,14 +327,19 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn unauthenticated() -> Response {
     let mut r =
-        ApiError::Unauthorized("Authentication required".into(), "unauthenticated").into_response();
+        ApiError::Unauthorized("Authentication required".into(), ErrorCode::Unauthenticated)
+            .into_response();
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
 fn forbidden() -> Response {
-    ApiError::Forbidden("This credential may not do this".into(), "forbidden").into_response()
+    ApiError::Forbidden(
+        "This credential may not do this".into(),
+        ErrorCode::Forbidden,
+    )
+    .into_response()
 }
 
 /// The policy middleware: every request passes here (see the module doc). It also
@@ -404,7 +414,7 @@ async fn admit(
     if via_cookie && browser::is_write(&parts.method) && !auth.origin_ok(&parts.headers) {
         let r = ApiError::Forbidden(
             "Cookie-authenticated writes need an Origin header from an allowed origin".into(),
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
         )
         .into_response();
         return Err((r, Some(principal)));
@@ -513,7 +523,7 @@ pub async fn check_runner(st: &AppState, caller: &Caller, runner_id: &str) -> Re
     } else {
         Err(ApiError::Forbidden(
             format!("This key did not register runner {runner_id}"),
-            "runner_not_bound",
+            ErrorCode::RunnerNotBound,
         ))
     }
 }
@@ -558,7 +568,7 @@ pub async fn bind_runner(
                 scope.tags.join(", "),
                 foreign.join(", ")
             ),
-            "runner_out_of_scope",
+            ErrorCode::RunnerOutOfScope,
         ));
     }
     if let Some(other) = st.store.runner_key(runner_id).await? {
@@ -574,7 +584,7 @@ pub async fn bind_runner(
         if other_live {
             return Err(ApiError::Forbidden(
                 format!("Runner {runner_id} is registered with another key"),
-                "runner_not_bound",
+                ErrorCode::RunnerNotBound,
             ));
         }
     }
@@ -589,7 +599,7 @@ pub fn check_spawn(caller: &Principal, parent: Option<&str>) -> Result<(), ApiEr
             Err(ApiError::Forbidden(
                 "A session token may only create runs whose parent_session_id is its own session"
                     .into(),
-                "forbidden",
+                ErrorCode::Forbidden,
             ))
         }
         _ => Ok(()),

@@ -10,6 +10,7 @@
 //! inside `aof up` (auth on) is exempt: it is this process. The counters live in this
 //! process only; coordinators sharing a database count separately.
 
+use aof_wire::error::ErrorCode;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -112,9 +113,13 @@ impl Caps {
         }
         tracing::warn!(bucket = %key.1, ?kind, limit, "cap reached; request refused");
         let (what, code, retry) = match kind {
-            Kind::Stream => ("event streams", "too_many_streams", STREAM_RETRY),
-            Kind::Poll => ("runner long-polls", "too_many_polls", self.poll_retry),
-            Kind::McpWait => ("waiting MCP calls", "too_many_waits", STREAM_RETRY),
+            Kind::Stream => ("event streams", ErrorCode::TooManyStreams, STREAM_RETRY),
+            Kind::Poll => (
+                "runner long-polls",
+                ErrorCode::TooManyPolls,
+                self.poll_retry,
+            ),
+            Kind::McpWait => ("waiting MCP calls", ErrorCode::TooManyWaits, STREAM_RETRY),
         };
         Err(ApiError::TooMany(
             format!("This credential already holds {limit} {what} (the most allowed); close one or retry later"),
@@ -194,7 +199,10 @@ mod tests {
         let s1 = caps.acquire(Kind::Stream, &a).unwrap();
         let _s2 = caps.acquire(Kind::Stream, &a).unwrap();
         let e = caps.acquire(Kind::Stream, &a).err().unwrap();
-        assert_eq!((e.status().as_u16(), e.code()), (429, "too_many_streams"));
+        assert_eq!(
+            (e.status().as_u16(), e.code()),
+            (429, ErrorCode::TooManyStreams)
+        );
         // Another key, and another kind of the same key, are counted apart.
         let _b1 = caps.acquire(Kind::Stream, &b).unwrap();
         let _p = caps.acquire(Kind::Poll, &a).unwrap();

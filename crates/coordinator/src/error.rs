@@ -8,35 +8,35 @@ use axum::{
 };
 
 use aof_store::StoreError;
-use aof_wire::ErrorBody;
+use aof_wire::{error::ErrorCode, ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
-    NotFound(String, &'static str),
+    NotFound(String, ErrorCode),
     #[error("{0}")]
-    BadRequest(String, &'static str),
+    BadRequest(String, ErrorCode),
     /// A FastAPI-style validation error: `detail` is a list.
     #[error("validation failed")]
     Validation(serde_json::Value),
     /// A 400 whose `detail` is an object, as the reference sends for parameter errors.
     #[error("bad request")]
-    BadRequestObject(serde_json::Value, &'static str),
+    BadRequestObject(serde_json::Value, ErrorCode),
     #[error("{0}")]
-    Conflict(String, &'static str),
+    Conflict(String, ErrorCode),
     #[error("conflict")]
-    ConflictObject(serde_json::Value, &'static str),
+    ConflictObject(serde_json::Value, ErrorCode),
     #[error("{0}")]
-    Unauthorized(String, &'static str),
+    Unauthorized(String, ErrorCode),
     /// Authenticated, but this credential may not do this.
     #[error("{0}")]
-    Forbidden(String, &'static str),
+    Forbidden(String, ErrorCode),
     /// 422 with a string `detail` (a stored blueprint that cannot be resolved).
     #[error("{0}")]
-    Unprocessable(String, &'static str),
+    Unprocessable(String, ErrorCode),
     /// 413: a body, event, or metadata over its limit (`crate::limits`).
     #[error("{0}")]
-    TooLarge(String, &'static str),
+    TooLarge(String, ErrorCode),
     /// 415: a body that is not JSON (`auth::browser`, `extract`).
     #[error("Request bodies must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
@@ -45,7 +45,7 @@ pub enum ApiError {
     /// 429: a credential over its cap of long-lived requests (`crate::caps`); the
     /// number is the `Retry-After` in seconds.
     #[error("{0}")]
-    TooMany(String, &'static str, u64),
+    TooMany(String, ErrorCode, u64),
     /// 507 when the disk is full, else 503: the store refused the write whole.
     #[error("{1}")]
     Storage(bool, String),
@@ -54,27 +54,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// One source: the code's own status (`ErrorCode::status`).
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(..) | ApiError::BadRequestObject(..) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) | ApiError::Unprocessable(..) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::Conflict(..) | ApiError::ConflictObject(..) => StatusCode::CONFLICT,
-            ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
-            ApiError::TooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Storage(true, _) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Storage(false, _) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::NotFound(_, c)
             | ApiError::BadRequest(_, c)
@@ -85,13 +70,13 @@ impl ApiError {
             | ApiError::Forbidden(_, c)
             | ApiError::TooLarge(_, c)
             | ApiError::Unprocessable(_, c)
-            | ApiError::TooMany(_, c, _) => c,
-            ApiError::Validation(_) => "validation_error",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Storage(true, _) => "storage_full",
-            ApiError::Storage(false, _) => "storage_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            | ApiError::TooMany(_, c, _) => *c,
+            ApiError::Validation(_) => ErrorCode::ValidationError,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Storage(true, _) => ErrorCode::StorageFull,
+            ApiError::Storage(false, _) => ErrorCode::StorageUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -100,17 +85,21 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::SessionNotFound(_) => {
-                ApiError::NotFound("Session not found".into(), "session_not_found")
+                ApiError::NotFound("Session not found".into(), ErrorCode::SessionNotFound)
             }
-            StoreError::SessionExists(id) => {
-                ApiError::Conflict(format!("Session '{id}' already exists"), "session_exists")
+            StoreError::SessionExists(id) => ApiError::Conflict(
+                format!("Session '{id}' already exists"),
+                ErrorCode::SessionExists,
+            ),
+            StoreError::RunNotFound => {
+                ApiError::NotFound("Run not found".into(), ErrorCode::RunNotFound)
             }
-            StoreError::RunNotFound => ApiError::NotFound("Run not found".into(), "run_not_found"),
-            StoreError::RunnerNotRegistered => {
-                ApiError::Unauthorized("Runner not registered".into(), "runner_not_registered")
-            }
+            StoreError::RunnerNotRegistered => ApiError::Unauthorized(
+                "Runner not registered".into(),
+                ErrorCode::RunnerNotRegistered,
+            ),
             StoreError::RunnerNotFound => {
-                ApiError::NotFound("Runner not found".into(), "runner_not_found")
+                ApiError::NotFound("Runner not found".into(), ErrorCode::RunnerNotFound)
             }
             StoreError::DuplicateRunner(id) => ApiError::ConflictObject(
                 serde_json::json!({
@@ -118,11 +107,11 @@ impl From<StoreError> for ApiError {
                     "message": format!("Runner {id} is already registered and online"),
                     "runner_id": id,
                 }),
-                "duplicate_runner",
+                ErrorCode::DuplicateRunner,
             ),
-            StoreError::LeaseConflict(m) => ApiError::Conflict(m, "lease_conflict"),
-            StoreError::Illegal(m) => ApiError::BadRequest(m, "illegal_transition"),
-            StoreError::Busy(m) => ApiError::Conflict(m, "session_busy"),
+            StoreError::LeaseConflict(m) => ApiError::Conflict(m, ErrorCode::LeaseConflict),
+            StoreError::Illegal(m) => ApiError::BadRequest(m, ErrorCode::IllegalTransition),
+            StoreError::Busy(m) => ApiError::Conflict(m, ErrorCode::SessionBusy),
             StoreError::Storage { full, message } => ApiError::Storage(full, message),
             StoreError::ForeignSchema(m) => ApiError::Internal(anyhow::anyhow!(m)),
             StoreError::Internal(e) => ApiError::Internal(e),
@@ -134,18 +123,21 @@ impl From<aof_blueprints::BlueprintError> for ApiError {
     fn from(e: aof_blueprints::BlueprintError) -> Self {
         use aof_blueprints::BlueprintError as B;
         match e {
-            B::Invalid(m) => ApiError::BadRequest(m, "invalid_blueprint"),
-            B::NotFound(m) => ApiError::NotFound(m, "blueprint_not_found"),
-            B::Conflict(m) => ApiError::Conflict(m, "blueprint_conflict"),
-            B::Unresolvable(m) => ApiError::Unprocessable(m, "blueprint_unresolvable"),
-            B::UnsafePath(m) => ApiError::BadRequest(m, "unsafe_path"),
-            B::InvalidLimits(m) => ApiError::Unprocessable(m, "invalid_limits"),
+            B::Invalid(m) => ApiError::BadRequest(m, ErrorCode::InvalidBlueprint),
+            B::NotFound(m) => ApiError::NotFound(m, ErrorCode::BlueprintNotFound),
+            B::Conflict(m) => ApiError::Conflict(m, ErrorCode::BlueprintConflict),
+            B::Unresolvable(m) => ApiError::Unprocessable(m, ErrorCode::BlueprintUnresolvable),
+            B::UnsafePath(m) => ApiError::BadRequest(m, ErrorCode::UnsafePath),
+            B::InvalidLimits(m) => ApiError::Unprocessable(m, ErrorCode::InvalidLimits),
             B::RunRejected(detail) => {
-                let code = match detail["error"].as_str() {
-                    Some("parameter_validation_failed") => "parameter_validation_failed",
-                    Some("mcp_ref_resolution_failed") => "mcp_ref_resolution_failed",
-                    Some("missing_required_mcp_config") => "missing_required_mcp_config",
-                    _ => "run_rejected",
+                // The reference's `error` names the code; anything else is a plain rejection.
+                let code = match detail["error"].as_str().map(str::parse) {
+                    Some(Ok(
+                        c @ (ErrorCode::ParameterValidationFailed
+                        | ErrorCode::McpRefResolutionFailed
+                        | ErrorCode::MissingRequiredMcpConfig),
+                    )) => c,
+                    _ => ErrorCode::RunRejected,
                 };
                 ApiError::BadRequestObject(detail, code)
             }

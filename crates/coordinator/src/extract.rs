@@ -1,6 +1,7 @@
 //! Request extractors that fail the way FastAPI does (422, `detail` a list), so AOF
 //! clients that parse those errors keep working.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Request},
@@ -115,9 +116,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let json = crate::auth::browser::declares_json(req.headers());
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge("Request body too large".into(), "body_too_large")
+                ApiError::TooLarge("Request body too large".into(), ErrorCode::BodyTooLarge)
             } else {
-                ApiError::BadRequest(e.body_text(), "bad_body")
+                ApiError::BadRequest(e.body_text(), ErrorCode::BadBody)
             }
         })?;
         json_only(json, &bytes)?;
@@ -163,10 +164,10 @@ pub async fn json_body_limited<T: DeserializeOwned>(
             if e.is::<http_body_util::LengthLimitError>() {
                 ApiError::TooLarge(
                     format!("Request body too large; the limit is {limit} bytes"),
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                 )
             } else {
-                ApiError::BadRequest(format!("Failed to read the body: {e}"), "bad_body")
+                ApiError::BadRequest(format!("Failed to read the body: {e}"), ErrorCode::BadBody)
             }
         })?;
     json_only(json, &bytes)?;
@@ -203,7 +204,7 @@ pub fn unique_query_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
     match pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
         Some((k, _)) => Err(ApiError::BadRequest(
             format!("Query parameter '{k}' is repeated; give each parameter once"),
-            "repeated_query_key",
+            ErrorCode::RepeatedQueryKey,
         )),
         None => Ok(pairs),
     }

@@ -5,6 +5,7 @@
 //! `project_dir` outside `AOF_PROJECT_DIR_ROOTS` → 403. The request body as a whole is
 //! capped by `AOF_MAX_BODY_BYTES` in the extractor (`body_too_large`).
 
+use aof_wire::error::ErrorCode;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -38,7 +39,7 @@ fn json_len<T: Serialize + ?Sized>(v: &T) -> usize {
     serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
 }
 
-fn too_large(what: &str, len: usize, max: usize, code: &'static str) -> ApiError {
+fn too_large(what: &str, len: usize, max: usize, code: ErrorCode) -> ApiError {
     ApiError::TooLarge(format!("{what} is {len} bytes; the limit is {max}"), code)
 }
 
@@ -61,7 +62,7 @@ fn runner_name(field: &str, v: &str) -> ApiResult<()> {
             "{field} must be 1 to {MAX_RUNNER_NAME} characters of letters, digits, '.', '_' \
              and '-', starting with a letter or digit"
         ),
-        "invalid_runner",
+        ErrorCode::InvalidRunner,
     ))
 }
 
@@ -69,14 +70,14 @@ fn runner_name(field: &str, v: &str) -> ApiResult<()> {
 /// could exist.
 fn agent_name(v: &str) -> ApiResult<()> {
     aof_blueprints::validate_name("Agent", v)
-        .map_err(|e| ApiError::BadRequest(e.to_string(), "invalid_agent_name"))
+        .map_err(|e| ApiError::BadRequest(e.to_string(), ErrorCode::InvalidAgentName))
 }
 
 fn short(field: &str, v: &str) -> ApiResult<()> {
     if v.len() > MAX_SHORT || has_control(v) {
         return Err(ApiError::BadRequest(
             format!("{field} must be at most {MAX_SHORT} bytes without control characters"),
-            "invalid_metadata",
+            ErrorCode::InvalidMetadata,
         ));
     }
     Ok(())
@@ -89,7 +90,7 @@ pub fn project_dir(roots: &[PathBuf], v: &str) -> ApiResult<()> {
     if v.is_empty() || v.len() > MAX_PATH || has_control(v) {
         return Err(ApiError::BadRequest(
             format!("project_dir must be 1 to {MAX_PATH} bytes without control characters"),
-            "invalid_project_dir",
+            ErrorCode::InvalidProjectDir,
         ));
     }
     if roots.is_empty() {
@@ -112,7 +113,7 @@ pub fn project_dir(roots: &[PathBuf], v: &str) -> ApiResult<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        "project_dir_not_allowed",
+        ErrorCode::ProjectDirNotAllowed,
     ))
 }
 
@@ -123,7 +124,7 @@ pub fn run_create(roots: &[PathBuf], req: &RunCreate) -> ApiResult<()> {
             "parameters",
             n,
             MAX_PARAMETERS_BYTES,
-            "parameters_too_large",
+            ErrorCode::ParametersTooLarge,
         ));
     }
     let n = json_len(&(&req.scope, &req.additional_demands));
@@ -132,7 +133,7 @@ pub fn run_create(roots: &[PathBuf], req: &RunCreate) -> ApiResult<()> {
             "scope and additional_demands",
             n,
             MAX_METADATA_BYTES,
-            "metadata_too_large",
+            ErrorCode::MetadataTooLarge,
         ));
     }
     if let Some(a) = &req.agent_name {
@@ -153,7 +154,7 @@ pub fn register(roots: &[PathBuf], req: &RegisterRequest) -> ApiResult<()> {
             "executor, tags and instance_id",
             n,
             MAX_METADATA_BYTES,
-            "metadata_too_large",
+            ErrorCode::MetadataTooLarge,
         ));
     }
     let tags = req.tags.as_deref().unwrap_or_default();
@@ -166,7 +167,7 @@ pub fn register(roots: &[PathBuf], req: &RegisterRequest) -> ApiResult<()> {
             format!(
                 "tags: at most {MAX_TAGS}, each 1 to {MAX_TAG} bytes without ',' or control characters"
             ),
-            "invalid_runner",
+            ErrorCode::InvalidRunner,
         ));
     }
     if let Some(i) = &req.instance_id {
@@ -192,7 +193,7 @@ pub fn metadata(roots: &[PathBuf], patch: &MetadataPatch) -> ApiResult<()> {
             "metadata",
             n,
             MAX_METADATA_BYTES,
-            "metadata_too_large",
+            ErrorCode::MetadataTooLarge,
         ));
     }
     if let Some(a) = &patch.agent_name {
@@ -225,7 +226,7 @@ pub fn event(ev: &Event) -> ApiResult<()> {
             "the event",
             n,
             MAX_EVENT_BYTES,
-            "event_too_large",
+            ErrorCode::EventTooLarge,
         ));
     }
     Ok(())

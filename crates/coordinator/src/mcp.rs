@@ -9,6 +9,7 @@
 
 mod tools;
 
+use aof_wire::error::ErrorCode;
 use std::sync::Arc;
 
 use rmcp::transport::streamable_http_server::{
@@ -91,7 +92,7 @@ impl Caller {
                     "Session '{}' not found among this session's children",
                     session.session_id
                 ),
-                "session_not_found",
+                ErrorCode::SessionNotFound,
             ))
         }
     }

@@ -3,6 +3,7 @@
 
 use aof_core::{new_run_id, new_session_id};
 use aof_store::{NewRun, RunRecord};
+use aof_wire::error::ErrorCode;
 use aof_wire::{agents::AgentStatus, Demands, RunCreate, RunType};
 use tracing::Instrument as _;
 
@@ -46,18 +47,21 @@ pub async fn create_run(
             let Some(id) = req.session_id.clone() else {
                 return Err(ApiError::BadRequest(
                     "session_id is required for resume_session".into(),
-                    "session_id_required",
+                    ErrorCode::SessionIdRequired,
                 ));
             };
             let session = st.store.get_session(&id).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("Session '{id}' not found"), "session_not_found")
+                ApiError::NotFound(
+                    format!("Session '{id}' not found"),
+                    ErrorCode::SessionNotFound,
+                )
             })?;
             // …and resume only those children, not any session it can name.
             if let Principal::Session { session_id, .. } = caller {
                 if session.parent_session_id.as_deref() != Some(session_id.as_str()) {
                     return Err(ApiError::Forbidden(
                         "A session token may only resume its own child sessions".into(),
-                        "forbidden",
+                        ErrorCode::Forbidden,
                     ));
                 }
             }
@@ -81,7 +85,7 @@ pub async fn create_run(
                 return Err(ApiError::BadRequest(
                     "session_id may only use letters, digits, '_', '-' and '.' (at most 128)"
                         .into(),
-                    "invalid_session_id",
+                    ErrorCode::InvalidSessionId,
                 ))
             }
             Some(id) => id.clone(),
@@ -92,7 +96,7 @@ pub async fn create_run(
         if !valid_id(parent) {
             return Err(ApiError::BadRequest(
                 "parent_session_id is not a valid session id".into(),
-                "invalid_session_id",
+                ErrorCode::InvalidSessionId,
             ));
         }
     }
@@ -125,7 +129,7 @@ pub async fn create_run(
                     "Agent '{}' is inactive; activate it to start sessions",
                     agent_name.as_deref().unwrap_or_default()
                 ),
-                "agent_inactive",
+                ErrorCode::AgentInactive,
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! `/auth`: API keys (admin), browser login/logout, and `GET /auth/me`. Roles are
 //! enforced by the policy layer; these handlers only do the work.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
@@ -31,13 +32,13 @@ pub(crate) async fn create_key(
     if req.name.as_ref().is_some_and(|n| n.len() > 200) {
         return Err(ApiError::BadRequest(
             "name must be at most 200 characters".into(),
-            "invalid_key_name",
+            ErrorCode::InvalidKeyName,
         ));
     }
     let scope = req
         .scope()
         .validated(req.role)
-        .map_err(|m| ApiError::BadRequest(m, "invalid_key_scope"))?;
+        .map_err(|m| ApiError::BadRequest(m, ErrorCode::InvalidKeyScope))?;
     let (info, key) = secrets::create_key(st.store.as_ref(), req.role, req.name, scope).await?;
     tracing::info!(key_id = %info.id, role = %info.role, tags = ?info.tags, agents = ?info.agents, "api key created");
     Ok((
@@ -60,7 +61,7 @@ pub(crate) async fn revoke_key(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyInfo>> {
-    let not_found = || ApiError::NotFound("Key not found".into(), "key_not_found");
+    let not_found = || ApiError::NotFound("Key not found".into(), ErrorCode::KeyNotFound);
     if !st.store.revoke_key(&id).await? {
         return Err(not_found());
     }
@@ -81,28 +82,28 @@ pub(crate) async fn login(
     if !st.auth.cfg.enabled {
         return Err(ApiError::BadRequest(
             "Auth is off: there is nothing to log in to".into(),
-            "auth_disabled",
+            ErrorCode::AuthDisabled,
         ));
     }
     // A page on another origin must not log the browser in (login CSRF).
     if headers.contains_key(header::ORIGIN) && !st.auth.origin_ok(&headers) {
         return Err(ApiError::Forbidden(
             "Origin not allowed".into(),
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
         ));
     }
     // Only API keys become cookies: session tokens and the in-process key stay machine-only.
     if secrets::split(&req.key, secrets::KEY_PREFIX).is_none() {
         return Err(ApiError::Unauthorized(
             "Invalid credential".into(),
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
         ));
     }
     let principal = st.auth.authenticate(&st, &req.key).await?;
     let Principal::Key { id, .. } = &principal else {
         return Err(ApiError::Unauthorized(
             "Invalid credential".into(),
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
         ));
     };
     // The cookie is a server-side session of this key, never the key itself: it can

@@ -2,6 +2,7 @@
 //! request, stored all or none, in order (issue #8: one round trip and one store
 //! transaction per batch instead of per event).
 
+use aof_wire::error::ErrorCode;
 use std::sync::atomic::Ordering;
 
 use axum::{
@@ -51,7 +52,7 @@ pub(crate) async fn post_batch(
     if events.is_empty() {
         return Err(ApiError::BadRequest(
             "events must hold at least one event".into(),
-            "empty_batch",
+            ErrorCode::EmptyBatch,
         ));
     }
     if events.len() > MAX_BATCH_EVENTS {
@@ -60,7 +61,7 @@ pub(crate) async fn post_batch(
                 "the batch has {} events; the limit is {MAX_BATCH_EVENTS}",
                 events.len()
             ),
-            "too_many_events",
+            ErrorCode::TooManyEvents,
         ));
     }
     for (i, event) in events.iter().enumerate() {

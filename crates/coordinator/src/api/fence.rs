@@ -12,6 +12,7 @@
 //! [`RunnerLease`] runs this before the body is read: a refusal does not depend on what
 //! the body holds, and nothing is parsed for a caller who may not write.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::{FromRequestParts, RawPathParams},
     http::{request::Parts, HeaderMap},
@@ -57,7 +58,7 @@ async fn check(
         (Target::Run(path), Some(h)) if h != path => {
             return Err(ApiError::Conflict(
                 "x-aof-run-id names another run than the path".into(),
-                "lease_conflict",
+                ErrorCode::LeaseConflict,
             ))
         }
         (Target::Run(path), _) => Some(path.to_string()),
@@ -69,7 +70,7 @@ async fn check(
             "A runner credential writes only with the lease of a run it holds \
              (x-aof-lease-token and x-aof-run-id)"
                 .into(),
-            "forbidden",
+            ErrorCode::Forbidden,
         ));
     };
     // One answer for "no such run", "another session's run" and "not its lease": a
@@ -77,7 +78,7 @@ async fn check(
     let conflict = || {
         ApiError::Conflict(
             format!("This lease of run {run_id} is not held for this write"),
-            "lease_conflict",
+            ErrorCode::LeaseConflict,
         )
     };
     let run = st.store.get_run(&run_id).await?.ok_or_else(conflict)?;

@@ -1,5 +1,6 @@
 //! Health, readiness, metrics and the JSON 404/405 fallbacks.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -33,7 +34,7 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
                 Json(serde_json::json!({
                     "status": "unavailable",
                     "detail": "The store is not reachable",
-                    "code": "unavailable",
+                    "code": ErrorCode::Unavailable,
                 })),
             )
                 .into_response()
@@ -54,12 +55,14 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoRespo
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound("Not Found".into(), "route_not_found")
+    ApiError::NotFound("Not Found".into(), ErrorCode::RouteNotFound)
 }
 
 pub(crate) async fn method_not_allowed() -> impl IntoResponse {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(serde_json::json!({"detail": "Method Not Allowed", "code": "method_not_allowed"})),
+        Json(
+            serde_json::json!({"detail": "Method Not Allowed", "code": ErrorCode::MethodNotAllowed}),
+        ),
     )
 }

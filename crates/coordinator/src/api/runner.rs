@@ -1,6 +1,7 @@
 //! The runner protocol: register, long-poll (woken, never sleep-polled), reports,
 //! heartbeats with lease renewal, runner list and removal.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
@@ -38,7 +39,7 @@ fn check_protocol(headers: &HeaderMap) -> ApiResult<()> {
         .ok_or_else(|| {
             ApiError::BadRequest(
                 "X-AOF-Protocol must be a protocol version number".into(),
-                "invalid_protocol_version",
+                ErrorCode::InvalidProtocolVersion,
             )
         })?;
     if version < aof_wire::MIN_PROTOCOL_VERSION {
@@ -48,7 +49,7 @@ fn check_protocol(headers: &HeaderMap) -> ApiResult<()> {
                 aof_wire::PROTOCOL_VERSION,
                 aof_wire::MIN_PROTOCOL_VERSION
             ),
-            "protocol_unsupported",
+            ErrorCode::ProtocolUnsupported,
         ));
     }
     Ok(())
@@ -124,7 +125,7 @@ pub(crate) async fn poll(
             PollState::Unknown => {
                 return Err(ApiError::Unauthorized(
                     "Runner not registered".into(),
-                    "runner_not_registered",
+                    ErrorCode::RunnerNotRegistered,
                 ))
             }
             PollState::Deregister => {

@@ -1,5 +1,6 @@
 //! `/runs`: create (with parameter validation and demand merging), list, get, stop.
 
+use aof_wire::error::ErrorCode;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -56,11 +57,10 @@ pub(crate) async fn get_one(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<Run>> {
-    let rec = st
-        .store
-        .get_run(&run_id)
-        .await?
-        .ok_or(ApiError::NotFound("Run not found".into(), "run_not_found"))?;
+    let rec = st.store.get_run(&run_id).await?.ok_or(ApiError::NotFound(
+        "Run not found".into(),
+        ErrorCode::RunNotFound,
+    ))?;
     Ok(Json(public(rec.run)))
 }
 

@@ -1,6 +1,7 @@
 //! `/sessions`: reads, events (append with idempotency and fencing), bind, metadata,
 //! stop and delete.
 
+use aof_wire::error::ErrorCode;
 use std::sync::atomic::Ordering;
 
 use axum::{
@@ -32,7 +33,7 @@ use crate::{
 };
 
 fn not_found() -> ApiError {
-    ApiError::NotFound("Session not found".into(), "session_not_found")
+    ApiError::NotFound("Session not found".into(), ErrorCode::SessionNotFound)
 }
 
 /// What the single and the batch event post both check of each event.
@@ -40,13 +41,13 @@ pub(super) fn check_event(session_id: &str, event: &Event) -> ApiResult<()> {
     if event.session_id != session_id {
         return Err(ApiError::BadRequest(
             "Event session_id must match URL session_id".into(),
-            "session_id_mismatch",
+            ErrorCode::SessionIdMismatch,
         ));
     }
     if event.event_type.is_empty() || event.event_type.len() > 64 {
         return Err(ApiError::BadRequest(
             "event_type must be 1 to 64 characters".into(),
-            "invalid_event_type",
+            ErrorCode::InvalidEventType,
         ));
     }
     crate::limits::event(event)
@@ -60,7 +61,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> 
     if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
         return Err(ApiError::BadRequest(
             "Idempotency-Key must be 1 to 200 characters".into(),
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
         ));
     }
     Ok(key)
@@ -135,14 +136,17 @@ pub(crate) async fn result(
     {
         return Err(ApiError::BadRequest(
             "Session not finished or idle".into(),
-            "session_not_finished",
+            ErrorCode::SessionNotFinished,
         ));
     }
     let result = st
         .store
         .session_result(&id)
         .await?
-        .ok_or(ApiError::NotFound("No result found".into(), "no_result"))?;
+        .ok_or(ApiError::NotFound(
+            "No result found".into(),
+            ErrorCode::NoResult,
+        ))?;
     Ok(Json(result))
 }
 
@@ -272,13 +276,13 @@ pub(crate) async fn purge(
     if req.older_than_seconds > MAX_SECONDS {
         return Err(ApiError::BadRequest(
             format!("older_than_seconds must be at most {MAX_SECONDS}"),
-            "invalid_purge",
+            ErrorCode::InvalidPurge,
         ));
     }
     if req.agent_name.as_deref().is_some_and(str::is_empty) {
         return Err(ApiError::BadRequest(
             "agent_name must not be empty".into(),
-            "invalid_purge",
+            ErrorCode::InvalidPurge,
         ));
     }
     let older_than = chrono::Duration::seconds(req.older_than_seconds as i64);

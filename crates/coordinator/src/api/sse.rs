@@ -2,6 +2,7 @@
 //! reconnecting with `Last-Event-ID` gets everything after it from the store, then live
 //! items — subscribed *before* the replay, deduplicated by cursor, so no gap and no repeat.
 
+use aof_wire::error::ErrorCode;
 use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
 
 use axum::{
@@ -78,7 +79,7 @@ pub(crate) async fn sessions(
         Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
             ApiError::BadRequest(
                 format!("Last-Event-ID must be an event id from this coordinator, got '{v}'"),
-                "invalid_last_event_id",
+                ErrorCode::InvalidLastEventId,
             )
         })?),
     };

@@ -17,6 +17,7 @@
 //! - **Content-Type** (every request with a body): JSON only (`application/json`,
 //!   `application/*+json`), so no cross-site "simple request" reaches a parser.
 
+use aof_wire::error::ErrorCode;
 use std::net::IpAddr;
 
 use axum::{
@@ -51,16 +52,16 @@ impl From<Refusal> for ApiError {
             Refusal::HostNotAllowed => forbidden(
                 "Host not allowed: with auth off the API answers only loopback names and \
                  coordinator.allowed_hosts (AOF_ALLOWED_HOSTS)",
-                "host_not_allowed",
+                ErrorCode::HostNotAllowed,
             ),
             Refusal::OriginNotAllowed => forbidden(
                 "Origin not allowed: writes from a browser must come from the coordinator's \
                  own origin or one listed in CORS_ORIGINS",
-                "origin_not_allowed",
+                ErrorCode::OriginNotAllowed,
             ),
             Refusal::CrossSite => forbidden(
                 "Cross-site writes are not accepted (Sec-Fetch-Site: cross-site)",
-                "origin_not_allowed",
+                ErrorCode::OriginNotAllowed,
             ),
             Refusal::UnsupportedMediaType => ApiError::UnsupportedMediaType,
         }

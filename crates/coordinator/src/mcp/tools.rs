@@ -1,6 +1,7 @@
 //! The orchestrator's tools. Each answers JSON text; a failure is a tool error (the
 //! agent sees `{"code", "detail"}` and can react), never a protocol error.
 
+use aof_wire::error::ErrorCode;
 use std::time::Duration;
 
 use rmcp::{
@@ -161,7 +162,7 @@ impl Orchestrator {
         if p.all && caller.is_session_token() {
             return Err(tool_error(ApiError::Forbidden(
                 "A session token may only list its own children".into(),
-                "forbidden",
+                ErrorCode::Forbidden,
             )));
         }
         let sessions = self
@@ -230,7 +231,7 @@ impl Orchestrator {
                     "Session '{}' is {}; resume it once it has ended",
                     p.session_id, current.status
                 ),
-                "session_busy",
+                ErrorCode::SessionBusy,
             )));
         }
         let mut parameters = serde_json::Map::new();
@@ -304,7 +305,7 @@ impl Orchestrator {
             .ok_or_else(|| {
                 tool_error(ApiError::NotFound(
                     format!("Session '{id}' not found"),
-                    "session_not_found",
+                    ErrorCode::SessionNotFound,
                 ))
             })
     }
@@ -368,7 +369,7 @@ impl Orchestrator {
                 None => {
                     return Err(ApiError::NotFound(
                         format!("Session '{session_id}' was deleted"),
-                        "session_not_found",
+                        ErrorCode::SessionNotFound,
                     ))
                 }
                 Some(r) if r.status.is_terminal() => return Ok(()),
