@@ -206,6 +206,13 @@ pub fn router_with_shutdown(
             state.clone(),
             crate::auth::enforce,
         ))
+        // Outside auth, so its refusals are recorded too; inside the request id, which
+        // the entries carry.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer,
+        ))
+        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .layer(cors)
         .layer(
             TraceLayer::new_for_http()

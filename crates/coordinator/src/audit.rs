@@ -1,5 +1,6 @@
-//! The audit log: who did what. The auth middleware calls [`record`] once per answered
-//! request; [`audited`] decides whether it is kept: every state-changing request
+//! The audit log: who did what. Its [`layer`] sits between the request id and the auth
+//! layer, so it sees every answer, refusals included, and records each answered request
+//! that [`audited`] keeps: every state-changing request
 //! (POST/PUT/PATCH/DELETE) except the high-volume runner and agent traffic in [`SKIP`],
 //! every refused one (401/403), and admin-only reads (listing keys, reading this log).
 //! An entry holds the actor (never a secret), the action derived from the route
@@ -14,7 +15,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, RawPathParams},
-    http::{request::Parts, HeaderValue, Method},
+    http::{request::Parts, Method},
     response::{IntoResponseParts, Response, ResponseParts},
 };
 use chrono::Utc;
@@ -23,7 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 use aof_store::{prelude::*, NewAuditEntry};
 use aof_wire::audit::ActorKind;
 
-use crate::auth::{policy::Grant, Principal};
+use crate::{
+    auth::{policy, policy::Grant, Actor, Principal},
+    AppState,
+};
 
 /// Entries waiting for the writer at most; past this, requests wait (backpressure,
 /// never loss).
@@ -32,9 +36,6 @@ const QUEUE: usize = 8192;
 const BATCH: usize = 512;
 /// Store attempts per batch before its entries are logged as lost.
 const ATTEMPTS: u32 = 4;
-
-/// The request id header: taken from the client when sane, else made here; echoed back.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// Runner and agent traffic that is not audited one request at a time: heartbeats,
 /// event posts and run reports are many per run, and the runs and events tables
@@ -182,10 +183,6 @@ impl IntoResponseParts for Target {
     }
 }
 
-/// Who acted, when only the handler knows (a login names its key in the body).
-#[derive(Debug, Clone)]
-pub struct Actor(pub Principal);
-
 /// What the middleware notes about a request before it runs.
 pub struct RequestInfo {
     pub method: Method,
@@ -195,18 +192,9 @@ pub struct RequestInfo {
     remote_addr: Option<String>,
 }
 
-fn sane_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then(|| s.to_string())
-}
-
 impl RequestInfo {
-    /// Reads the route, its id parameter, the peer and the request id (made if absent
-    /// or unusable, and set on the request so handlers see the same one).
+    /// Reads the route, its id parameter, the peer and the request id (which the
+    /// request id layer outside this one set).
     pub async fn read(parts: &mut Parts) -> RequestInfo {
         use axum::extract::{FromRequestParts, MatchedPath};
         let template = parts
@@ -221,16 +209,7 @@ impl RequestInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.to_string());
-        let request_id = match parts.headers.get(REQUEST_ID).and_then(sane_request_id) {
-            Some(id) => id,
-            None => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                if let Ok(v) = HeaderValue::from_str(&id) {
-                    parts.headers.insert(REQUEST_ID, v);
-                }
-                id
-            }
-        };
+        let request_id = crate::request_id::of(&parts.headers);
         RequestInfo {
             method: parts.method.clone(),
             template,
@@ -240,10 +219,10 @@ impl RequestInfo {
         }
     }
 
-    /// The entry for this request answered with `resp`, acted by `who` (`None`: no
-    /// credential was accepted).
-    fn entry(&self, who: Option<&Principal>, resp: &Response) -> NewAuditEntry {
-        let who = resp.extensions().get::<Actor>().map(|a| &a.0).or(who);
+    /// The entry for this request answered with `resp`, acted by the response's
+    /// [`Actor`] (`None`: no credential was accepted).
+    fn entry(&self, resp: &Response) -> NewAuditEntry {
+        let who = resp.extensions().get::<Actor>().map(|a| &a.0);
         let (actor_kind, actor_id, actor_name) = match who {
             None | Some(Principal::Open) => (ActorKind::Anonymous, None, None),
             Some(Principal::Key { id, name, .. }) => {
@@ -275,20 +254,27 @@ impl RequestInfo {
     }
 }
 
-/// Records the answered request if [`audited`] keeps it, and echoes the request id.
-pub async fn record(
-    log: &AuditLog,
-    info: &RequestInfo,
-    grants: &[Grant],
-    who: Option<&Principal>,
-    mut resp: Response,
+/// The audit layer: notes the request, lets the auth layer and the handler answer, and
+/// records the answer if [`audited`] keeps it. The auth layer puts who acted on the
+/// response ([`Actor`]), its refusals included.
+pub async fn layer(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
 ) -> Response {
-    let status = resp.status().as_u16();
-    if audited(&info.method, info.template.as_deref(), grants, status) {
-        log.push(info.entry(who, &resp)).await;
-    }
-    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
-        resp.headers_mut().entry(REQUEST_ID).or_insert(v);
+    let (mut parts, body) = req.into_parts();
+    let info = RequestInfo::read(&mut parts).await;
+    let grants = policy::grants(&info.method, info.template.as_deref());
+    let resp = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    if audited(
+        &info.method,
+        info.template.as_deref(),
+        grants,
+        resp.status().as_u16(),
+    ) {
+        st.audit.push(info.entry(&resp)).await;
     }
     resp
 }
@@ -489,17 +475,5 @@ mod tests {
             "no route, not refused"
         );
         assert!(audited(&Method::GET, None, &admin, 401));
-    }
-
-    #[test]
-    fn request_ids_from_clients_only_when_sane() {
-        let h = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(
-            sane_request_id(&h("abc-123_x.y:z")).as_deref(),
-            Some("abc-123_x.y:z")
-        );
-        assert_eq!(sane_request_id(&h("")), None);
-        assert_eq!(sane_request_id(&h("a b")), None);
-        assert_eq!(sane_request_id(&h(&"a".repeat(129))), None);
     }
 }

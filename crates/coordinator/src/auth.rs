@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use aof_store::SessionTokenRecord;
 use aof_wire::auth::{KeyScope, Role, Whoami};
 
-use crate::{audit, config::AuthConfig, error::ApiError, AppState};
+use crate::{config::AuthConfig, error::ApiError, AppState};
 use policy::Grant;
 
 /// The browser session cookie: holds a browser-session id (never a key; HttpOnly,
@@ -342,42 +342,52 @@ fn forbidden() -> Response {
     .into_response()
 }
 
-/// The policy middleware: every request passes here (see the module doc). It also
-/// hands each answered request to the audit log (`crate::audit`).
+/// Who acted, on a response: set by [`enforce`] (refusals of a valid credential too),
+/// or by a handler when only it knows (a login names its key in the body). The audit
+/// layer outside reads it.
+#[derive(Debug, Clone)]
+pub struct Actor(pub Principal);
+
+/// Marks `resp` as acted by `who` unless the handler named the actor itself.
+fn acted(mut resp: Response, who: Option<Principal>) -> Response {
+    if let Some(p) = who {
+        if resp.extensions().get::<Actor>().is_none() {
+            resp.extensions_mut().insert(Actor(p));
+        }
+    }
+    resp
+}
+
+/// The policy middleware, innermost of the request layers (request id → audit → auth):
+/// every request passes here (see the module doc).
 pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let info = audit::RequestInfo::read(&mut parts).await;
-    let grants = policy::grants(&parts.method, info.template.as_deref());
+    let template = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let grants = policy::grants(&parts.method, template.as_deref());
     // Before the credential: where the request comes from, and a query that means one
     // thing to the policy and another to the handler.
-    let early = browser::check_source(&st.cfg, &st.auth, &parts, info.template.as_deref())
+    let early = browser::check_source(&st.cfg, &st.auth, &parts, template.as_deref())
         .map_err(ApiError::from)
         .and_then(|()| crate::extract::unique_query_pairs(parts.uri.query().unwrap_or("")));
     if let Err(e) = early {
-        return audit::record(&st.audit, &info, grants, None, e.into_response()).await;
+        return e.into_response();
     }
     let principal = match admit(&st, &mut parts, grants).await {
         Ok(p) => p,
-        Err((resp, who)) => {
-            return audit::record(&st.audit, &info, grants, who.as_ref(), resp).await;
-        }
+        Err((resp, who)) => return acted(resp, who),
     };
     // After it (an anonymous caller learns 401 first), before any handler parses.
     if let Err(r) = browser::check_body(&parts.headers, &body) {
-        return audit::record(
-            &st.audit,
-            &info,
-            grants,
-            principal.as_ref(),
-            r.into_response(),
-        )
-        .await;
+        return acted(r.into_response(), principal);
     }
     if let Some(p) = &principal {
         parts.extensions.insert(p.clone());
     }
     let resp = next.run(Request::from_parts(parts, body)).await;
-    audit::record(&st.audit, &info, grants, principal.as_ref(), resp).await
+    acted(resp, principal)
 }
 
 /// Who the request acts as (`None`: a public route with auth on), or the refusal and,

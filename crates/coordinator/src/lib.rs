@@ -14,6 +14,7 @@ pub mod extract;
 pub mod limits;
 pub mod mcp;
 pub mod metrics;
+pub mod request_id;
 pub(crate) mod retention;
 pub mod runs;
 mod sweeper;

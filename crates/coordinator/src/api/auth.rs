@@ -17,8 +17,8 @@ use aof_wire::{
 };
 
 use crate::{
-    audit::{Actor, Target},
-    auth::{secrets, Caller, Principal, BROWSER_SESSION_TTL},
+    audit::Target,
+    auth::{secrets, Actor, Caller, Principal, BROWSER_SESSION_TTL},
     error::{ApiError, ApiResult},
     extract::JsonBody,
     AppState,
