@@ -23,6 +23,7 @@ mod runs;
 mod sessions;
 mod stops;
 mod store_impl;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::time::Duration;
