@@ -91,19 +91,3 @@ impl PgStore {
         Ok(n)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{testing, PgOptions, PgStore};
-
-    #[tokio::test]
-    async fn audit_conformance() {
-        let Some(base) = testing::base_url() else {
-            eprintln!("skipped: AOF_TEST_DATABASE_URL is unset");
-            return;
-        };
-        let url = testing::fresh_database(&base).await.unwrap();
-        let s = PgStore::connect(&url, PgOptions::default()).await.unwrap();
-        aof_store::audit::conformance(&s).await;
-    }
-}

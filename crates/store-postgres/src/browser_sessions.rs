@@ -82,20 +82,3 @@ impl PgStore {
         )
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{testing, PgOptions};
-
-    #[tokio::test]
-    async fn browser_sessions_conformance() {
-        let Some(base) = testing::base_url() else {
-            eprintln!("skipped: AOF_TEST_DATABASE_URL is unset");
-            return;
-        };
-        let url = testing::fresh_database(&base).await.unwrap();
-        let s = PgStore::connect(&url, PgOptions::default()).await.unwrap();
-        aof_store::browser_sessions::conformance(&s).await;
-    }
-}

@@ -102,17 +102,3 @@ impl SqliteStore {
         Ok(n as u64)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{SqliteOptions, SqliteStore};
-
-    #[tokio::test]
-    async fn audit_conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        aof_store::audit::conformance(&s).await;
-    }
-}

@@ -84,18 +84,3 @@ impl SqliteStore {
         Ok(n as u64)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::SqliteOptions;
-
-    #[tokio::test]
-    async fn browser_sessions_conformance() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        aof_store::browser_sessions::conformance(&s).await;
-    }
-}

@@ -9,6 +9,8 @@
 
 pub mod audit;
 pub mod browser_sessions;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod import;
 pub mod lifecycle;
 pub mod matching;
