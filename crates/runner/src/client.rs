@@ -20,7 +20,9 @@ use aof_wire::{
     RegisterResponse, Run,
 };
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
+
+use crate::execution::Report;
 
 /// Timeout of every request but the long-poll; a write that hangs longer is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -311,16 +313,16 @@ impl Client {
         self.send(r).await.map(drop)
     }
 
-    /// `POST /runner/runs/{id}/{what}` where `what` is started, completed, failed or stopped.
+    /// `POST /runner/runs/{id}/{report's path}` with the report's body.
     pub(crate) async fn report(
         &self,
         run: &RunRef,
-        what: &str,
-        body: &impl Serialize,
+        report: &Report,
+        runner_id: &str,
     ) -> Result<(), ClientError> {
         let r = self
-            .run_request(run, &["runner", "runs", &run.run_id, what])
-            .with(|rb| rb.json(body));
+            .run_request(run, &["runner", "runs", &run.run_id, report.path()])
+            .with(|rb| rb.json(&report.body(runner_id)));
         self.send(r).await.map(drop)
     }
 

@@ -1,23 +1,34 @@
 //! One run on this runner, start to report: `started`, the executor with its outbox,
 //! then `completed`, `failed` or `stopped` — unless the lease was lost on the way.
+//!
+//! Here the loop of one execution; its parts: `policy` (which executor), `placeholders`
+//! (what the blueprint leaves for the runner), `resume` (what a resumed run reads
+//! first), `report` (what the coordinator is told).
+
+mod placeholders;
+mod policy;
+mod report;
+mod resume;
 
 use std::sync::Arc;
 
-use aof_executors::{
-    policy, ExecCx, ExecError, ExecEvent, Execution, Executor, ExecutorConfig, Job, Outcome,
-};
-use aof_wire::{CompletedBody, Event, FailedBody, Run, RunnerIdBody, StoppedBody};
+use aof_executors::{ExecCx, ExecError, ExecEvent, Execution, Job, Outcome};
+use aof_wire::{Event, Run};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tracing::Instrument;
 
 use crate::{
-    active::{RunControl, StopReason},
+    active::RunControl,
     backoff::{retry, Attempt},
-    client::{ClientError, RunRef},
+    client::RunRef,
     limits::{self, Budget},
     outbox::{self, DeliveryEnd, Outbox},
     Shared,
 };
+use placeholders::{fill_runner_placeholders, orchestrator_mcp_url};
+use policy::executor_for;
+pub(crate) use report::Report;
+use resume::{history, resume_id};
 
 /// Capacity of the executor → runner channel; the outbox behind it is unbounded.
 const EXEC_EVENTS_CAPACITY: usize = 256;
@@ -49,11 +60,9 @@ pub(crate) async fn execute(
     let rref = RunRef::from(&run);
     let client = &shared.client;
 
-    let body = RunnerIdBody {
-        runner_id: runner_id.clone(),
-    };
-    match retry("started", &control.interrupt, || {
-        client.report(&rref, "started", &body)
+    let started = Report::Started;
+    match retry(started.path(), &control.interrupt, || {
+        client.report(&rref, &started, &runner_id)
     })
     .await
     {
@@ -113,7 +122,7 @@ pub(crate) async fn execute(
         return;
     }
     let end = crate::workspace::RunEnd::from(&outcome);
-    report(&shared, &rref, runner_id, outcome, &control).await;
+    report::report_end(&shared, &rref, &runner_id, outcome, &control).await;
     let other_runs = || shared.active.runs_of_session(&run.session_id) > 1;
     shared
         .workspaces
@@ -268,114 +277,6 @@ fn trace_env(run: &Run) -> Option<(String, String)> {
         .map(|tp| (aof_otel::TRACEPARENT_ENV.to_string(), tp))
 }
 
-/// The coordinator's orchestrator MCP endpoint, which agents reach as `agent-orchestrator`.
-fn orchestrator_mcp_url(base: &str) -> String {
-    format!("{}/mcp", base.trim_end_matches('/'))
-}
-
-/// The blueprint with the placeholders the coordinator leaves for the runner filled.
-fn fill_runner_placeholders(
-    blueprint: &serde_json::Value,
-    orchestrator_mcp_url: &str,
-) -> serde_json::Value {
-    use serde_json::Value;
-    match blueprint {
-        Value::String(s) => {
-            Value::String(s.replace("${runner.orchestrator_mcp_url}", orchestrator_mcp_url))
-        }
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .map(|v| fill_runner_placeholders(v, orchestrator_mcp_url))
-                .collect(),
-        ),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), fill_runner_placeholders(v, orchestrator_mcp_url)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// For a `resume_session` run, the executor's own session id recorded on the session
-/// (bound by an earlier run), read from the coordinator so it survives a runner
-/// restart. `None` for a new session or one never bound. `Err` is the run's outcome.
-async fn resume_id(
-    shared: &Shared,
-    run: &Run,
-    control: &RunControl,
-    executor_resumes: bool,
-) -> Result<Option<String>, Outcome> {
-    if run.run_type != aof_wire::RunType::ResumeSession || !executor_resumes {
-        return Ok(None);
-    }
-    let token = run.session_token.as_deref();
-    match retry("session", &control.interrupt, || {
-        shared.client.session(&run.session_id, token)
-    })
-    .await
-    {
-        Attempt::Done(session) => {
-            if session.executor_session_id.is_none() {
-                tracing::warn!("resumed session has no executor session; starting a new one");
-            }
-            Ok(session.executor_session_id)
-        }
-        Attempt::Interrupted => Err(Outcome::Stopped),
-        Attempt::Rejected(e) => Err(Outcome::Failed {
-            error: format!("cannot read the session to resume it: {e}"),
-        }),
-    }
-}
-
-/// For a `resume_session` run on an executor that keeps no conversation of its own
-/// (`wants_history`), the session's stored events: the coordinator's log is the
-/// conversation, so any runner can continue it. `Err` is the run's outcome.
-async fn history(
-    shared: &Shared,
-    run: &Run,
-    control: &RunControl,
-    executor: &dyn Executor,
-) -> Result<Option<Vec<aof_wire::StoredEvent>>, Outcome> {
-    if run.run_type != aof_wire::RunType::ResumeSession || !executor.wants_history() {
-        return Ok(None);
-    }
-    let token = run.session_token.as_deref();
-    match retry("events", &control.interrupt, || {
-        shared.client.events(&run.session_id, token)
-    })
-    .await
-    {
-        Attempt::Done(events) => Ok(Some(events)),
-        Attempt::Interrupted => Err(Outcome::Stopped),
-        Attempt::Rejected(e) => Err(Outcome::Failed {
-            error: format!("cannot read the session's events to resume it: {e}"),
-        }),
-    }
-}
-
-/// The executor for this run and the run limits its own options ask for: the one its
-/// blueprint names under `executor`, built for this run, or else the runner's default —
-/// as `aof_executors::policy` decides (with `allow_blueprint_executors` off a blueprint
-/// may only narrow the runner's Claude profile). `Err` is the run's failure message.
-fn executor_for(
-    allow_blueprint_executors: bool,
-    default: &Arc<dyn Executor>,
-    default_cfg: &ExecutorConfig,
-    blueprint: Option<&serde_json::Value>,
-) -> Result<(Arc<dyn Executor>, aof_wire::RunLimits), String> {
-    match policy::for_run(allow_blueprint_executors, default_cfg, blueprint) {
-        Ok(None) => Ok((default.clone(), default_cfg.limits())),
-        Ok(Some(cfg)) => {
-            tracing::info!(executor = cfg.kind(), command = %cfg.command_line(), "using the blueprint's executor");
-            aof_executors::build(&cfg)
-                .map(|ex| (Arc::from(ex), cfg.limits()))
-                .map_err(|e| format!("blueprint executor: {e}"))
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Extra time past `stop_grace` before an executor that ignores its cancel is aborted.
 const STOP_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -414,209 +315,5 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Send the final report, retrying while the coordinator is unreachable.
-async fn report(
-    shared: &Shared,
-    run: &RunRef,
-    runner_id: String,
-    outcome: Outcome,
-    control: &RunControl,
-) {
-    let client = &shared.client;
-    let interrupt = &control.interrupt;
-    // Drain deadline: whatever did not complete goes back to the coordinator for another
-    // runner (an executor killed by our stop may also end as `failed`).
-    if control.reason() == Some(StopReason::Handback)
-        && !matches!(outcome, Outcome::Completed { .. })
-    {
-        return hand_back(shared, run, runner_id, control).await;
-    }
-    let (what, res): (&'static str, Attempt<()>) = match outcome {
-        Outcome::Completed { .. } => {
-            let body = CompletedBody {
-                runner_id,
-                status: "success".into(),
-                session_status: None,
-            };
-            (
-                "completed",
-                retry("completed", interrupt, || {
-                    client.report(run, "completed", &body)
-                })
-                .await,
-            )
-        }
-        Outcome::Failed { error } => {
-            let body = FailedBody { runner_id, error };
-            (
-                "failed",
-                retry("failed", interrupt, || client.report(run, "failed", &body)).await,
-            )
-        }
-        Outcome::Stopped => {
-            let signal = match control.reason() {
-                Some(StopReason::Handback) => "shutdown",
-                _ => "SIGTERM",
-            };
-            let body = StoppedBody {
-                runner_id,
-                signal: signal.into(),
-            };
-            (
-                "stopped",
-                retry("stopped", interrupt, || {
-                    client.report(run, "stopped", &body)
-                })
-                .await,
-            )
-        }
-    };
-    match res {
-        Attempt::Done(()) => tracing::info!(outcome = what, "run reported"),
-        Attempt::Interrupted => tracing::warn!(outcome = what, "gave up reporting run"),
-        Attempt::Rejected(e) => log_rejected(what, &e),
-    }
-}
-
-/// `release` the run. A coordinator without that route (the AOF reference) gets the
-/// base protocol's `stopped` report instead.
-async fn hand_back(shared: &Shared, run: &RunRef, runner_id: String, control: &RunControl) {
-    let client = &shared.client;
-    let body = RunnerIdBody {
-        runner_id: runner_id.clone(),
-    };
-    match retry("release", &control.interrupt, || {
-        client.report(run, "release", &body)
-    })
-    .await
-    {
-        Attempt::Done(()) => tracing::info!("run handed back to the coordinator"),
-        Attempt::Interrupted => tracing::warn!("gave up handing the run back"),
-        Attempt::Rejected(e)
-            if matches!(e.status_code(), Some(404 | 405))
-                && matches!(e.code(), None | Some("route_not_found")) =>
-        {
-            tracing::info!("coordinator cannot take runs back; reporting stopped");
-            let body = StoppedBody {
-                runner_id,
-                signal: "shutdown".into(),
-            };
-            match retry("stopped", &control.interrupt, || {
-                client.report(run, "stopped", &body)
-            })
-            .await
-            {
-                Attempt::Done(()) => tracing::info!(outcome = "stopped", "run reported"),
-                Attempt::Interrupted => tracing::warn!("gave up reporting run"),
-                Attempt::Rejected(e) => log_rejected("stopped", &e),
-            }
-        }
-        Attempt::Rejected(e) => log_rejected("release", &e),
-    }
-}
-
-/// 404/409/400 mean the lease is gone or the run was already resolved: expected
-/// after a revocation race, so not an error.
-fn log_rejected(what: &'static str, e: &ClientError) {
-    tracing::warn!(outcome = what, error = %e, code = e.code(), "coordinator refused report; giving up");
-}
-
 #[cfg(test)]
 mod claude_tests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn blueprint_chooses_the_executor() {
-        let default: Arc<dyn Executor> = Arc::new(aof_executors::echo::EchoExecutor);
-        let echo = ExecutorConfig::Echo;
-        let pick = |allow: bool, bp: serde_json::Value| {
-            executor_for(allow, &default, &echo, Some(&bp)).map(|(ex, _)| ex)
-        };
-
-        // No blueprint, no `executor`, or not an object: the default itself.
-        assert!(Arc::ptr_eq(
-            &executor_for(true, &default, &echo, None).unwrap().0,
-            &default
-        ));
-        assert!(Arc::ptr_eq(
-            &pick(true, json!({"name": "a"})).unwrap(),
-            &default
-        ));
-        assert!(Arc::ptr_eq(
-            &pick(false, json!({"executor": "x"})).unwrap(),
-            &default
-        ));
-
-        let (chosen, limits) = executor_for(
-            true,
-            &default,
-            &echo,
-            Some(&json!({"executor": {"kind": "command", "program": "sh", "timeout_seconds": 5}})),
-        )
-        .unwrap();
-        assert_eq!(chosen.kind(), "command");
-        assert!(!Arc::ptr_eq(&chosen, &default));
-        assert_eq!(limits.timeout_seconds, Some(5.0));
-
-        let err = pick(true, json!({"executor": {"kind": "foo"}}))
-            .err()
-            .unwrap();
-        assert_eq!(
-            err,
-            "blueprint executor: unknown variant `foo`, expected one of `echo`, `command`, `claude_code`, `model_api`"
-        );
-
-        let err = pick(
-            false,
-            json!({"executor": {"kind": "command", "program": "sh"}}),
-        )
-        .err()
-        .unwrap();
-        assert!(err.contains("allow_blueprint_executors is off"), "{err}");
-
-        // A Claude runner: a blueprint may narrow tools and turns even when locked, but
-        // not pick the program, model or a wider permission mode; the profile's own
-        // limits stay when the blueprint asks for looser ones.
-        let claude_cfg = ExecutorConfig::ClaudeCode(aof_executors::claude::ClaudeCodeConfig {
-            model: Some("opus".into()),
-            timeout_seconds: Some(5.0),
-            ..Default::default()
-        });
-        let claude: Arc<dyn Executor> = aof_executors::build(&claude_cfg).unwrap().into();
-        let narrow = json!({"executor": {"kind": "claude_code", "allowed_tools": ["Read"],
-            "max_turns": 2, "timeout_seconds": 500}});
-        let (chosen, limits) = executor_for(false, &claude, &claude_cfg, Some(&narrow)).unwrap();
-        assert_eq!(chosen.kind(), "claude_code");
-        assert!(!Arc::ptr_eq(&chosen, &claude));
-        assert_eq!(limits.timeout_seconds, Some(5.0));
-        for bp in [
-            json!({"executor": {"kind": "claude_code", "program": "/bin/sh"}}),
-            json!({"executor": {"kind": "claude_code", "model": "sonnet"}}),
-            json!({"executor": {"kind": "claude_code", "permission_mode": "bypassPermissions"}}),
-        ] {
-            let err = executor_for(false, &claude, &claude_cfg, Some(&bp))
-                .err()
-                .unwrap();
-            assert!(err.contains("allow_blueprint_executors is off"), "{err}");
-        }
-        // On an echo runner the same narrowing blueprint is a choice of executor.
-        assert!(executor_for(false, &default, &echo, Some(&narrow)).is_err());
-    }
-
-    #[test]
-    fn runner_placeholders_are_filled() {
-        let url = orchestrator_mcp_url("http://127.0.0.1:8765/");
-        assert_eq!(url, "http://127.0.0.1:8765/mcp");
-        let bp = json!({"mcp_servers": {"o": {"url": "${runner.orchestrator_mcp_url}",
-            "config": {"list": ["x ${runner.orchestrator_mcp_url}", 1]}}}, "n": null});
-        assert_eq!(
-            fill_runner_placeholders(&bp, &url),
-            json!({"mcp_servers": {"o": {"url": "http://127.0.0.1:8765/mcp",
-                "config": {"list": ["x http://127.0.0.1:8765/mcp", 1]}}}, "n": null})
-        );
-    }
-}

@@ -207,7 +207,7 @@ mod tests {
                 max_cost_usd: Some(1.5)
             })
         );
-        // The executor's own options count too (the executor `execution::executor_for`
+        // The executor's own options count too (the executor `execution::policy::executor_for`
         // picked: the runner's, or the blueprint's within the policy).
         let cmd = ExecutorConfig::Command {
             program: "sh".into(),
