@@ -1,22 +1,57 @@
 //! Leases: heartbeats (renew or revoke), expiry sweeps, failing unmatched runs and the
-//! runs of a removed runner. Split from `runs`, whose transitions they share.
+//! runs of a removed runner. What each resolution causes is `aof_store::lifecycle`'s.
 
-use aof_core::{RunEvent, RunStatus, SessionStatus};
-use aof_store::{LeasePolicy, Resolved, StoreError, StoreResult};
-use chrono::{Duration, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use aof_store::{
+    lifecycle::{self, Plan},
+    LeasePolicy, LeaseStore, Resolved, RunRecord, StoreError, StoreResult,
+};
+use aof_wire::runner::HeldLease;
 
 use crate::{
+    execute::execute,
     internal, ms,
-    rows::{cas_status, run_from_row, set_session_status, ts, RUN_COLS},
-    runs::{feed_run_failed, illegal, LEASED},
+    rows::{run_from_row, ts, RUN_COLS},
     PgStore, WriteTx,
 };
 
-impl PgStore {
-    pub(crate) async fn heartbeat_impl(
+/// The statuses in which a run holds a lease.
+const LEASED: &str = "('claimed','running','stopping')";
+
+/// The runs `sql` selects (a `SELECT {RUN_COLS} …` whose one parameter is `param`),
+/// each resolved as `decide` plans it.
+async fn resolve<P>(
+    w: &mut WriteTx<'_>,
+    sql: &str,
+    param: P,
+    decide: impl Fn(&RunRecord, DateTime<Utc>) -> StoreResult<(Plan, Resolved)>,
+) -> StoreResult<Vec<Resolved>>
+where
+    P: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let rows = sqlx::query(sql)
+        .bind(param)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(internal)?;
+    let now = Utc::now();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (plan, resolved) = decide(&run_from_row(row)?, now)?;
+        execute(w, plan).await?;
+        out.push(resolved);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl LeaseStore for PgStore {
+    async fn heartbeat(
         &self,
         runner_id: &str,
-        leases: Option<&[aof_wire::runner::HeldLease]>,
+        leases: Option<&[HeldLease]>,
         ttl: Duration,
     ) -> StoreResult<Vec<String>> {
         let now = Utc::now();
@@ -71,64 +106,21 @@ impl PgStore {
         Ok(revoked)
     }
 
-    pub(crate) async fn expire_leases_impl(
-        &self,
-        policy: LeasePolicy,
-    ) -> StoreResult<Vec<Resolved>> {
+    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
         let now = ms(Utc::now());
         let mut w = self.begin().await?;
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1"
-        ))
-        .bind(now)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let requeue = policy.recovery.requeue(rec.status);
-            let next = rec
-                .status
-                .on(RunEvent::LeaseExpired { requeue })
-                .map_err(illegal)?;
-            let sid = rec.run.session_id.clone();
-            match next {
-                RunStatus::Pending => {
-                    cas_status(
-                        &mut w,
-                        &rec.run.run_id,
-                        rec.status,
-                        next,
-                        ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-                    )
-                    .await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Pending).await?;
-                }
-                RunStatus::Stopped => {
-                    self.finish_with(&mut w, &rec, next, None, true).await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Stopped).await?;
-                }
-                _ => {
-                    let error = "Lease expired: the runner stopped renewing it";
-                    self.finish_with(&mut w, &rec, next, Some(error), true)
-                        .await?;
-                    set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
-                    feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
-                }
-            }
-            out.push(Resolved {
-                run_id: rec.run.run_id.clone(),
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
+        );
+        let out = resolve(&mut w, &sql, now, |rec, now| {
+            lifecycle::on_lease_expired(rec, &policy, now)
+        })
+        .await?;
         w.commit().await?;
         Ok(out)
     }
 
-    pub(crate) async fn fail_unmatched_impl(&self) -> StoreResult<Vec<Resolved>> {
+    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
         let now = ms(Utc::now());
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT 1::bigint FROM runs WHERE status = 'pending' AND timeout_ms < $1 LIMIT 1",
@@ -141,34 +133,14 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let mut w = self.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1"
-        ))
-        .bind(now)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        let error = "No matching runner available within timeout";
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
-            self.finish(&mut w, &rec, next, Some(error)).await?;
-            let sid = rec.run.session_id.clone();
-            set_session_status(&mut w, &sid, SessionStatus::Failed).await?;
-            feed_run_failed(&mut w, &rec.run.run_id, &sid, error).await?;
-            out.push(Resolved {
-                run_id: rec.run.run_id,
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
+        let sql =
+            format!("SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1");
+        let out = resolve(&mut w, &sql, now, lifecycle::on_unmatched).await?;
         w.commit().await?;
         Ok(out)
     }
 
-    pub(crate) async fn grace_leases_impl(&self, ttl: Duration) -> StoreResult<u64> {
+    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
         let until = ms(Utc::now() + ttl);
         let mut w = self.begin().await?;
         let n = sqlx::query(&format!(
@@ -183,7 +155,9 @@ impl PgStore {
         w.commit().await?;
         Ok(n)
     }
+}
 
+impl PgStore {
     /// Runs held by `runner_id` become failed (runner removed), with their sessions.
     pub(crate) async fn fail_runs_of(
         &self,
@@ -191,28 +165,11 @@ impl PgStore {
         runner_id: &str,
         error: &str,
     ) -> StoreResult<Vec<Resolved>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED}"
-        ))
-        .bind(runner_id)
-        .fetch_all(&mut *w.tx)
+        let sql =
+            format!("SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED}");
+        resolve(w, &sql, runner_id, |rec, now| {
+            lifecycle::on_runner_removed(rec, error, now)
+        })
         .await
-        .map_err(internal)?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let rec = run_from_row(row)?;
-            let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
-            self.finish_with(w, &rec, next, Some(error), true).await?;
-            let sid = rec.run.session_id.clone();
-            set_session_status(w, &sid, SessionStatus::Failed).await?;
-            feed_run_failed(w, &rec.run.run_id, &sid, error).await?;
-            out.push(Resolved {
-                run_id: rec.run.run_id,
-                session_id: sid,
-                from: rec.status,
-                to: next,
-            });
-        }
-        Ok(out)
     }
 }

@@ -12,6 +12,7 @@ mod audit;
 mod browser_sessions;
 mod callbacks;
 mod events;
+mod execute;
 mod import;
 mod keys;
 mod leases;

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{postgres::PgRow, PgConnection, Row};
 
 use aof_core::{RunStatus, SessionStatus};
-use aof_store::{RunRecord, StoreError, StoreResult};
+use aof_store::{RunRecord, StoreResult};
 use aof_wire::{ExecutionMode, Run, RunType, Session};
 
 use crate::{internal, WriteTx};
@@ -144,31 +144,6 @@ pub(crate) async fn set_session_status(
 pub(crate) async fn feed_session(w: &mut WriteTx<'_>, kind: &str, s: &Session) -> StoreResult<()> {
     let data = serde_json::json!({ "session": s });
     w.feed(kind, Some(&s.session_id), data).await?;
-    Ok(())
-}
-
-/// Persists a run status change with compare-and-set on the old status; zero rows = conflict.
-pub(crate) async fn cas_status(
-    w: &mut WriteTx<'_>,
-    run_id: &str,
-    from: RunStatus,
-    to: RunStatus,
-    extra_sql: &str,
-) -> StoreResult<()> {
-    let sql = format!("UPDATE runs SET status = $1{extra_sql} WHERE run_id = $2 AND status = $3");
-    let n = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(run_id)
-        .bind(from.as_str())
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::LeaseConflict(format!(
-            "run {run_id} changed concurrently (expected {from})"
-        )));
-    }
     Ok(())
 }
 

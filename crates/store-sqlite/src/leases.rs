@@ -1,17 +1,25 @@
 //! Leases: heartbeats (renew or revoke), expiry sweeps, failing unmatched runs and the
-//! runs of a removed runner. Split from `runs`, whose transitions they share.
+//! runs of a removed runner. What each resolution causes is `aof_store::lifecycle`'s.
 
-use aof_core::{RunEvent, RunStatus, SessionStatus};
-use aof_store::{LeasePolicy, Resolved, RunRecord, StoreResult};
-use chrono::{Duration, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, ToSql};
 
+use aof_store::{
+    lifecycle::{self, Plan},
+    LeasePolicy, LeaseStore, Resolved, RunRecord, StoreResult,
+};
+use aof_wire::runner::HeldLease;
+
 use crate::{
+    execute::execute,
     internal, ms,
-    rows::{cas_status, run_from_row, set_session_status, ts, RUN_COLS},
-    runs::{feed_run_failed, finish_with, illegal, LEASED},
+    rows::{run_from_row, ts, RUN_COLS},
     SqliteStore, Tx,
 };
+
+/// The statuses in which a run holds a lease.
+const LEASED: &str = "('claimed','running','stopping')";
 
 /// The runs `sql` selects (a `SELECT {RUN_COLS} …` with `params`).
 fn runs_where(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> StoreResult<Vec<RunRecord>> {
@@ -20,11 +28,28 @@ fn runs_where(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> StoreResul
         .map_err(internal)
 }
 
-impl SqliteStore {
-    pub(crate) async fn heartbeat_impl(
+/// Resolves each of `runs` as `decide` plans it, in one transaction.
+fn resolve(
+    w: &mut Tx<'_>,
+    runs: &[RunRecord],
+    decide: impl Fn(&RunRecord, DateTime<Utc>) -> StoreResult<(Plan, Resolved)>,
+) -> StoreResult<Vec<Resolved>> {
+    let now = Utc::now();
+    let mut out = Vec::with_capacity(runs.len());
+    for rec in runs {
+        let (plan, resolved) = decide(rec, now)?;
+        execute(w, plan)?;
+        out.push(resolved);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn heartbeat(
         &self,
         runner_id: &str,
-        leases: Option<&[aof_wire::runner::HeldLease]>,
+        leases: Option<&[HeldLease]>,
         ttl: Duration,
     ) -> StoreResult<Vec<String>> {
         let runner_id = runner_id.to_string();
@@ -72,61 +97,24 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn expire_leases_impl(
-        &self,
-        policy: LeasePolicy,
-    ) -> StoreResult<Vec<Resolved>> {
+    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
         self.write(move |w| {
             let now = ms(Utc::now());
             let expired = runs_where(
                 w,
-                &format!("SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < ?"),
+                &format!(
+                    "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < ?"
+                ),
                 &[&now],
             )?;
-            let mut out = Vec::new();
-            for rec in expired {
-                let requeue = policy.recovery.requeue(rec.status);
-                let next = rec
-                    .status
-                    .on(RunEvent::LeaseExpired { requeue })
-                    .map_err(illegal)?;
-                let sid = rec.run.session_id.clone();
-                match next {
-                    RunStatus::Pending => {
-                        cas_status(
-                            w,
-                            &rec.run.run_id,
-                            rec.status,
-                            next,
-                            ", runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-                        )?;
-                        set_session_status(w, &sid, SessionStatus::Pending)?;
-                    }
-                    RunStatus::Stopped => {
-                        finish_with(w, &rec, next, None, true)?;
-                        set_session_status(w, &sid, SessionStatus::Stopped)?;
-                    }
-                    _ => fail(
-                        w,
-                        &rec,
-                        next,
-                        "Lease expired: the runner stopped renewing it",
-                        true,
-                    )?,
-                }
-                out.push(Resolved {
-                    run_id: rec.run.run_id.clone(),
-                    session_id: sid,
-                    from: rec.status,
-                    to: next,
-                });
-            }
-            Ok(out)
+            resolve(w, &expired, |rec, now| {
+                lifecycle::on_lease_expired(rec, &policy, now)
+            })
         })
         .await
     }
 
-    pub(crate) async fn fail_unmatched_impl(&self) -> StoreResult<Vec<Resolved>> {
+    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
         // Read first so the common case (nothing due) takes no write slot.
         let due = self
             .read(|c| {
@@ -147,24 +135,12 @@ impl SqliteStore {
                 &format!("SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < ?"),
                 &[&now],
             )?;
-            let mut out = Vec::new();
-            let error = "No matching runner available within timeout";
-            for rec in due {
-                let next = rec.status.on(RunEvent::NoMatchTimeout).map_err(illegal)?;
-                fail(w, &rec, next, error, false)?;
-                out.push(Resolved {
-                    run_id: rec.run.run_id,
-                    session_id: rec.run.session_id,
-                    from: rec.status,
-                    to: next,
-                });
-            }
-            Ok(out)
+            resolve(w, &due, lifecycle::on_unmatched)
         })
         .await
     }
 
-    pub(crate) async fn grace_leases_impl(&self, ttl: Duration) -> StoreResult<u64> {
+    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
         self.write(move |w| {
             let until = ms(Utc::now() + ttl);
             let n = w
@@ -180,21 +156,6 @@ impl SqliteStore {
     }
 }
 
-/// Ends `rec` as failed with `error`, its session too, and feeds `run_failed`.
-/// `revoke`: resolved without its runner (see `finish_with`).
-fn fail(
-    w: &mut Tx<'_>,
-    rec: &RunRecord,
-    next: RunStatus,
-    error: &str,
-    revoke: bool,
-) -> StoreResult<()> {
-    finish_with(w, rec, next, Some(error), revoke)?;
-    let sid = &rec.run.session_id;
-    set_session_status(w, sid, SessionStatus::Failed)?;
-    feed_run_failed(w, &rec.run.run_id, sid, error)
-}
-
 /// Runs held by `runner_id` become failed (runner removed), with their sessions.
 pub(crate) fn fail_runs_of(
     w: &mut Tx<'_>,
@@ -206,16 +167,7 @@ pub(crate) fn fail_runs_of(
         &format!("SELECT {RUN_COLS} FROM runs WHERE runner_id = ? AND status IN {LEASED}"),
         &[&runner_id],
     )?;
-    let mut out = Vec::new();
-    for rec in held {
-        let next = rec.status.on(RunEvent::Failed).map_err(illegal)?;
-        fail(w, &rec, next, error, true)?;
-        out.push(Resolved {
-            run_id: rec.run.run_id,
-            session_id: rec.run.session_id,
-            from: rec.status,
-            to: next,
-        });
-    }
-    Ok(out)
+    resolve(w, &held, |rec, now| {
+        lifecycle::on_runner_removed(rec, error, now)
+    })
 }

@@ -10,6 +10,7 @@ mod browser_sessions;
 mod callbacks;
 mod db;
 mod events;
+mod execute;
 mod files;
 mod import;
 mod keys;
@@ -20,6 +21,7 @@ mod rows;
 mod runners;
 mod runs;
 mod sessions;
+mod stops;
 mod store_impl;
 
 use std::{path::Path, str::FromStr, time::Duration};

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{types::Type, Connection, OptionalExtension, Row};
 
 use aof_core::{RunStatus, SessionStatus};
-use aof_store::{RunRecord, StoreError, StoreResult};
+use aof_store::{RunRecord, StoreResult};
 use aof_wire::{ExecutionMode, Run, RunType, Session};
 
 use crate::{internal, Tx};
@@ -141,27 +141,6 @@ pub(crate) fn set_session_status(
 pub(crate) fn feed_session(w: &mut Tx<'_>, kind: &str, s: &Session) -> StoreResult<()> {
     let data = serde_json::json!({ "session": s });
     w.feed(kind, Some(&s.session_id), data)?;
-    Ok(())
-}
-
-/// Persists a run status change with compare-and-set on the old status; zero rows = conflict.
-pub(crate) fn cas_status(
-    w: &mut Tx<'_>,
-    run_id: &str,
-    from: RunStatus,
-    to: RunStatus,
-    extra_sql: &str,
-) -> StoreResult<()> {
-    let sql = format!("UPDATE runs SET status = ?1{extra_sql} WHERE run_id = ?2 AND status = ?3");
-    let n = w
-        .prepare_cached(&sql)
-        .and_then(|mut st| st.execute((to.as_str(), run_id, from.as_str())))
-        .map_err(internal)?;
-    if n == 0 {
-        return Err(StoreError::LeaseConflict(format!(
-            "run {run_id} changed concurrently (expected {from})"
-        )));
-    }
     Ok(())
 }
 

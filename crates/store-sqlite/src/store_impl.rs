@@ -7,90 +7,13 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{prelude::*, *};
 use aof_wire::{
-    auth::KeyScope,
-    runner::{HeldLease, RegisterRequest, RunnerInfo},
+    runner::{RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
     sse::FeedItem,
-    Run, Session, SessionResult, StoredEvent,
+    Session, SessionResult, StoredEvent,
 };
 
 use crate::{internal, SqliteStore};
-
-#[async_trait]
-impl RunStore for SqliteStore {
-    async fn create_run(&self, new: NewRun) -> StoreResult<RunRecord> {
-        self.create_run_impl(new).await
-    }
-
-    async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
-        self.get_run_impl(run_id).await
-    }
-
-    async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
-        self.latest_run_impl(session_id).await
-    }
-
-    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
-        self.list_runs_impl(status).await
-    }
-
-    async fn claim_run_scoped(
-        &self,
-        runner: &RunnerInfo,
-        ttl: Duration,
-        scope: &KeyScope,
-    ) -> StoreResult<Option<RunRecord>> {
-        self.claim_run_impl(runner, ttl, scope).await
-    }
-
-    async fn report(
-        &self,
-        run_id: &str,
-        who: &Writer,
-        report: RunReport,
-    ) -> StoreResult<RunRecord> {
-        self.report_impl(run_id, who, report).await
-    }
-}
-
-#[async_trait]
-impl StopStore for SqliteStore {
-    async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome> {
-        self.stop_run_impl(run_id).await
-    }
-
-    async fn stop_session(&self, session_id: &str) -> StoreResult<StopOutcome> {
-        self.stop_session_impl(session_id).await
-    }
-
-    async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
-        self.take_stops_impl(runner_id).await
-    }
-}
-
-#[async_trait]
-impl LeaseStore for SqliteStore {
-    async fn heartbeat(
-        &self,
-        runner_id: &str,
-        leases: Option<&[HeldLease]>,
-        ttl: Duration,
-    ) -> StoreResult<Vec<String>> {
-        self.heartbeat_impl(runner_id, leases, ttl).await
-    }
-
-    async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
-        self.expire_leases_impl(policy).await
-    }
-
-    async fn fail_unmatched(&self) -> StoreResult<Vec<Resolved>> {
-        self.fail_unmatched_impl().await
-    }
-
-    async fn grace_leases(&self, ttl: Duration) -> StoreResult<u64> {
-        self.grace_leases_impl(ttl).await
-    }
-}
 
 #[async_trait]
 impl SessionStore for SqliteStore {
