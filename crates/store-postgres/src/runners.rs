@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use sqlx::{postgres::PgRow, PgConnection, Row};
+use sqlx::{postgres::PgRow, Row};
 
 use aof_store::{
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
@@ -33,16 +33,6 @@ fn runner_row(r: &PgRow) -> RunnerRow {
         require_matching_tags: r.get::<i64, _>("require_matching_tags") != 0,
         deregister: r.get::<i64, _>("deregister") != 0,
     }
-}
-
-/// Whether runner `id` is registered.
-pub(crate) async fn exists(conn: &mut PgConnection, id: &str) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM runners WHERE runner_id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(internal)?;
-    Ok(row.is_some())
 }
 
 impl PgStore {
@@ -94,10 +84,9 @@ impl RunnerStore for PgStore {
         let r = runners::on_register(id, existing.as_ref().map(runner_row), req, now, stale_after)?;
         sqlx::query(&format!(
             "INSERT INTO runners({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (runner_id) DO UPDATE SET instance_id = $2, registered_at = $3, \
-             last_heartbeat = $4, last_heartbeat_ms = $5, hostname = $6, project_dir = $7, \
-             executor_profile = $8, executor = $9, tags = $10, require_matching_tags = $11, \
-             deregister = $12"
+             ON CONFLICT (runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
+             last_heartbeat_ms, hostname, project_dir, executor_profile, executor, tags, \
+             require_matching_tags, deregister) = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&r.runner_id)
         .bind(&r.instance_id)

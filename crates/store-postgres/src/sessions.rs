@@ -2,7 +2,7 @@
 //! runner-reported status and delete. The rules are `aof_store::sessions`.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use aof_core::SessionStatus;
 use aof_store::{sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult};
@@ -22,7 +22,26 @@ use crate::{
 };
 
 /// Writes the session a rule returned, feeds `session_updated` and commits.
-async fn write_session(mut w: WriteTx<'_>, s: &Session) -> StoreResult<()> {
+/// The session and how many of its runs a runner holds (with `token`: under that lease).
+async fn load_held(
+    conn: &mut PgConnection,
+    id: &str,
+    token: Option<&str>,
+) -> StoreResult<Option<(Session, i64)>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SESSION_COLS}, (SELECT COUNT(*) FROM runs WHERE session_id = $1 \
+         AND status IN {LEASED} AND ($2::text IS NULL OR lease_token = $2)) AS held \
+         FROM sessions WHERE session_id = $1"
+    ))
+    .bind(id)
+    .bind(token)
+    .fetch_optional(conn)
+    .await
+    .map_err(internal)?;
+    Ok(row.map(|r| (session_from_row(&r), r.get("held"))))
+}
+
+async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
     sqlx::query(
         "UPDATE sessions SET status = $1, project_dir = $2, agent_name = $3, last_resumed_at = $4, \
          executor_session_id = $5, executor_profile = $6, hostname = $7 WHERE session_id = $8",
@@ -38,8 +57,9 @@ async fn write_session(mut w: WriteTx<'_>, s: &Session) -> StoreResult<()> {
     .execute(&mut *w.tx)
     .await
     .map_err(internal)?;
-    feed_session(&mut w, sse::SESSION_UPDATED, s).await?;
-    w.commit().await
+    feed_session(&mut w, sse::SESSION_UPDATED, &s).await?;
+    w.commit().await?;
+    Ok(s)
 }
 
 #[async_trait]
@@ -82,31 +102,15 @@ impl SessionStore for PgStore {
         lease_token: Option<&str>,
     ) -> StoreResult<Session> {
         let mut w = self.begin().await?;
-        let held = match lease_token {
-            None => None,
-            Some(token) => Some(
-                sqlx::query(&format!(
-                    "SELECT 1 FROM runs WHERE session_id = $1 AND lease_token = $2 \
-                     AND status IN {LEASED}"
-                ))
-                .bind(id)
-                .bind(token)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?
-                .is_some(),
-            ),
-        };
-        let s = sessions::on_bind(id, load_session(&mut w.tx, id).await?, req, held)?;
-        write_session(w, &s).await?;
-        Ok(s)
+        let current = load_held(&mut w.tx, id, lease_token).await?;
+        let s = sessions::on_bind(id, current, req, lease_token.is_some())?;
+        write_session(w, s).await
     }
 
     async fn patch_metadata(&self, id: &str, p: &MetadataPatch) -> StoreResult<Session> {
         let mut w = self.begin().await?;
         let s = sessions::on_patch(id, load_session(&mut w.tx, id).await?, p)?;
-        write_session(w, &s).await?;
-        Ok(s)
+        write_session(w, s).await
     }
 
     async fn set_session_status(
@@ -116,7 +120,12 @@ impl SessionStore for PgStore {
         status: SessionStatus,
     ) -> StoreResult<Session> {
         let mut w = self.begin().await?;
-        let registered = crate::runners::exists(&mut w.tx, runner_id).await?;
+        let registered = sqlx::query("SELECT 1 FROM runners WHERE runner_id = $1")
+            .bind(runner_id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(internal)?
+            .is_some();
         let latest = sqlx::query(&format!(
             "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 ORDER BY rid DESC LIMIT 1"
         ))
@@ -135,14 +144,7 @@ impl SessionStore for PgStore {
 
     async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
         let mut w = self.begin().await?;
-        let held: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM runs WHERE session_id = $1 AND status IN {LEASED}"
-        ))
-        .bind(id)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        sessions::check_delete(id, load_session(&mut w.tx, id).await?.as_ref(), held)?;
+        sessions::check_delete(id, load_held(&mut w.tx, id, None).await?)?;
         let mut counts = Vec::new();
         for sql in [
             "DELETE FROM feed WHERE session_id = $1 AND kind = 'event'",

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+use rusqlite::{params, OptionalExtension, Params, Row};
 
 use aof_store::{
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
@@ -33,13 +33,6 @@ fn runner_row(r: &Row) -> rusqlite::Result<RunnerRow> {
         require_matching_tags: r.get("require_matching_tags")?,
         deregister: r.get("deregister")?,
     })
-}
-
-/// Whether runner `id` is registered.
-pub(crate) fn exists(c: &Connection, id: &str) -> StoreResult<bool> {
-    c.prepare_cached("SELECT 1 FROM runners WHERE runner_id = ?")
-        .and_then(|mut st| st.exists([id]))
-        .map_err(internal)
 }
 
 /// Runs `sql`, a DELETE of runner `id`, and fails the runs it held with `error`.
@@ -95,10 +88,9 @@ impl RunnerStore for SqliteStore {
             let r = runners::on_register(&id, existing, &req, now, stale_after)?;
             w.prepare_cached(&format!(
                 "INSERT INTO runners({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT(runner_id) DO UPDATE SET instance_id = ?2, registered_at = ?3, \
-                 last_heartbeat = ?4, last_heartbeat_ms = ?5, hostname = ?6, project_dir = ?7, \
-                 executor_profile = ?8, executor = ?9, tags = ?10, require_matching_tags = ?11, \
-                 deregister = ?12"
+                 ON CONFLICT(runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
+                 last_heartbeat_ms, hostname, project_dir, executor_profile, executor, tags, \
+                 require_matching_tags, deregister) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))
             .and_then(|mut st| {
                 st.execute(params![

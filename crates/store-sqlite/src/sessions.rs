@@ -2,7 +2,7 @@
 //! runner-reported status and delete. The rules are `aof_store::sessions`.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use aof_core::SessionStatus;
 use aof_store::{sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult};
@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Writes the session a rule returned and feeds `session_updated`.
-fn write_session(w: &mut Tx<'_>, s: &Session) -> StoreResult<()> {
+fn write_session(w: &mut Tx<'_>, s: Session) -> StoreResult<Session> {
     w.prepare_cached(
         "UPDATE sessions SET status = ?, project_dir = ?, agent_name = ?, last_resumed_at = ?, \
          executor_session_id = ?, executor_profile = ?, hostname = ? WHERE session_id = ?",
@@ -40,11 +40,22 @@ fn write_session(w: &mut Tx<'_>, s: &Session) -> StoreResult<()> {
         ])
     })
     .map_err(internal)?;
-    feed_session(w, sse::SESSION_UPDATED, s)
+    feed_session(w, sse::SESSION_UPDATED, &s)?;
+    Ok(s)
 }
 
-fn page_row(r: &Row) -> rusqlite::Result<(Session, i64)> {
-    Ok((session_from_row(r)?, r.get("rowid")?))
+/// The session and how many of its runs a runner holds (with `token`: under that lease).
+fn load_held(c: &Connection, id: &str, token: Option<&str>) -> StoreResult<Option<(Session, i64)>> {
+    c.prepare_cached(&format!(
+        "SELECT {SESSION_COLS}, (SELECT COUNT(*) FROM runs WHERE session_id = ?1 \
+         AND status IN {LEASED} AND (?2 IS NULL OR lease_token = ?2)) AS held \
+         FROM sessions WHERE session_id = ?1"
+    ))
+    .and_then(|mut st| {
+        let row = |r: &Row| Ok((session_from_row(r)?, r.get("held")?));
+        st.query_row(params![id, token], row).optional()
+    })
+    .map_err(internal)
 }
 
 #[async_trait]
@@ -73,8 +84,9 @@ impl SessionStore for SqliteStore {
                 args.extend([&a.created_at as &dyn ToSql, &a.created_at, &a.row]);
             }
             args.push(&limit);
+            let row = |r: &Row| Ok((session_from_row(r)?, r.get("rowid")?));
             c.prepare_cached(&sql)
-                .and_then(|mut st| st.query_map(args.as_slice(), page_row)?.collect())
+                .and_then(|mut st| st.query_map(args.as_slice(), row)?.collect())
                 .map(|rows| sessions::page(rows, limit))
                 .map_err(internal)
         })
@@ -89,19 +101,9 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<Session> {
         let (id, req, token) = (id.to_string(), req.clone(), lease_token.map(str::to_string));
         self.write(move |w| {
-            let sql = format!(
-                "SELECT 1 FROM runs WHERE session_id = ? AND lease_token = ? AND status IN {LEASED}"
-            );
-            let held = token
-                .map(|t| {
-                    w.prepare_cached(&sql)
-                        .and_then(|mut st| st.exists((&id, t)))
-                })
-                .transpose()
-                .map_err(internal)?;
-            let s = sessions::on_bind(&id, load_session(w, &id)?, &req, held)?;
-            write_session(w, &s)?;
-            Ok(s)
+            let current = load_held(w, &id, token.as_deref())?;
+            let s = sessions::on_bind(&id, current, &req, token.is_some())?;
+            write_session(w, s)
         })
         .await
     }
@@ -110,8 +112,7 @@ impl SessionStore for SqliteStore {
         let (id, p) = (id.to_string(), p.clone());
         self.write(move |w| {
             let s = sessions::on_patch(&id, load_session(w, &id)?, &p)?;
-            write_session(w, &s)?;
-            Ok(s)
+            write_session(w, s)
         })
         .await
     }
@@ -124,7 +125,10 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<Session> {
         let (id, runner_id) = (id.to_string(), runner_id.to_string());
         self.write(move |w| {
-            let registered = crate::runners::exists(w, &runner_id)?;
+            let registered = w
+                .prepare_cached("SELECT 1 FROM runners WHERE runner_id = ?")
+                .and_then(|mut st| st.exists([&runner_id]))
+                .map_err(internal)?;
             let latest = w
                 .prepare_cached(&format!(
                     "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
@@ -143,13 +147,7 @@ impl SessionStore for SqliteStore {
         let id = id.to_string();
         self.write(move |w| {
             let id = id.as_str();
-            let held: i64 = w
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM runs WHERE session_id = ? AND status IN {LEASED}"
-                ))
-                .and_then(|mut st| st.query_row([id], |r| r.get(0)))
-                .map_err(internal)?;
-            sessions::check_delete(id, load_session(w, id)?.as_ref(), held)?;
+            sessions::check_delete(id, load_held(w, id, None)?)?;
             let exec = |sql: &str| -> StoreResult<u64> {
                 let n = w.prepare_cached(sql).and_then(|mut st| st.execute([id]));
                 n.map(|n| n as u64).map_err(internal)

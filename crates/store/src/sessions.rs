@@ -17,17 +17,17 @@ pub fn not_found(session_id: &str) -> StoreError {
 }
 
 /// A runner binds its executor's session: placement and executor session are written
-/// (`project_dir` only when given) and the session is running. `lease_held`: `None`
-/// when the writer sent no lease token (a reference runner), else whether the token
-/// still holds a live run of this session.
+/// (`project_dir` only when given) and the session is running. `current`: the session
+/// and how many of its live runs hold the writer's lease token; `token_sent` is false
+/// for a reference runner, which sends none.
 pub fn on_bind(
     session_id: &str,
-    current: Option<Session>,
+    current: Option<(Session, i64)>,
     req: &BindRequest,
-    lease_held: Option<bool>,
+    token_sent: bool,
 ) -> StoreResult<Session> {
-    let mut s = current.ok_or_else(|| not_found(session_id))?;
-    if lease_held == Some(false) {
+    let (mut s, held) = current.ok_or_else(|| not_found(session_id))?;
+    if token_sent && held == 0 {
         return Err(StoreError::LeaseConflict(format!(
             "lease for session {session_id} is no longer held"
         )));
@@ -96,11 +96,12 @@ pub fn on_runner_status(
     Ok(s)
 }
 
-/// Whether session `s` may be deleted: not while it runs, idles (a runner may hold its
-/// process) or stops, nor while a runner holds one of its runs (`held_runs`). A status
-/// this build does not know counts as running.
-pub fn check_delete(session_id: &str, s: Option<&Session>, held_runs: i64) -> StoreResult<()> {
-    let s = s.ok_or_else(|| not_found(session_id))?;
+/// Whether a session may be deleted: not while it runs, idles (a runner may hold its
+/// process) or stops, nor while a runner holds one of its runs. `current`: the session
+/// and how many of its runs are held. A status this build does not know counts as
+/// running.
+pub fn check_delete(session_id: &str, current: Option<(Session, i64)>) -> StoreResult<()> {
+    let (s, held_runs) = current.ok_or_else(|| not_found(session_id))?;
     let status: SessionStatus = s.status.parse().unwrap_or(SessionStatus::Running);
     let busy = matches!(
         status,
@@ -210,8 +211,8 @@ mod tests {
             project_dir: dir.map(str::to_string),
         };
         // No token (reference runner) and a held token bind alike.
-        for held in [None, Some(true)] {
-            let s = on_bind("s1", Some(ses("pending")), &req(None), held).unwrap();
+        for (held, sent) in [(0, false), (1, false), (1, true)] {
+            let s = on_bind("s1", Some((ses("pending"), held)), &req(None), sent).unwrap();
             let want = Session {
                 status: "running".into(),
                 executor_session_id: Some("e1".into()),
@@ -219,15 +220,15 @@ mod tests {
                 executor_profile: Some("x1".into()),
                 ..ses("pending")
             };
-            assert_eq!(s, want, "held {held:?}: project_dir kept when not given");
+            assert_eq!(s, want, "{held} {sent}: project_dir kept when not given");
         }
-        let s = on_bind("s1", Some(ses("idle")), &req(Some("/new")), None).unwrap();
+        let s = on_bind("s1", Some((ses("idle"), 0)), &req(Some("/new")), false).unwrap();
         assert_eq!(s.project_dir.as_deref(), Some("/new"));
-        let e = on_bind("s1", Some(ses("running")), &req(None), Some(false)).unwrap_err();
+        let e = on_bind("s1", Some((ses("running"), 0)), &req(None), true).unwrap_err();
         assert!(
             matches!(&e, StoreError::LeaseConflict(m) if m == "lease for session s1 is no longer held")
         );
-        let e = on_bind("s1", None, &req(None), Some(false)).unwrap_err();
+        let e = on_bind("s1", None, &req(None), true).unwrap_err();
         assert!(
             matches!(&e, StoreError::SessionNotFound(id) if id == "s1"),
             "missing first"
@@ -310,7 +311,7 @@ mod tests {
             ("mystery", 0, false),
         ];
         for (status, held, ok) in table {
-            match check_delete("s1", Some(&ses(status)), held) {
+            match check_delete("s1", Some((ses(status), held))) {
                 Ok(()) => assert!(ok, "{status} {held}"),
                 Err(e) => {
                     assert!(!ok, "{status} {held}");
@@ -320,7 +321,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            check_delete("s1", None, 0),
+            check_delete("s1", None),
             Err(StoreError::SessionNotFound(_))
         ));
         assert_eq!(
