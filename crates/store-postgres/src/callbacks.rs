@@ -1,71 +1,64 @@
-//! `async_callback` bookkeeping: a child's callback is recorded in the transaction that
-//! ends it, and marked delivered in the transaction that creates its parent's resume run.
+//! `async_callback` bookkeeping on PostgreSQL: a child's callback is recorded in the
+//! transaction that ends it, and marked delivered in the transaction that creates its
+//! parent's resume run. The rules are `aof_store::callbacks`.
 
+use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::Row;
 
 use aof_core::SessionStatus;
-use aof_store::{PendingCallback, StoreError, StoreResult};
+use aof_store::{
+    callbacks::{self, CallbackRow},
+    CallbackStore, PendingCallback, StoreResult,
+};
+use aof_wire::Session;
 
 use crate::{internal, ms, PgStore, WriteTx};
 
-/// Called whenever a session's status changes. When it ends (finished, idle, failed,
-/// stopped) and its latest run asked for `async_callback` under a parent, records one
-/// callback for that run; a second end of the same run records nothing.
+/// Called whenever session `s` changes status (`s` is the new row): records the
+/// callback its parent is owed, if any, for its latest run if that asked for it.
 pub(crate) async fn record_if_callback(
     w: &mut WriteTx<'_>,
-    session_id: &str,
+    s: &Session,
     status: SessionStatus,
 ) -> StoreResult<()> {
-    if !matches!(
-        status,
-        SessionStatus::Finished
-            | SessionStatus::Idle
-            | SessionStatus::Failed
-            | SessionStatus::Stopped
-    ) {
+    let Some(parent) = callbacks::owed_to(s, status) else {
         return Ok(());
-    }
+    };
     sqlx::query(
         "INSERT INTO callbacks(parent_session_id, child_session_id, child_run_id, status, created_ms) \
-         SELECT s.parent_session_id, r.session_id, r.run_id, $1, $2 \
-         FROM (SELECT session_id, run_id, execution_mode FROM runs WHERE session_id = $3 ORDER BY rid DESC LIMIT 1) r \
-         JOIN sessions s ON s.session_id = r.session_id \
-         WHERE r.execution_mode = 'async_callback' AND s.parent_session_id IS NOT NULL \
-           AND s.parent_session_id <> s.session_id \
+         SELECT $1, session_id, run_id, $2, $3 \
+         FROM (SELECT session_id, run_id, execution_mode FROM runs WHERE session_id = $4 ORDER BY rid DESC LIMIT 1) r \
+         WHERE execution_mode = 'async_callback' \
          ON CONFLICT (child_run_id) DO NOTHING",
     )
+    .bind(parent)
     .bind(status.as_str())
     .bind(ms(Utc::now()))
-    .bind(session_id)
+    .bind(&s.session_id)
     .execute(&mut *w.tx)
     .await
     .map_err(internal)?;
     Ok(())
 }
 
-/// Inside the resume run's transaction: the session must be idle (no live run) and every
-/// callback still undelivered; then they are all marked as delivered by `run_id`.
+/// Inside the resume run's transaction: marks callbacks `ids` of `session_id` delivered
+/// by `run_id`, if `aof_store::callbacks` allows.
 pub(crate) async fn mark_delivered(
     w: &mut WriteTx<'_>,
     session_id: &str,
     run_id: &str,
     ids: &[i64],
 ) -> StoreResult<()> {
-    let live: Option<String> = sqlx::query(
+    let live: Option<String> = sqlx::query_scalar(
         "SELECT run_id FROM runs WHERE session_id = $1 \
          AND status IN ('pending','claimed','running','stopping') LIMIT 1",
     )
     .bind(session_id)
     .fetch_optional(&mut *w.tx)
     .await
-    .map_err(internal)?
-    .map(|r| r.get("run_id"));
-    if let Some(live) = live {
-        return Err(StoreError::Busy(format!(
-            "Session '{session_id}' has run {live} in flight; callbacks wait until it ends"
-        )));
-    }
+    .map_err(internal)?;
+    callbacks::check_deliverable(session_id, live.as_deref())?;
     for id in ids {
         let n = sqlx::query(
             "UPDATE callbacks SET delivered_run_id = $1 \
@@ -76,22 +69,15 @@ pub(crate) async fn mark_delivered(
         .bind(session_id)
         .execute(&mut *w.tx)
         .await
-        .map_err(internal)?
-        .rows_affected();
-        if n != 1 {
-            return Err(StoreError::Busy(format!(
-                "callback {id} for session '{session_id}' was delivered already"
-            )));
-        }
+        .map_err(internal)?;
+        callbacks::check_marked(*id, session_id, n.rows_affected())?;
     }
     Ok(())
 }
 
-impl PgStore {
-    pub(crate) async fn pending_callbacks_impl(
-        &self,
-        parent: &str,
-    ) -> StoreResult<Vec<PendingCallback>> {
+#[async_trait]
+impl CallbackStore for PgStore {
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         let rows = sqlx::query(
             "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
              FROM callbacks WHERE parent_session_id = $1 AND delivered_run_id IS NULL ORDER BY id",
@@ -102,28 +88,24 @@ impl PgStore {
         .map_err(internal)?;
         rows.iter()
             .map(|r| {
-                let status: String = r.get("status");
-                Ok(PendingCallback {
+                PendingCallback::try_from(CallbackRow {
                     id: r.get("id"),
                     parent_session_id: r.get("parent_session_id"),
                     child_session_id: r.get("child_session_id"),
                     child_run_id: r.get("child_run_id"),
-                    status: status
-                        .parse()
-                        .map_err(|e: String| internal(anyhow::anyhow!(e)))?,
-                    created_at: crate::keys::at(r.get("created_ms")),
+                    status: r.get("status"),
+                    created_ms: r.get("created_ms"),
                 })
             })
             .collect()
     }
 
-    pub(crate) async fn callback_parents_impl(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query(
+    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
             "SELECT DISTINCT parent_session_id FROM callbacks WHERE delivered_run_id IS NULL",
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(internal)?;
-        Ok(rows.iter().map(|r| r.get("parent_session_id")).collect())
+        .map_err(internal)
     }
 }

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The statuses in which a run holds a lease.
-const LEASED: &str = "('claimed','running','stopping')";
+pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 
 /// The runs `sql` selects (a `SELECT {RUN_COLS} …` whose one parameter is `param`),
 /// each resolved as `decide` plans it.

@@ -133,7 +133,7 @@ pub(crate) async fn set_session_status(
     match changed {
         Some(row) => {
             let s = session_from_row(&row);
-            crate::callbacks::record_if_callback(w, session_id, status).await?;
+            crate::callbacks::record_if_callback(w, &s, status).await?;
             feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
             Ok(Some(s))
         }

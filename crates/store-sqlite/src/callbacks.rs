@@ -1,46 +1,43 @@
-//! `async_callback` bookkeeping: a child's callback is recorded in the transaction that
-//! ends it, and marked delivered in the transaction that creates its parent's resume run.
+//! `async_callback` bookkeeping on SQLite: a child's callback is recorded in the
+//! transaction that ends it, and marked delivered in the transaction that creates its
+//! parent's resume run. The rules are `aof_store::callbacks`.
 
+use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::OptionalExtension;
 
 use aof_core::SessionStatus;
-use aof_store::{PendingCallback, StoreError, StoreResult};
+use aof_store::{
+    callbacks::{self, CallbackRow},
+    CallbackStore, PendingCallback, StoreResult,
+};
+use aof_wire::Session;
 
-use crate::{internal, ms, rows::bad_column, SqliteStore, Tx};
+use crate::{internal, ms, SqliteStore, Tx};
 
-/// Called whenever a session's status changes. When it ends (finished, idle, failed,
-/// stopped) and its latest run asked for `async_callback` under a parent, records one
-/// callback for that run; a second end of the same run records nothing.
+/// Called whenever session `s` changes status (`s` is the new row): records the
+/// callback its parent is owed, if any, for its latest run if that asked for it.
 pub(crate) fn record_if_callback(
     w: &mut Tx<'_>,
-    session_id: &str,
+    s: &Session,
     status: SessionStatus,
 ) -> StoreResult<()> {
-    if !matches!(
-        status,
-        SessionStatus::Finished
-            | SessionStatus::Idle
-            | SessionStatus::Failed
-            | SessionStatus::Stopped
-    ) {
+    let Some(parent) = callbacks::owed_to(s, status) else {
         return Ok(());
-    }
+    };
     w.prepare_cached(
         "INSERT OR IGNORE INTO callbacks(parent_session_id, child_session_id, child_run_id, status, created_ms) \
-         SELECT s.parent_session_id, r.session_id, r.run_id, ?, ? \
-         FROM (SELECT session_id, run_id, execution_mode FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1) r \
-         JOIN sessions s ON s.session_id = r.session_id \
-         WHERE r.execution_mode = 'async_callback' AND s.parent_session_id IS NOT NULL \
-           AND s.parent_session_id <> s.session_id",
+         SELECT ?1, session_id, run_id, ?2, ?3 \
+         FROM (SELECT session_id, run_id, execution_mode FROM runs WHERE session_id = ?4 ORDER BY rowid DESC LIMIT 1) \
+         WHERE execution_mode = 'async_callback'",
     )
-    .and_then(|mut st| st.execute((status.as_str(), ms(Utc::now()), session_id)))
+    .and_then(|mut st| st.execute((parent, status.as_str(), ms(Utc::now()), &s.session_id)))
     .map_err(internal)?;
     Ok(())
 }
 
-/// Inside the resume run's transaction: the session must be idle (no live run) and every
-/// callback still undelivered; then they are all marked as delivered by `run_id`.
+/// Inside the resume run's transaction: marks callbacks `ids` of `session_id` delivered
+/// by `run_id`, if `aof_store::callbacks` allows.
 pub(crate) fn mark_delivered(
     w: &mut Tx<'_>,
     session_id: &str,
@@ -54,11 +51,7 @@ pub(crate) fn mark_delivered(
         )
         .and_then(|mut st| st.query_row([session_id], |r| r.get("run_id")).optional())
         .map_err(internal)?;
-    if let Some(live) = live {
-        return Err(StoreError::Busy(format!(
-            "Session '{session_id}' has run {live} in flight; callbacks wait until it ends"
-        )));
-    }
+    callbacks::check_deliverable(session_id, live.as_deref())?;
     for id in ids {
         let n = w
             .prepare_cached(
@@ -67,47 +60,42 @@ pub(crate) fn mark_delivered(
             )
             .and_then(|mut st| st.execute((run_id, id, session_id)))
             .map_err(internal)?;
-        if n != 1 {
-            return Err(StoreError::Busy(format!(
-                "callback {id} for session '{session_id}' was delivered already"
-            )));
-        }
+        callbacks::check_marked(*id, session_id, n as u64)?;
     }
     Ok(())
 }
 
-impl SqliteStore {
-    pub(crate) async fn pending_callbacks_impl(
-        &self,
-        parent: &str,
-    ) -> StoreResult<Vec<PendingCallback>> {
+#[async_trait]
+impl CallbackStore for SqliteStore {
+    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         let parent = parent.to_string();
         // Asked after every session end: a hot read.
-        self.read_hot(move |c| {
-            c.prepare_cached(
-                "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
-                 FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL ORDER BY id",
-            )
-            .and_then(|mut st| {
-                st.query_map([parent], |r| {
-                    let status: String = r.get("status")?;
-                    Ok(PendingCallback {
-                        id: r.get("id")?,
-                        parent_session_id: r.get("parent_session_id")?,
-                        child_session_id: r.get("child_session_id")?,
-                        child_run_id: r.get("child_run_id")?,
-                        status: status.parse().map_err(|e: String| bad_column("status", e))?,
-                        created_at: crate::keys::at(r.get("created_ms")?),
-                    })
-                })?
-                .collect()
+        let rows: Vec<CallbackRow> = self
+            .read_hot(move |c| {
+                c.prepare_cached(
+                    "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
+                     FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL ORDER BY id",
+                )
+                .and_then(|mut st| {
+                    st.query_map([parent], |r| {
+                        Ok(CallbackRow {
+                            id: r.get("id")?,
+                            parent_session_id: r.get("parent_session_id")?,
+                            child_session_id: r.get("child_session_id")?,
+                            child_run_id: r.get("child_run_id")?,
+                            status: r.get("status")?,
+                            created_ms: r.get("created_ms")?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(internal)
             })
-            .map_err(internal)
-        })
-        .await
+            .await?;
+        rows.into_iter().map(PendingCallback::try_from).collect()
     }
 
-    pub(crate) async fn callback_parents_impl(&self) -> StoreResult<Vec<String>> {
+    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT DISTINCT parent_session_id FROM callbacks WHERE delivered_run_id IS NULL",

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The statuses in which a run holds a lease.
-const LEASED: &str = "('claimed','running','stopping')";
+pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 
 /// The runs `sql` selects (a `SELECT {RUN_COLS} …` with `params`).
 fn runs_where(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> StoreResult<Vec<RunRecord>> {

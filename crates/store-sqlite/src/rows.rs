@@ -130,7 +130,7 @@ pub(crate) fn set_session_status(
         .map_err(internal)?;
     match changed {
         Some(s) => {
-            crate::callbacks::record_if_callback(w, session_id, status)?;
+            crate::callbacks::record_if_callback(w, &s, status)?;
             feed_session(w, aof_wire::sse::SESSION_UPDATED, &s)?;
             Ok(Some(s))
         }

@@ -1,227 +1,159 @@
-//! Runner registry: register (with the duplicate rule), list, deregister, reap.
+//! `RunnerStore` on SQLite: the SQL of the runner registry (register, poll state, list,
+//! deregister, reap). The rules are `aof_store::runners`.
 
+use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use rusqlite::{OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Params, Row};
 
-use aof_store::{stops::IDLE_STOP_OWED, Resolved, StoreError, StoreResult};
+use aof_store::{
+    runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
+    stops::IDLE_STOP_OWED,
+    PollState, Resolved, RunnerStore, StoreResult,
+};
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
-use crate::{
-    internal, ms,
-    rows::{bad_column, ts},
-    SqliteStore,
-};
+use crate::{internal, ms, SqliteStore, Tx};
 
 const COLS: &str =
     "runner_id, instance_id, registered_at, last_heartbeat, last_heartbeat_ms, hostname, \
-    project_dir, executor_profile, executor, tags, require_matching_tags";
+    project_dir, executor_profile, executor, tags, require_matching_tags, deregister";
 
-fn info_from_row(r: &Row, stale_after: Duration) -> rusqlite::Result<RunnerInfo> {
-    let hb_ms: i64 = r.get("last_heartbeat_ms")?;
-    let age = (Utc::now().timestamp_millis() - hb_ms).max(0) as f64 / 1000.0;
-    let executor: String = r.get("executor")?;
-    let tags: String = r.get("tags")?;
-    Ok(RunnerInfo {
+fn runner_row(r: &Row) -> rusqlite::Result<RunnerRow> {
+    Ok(RunnerRow {
         runner_id: r.get("runner_id")?,
+        instance_id: r.get("instance_id")?,
         registered_at: r.get("registered_at")?,
         last_heartbeat: r.get("last_heartbeat")?,
+        last_heartbeat_ms: r.get("last_heartbeat_ms")?,
         hostname: r.get("hostname")?,
         project_dir: r.get("project_dir")?,
         executor_profile: r.get("executor_profile")?,
-        executor: serde_json::from_str(&executor).map_err(|e| bad_column("executor", e))?,
-        tags: serde_json::from_str(&tags).map_err(|e| bad_column("tags", e))?,
-        require_matching_tags: r.get::<_, i64>("require_matching_tags")? != 0,
-        status: if age >= stale_after.num_milliseconds() as f64 / 1000.0 {
-            "stale".into()
-        } else {
-            "online".into()
-        },
-        seconds_since_heartbeat: age,
+        executor: r.get("executor")?,
+        tags: r.get("tags")?,
+        require_matching_tags: r.get("require_matching_tags")?,
+        deregister: r.get("deregister")?,
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn poll_state_impl(&self, id: &str) -> StoreResult<aof_store::PollState> {
-        let (id, stale_after) = (id.to_string(), self.opts.stale_after);
-        let state = self
+/// Runs `sql`, a DELETE of runner `id`, and fails the runs it held with `error`.
+/// `None`: no row matched, nothing else changed.
+fn delete(
+    w: &mut Tx<'_>,
+    sql: &str,
+    p: impl Params,
+    id: &str,
+    error: &str,
+) -> StoreResult<Option<Vec<Resolved>>> {
+    let n = w
+        .prepare_cached(sql)
+        .and_then(|mut st| st.execute(p))
+        .map_err(internal)?;
+    match n {
+        0 => Ok(None),
+        _ => crate::leases::fail_runs_of(w, id, error).map(Some),
+    }
+}
+
+#[async_trait]
+impl RunnerStore for SqliteStore {
+    async fn poll_state(&self, id: &str) -> StoreResult<PollState> {
+        let id = id.to_string();
+        let row = self
             .read_hot(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT {COLS}, deregister, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
+                    "SELECT {COLS}, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
                      AND r.status = 'stopping' AND r.stop_delivered = 0) \
                      OR EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
                      AND r.stop_delivered = {IDLE_STOP_OWED}) AS has_stops \
                      FROM runners WHERE runner_id = ?"
                 ))
                 .and_then(|mut st| {
-                    st.query_row([id], |row| {
-                        if row.get::<_, i64>("deregister")? != 0 {
-                            return Ok(aof_store::PollState::Deregister);
-                        }
-                        Ok(aof_store::PollState::Ready {
-                            runner: Box::new(info_from_row(row, stale_after)?),
-                            has_stops: row.get::<_, i64>("has_stops")? != 0,
-                        })
-                    })
-                    .optional()
+                    st.query_row([id], |r| Ok((runner_row(r)?, r.get("has_stops")?)))
+                        .optional()
                 })
                 .map_err(internal)
             })
             .await?;
-        Ok(state.unwrap_or(aof_store::PollState::Unknown))
+        runners::poll_state(row, Utc::now(), self.opts.stale_after)
     }
 
-    pub(crate) async fn runner_exists_impl(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT 1 FROM runners WHERE runner_id = ?")
-                .and_then(|mut st| st.exists([id]))
-                .map_err(internal)
-        })
-        .await
-    }
-
-    pub(crate) async fn register_impl(
-        &self,
-        id: &str,
-        req: &RegisterRequest,
-    ) -> StoreResult<RunnerInfo> {
-        let now = Utc::now();
+    async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
         let (id, req, stale_after) = (id.to_string(), req.clone(), self.opts.stale_after);
         self.write(move |w| {
-            let id = id.as_str();
-            let existing: Option<(Option<String>, i64)> = w
-                .prepare_cached(
-                    "SELECT instance_id, last_heartbeat_ms FROM runners WHERE runner_id = ?",
-                )
-                .and_then(|mut st| {
-                    st.query_row([id], |r| {
-                        Ok((r.get("instance_id")?, r.get("last_heartbeat_ms")?))
-                    })
-                    .optional()
-                })
+            let now = Utc::now();
+            let existing = w
+                .prepare_cached(&format!("SELECT {COLS} FROM runners WHERE runner_id = ?"))
+                .and_then(|mut st| st.query_row([&id], runner_row).optional())
                 .map_err(internal)?;
-            let executor = serde_json::to_string(&req.executor.clone().unwrap_or_default())
-                .map_err(internal)?;
-            let tags =
-                serde_json::to_string(&req.tags.clone().unwrap_or_default()).map_err(internal)?;
-            let require = req.require_matching_tags.unwrap_or(false) as i64;
-            match existing {
-                Some((instance, hb)) => {
-                    let online = ms(now) - hb < stale_after.num_milliseconds();
-                    let same_instance = instance.is_some() && instance == req.instance_id;
-                    if online && !same_instance {
-                        return Err(StoreError::DuplicateRunner(id.to_string()));
-                    }
-                    w.prepare_cached(
-                        "UPDATE runners SET instance_id = ?, last_heartbeat = ?, last_heartbeat_ms = ?, \
-                         executor = ?, tags = ?, require_matching_tags = ?, deregister = 0 WHERE runner_id = ?",
-                    )
-                    .and_then(|mut st| {
-                        st.execute((
-                            &req.instance_id,
-                            ts(now),
-                            ms(now),
-                            executor,
-                            tags,
-                            require,
-                            id,
-                        ))
-                    })
-                    .map_err(internal)?;
-                }
-                None => {
-                    w.prepare_cached(&format!(
-                        "INSERT INTO runners({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    ))
-                    .and_then(|mut st| {
-                        st.execute(rusqlite::params![
-                            id,
-                            &req.instance_id,
-                            ts(now),
-                            ts(now),
-                            ms(now),
-                            &req.hostname,
-                            &req.project_dir,
-                            &req.executor_profile,
-                            executor,
-                            tags,
-                            require,
-                        ])
-                    })
-                    .map_err(internal)?;
-                }
-            }
-            w.prepare_cached(&format!("SELECT {COLS} FROM runners WHERE runner_id = ?"))
-                .and_then(|mut st| st.query_row([id], |r| info_from_row(r, stale_after)))
-                .map_err(internal)
-        })
-        .await
-    }
-
-    pub(crate) async fn list_runners_impl(
-        &self,
-        stale_after: Duration,
-    ) -> StoreResult<Vec<RunnerInfo>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {COLS} FROM runners ORDER BY registered_at"
+            let r = runners::on_register(&id, existing, &req, now, stale_after)?;
+            w.prepare_cached(&format!(
+                "INSERT INTO runners({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT(runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
+                 last_heartbeat_ms, hostname, project_dir, executor_profile, executor, tags, \
+                 require_matching_tags, deregister) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))
             .and_then(|mut st| {
-                st.query_map([], |r| info_from_row(r, stale_after))?
-                    .collect()
+                st.execute(params![
+                    r.runner_id,
+                    r.instance_id,
+                    r.registered_at,
+                    r.last_heartbeat,
+                    r.last_heartbeat_ms,
+                    r.hostname,
+                    r.project_dir,
+                    r.executor_profile,
+                    r.executor,
+                    r.tags,
+                    r.require_matching_tags,
+                    r.deregister,
+                ])
             })
-            .map_err(internal)
+            .map_err(internal)?;
+            r.info(now, stale_after)
         })
         .await
     }
 
-    pub(crate) async fn remove_runner_impl(&self, id: &str, self_: bool) -> StoreResult<()> {
-        let id = id.to_string();
-        self.write(move |w| {
-            let id = id.as_str();
-            if self_ {
-                let n = w
-                    .prepare_cached("DELETE FROM runners WHERE runner_id = ?")
-                    .and_then(|mut st| st.execute([id]))
-                    .map_err(internal)?;
-                if n == 0 {
-                    return Err(StoreError::RunnerNotFound);
-                }
-                crate::leases::fail_runs_of(w, id, "Runner deregistered during execution")?;
-            } else {
-                let n = w
-                    .prepare_cached("UPDATE runners SET deregister = 1 WHERE runner_id = ?")
-                    .and_then(|mut st| st.execute([id]))
-                    .map_err(internal)?;
-                if n == 0 {
-                    return Err(StoreError::RunnerNotFound);
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    pub(crate) async fn take_deregistration_impl(&self, id: &str) -> StoreResult<bool> {
-        let rid = id.to_string();
-        let marked: Option<i64> = self
-            .read(move |c| {
-                c.prepare_cached("SELECT deregister FROM runners WHERE runner_id = ?")
-                    .and_then(|mut st| st.query_row([rid], |r| r.get(0)).optional())
-                    .map_err(internal)
+    async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
+        let rows: Vec<RunnerRow> = self
+            .read(|c| {
+                c.prepare_cached(&format!(
+                    "SELECT {COLS} FROM runners ORDER BY registered_at"
+                ))
+                .and_then(|mut st| st.query_map([], runner_row)?.collect())
+                .map_err(internal)
             })
             .await?;
-        if marked != Some(1) {
-            return Ok(false);
-        }
-        self.remove_runner_impl(id, true).await?;
-        Ok(true)
+        let now = Utc::now();
+        rows.iter().map(|r| r.info(now, stale_after)).collect()
     }
 
-    pub(crate) async fn reap_runners_impl(
-        &self,
-        remove_after: Duration,
-    ) -> StoreResult<Vec<Resolved>> {
+    async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |w| {
+            if self_ {
+                let sql = "DELETE FROM runners WHERE runner_id = ?";
+                return runners::removed(delete(w, sql, [&id], &id, DEREGISTERED)?.is_some());
+            }
+            let marked = w
+                .prepare_cached("UPDATE runners SET deregister = 1 WHERE runner_id = ?")
+                .and_then(|mut st| st.execute([&id]))
+                .map_err(internal)?;
+            runners::removed(marked > 0)
+        })
+        .await
+    }
+
+    async fn take_deregistration(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |w| {
+            let sql = "DELETE FROM runners WHERE runner_id = ? AND deregister = 1";
+            Ok(delete(w, sql, [&id], &id, DEREGISTERED)?.is_some())
+        })
+        .await
+    }
+
+    async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
         let cutoff = ms(Utc::now() - remove_after);
         let ids: Vec<String> = self
             .read(move |c| {
@@ -232,21 +164,12 @@ impl SqliteStore {
             .await?;
         let mut out = Vec::new();
         for id in ids {
+            // A runner that heartbeated in the meantime stays.
+            let sql = "DELETE FROM runners WHERE runner_id = ?1 AND last_heartbeat_ms < ?2";
             let failed = self
-                .write(move |w| {
-                    let gone = w
-                        .prepare_cached(
-                            "DELETE FROM runners WHERE runner_id = ? AND last_heartbeat_ms < ?",
-                        )
-                        .and_then(|mut st| st.execute((&id, cutoff)))
-                        .map_err(internal)?;
-                    if gone == 0 {
-                        return Ok(Vec::new()); // it heartbeated in the meantime
-                    }
-                    crate::leases::fail_runs_of(w, &id, "Runner disconnected during execution")
-                })
+                .write(move |w| delete(w, sql, (&id, cutoff), &id, DISCONNECTED))
                 .await?;
-            out.extend(failed);
+            out.extend(failed.unwrap_or_default());
         }
         Ok(out)
     }

@@ -1,263 +1,164 @@
-//! Sessions: reads, bind/metadata updates, runner-reported status, delete.
+//! `SessionStore` on SQLite: the SQL of session reads, bind/metadata updates,
+//! runner-reported status and delete. The rules are `aof_store::sessions`.
 
-use rusqlite::{params, OptionalExtension};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use aof_core::SessionStatus;
-use aof_store::{DeleteOutcome, SessionCursor, SessionPage, StoreError, StoreResult};
+use aof_store::{sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult};
 use aof_wire::{
-    session::{Affinity, BindRequest, MetadataPatch},
+    session::{BindRequest, MetadataPatch},
     sse, Session,
 };
 
 use crate::{
     internal,
     rows::{
-        feed_session, load_run, load_session, session_from_row, set_session_status, SESSION_COLS,
+        feed_session, load_session, run_from_row, session_from_row, set_session_status, RUN_COLS,
+        SESSION_COLS,
     },
-    SqliteStore,
+    leases::LEASED,
+    SqliteStore, Tx,
 };
 
-impl SqliteStore {
-    pub(crate) async fn get_session_impl(&self, id: &str) -> StoreResult<Option<Session>> {
+/// Writes the session a rule returned and feeds `session_updated`.
+fn write_session(w: &mut Tx<'_>, s: Session) -> StoreResult<Session> {
+    w.prepare_cached(
+        "UPDATE sessions SET status = ?, project_dir = ?, agent_name = ?, last_resumed_at = ?, \
+         executor_session_id = ?, executor_profile = ?, hostname = ? WHERE session_id = ?",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            s.status,
+            s.project_dir,
+            s.agent_name,
+            s.last_resumed_at,
+            s.executor_session_id,
+            s.executor_profile,
+            s.hostname,
+            s.session_id
+        ])
+    })
+    .map_err(internal)?;
+    feed_session(w, sse::SESSION_UPDATED, &s)?;
+    Ok(s)
+}
+
+/// The session and how many of its runs a runner holds (with `token`: under that lease).
+fn load_held(c: &Connection, id: &str, token: Option<&str>) -> StoreResult<Option<(Session, i64)>> {
+    c.prepare_cached(&format!(
+        "SELECT {SESSION_COLS}, (SELECT COUNT(*) FROM runs WHERE session_id = ?1 \
+         AND status IN {LEASED} AND (?2 IS NULL OR lease_token = ?2)) AS held \
+         FROM sessions WHERE session_id = ?1"
+    ))
+    .and_then(|mut st| {
+        let row = |r: &Row| Ok((session_from_row(r)?, r.get("held")?));
+        st.query_row(params![id, token], row).optional()
+    })
+    .map_err(internal)
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
         let id = id.to_string();
         self.read(move |c| load_session(c, &id)).await
     }
 
-    pub(crate) async fn list_sessions_impl(&self) -> StoreResult<Vec<Session>> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {SESSION_COLS} FROM sessions ORDER BY created_at DESC, rowid DESC"
-            ))
-            .and_then(|mut st| st.query_map([], session_from_row)?.collect())
-            .map_err(internal)
-        })
-        .await
-    }
-
-    pub(crate) async fn list_sessions_page_impl(
+    async fn list_sessions_page(
         &self,
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage> {
         self.read(move |c| {
-            let order = "ORDER BY created_at DESC, rowid DESC LIMIT ?";
-            let mut rows: Vec<(Session, SessionCursor)> = match &after {
-                None => c
-                    .prepare_cached(&format!(
-                        "SELECT {SESSION_COLS}, rowid FROM sessions {order}"
-                    ))
-                    .and_then(|mut st| st.query_map(params![limit], page_row)?.collect()),
-                Some(a) => c
-                    .prepare_cached(&format!(
-                        "SELECT {SESSION_COLS}, rowid FROM sessions \
-                         WHERE created_at < ?1 OR (created_at = ?1 AND rowid < ?2) {order}"
-                    ))
-                    .and_then(|mut st| {
-                        st.query_map(params![a.created_at, a.row, limit], page_row)?
-                            .collect()
-                    }),
-            }
-            .map_err(internal)?;
-            let next = match rows.len() as i64 == limit {
-                true => rows.last().map(|(_, c)| c.clone()),
-                false => None,
+            let (cols, order) = (SESSION_COLS, "ORDER BY created_at DESC, rowid DESC LIMIT ?");
+            let sql = match &after {
+                None => format!("SELECT {cols}, rowid FROM sessions {order}"),
+                Some(_) => format!(
+                    "SELECT {cols}, rowid FROM sessions \
+                     WHERE created_at < ? OR (created_at = ? AND rowid < ?) {order}"
+                ),
             };
-            Ok(SessionPage {
-                sessions: rows.drain(..).map(|(s, _)| s).collect(),
-                next,
-            })
+            let mut args: Vec<&dyn ToSql> = Vec::new();
+            if let Some(a) = &after {
+                args.extend([&a.created_at as &dyn ToSql, &a.created_at, &a.row]);
+            }
+            args.push(&limit);
+            let row = |r: &Row| Ok((session_from_row(r)?, r.get("rowid")?));
+            c.prepare_cached(&sql)
+                .and_then(|mut st| st.query_map(args.as_slice(), row)?.collect())
+                .map(|rows| sessions::page(rows, limit))
+                .map_err(internal)
         })
         .await
     }
 
-    pub(crate) async fn affinity_impl(&self, id: &str) -> StoreResult<Option<Affinity>> {
-        Ok(self.get_session_impl(id).await?.map(|s| Affinity {
-            session_id: s.session_id,
-            hostname: s.hostname,
-            project_dir: s.project_dir,
-            executor_profile: s.executor_profile,
-        }))
-    }
-
-    pub(crate) async fn bind_impl(
+    async fn bind(
         &self,
         id: &str,
         req: &BindRequest,
         lease_token: Option<&str>,
     ) -> StoreResult<Session> {
-        let (id, req, lease_token) = (id.to_string(), req.clone(), lease_token.map(str::to_string));
+        let (id, req, token) = (id.to_string(), req.clone(), lease_token.map(str::to_string));
         self.write(move |w| {
-            let id = id.as_str();
-            if load_session(w, id)?.is_none() {
-                return Err(StoreError::SessionNotFound(id.to_string()));
-            }
-            if let Some(token) = &lease_token {
-                let held: Option<String> = w
-                    .prepare_cached(
-                        "SELECT run_id FROM runs WHERE session_id = ? AND lease_token = ? \
-                         AND status IN ('claimed','running','stopping')",
-                    )
-                    .and_then(|mut st| st.query_row((id, token), |r| r.get(0)).optional())
-                    .map_err(internal)?;
-                if held.is_none() {
-                    return Err(StoreError::LeaseConflict(format!(
-                        "lease for session {id} is no longer held"
-                    )));
-                }
-            }
-            w.prepare_cached(
-                "UPDATE sessions SET executor_session_id = ?, hostname = ?, executor_profile = ?, \
-                 project_dir = COALESCE(?, project_dir), status = 'running' WHERE session_id = ?",
-            )
-            .and_then(|mut st| {
-                st.execute((
-                    &req.executor_session_id,
-                    &req.hostname,
-                    &req.executor_profile,
-                    &req.project_dir,
-                    id,
-                ))
-            })
-            .map_err(internal)?;
-            let s =
-                load_session(w, id)?.ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
-            feed_session(w, sse::SESSION_UPDATED, &s)?;
-            Ok(s)
+            let current = load_held(w, &id, token.as_deref())?;
+            let s = sessions::on_bind(&id, current, &req, token.is_some())?;
+            write_session(w, s)
         })
         .await
     }
 
-    pub(crate) async fn patch_metadata_impl(
-        &self,
-        id: &str,
-        p: &MetadataPatch,
-    ) -> StoreResult<Session> {
+    async fn patch_metadata(&self, id: &str, p: &MetadataPatch) -> StoreResult<Session> {
         let (id, p) = (id.to_string(), p.clone());
         self.write(move |w| {
-            let id = id.as_str();
-            if load_session(w, id)?.is_none() {
-                return Err(StoreError::SessionNotFound(id.to_string()));
-            }
-            w.prepare_cached(
-                "UPDATE sessions SET project_dir = COALESCE(?, project_dir), agent_name = COALESCE(?, agent_name), \
-                 last_resumed_at = COALESCE(?, last_resumed_at), executor_session_id = COALESCE(?, executor_session_id), \
-                 executor_profile = COALESCE(?, executor_profile), hostname = COALESCE(?, hostname) WHERE session_id = ?",
-            )
-            .and_then(|mut st| {
-                st.execute((
-                    &p.project_dir,
-                    &p.agent_name,
-                    &p.last_resumed_at,
-                    &p.executor_session_id,
-                    &p.executor_profile,
-                    &p.hostname,
-                    id,
-                ))
-            })
-            .map_err(internal)?;
-            let s = load_session(w, id)?
-                .ok_or_else(|| StoreError::SessionNotFound(id.to_string()))?;
-            feed_session(w, sse::SESSION_UPDATED, &s)?;
-            Ok(s)
+            let s = sessions::on_patch(&id, load_session(w, &id)?, &p)?;
+            write_session(w, s)
         })
         .await
     }
 
-    pub(crate) async fn runner_session_status_impl(
+    async fn set_session_status(
         &self,
         id: &str,
         runner_id: &str,
         status: SessionStatus,
     ) -> StoreResult<Session> {
-        if !self.runner_exists_impl(runner_id).await? {
-            return Err(StoreError::RunnerNotRegistered);
-        }
         let (id, runner_id) = (id.to_string(), runner_id.to_string());
         self.write(move |w| {
-            let id = id.as_str();
-            let Some(current) = load_session(w, id)? else {
-                return Err(StoreError::SessionNotFound(id.to_string()));
-            };
-            // Only the runner that served the session's latest run may close it.
-            let last_run: Option<String> = w
-                .prepare_cached(
-                    "SELECT run_id FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1",
-                )
-                .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            let registered = w
+                .prepare_cached("SELECT 1 FROM runners WHERE runner_id = ?")
+                .and_then(|mut st| st.exists([&runner_id]))
                 .map_err(internal)?;
-            if let Some(run_id) = last_run {
-                let run = load_run(w, &run_id)?;
-                if let Some(run) = run {
-                    if run.run.runner_id.as_deref() != Some(runner_id.as_str()) {
-                        return Err(StoreError::LeaseConflict(format!(
-                            "Session {id} is served by another runner"
-                        )));
-                    }
-                    if !run.status.is_terminal() {
-                        return Err(StoreError::Illegal(format!(
-                            "Session {id} has an active run ({}); report the run instead",
-                            run.status
-                        )));
-                    }
-                }
-            }
-            let s = set_session_status(w, id, status)?.unwrap_or(current);
-            Ok(s)
+            let latest = w
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
+                ))
+                .and_then(|mut st| st.query_row([&id], run_from_row).optional())
+                .map_err(internal)?;
+            let current = load_session(w, &id)?;
+            let current =
+                sessions::on_runner_status(&id, &runner_id, registered, current, latest.as_ref())?;
+            Ok(set_session_status(w, &id, status)?.unwrap_or(current))
         })
         .await
     }
 
-    pub(crate) async fn delete_session_impl(&self, id: &str) -> StoreResult<DeleteOutcome> {
+    async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
         let id = id.to_string();
         self.write(move |w| {
             let id = id.as_str();
-            let Some(s) = load_session(w, id)? else {
-                return Err(StoreError::SessionNotFound(id.to_string()));
+            sessions::check_delete(id, load_held(w, id, None)?)?;
+            let exec = |sql: &str| -> StoreResult<u64> {
+                let n = w.prepare_cached(sql).and_then(|mut st| st.execute([id]));
+                n.map(|n| n as u64).map_err(internal)
             };
-            let active: i64 = w
-                .prepare_cached(
-                    "SELECT COUNT(*) AS n FROM runs WHERE session_id = ? AND status IN ('claimed','running','stopping')",
-                )
-                .and_then(|mut st| st.query_row([id], |r| r.get("n")))
-                .map_err(internal)?;
-            let status: SessionStatus = s.status.parse().unwrap_or(SessionStatus::Running);
-            if matches!(
-                status,
-                SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
-            ) || active > 0
-            {
-                return Err(StoreError::Busy(format!(
-                    "Session '{id}' is {}. Stop session first.",
-                    s.status
-                )));
-            }
-            let events = w
-                .prepare_cached("DELETE FROM feed WHERE session_id = ? AND kind = 'event'")
-                .and_then(|mut st| st.execute([id]))
-                .map_err(internal)? as u64;
-            let runs = w
-                .prepare_cached("DELETE FROM runs WHERE session_id = ?")
-                .and_then(|mut st| st.execute([id]))
-                .map_err(internal)? as u64;
-            w.prepare_cached("DELETE FROM sessions WHERE session_id = ?")
-                .and_then(|mut st| st.execute([id]))
-                .map_err(internal)?;
-            w.prepare_cached(
-                "UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = ?",
-            )
-            .and_then(|mut st| st.execute([id]))
-            .map_err(internal)?;
+            let events = exec("DELETE FROM feed WHERE session_id = ?1 AND kind = 'event'")?;
+            let runs = exec("DELETE FROM runs WHERE session_id = ?1")?;
+            exec("DELETE FROM sessions WHERE session_id = ?1")?;
+            exec("UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = ?1")?;
             // A deleted parent can no longer be told anything; its children's callbacks go too.
-            w.prepare_cached(
-                "DELETE FROM callbacks WHERE parent_session_id = ?1 OR child_session_id = ?1",
-            )
-            .and_then(|mut st| st.execute([id]))
-            .map_err(internal)?;
-            w.feed(
-                sse::SESSION_DELETED,
-                Some(id),
-                serde_json::json!({"session_id": id, "runs_deleted": runs}),
-            )?;
+            exec("DELETE FROM callbacks WHERE parent_session_id = ?1 OR child_session_id = ?1")?;
+            w.feed(sse::SESSION_DELETED, Some(id), sessions::deleted(id, runs))?;
             Ok(DeleteOutcome {
                 events_count: events,
                 runs_count: runs,
@@ -265,13 +166,4 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-fn page_row(r: &rusqlite::Row) -> rusqlite::Result<(Session, SessionCursor)> {
-    let s = session_from_row(r)?;
-    let cursor = SessionCursor {
-        created_at: s.created_at.clone(),
-        row: r.get("rowid")?,
-    };
-    Ok((s, cursor))
 }

@@ -7,62 +7,13 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{prelude::*, *};
 use aof_wire::{
-    runner::{RegisterRequest, RunnerInfo},
-    session::{Affinity, BindRequest, MetadataPatch},
+    auth::KeyScope,
+    runner::{HeldLease, RunnerInfo},
     sse::FeedItem,
-    Session, SessionResult, StoredEvent,
+    Run, SessionResult, StoredEvent,
 };
 
 use crate::{internal, SqliteStore};
-
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        self.get_session_impl(id).await
-    }
-
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
-        self.list_sessions_impl().await
-    }
-
-    async fn list_sessions_page(
-        &self,
-        after: Option<SessionCursor>,
-        limit: i64,
-    ) -> StoreResult<SessionPage> {
-        self.list_sessions_page_impl(after, limit).await
-    }
-
-    async fn affinity(&self, id: &str) -> StoreResult<Option<Affinity>> {
-        self.affinity_impl(id).await
-    }
-
-    async fn bind(
-        &self,
-        id: &str,
-        req: &BindRequest,
-        lease_token: Option<&str>,
-    ) -> StoreResult<Session> {
-        self.bind_impl(id, req, lease_token).await
-    }
-
-    async fn patch_metadata(&self, id: &str, patch: &MetadataPatch) -> StoreResult<Session> {
-        self.patch_metadata_impl(id, patch).await
-    }
-
-    async fn set_session_status(
-        &self,
-        id: &str,
-        runner_id: &str,
-        status: SessionStatus,
-    ) -> StoreResult<Session> {
-        self.runner_session_status_impl(id, runner_id, status).await
-    }
-
-    async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
-        self.delete_session_impl(id).await
-    }
-}
 
 #[async_trait]
 impl EventStore for SqliteStore {
@@ -106,44 +57,6 @@ impl EventStore for SqliteStore {
 
     async fn feed_head(&self) -> StoreResult<i64> {
         self.feed_head_impl().await
-    }
-}
-
-#[async_trait]
-impl CallbackStore for SqliteStore {
-    async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
-        self.pending_callbacks_impl(parent).await
-    }
-
-    async fn callback_parents(&self) -> StoreResult<Vec<String>> {
-        self.callback_parents_impl().await
-    }
-}
-
-#[async_trait]
-impl RunnerStore for SqliteStore {
-    async fn poll_state(&self, runner_id: &str) -> StoreResult<PollState> {
-        self.poll_state_impl(runner_id).await
-    }
-
-    async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
-        self.register_impl(id, req).await
-    }
-
-    async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
-        self.list_runners_impl(stale_after).await
-    }
-
-    async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {
-        self.remove_runner_impl(id, self_).await
-    }
-
-    async fn take_deregistration(&self, id: &str) -> StoreResult<bool> {
-        self.take_deregistration_impl(id).await
-    }
-
-    async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
-        self.reap_runners_impl(remove_after).await
     }
 }
 
@@ -278,10 +191,10 @@ impl AdminStore for SqliteStore {
             })
             .await?;
         let online = self
-            .list_runners_impl(self.opts.stale_after)
+            .list_runners(self.opts.stale_after)
             .await?
             .iter()
-            .filter(|r| r.status == "online")
+            .filter(|r| r.status == aof_store::runners::ONLINE)
             .count() as i64;
         Ok(Counts {
             runs_by_status: runs,

@@ -9,11 +9,14 @@
 
 pub mod audit;
 pub mod browser_sessions;
+pub mod callbacks;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod import;
 pub mod lifecycle;
 pub mod matching;
+pub mod runners;
+pub mod sessions;
 pub mod stops;
 
 use async_trait::async_trait;
@@ -294,7 +297,10 @@ pub trait LeaseStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<Session>>;
-    async fn list_sessions(&self) -> StoreResult<Vec<Session>>;
+    /// Every session, newest first.
+    async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
+        Ok(self.list_sessions_page(None, i64::MAX).await?.sessions)
+    }
     /// Up to `limit` sessions in `list_sessions` order (newest first) after `after`;
     /// `next` is where the following page starts (`None`: this was the last one).
     async fn list_sessions_page(
@@ -302,7 +308,9 @@ pub trait SessionStore: Send + Sync {
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage>;
-    async fn affinity(&self, session_id: &str) -> StoreResult<Option<Affinity>>;
+    async fn affinity(&self, session_id: &str) -> StoreResult<Option<Affinity>> {
+        Ok(self.get_session(session_id).await?.map(sessions::affinity))
+    }
     async fn bind(
         &self,
         session_id: &str,
