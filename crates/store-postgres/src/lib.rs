@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
     PgPool, Postgres, Transaction,
 };
 use std::sync::{
@@ -194,6 +194,17 @@ impl PgStore {
             items: Vec::new(),
             store: self,
         })
+    }
+
+    /// One statement in its own write transaction; the rows it changed.
+    pub(crate) async fn exec(
+        &self,
+        q: sqlx::query::Query<'_, Postgres, PgArguments>,
+    ) -> StoreResult<u64> {
+        let mut w = self.begin().await?;
+        let n = q.execute(&mut *w.tx).await.map_err(internal)?;
+        w.commit().await?;
+        Ok(n.rows_affected())
     }
 
     pub async fn close(&self) {

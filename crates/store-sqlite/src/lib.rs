@@ -239,6 +239,51 @@ impl SqliteStore {
         self.writer.write(move |w| f(w)).await
     }
 
+    /// One cached statement on a reader, its rows mapped by `f`.
+    pub(crate) async fn query<T: Send + 'static, P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+        f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.read(move |c| {
+            c.prepare_cached(sql)
+                .and_then(|mut st| st.query_map(params, f)?.collect())
+                .map_err(internal)
+        })
+        .await
+    }
+
+    /// `query`'s first row, if any.
+    pub(crate) async fn query_opt<T: Send + 'static, P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+        f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<T>> {
+        use rusqlite::OptionalExtension;
+        self.read(move |c| {
+            c.prepare_cached(sql)
+                .and_then(|mut st| st.query_row(params, f).optional())
+                .map_err(internal)
+        })
+        .await
+    }
+
+    /// One cached statement as its own write job; the number of rows it changed.
+    pub(crate) async fn exec<P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+    ) -> StoreResult<usize> {
+        self.write(move |w| {
+            w.prepare_cached(sql)
+                .and_then(|mut st| st.execute(params))
+                .map_err(internal)
+        })
+        .await
+    }
+
     /// `(journal_mode, synchronous, wal_autocheckpoint)` as the writer connection sees
     /// them (synchronous: 0 off, 1 normal, 2 full; autocheckpoint in pages).
     pub async fn pragmas(&self) -> StoreResult<(String, i64, i64)> {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{prelude::*, *};
@@ -10,8 +10,7 @@ use aof_wire::{
     auth::KeyScope,
     runner::{HeldLease, RegisterRequest, RunnerInfo},
     session::{Affinity, BindRequest, MetadataPatch},
-    sse::FeedItem,
-    Run, Session, SessionResult, StoredEvent,
+    Run, Session,
 };
 
 use crate::{internal, SqliteStore};
@@ -142,51 +141,6 @@ impl SessionStore for SqliteStore {
 }
 
 #[async_trait]
-impl EventStore for SqliteStore {
-    fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
-        self.feed_tx.subscribe()
-    }
-
-    async fn session_result(&self, id: &str) -> StoreResult<Option<SessionResult>> {
-        self.session_result_impl(id).await
-    }
-
-    async fn append_event(&self, id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
-        self.append_event_impl(id, write).await
-    }
-
-    async fn append_events(
-        &self,
-        id: &str,
-        writes: Vec<EventWrite>,
-    ) -> StoreResult<Vec<Option<StoredEvent>>> {
-        self.append_events_impl(id, writes).await
-    }
-
-    async fn list_events(
-        &self,
-        id: &str,
-        after: Option<i64>,
-        limit: Option<i64>,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        self.list_events_impl(id, after, limit).await
-    }
-
-    async fn feed_after(
-        &self,
-        cursor: i64,
-        session_id: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<FeedItem>> {
-        self.feed_after_impl(cursor, session_id, limit).await
-    }
-
-    async fn feed_head(&self) -> StoreResult<i64> {
-        self.feed_head_impl().await
-    }
-}
-
-#[async_trait]
 impl CallbackStore for SqliteStore {
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         self.pending_callbacks_impl(parent).await
@@ -221,86 +175,6 @@ impl RunnerStore for SqliteStore {
 
     async fn reap_runners(&self, remove_after: Duration) -> StoreResult<Vec<Resolved>> {
         self.reap_runners_impl(remove_after).await
-    }
-}
-
-#[async_trait]
-impl AuthStore for SqliteStore {
-    async fn create_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        self.create_key_impl(key).await
-    }
-
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        self.list_keys_impl().await
-    }
-
-    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
-        self.find_key_impl(id).await
-    }
-
-    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
-        self.revoke_key_impl(id).await
-    }
-
-    async fn create_session_token(&self, token: &SessionTokenRecord) -> StoreResult<()> {
-        self.create_session_token_impl(token).await
-    }
-
-    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
-        self.find_session_token_impl(id).await
-    }
-
-    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
-        self.bind_runner_key_impl(runner_id, key_id).await
-    }
-
-    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
-        self.runner_key_impl(runner_id).await
-    }
-}
-
-#[async_trait]
-impl LoginStore for SqliteStore {
-    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
-        self.create_browser_session_impl(s).await
-    }
-
-    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
-        self.find_browser_session_impl(hash).await
-    }
-
-    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
-        self.delete_browser_session_impl(hash).await
-    }
-
-    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
-        self.delete_browser_sessions_of_key_impl(key_id).await
-    }
-}
-
-#[async_trait]
-impl AuditStore for SqliteStore {
-    // Audit log
-    async fn append_audit(&self, entries: &[aof_store::NewAuditEntry]) -> StoreResult<()> {
-        self.append_audit_impl(entries).await
-    }
-
-    async fn list_audit(
-        &self,
-        q: &aof_store::AuditQuery,
-    ) -> StoreResult<Vec<aof_wire::audit::AuditEntry>> {
-        self.list_audit_impl(q).await
-    }
-
-    async fn purge_audit(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
-        self.purge_audit_impl(before).await
-    }
-}
-
-#[async_trait]
-impl ImportStore for SqliteStore {
-    async fn import_session(&self, s: aof_store::ImportedSession) -> StoreResult<bool> {
-        self.import_session_impl(s).await
     }
 }
 

@@ -9,7 +9,9 @@
 
 pub mod audit;
 pub mod browser_sessions;
+pub mod events;
 pub mod import;
+pub mod keys;
 pub mod lifecycle;
 pub mod matching;
 pub mod stops;
