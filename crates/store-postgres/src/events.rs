@@ -92,11 +92,8 @@ impl PgStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let leased: Vec<&str> = RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_leased())
-            .map(RunStatus::as_str)
-            .collect();
+        let leased = RunStatus::ALL.into_iter().filter(|s| s.is_leased());
+        let leased: Vec<&str> = leased.map(RunStatus::as_str).collect();
         let datas: Vec<Arc<str>> = writes
             .iter()
             .map(|w| sse::event_payload(&w.event))
@@ -108,26 +105,15 @@ impl PgStore {
         let idems = col(|w| w.idempotency_key.as_deref());
         let tokens = col(|w| w.lease_token.as_deref());
         let types: Vec<&str> = writes.iter().map(|w| w.event.event_type.as_str()).collect();
-        let q = if writes.len() == 1 {
-            sqlx::query(APPEND_ONE)
-                .bind(WRITE_LOCK_KEY)
-                .bind(session_id)
-                .bind(runs[0])
-                .bind(idems[0])
-                .bind(tokens[0])
-                .bind(&leased)
-                .bind(types[0])
-                .bind(texts[0])
+        let one = writes.len() == 1;
+        let q = sqlx::query(if one { APPEND_ONE } else { APPEND_MANY });
+        let q = q.bind(WRITE_LOCK_KEY).bind(session_id);
+        let q = if one {
+            let q = q.bind(runs[0]).bind(idems[0]).bind(tokens[0]);
+            q.bind(&leased).bind(types[0]).bind(texts[0])
         } else {
-            sqlx::query(APPEND_MANY)
-                .bind(WRITE_LOCK_KEY)
-                .bind(session_id)
-                .bind(&runs)
-                .bind(&idems)
-                .bind(&tokens)
-                .bind(&leased)
-                .bind(&types)
-                .bind(&texts)
+            let q = q.bind(&runs).bind(&idems).bind(&tokens);
+            q.bind(&leased).bind(&types).bind(&texts)
         };
         let _guard = self.shared.write_lock.lock().await;
         let row = q
@@ -211,29 +197,18 @@ impl EventStore for PgStore {
         limit: Option<i64>,
     ) -> StoreResult<Vec<StoredEvent>> {
         let (after, limit) = events::page(after, limit);
-        let rows = sqlx::query(
-            "SELECT cursor, seq, run_id, data FROM feed \
-             WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3",
-        )
-        .bind(session_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)?;
+        let sql = "SELECT cursor, seq, run_id, data FROM feed \
+                   WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3";
+        let q = sqlx::query(sql).bind(session_id).bind(after).bind(limit);
+        let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
         rows.iter().map(stored_from_row).collect()
     }
 
     async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>> {
-        let row = sqlx::query(
-            "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = $1 AND kind = 'event' \
-             AND event_type = $2 ORDER BY cursor DESC LIMIT 1",
-        )
-        .bind(session_id)
-        .bind(types::RESULT)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(internal)?;
+        let sql = "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = $1 \
+                   AND kind = 'event' AND event_type = $2 ORDER BY cursor DESC LIMIT 1";
+        let q = sqlx::query(sql).bind(session_id).bind(types::RESULT);
+        let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
         let latest = row.as_ref().map(stored_from_row).transpose()?;
         Ok(latest.map(|ev| events::session_result(ev.event)))
     }
@@ -270,10 +245,10 @@ impl EventStore for PgStore {
     }
 
     async fn feed_head(&self) -> StoreResult<i64> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(cursor) FROM feed")
-            .fetch_one(&self.pool)
+        let q = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(cursor) FROM feed");
+        Ok(q.fetch_one(&self.pool)
             .await
-            .map_err(internal)?;
-        Ok(head.unwrap_or(0))
+            .map_err(internal)?
+            .unwrap_or(0))
     }
 }

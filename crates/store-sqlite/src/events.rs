@@ -21,6 +21,27 @@ fn seen_key(conn: &Connection, session_id: &str, key: &str) -> StoreResult<bool>
         .map_err(internal)
 }
 
+/// The session's next `seq`, if it exists and, with a lease `token`, `run_id` holds that
+/// lease: the common case of every check in one read.
+fn next_seq(
+    conn: &Connection,
+    session_id: &str,
+    run_id: Option<&str>,
+    token: Option<&str>,
+) -> StoreResult<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT s.next_seq FROM sessions s \
+         WHERE s.session_id = ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs r \
+           WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?3 \
+           AND r.status IN ('claimed','running','stopping')))",
+    )
+    .and_then(|mut st| {
+        st.query_row((session_id, run_id, token), |r| r.get(0))
+            .optional()
+    })
+    .map_err(internal)
+}
+
 /// Inserts event `seq` of the session and moves the session's `next_seq` on: plain
 /// single-row statements, which SQLite runs without a statement journal. `Ok(None)`: the
 /// idempotency key is taken (nothing written).
@@ -30,9 +51,9 @@ fn insert_event(
     seq: i64,
     run_id: Option<&str>,
     idem_key: Option<&str>,
-    event: &Event,
+    event: Event,
 ) -> StoreResult<Option<StoredEvent>> {
-    let data = sse::event_payload(event).map_err(internal)?;
+    let data = sse::event_payload(&event).map_err(internal)?;
     let inserted = w
         .prepare_cached(
             "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
@@ -51,7 +72,7 @@ fn insert_event(
         .and_then(|mut st| st.execute((seq + 1, session_id)))
         .map_err(internal)?;
     let run_id = run_id.map(str::to_string);
-    let (stored, item) = events::appended(session_id, cursor, seq, run_id, event.clone(), data);
+    let (stored, item) = events::appended(session_id, cursor, seq, run_id, event, data);
     w.push_item(item);
     Ok(Some(stored))
 }
@@ -64,17 +85,9 @@ pub(crate) fn append_in_tx(
     run_id: Option<&str>,
     idem_key: Option<&str>,
 ) -> StoreResult<Option<StoredEvent>> {
-    if let Some(key) = idem_key {
-        if seen_key(w, session_id, key)? {
-            return Ok(None);
-        }
-    }
-    let seq: i64 = w
-        .prepare_cached("SELECT next_seq FROM sessions WHERE session_id = ?")
-        .and_then(|mut st| st.query_row([session_id], |r| r.get(0)).optional())
-        .map_err(internal)?
+    let seq = next_seq(w, session_id, None, None)?
         .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    insert_event(w, session_id, seq, run_id, idem_key, &event)
+    insert_event(w, session_id, seq, run_id, idem_key, event)
 }
 
 fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
@@ -87,71 +100,33 @@ fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-/// The common case: the session check, its next `seq` and the lease check in one read,
-/// then the insert (the idempotency rule rides in it). `Ok(None)`: nothing was inserted.
-fn append_fast(
-    w: &mut Tx<'_>,
-    session_id: &str,
-    write: &EventWrite,
-) -> StoreResult<Option<StoredEvent>> {
-    if write.lease_token.is_some() && write.run_id.is_none() {
-        return Ok(None);
-    }
-    let seq: Option<i64> = w
-        .prepare_cached(
-            "SELECT s.next_seq FROM sessions s \
-             WHERE s.session_id = ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs r \
-               WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?3 \
-               AND r.status IN ('claimed','running','stopping')))",
-        )
-        .and_then(|mut st| {
-            st.query_row((session_id, &write.run_id, &write.lease_token), |r| {
-                r.get(0)
-            })
-            .optional()
-        })
-        .map_err(internal)?;
-    let Some(seq) = seq else {
-        return Ok(None);
-    };
-    insert_event(
-        w,
-        session_id,
-        seq,
-        write.run_id.as_deref(),
-        write.idempotency_key.as_deref(),
-        &write.event,
-    )
-}
-
-/// Appends `write`, or tells why not (`aof_store::events`): no session, a repeated key
-/// (`Ok(None)`) or a stale lease.
+/// Appends `write` (the insert carries the idempotency rule), or tells why not in the
+/// order of `aof_store::events`: no session, a repeated key (`Ok(None)`), the fence.
 fn append(w: &mut Tx<'_>, session_id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
-    if let Some(stored) = append_fast(w, session_id, &write)? {
-        return Ok(Some(stored));
+    let run_id = write.run_id.as_deref();
+    let (key, token) = (
+        write.idempotency_key.as_deref(),
+        write.lease_token.as_deref(),
+    );
+    if token.is_none() || run_id.is_some() {
+        if let Some(seq) = next_seq(w, session_id, run_id, token)? {
+            return insert_event(w, session_id, seq, run_id, key, write.event);
+        }
     }
     if rows::load_session(w, session_id)?.is_none() {
         return Err(StoreError::SessionNotFound(session_id.to_string()));
     }
-    if write.lease_token.is_some() {
-        if let Some(key) = &write.idempotency_key {
-            if seen_key(w, session_id, key)? {
-                return Ok(None);
-            }
+    if let Some(key) = key {
+        if seen_key(w, session_id, key)? {
+            return Ok(None);
         }
-        let run = match &write.run_id {
-            Some(id) => rows::load_run(w, id)?,
-            None => None,
-        };
-        events::fence(session_id, &write, run.as_ref())?;
     }
-    append_in_tx(
-        w,
-        session_id,
-        write.event,
-        write.run_id.as_deref(),
-        write.idempotency_key.as_deref(),
-    )
+    let run = run_id
+        .map(|id| rows::load_run(w, id))
+        .transpose()?
+        .flatten();
+    events::fence(session_id, &write, run.as_ref())?;
+    append_in_tx(w, session_id, write.event.clone(), run_id, key)
 }
 
 fn feed_item_from_row(r: &Row) -> rusqlite::Result<FeedItem> {

@@ -254,20 +254,14 @@ impl SqliteStore {
         .await
     }
 
-    /// `query`'s first row, if any.
+    /// `query` for at most one row (a key lookup, `LIMIT 1`, an aggregate).
     pub(crate) async fn query_opt<T: Send + 'static, P: rusqlite::Params + Send + 'static>(
         &self,
         sql: &'static str,
         params: P,
         f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
     ) -> StoreResult<Option<T>> {
-        use rusqlite::OptionalExtension;
-        self.read(move |c| {
-            c.prepare_cached(sql)
-                .and_then(|mut st| st.query_row(params, f).optional())
-                .map_err(internal)
-        })
-        .await
+        Ok(self.query(sql, params, f).await?.into_iter().next())
     }
 
     /// One cached statement as its own write job; the number of rows it changed.
