@@ -1,12 +1,13 @@
 //! The audit log table: batched appends (one transaction per batch), filtered reads,
 //! purge by age.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{postgres::PgRow, Postgres, QueryBuilder, Row};
 
 use aof_store::{
     audit::{rfc3339_ms, AuditBind},
-    AuditQuery, NewAuditEntry, StoreResult,
+    AuditQuery, AuditStore, NewAuditEntry, StoreResult,
 };
 use aof_wire::audit::AuditEntry;
 
@@ -31,8 +32,9 @@ fn from_row(r: &PgRow) -> StoreResult<AuditEntry> {
     })
 }
 
-impl PgStore {
-    pub(crate) async fn append_audit_impl(&self, entries: &[NewAuditEntry]) -> StoreResult<()> {
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -60,7 +62,7 @@ impl PgStore {
         w.commit().await
     }
 
-    pub(crate) async fn list_audit_impl(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT * FROM audit_log WHERE 1 = 1");
         for (sql, bind) in q.sql_clauses() {
             qb.push(sql);
@@ -79,15 +81,8 @@ impl PgStore {
             .collect()
     }
 
-    pub(crate) async fn purge_audit_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut w = self.begin().await?;
-        let n = sqlx::query("DELETE FROM audit_log WHERE at_ms < $1")
-            .bind(ms(before))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        w.commit().await?;
-        Ok(n)
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let q = sqlx::query("DELETE FROM audit_log WHERE at_ms < $1").bind(ms(before));
+        self.exec(q).await
     }
 }

@@ -1,31 +1,17 @@
-//! Browser sessions (the dashboard's cookie): stored by the SHA-256 of the cookie's
-//! secret; the coordinator's auth module makes and checks the secrets.
+//! Browser sessions (the dashboard's cookie, `LoginStore`): stored by the SHA-256 of
+//! the cookie's secret; the coordinator's auth module makes and checks the secrets.
 
-use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{postgres::PgRow, Row};
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::Row;
 
-use aof_store::{BrowserSessionRecord, StoreResult};
+use aof_store::{keys::at, BrowserSessionRecord, LoginStore, StoreResult};
 
 use crate::{internal, ms, PgStore};
 
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-fn from_row(r: &PgRow) -> BrowserSessionRecord {
-    BrowserSessionRecord {
-        hash: r.get("hash"),
-        key_id: r.get("key_id"),
-        created_at: at(r.get("created_ms")),
-        expires_at: at(r.get("expires_ms")),
-    }
-}
-
-impl PgStore {
-    pub(crate) async fn create_browser_session_impl(
-        &self,
-        s: &BrowserSessionRecord,
-    ) -> StoreResult<()> {
+#[async_trait]
+impl LoginStore for PgStore {
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
         let mut w = self.begin().await?;
         // Expired sessions are useless; dropping them here keeps the table small.
         sqlx::query("DELETE FROM browser_sessions WHERE expires_ms < $1")
@@ -34,7 +20,8 @@ impl PgStore {
             .await
             .map_err(internal)?;
         sqlx::query(
-            "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(&s.hash)
         .bind(&s.key_id)
@@ -46,39 +33,27 @@ impl PgStore {
         w.commit().await
     }
 
-    pub(crate) async fn find_browser_session_impl(
-        &self,
-        hash: &str,
-    ) -> StoreResult<Option<BrowserSessionRecord>> {
-        let row = sqlx::query("SELECT * FROM browser_sessions WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(internal)?;
-        Ok(row.as_ref().map(from_row))
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
+        let q = sqlx::query("SELECT * FROM browser_sessions WHERE hash = $1").bind(hash);
+        let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
+        Ok(row.map(|r| BrowserSessionRecord {
+            hash: r.get("hash"),
+            key_id: r.get("key_id"),
+            created_at: at(r.get("created_ms")),
+            expires_at: at(r.get("expires_ms")),
+        }))
     }
 
-    pub(crate) async fn delete_browser_session_impl(&self, hash: &str) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM browser_sessions WHERE hash = $1")
-            .bind(hash)
-            .execute(&self.pool)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Ok(n > 0)
+    // Deletes need no feed cursor, so they skip the write lock.
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
+        let q = sqlx::query("DELETE FROM browser_sessions WHERE hash = $1").bind(hash);
+        let done = q.execute(&self.pool).await.map_err(internal)?;
+        Ok(done.rows_affected() > 0)
     }
 
-    pub(crate) async fn delete_browser_sessions_of_key_impl(
-        &self,
-        key_id: &str,
-    ) -> StoreResult<u64> {
-        Ok(
-            sqlx::query("DELETE FROM browser_sessions WHERE key_id = $1")
-                .bind(key_id)
-                .execute(&self.pool)
-                .await
-                .map_err(internal)?
-                .rows_affected(),
-        )
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
+        let q = sqlx::query("DELETE FROM browser_sessions WHERE key_id = $1").bind(key_id);
+        let done = q.execute(&self.pool).await.map_err(internal)?;
+        Ok(done.rows_affected())
     }
 }

@@ -1,15 +1,19 @@
-//! Session events and the feed: append (with idempotency and fencing), list, replay.
+//! Session events and the feed (`EventStore`): append (with idempotency and fencing, the
+//! rule in `aof_store::events`, run in SQL here), list, replay.
 
-use sqlx::Row;
+use std::sync::Arc;
 
-use aof_store::{EventWrite, StoreError, StoreResult};
+use async_trait::async_trait;
+use sqlx::{postgres::PgRow, Row};
+use tokio::sync::broadcast;
+
+use aof_core::run::RunStatus;
+use aof_store::{events, EventStore, EventWrite, StoreError, StoreResult};
 use aof_wire::{
     event::types,
     sse::{self, FeedItem},
     Event, SessionResult, StoredEvent,
 };
-
-use aof_core::run::RunStatus;
 
 use crate::{internal, live, PgStore, WriteTx, WRITE_LOCK_KEY};
 
@@ -53,109 +57,34 @@ pub(crate) async fn append_in_tx(
     .map_err(internal)?
     .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
     let (cursor, seq): (i64, i64) = (row.get("cursor"), row.get("seq"));
-    w.push_item(FeedItem {
-        cursor,
-        kind: sse::EVENT.to_string(),
-        session_id: Some(session_id.to_string()),
-        data,
-    });
-    Ok(Some(StoredEvent {
-        id: cursor,
-        seq,
-        run_id: run_id.map(str::to_string),
-        event,
-    }))
+    let run_id = run_id.map(str::to_string);
+    let (stored, item) = events::appended(session_id, cursor, seq, run_id, event, data);
+    w.push_item(item);
+    Ok(Some(stored))
 }
 
-fn stored_from_row(r: &sqlx::postgres::PgRow) -> StoreResult<StoredEvent> {
+fn stored_from_row(r: &PgRow) -> StoreResult<StoredEvent> {
     let data: String = r.get("data");
-    let mut v: serde_json::Value = serde_json::from_str(&data).map_err(internal)?;
-    let event: Event = serde_json::from_value(v["data"].take()).map_err(internal)?;
     Ok(StoredEvent {
         id: r.get("cursor"),
         seq: r.get("seq"),
         run_id: r.get("run_id"),
-        event,
+        event: events::from_payload(&data).map_err(internal)?,
     })
 }
 
-impl PgStore {
-    /// One round trip (`aof_append_event`, migration 0005) under the process's write
-    /// lock; the same checks, in the same order, as a write inside `WriteTx`.
-    pub(crate) async fn append_event_impl(
-        &self,
-        session_id: &str,
-        write: EventWrite,
-    ) -> StoreResult<Option<StoredEvent>> {
-        let leased: Vec<&str> = RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_leased())
-            .map(RunStatus::as_str)
-            .collect();
-        let data = sse::event_payload(&write.event).map_err(internal)?;
-        let _guard = self.shared.write_lock.lock().await;
-        let row = sqlx::query(
-            "SELECT outcome, out_cursor, out_seq, detail \
-             FROM aof_append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(WRITE_LOCK_KEY)
-        .bind(session_id)
-        .bind(write.run_id.as_deref())
-        .bind(write.idempotency_key.as_deref())
-        .bind(write.lease_token.as_deref())
-        .bind(&leased)
-        .bind(&write.event.event_type)
-        .bind(&*data)
-        .bind(live::CHANNEL)
-        .bind(&self.shared.instance)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(internal)?;
-        let outcome: String = row.get("outcome");
-        match outcome.as_str() {
-            "stored" => {}
-            "duplicate" => return Ok(None),
-            "no_session" => return Err(StoreError::SessionNotFound(session_id.to_string())),
-            "need_run_id" => {
-                return Err(StoreError::Illegal(
-                    "a lease token needs the x-aof-run-id header".into(),
-                ))
-            }
-            "no_run" => return Err(StoreError::RunNotFound),
-            "lease_conflict" => {
-                let status: Option<String> = row.get("detail");
-                return Err(StoreError::LeaseConflict(format!(
-                    "lease for run {} is no longer held (run is {})",
-                    write.run_id.as_deref().unwrap_or_default(),
-                    status.unwrap_or_default()
-                )));
-            }
-            other => {
-                return Err(internal(anyhow::anyhow!(
-                    "aof_append_event: outcome {other}"
-                )))
-            }
-        }
-        let cursor: i64 = row.get("out_cursor");
-        let stored = StoredEvent {
-            id: cursor,
-            seq: row.get("out_seq"),
-            run_id: write.run_id,
-            event: write.event,
-        };
-        self.publish(vec![FeedItem {
-            cursor,
-            kind: sse::EVENT.to_string(),
-            session_id: Some(session_id.to_string()),
-            data,
-        }])
-        .await;
-        Ok(Some(stored))
-    }
+/// One event: `aof_append_event` (migration 0005), answering in the batch's shape.
+const APPEND_ONE: &str = "SELECT outcome, ARRAY[out_cursor] AS out_cursors, \
+    ARRAY[out_seq] AS out_seqs, detail, 1 AS failed_index \
+    FROM aof_append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// A batch: `aof_append_events` (migration 0006), every event's checks first.
+const APPEND_MANY: &str = "SELECT outcome, out_cursors, out_seqs, detail, failed_index \
+    FROM aof_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-    /// A batch in one round trip and one transaction (`aof_append_events`, migration
-    /// 0006): every event's checks first, then all stored in order, or nothing.
-    pub(crate) async fn append_events_impl(
+impl PgStore {
+    /// `writes` in one round trip, one transaction, under the process's write lock: all
+    /// stored in order, or nothing. The checks are `aof_store::events`' rule, in SQL.
+    async fn append(
         &self,
         session_id: &str,
         writes: Vec<EventWrite>,
@@ -163,76 +92,60 @@ impl PgStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let leased: Vec<&str> = RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_leased())
-            .map(RunStatus::as_str)
-            .collect();
-        let datas: Vec<std::sync::Arc<str>> = writes
+        let leased = RunStatus::ALL.into_iter().filter(|s| s.is_leased());
+        let leased: Vec<&str> = leased.map(RunStatus::as_str).collect();
+        let datas: Vec<Arc<str>> = writes
             .iter()
             .map(|w| sse::event_payload(&w.event))
             .collect::<Result<_, _>>()
             .map_err(internal)?;
         let texts: Vec<&str> = datas.iter().map(|d| &**d).collect();
-        let runs: Vec<Option<&str>> = writes.iter().map(|w| w.run_id.as_deref()).collect();
-        let idems: Vec<Option<&str>> = writes
-            .iter()
-            .map(|w| w.idempotency_key.as_deref())
-            .collect();
-        let tokens: Vec<Option<&str>> = writes.iter().map(|w| w.lease_token.as_deref()).collect();
+        let col = |f: fn(&EventWrite) -> Option<&str>| writes.iter().map(f).collect::<Vec<_>>();
+        let runs = col(|w| w.run_id.as_deref());
+        let idems = col(|w| w.idempotency_key.as_deref());
+        let tokens = col(|w| w.lease_token.as_deref());
         let types: Vec<&str> = writes.iter().map(|w| w.event.event_type.as_str()).collect();
+        let one = writes.len() == 1;
+        let q = sqlx::query(if one { APPEND_ONE } else { APPEND_MANY });
+        let q = q.bind(WRITE_LOCK_KEY).bind(session_id);
+        let q = if one {
+            let q = q.bind(runs[0]).bind(idems[0]).bind(tokens[0]);
+            q.bind(&leased).bind(types[0]).bind(texts[0])
+        } else {
+            let q = q.bind(&runs).bind(&idems).bind(&tokens);
+            q.bind(&leased).bind(&types).bind(&texts)
+        };
         let _guard = self.shared.write_lock.lock().await;
-        let row = sqlx::query(
-            "SELECT outcome, out_cursors, out_seqs, detail, failed_index \
-             FROM aof_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(WRITE_LOCK_KEY)
-        .bind(session_id)
-        .bind(&runs)
-        .bind(&idems)
-        .bind(&tokens)
-        .bind(&leased)
-        .bind(&types)
-        .bind(&texts)
-        .bind(live::CHANNEL)
-        .bind(&self.shared.instance)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(internal)?;
+        let row = q
+            .bind(live::CHANNEL)
+            .bind(&self.shared.instance)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
         let outcome: String = row.get("outcome");
-        // 1-based in SQL; the event the refusal is about.
-        let failed = row
-            .get::<Option<i32>, _>("failed_index")
-            .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
-            .and_then(|i| writes.get(i));
-        match outcome.as_str() {
-            "stored" => {}
-            "no_session" => return Err(StoreError::SessionNotFound(session_id.to_string())),
-            "need_run_id" => {
-                return Err(StoreError::Illegal(
-                    "a lease token needs the x-aof-run-id header".into(),
-                ))
-            }
-            "no_run" => return Err(StoreError::RunNotFound),
-            "lease_conflict" => {
-                let status: Option<String> = row.get("detail");
-                return Err(StoreError::LeaseConflict(format!(
-                    "lease for run {} is no longer held (run is {})",
-                    failed.and_then(|w| w.run_id.as_deref()).unwrap_or_default(),
-                    status.unwrap_or_default()
-                )));
-            }
-            other => {
-                return Err(internal(anyhow::anyhow!(
-                    "aof_append_events: outcome {other}"
-                )))
-            }
+        if !matches!(outcome.as_str(), "stored" | "duplicate") {
+            // 1-based in SQL; the event the refusal is about.
+            let failed = row
+                .get::<Option<i32>, _>("failed_index")
+                .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+                .and_then(|i| runs.get(i).copied().flatten());
+            return Err(match outcome.as_str() {
+                "no_session" => StoreError::SessionNotFound(session_id.to_string()),
+                "need_run_id" => events::need_run_id(),
+                "no_run" => StoreError::RunNotFound,
+                "lease_conflict" => {
+                    let status: Option<String> = row.get("detail");
+                    events::lease_lost(failed.unwrap_or_default(), &status.unwrap_or_default())
+                }
+                other => internal(anyhow::anyhow!("aof_append_event(s): outcome {other}")),
+            });
         }
+        // NULL: a key stored before (or earlier in this batch), a duplicate.
         let cursors: Vec<Option<i64>> = row.get("out_cursors");
         let seqs: Vec<Option<i64>> = row.get("out_seqs");
         if cursors.len() != writes.len() || seqs.len() != writes.len() {
             return Err(internal(anyhow::anyhow!(
-                "aof_append_events: {} cursors for {} events",
+                "aof_append_event(s): {} cursors for {} events",
                 cursors.len(),
                 writes.len()
             )));
@@ -244,107 +157,98 @@ impl PgStore {
                 out.push(None);
                 continue;
             };
-            items.push(FeedItem {
-                cursor,
-                kind: sse::EVENT.to_string(),
-                session_id: Some(session_id.to_string()),
-                data,
-            });
-            out.push(Some(StoredEvent {
-                id: cursor,
-                seq,
-                run_id: write.run_id,
-                event: write.event,
-            }));
+            let (stored, item) =
+                events::appended(session_id, cursor, seq, write.run_id, write.event, data);
+            items.push(item);
+            out.push(Some(stored));
         }
         // Live subscribers get each event as its own item, in cursor order.
         self.publish(items).await;
         Ok(out)
     }
+}
 
-    pub(crate) async fn list_events_impl(
+#[async_trait]
+impl EventStore for PgStore {
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.shared.feed_tx.subscribe()
+    }
+
+    async fn append_event(
+        &self,
+        session_id: &str,
+        write: EventWrite,
+    ) -> StoreResult<Option<StoredEvent>> {
+        Ok(self.append(session_id, vec![write]).await?.pop().flatten())
+    }
+
+    async fn append_events(
+        &self,
+        session_id: &str,
+        writes: Vec<EventWrite>,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        self.append(session_id, writes).await
+    }
+
+    async fn list_events(
         &self,
         session_id: &str,
         after: Option<i64>,
         limit: Option<i64>,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let rows = sqlx::query(
-            "SELECT cursor, seq, run_id, data FROM feed \
-             WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3",
-        )
-        .bind(session_id)
-        .bind(after.unwrap_or(0))
-        .bind(limit.filter(|l| *l >= 0))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)?;
+        let (after, limit) = events::page(after, limit);
+        let sql = "SELECT cursor, seq, run_id, data FROM feed \
+                   WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3";
+        let q = sqlx::query(sql).bind(session_id).bind(after).bind(limit);
+        let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
         rows.iter().map(stored_from_row).collect()
     }
 
-    pub(crate) async fn session_result_impl(
-        &self,
-        session_id: &str,
-    ) -> StoreResult<Option<SessionResult>> {
-        let row = sqlx::query(
-            "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = $1 AND kind = 'event' \
-             AND event_type = $2 ORDER BY cursor DESC LIMIT 1",
-        )
-        .bind(session_id)
-        .bind(types::RESULT)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(internal)?;
-        let Some(row) = row else { return Ok(None) };
-        let ev = stored_from_row(&row)?.event;
-        Ok(Some(SessionResult {
-            result_text: ev.result_text,
-            result_data: ev.result_data,
-        }))
+    async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>> {
+        let sql = "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = $1 \
+                   AND kind = 'event' AND event_type = $2 ORDER BY cursor DESC LIMIT 1";
+        let q = sqlx::query(sql).bind(session_id).bind(types::RESULT);
+        let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
+        let latest = row.as_ref().map(stored_from_row).transpose()?;
+        Ok(latest.map(|ev| events::session_result(ev.event)))
     }
 
-    pub(crate) async fn feed_after_impl(
+    async fn feed_after(
         &self,
         cursor: i64,
         session_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<FeedItem>> {
-        let rows = match session_id {
+        let q = match session_id {
             Some(sid) => sqlx::query(
-                "SELECT cursor, kind, session_id, data FROM feed \
-                 WHERE cursor > $1 AND (session_id = $2 OR session_id IS NULL) ORDER BY cursor LIMIT $3",
+                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 \
+                 AND (session_id = $2 OR session_id IS NULL) ORDER BY cursor LIMIT $3",
             )
             .bind(cursor)
             .bind(sid)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await,
+            .bind(limit),
             None => sqlx::query(
-                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 ORDER BY cursor LIMIT $2",
+                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 \
+                 ORDER BY cursor LIMIT $2",
             )
             .bind(cursor)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await,
-        }
-        .map_err(internal)?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.get("data");
-                Ok(FeedItem {
-                    cursor: r.get("cursor"),
-                    kind: r.get("kind"),
-                    session_id: r.get("session_id"),
-                    data: data.into(),
-                })
-            })
-            .collect()
+            .bind(limit),
+        };
+        let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
+        let item = |r: &PgRow| FeedItem {
+            cursor: r.get("cursor"),
+            kind: r.get("kind"),
+            session_id: r.get("session_id"),
+            data: r.get::<String, _>("data").into(),
+        };
+        Ok(rows.iter().map(item).collect())
     }
 
-    pub(crate) async fn feed_head_impl(&self) -> StoreResult<i64> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(cursor) FROM feed")
-            .fetch_one(&self.pool)
+    async fn feed_head(&self) -> StoreResult<i64> {
+        let q = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(cursor) FROM feed");
+        Ok(q.fetch_one(&self.pool)
             .await
-            .map_err(internal)?;
-        Ok(head.unwrap_or(0))
+            .map_err(internal)?
+            .unwrap_or(0))
     }
 }

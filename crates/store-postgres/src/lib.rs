@@ -8,6 +8,7 @@
 //! exist (a rolled-back write leaves a gap, never a late arrival). The committed items
 //! are broadcast while `write_lock` is still held, so live order equals cursor order.
 
+mod admin;
 mod audit;
 mod browser_sessions;
 mod callbacks;
@@ -23,7 +24,6 @@ mod runners;
 mod runs;
 mod sessions;
 mod stops;
-mod store_impl;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
     PgPool, Postgres, Transaction,
 };
 use std::sync::{
@@ -196,6 +196,17 @@ impl PgStore {
             items: Vec::new(),
             store: self,
         })
+    }
+
+    /// One statement in its own write transaction; the rows it changed.
+    pub(crate) async fn exec(
+        &self,
+        q: sqlx::query::Query<'_, Postgres, PgArguments>,
+    ) -> StoreResult<u64> {
+        let mut w = self.begin().await?;
+        let n = q.execute(&mut *w.tx).await.map_err(internal)?;
+        w.commit().await?;
+        Ok(n.rows_affected())
     }
 
     pub async fn close(&self) {

@@ -1,12 +1,13 @@
 //! The audit log table: batched appends through the group-commit writer (one job per
 //! batch), filtered reads on the reader pool, purge by age.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params_from_iter, types::Value, Row};
 
 use aof_store::{
     audit::{rfc3339_ms, AuditBind},
-    AuditQuery, NewAuditEntry, StoreResult,
+    AuditQuery, AuditStore, NewAuditEntry, StoreResult,
 };
 use aof_wire::audit::AuditEntry;
 
@@ -35,8 +36,9 @@ fn from_row(r: &Row) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn append_audit_impl(&self, entries: &[NewAuditEntry]) -> StoreResult<()> {
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -70,7 +72,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn list_audit_impl(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let mut sql = String::from("SELECT * FROM audit_log WHERE 1 = 1");
         let mut binds: Vec<Value> = Vec::new();
         for (clause, bind) in q.sql_clauses() {
@@ -91,14 +93,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn purge_audit_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let n = self
-            .write(move |w| {
-                w.prepare_cached("DELETE FROM audit_log WHERE at_ms < ?")
-                    .and_then(|mut st| st.execute([ms(before)]))
-                    .map_err(internal)
-            })
-            .await?;
-        Ok(n as u64)
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let sql = "DELETE FROM audit_log WHERE at_ms < ?";
+        Ok(self.exec(sql, [ms(before)]).await? as u64)
     }
 }

@@ -1,16 +1,13 @@
-//! Browser sessions (the dashboard's cookie): stored by the SHA-256 of the cookie's
-//! secret; the coordinator's auth module makes and checks the secrets.
+//! Browser sessions (the dashboard's cookie, `LoginStore`): stored by the SHA-256 of
+//! the cookie's secret; the coordinator's auth module makes and checks the secrets.
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{OptionalExtension, Row};
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::Row;
 
-use aof_store::{BrowserSessionRecord, StoreResult};
+use aof_store::{keys::at, BrowserSessionRecord, LoginStore, StoreResult};
 
 use crate::{internal, ms, SqliteStore};
-
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
 
 fn from_row(r: &Row) -> rusqlite::Result<BrowserSessionRecord> {
     Ok(BrowserSessionRecord {
@@ -21,11 +18,9 @@ fn from_row(r: &Row) -> rusqlite::Result<BrowserSessionRecord> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn create_browser_session_impl(
-        &self,
-        s: &BrowserSessionRecord,
-    ) -> StoreResult<()> {
+#[async_trait]
+impl LoginStore for SqliteStore {
+    async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
         let s = s.clone();
         self.write(move |w| {
             // Expired sessions are useless; dropping them here keeps the table small.
@@ -33,54 +28,28 @@ impl SqliteStore {
                 .and_then(|mut st| st.execute([ms(Utc::now())]))
                 .map_err(internal)?;
             w.prepare_cached(
-                "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
+                "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) \
+                 VALUES (?, ?, ?, ?)",
             )
-            .and_then(|mut st| {
-                st.execute((&s.hash, &s.key_id, ms(s.created_at), ms(s.expires_at)))
-            })
-            .map_err(internal)?;
-            Ok(())
+            .and_then(|mut st| st.execute((s.hash, s.key_id, ms(s.created_at), ms(s.expires_at))))
+            .map(drop)
+            .map_err(internal)
         })
         .await
     }
 
-    pub(crate) async fn find_browser_session_impl(
-        &self,
-        hash: &str,
-    ) -> StoreResult<Option<BrowserSessionRecord>> {
-        let hash = hash.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT * FROM browser_sessions WHERE hash = ?")
-                .and_then(|mut st| st.query_row([hash], from_row).optional())
-                .map_err(internal)
-        })
-        .await
+    async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
+        let sql = "SELECT * FROM browser_sessions WHERE hash = ?";
+        self.query_opt(sql, [hash.to_string()], from_row).await
     }
 
-    pub(crate) async fn delete_browser_session_impl(&self, hash: &str) -> StoreResult<bool> {
-        let hash = hash.to_string();
-        let n = self
-            .write(move |w| {
-                w.prepare_cached("DELETE FROM browser_sessions WHERE hash = ?")
-                    .and_then(|mut st| st.execute([hash]))
-                    .map_err(internal)
-            })
-            .await?;
-        Ok(n > 0)
+    async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {
+        let sql = "DELETE FROM browser_sessions WHERE hash = ?";
+        Ok(self.exec(sql, [hash.to_string()]).await? > 0)
     }
 
-    pub(crate) async fn delete_browser_sessions_of_key_impl(
-        &self,
-        key_id: &str,
-    ) -> StoreResult<u64> {
-        let key_id = key_id.to_string();
-        let n = self
-            .write(move |w| {
-                w.prepare_cached("DELETE FROM browser_sessions WHERE key_id = ?")
-                    .and_then(|mut st| st.execute([key_id]))
-                    .map_err(internal)
-            })
-            .await?;
-        Ok(n as u64)
+    async fn delete_browser_sessions_of_key(&self, key_id: &str) -> StoreResult<u64> {
+        let sql = "DELETE FROM browser_sessions WHERE key_id = ?";
+        Ok(self.exec(sql, [key_id.to_string()]).await? as u64)
     }
 }

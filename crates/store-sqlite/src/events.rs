@@ -1,8 +1,11 @@
-//! Session events and the feed: append (with idempotency and fencing), list, replay.
+//! Session events and the feed (`EventStore`): append (with idempotency and fencing, the
+//! rule in `aof_store::events`), list, replay.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row};
+use tokio::sync::broadcast;
 
-use aof_store::{EventWrite, StoreError, StoreResult};
+use aof_store::{events, EventStore, EventWrite, StoreError, StoreResult};
 use aof_wire::{
     event::types,
     sse::{self, FeedItem},
@@ -18,6 +21,27 @@ fn seen_key(conn: &Connection, session_id: &str, key: &str) -> StoreResult<bool>
         .map_err(internal)
 }
 
+/// The session's next `seq`, if it exists and, with a lease `token`, `run_id` holds that
+/// lease: the common case of every check in one read.
+fn next_seq(
+    conn: &Connection,
+    session_id: &str,
+    run_id: Option<&str>,
+    token: Option<&str>,
+) -> StoreResult<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT s.next_seq FROM sessions s \
+         WHERE s.session_id = ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs r \
+           WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?3 \
+           AND r.status IN ('claimed','running','stopping')))",
+    )
+    .and_then(|mut st| {
+        st.query_row((session_id, run_id, token), |r| r.get(0))
+            .optional()
+    })
+    .map_err(internal)
+}
+
 /// Inserts event `seq` of the session and moves the session's `next_seq` on: plain
 /// single-row statements, which SQLite runs without a statement journal. `Ok(None)`: the
 /// idempotency key is taken (nothing written).
@@ -27,9 +51,9 @@ fn insert_event(
     seq: i64,
     run_id: Option<&str>,
     idem_key: Option<&str>,
-    event: &Event,
+    event: Event,
 ) -> StoreResult<Option<StoredEvent>> {
-    let data = sse::event_payload(event).map_err(internal)?;
+    let data = sse::event_payload(&event).map_err(internal)?;
     let inserted = w
         .prepare_cached(
             "INSERT INTO feed(kind, session_id, seq, run_id, idem_key, event_type, data) \
@@ -47,18 +71,10 @@ fn insert_event(
     w.prepare_cached("UPDATE sessions SET next_seq = ? WHERE session_id = ?")
         .and_then(|mut st| st.execute((seq + 1, session_id)))
         .map_err(internal)?;
-    w.push_item(FeedItem {
-        cursor,
-        kind: sse::EVENT.to_string(),
-        session_id: Some(session_id.to_string()),
-        data,
-    });
-    Ok(Some(StoredEvent {
-        id: cursor,
-        seq,
-        run_id: run_id.map(str::to_string),
-        event: event.clone(),
-    }))
+    let run_id = run_id.map(str::to_string);
+    let (stored, item) = events::appended(session_id, cursor, seq, run_id, event, data);
+    w.push_item(item);
+    Ok(Some(stored))
 }
 
 /// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
@@ -69,223 +85,129 @@ pub(crate) fn append_in_tx(
     run_id: Option<&str>,
     idem_key: Option<&str>,
 ) -> StoreResult<Option<StoredEvent>> {
-    if let Some(key) = idem_key {
-        if seen_key(w, session_id, key)? {
-            return Ok(None);
-        }
-    }
-    let seq: i64 = w
-        .prepare_cached("SELECT next_seq FROM sessions WHERE session_id = ?")
-        .and_then(|mut st| st.query_row([session_id], |r| r.get(0)).optional())
-        .map_err(internal)?
+    let seq = next_seq(w, session_id, None, None)?
         .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
-    insert_event(w, session_id, seq, run_id, idem_key, &event)
+    insert_event(w, session_id, seq, run_id, idem_key, event)
 }
 
 fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
     let data: String = r.get("data")?;
-    let mut v: serde_json::Value =
-        serde_json::from_str(&data).map_err(|e| rows::bad_column("data", e))?;
-    let event: Event =
-        serde_json::from_value(v["data"].take()).map_err(|e| rows::bad_column("data", e))?;
     Ok(StoredEvent {
         id: r.get("cursor")?,
         seq: r.get("seq")?,
         run_id: r.get("run_id")?,
-        event,
+        event: events::from_payload(&data).map_err(|e| rows::bad_column("data", e))?,
     })
 }
 
-/// The common case: the session check, its next `seq` and the lease check in one read,
-/// then the insert (the idempotency rule rides in it). `Ok(None)`: nothing was inserted.
-fn append_fast(
-    w: &mut Tx<'_>,
-    session_id: &str,
-    write: &EventWrite,
-) -> StoreResult<Option<StoredEvent>> {
-    if write.lease_token.is_some() && write.run_id.is_none() {
-        return Ok(None);
-    }
-    let seq: Option<i64> = w
-        .prepare_cached(
-            "SELECT s.next_seq FROM sessions s \
-             WHERE s.session_id = ?1 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs r \
-               WHERE r.run_id = ?2 AND r.session_id = ?1 AND r.lease_token = ?3 \
-               AND r.status IN ('claimed','running','stopping')))",
-        )
-        .and_then(|mut st| {
-            st.query_row((session_id, &write.run_id, &write.lease_token), |r| {
-                r.get(0)
-            })
-            .optional()
-        })
-        .map_err(internal)?;
-    let Some(seq) = seq else {
-        return Ok(None);
-    };
-    insert_event(
-        w,
-        session_id,
-        seq,
-        write.run_id.as_deref(),
-        write.idempotency_key.as_deref(),
-        &write.event,
-    )
-}
-
-/// Appends `write`, or tells why not: no session, a repeated key (`Ok(None)`) or a stale
-/// lease.
+/// Appends `write` (the insert carries the idempotency rule), or tells why not in the
+/// order of `aof_store::events`: no session, a repeated key (`Ok(None)`), the fence.
 fn append(w: &mut Tx<'_>, session_id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
-    if let Some(stored) = append_fast(w, session_id, &write)? {
-        return Ok(Some(stored));
+    let run_id = write.run_id.as_deref();
+    let (key, token) = (
+        write.idempotency_key.as_deref(),
+        write.lease_token.as_deref(),
+    );
+    if token.is_none() || run_id.is_some() {
+        if let Some(seq) = next_seq(w, session_id, run_id, token)? {
+            return insert_event(w, session_id, seq, run_id, key, write.event);
+        }
     }
     if rows::load_session(w, session_id)?.is_none() {
         return Err(StoreError::SessionNotFound(session_id.to_string()));
     }
-    if let Some(token) = &write.lease_token {
-        // A retry of an event that was stored is fine even if the lease moved on since.
-        if let Some(key) = &write.idempotency_key {
-            if seen_key(w, session_id, key)? {
-                return Ok(None);
-            }
-        }
-        let run_id = write.run_id.as_deref().ok_or_else(|| {
-            StoreError::Illegal("a lease token needs the x-aof-run-id header".into())
-        })?;
-        let run = rows::load_run(w, run_id)?.ok_or(StoreError::RunNotFound)?;
-        if run.run.session_id != session_id
-            || !run.status.is_leased()
-            || run.lease_token.as_deref() != Some(token.as_str())
-        {
-            return Err(StoreError::LeaseConflict(format!(
-                "lease for run {run_id} is no longer held (run is {})",
-                run.status
-            )));
+    if let Some(key) = key {
+        if seen_key(w, session_id, key)? {
+            return Ok(None);
         }
     }
-    append_in_tx(
-        w,
-        session_id,
-        write.event,
-        write.run_id.as_deref(),
-        write.idempotency_key.as_deref(),
-    )
+    let run = run_id
+        .map(|id| rows::load_run(w, id))
+        .transpose()?
+        .flatten();
+    events::fence(session_id, &write, run.as_ref())?;
+    append_in_tx(w, session_id, write.event.clone(), run_id, key)
 }
 
-impl SqliteStore {
-    pub(crate) async fn append_event_impl(
+fn feed_item_from_row(r: &Row) -> rusqlite::Result<FeedItem> {
+    let data: String = r.get("data")?;
+    Ok(FeedItem {
+        cursor: r.get("cursor")?,
+        kind: r.get("kind")?,
+        session_id: r.get("session_id")?,
+        data: data.into(),
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
+        self.feed_tx.subscribe()
+    }
+
+    async fn append_event(
         &self,
         session_id: &str,
         write: EventWrite,
     ) -> StoreResult<Option<StoredEvent>> {
-        let sid = session_id.to_string();
-        // Answered only once the transaction holding the row is committed (a failed
-        // commit, e.g. disk full, comes back here as an error).
-        self.write(move |w| append(w, &sid, write)).await
+        Ok(self
+            .append_events(session_id, vec![write])
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// One write job for the whole batch: all stored, in order, or none (a failing
-    /// event rolls the job back).
-    pub(crate) async fn append_events_impl(
+    /// event rolls the job back). Answered only once the transaction holding the rows is
+    /// committed (a failed commit, e.g. disk full, comes back here as an error).
+    async fn append_events(
         &self,
         session_id: &str,
         writes: Vec<EventWrite>,
     ) -> StoreResult<Vec<Option<StoredEvent>>> {
         let sid = session_id.to_string();
-        self.write(move |w| {
-            writes
-                .into_iter()
-                .map(|write| append(w, &sid, write))
-                .collect()
-        })
-        .await
+        self.write(move |w| writes.into_iter().map(|wr| append(w, &sid, wr)).collect())
+            .await
     }
 
-    pub(crate) async fn list_events_impl(
+    async fn list_events(
         &self,
         session_id: &str,
         after: Option<i64>,
         limit: Option<i64>,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let sid = session_id.to_string();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT cursor, seq, run_id, data FROM feed \
-                 WHERE session_id = ? AND kind = 'event' AND cursor > ? ORDER BY cursor LIMIT ?",
-            )
-            .and_then(|mut st| {
-                st.query_map(
-                    (sid, after.unwrap_or(0), limit.unwrap_or(-1)),
-                    stored_from_row,
-                )?
-                .collect()
-            })
-            .map_err(internal)
-        })
-        .await
+        let (after, limit) = events::page(after, limit);
+        let sql = "SELECT cursor, seq, run_id, data FROM feed \
+                   WHERE session_id = ? AND kind = 'event' AND cursor > ? ORDER BY cursor LIMIT ?";
+        let params = (session_id.to_string(), after, limit.unwrap_or(-1));
+        self.query(sql, params, stored_from_row).await
     }
 
-    pub(crate) async fn session_result_impl(
-        &self,
-        session_id: &str,
-    ) -> StoreResult<Option<SessionResult>> {
-        let sid = session_id.to_string();
-        let ev = self
-            .read(move |c| {
-                c.prepare_cached(
-                    "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = ? \
-                     AND kind = 'event' AND event_type = ? ORDER BY cursor DESC LIMIT 1",
-                )
-                .and_then(|mut st| {
-                    st.query_row((sid, types::RESULT), stored_from_row)
-                        .optional()
-                })
-                .map_err(internal)
-            })
-            .await?;
-        Ok(ev.map(|ev| SessionResult {
-            result_text: ev.event.result_text,
-            result_data: ev.event.result_data,
-        }))
+    async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>> {
+        let sql = "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = ? \
+                   AND kind = 'event' AND event_type = ? ORDER BY cursor DESC LIMIT 1";
+        let params = (session_id.to_string(), types::RESULT);
+        let latest = self.query_opt(sql, params, stored_from_row).await?;
+        Ok(latest.map(|ev| events::session_result(ev.event)))
     }
 
-    pub(crate) async fn feed_after_impl(
+    async fn feed_after(
         &self,
         cursor: i64,
         session_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<FeedItem>> {
-        let sid = session_id.map(str::to_string);
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > ?1 \
-                 AND (?2 IS NULL OR session_id = ?2 OR session_id IS NULL) ORDER BY cursor LIMIT ?3",
-            )
-            .and_then(|mut st| {
-                st.query_map((cursor, sid, limit), |r| {
-                    let data: String = r.get("data")?;
-                    Ok(FeedItem {
-                        cursor: r.get("cursor")?,
-                        kind: r.get("kind")?,
-                        session_id: r.get("session_id")?,
-                        data: data.into(),
-                    })
-                })?
-                .collect()
-            })
-            .map_err(internal)
-        })
-        .await
+        let sql = "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > ?1 \
+                   AND (?2 IS NULL OR session_id = ?2 OR session_id IS NULL) ORDER BY cursor LIMIT ?3";
+        let params = (cursor, session_id.map(str::to_string), limit);
+        self.query(sql, params, feed_item_from_row).await
     }
 
-    pub(crate) async fn feed_head_impl(&self) -> StoreResult<i64> {
-        self.read(|c| {
-            c.query_row("SELECT MAX(cursor) FROM feed", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map_err(internal)
-        })
-        .await
-        .map(|h| h.unwrap_or(0))
+    async fn feed_head(&self) -> StoreResult<i64> {
+        let sql = "SELECT MAX(cursor) FROM feed";
+        let head = self
+            .query_opt(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .await?;
+        Ok(head.flatten().unwrap_or(0))
     }
 }

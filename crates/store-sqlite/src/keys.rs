@@ -1,17 +1,15 @@
-//! API keys, run session tokens and runner-key bindings. Only hashes are stored; the
-//! coordinator's auth module makes and checks the secrets.
+//! API keys, run session tokens and runner-key bindings (`AuthStore`). Only hashes are
+//! stored; the coordinator's auth module makes and checks the secrets.
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{OptionalExtension, Row};
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::Row;
 
-use aof_store::{KeyRecord, SessionTokenRecord, StoreResult};
+pub(crate) use aof_store::keys::at;
+use aof_store::{AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
 use aof_wire::auth::KeyScope;
 
 use crate::{internal, ms, rows::bad_column, SqliteStore};
-
-pub(crate) fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
 
 fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
     let role: String = r.get("role")?;
@@ -33,71 +31,56 @@ fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn create_key_impl(&self, k: &KeyRecord) -> StoreResult<()> {
-        let k = k.clone();
+fn token_from_row(r: &Row) -> rusqlite::Result<SessionTokenRecord> {
+    Ok(SessionTokenRecord {
+        id: r.get("id")?,
+        hash: r.get("hash")?,
+        run_id: r.get("run_id")?,
+        session_id: r.get("session_id")?,
+        expires_at: at(r.get("expires_ms")?),
+    })
+}
+
+#[async_trait]
+impl AuthStore for SqliteStore {
+    async fn create_key(&self, k: &KeyRecord) -> StoreResult<()> {
         let tags = serde_json::to_string(&k.scope.tags).map_err(internal)?;
         let agents = serde_json::to_string(&k.scope.agents).map_err(internal)?;
-        self.write(move |w| {
-            w.prepare_cached(
-                "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms, scope_tags, \
-                 scope_agents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut st| {
-                st.execute((
-                    &k.id,
-                    &k.name,
-                    k.role.as_str(),
-                    &k.hash,
-                    ms(k.created_at),
-                    k.revoked_at.map(ms),
-                    tags,
-                    agents,
-                ))
-            })
-            .map_err(internal)?;
-            Ok(())
-        })
+        let k = k.clone();
+        self.exec(
+            "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms, scope_tags, \
+             scope_agents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                k.id,
+                k.name,
+                k.role.as_str(),
+                k.hash,
+                ms(k.created_at),
+                k.revoked_at.map(ms),
+                tags,
+                agents,
+            ),
+        )
         .await
+        .map(drop)
     }
 
-    pub(crate) async fn list_keys_impl(&self) -> StoreResult<Vec<KeyRecord>> {
-        self.read(|c| {
-            c.prepare_cached("SELECT * FROM api_keys ORDER BY created_ms DESC, id")
-                .and_then(|mut st| st.query_map([], key_from_row)?.collect())
-                .map_err(internal)
-        })
-        .await
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        let sql = "SELECT * FROM api_keys ORDER BY created_ms DESC, id";
+        self.query(sql, [], key_from_row).await
     }
 
-    pub(crate) async fn find_key_impl(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT * FROM api_keys WHERE id = ?")
-                .and_then(|mut st| st.query_row([id], key_from_row).optional())
-                .map_err(internal)
-        })
-        .await
+    async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
+        let sql = "SELECT * FROM api_keys WHERE id = ?";
+        self.query_opt(sql, [id.to_string()], key_from_row).await
     }
 
-    pub(crate) async fn revoke_key_impl(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
-        let n = self
-            .write(move |w| {
-                w.prepare_cached(
-                    "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?",
-                )
-                .and_then(|mut st| st.execute((ms(Utc::now()), id)))
-                .map_err(internal)
-            })
-            .await?;
-        Ok(n > 0)
+    async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
+        let sql = "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?";
+        Ok(self.exec(sql, (ms(Utc::now()), id.to_string())).await? > 0)
     }
 
-    pub(crate) async fn create_session_token_impl(
-        &self,
-        t: &SessionTokenRecord,
-    ) -> StoreResult<()> {
+    async fn create_session_token(&self, t: &SessionTokenRecord) -> StoreResult<()> {
         let t = t.clone();
         self.write(move |w| {
             // Expired tokens are useless; dropping them here keeps the table small.
@@ -105,66 +88,34 @@ impl SqliteStore {
                 .and_then(|mut st| st.execute([ms(Utc::now())]))
                 .map_err(internal)?;
             w.prepare_cached(
-                "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) \
+                 VALUES (?, ?, ?, ?, ?)",
             )
-            .and_then(|mut st| {
-                st.execute((&t.id, &t.hash, &t.run_id, &t.session_id, ms(t.expires_at)))
-            })
-            .map_err(internal)?;
-            Ok(())
+            .and_then(|mut st| st.execute((t.id, t.hash, t.run_id, t.session_id, ms(t.expires_at))))
+            .map(drop)
+            .map_err(internal)
         })
         .await
     }
 
-    pub(crate) async fn find_session_token_impl(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<SessionTokenRecord>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT * FROM session_tokens WHERE id = ?")
-                .and_then(|mut st| {
-                    st.query_row([id], |r| {
-                        Ok(SessionTokenRecord {
-                            id: r.get("id")?,
-                            hash: r.get("hash")?,
-                            run_id: r.get("run_id")?,
-                            session_id: r.get("session_id")?,
-                            expires_at: at(r.get("expires_ms")?),
-                        })
-                    })
-                    .optional()
-                })
-                .map_err(internal)
-        })
-        .await
+    async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
+        let sql = "SELECT * FROM session_tokens WHERE id = ?";
+        self.query_opt(sql, [id.to_string()], token_from_row).await
     }
 
-    pub(crate) async fn bind_runner_key_impl(
-        &self,
-        runner_id: &str,
-        key_id: &str,
-    ) -> StoreResult<()> {
-        let (runner_id, key_id) = (runner_id.to_string(), key_id.to_string());
-        self.write(move |w| {
-            w.prepare_cached(
-                "INSERT INTO runner_keys(runner_id, key_id) VALUES (?, ?) \
-                 ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
-            )
-            .and_then(|mut st| st.execute((runner_id, key_id)))
-            .map_err(internal)?;
-            Ok(())
-        })
+    async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {
+        self.exec(
+            "INSERT INTO runner_keys(runner_id, key_id) VALUES (?, ?) \
+             ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
+            (runner_id.to_string(), key_id.to_string()),
+        )
         .await
+        .map(drop)
     }
 
-    pub(crate) async fn runner_key_impl(&self, runner_id: &str) -> StoreResult<Option<String>> {
-        let runner_id = runner_id.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT key_id FROM runner_keys WHERE runner_id = ?")
-                .and_then(|mut st| st.query_row([runner_id], |r| r.get(0)).optional())
-                .map_err(internal)
-        })
-        .await
+    async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {
+        let sql = "SELECT key_id FROM runner_keys WHERE runner_id = ?";
+        self.query_opt(sql, [runner_id.to_string()], |r| r.get(0))
+            .await
     }
 }

@@ -5,6 +5,7 @@
 //! state change and its feed items commit together, then the items are broadcast in
 //! commit order, so live order equals cursor order.
 
+mod admin;
 mod audit;
 mod browser_sessions;
 mod callbacks;
@@ -22,7 +23,6 @@ mod runners;
 mod runs;
 mod sessions;
 mod stops;
-mod store_impl;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -239,6 +239,45 @@ impl SqliteStore {
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.writer.write(move |w| f(w)).await
+    }
+
+    /// One cached statement on a reader, its rows mapped by `f`.
+    pub(crate) async fn query<T: Send + 'static, P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+        f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.read(move |c| {
+            c.prepare_cached(sql)
+                .and_then(|mut st| st.query_map(params, f)?.collect())
+                .map_err(internal)
+        })
+        .await
+    }
+
+    /// `query` for at most one row (a key lookup, `LIMIT 1`, an aggregate).
+    pub(crate) async fn query_opt<T: Send + 'static, P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+        f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.query(sql, params, f).await?.into_iter().next())
+    }
+
+    /// One cached statement as its own write job; the number of rows it changed.
+    pub(crate) async fn exec<P: rusqlite::Params + Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: P,
+    ) -> StoreResult<usize> {
+        self.write(move |w| {
+            w.prepare_cached(sql)
+                .and_then(|mut st| st.execute(params))
+                .map_err(internal)
+        })
+        .await
     }
 
     /// `(journal_mode, synchronous, wal_autocheckpoint)` as the writer connection sees

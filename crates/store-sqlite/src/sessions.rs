@@ -13,11 +13,11 @@ use aof_wire::{
 
 use crate::{
     internal,
+    leases::LEASED,
     rows::{
         feed_session, load_session, run_from_row, session_from_row, set_session_status, RUN_COLS,
         SESSION_COLS,
     },
-    leases::LEASED,
     SqliteStore, Tx,
 };
 

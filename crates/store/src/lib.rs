@@ -12,7 +12,9 @@ pub mod browser_sessions;
 pub mod callbacks;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod events;
 pub mod import;
+pub mod keys;
 pub mod lifecycle;
 pub mod matching;
 pub mod runners;

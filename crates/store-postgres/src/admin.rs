@@ -1,0 +1,68 @@
+//! `AdminStore`: readiness, counts, space and wake-ups across coordinators.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use aof_core::{RunStatus, SessionStatus};
+use aof_store::{prelude::*, *};
+
+use crate::{internal, PgStore};
+
+#[async_trait]
+impl AdminStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let runs = sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let sessions = sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed WHERE kind = 'event'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
+        let online = self
+            .list_runners(self.opts.stale_after)
+            .await?
+            .iter()
+            .filter(|r| r.status == "online")
+            .count() as i64;
+        Ok(Counts {
+            runs_by_status: runs
+                .iter()
+                .filter_map(|r| {
+                    let st: String = r.get("status");
+                    Some((st.parse::<RunStatus>().ok()?, r.get("n")))
+                })
+                .collect(),
+            sessions_by_status: sessions
+                .iter()
+                .filter_map(|r| {
+                    let st: String = r.get("status");
+                    Some((st.parse::<SessionStatus>().ok()?, r.get("n")))
+                })
+                .collect(),
+            events,
+            runners_online: online,
+        })
+    }
+
+    fn publish_wake(&self) {
+        self.shared.wake_out.notify_one();
+    }
+
+    fn remote_wakes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.wake_in.subscribe())
+    }
+}
