@@ -93,13 +93,9 @@ async fn stop_view(
         Some(r) => (Some(run_from_row(r)?), r.get::<i64, _>("stop_delivered")),
         None => (None, 0),
     };
-    // Only an ended run's runner matters (an idle session's process).
-    let runner = match &latest {
-        Some(rec) if rec.status.is_terminal() => match rec.run.runner_id.as_deref() {
-            Some(id) => presence(w, id).await?,
-            None => None,
-        },
-        _ => None,
+    let runner = match SessionStopView::runner_to_load(latest.as_ref()) {
+        Some(id) => presence(w, id).await?,
+        None => None,
     };
     Ok(SessionStopView {
         session_id: session_id.to_string(),

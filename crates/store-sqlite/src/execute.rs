@@ -4,7 +4,7 @@
 
 use aof_core::RunStatus;
 use aof_store::{
-    lifecycle::{changed_concurrently, Plan, RunWrite, Step},
+    lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
     RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
@@ -52,8 +52,7 @@ pub(crate) fn execute(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<RunRecor
                 run_id,
                 error,
             } => {
-                let data =
-                    serde_json::json!({"run_id": run_id, "error": error, "session_id": session_id});
+                let data = run_failed_data(&session_id, &run_id, &error);
                 w.feed(sse::RUN_FAILED, Some(&session_id), data)?;
             }
             Step::StopDelivered { run_id, value } => {

@@ -94,13 +94,9 @@ fn stop_view(w: &Tx<'_>, session_id: &str, stale_after: Duration) -> StoreResult
             .optional()
         })
         .map_err(internal)?;
-    // Only an ended run's runner matters (an idle session's process).
-    let runner = match &latest {
-        Some((rec, _)) if rec.status.is_terminal() => match rec.run.runner_id.as_deref() {
-            Some(id) => presence(w, id)?,
-            None => None,
-        },
-        _ => None,
+    let runner = match SessionStopView::runner_to_load(latest.as_ref().map(|(rec, _)| rec)) {
+        Some(id) => presence(w, id)?,
+        None => None,
     };
     let (latest, latest_stop_delivered) = match latest {
         Some((rec, delivered)) => (Some(rec), delivered),

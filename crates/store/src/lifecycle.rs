@@ -64,7 +64,7 @@ pub enum Step {
     },
     /// Records a child run's parent on its session.
     Parent { session_id: String, parent: String },
-    /// The `run_failed` feed item.
+    /// The `run_failed` feed item (its data: [`run_failed_data`]).
     RunFailed {
         session_id: String,
         run_id: String,
@@ -72,6 +72,11 @@ pub enum Step {
     },
     /// `runs.stop_delivered` of an ended run (idle-session stops; see `stops`).
     StopDelivered { run_id: String, value: i64 },
+}
+
+/// The data of the `run_failed` feed item of [`Step::RunFailed`].
+pub fn run_failed_data(session_id: &str, run_id: &str, error: &str) -> serde_json::Value {
+    serde_json::json!({"run_id": run_id, "error": error, "session_id": session_id})
 }
 
 /// The writes one decision causes, in the order they must happen.

@@ -76,6 +76,15 @@ pub struct SessionStopView {
 }
 
 impl SessionStopView {
+    /// Whose row a backend loads as `runner`: the latest run's runner, once that run
+    /// ended (an idle session may live on in its process). A live run's stop never
+    /// reads it.
+    pub fn runner_to_load(latest: Option<&RunRecord>) -> Option<&str> {
+        latest
+            .filter(|r| r.status.is_terminal())
+            .and_then(|r| r.run.runner_id.as_deref())
+    }
+
     /// Whether the latest run's runner may still hold a process for the idle session:
     /// registered, not being removed, heard from recently, and a reference runner. An
     /// AOF runner starts a process per turn and holds none between turns: its idle

@@ -564,3 +564,26 @@ fn stopping_a_session() {
         assert!(msg.starts_with("No runner confirmed the stop"), "{msg}");
     }
 }
+
+#[test]
+fn a_session_stop_loads_the_runner_of_an_ended_run_only() {
+    let ended = rec(RunStatus::Completed);
+    assert_eq!(SessionStopView::runner_to_load(Some(&ended)), Some("r1"));
+    let live = rec(RunStatus::Running);
+    assert_eq!(SessionStopView::runner_to_load(Some(&live)), None);
+    // Never claimed, so no runner to look at.
+    let cancelled = RunRecord {
+        status: RunStatus::Stopped,
+        ..rec(RunStatus::Pending)
+    };
+    assert_eq!(SessionStopView::runner_to_load(Some(&cancelled)), None);
+    assert_eq!(SessionStopView::runner_to_load(None), None);
+}
+
+#[test]
+fn the_run_failed_feed_item_names_the_run_its_session_and_the_error() {
+    assert_eq!(
+        run_failed_data("ses_1", "run_1", "boom"),
+        serde_json::json!({"run_id": "run_1", "error": "boom", "session_id": "ses_1"})
+    );
+}
