@@ -83,6 +83,6 @@ impl AuditStore for PgStore {
 
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let q = sqlx::query("DELETE FROM audit_log WHERE at_ms < $1").bind(ms(before));
-        self.exec(q).await
+        self.exec([q]).await
     }
 }

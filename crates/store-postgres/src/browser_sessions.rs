@@ -12,25 +12,18 @@ use crate::{internal, ms, PgStore};
 #[async_trait]
 impl LoginStore for PgStore {
     async fn create_browser_session(&self, s: &BrowserSessionRecord) -> StoreResult<()> {
-        let mut w = self.begin().await?;
         // Expired sessions are useless; dropping them here keeps the table small.
-        sqlx::query("DELETE FROM browser_sessions WHERE expires_ms < $1")
-            .bind(ms(Utc::now()))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?;
-        sqlx::query(
+        let sql = "DELETE FROM browser_sessions WHERE expires_ms < $1";
+        let purge = sqlx::query(sql).bind(ms(Utc::now()));
+        let insert = sqlx::query(
             "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) \
              VALUES ($1, $2, $3, $4)",
         )
         .bind(&s.hash)
         .bind(&s.key_id)
         .bind(ms(s.created_at))
-        .bind(ms(s.expires_at))
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        w.commit().await
+        .bind(ms(s.expires_at));
+        self.exec([purge, insert]).await.map(drop)
     }
 
     async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {

@@ -35,16 +35,16 @@ impl AuthStore for PgStore {
         let q = sqlx::query(
             "INSERT INTO api_keys(id, name, role, hash, created_ms, revoked_ms, scope_tags, \
              scope_agents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        );
-        let q = q
-            .bind(&k.id)
-            .bind(&k.name)
-            .bind(k.role.as_str())
-            .bind(&k.hash);
-        let q = q.bind(ms(k.created_at)).bind(k.revoked_at.map(ms));
-        self.exec(q.bind(&k.scope.tags).bind(&k.scope.agents))
-            .await
-            .map(drop)
+        )
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(k.role.as_str())
+        .bind(&k.hash)
+        .bind(ms(k.created_at))
+        .bind(k.revoked_at.map(ms))
+        .bind(&k.scope.tags)
+        .bind(&k.scope.agents);
+        self.exec([q]).await.map(drop)
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
@@ -61,21 +61,15 @@ impl AuthStore for PgStore {
 
     async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
         let sql = "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2";
-        Ok(self
-            .exec(sqlx::query(sql).bind(ms(Utc::now())).bind(id))
-            .await?
-            > 0)
+        let q = sqlx::query(sql).bind(ms(Utc::now())).bind(id);
+        Ok(self.exec([q]).await? > 0)
     }
 
     async fn create_session_token(&self, t: &SessionTokenRecord) -> StoreResult<()> {
-        let mut w = self.begin().await?;
         // Expired tokens are useless; dropping them here keeps the table small.
-        sqlx::query("DELETE FROM session_tokens WHERE expires_ms < $1")
-            .bind(ms(Utc::now()))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(internal)?;
-        sqlx::query(
+        let sql = "DELETE FROM session_tokens WHERE expires_ms < $1";
+        let purge = sqlx::query(sql).bind(ms(Utc::now()));
+        let insert = sqlx::query(
             "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -83,11 +77,8 @@ impl AuthStore for PgStore {
         .bind(&t.hash)
         .bind(&t.run_id)
         .bind(&t.session_id)
-        .bind(ms(t.expires_at))
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        w.commit().await
+        .bind(ms(t.expires_at));
+        self.exec([purge, insert]).await.map(drop)
     }
 
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
@@ -107,7 +98,7 @@ impl AuthStore for PgStore {
             "INSERT INTO runner_keys(runner_id, key_id) VALUES ($1, $2) \
              ON CONFLICT(runner_id) DO UPDATE SET key_id = excluded.key_id",
         );
-        self.exec(q.bind(runner_id).bind(key_id)).await.map(drop)
+        self.exec([q.bind(runner_id).bind(key_id)]).await.map(drop)
     }
 
     async fn runner_key(&self, runner_id: &str) -> StoreResult<Option<String>> {

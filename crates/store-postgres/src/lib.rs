@@ -198,15 +198,22 @@ impl PgStore {
         })
     }
 
-    /// One statement in its own write transaction; the rows it changed.
-    pub(crate) async fn exec(
+    /// Statements in order in one write transaction; the rows the last one changed.
+    pub(crate) async fn exec<const N: usize>(
         &self,
-        q: sqlx::query::Query<'_, Postgres, PgArguments>,
+        queries: [sqlx::query::Query<'_, Postgres, PgArguments>; N],
     ) -> StoreResult<u64> {
         let mut w = self.begin().await?;
-        let n = q.execute(&mut *w.tx).await.map_err(internal)?;
+        let mut n = 0;
+        for q in queries {
+            n = q
+                .execute(&mut *w.tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+        }
         w.commit().await?;
-        Ok(n.rows_affected())
+        Ok(n)
     }
 
     pub async fn close(&self) {

@@ -103,11 +103,8 @@ fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
 /// Appends `write` (the insert carries the idempotency rule), or tells why not in the
 /// order of `aof_store::events`: no session, a repeated key (`Ok(None)`), the fence.
 fn append(w: &mut Tx<'_>, session_id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
-    let run_id = write.run_id.as_deref();
-    let (key, token) = (
-        write.idempotency_key.as_deref(),
-        write.lease_token.as_deref(),
-    );
+    let (run_id, key) = (write.run_id.as_deref(), write.idempotency_key.as_deref());
+    let token = write.lease_token.as_deref();
     if token.is_none() || run_id.is_some() {
         if let Some(seq) = next_seq(w, session_id, run_id, token)? {
             return insert_event(w, session_id, seq, run_id, key, write.event);
