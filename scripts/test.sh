@@ -35,6 +35,10 @@ export AOF_BIN="$CARGO_TARGET_DIR/debug/aof"
 stage "clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
+stage "unused dependencies (cargo machete)"
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked cargo-machete
+cargo machete
+
 stage "tests (nextest)"
 cargo nextest run --locked --workspace --no-fail-fast
 
