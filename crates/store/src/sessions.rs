@@ -150,7 +150,6 @@ pub fn affinity(s: Session) -> Affinity {
 #[cfg(test)]
 mod tests {
     use aof_core::RunStatus;
-    use aof_wire::{ExecutionMode, Run, RunType};
 
     use super::*;
 
@@ -170,36 +169,9 @@ mod tests {
     }
 
     fn run(status: RunStatus, runner: Option<&str>) -> RunRecord {
-        RunRecord {
-            run: Run {
-                run_id: "run_1".into(),
-                run_type: RunType::StartSession,
-                session_id: "s1".into(),
-                agent_name: None,
-                parameters: serde_json::Value::Null,
-                project_dir: None,
-                parent_session_id: None,
-                execution_mode: ExecutionMode::Sync,
-                demands: None,
-                status: status.to_string(),
-                runner_id: runner.map(str::to_string),
-                error: None,
-                created_at: "2027-01-15T08:00:00Z".into(),
-                claimed_at: None,
-                started_at: None,
-                completed_at: None,
-                timeout_at: None,
-                attempt: 1,
-                scope: None,
-                resolved_agent_blueprint: None,
-                lease_token: None,
-                session_token: None,
-                traceparent: None,
-            },
-            status,
-            lease_token: None,
-            lease_expires_at: None,
-        }
+        let mut r = crate::events::tests::run("s1", status, None);
+        r.run.runner_id = runner.map(str::to_string);
+        r
     }
 
     #[test]

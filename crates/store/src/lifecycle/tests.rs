@@ -1,7 +1,6 @@
 //! The lifecycle's rules as tables, without a database.
 
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
-use aof_wire::{ExecutionMode, Run, RunType};
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
@@ -12,36 +11,12 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn rec(status: RunStatus) -> RunRecord {
-    RunRecord {
-        run: Run {
-            run_id: "run_1".into(),
-            run_type: RunType::StartSession,
-            session_id: "ses_1".into(),
-            agent_name: None,
-            parameters: serde_json::Value::Null,
-            project_dir: None,
-            parent_session_id: None,
-            execution_mode: ExecutionMode::Sync,
-            demands: None,
-            status: status.to_string(),
-            runner_id: (status != RunStatus::Pending).then(|| "r1".to_string()),
-            error: None,
-            created_at: "2027-01-15T08:00:00Z".into(),
-            claimed_at: None,
-            started_at: None,
-            completed_at: None,
-            timeout_at: None,
-            attempt: 1,
-            scope: None,
-            resolved_agent_blueprint: None,
-            lease_token: None,
-            session_token: None,
-            traceparent: None,
-        },
-        status,
-        lease_token: (status != RunStatus::Pending).then(|| "tok".to_string()),
-        lease_expires_at: None,
+    let held = status != RunStatus::Pending;
+    let mut r = crate::events::tests::run("ses_1", status, held.then_some("tok"));
+    if !held {
+        r.run.runner_id = None;
     }
+    r
 }
 
 fn ours() -> Writer {
