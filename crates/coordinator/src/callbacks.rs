@@ -36,7 +36,7 @@ pub(crate) async fn run(st: AppState, shutdown: CancellationToken) {
                     let Ok(SessionPayload { session: s }) = serde_json::from_str(&item.data) else {
                         continue;
                     };
-                    if !ended(&s.status) {
+                    if !ended(s.status) {
                         continue;
                     }
                     // The session may have callbacks waiting for it to become idle…
@@ -54,13 +54,13 @@ pub(crate) async fn run(st: AppState, shutdown: CancellationToken) {
     }
 }
 
-fn ended(status: &str) -> bool {
+fn ended(status: SessionStatus) -> bool {
     matches!(
-        status.parse::<SessionStatus>(),
-        Ok(SessionStatus::Finished
+        status,
+        SessionStatus::Finished
             | SessionStatus::Idle
             | SessionStatus::Failed
-            | SessionStatus::Stopped)
+            | SessionStatus::Stopped
     )
 }
 
@@ -99,8 +99,8 @@ async fn try_deliver(st: &AppState, parent: &str) -> Result<(), ApiError> {
     };
     // A failed or stopped parent keeps its callbacks until someone resumes it.
     if !matches!(
-        session.status.parse::<SessionStatus>(),
-        Ok(SessionStatus::Finished | SessionStatus::Idle)
+        session.status,
+        SessionStatus::Finished | SessionStatus::Idle
     ) {
         return Ok(());
     }

@@ -27,8 +27,8 @@ fn last_activity(s: &Session) -> Option<DateTime<Utc>> {
 
 fn ended(s: &Session) -> bool {
     matches!(
-        s.status.parse(),
-        Ok(SessionStatus::Finished | SessionStatus::Failed | SessionStatus::Stopped)
+        s.status,
+        SessionStatus::Finished | SessionStatus::Failed | SessionStatus::Stopped
     )
 }
 

@@ -36,7 +36,7 @@ impl AdminStore for PgStore {
             .list_runners(self.opts.stale_after)
             .await?
             .iter()
-            .filter(|r| r.status == "online")
+            .filter(|r| r.status == aof_wire::RunnerStatus::Online)
             .count() as i64;
         Ok(Counts {
             runs_by_status: runs

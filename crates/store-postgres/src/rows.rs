@@ -7,7 +7,7 @@ use sqlx::{postgres::PgRow, PgConnection, Row};
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{RunRecord, StoreResult};
-use aof_wire::{ExecutionMode, Run, RunType, Session};
+use aof_wire::{Run, Session};
 
 use crate::{internal, WriteTx};
 
@@ -18,10 +18,10 @@ pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, par
     project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
     created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint, traceparent";
 
-pub(crate) fn session_from_row(r: &PgRow) -> Session {
-    Session {
+pub(crate) fn session_from_row(r: &PgRow) -> StoreResult<Session> {
+    Ok(Session {
         session_id: r.get("session_id"),
-        status: r.get("status"),
+        status: parsed(r, "status")?,
         created_at: r.get("created_at"),
         project_dir: r.get("project_dir"),
         agent_name: r.get("agent_name"),
@@ -30,7 +30,14 @@ pub(crate) fn session_from_row(r: &PgRow) -> Session {
         executor_session_id: r.get("executor_session_id"),
         executor_profile: r.get("executor_profile"),
         hostname: r.get("hostname"),
-    }
+    })
+}
+
+/// A text column holding an enum's wire name; an unknown name is an error, never a default.
+fn parsed<T: FromStr<Err = String>>(r: &PgRow, col: &str) -> StoreResult<T> {
+    let text: String = r.get(col);
+    text.parse()
+        .map_err(|e: String| internal(anyhow::anyhow!("column {col}: {e}")))
 }
 
 fn json_col(r: &PgRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
@@ -40,17 +47,7 @@ fn json_col(r: &PgRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
 }
 
 pub(crate) fn run_from_row(r: &PgRow) -> StoreResult<RunRecord> {
-    let status_text: String = r.get("status");
-    let status = RunStatus::from_str(&status_text).map_err(|e| internal(anyhow::anyhow!(e)))?;
-    let run_type = match r.get::<String, _>("run_type").as_str() {
-        "resume_session" => RunType::ResumeSession,
-        _ => RunType::StartSession,
-    };
-    let execution_mode = match r.get::<String, _>("execution_mode").as_str() {
-        "async_poll" => ExecutionMode::AsyncPoll,
-        "async_callback" => ExecutionMode::AsyncCallback,
-        _ => ExecutionMode::Sync,
-    };
+    let status: RunStatus = parsed(r, "status")?;
     let demands = json_col(r, "demands")?
         .map(serde_json::from_value)
         .transpose()
@@ -59,15 +56,15 @@ pub(crate) fn run_from_row(r: &PgRow) -> StoreResult<RunRecord> {
     Ok(RunRecord {
         run: Run {
             run_id: r.get("run_id"),
-            run_type,
+            run_type: parsed(r, "run_type")?,
             session_id: r.get("session_id"),
             agent_name: r.get("agent_name"),
             parameters: json_col(r, "parameters")?.unwrap_or(serde_json::Value::Null),
             project_dir: r.get("project_dir"),
             parent_session_id: r.get("parent_session_id"),
-            execution_mode,
+            execution_mode: parsed(r, "execution_mode")?,
             demands,
-            status: status_text,
+            status,
             runner_id: r.get("runner_id"),
             error: r.get("error"),
             created_at: r.get("created_at"),
@@ -111,7 +108,7 @@ pub(crate) async fn load_session(
     .fetch_optional(conn)
     .await
     .map_err(internal)?;
-    Ok(row.as_ref().map(session_from_row))
+    row.as_ref().map(session_from_row).transpose()
 }
 
 /// Sets a session's status and feeds `session_updated` with the new row.
@@ -132,7 +129,7 @@ pub(crate) async fn set_session_status(
     .map_err(internal)?;
     match changed {
         Some(row) => {
-            let s = session_from_row(&row);
+            let s = session_from_row(&row)?;
             crate::callbacks::record_if_callback(w, &s, status).await?;
             feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
             Ok(Some(s))

@@ -88,7 +88,7 @@ impl RunStore for PgStore {
                 let Some(row) = row else {
                     return Err(StoreError::SessionExists(new.session_id));
                 };
-                Some(session_from_row(&row))
+                Some(session_from_row(&row)?)
             }
             RunType::ResumeSession => {
                 let known: Option<i64> =

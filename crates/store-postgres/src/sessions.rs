@@ -38,7 +38,8 @@ async fn load_held(
     .fetch_optional(conn)
     .await
     .map_err(internal)?;
-    Ok(row.map(|r| (session_from_row(&r), r.get("held"))))
+    row.map(|r| Ok((session_from_row(&r)?, r.get("held"))))
+        .transpose()
 }
 
 async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
@@ -46,7 +47,7 @@ async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
         "UPDATE sessions SET status = $1, project_dir = $2, agent_name = $3, last_resumed_at = $4, \
          executor_session_id = $5, executor_profile = $6, hostname = $7 WHERE session_id = $8",
     )
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(&s.project_dir)
     .bind(&s.agent_name)
     .bind(&s.last_resumed_at)
@@ -91,8 +92,11 @@ impl SessionStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let rows = rows.iter().map(|r| (session_from_row(r), r.get("rid")));
-        Ok(sessions::page(rows.collect(), limit))
+        let rows = rows
+            .iter()
+            .map(|r| Ok((session_from_row(r)?, r.get("rid"))))
+            .collect::<StoreResult<_>>()?;
+        Ok(sessions::page(rows, limit))
     }
 
     async fn bind(

@@ -62,7 +62,7 @@ impl AdminStore for SqliteStore {
             .list_runners(self.opts.stale_after)
             .await?
             .iter()
-            .filter(|r| r.status == "online")
+            .filter(|r| r.status == aof_wire::RunnerStatus::Online)
             .count() as i64;
         Ok(Counts {
             runs_by_status: runs,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{ImportedRun, ImportedSession};
 use aof_wire::{Event, Run, Session};
@@ -59,22 +59,22 @@ pub fn read_reference(path: &Path) -> anyhow::Result<ReferenceData> {
         .query_map([], |r| Ok(session_json(r)))?
         .map(|r| -> anyhow::Result<Session> {
             let v = r?;
-            serde_json::from_value(v.clone()).with_context(|| format!("session row {v}"))
+            serde_json::from_value(v.clone())
+                .with_context(|| format!("session row {v} in the reference database"))
         })
         .collect::<anyhow::Result<_>>()?;
     let has_runs = conn
         .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'")?
         .exists([])?;
     for mut session in sessions {
-        let status = session_status(&session.status)?;
-        let final_status = match status {
+        let final_status = match session.status {
             SessionStatus::Pending | SessionStatus::Running | SessionStatus::Stopping => {
                 data.sessions_in_flight += 1;
                 SessionStatus::Failed
             }
             other => other,
         };
-        session.status = final_status.as_str().to_string();
+        session.status = final_status;
         let runs = if has_runs {
             read_runs(&conn, &session.session_id, &mut data.runs_in_flight)?
         } else {
@@ -89,11 +89,6 @@ pub fn read_reference(path: &Path) -> anyhow::Result<ReferenceData> {
         });
     }
     Ok(data)
-}
-
-fn session_status(s: &str) -> anyhow::Result<SessionStatus> {
-    s.parse()
-        .map_err(|_| anyhow!("unknown session status {s:?} in the reference database"))
 }
 
 fn text(r: &Row, col: &str) -> Option<String> {
@@ -168,21 +163,17 @@ fn read_runs(
         .map(|v| {
             let mut run: Run =
                 serde_json::from_value(v.clone()).with_context(|| format!("run row {v}"))?;
-            let status: RunStatus = run
-                .status
-                .parse()
-                .map_err(|_| anyhow!("unknown run status {:?} of {}", run.status, run.run_id))?;
-            let status = if status.is_terminal() {
-                status
+            let status = if run.status.is_terminal() {
+                run.status
             } else {
                 *in_flight += 1;
-                let was = run.status.clone();
+                let was = run.status;
                 run.error = Some(format!(
                     "imported from the AOF reference while {was}: not run again"
                 ));
                 RunStatus::Failed
             };
-            run.status = status.as_str().to_string();
+            run.status = status;
             Ok(ImportedRun { run, status })
         })
         .collect()
@@ -281,7 +272,7 @@ mod tests {
         assert_eq!((data.sessions_in_flight, data.runs_in_flight), (1, 1));
         let s = &data.sessions[0];
         assert_eq!(s.status, SessionStatus::Failed);
-        assert_eq!(s.session.status, "failed");
+        assert_eq!(s.session.status, SessionStatus::Failed);
         assert_eq!(s.runs[0].status, RunStatus::Failed);
         assert!(s.runs[0]
             .run

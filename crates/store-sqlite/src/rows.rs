@@ -7,7 +7,7 @@ use rusqlite::{types::Type, Connection, OptionalExtension, Row};
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{RunRecord, StoreResult};
-use aof_wire::{ExecutionMode, Run, RunType, Session};
+use aof_wire::{Run, Session};
 
 use crate::{internal, Tx};
 
@@ -21,7 +21,7 @@ pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, par
 pub(crate) fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
     Ok(Session {
         session_id: r.get("session_id")?,
-        status: r.get("status")?,
+        status: parsed(r, "status")?,
         created_at: r.get("created_at")?,
         project_dir: r.get("project_dir")?,
         agent_name: r.get("agent_name")?,
@@ -42,6 +42,12 @@ pub(crate) fn bad_column(
     rusqlite::Error::FromSqlConversionFailure(0, Type::Text, format!("column {col}: {e}").into())
 }
 
+/// A text column holding an enum's wire name; an unknown name is an error, never a default.
+fn parsed<T: FromStr<Err = String>>(r: &Row, col: &str) -> rusqlite::Result<T> {
+    let text: String = r.get(col)?;
+    text.parse().map_err(|e: String| bad_column(col, e))
+}
+
 pub(crate) fn json_col(r: &Row, col: &str) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(col)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| bad_column(col, e)))
@@ -49,17 +55,7 @@ pub(crate) fn json_col(r: &Row, col: &str) -> rusqlite::Result<Option<serde_json
 }
 
 pub(crate) fn run_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
-    let status_text: String = r.get("status")?;
-    let status = RunStatus::from_str(&status_text).map_err(|e| bad_column("status", e))?;
-    let run_type = match r.get::<_, String>("run_type")?.as_str() {
-        "resume_session" => RunType::ResumeSession,
-        _ => RunType::StartSession,
-    };
-    let execution_mode = match r.get::<_, String>("execution_mode")?.as_str() {
-        "async_poll" => ExecutionMode::AsyncPoll,
-        "async_callback" => ExecutionMode::AsyncCallback,
-        _ => ExecutionMode::Sync,
-    };
+    let status: RunStatus = parsed(r, "status")?;
     let demands = json_col(r, "demands")?
         .map(serde_json::from_value)
         .transpose()
@@ -68,15 +64,15 @@ pub(crate) fn run_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         run: Run {
             run_id: r.get("run_id")?,
-            run_type,
+            run_type: parsed(r, "run_type")?,
             session_id: r.get("session_id")?,
             agent_name: r.get("agent_name")?,
             parameters: json_col(r, "parameters")?.unwrap_or(serde_json::Value::Null),
             project_dir: r.get("project_dir")?,
             parent_session_id: r.get("parent_session_id")?,
-            execution_mode,
+            execution_mode: parsed(r, "execution_mode")?,
             demands,
-            status: status_text,
+            status,
             runner_id: r.get("runner_id")?,
             error: r.get("error")?,
             created_at: r.get("created_at")?,

@@ -29,7 +29,7 @@ fn write_session(w: &mut Tx<'_>, s: Session) -> StoreResult<Session> {
     )
     .and_then(|mut st| {
         st.execute(params![
-            s.status,
+            s.status.as_str(),
             s.project_dir,
             s.agent_name,
             s.last_resumed_at,

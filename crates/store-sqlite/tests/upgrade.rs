@@ -114,7 +114,7 @@ async fn check(store: &SqliteStore, k: usize) {
         .await
         .unwrap()
         .expect("session");
-    assert_eq!(s.status, "finished", "schema {k}");
+    assert_eq!(s.status.as_str(), "finished", "schema {k}");
     assert_eq!(s.agent_name.as_deref(), Some("writer"));
     assert_eq!(s.project_dir.as_deref(), Some("/proj"));
 
@@ -146,7 +146,7 @@ async fn check(store: &SqliteStore, k: usize) {
     assert!(next.id > events[2].id);
 
     let done = store.get_run("run_done").await.unwrap().expect("run_done");
-    assert_eq!(done.run.status, "completed");
+    assert_eq!(done.run.status.as_str(), "completed");
     assert_eq!(done.run.parameters["prompt"], "hi");
     assert_eq!(done.run.resolved_agent_blueprint, None);
     let pending = store.list_runs(Some("pending")).await.unwrap();
@@ -165,7 +165,7 @@ async fn check(store: &SqliteStore, k: usize) {
         .unwrap();
     assert_eq!(runners.len(), 1);
     assert_eq!(runners[0].tags, ["gpu"]);
-    assert_eq!(runners[0].status, "stale");
+    assert_eq!(runners[0].status.as_str(), "stale");
 
     let key = store.find_key("k1").await.unwrap();
     assert_eq!(key.is_some(), k >= 3, "schema {k}: api key");

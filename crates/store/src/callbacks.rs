@@ -86,7 +86,7 @@ mod tests {
     fn child(parent: Option<&str>) -> Session {
         Session {
             session_id: "child".into(),
-            status: "running".into(),
+            status: SessionStatus::Running,
             created_at: "2027-01-15T08:00:00Z".into(),
             project_dir: None,
             agent_name: None,

@@ -113,7 +113,7 @@ pub(crate) mod tests {
                 parent_session_id: None,
                 execution_mode: ExecutionMode::Sync,
                 demands: None,
-                status: status.to_string(),
+                status,
                 runner_id: Some("r1".into()),
                 error: None,
                 created_at: "2027-01-15T08:00:00Z".into(),

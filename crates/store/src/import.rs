@@ -138,7 +138,7 @@ mod tests {
         ImportedSession {
             session: Session {
                 session_id: "ses_1".into(),
-                status: "failed".into(),
+                status: SessionStatus::Failed,
                 created_at: "2027-01-15T08:00:00Z".into(),
                 project_dir: Some("/p".into()),
                 agent_name: None,

@@ -65,7 +65,7 @@ mod tests {
                 .unwrap(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             require_matching_tags: require,
-            status: "online".into(),
+            status: aof_wire::RunnerStatus::Online,
             seconds_since_heartbeat: 0.0,
         }
     }

@@ -13,8 +13,7 @@ pub const DEREGISTERED: &str = "Runner deregistered during execution";
 /// The runs of a runner reaped for silence fail with this.
 pub const DISCONNECTED: &str = "Runner disconnected during execution";
 
-pub const ONLINE: &str = "online";
-pub const STALE: &str = "stale";
+pub use aof_wire::RunnerStatus;
 
 /// A `runners` row as both backends store it (the JSON columns as their text).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +66,11 @@ impl RunnerRow {
                 .map_err(|e| bad_column("executor", e))?,
             tags: serde_json::from_str(&self.tags).map_err(|e| bad_column("tags", e))?,
             require_matching_tags: self.require_matching_tags,
-            status: if online { ONLINE } else { STALE }.into(),
+            status: if online {
+                RunnerStatus::Online
+            } else {
+                RunnerStatus::Stale
+            },
             seconds_since_heartbeat: age_ms(self.last_heartbeat_ms, now) as f64 / 1000.0,
         })
     }
@@ -196,11 +199,11 @@ mod tests {
         let stale_after = Duration::seconds(120);
         // (silent for ms, status, seconds_since_heartbeat)
         let table = [
-            (0, ONLINE, 0.0),
-            (119_999, ONLINE, 119.999),
-            (120_000, STALE, 120.0),
-            (600_000, STALE, 600.0),
-            (-5_000, ONLINE, 0.0), // another coordinator's clock runs ahead
+            (0, RunnerStatus::Online, 0.0),
+            (119_999, RunnerStatus::Online, 119.999),
+            (120_000, RunnerStatus::Stale, 120.0),
+            (600_000, RunnerStatus::Stale, 600.0),
+            (-5_000, RunnerStatus::Online, 0.0), // another coordinator's clock runs ahead
         ];
         for (silent, status, age) in table {
             let info = row(silent, None).info(t0(), stale_after).unwrap();
@@ -208,7 +211,7 @@ mod tests {
             assert_eq!(info.seconds_since_heartbeat, age, "silent {silent} ms");
             assert_eq!(
                 is_online(t0().timestamp_millis() - silent, t0(), stale_after),
-                status == ONLINE
+                status == RunnerStatus::Online
             );
         }
     }
@@ -298,8 +301,8 @@ mod tests {
         assert!(!r.require_matching_tags && !r.deregister);
         let info = r.info(t0(), Duration::seconds(120)).unwrap();
         assert_eq!(
-            (info.status.as_str(), info.seconds_since_heartbeat),
-            (ONLINE, 0.0)
+            (info.status, info.seconds_since_heartbeat),
+            (RunnerStatus::Online, 0.0)
         );
     }
 
@@ -322,8 +325,8 @@ mod tests {
             PollState::Ready { runner, has_stops } => {
                 assert!(has_stops);
                 assert_eq!(
-                    (runner.runner_id.as_str(), runner.status.as_str()),
-                    ("r1", STALE)
+                    (runner.runner_id.as_str(), runner.status),
+                    ("r1", RunnerStatus::Stale)
                 );
             }
             other => panic!("{other:?}"),

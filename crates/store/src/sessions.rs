@@ -38,7 +38,7 @@ pub fn on_bind(
     if req.project_dir.is_some() {
         s.project_dir.clone_from(&req.project_dir);
     }
-    s.status = SessionStatus::Running.to_string();
+    s.status = SessionStatus::Running;
     Ok(s)
 }
 
@@ -98,13 +98,11 @@ pub fn on_runner_status(
 
 /// Whether a session may be deleted: not while it runs, idles (a runner may hold its
 /// process) or stops, nor while a runner holds one of its runs. `current`: the session
-/// and how many of its runs are held. A status this build does not know counts as
-/// running.
+/// and how many of its runs are held.
 pub fn check_delete(session_id: &str, current: Option<(Session, i64)>) -> StoreResult<()> {
     let (s, held_runs) = current.ok_or_else(|| not_found(session_id))?;
-    let status: SessionStatus = s.status.parse().unwrap_or(SessionStatus::Running);
     let busy = matches!(
-        status,
+        s.status,
         SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
     );
     if busy || held_runs > 0 {
@@ -156,7 +154,7 @@ mod tests {
     fn ses(status: &str) -> Session {
         Session {
             session_id: "s1".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             created_at: "2027-01-15T08:00:00Z".into(),
             project_dir: Some("/old".into()),
             agent_name: Some("a".into()),
@@ -186,7 +184,7 @@ mod tests {
         for (held, sent) in [(0, false), (1, false), (1, true)] {
             let s = on_bind("s1", Some((ses("pending"), held)), &req(None), sent).unwrap();
             let want = Session {
-                status: "running".into(),
+                status: SessionStatus::Running,
                 executor_session_id: Some("e1".into()),
                 hostname: Some("h1".into()),
                 executor_profile: Some("x1".into()),
@@ -280,7 +278,6 @@ mod tests {
             ("running", 0, false),
             ("idle", 0, false),
             ("stopping", 0, false),
-            ("mystery", 0, false),
         ];
         for (status, held, ok) in table {
             match check_delete("s1", Some((ses(status), held))) {

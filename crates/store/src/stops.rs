@@ -1,7 +1,7 @@
 //! The reference's answers to "stop this session" that do not depend on the backend:
 //! which session states need no run to be touched, and the wording of every outcome.
 
-use aof_core::RunStatus;
+use aof_core::{RunStatus, SessionStatus};
 
 use crate::StopOutcome;
 
@@ -28,17 +28,17 @@ pub fn outcome(
 }
 
 /// The answer when the session's own status settles it (already stopping or ended).
-pub fn settled(session_id: &str, session_status: &str) -> Option<StopOutcome> {
+pub fn settled(session_id: &str, session_status: SessionStatus) -> Option<StopOutcome> {
     match session_status {
-        "stopping" => Some(outcome(
+        SessionStatus::Stopping => Some(outcome(
             session_id,
             "stopping",
             None,
             "Session is already being stopped".into(),
         )),
-        s @ ("stopped" | "finished" | "failed") => {
-            Some(outcome(session_id, s, None, format!("Session already {s}")))
-        }
+        s @ (SessionStatus::Stopped | SessionStatus::Finished | SessionStatus::Failed) => Some(
+            outcome(session_id, s.as_str(), None, format!("Session already {s}")),
+        ),
         _ => None,
     }
 }

@@ -19,9 +19,9 @@ pub mod sse;
 pub use error::ErrorBody;
 pub use event::{Event, StoredEvent};
 pub use limits::RunLimits;
-pub use run::{Demands, ExecutionMode, Run, RunCreate, RunCreateResponse, RunType};
+pub use run::{Demands, ExecutionMode, Run, RunCreate, RunCreateResponse, RunStatus, RunType};
 pub use runner::*;
-pub use session::{Session, SessionResult};
+pub use session::{Session, SessionResult, SessionStatus};
 
 /// Numeric protocol version we speak; sent by our runner as `X-AOF-Protocol`, answered by
 /// the coordinator in `RegisterResponse::protocol_version`.

@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Run statuses: the enum the lifecycle (`aof_core::run`) is written over, serialized
+/// to the AOF names. An unknown name fails where it enters (deserialization).
+pub use aof_core::RunStatus;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunType {
@@ -15,6 +19,16 @@ impl RunType {
             RunType::StartSession => "start_session",
             RunType::ResumeSession => "resume_session",
         }
+    }
+}
+
+impl std::str::FromStr for RunType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [RunType::StartSession, RunType::ResumeSession]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown run type '{s}'"))
     }
 }
 
@@ -34,6 +48,20 @@ impl ExecutionMode {
             ExecutionMode::AsyncPoll => "async_poll",
             ExecutionMode::AsyncCallback => "async_callback",
         }
+    }
+}
+
+impl std::str::FromStr for ExecutionMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ExecutionMode::Sync,
+            ExecutionMode::AsyncPoll,
+            ExecutionMode::AsyncCallback,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| format!("unknown execution mode '{s}'"))
     }
 }
 
@@ -102,7 +130,7 @@ pub struct RunCreate {
 pub struct RunCreateResponse {
     pub run_id: String,
     pub session_id: String,
-    pub status: String,
+    pub status: RunStatus,
 }
 
 /// A run as `GET /runs` shows it. The runner's poll adds `scope`,
@@ -120,8 +148,7 @@ pub struct Run {
     pub parent_session_id: Option<String>,
     pub execution_mode: ExecutionMode,
     pub demands: Option<Demands>,
-    /// pending, claimed, running, stopping, completed, failed or stopped.
-    pub status: String,
+    pub status: RunStatus,
     pub runner_id: Option<String>,
     pub error: Option<String>,
     pub created_at: String,

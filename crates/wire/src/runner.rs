@@ -109,6 +109,23 @@ pub struct HeartbeatResponse {
     pub revoked: Vec<String>,
 }
 
+/// A registered runner's liveness: `stale` once it is silent past the stale threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunnerStatus {
+    Online,
+    Stale,
+}
+
+impl RunnerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerStatus::Online => "online",
+            RunnerStatus::Stale => "stale",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerInfo {
     pub runner_id: String,
@@ -121,7 +138,7 @@ pub struct RunnerInfo {
     pub executor: serde_json::Map<String, serde_json::Value>,
     pub tags: Vec<String>,
     pub require_matching_tags: bool,
-    pub status: String,
+    pub status: RunnerStatus,
     pub seconds_since_heartbeat: f64,
 }
 

@@ -2,10 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Session statuses (`aof_core::session`), serialized to the AOF names.
+pub use aof_core::SessionStatus;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Session {
     pub session_id: String,
-    pub status: String,
+    pub status: SessionStatus,
     pub created_at: String,
     pub project_dir: Option<String>,
     pub agent_name: Option<String>,

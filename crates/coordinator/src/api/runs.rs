@@ -30,7 +30,7 @@ pub(crate) async fn create(
         Json(RunCreateResponse {
             run_id: rec.run.run_id,
             session_id: rec.run.session_id,
-            status: rec.status.to_string(),
+            status: rec.status,
         }),
     ))
 }

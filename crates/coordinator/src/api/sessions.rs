@@ -121,7 +121,7 @@ pub(crate) async fn status(
         .store
         .get_session(&id)
         .await?
-        .map_or_else(|| "not_existent".to_string(), |s| s.status);
+        .map_or_else(|| "not_existent".to_string(), |s| s.status.to_string());
     Ok(Json(StatusResponse { status }))
 }
 
@@ -131,9 +131,10 @@ pub(crate) async fn result(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionResult>> {
     let session = st.store.get_session(&id).await?.ok_or_else(not_found)?;
-    if session.status != SessionStatus::Finished.as_str()
-        && session.status != SessionStatus::Idle.as_str()
-    {
+    if !matches!(
+        session.status,
+        SessionStatus::Finished | SessionStatus::Idle
+    ) {
         return Err(ApiError::BadRequest(
             "Session not finished or idle".into(),
             ErrorCode::SessionNotFinished,

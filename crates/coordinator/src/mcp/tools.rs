@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
-use aof_core::SessionStatus;
 use aof_wire::{ExecutionMode, RunCreate, RunType, Session};
 
 use super::Caller;
@@ -125,13 +124,6 @@ fn session_view(s: &Session) -> Value {
 }
 
 /// Ended for good or for now: the session takes no more work without a new run.
-fn settled(status: &str) -> bool {
-    status
-        .parse::<SessionStatus>()
-        .map(|s| !s.is_busy())
-        .unwrap_or(true)
-}
-
 #[tool_router]
 impl Orchestrator {
     #[tool(
@@ -225,7 +217,7 @@ impl Orchestrator {
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
         let (caller, current) = self.owned(&parts, &p.session_id).await?;
-        if !settled(&current.status) {
+        if current.status.is_busy() {
             return Err(tool_error(ApiError::Conflict(
                 format!(
                     "Session '{}' is {}; resume it once it has ended",
@@ -260,7 +252,7 @@ impl Orchestrator {
         Extension(parts): Extension<http::request::Parts>,
     ) -> ToolResult {
         let status = match self.owned(&parts, &p.session_id).await {
-            Ok((_, s)) => s.status,
+            Ok((_, s)) => s.status.to_string(),
             Err(_) => "not_existent".to_string(),
         };
         ok(json!({"session_id": p.session_id, "status": status}))

@@ -10,7 +10,7 @@ pub(crate) fn imported(session_id: &str, status: SessionStatus) -> ImportedSessi
     let created = "2024-05-01T10:00:00.000Z".to_string();
     let session = Session {
         session_id: session_id.into(),
-        status: status.as_str().into(),
+        status,
         created_at: created.clone(),
         project_dir: Some("/old".into()),
         agent_name: Some("coder".into()),
@@ -30,7 +30,7 @@ pub(crate) fn imported(session_id: &str, status: SessionStatus) -> ImportedSessi
         parent_session_id: None,
         execution_mode: ExecutionMode::Sync,
         demands: None,
-        status: "completed".into(),
+        status: aof_core::RunStatus::Completed,
         runner_id: Some("old-runner".into()),
         error: None,
         created_at: created.clone(),

@@ -63,7 +63,7 @@ pub struct RunnerPresence {
 #[derive(Debug, Clone)]
 pub struct SessionStopView {
     pub session_id: String,
-    pub session_status: String,
+    pub session_status: SessionStatus,
     /// The live run if there is one, else the latest run.
     pub latest: Option<RunRecord>,
     /// `runs.stop_delivered` of `latest`.
@@ -112,7 +112,7 @@ pub fn on_stop_session(v: &SessionStopView) -> StoreResult<(Plan, StopOutcome)> 
     // again once the runner has been told (or is gone), the stop ends it here: a runner
     // that lost the process (restarted) never reports, and the session must not stay
     // stopping for ever.
-    if let Some(rec) = ended.filter(|_| v.session_status == SessionStatus::Stopping.as_str()) {
+    if let Some(rec) = ended.filter(|_| v.session_status == SessionStatus::Stopping) {
         if v.latest_stop_delivered != IDLE_STOP_OWED || !v.keeps_idle_process() {
             let steps = vec![delivered(rec, 1), session(SessionStatus::Stopped)];
             return Ok((
@@ -121,12 +121,12 @@ pub fn on_stop_session(v: &SessionStopView) -> StoreResult<(Plan, StopOutcome)> 
             ));
         }
     }
-    if let Some(done) = stops::settled(sid, &v.session_status) {
+    if let Some(done) = stops::settled(sid, v.session_status) {
         return Ok((Plan::default(), done));
     }
     // An idle session may still have a process on its runner (the reference's
     // persistent executors): the stop goes there, and the runner reports the end.
-    if let Some(rec) = ended.filter(|_| v.session_status == SessionStatus::Idle.as_str()) {
+    if let Some(rec) = ended.filter(|_| v.session_status == SessionStatus::Idle) {
         if v.keeps_idle_process() {
             let steps = vec![
                 delivered(rec, IDLE_STOP_OWED),

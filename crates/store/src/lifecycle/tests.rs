@@ -460,7 +460,7 @@ fn stopping_a_run() {
 fn view(session: &str, latest: Option<RunStatus>, delivered: i64) -> SessionStopView {
     SessionStopView {
         session_id: "ses_1".into(),
-        session_status: session.into(),
+        session_status: session.parse().unwrap(),
         latest: latest.map(rec),
         latest_stop_delivered: delivered,
         runner: None,
