@@ -13,7 +13,7 @@ mod session_list;
 mod sessions;
 mod sse;
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -25,7 +25,10 @@ use tower_http::{cors::CorsLayer, trace::TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
+use crate::{
+    auth::policy::{self, Grant, Undocumented},
+    AppState,
+};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -45,8 +48,9 @@ use crate::AppState;
 struct ApiDoc;
 
 /// Every documented route, and the OpenAPI document built from the same list, so the
-/// two cannot drift apart.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// two cannot drift apart. Each handler's `#[utoipa::path]` also says who may call it
+/// (`x-aof-grants`), which the policy table is read from (`auth::policy`).
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
@@ -108,7 +112,83 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let mut doc = doc;
     document_boundary_refusals(&mut doc);
+    name_audit_actions(&mut doc);
     (router, doc)
+}
+
+/// The published `/openapi.json`, built once: the routes never change in a process.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| routes().1);
+    &DOC
+}
+
+/// The routes served outside the OpenAPI document, with who may call them; the policy
+/// table adds them to the document's (and the dashboard's pages as public reads).
+pub static UNDOCUMENTED: &[Undocumented] = &[
+    Undocumented {
+        method: Method::GET,
+        path: "/openapi.json",
+        grants: &[Grant::Viewer],
+        action: None,
+    },
+    // `DOCS_ENABLED`: the API page over `/openapi.json` needs what the document needs.
+    Undocumented {
+        method: Method::GET,
+        path: "/docs",
+        grants: &[Grant::Viewer],
+        action: Some("docs.redirect"),
+    },
+    Undocumented {
+        method: Method::GET,
+        path: "/docs/",
+        grants: &[Grant::Viewer],
+        action: Some("docs.page"),
+    },
+    Undocumented {
+        method: Method::GET,
+        path: "/docs/{*rest}",
+        grants: &[Grant::Viewer],
+        action: Some("docs.file"),
+    },
+    // Orchestrator MCP (streamable HTTP: POST messages, GET stream, DELETE session).
+    // The tools hold a session token to its own children.
+    Undocumented {
+        method: Method::POST,
+        path: "/mcp",
+        grants: &[Grant::Operator, Grant::AnySession],
+        action: Some("mcp.message"),
+    },
+    Undocumented {
+        method: Method::GET,
+        path: "/mcp",
+        grants: &[Grant::Operator, Grant::AnySession],
+        action: Some("mcp.stream"),
+    },
+    Undocumented {
+        method: Method::DELETE,
+        path: "/mcp",
+        grants: &[Grant::Operator, Grant::AnySession],
+        action: Some("mcp.close"),
+    },
+];
+
+/// Every operation's audit name in the document (`x-aof-audit-action`): the declared one,
+/// else the one derived from its path, so the document shows what the log will say.
+fn name_audit_actions(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            (Method::GET, item.get.as_mut()),
+            (Method::POST, item.post.as_mut()),
+            (Method::PUT, item.put.as_mut()),
+            (Method::PATCH, item.patch.as_mut()),
+            (Method::DELETE, item.delete.as_mut()),
+        ] {
+            let Some(op) = op else { continue };
+            let ext = op.extensions.get_or_insert_with(Default::default);
+            ext.entry(policy::AUDIT_ACTION_EXT.to_string())
+                .or_insert_with(|| policy::derived_action(&method, path).into());
+        }
+    }
 }
 
 /// The refusals the middleware gives before any handler (`auth::browser`, repeated query
@@ -172,18 +252,13 @@ pub fn router_with_shutdown(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Router {
     let cors = cors_layer(&state.cfg.cors_origins);
-    let (api, doc) = routes();
-    let doc = Arc::new(doc);
+    let (api, _) = routes();
     // The orchestrator MCP server: not part of the REST document; the policy table
     // and the auth layer below guard it like every other route.
     let mcp = crate::mcp::service(state.clone(), shutdown);
-    let api = api.route_service("/mcp", mcp).route(
-        "/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    );
+    let api = api
+        .route_service("/mcp", mcp)
+        .route("/openapi.json", get(|| async { Json(document()) }));
     // `DOCS_ENABLED`: Swagger UI over the document above; merged before the layers
     // below, so the auth policy (`/docs*` as `/openapi.json`) and the browser checks
     // cover it like every route.
@@ -222,7 +297,7 @@ pub fn router_with_shutdown(
         .with_state(state)
 }
 
-/// The routes `docs::router` serves (for the policy table's tests).
+/// The routes `docs::router` serves (in [`UNDOCUMENTED`]; for the policy table's tests).
 pub const DOCS_ROUTES: &[&str] = &["/docs", "/docs/", "/docs/{*rest}"];
 
 /// `CORS_ORIGINS` exactly. Unset (the default): no `Access-Control-Allow-Origin` at all,

@@ -1,10 +1,11 @@
 //! The audit log: who did what. Its [`layer`] sits between the request id and the auth
 //! layer, so it sees every answer, refusals included, and records each answered request
 //! that [`audited`] keeps: every state-changing request
-//! (POST/PUT/PATCH/DELETE) except the high-volume runner and agent traffic in [`SKIP`],
-//! every refused one (401/403), and admin-only reads (listing keys, reading this log).
-//! An entry holds the actor (never a secret), the action derived from the route
-//! template ([`action`]), the target id, the status, the request id and the peer.
+//! (POST/PUT/PATCH/DELETE) except the high-volume runner and agent traffic whose routes
+//! say `x-aof-audit: refusals`, every refused one (401/403), and admin-only reads
+//! (listing keys, reading this log). An entry holds the actor (never a secret), the
+//! route's action name from the policy table ([`action`]), the target id, the status,
+//! the request id and the peer.
 //!
 //! Writes leave the request path: entries go over a bounded channel to one writer task
 //! that stores them in batches (on SQLite one group-commit job per batch). A failed batch
@@ -25,7 +26,11 @@ use aof_store::{prelude::*, NewAuditEntry};
 use aof_wire::audit::ActorKind;
 
 use crate::{
-    auth::{policy, policy::Grant, Actor, Principal},
+    auth::{
+        policy,
+        policy::{Audit, Grant},
+        Actor, Principal,
+    },
     AppState,
 };
 
@@ -37,134 +42,35 @@ const BATCH: usize = 512;
 /// Store attempts per batch before its entries are logged as lost.
 const ATTEMPTS: u32 = 4;
 
-/// Runner and agent traffic that is not audited one request at a time: heartbeats,
-/// event posts and run reports are many per run, and the runs and events tables
-/// already record them. Refusals on these routes are still audited.
-pub static SKIP: &[(Method, &str)] = &[
-    (Method::POST, "/runner/heartbeat"),
-    (Method::POST, "/sessions/{id}/events"),
-    (Method::POST, "/sessions/{id}/events/batch"),
-    (Method::POST, "/sessions/{id}/bind"),
-    (Method::POST, "/runner/runs/{run_id}/started"),
-    (Method::POST, "/runner/runs/{run_id}/completed"),
-    (Method::POST, "/runner/runs/{run_id}/failed"),
-    (Method::POST, "/runner/sessions/{id}/status"),
-];
-
-/// Action names that the generic rule in [`action`] would make awkward.
-static NAMES: &[(Method, &str, &str)] = &[
-    (Method::POST, "/auth/keys", "key.create"),
-    (Method::GET, "/auth/keys", "key.list"),
-    (Method::DELETE, "/auth/keys/{id}", "key.revoke"),
-    (Method::POST, "/auth/login", "auth.login"),
-    (Method::POST, "/auth/logout", "auth.logout"),
-    (Method::GET, "/auth/me", "auth.me"),
-    (Method::POST, "/runner/register", "runner.register"),
-    (Method::GET, "/runner/runs", "runner.poll"),
-    (Method::POST, "/runner/heartbeat", "runner.heartbeat"),
-    (
-        Method::POST,
-        "/runner/sessions/{id}/status",
-        "runner.session.status",
-    ),
-    (Method::DELETE, "/runners/{runner_id}", "runner.deregister"),
-    (
-        Method::POST,
-        "/sessions/{id}/events",
-        "session.event.create",
-    ),
-    (
-        Method::POST,
-        "/sessions/{id}/events/batch",
-        "session.event.create_batch",
-    ),
-    (Method::POST, "/retention/purge", "retention.purge"),
-    (Method::POST, "/mcp", "mcp.message"),
-    (Method::GET, "/mcp", "mcp.stream"),
-    (Method::DELETE, "/mcp", "mcp.close"),
-    (Method::GET, "/audit", "audit.list"),
-    (Method::GET, "/docs", "docs.redirect"),
-    (Method::GET, "/docs/", "docs.page"),
-    (Method::GET, "/docs/{*rest}", "docs.file"),
-];
-
-/// A POST to one of these trailing words is that verb (`/runs/{id}/stop` → `run.stop`).
-const VERBS: &[&str] = &[
-    "stop",
-    "bind",
-    "purge",
-    "started",
-    "completed",
-    "failed",
-    "stopped",
-];
-
-/// `runs` → `run`, `mcp-servers` → `mcp_server`, `capabilities` → `capability`.
-fn singular(seg: &str) -> String {
-    let s = seg.replace('-', "_");
-    if let Some(stem) = s.strip_suffix("ies") {
-        format!("{stem}y")
-    } else if let Some(stem) = s.strip_suffix('s').filter(|_| !s.ends_with("ss")) {
-        stem.to_string()
-    } else {
-        s
-    }
-}
-
-/// The stable action name of a route: from [`NAMES`], else nouns from the template's
-/// literal segments plus a verb from the method (`PATCH /agents/{name}/status` →
-/// `agent.status.update`). `None` (no route matched) is `unknown`.
+/// The stable action name of a route: the table's (declared in the route's
+/// `x-aof-audit-action`, else [`policy::derived_action`]). `None` (no route matched) is
+/// `unknown`.
 pub fn action(method: &Method, template: Option<&str>) -> String {
-    let method = if method == Method::HEAD {
-        &Method::GET
-    } else {
-        method
-    };
     let Some(t) = template else {
         return "unknown".into();
     };
-    if let Some((_, _, name)) = NAMES.iter().find(|(m, p, _)| m == method && *p == t) {
-        return (*name).into();
+    match policy::rule(method, Some(t)) {
+        Some(r) => r.action.into(),
+        None => policy::derived_action(method, t),
     }
-    let segs: Vec<&str> = t.split('/').filter(|s| !s.is_empty()).collect();
-    let is_param = |s: &str| s.starts_with('{');
-    let mut nouns: Vec<String> = segs
-        .iter()
-        .filter(|s| !is_param(s))
-        .map(|s| singular(s))
-        .collect();
-    let last = segs.last().copied().unwrap_or("");
-    let verb = match *method {
-        Method::POST if VERBS.contains(&last) => {
-            nouns.pop();
-            last
-        }
-        Method::GET if is_param(last) => "get",
-        Method::GET => "list",
-        Method::POST => "create",
-        Method::PUT | Method::PATCH => "update",
-        Method::DELETE => "delete",
-        _ => "other",
-    };
-    if nouns.is_empty() {
-        return verb.into();
-    }
-    format!("{}.{verb}", nouns.join("."))
 }
 
-/// Whether a request is kept in the log (see the module doc).
-pub fn audited(method: &Method, template: Option<&str>, grants: &[Grant], status: u16) -> bool {
+/// Whether a request is kept in the log (see the module doc): refusals always; on a
+/// matched route, writes and admin-only reads, unless the route keeps only refusals
+/// ([`Audit::Refusals`]).
+pub fn audited(method: &Method, template: Option<&str>, status: u16) -> bool {
     if status == 401 || status == 403 {
         return true;
     }
-    let Some(t) = template else {
+    if template.is_none() {
         return false;
-    };
-    if SKIP.iter().any(|(m, p)| m == method && *p == t) {
+    }
+    let rule = policy::rule(method, template);
+    if rule.is_some_and(|r| r.audit == Audit::Refusals) {
         return false;
     }
     match *method {
-        Method::GET | Method::HEAD => grants == [Grant::Admin],
+        Method::GET | Method::HEAD => rule.map_or(policy::DEFAULT, |r| r.grants) == [Grant::Admin],
         Method::OPTIONS => false,
         _ => true,
     }
@@ -264,14 +170,12 @@ pub async fn layer(
 ) -> Response {
     let (mut parts, body) = req.into_parts();
     let info = RequestInfo::read(&mut parts).await;
-    let grants = policy::grants(&info.method, info.template.as_deref());
     let resp = next
         .run(axum::extract::Request::from_parts(parts, body))
         .await;
     if audited(
         &info.method,
         info.template.as_deref(),
-        grants,
         resp.status().as_u16(),
     ) {
         st.audit.push(info.entry(&resp)).await;
@@ -380,7 +284,7 @@ async fn store_batch(store: &dyn Store, batch: &[NewAuditEntry]) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
     use crate::auth::policy::RULES;
@@ -390,9 +294,10 @@ mod tests {
         let mut seen = BTreeMap::new();
         // Public reads (dashboard pages, health) are never refused nor audited.
         let public_read =
-            |r: &&crate::auth::policy::Rule| r.method == Method::GET && r.grants == [Grant::Public];
+            |r: &&policy::Rule| r.method == Method::GET && r.grants == [Grant::Public];
         for r in RULES.iter().filter(|r| !public_read(r)) {
             let a = action(&r.method, Some(r.path));
+            assert_eq!(a, r.action);
             assert!(
                 a.bytes()
                     .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
@@ -421,59 +326,55 @@ mod tests {
             get(Method::POST, "/runner/runs/{run_id}/stopped"),
             "runner.run.stopped"
         );
+        // Declared names (`x-aof-audit-action`) and the undocumented routes' own.
         assert_eq!(get(Method::HEAD, "/auth/keys"), "key.list");
+        assert_eq!(get(Method::POST, "/runner/register"), "runner.register");
+        assert_eq!(get(Method::GET, "/docs/{*rest}"), "docs.file");
+        assert_eq!(get(Method::DELETE, "/mcp"), "mcp.close");
         assert_eq!(action(&Method::GET, None), "unknown");
-        for (m, p, _) in NAMES {
-            assert!(
-                RULES.iter().any(|r| r.method == m && r.path == *p),
-                "{m} {p}: no such route"
-            );
-        }
-        for (m, p) in SKIP {
-            assert!(
-                RULES.iter().any(|r| r.method == m && r.path == *p),
-                "{m} {p}: no such route"
-            );
-        }
+        // A matched route missing from the table (none today) still gets a name.
+        assert_eq!(get(Method::GET, "/not/in/table"), "not.in.table.list");
     }
 
     #[test]
     fn what_is_kept() {
-        let op = [Grant::Operator];
-        let admin = [Grant::Admin];
-        assert!(audited(&Method::POST, Some("/runs"), &op, 201));
+        assert!(audited(&Method::POST, Some("/runs"), 201));
         assert!(
-            audited(&Method::DELETE, Some("/sessions/{id}"), &op, 404),
+            audited(&Method::DELETE, Some("/sessions/{id}"), 404),
             "failed writes too"
         );
-        assert!(!audited(&Method::GET, Some("/runs"), &[Grant::Viewer], 200));
-        assert!(audited(&Method::GET, Some("/runs"), &[Grant::Viewer], 401));
+        assert!(!audited(&Method::GET, Some("/runs"), 200));
+        assert!(audited(&Method::GET, Some("/runs"), 401));
         assert!(
-            audited(&Method::GET, Some("/auth/keys"), &admin, 200),
+            audited(&Method::GET, Some("/auth/keys"), 200),
             "admin-only read"
         );
-        assert!(!audited(
-            &Method::POST,
-            Some("/runner/heartbeat"),
-            &[Grant::Runner],
-            200
-        ));
-        assert!(audited(
-            &Method::POST,
-            Some("/runner/heartbeat"),
-            &[Grant::Runner],
-            403
-        ));
-        assert!(audited(
-            &Method::POST,
-            Some("/runner/register"),
-            &[Grant::Runner],
-            200
-        ));
-        assert!(
-            !audited(&Method::POST, None, &admin, 404),
-            "no route, not refused"
+        assert!(!audited(&Method::POST, Some("/runner/heartbeat"), 200));
+        assert!(audited(&Method::POST, Some("/runner/heartbeat"), 403));
+        assert!(audited(&Method::POST, Some("/runner/register"), 200));
+        assert!(!audited(&Method::POST, None, 404), "no route, not refused");
+        assert!(audited(&Method::GET, None, 401));
+        // High-volume runner traffic keeps refusals only.
+        let refusals: BTreeSet<String> = RULES
+            .iter()
+            .filter(|r| r.audit == Audit::Refusals)
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                "POST /runner/heartbeat",
+                "POST /sessions/{id}/events",
+                "POST /sessions/{id}/events/batch",
+                "POST /sessions/{id}/bind",
+                "POST /runner/runs/{run_id}/started",
+                "POST /runner/runs/{run_id}/completed",
+                "POST /runner/runs/{run_id}/failed",
+                "POST /runner/sessions/{id}/status",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect()
         );
-        assert!(audited(&Method::GET, None, &admin, 401));
     }
 }

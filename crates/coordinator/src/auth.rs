@@ -1,5 +1,6 @@
 //! Authentication and the policy layer. One middleware ([`enforce`]) runs on every
-//! request: it finds the route's grants in [`policy::RULES`], reads the credential
+//! request: it finds the route's grants in the policy table ([`policy::RULES`], read
+//! from the route descriptions), reads the credential
 //! (`Authorization: Bearer` or the `aof_session` cookie — never the query string, so
 //! credentials stay out of access logs and browser history), resolves it to a
 //! [`Principal`], and answers 401 (no or bad credential) or 403 (wrong role) before any

@@ -1,5 +1,8 @@
-//! `aof dashboard`: the pages served standalone, every other path forwarded to the
-//! coordinator (API calls, SSE streams, login cookies), so the browser sees one origin.
+//! `aof dashboard`: the pages served standalone, the coordinator's routes forwarded to
+//! it (API calls, SSE streams, login cookies), so the browser sees one origin. Which
+//! routes is the coordinator's to say (`aof_coordinator::auth::policy::forwarded_paths`,
+//! from its route table): nothing else reaches it through here, any method on those
+//! paths does (the coordinator answers 405 itself).
 //!
 //! The proxy adds no credential of its own: requests carry the browser's cookie or
 //! bearer token and the coordinator decides. Because the coordinator's Origin check
@@ -15,6 +18,7 @@ use axum::{
     extract::{Request, State},
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
+    routing::any,
     Router,
 };
 use futures::TryStreamExt;
@@ -63,8 +67,9 @@ fn origin_of(url: &str) -> anyhow::Result<HeaderValue> {
     Ok(HeaderValue::from_str(&format!("{scheme}://{host}"))?)
 }
 
-/// The standalone app: dashboard pages plus the forwarding fallback to `upstream`.
-pub fn app(upstream: &str) -> anyhow::Result<Router> {
+/// The standalone app: dashboard pages, and `forwarded` (route templates, axum syntax)
+/// sent on to `upstream`; any other path is a JSON 404 here.
+pub fn app(upstream: &str, forwarded: &[&str]) -> anyhow::Result<Router> {
     let base = upstream.trim_end_matches('/').to_string();
     let origin = origin_of(&base)?;
     let client = reqwest::Client::builder()
@@ -77,16 +82,24 @@ pub fn app(upstream: &str) -> anyhow::Result<Router> {
         origin,
         client,
     };
-    Ok(crate::router().fallback(forward).with_state(up))
+    let api = forwarded
+        .iter()
+        .filter(|p| !crate::ROUTES.contains(p))
+        .fold(Router::new(), |r, p| r.route(p, any(forward)));
+    Ok(crate::router()
+        .merge(api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found".into(), "route_not_found") })
+        .with_state(up))
 }
 
 /// Serves until `shutdown`; the caller binds (port 0 works) and reports the address.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     upstream: &str,
+    forwarded: &[&str],
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = app(upstream)?;
+    let app = app(upstream, forwarded)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
@@ -226,5 +239,44 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.test"));
         assert!(!origin_allowed(&h));
         assert_eq!(serde_json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+
+    /// Listed routes go to the coordinator (here: nothing listens, so 502), other
+    /// paths are answered here and never reach it; the pages are served here.
+    #[tokio::test]
+    async fn forwards_only_the_listed_routes() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        let app = app(&upstream, &["/runs", "/sessions/{id}", "/ui/{*path}"]).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let c = reqwest::Client::new();
+        let status = |m: &'static str, p: &'static str| {
+            let c = c.clone();
+            let url = format!("{base}{p}");
+            async move {
+                let r = c.request(m.parse().unwrap(), url).send().await.unwrap();
+                let s = r.status().as_u16();
+                (s, r.text().await.unwrap())
+            }
+        };
+        for (m, p) in [
+            ("GET", "/runs"),
+            ("POST", "/runs"),
+            ("DELETE", "/sessions/ses_1"),
+        ] {
+            let (s, body) = status(m, p).await;
+            assert_eq!(s, 502, "{m} {p}: {body}");
+            assert!(body.contains("upstream_unavailable"), "{body}");
+        }
+        for p in ["/admin", "/runs/x/y", "/sessions"] {
+            let (s, body) = status("GET", p).await;
+            assert_eq!(s, 404, "{p}: {body}");
+            assert!(body.contains("\"code\":\"route_not_found\""), "{body}");
+        }
+        let (s, _) = status("GET", "/ui/").await;
+        assert_eq!(s, 200, "a page, served here even if listed");
     }
 }

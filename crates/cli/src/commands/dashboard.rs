@@ -45,7 +45,9 @@ pub async fn run(args: DashboardArgs, cfg: &Config) -> anyhow::Result<u8> {
     if !listen.ip().is_loopback() {
         tokio::spawn(warn_if_open(upstream.clone()));
     }
-    aof_dashboard::proxy::serve(listener, &upstream, shutdown).await?;
+    // What to forward is the coordinator's route table (this binary's own coordinator).
+    let forwarded = aof_coordinator::auth::policy::forwarded_paths();
+    aof_dashboard::proxy::serve(listener, &upstream, &forwarded, shutdown).await?;
     Ok(0)
 }
 

@@ -1,6 +1,7 @@
 //! `GET /audit`: the audit log, newest first, for admins (the policy table says so).
 //! Recording is the auth middleware's job (`crate::audit`); this only reads.
 
+use crate::auth::policy::Grant;
 use axum::{extract::State, Json};
 use chrono::{DateTime, Utc};
 
@@ -70,7 +71,7 @@ fn text(q: &QueryMap, k: &str) -> ApiResult<Option<String>> {
     }
 }
 
-#[utoipa::path(get, path = "/audit", tag = "audit",
+#[utoipa::path(get, path = "/audit", extensions(("x-aof-grants" = json!([Grant::Admin])), ("x-aof-audit-action" = json!("audit.list"))), tag = "audit",
     params(
         ("actor" = Option<String>, Query, description = "Key id, key name, OIDC subject or session id"),
         ("action" = Option<String>, Query, description = "Action, e.g. `run.create`; a trailing `*` matches a prefix (`key.*`)"),

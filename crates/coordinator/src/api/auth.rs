@@ -1,6 +1,7 @@
 //! `/auth`: API keys (admin), browser login/logout, and `GET /auth/me`. Roles are
 //! enforced by the policy layer; these handlers only do the work.
 
+use crate::auth::policy::Grant;
 use aof_wire::error::ErrorCode;
 use axum::{
     extract::{Path, State},
@@ -24,7 +25,7 @@ use crate::{
     AppState,
 };
 
-#[utoipa::path(post, path = "/auth/keys", tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 400, description = "invalid_key_name, or invalid_key_scope: tags/agents on a role other than runner, or an empty entry", body = aof_wire::ErrorBody), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/keys", extensions(("x-aof-grants" = json!([Grant::Admin])), ("x-aof-audit-action" = json!("key.create"))), tag = "auth", request_body = aof_wire::auth::KeyCreate, responses((status = 201, description = "Created; `key` is shown this once", body = aof_wire::auth::KeyCreated), (status = 400, description = "invalid_key_name, or invalid_key_scope: tags/agents on a role other than runner, or an empty entry", body = aof_wire::ErrorBody), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create_key(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<KeyCreate>,
@@ -48,7 +49,7 @@ pub(crate) async fn create_key(
     ))
 }
 
-#[utoipa::path(get, path = "/auth/keys", tag = "auth", responses((status = 200, description = "Every key, newest first, without secrets", body = aof_wire::auth::KeyList), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/auth/keys", extensions(("x-aof-grants" = json!([Grant::Admin])), ("x-aof-audit-action" = json!("key.list"))), tag = "auth", responses((status = 200, description = "Every key, newest first, without secrets", body = aof_wire::auth::KeyList), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody)))]
 pub(crate) async fn list_keys(State(st): State<AppState>) -> ApiResult<Json<KeyList>> {
     let keys = st.store.list_keys().await?;
     Ok(Json(KeyList {
@@ -56,7 +57,7 @@ pub(crate) async fn list_keys(State(st): State<AppState>) -> ApiResult<Json<KeyL
     }))
 }
 
-#[utoipa::path(delete, path = "/auth/keys/{id}", tag = "auth", params(("id" = String, Path, description = "Key id (the part after `aof_`)")), responses((status = 200, description = "Revoked (requests with it now get 401)", body = aof_wire::auth::KeyInfo), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 404, description = "No such key", body = aof_wire::ErrorBody)))]
+#[utoipa::path(delete, path = "/auth/keys/{id}", extensions(("x-aof-grants" = json!([Grant::Admin])), ("x-aof-audit-action" = json!("key.revoke"))), tag = "auth", params(("id" = String, Path, description = "Key id (the part after `aof_`)")), responses((status = 200, description = "Revoked (requests with it now get 401)", body = aof_wire::auth::KeyInfo), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody), (status = 403, description = "Not an admin", body = aof_wire::ErrorBody), (status = 404, description = "No such key", body = aof_wire::ErrorBody)))]
 pub(crate) async fn revoke_key(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -73,7 +74,7 @@ pub(crate) async fn revoke_key(
     Ok(Json(secrets::info(&key)))
 }
 
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = aof_wire::auth::LoginRequest, responses((status = 200, description = "Logged in; sets the HttpOnly session cookie", body = aof_wire::auth::Whoami), (status = 400, description = "Auth is off", body = aof_wire::ErrorBody), (status = 401, description = "Invalid key", body = aof_wire::ErrorBody), (status = 403, description = "Origin not allowed", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/login", extensions(("x-aof-grants" = json!([Grant::Public])), ("x-aof-audit-action" = json!("auth.login"))), tag = "auth", request_body = aof_wire::auth::LoginRequest, responses((status = 200, description = "Logged in; sets the HttpOnly session cookie", body = aof_wire::auth::Whoami), (status = 400, description = "Auth is off", body = aof_wire::ErrorBody), (status = 401, description = "Invalid key", body = aof_wire::ErrorBody), (status = 403, description = "Origin not allowed", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn login(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -126,7 +127,7 @@ pub(crate) async fn login(
     Ok(resp)
 }
 
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 200, description = "Session cookie cleared", body = aof_wire::api::OkResponse)))]
+#[utoipa::path(post, path = "/auth/logout", extensions(("x-aof-grants" = json!([Grant::Public])), ("x-aof-audit-action" = json!("auth.logout"))), tag = "auth", responses((status = 200, description = "Session cookie cleared", body = aof_wire::api::OkResponse)))]
 pub(crate) async fn logout(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -147,7 +148,7 @@ pub(crate) async fn logout(
     Ok(resp)
 }
 
-#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, description = "Who the credential is", body = aof_wire::auth::Whoami), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/auth/me", extensions(("x-aof-grants" = json!([Grant::Authenticated])), ("x-aof-audit-action" = json!("auth.me"))), tag = "auth", responses((status = 200, description = "Who the credential is", body = aof_wire::auth::Whoami), (status = 401, description = "No or invalid credential", body = aof_wire::ErrorBody)))]
 pub(crate) async fn me(State(st): State<AppState>, Caller(p): Caller) -> Json<Whoami> {
     Json(p.whoami(st.auth.cfg.enabled))
 }

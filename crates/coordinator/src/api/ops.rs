@@ -1,5 +1,6 @@
 //! Health, readiness, metrics and the JSON 404/405 fallbacks.
 
+use crate::auth::policy::Grant;
 use aof_wire::error::ErrorCode;
 use axum::{
     extract::State,
@@ -12,14 +13,14 @@ use aof_wire::api::StatusResponse;
 
 use crate::{error::ApiError, AppState};
 
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "Process up", body = aof_wire::api::StatusResponse)))]
+#[utoipa::path(get, path = "/health", extensions(("x-aof-grants" = json!([Grant::Public]))), tag = "ops", responses((status = 200, description = "Process up", body = aof_wire::api::StatusResponse)))]
 pub(crate) async fn health() -> Json<StatusResponse> {
     Json(StatusResponse {
         status: "healthy".into(),
     })
 }
 
-#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable: `{\"status\": \"unavailable\", \"detail\": \"The store is not reachable\", \"code\": \"unavailable\"}`", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/ready", extensions(("x-aof-grants" = json!([Grant::Public]))), tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable: `{\"status\": \"unavailable\", \"detail\": \"The store is not reachable\", \"code\": \"unavailable\"}`", body = aof_wire::ErrorBody)))]
 pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     match st.store.ping().await {
         Ok(()) => Json(StatusResponse {
@@ -42,7 +43,7 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", extensions(("x-aof-grants" = json!([Grant::Metrics]))), tag = "ops", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = st.store.counts().await?;
     Ok((

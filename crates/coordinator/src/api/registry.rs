@@ -1,6 +1,7 @@
 //! `/agents`, `/capabilities`, `/mcp-servers`: the blueprint registries (folders on disk,
 //! in the AOF reference's format).
 
+use crate::auth::policy::Grant;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -41,7 +42,7 @@ fn mcp_view(caller: &Caller, mut e: McpServerEntry) -> McpServerEntry {
     e
 }
 
-#[utoipa::path(get, path = "/agents", tag = "agents",
+#[utoipa::path(get, path = "/agents", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "agents",
     params(("tags" = Option<String>, Query, description = "Comma-separated; agents having all of them")),
     responses((status = 200, description = "Agents with capabilities resolved, sorted by name", body = Vec<Agent>),
               (status = 422, description = "A stored agent cannot be resolved", body = aof_wire::ErrorBody)))]
@@ -70,7 +71,7 @@ pub(crate) async fn list_agents(
     ))
 }
 
-#[utoipa::path(get, path = "/agents/{name}", tag = "agents",
+#[utoipa::path(get, path = "/agents/{name}", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "agents",
     params(("name" = String, Path, description = "Agent name"),
            ("raw" = Option<bool>, Query, description = "As stored, without capability resolution")),
     responses((status = 200, description = "The agent", body = Agent),
@@ -95,7 +96,7 @@ pub(crate) async fn get_agent(
     Ok(Json(agent_view(&caller, agent)))
 }
 
-#[utoipa::path(post, path = "/agents", tag = "agents", request_body = AgentCreate,
+#[utoipa::path(post, path = "/agents", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "agents", request_body = AgentCreate,
     responses((status = 201, description = "Created (as stored)", body = Agent),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
               (status = 409, description = "Exists, or an MCP entry is not a ref", body = aof_wire::ErrorBody),
@@ -109,7 +110,7 @@ pub(crate) async fn create_agent(
     Ok((StatusCode::CREATED, Target(agent.name.clone()), Json(agent)))
 }
 
-#[utoipa::path(patch, path = "/agents/{name}", tag = "agents", request_body = AgentUpdate,
+#[utoipa::path(patch, path = "/agents/{name}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "agents", request_body = AgentUpdate,
     params(("name" = String, Path, description = "Agent name")),
     responses((status = 200, description = "Updated (as stored)", body = Agent),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
@@ -126,7 +127,7 @@ pub(crate) async fn update_agent(
     ))
 }
 
-#[utoipa::path(patch, path = "/agents/{name}/status", tag = "agents", request_body = AgentStatusUpdate,
+#[utoipa::path(patch, path = "/agents/{name}/status", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "agents", request_body = AgentStatusUpdate,
     params(("name" = String, Path, description = "Agent name")),
     responses((status = 200, description = "Updated", body = Agent),
               (status = 404, description = "Not found", body = aof_wire::ErrorBody),
@@ -142,7 +143,7 @@ pub(crate) async fn agent_status(
     ))
 }
 
-#[utoipa::path(delete, path = "/agents/{name}", tag = "agents",
+#[utoipa::path(delete, path = "/agents/{name}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "agents",
     params(("name" = String, Path, description = "Agent name")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn delete_agent(
@@ -153,7 +154,7 @@ pub(crate) async fn delete_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/capabilities", tag = "capabilities",
+#[utoipa::path(get, path = "/capabilities", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "capabilities",
     responses((status = 200, description = "Capabilities, sorted by name", body = Vec<CapabilitySummary>)))]
 pub(crate) async fn list_capabilities(
     State(st): State<AppState>,
@@ -161,7 +162,7 @@ pub(crate) async fn list_capabilities(
     Ok(Json(st.registry(|r| r.list_capabilities()).await?))
 }
 
-#[utoipa::path(get, path = "/capabilities/{name}", tag = "capabilities",
+#[utoipa::path(get, path = "/capabilities/{name}", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "capabilities",
     params(("name" = String, Path, description = "Capability name")),
     responses((status = 200, description = "The capability", body = Capability),
               (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
@@ -177,7 +178,7 @@ pub(crate) async fn get_capability(
     Ok(Json(cap))
 }
 
-#[utoipa::path(post, path = "/capabilities", tag = "capabilities", request_body = CapabilityCreate,
+#[utoipa::path(post, path = "/capabilities", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "capabilities", request_body = CapabilityCreate,
     responses((status = 201, description = "Created", body = Capability),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
               (status = 409, description = "Exists", body = aof_wire::ErrorBody),
@@ -190,7 +191,7 @@ pub(crate) async fn create_capability(
     Ok((StatusCode::CREATED, Target(cap.name.clone()), Json(cap)))
 }
 
-#[utoipa::path(patch, path = "/capabilities/{name}", tag = "capabilities", request_body = CapabilityUpdate,
+#[utoipa::path(patch, path = "/capabilities/{name}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "capabilities", request_body = CapabilityUpdate,
     params(("name" = String, Path, description = "Capability name")),
     responses((status = 200, description = "Updated", body = Capability),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
@@ -207,7 +208,7 @@ pub(crate) async fn update_capability(
     ))
 }
 
-#[utoipa::path(delete, path = "/capabilities/{name}", tag = "capabilities",
+#[utoipa::path(delete, path = "/capabilities/{name}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "capabilities",
     params(("name" = String, Path, description = "Capability name")),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "Not found", body = aof_wire::ErrorBody),
@@ -220,7 +221,7 @@ pub(crate) async fn delete_capability(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/mcp-servers", tag = "mcp-servers",
+#[utoipa::path(get, path = "/mcp-servers", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "mcp-servers",
     responses((status = 200, description = "Registry entries, sorted by name", body = Vec<McpServerEntry>)))]
 pub(crate) async fn list_mcp(
     State(st): State<AppState>,
@@ -232,7 +233,7 @@ pub(crate) async fn list_mcp(
     ))
 }
 
-#[utoipa::path(get, path = "/mcp-servers/{server_id}", tag = "mcp-servers",
+#[utoipa::path(get, path = "/mcp-servers/{server_id}", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "mcp-servers",
     params(("server_id" = String, Path, description = "Registry id")),
     responses((status = 200, description = "The entry", body = McpServerEntry),
               (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
@@ -245,7 +246,7 @@ pub(crate) async fn get_mcp(
     Ok(Json(mcp_view(&caller, entry)))
 }
 
-#[utoipa::path(post, path = "/mcp-servers", tag = "mcp-servers", request_body = McpServerCreate,
+#[utoipa::path(post, path = "/mcp-servers", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "mcp-servers", request_body = McpServerCreate,
     responses((status = 201, description = "Created", body = McpServerEntry),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
               (status = 409, description = "Exists", body = aof_wire::ErrorBody),
@@ -258,7 +259,7 @@ pub(crate) async fn create_mcp(
     Ok((StatusCode::CREATED, Target(entry.id.clone()), Json(entry)))
 }
 
-#[utoipa::path(put, path = "/mcp-servers/{server_id}", tag = "mcp-servers", request_body = McpServerUpdate,
+#[utoipa::path(put, path = "/mcp-servers/{server_id}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "mcp-servers", request_body = McpServerUpdate,
     params(("server_id" = String, Path, description = "Registry id")),
     responses((status = 200, description = "Updated (partial, like the reference)", body = McpServerEntry),
               (status = 400, description = E400, body = aof_wire::ErrorBody),
@@ -274,7 +275,7 @@ pub(crate) async fn update_mcp(
     ))
 }
 
-#[utoipa::path(delete, path = "/mcp-servers/{server_id}", tag = "mcp-servers",
+#[utoipa::path(delete, path = "/mcp-servers/{server_id}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "mcp-servers",
     params(("server_id" = String, Path, description = "Registry id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn delete_mcp(

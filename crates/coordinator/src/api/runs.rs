@@ -1,5 +1,6 @@
 //! `/runs`: create (with parameter validation and demand merging), list, get, stop.
 
+use crate::auth::policy::Grant;
 use aof_wire::error::ErrorCode;
 use axum::{
     extract::{Path, State},
@@ -17,7 +18,7 @@ use crate::{
     AppState,
 };
 
-#[utoipa::path(post, path = "/runs", tag = "runs", request_body = aof_wire::RunCreate, responses((status = 201, description = "Run created", body = aof_wire::RunCreateResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots, or a session token outside its session", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Parameters or metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Operator, Grant::SessionSpawn]))), tag = "runs", request_body = aof_wire::RunCreate, responses((status = 201, description = "Run created", body = aof_wire::RunCreateResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots, or a session token outside its session", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Parameters or metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -44,7 +45,7 @@ pub(crate) fn public(mut run: Run) -> Run {
     run
 }
 
-#[utoipa::path(get, path = "/runs", tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
+#[utoipa::path(get, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunList>> {
     let runs = st.store.list_runs(q.get("status")).await?;
     Ok(Json(RunList {
@@ -52,7 +53,7 @@ pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<J
     }))
 }
 
-#[utoipa::path(get, path = "/runs/{run_id}", tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "The run", body = aof_wire::Run), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/runs/{run_id}", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "The run", body = aof_wire::Run), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_one(
     State(st): State<AppState>,
     Path(run_id): Path<String>,
@@ -64,7 +65,7 @@ pub(crate) async fn get_one(
     Ok(Json(public(rec.run)))
 }
 
-#[utoipa::path(post, path = "/runs/{run_id}/stop", tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/runs/{run_id}/stop", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "runs", params(("run_id" = String, Path, description = "Run id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path(run_id): Path<String>,

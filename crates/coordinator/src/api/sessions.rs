@@ -1,6 +1,7 @@
 //! `/sessions`: reads, events (append with idempotency and fencing), bind, metadata,
 //! stop and delete.
 
+use crate::auth::policy::{Audit, Grant};
 use aof_wire::error::ErrorCode;
 use std::sync::atomic::Ordering;
 
@@ -87,7 +88,7 @@ pub(super) fn posted(stored: Option<aof_wire::StoredEvent>) -> EventPosted {
 /// Written to the socket a store page at a time (`session_list`). A store error after the
 /// first page cuts the body short (the status line is already out): the client sees
 /// invalid JSON, never a wrong list.
-#[utoipa::path(get, path = "/sessions", tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
+#[utoipa::path(get, path = "/sessions", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
     let parent = q.get("parent").map(str::to_string);
     let body = super::session_list::chunks(st.store.clone(), parent)
@@ -103,7 +104,7 @@ pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<R
         .into_response())
 }
 
-#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session", body = aof_wire::session::SessionEnvelope), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}", extensions(("x-aof-grants" = json!([Grant::Viewer, Grant::OwnSession]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "The session", body = aof_wire::session::SessionEnvelope), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn get_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -112,7 +113,7 @@ pub(crate) async fn get_one(
     Ok(Json(SessionEnvelope { session }))
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/status", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Status, or not_existent", body = aof_wire::api::StatusResponse)))]
+#[utoipa::path(get, path = "/sessions/{id}/status", extensions(("x-aof-grants" = json!([Grant::Viewer, Grant::OwnSession]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Status, or not_existent", body = aof_wire::api::StatusResponse)))]
 pub(crate) async fn status(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -125,7 +126,7 @@ pub(crate) async fn status(
     Ok(Json(StatusResponse { status }))
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/result", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Latest result event", body = aof_wire::SessionResult), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/result", extensions(("x-aof-grants" = json!([Grant::Viewer, Grant::OwnSession]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Latest result event", body = aof_wire::SessionResult), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn result(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -151,7 +152,7 @@ pub(crate) async fn result(
     Ok(Json(result))
 }
 
-#[utoipa::path(get, path = "/sessions/{id}/affinity", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Where the session's executor state lives", body = aof_wire::api::AffinityResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/affinity", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Where the session's executor state lives", body = aof_wire::api::AffinityResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn affinity(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -160,7 +161,7 @@ pub(crate) async fn affinity(
     Ok(Json(AffinityResponse { affinity }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/bind", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots; forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/bind", extensions(("x-aof-grants" = json!([Grant::LeasedRunner])), ("x-aof-audit" = json!(Audit::Refusals))), tag = "sessions", params(("id" = String, Path, description = "Session id"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)")), request_body = aof_wire::session::BindRequest, responses((status = 200, description = "Bound", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots; forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn bind(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -172,7 +173,7 @@ pub(crate) async fn bind(
     Ok(Json(SessionOkResponse { ok: true, session }))
 }
 
-#[utoipa::path(patch, path = "/sessions/{id}/metadata", tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::session::MetadataPatch, responses((status = 200, description = "Updated", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(patch, path = "/sessions/{id}/metadata", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), request_body = aof_wire::session::MetadataPatch, responses((status = 200, description = "Updated", body = aof_wire::api::SessionOkResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "project_dir outside the allowed roots", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 413, description = "Metadata too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn metadata(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -185,7 +186,7 @@ pub(crate) async fn metadata(
 
 /// Events of a session in commit order. All by default (no cap); `after` (an event
 /// `id`) and `limit` page through long sessions.
-#[utoipa::path(get, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("after" = Option<i64>, Query, description = "Only events with a larger id"), ("limit" = Option<i64>, Query, description = "At most this many (>= 1); default all")), responses((status = 200, description = "Events in commit order", body = aof_wire::event::EventList), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/sessions/{id}/events", extensions(("x-aof-grants" = json!([Grant::Viewer, Grant::OwnSession]))), tag = "sessions", params(("id" = String, Path, description = "Session id"), ("after" = Option<i64>, Query, description = "Only events with a larger id"), ("limit" = Option<i64>, Query, description = "At most this many (>= 1); default all")), responses((status = 200, description = "Events in commit order", body = aof_wire::event::EventList), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn events(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -206,7 +207,7 @@ pub(crate) async fn events(
     Ok(Json(EventList { events }))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Event or body too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/events", extensions(("x-aof-grants" = json!([Grant::LeasedRunner, Grant::OwnSession])), ("x-aof-audit-action" = json!("session.event.create")), ("x-aof-audit" = json!(Audit::Refusals))), tag = "sessions", params(("id" = String, Path, description = "Session id"), ("idempotency-key" = Option<String>, Header, description = "A repeated key in this session is stored once"), ("x-aof-lease-token" = Option<String>, Header, description = "AOF-RS: the run's lease token (fencing)"), ("x-aof-run-id" = Option<String>, Header, description = "AOF-RS: the run this write belongs to")), request_body = aof_wire::Event, responses((status = 201, description = "Stored (or a duplicate key)", body = aof_wire::api::EventPosted), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 403, description = "forbidden: a runner credential without lease headers; runner_not_bound: the lease is of another key's runner", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody), (status = 413, description = "Event or body too large", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn post_event(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -238,7 +239,7 @@ pub(crate) async fn post_event(
     Ok((StatusCode::CREATED, Json(posted(stored))))
 }
 
-#[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions/{id}/stop", extensions(("x-aof-grants" = json!([Grant::Operator, Grant::ChildSession]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Stop applied or under way", body = aof_wire::api::StopResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 404, description = "Not found", body = aof_wire::ErrorBody)))]
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -248,7 +249,7 @@ pub(crate) async fn stop(
     Ok(Json(out))
 }
 
-#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Deleted with its runs and events", body = aof_wire::api::DeleteSessionResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody)))]
+#[utoipa::path(delete, path = "/sessions/{id}", extensions(("x-aof-grants" = json!([Grant::Operator]))), tag = "sessions", params(("id" = String, Path, description = "Session id")), responses((status = 200, description = "Deleted with its runs and events", body = aof_wire::api::DeleteSessionResponse), (status = 404, description = "Not found", body = aof_wire::ErrorBody), (status = 409, description = "Conflict", body = aof_wire::ErrorBody)))]
 pub(crate) async fn delete_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -267,7 +268,7 @@ pub(crate) async fn delete_one(
 }
 
 /// AOF-RS: retention on demand (`aof sessions purge`); admin only.
-#[utoipa::path(post, path = "/retention/purge", tag = "sessions", request_body = aof_wire::api::PurgeRequest, responses((status = 200, description = "Ended sessions without recent activity removed (or listed, on a dry run)", body = aof_wire::api::PurgeResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/retention/purge", extensions(("x-aof-grants" = json!([Grant::Admin])), ("x-aof-audit-action" = json!("retention.purge"))), tag = "sessions", request_body = aof_wire::api::PurgeRequest, responses((status = 200, description = "Ended sessions without recent activity removed (or listed, on a dry run)", body = aof_wire::api::PurgeResponse), (status = 400, description = "Bad request", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn purge(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<aof_wire::api::PurgeRequest>,

@@ -2,6 +2,7 @@
 //! reconnecting with `Last-Event-ID` gets everything after it from the store, then live
 //! items — subscribed *before* the replay, deduplicated by cursor, so no gap and no repeat.
 
+use crate::auth::policy::Grant;
 use aof_wire::error::ErrorCode;
 use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
 
@@ -53,7 +54,7 @@ impl Drop for ClientGuard {
     }
 }
 
-#[utoipa::path(get, path = "/sse/sessions", tag = "sse", params(("session_id" = Option<String>, Query, description = "Only this session"), ("include_init" = Option<bool>, Query, description = "Send the init frame (default true)"), ("last-event-id" = Option<String>, Header, description = "Replay everything after this cursor, then live"), ("last_event_id" = Option<i64>, Query, description = "Same as the Last-Event-ID header")), responses((status = 200, description = "text/event-stream of init, session_created, session_updated, session_deleted, event, run_failed frames; id = global cursor", body = String, content_type = "text/event-stream"), (status = 400, description = "Bad request", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/sse/sessions", extensions(("x-aof-grants" = json!([Grant::Viewer, Grant::OwnSessionFeed]))), tag = "sse", params(("session_id" = Option<String>, Query, description = "Only this session"), ("include_init" = Option<bool>, Query, description = "Send the init frame (default true)"), ("last-event-id" = Option<String>, Header, description = "Replay everything after this cursor, then live"), ("last_event_id" = Option<i64>, Query, description = "Same as the Last-Event-ID header")), responses((status = 200, description = "text/event-stream of init, session_created, session_updated, session_deleted, event, run_failed frames; id = global cursor", body = String, content_type = "text/event-stream"), (status = 400, description = "Bad request", body = aof_wire::ErrorBody)))]
 pub(crate) async fn sessions(
     State(st): State<AppState>,
     Caller(caller): Caller,
