@@ -686,3 +686,82 @@ async fn runner_repolls_at_once_on_a_draining_answer_and_stops_in_time_itself() 
     assert!(status.success(), "{}", r.log());
     eprintln!("runner stopped {:?} after SIGTERM", t1.elapsed());
 }
+
+/// A write whose body never finishes arriving: open until the process ends. Returns
+/// once the handler is reading the body (the server's `100 Continue`).
+async fn stalled_write(url: &str, sid: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /sessions/{sid}/events HTTP/1.1\r\nHost: {addr}\r\nExpect: 100-continue\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+        .await
+        .expect("100 Continue")
+        .unwrap();
+    let got = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(got.starts_with("HTTP/1.1 100"), "{got}");
+    s.write_all(b"{\"event_type\"").await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_bound_what_is_still_open_is_cut_and_named_and_the_exit_is_clean() {
+    let dir = tempdir();
+    let mut cenv = fast_env();
+    cenv.extend(env(&[("AOF_SHUTDOWN_TIMEOUT", "2")]));
+    let mut c = Coordinator::start(dir.path(), cenv).await;
+    let (_, sid) = start_run(&c.url, "stalled").await;
+    let _stalled = stalled_write(&c.url, &sid).await;
+    let mut sse = Sse::open(&format!("{}/sse/sessions", c.url), None).await;
+    assert_eq!(sse.next().await.unwrap().event, "init");
+    let t0 = Instant::now();
+    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = Logs {
+        dir: c.data_dir.clone(),
+        prefix: "coordinator.",
+    };
+    exits_within(&mut c.child, t0, Duration::from_secs(2), &logs).await;
+    let log = logs.read();
+    // The stream ended in time; the write that never arrived whole is what was cut.
+    assert!(
+        log.contains("coordinator stopped at the shutdown bound")
+            && log.contains("cut: 1× POST /sessions/{id}/events"),
+        "{log}"
+    );
+    let cut_line = log.lines().find(|l| l.contains("cut:")).unwrap();
+    assert!(!cut_line.contains("/sse/sessions"), "{cut_line}");
+    assert!(sse.next().await.is_none(), "the stream ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_cuts_at_once_instead_of_waiting_for_the_bound() {
+    let dir = tempdir();
+    let mut cenv = fast_env();
+    // Far beyond the test's patience: only the second signal can end this stop in time.
+    cenv.extend(env(&[("AOF_SHUTDOWN_TIMEOUT", "600")]));
+    let mut c = Coordinator::start(dir.path(), cenv).await;
+    let (_, sid) = start_run(&c.url, "stalled").await;
+    let _stalled = stalled_write(&c.url, &sid).await;
+    let t0 = Instant::now();
+    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = Logs {
+        dir: c.data_dir.clone(),
+        prefix: "coordinator.",
+    };
+    wait_for("the drain to wait for the stalled write", || async {
+        logs.read()
+            .contains("draining: waiting for open requests")
+            .then_some(())
+    })
+    .await;
+    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
+    exits_within(&mut c.child, t0, Duration::ZERO, &logs).await;
+    let log = logs.read();
+    assert!(log.contains("second signal"), "{log}");
+    assert!(log.contains("cut: 1× POST /sessions/{id}/events"), "{log}");
+}
