@@ -9,6 +9,12 @@ not `latest`, or a digest). The coordinator must run with auth on, without
 `CORS_ORIGINS=*`, and with `AOF_ALLOWED_HOSTS` naming its Service (agents reach `/mcp`
 by that name and its Host check stays on) — issue #20.
 
+Stopping (issue #28): the coordinator and the dashboard need a `preStop` sleep (so the
+Service stops sending new connections before SIGTERM closes the listener) and a
+`terminationGracePeriodSeconds` of at least that sleep + `AOF_SHUTDOWN_TIMEOUT` (10 s
+unset) + 5 s; a runner at least `AOF_RUNNER_DRAIN_TIMEOUT` (20) + `AOF_STOP_GRACE` (5) +
+9 s (reports, deregistration), or SIGKILL cuts what the stop promises.
+
   k8s_check.py FILE...        check; exit 1 listing every violation
   k8s_check.py --self-test FILE
                               break FILE in one way per rule and require each broken
@@ -100,7 +106,54 @@ def violations(docs):
             out.append(f"{name}: CORS_ORIGINS=* (list exact origins, or none)")
         if not env.get("AOF_ALLOWED_HOSTS", "").strip():
             out.append(f"{name}: no AOF_ALLOWED_HOSTS (agents reach /mcp by the Service name)")
+    out += stop_violations(docs)
     return out, workloads
+
+
+# Kubernetes' default grace period, when a pod sets none.
+DEFAULT_GRACE = 30
+
+
+def seconds_env(c, name, default):
+    env = {e["name"]: str(e.get("value", "")) for e in c.get("env", []) if "value" in e}
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        return float("inf")  # unparseable: the process refuses to start anyway
+
+
+def role(c):
+    """'coordinator', 'dashboard', 'runner' or None for an `aof` container."""
+    args = c.get("args") or [None]
+    image = c.get("image", "")
+    for r in ("coordinator", "dashboard", "runner"):
+        if args[0] == r or f"aof-{r}" in image:
+            return r
+    return None
+
+
+def stop_violations(docs):
+    out = []
+    for doc in docs:
+        spec = pod_spec(doc) if doc else None
+        if spec is None:
+            continue
+        grace = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        for c in spec.get("containers", []):
+            where = f'{doc["kind"]}/{doc["metadata"]["name"]} container {c.get("name")}'
+            r = role(c)
+            if r in ("coordinator", "dashboard"):
+                pre = (((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds", 0)
+                if pre < 1:
+                    out.append(f"{where}: no preStop sleep (the Service would still send connections to a closed listener)")
+                need = pre + seconds_env(c, "AOF_SHUTDOWN_TIMEOUT", 10) + 5
+            elif r == "runner":
+                need = seconds_env(c, "AOF_RUNNER_DRAIN_TIMEOUT", 20) + seconds_env(c, "AOF_STOP_GRACE", 5) + 9
+            else:
+                continue
+            if grace < need:
+                out.append(f"{where}: terminationGracePeriodSeconds {grace} < {need:g} s its stop may take (SIGKILL would cut it)")
+    return out
 
 
 def coordinator_containers(docs):
@@ -181,6 +234,34 @@ def self_test(path):
         broken = copy.deepcopy(docs)
         for _, c in coordinator_containers(broken):
             mutate(c)
+        found, _ = violations(broken)
+        if found:
+            print(f"self-test: '{what}' caught: {found[0]}")
+        else:
+            print(f"self-test: '{what}' was NOT caught")
+            failed += 1
+    # Stopping (issue #28): a grace period shorter than the stop, no preStop sleep.
+    def each(r, mutate):
+        def apply(docs):
+            for d in docs:
+                spec = pod_spec(d)
+                for c in (spec or {}).get("containers", []):
+                    if role(c) == r:
+                        mutate(c, spec)
+        return apply
+
+    for what, mutate in {
+        "coordinator grace below its bound": each(
+            "coordinator", lambda c, s: s.__setitem__("terminationGracePeriodSeconds", 10)),
+        "coordinator shutdown timeout above its grace": each(
+            "coordinator", lambda c, s: set_env("AOF_SHUTDOWN_TIMEOUT", "60")(c)),
+        "coordinator without preStop": each("coordinator", lambda c, s: c.pop("lifecycle", None)),
+        "dashboard without preStop": each("dashboard", lambda c, s: c.pop("lifecycle", None)),
+        "runner drain above its grace": each(
+            "runner", lambda c, s: set_env("AOF_RUNNER_DRAIN_TIMEOUT", "600")(c)),
+    }.items():
+        broken = copy.deepcopy(docs)
+        mutate(broken)
         found, _ = violations(broken)
         if found:
             print(f"self-test: '{what}' caught: {found[0]}")

@@ -21,7 +21,6 @@ pub mod up;
 
 use tokio_util::sync::CancellationToken;
 
-/// A token cancelled on SIGINT or SIGTERM, so every server drains the same way.
 /// The runner's settings, read off the async threads (a `PROFILE` is a file to read);
 /// `url` overrides `api.url` as in `Config::runner`.
 pub async fn runner_config(
@@ -30,10 +29,6 @@ pub async fn runner_config(
 ) -> anyhow::Result<aof_runner::RunnerConfig> {
     let cfg = cfg.clone();
     Ok(tokio::task::spawn_blocking(move || cfg.runner(url)).await??)
-}
-
-pub fn shutdown_on_signals() -> CancellationToken {
-    signals().0
 }
 
 /// `(shutdown, hurry)`: the first SIGINT/SIGTERM cancels `shutdown` (drain), a second

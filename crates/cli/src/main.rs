@@ -213,7 +213,9 @@ fn main() -> std::process::ExitCode {
         }
     });
     // The servers have stopped: flush the spans they ended (blocking, so after the runtime).
-    drop(rt);
+    // Requests a stop cut are dropped with the runtime; a blocking call one of them left
+    // running gets a second, not a hang (`coordinator.shutdown_timeout` was the wait).
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Some(guard) = otel_guard {
         guard.shutdown();
     }

@@ -402,6 +402,14 @@ pub static SETTINGS: &[Setting] = &[
         "orchestrator MCP calls in `mode: sync` (waiting for a child session) one credential may hold at once; beyond: tool error `too_many_waits`",
     ),
     s(
+        "coordinator.shutdown_timeout",
+        "AOF_SHUTDOWN_TIMEOUT",
+        &[],
+        None,
+        Value("10"),
+        "seconds a stop (SIGTERM, Ctrl-C) may take: `/ready` turns 503, streams and long-polls are told to go, in-flight writes commit; what is still open then is cut and named in the log, and the process exits 0. Also bounds `aof dashboard`; `aof up` adds its runner's `drain_timeout`",
+    ),
+    s(
         "runner.tags",
         "AOF_RUNNER_TAGS",
         &["RUNNER_TAGS"],

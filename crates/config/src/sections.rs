@@ -195,6 +195,18 @@ impl Config {
     }
 
     /// `dashboard.listen`: where `aof dashboard` serves.
+    /// `coordinator.shutdown_timeout`: how long a stop may take, for every server
+    /// command (`aof coordinator`, `aof up`, `aof dashboard`).
+    pub fn shutdown_timeout(&self) -> Result<Duration, ConfigError> {
+        // An hour at most: a stop that may take longer is a hang by another name.
+        self.parse_req("coordinator.shutdown_timeout", |v| {
+            seconds(v)
+                .ok()
+                .filter(|d| *d <= Duration::from_secs(3600))
+                .ok_or_else(|| "must be a number of seconds, > 0 and at most 3600".to_string())
+        })
+    }
+
     pub fn dashboard_listen(&self) -> Result<SocketAddr, ConfigError> {
         self.parse_req("dashboard.listen", |v| {
             SocketAddr::from_str(v.trim())
@@ -319,6 +331,7 @@ impl Config {
             docs_enabled: self.parse_req("coordinator.docs_enabled", boolean)?,
             auth: self.auth()?,
             caps: self.caps()?,
+            shutdown_timeout: self.shutdown_timeout()?,
         };
         cfg.validate().map_err(ConfigError)?;
         Ok(cfg)

@@ -485,6 +485,31 @@ fn retention_days_are_whole_days_or_off() {
 }
 
 #[test]
+fn shutdown_timeout_defaults_to_10_s_and_bounds_every_server() {
+    let c = load(None, &[], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().shutdown_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(c.shutdown_timeout().unwrap(), Duration::from_secs(10));
+    let toml = "[coordinator]\nshutdown_timeout = 2.5\n";
+    let c = load(Some(toml), &[], &[]);
+    assert_eq!(c.shutdown_timeout().unwrap(), Duration::from_millis(2500));
+    let c = load(Some(toml), &[("AOF_SHUTDOWN_TIMEOUT", "30")], &[]);
+    assert_eq!(
+        c.coordinator().unwrap().shutdown_timeout,
+        Duration::from_secs(30)
+    );
+    // No stop without a bound, and none that is a hang by another name.
+    for bad in ["0", "-1", "soon", "3601"] {
+        let c = load(None, &[("AOF_SHUTDOWN_TIMEOUT", bad)], &[]);
+        let err = c.shutdown_timeout().unwrap_err().to_string();
+        assert!(err.contains("AOF_SHUTDOWN_TIMEOUT"), "{bad}: {err}");
+        assert!(c.coordinator().is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn audit_retention_defaults_to_90_days_and_0_keeps_forever() {
     let c = load(None, &[], &[]);
     assert_eq!(

@@ -61,6 +61,9 @@ pub struct CoordinatorConfig {
     pub auth: AuthConfig,
     /// Concurrent streams, long-polls and MCP waits per credential (`crate::caps`).
     pub caps: crate::caps::CapsConfig,
+    /// How long a stop may take, from the signal to the exit (`AOF_SHUTDOWN_TIMEOUT`,
+    /// 10 s): what is still open then is cut (`crate::stopping`).
+    pub shutdown_timeout: Duration,
 }
 
 /// A PostgreSQL URL; `Debug` hides its passwords (`user:***@`, `password=***`).
@@ -131,6 +134,7 @@ impl Default for CoordinatorConfig {
                 ..AuthConfig::default()
             },
             caps: crate::caps::CapsConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

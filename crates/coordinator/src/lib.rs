@@ -17,10 +17,11 @@ pub mod metrics;
 pub mod request_id;
 pub(crate) mod retention;
 pub mod runs;
+pub mod stopping;
 mod sweeper;
 mod telemetry;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub audit: Arc<audit::AuditLog>,
     /// Per-credential counts of streams, long-polls and MCP waits (`caps`).
     pub caps: Arc<caps::Caps>,
+    /// The stop in progress, if any: `/ready`, long-polls and MCP waits look at it.
+    pub stopping: stopping::Stopping,
 }
 
 impl AppState {
@@ -71,8 +74,31 @@ impl AppState {
     }
 }
 
+/// The store by its concrete type, for what the `Store` trait leaves out: the last
+/// commit and checkpoint of a stop.
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Backend {
+    /// Commits what is batched and checkpoints the WAL (SQLite), so the database file
+    /// alone is complete; closes the pool (PostgreSQL).
+    async fn close(&self) {
+        match self {
+            Backend::Sqlite(s) => {
+                s.close().await;
+                if let Err(e) = s.checkpoint().await {
+                    tracing::warn!(error = %e, "stopping: WAL checkpoint failed; the next start replays the WAL");
+                }
+            }
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+}
+
 /// SQLite at `db_path`, or PostgreSQL when `postgres_url` is set; migrations run here.
-async fn open_store(cfg: &CoordinatorConfig) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(cfg: &CoordinatorConfig) -> anyhow::Result<(Arc<dyn Store>, Backend)> {
     let stale_after = chrono::Duration::from_std(cfg.stale_threshold)?;
     if let Some(url) = &cfg.postgres_url {
         let store = PgStore::connect(
@@ -85,7 +111,8 @@ async fn open_store(cfg: &CoordinatorConfig) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .map_err(|e| anyhow::anyhow!("opening PostgreSQL {url:?}: {e}"))?;
         tracing::info!(store = "postgres", "store opened");
-        return Ok(Arc::new(store));
+        let store = Arc::new(store);
+        return Ok((store.clone(), Backend::Postgres(store)));
     }
     let store = SqliteStore::open(
         &cfg.db_path,
@@ -97,20 +124,22 @@ async fn open_store(cfg: &CoordinatorConfig) -> anyhow::Result<Arc<dyn Store>> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("opening {}: {e}", cfg.db_path.display()))?;
-    Ok(Arc::new(store))
+    let store = Arc::new(store);
+    Ok((store.clone(), Backend::Sqlite(store)))
 }
 
 /// A coordinator bound to its listener, ready to serve.
 pub struct Coordinator {
     pub state: AppState,
     listener: TcpListener,
+    backend: Backend,
 }
 
 impl Coordinator {
     /// Opens the store, recovers leases, binds the listen address.
     pub async fn bind(cfg: CoordinatorConfig) -> anyhow::Result<Coordinator> {
         cfg.validate().map_err(anyhow::Error::msg)?;
-        let store = open_store(&cfg).await?;
+        let (store, backend) = open_store(&cfg).await?;
         let ttl = chrono::Duration::from_std(cfg.lease_ttl)?;
         // A restart must not kill work in progress: every live lease gets a fresh term.
         let graced = store.grace_leases(ttl).await?;
@@ -136,8 +165,13 @@ impl Coordinator {
             wake: Arc::new(wake),
             metrics: Arc::new(metrics::Metrics::default()),
             auth: Arc::new(auth),
+            stopping: stopping::Stopping::new(),
         };
-        Ok(Coordinator { state, listener })
+        Ok(Coordinator {
+            state,
+            listener,
+            backend,
+        })
     }
 
     /// With auth on, the key for a runner in this same process (`aof up`): role runner,
@@ -150,37 +184,94 @@ impl Coordinator {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// Its stop: `aof up` announces it (`/ready` 503) while its runner drains.
+    pub fn stopping(&self) -> stopping::Stopping {
+        self.state.stopping.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops within
+    /// `coordinator.shutdown_timeout` (`stopping`): open requests get most of it, the
+    /// audit writer's flush and the store's checkpoint the rest. Whatever is still open
+    /// at the bound is cut and named in the log; that is still a clean exit.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let sweeps = tokio::spawn(sweeper::run(self.state.clone(), shutdown.clone()));
-        let remote_wakes = tokio::spawn(forward_remote_wakes(self.state.clone(), shutdown.clone()));
-        let callbacks = tokio::spawn(callbacks::run(self.state.clone(), shutdown.clone()));
-        let (keep, keep_audit) = (self.state.cfg.retention, self.state.cfg.audit_retention);
+        let Coordinator {
+            state,
+            listener,
+            backend,
+        } = self;
+        let sweeps = tokio::spawn(sweeper::run(state.clone(), shutdown.clone()));
+        let remote_wakes = tokio::spawn(forward_remote_wakes(state.clone(), shutdown.clone()));
+        let callbacks = tokio::spawn(callbacks::run(state.clone(), shutdown.clone()));
+        let (keep, keep_audit) = (state.cfg.retention, state.cfg.audit_retention);
         let retention = (keep.is_some() || keep_audit.is_some()).then(|| {
             tokio::spawn(retention::run(
-                self.state.clone(),
+                state.clone(),
                 keep,
                 keep_audit,
                 shutdown.clone(),
             ))
         });
-        let app = api::router_with_shutdown(self.state.clone(), shutdown.clone());
-        let addr = self.listener.local_addr()?;
+        // MCP sessions are closed (by rmcp) once the requests have drained: earlier, a
+        // call waiting for a child would lose the answer that says why it ends.
+        let mcp_sessions = CancellationToken::new();
+        let app = api::router_with_shutdown(state.clone(), mcp_sessions.clone());
+        let addr = listener.local_addr()?;
         tracing::info!(%addr, "coordinator listening");
-        // Connect info: the audit log records the peer address.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        let stopping = state.stopping.clone();
+        let link = tokio::spawn({
+            let (stopping, shutdown) = (stopping.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                stopping.drain();
+            }
+        });
+        let bound = state.cfg.shutdown_timeout;
+        // Requests get most of the bound; the flush and the checkpoint need little.
+        let reserve = (bound / 4).min(Duration::from_secs(2));
+        let served = stopping::serve(listener, app, &stopping, bound - reserve).await;
+        mcp_sessions.cancel();
+        link.abort();
         shutdown.cancel();
+        stopping.drain();
+        let (mut cut, spent) = match &served {
+            Ok(s) => (s.cut.clone(), s.drained_in),
+            Err(_) => (Vec::new(), Duration::ZERO),
+        };
+        let deadline = tokio::time::Instant::now() + bound.saturating_sub(spent);
         // What the last requests recorded is stored before the process may exit.
-        self.state.audit.flush().await;
-        let _ = sweeps.await;
-        let _ = remote_wakes.await;
-        let _ = callbacks.await;
-        if let Some(r) = retention {
-            let _ = r.await;
+        if tokio::time::timeout_at(deadline, state.audit.flush())
+            .await
+            .is_err()
+        {
+            cut.push("the audit writer's flush".into());
         }
+        let tasks = async {
+            let _ = sweeps.await;
+            let _ = remote_wakes.await;
+            let _ = callbacks.await;
+            if let Some(r) = retention {
+                let _ = r.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, tasks).await.is_err() {
+            cut.push("the background sweeps".into());
+        }
+        if tokio::time::timeout_at(deadline, backend.close())
+            .await
+            .is_err()
+        {
+            cut.push("the store's last commit and checkpoint".into());
+        }
+        if cut.is_empty() {
+            tracing::info!("coordinator stopped");
+        } else {
+            tracing::warn!(
+                shutdown_timeout_s = bound.as_secs_f64(),
+                "coordinator stopped at the shutdown bound (coordinator.shutdown_timeout); cut: {}",
+                cut.join(", ")
+            );
+        }
+        served?;
         Ok(())
     }
 }

@@ -22,7 +22,6 @@ use axum::{
     Router,
 };
 use futures::TryStreamExt;
-use tokio_util::sync::CancellationToken;
 
 /// Where requests go, parsed once.
 #[derive(Clone)]
@@ -90,20 +89,6 @@ pub fn app(upstream: &str, forwarded: &[&str]) -> anyhow::Result<Router> {
         .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found".into(), "route_not_found") })
         .with_state(up))
-}
-
-/// Serves until `shutdown`; the caller binds (port 0 works) and reports the address.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    upstream: &str,
-    forwarded: &[&str],
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let app = app(upstream, forwarded)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    Ok(())
 }
 
 fn error(status: StatusCode, detail: String, code: &str) -> Response {

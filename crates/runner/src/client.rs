@@ -82,6 +82,17 @@ impl ClientError {
     }
 }
 
+/// What a long-poll brought.
+#[derive(Debug)]
+pub(crate) enum Polled {
+    /// 204: nothing within the poll timeout.
+    Nothing,
+    /// 204 marked `X-AOF-Draining`: that coordinator is stopping (the client has
+    /// moved on to the next one, if any). Poll again at once.
+    Draining,
+    Got(PollResponse),
+}
+
 /// What identifies a run on every write made for it: the fencing headers.
 #[derive(Debug, Clone)]
 pub(crate) struct RunRef {
@@ -235,17 +246,26 @@ impl Client {
             // Revoked or expired early: the caller's retry fetches a new one.
             t.refused(bearer).await;
         }
-        if let (Err(ClientError::Transport(e)), true) = (&res, self.bases.len() > 1) {
-            let next = (req.base + 1) % self.bases.len();
-            let moved = self
-                .current
-                .compare_exchange(req.base, next, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if moved {
-                tracing::warn!(from = %self.bases[req.base], to = %self.bases[next], error = %e, "coordinator unreachable; failing over");
-            }
+        if let Err(ClientError::Transport(e)) = &res {
+            self.move_on(req.base, &format!("coordinator unreachable: {e}"));
         }
         res
+    }
+
+    /// Moves every clone to the coordinator after `from`, unless there is no other or
+    /// another request already moved it off `from`.
+    fn move_on(&self, from: usize, why: &str) {
+        if self.bases.len() < 2 {
+            return;
+        }
+        let next = (from + 1) % self.bases.len();
+        let moved = self
+            .current
+            .compare_exchange(from, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if moved {
+            tracing::warn!(from = %self.bases[from], to = %self.bases[next], "{why}; failing over");
+        }
     }
 
     /// A request for one run, with its fencing headers.
@@ -272,13 +292,13 @@ impl Client {
         json(self.send(r).await?).await
     }
 
-    /// One long-poll; `None` when the coordinator had nothing for us (204).
+    /// One long-poll.
     pub(crate) async fn poll(
         &self,
         runner_id: &str,
         accept_runs: bool,
         timeout: Duration,
-    ) -> Result<Option<PollResponse>, ClientError> {
+    ) -> Result<Polled, ClientError> {
         let r = self.request(Method::GET, &["runner", "runs"]).with(|rb| {
             let rb = rb.query(&[("runner_id", runner_id)]).timeout(timeout);
             if accept_runs {
@@ -288,11 +308,19 @@ impl Client {
                 rb.query(&[("accept_runs", "false")])
             }
         });
+        let base = r.base;
         let resp = self.send(r).await?;
         if resp.status() == StatusCode::NO_CONTENT {
-            return Ok(None);
+            if resp
+                .headers()
+                .contains_key(aof_wire::runner::DRAINING_HEADER)
+            {
+                self.move_on(base, "coordinator is stopping");
+                return Ok(Polled::Draining);
+            }
+            return Ok(Polled::Nothing);
         }
-        json(resp).await.map(Some)
+        json(resp).await.map(Polled::Got)
     }
 
     pub(crate) async fn heartbeat(

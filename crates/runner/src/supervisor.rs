@@ -8,7 +8,7 @@ use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use crate::{active::StopReason, backoff::Backoff, execution, Shared};
+use crate::{active::StopReason, backoff::Backoff, client::Polled, execution, Shared};
 
 /// Added to the coordinator's poll timeout, so a slow but healthy long-poll is not cut off.
 const POLL_SLACK: Duration = Duration::from_secs(15);
@@ -211,19 +211,25 @@ async fn poll_loop(
             r = shared.client.poll(&reg.runner_id, accept_runs, poll_timeout) => r,
         };
         match res {
-            Ok(None) => backoff.reset(),
-            Ok(Some(PollResponse::Run { run })) => {
+            Ok(Polled::Nothing) => backoff.reset(),
+            // Our coordinator is stopping. A next one (`--url` repeated) is polled at
+            // once; with one URL, the next poll finds it gone and backs off as usual.
+            Ok(Polled::Draining) => {
+                backoff.reset();
+                tracing::info!(runner_id = %reg.runner_id, next = %shared.client.base(), "coordinator is stopping; polling again");
+            }
+            Ok(Polled::Got(PollResponse::Run { run })) => {
                 backoff.reset();
                 dispatch(shared, *run, &reg.runner_id, tracker);
             }
-            Ok(Some(PollResponse::Stop { stop_sessions })) => {
+            Ok(Polled::Got(PollResponse::Stop { stop_sessions })) => {
                 backoff.reset();
                 let found = shared
                     .active
                     .stop_sessions(&stop_sessions, StopReason::Requested);
                 tracing::info!(sessions = ?stop_sessions, found, "coordinator asked to stop sessions");
             }
-            Ok(Some(PollResponse::Deregistered { .. })) => {
+            Ok(Polled::Got(PollResponse::Deregistered { .. })) => {
                 tracing::warn!(runner_id = %reg.runner_id, "coordinator deregistered this runner");
                 return PollEnd::Reregister;
             }

@@ -217,6 +217,10 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        // The relay holds its LISTEN connection for the store's life: the pool's close
+        // would wait for it forever.
+        self.relay.abort();
+        self.wake_publisher.abort();
         self.pool.close().await;
     }
 }

@@ -25,6 +25,14 @@ fn exec(conn: &Connection, sql: &'static str) -> StoreResult<()> {
 }
 
 impl SqliteStore {
+    /// Copies the WAL into the database file and truncates it (a coordinator's stop),
+    /// so the file alone holds every commit. On the writer, after what is queued.
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        self.writer
+            .bare(|conn| exec(conn, "PRAGMA wal_checkpoint(TRUNCATE)"))
+            .await
+    }
+
     pub(crate) async fn reclaim_space_impl(&self) -> StoreResult<u64> {
         // On the writer, outside any batch: VACUUM needs no open transaction.
         self.writer

@@ -36,6 +36,12 @@ pub struct RegisterResponse {
     pub protocol_version: Option<u32>,
 }
 
+/// On a 204 long-poll answer: the coordinator is stopping and answered at once rather
+/// than at the poll timeout. Our runner polls again without backoff, on its next
+/// coordinator URL when it has several; a runner that ignores the header just polls
+/// again, as after any 204.
+pub const DRAINING_HEADER: &str = "x-aof-draining";
+
 /// What a long-poll returns (HTTP 200); an empty poll is HTTP 204.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(untagged)]

@@ -50,8 +50,14 @@ impl CoordinatorArgs {
 
 pub async fn run(args: CoordinatorArgs, cfg: &Config) -> anyhow::Result<u8> {
     let ccfg = cfg.coordinator()?;
-    let shutdown = super::shutdown_on_signals();
+    let (shutdown, hurry) = super::signals();
     let coord = Coordinator::bind(ccfg).await?;
+    // A second signal: stop waiting for open requests (they are cut, and named).
+    let stopping = coord.stopping();
+    tokio::spawn(async move {
+        hurry.cancelled().await;
+        stopping.hurry();
+    });
     let addr = coord.local_addr()?;
     super::write_addr_file(args.addr_file.as_deref(), addr)?;
     println!("AOF coordinator listening on http://{addr}");

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use aof_config::Config;
+use aof_coordinator::stopping::Stopping;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(
@@ -34,7 +35,11 @@ impl DashboardArgs {
 pub async fn run(args: DashboardArgs, cfg: &Config) -> anyhow::Result<u8> {
     let listen = cfg.dashboard_listen()?;
     let upstream = cfg.api()?.url;
-    let shutdown = super::shutdown_on_signals();
+    let bound = cfg.shutdown_timeout()?;
+    // What to forward is the coordinator's route table (this binary's own coordinator).
+    let forwarded = aof_coordinator::auth::policy::forwarded_paths();
+    let app = aof_dashboard::proxy::app(&upstream, &forwarded)?;
+    let (shutdown, hurry) = super::signals();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -45,9 +50,28 @@ pub async fn run(args: DashboardArgs, cfg: &Config) -> anyhow::Result<u8> {
     if !listen.ip().is_loopback() {
         tokio::spawn(warn_if_open(upstream.clone()));
     }
-    // What to forward is the coordinator's route table (this binary's own coordinator).
-    let forwarded = aof_coordinator::auth::policy::forwarded_paths();
-    aof_dashboard::proxy::serve(listener, &upstream, &forwarded, shutdown).await?;
+    // Same stop as the coordinator's (`coordinator.shutdown_timeout`): forwarded event
+    // streams end between two events with a `retry:` frame, and the page reconnects.
+    let stopping = Stopping::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown.cancelled().await;
+            stopping.drain();
+            hurry.cancelled().await;
+            stopping.hurry();
+        }
+    });
+    let served = aof_coordinator::stopping::serve(listener, app, &stopping, bound).await?;
+    if served.cut.is_empty() {
+        tracing::info!("dashboard stopped");
+    } else {
+        tracing::warn!(
+            shutdown_timeout_s = bound.as_secs_f64(),
+            "dashboard stopped at the shutdown bound (coordinator.shutdown_timeout); cut: {}",
+            served.cut.join(", ")
+        );
+    }
     Ok(0)
 }
 

@@ -49,14 +49,30 @@ pub async fn run(args: UpArgs, cfg: &Config) -> anyhow::Result<u8> {
     }
     println!("AOF is up: {url}  (data: {})", data_dir.display());
     println!("  try: aof run demo \"hello\" --follow --url {url}");
-    // The runner drains first (it reports to the coordinator), then the server stops.
+    // The runner drains first (it reports to the coordinator), then the server stops
+    // within its bound. `/ready` fails from the first signal on. A second signal hands
+    // the runner's runs back now and cuts what the server still has open.
+    let stopping = coord.stopping();
     let server_shutdown = CancellationToken::new();
+    let steps = tokio::spawn({
+        let (shutdown, hurry, runner_done) =
+            (shutdown.clone(), hurry.clone(), server_shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            stopping.announce();
+            hurry.cancelled().await;
+            // Not before: the runner hands its runs back through the server.
+            runner_done.cancelled().await;
+            stopping.hurry();
+        }
+    });
     let server = tokio::spawn(coord.serve(server_shutdown.clone()));
     let runner = tokio::spawn(aof_runner::run_draining(runner_cfg, shutdown, hurry));
     let runner_result = runner.await;
     server_shutdown.cancel();
-    let runner_result = runner_result?;
-    server.await??;
-    runner_result?;
+    let server_result = server.await;
+    steps.abort();
+    server_result??;
+    runner_result??;
     Ok(0)
 }

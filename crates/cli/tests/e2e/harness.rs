@@ -205,26 +205,57 @@ pub async fn wait_healthy(url: &str) {
 pub struct Up {
     pub child: Child,
     pub url: String,
+    pub port: u16,
+    log: PathBuf,
 }
 
 impl Up {
     pub async fn start(dir: &Path) -> Up {
+        Self::start_with(dir, 0, &[], &[], "up.log").await
+    }
+
+    /// On `port` (0: a free one) with extra flags and env, logging to `dir/log_name`
+    /// (the same dir and port again: a restart on the same data).
+    pub async fn start_with(
+        dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(String, String)],
+        log_name: &str,
+    ) -> Up {
         let addr_file = dir.join("addr");
-        let log = std::fs::File::create(dir.join("up.log")).unwrap();
+        let _ = std::fs::remove_file(&addr_file);
+        let log = dir.join(log_name);
         let child = Command::new(BIN)
             .current_dir(dir)
-            .args(["up", "--listen", "127.0.0.1:0", "--addr-file"])
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--addr-file",
+            ])
             .arg(&addr_file)
+            .args(args)
+            .envs(env.iter().cloned())
             .envs(store_env(&dir.join(".agent-orchestrator")))
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn aof up");
         let addr = read_addr(&addr_file).await;
         let url = format!("http://{addr}");
         wait_healthy(&url).await;
-        Up { child, url }
+        Up {
+            child,
+            url,
+            port: addr.rsplit(':').next().unwrap().parse().unwrap(),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

@@ -1,6 +1,10 @@
 //! Cross-process end-to-end tests: real `aof` coordinators and runners on loopback.
 
 mod harness;
+// The chromium driver of the browser tests, for `shutdown`'s live dashboard page.
+#[allow(dead_code)]
+#[path = "../browser/driver.rs"]
+mod driver;
 
 mod backup;
 mod blueprints;
@@ -28,6 +32,7 @@ mod protocol;
 mod resources;
 mod retention;
 mod runners;
+mod shutdown;
 mod sse_replay;
 mod storage;
 mod workspaces;

@@ -20,8 +20,13 @@ pub(crate) async fn health() -> Json<StatusResponse> {
     })
 }
 
-#[utoipa::path(get, path = "/ready", extensions(("x-aof-grants" = json!([Grant::Public]))), tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable: `{\"status\": \"unavailable\", \"detail\": \"The store is not reachable\", \"code\": \"unavailable\"}`", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/ready", extensions(("x-aof-grants" = json!([Grant::Public]))), tag = "ops", responses((status = 200, description = "Store reachable", body = aof_wire::api::StatusResponse), (status = 503, description = "Store unreachable, or the coordinator is stopping (from the signal on; `/health` stays 200): `{\"status\": \"unavailable\", \"detail\": \"The store is not reachable\", \"code\": \"unavailable\"}`", body = aof_wire::ErrorBody)))]
 pub(crate) async fn ready(State(st): State<AppState>) -> Response {
+    // From the first moment of a stop: a load balancer sends new traffic elsewhere while
+    // open requests finish here (`/health` stays 200 until the process exits).
+    if st.stopping.is_announced() {
+        return unavailable("The coordinator is stopping");
+    }
     match st.store.ping().await {
         Ok(()) => Json(StatusResponse {
             status: "ready".into(),
@@ -30,17 +35,21 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
         // Public route: the cause (paths, hosts, driver text) goes to the log only.
         Err(e) => {
             tracing::warn!(error = %e, "/ready: store not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "status": "unavailable",
-                    "detail": "The store is not reachable",
-                    "code": ErrorCode::Unavailable,
-                })),
-            )
-                .into_response()
+            unavailable("The store is not reachable")
         }
     }
+}
+
+fn unavailable(detail: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "status": "unavailable",
+            "detail": detail,
+            "code": ErrorCode::Unavailable,
+        })),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", extensions(("x-aof-grants" = json!([Grant::Metrics]))), tag = "ops", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]

@@ -98,7 +98,7 @@ pub(crate) async fn register(
 /// Long-poll: returns at once if there is a stop or a run for this runner, else waits
 /// for a wake-up (new run, stop, requeue; taken here or, relayed by the store, on another
 /// coordinator) up to the poll timeout, then answers 204.
-#[utoipa::path(get, path = "/runner/runs", extensions(("x-aof-grants" = json!([Grant::Runner])), ("x-aof-audit-action" = json!("runner.poll"))), tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout"), (status = 400, description = "Unsupported runner protocol version", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/runner/runs", extensions(("x-aof-grants" = json!([Grant::Runner])), ("x-aof-audit-action" = json!("runner.poll"))), tag = "runner", params(("runner_id" = String, Query, description = "The polling runner"), ("accept_runs" = Option<bool>, Query, description = "AOF-RS: false when all slots are busy (stops only)")), responses((status = 200, description = "A run, stops or deregistration", body = aof_wire::runner::PollResponse), (status = 204, description = "Nothing within the poll timeout; with `X-AOF-Draining: 1` the coordinator is stopping and answered at once: poll again (another coordinator, if there is one)"), (status = 400, description = "Unsupported runner protocol version", body = aof_wire::ErrorBody), (status = 401, description = "Runner not registered", body = aof_wire::ErrorBody), (status = 422, description = "Validation error", body = aof_wire::ErrorBody)))]
 pub(crate) async fn poll(
     State(st): State<AppState>,
     caller: Caller,
@@ -117,7 +117,13 @@ pub(crate) async fn poll(
     let ttl =
         chrono::Duration::from_std(st.cfg.lease_ttl).map_err(|e| ApiError::Internal(e.into()))?;
     let mut wake = st.wake.subscribe();
+    let draining = st.stopping.draining();
     loop {
+        // Stopping: nothing is taken (a run or stop in an answer the runner may never
+        // read would wait for its lease), and the runner goes elsewhere at once.
+        if draining.is_cancelled() {
+            return Ok(draining_answer());
+        }
         // Mark the current generation seen *before* looking, so a wake-up that lands
         // between the look and the wait is not missed.
         wake.borrow_and_update();
@@ -176,9 +182,20 @@ pub(crate) async fn poll(
             _ = tokio::time::sleep_until(deadline) => {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
+            _ = draining.cancelled() => return Ok(draining_answer()),
         }
         drop(parked);
     }
+}
+
+/// "Nothing for you here; poll again elsewhere": a 204 any runner understands, marked
+/// for ours (`DRAINING_HEADER`) so it does not wait before the next poll.
+fn draining_answer() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(aof_wire::runner::DRAINING_HEADER, "1")],
+    )
+        .into_response()
 }
 
 /// Counts a parked long-poll for as long as it waits (also if the client goes away).

@@ -353,7 +353,8 @@ impl Orchestrator {
     }
 
     /// Waits until the run has ended: woken by its session's feed items, re-checked now
-    /// and then in case the live feed lagged. No deadline: the client cancels the call.
+    /// and then in case the live feed lagged. No deadline: the client cancels the call,
+    /// or the coordinator stops.
     async fn wait_run(&self, run_id: &str, session_id: &str) -> Result<(), ApiError> {
         let mut feed = self.st.store.subscribe();
         loop {
@@ -379,7 +380,17 @@ impl Orchestrator {
                     }
                 }
             };
-            let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+            // A stop does not wait for a child that may run for hours: the caller hears
+            // why, and the child goes on (its result can be fetched later).
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), wait) => {}
+                _ = self.st.stopping.draining().cancelled() => {
+                    return Err(ApiError::Unavailable(format!(
+                        "The coordinator is stopping; session '{session_id}' goes on: \
+                         ask for its result later (get_agent_session_result)"
+                    )))
+                }
+            }
         }
     }
 

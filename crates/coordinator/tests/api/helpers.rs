@@ -109,7 +109,7 @@ pub async fn run_status(url: &str, run_id: &str) -> String {
         .await
         .unwrap_or_else(|r| panic!("GET /runs/{run_id}: {r:?}"));
     // As sent on the wire, whatever type the status has in `aof-wire`.
-    serde_json::to_value(&run.status)
+    serde_json::to_value(run.status)
         .unwrap()
         .as_str()
         .unwrap()
