@@ -135,7 +135,10 @@ impl PgStore {
                 "no_run" => StoreError::RunNotFound,
                 "lease_conflict" => {
                     let status: Option<String> = row.get("detail");
-                    events::lease_lost(failed.unwrap_or_default(), &status.unwrap_or_default())
+                    match status.as_deref().map(str::parse::<RunStatus>) {
+                        Some(Ok(status)) => events::lease_lost(failed.unwrap_or_default(), status),
+                        _ => internal(anyhow::anyhow!("aof_append_event(s): status {status:?}")),
+                    }
                 }
                 other => internal(anyhow::anyhow!("aof_append_event(s): outcome {other}")),
             });

@@ -5,7 +5,7 @@
 use aof_core::RunStatus;
 use aof_store::{
     lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
-    RunRecord, StoreError, StoreResult,
+    Conflict, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
 use chrono::{DateTime, Utc};
@@ -82,7 +82,7 @@ pub(crate) async fn execute_claim(
             rec
         })),
         // The claim plan's only conflict is its compare-and-set.
-        Err(StoreError::LeaseConflict(_)) => Ok(None),
+        Err(StoreError::LeaseConflict(Conflict::Moved { .. })) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -8,7 +8,7 @@ use aof_core::SessionStatus;
 use aof_wire::Session;
 use chrono::{TimeZone, Utc};
 
-use crate::{PendingCallback, StoreError, StoreResult};
+use crate::{Busy, PendingCallback, StoreError, StoreResult};
 
 /// The parent that session `s` moving to `status` owes a callback, if any: the session
 /// ended its turn (finished, idle, failed or stopped) and has a parent other than
@@ -31,9 +31,10 @@ pub fn owed_to(s: &Session, status: SessionStatus) -> Option<&str> {
 pub fn check_deliverable(session_id: &str, live_run: Option<&str>) -> StoreResult<()> {
     match live_run {
         None => Ok(()),
-        Some(live) => Err(StoreError::Busy(format!(
-            "Session '{session_id}' has run {live} in flight; callbacks wait until it ends"
-        ))),
+        Some(live) => Err(StoreError::Busy(Busy::RunInFlight {
+            session_id: session_id.to_string(),
+            run_id: live.to_string(),
+        })),
     }
 }
 
@@ -42,9 +43,10 @@ pub fn check_deliverable(session_id: &str, live_run: Option<&str>) -> StoreResul
 pub fn check_marked(id: i64, session_id: &str, rows: u64) -> StoreResult<()> {
     match rows {
         1 => Ok(()),
-        _ => Err(StoreError::Busy(format!(
-            "callback {id} for session '{session_id}' was delivered already"
-        ))),
+        _ => Err(StoreError::Busy(Busy::Delivered {
+            id,
+            session_id: session_id.to_string(),
+        })),
     }
 }
 
