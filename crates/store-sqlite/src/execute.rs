@@ -5,16 +5,17 @@
 use aof_core::RunStatus;
 use aof_store::{
     lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
-    Conflict, RunRecord, StoreError, StoreResult,
+    rows::run,
+    statements, Conflict, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, ToSql};
+use rusqlite::OptionalExtension;
 
 use crate::{
     events::append_in_tx,
-    internal, ms,
-    rows::{run_from_row, set_session_status, ts, RUN_COLS},
+    internal,
+    rows::{set_session_status, ts, values},
     Tx,
 };
 
@@ -79,8 +80,8 @@ pub(crate) fn execute_claim(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<Ru
     }
 }
 
-/// The run row's compare-and-set on `from`: one statement per kind of write. `None`: no
-/// row had that status.
+/// The run row's compare-and-set on `from` (`aof_store::statements`). `None`: no row
+/// had that status.
 fn write_run(
     w: &Tx<'_>,
     run_id: &str,
@@ -89,48 +90,8 @@ fn write_run(
     write: &RunWrite,
     at: DateTime<Utc>,
 ) -> StoreResult<Option<RunRecord>> {
-    let (to, from, at) = (to.as_str(), from.as_str(), ts(at));
-    // ?1 the new status, ?2 the run, ?3 the status it must have; then each write's own.
-    let cas = |set: &str, params: &[&dyn ToSql]| {
-        w.prepare_cached(&format!(
-            "UPDATE runs SET status = ?1, {set} WHERE run_id = ?2 AND status = ?3 \
-             RETURNING {RUN_COLS}"
-        ))
-        .and_then(|mut st| st.query_row(params, run_from_row).optional())
+    let (sql, vals) = statements::run_write(run_id, from, to, write, &ts(at), |i| format!("?{i}"));
+    w.prepare_cached(&sql)
+        .and_then(|mut st| st.query_row(values(vals), |r| run(r)).optional())
         .map_err(internal)
-    };
-    match write {
-        RunWrite::Start => cas(
-            "started_at = COALESCE(started_at, ?4)",
-            params![to, run_id, from, at],
-        ),
-        RunWrite::Finish { error, revoke } => cas(
-            "completed_at = ?4, error = COALESCE(?5, error), lease_expires_ms = NULL, \
-             lease_token = CASE WHEN ?6 THEN NULL ELSE lease_token END",
-            params![to, run_id, from, at, error, revoke],
-        ),
-        RunWrite::Requeue => cas(
-            "runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-            params![to, run_id, from],
-        ),
-        RunWrite::Cancel => cas("completed_at = ?4", params![to, run_id, from, at]),
-        RunWrite::AskStop => cas("stop_delivered = 0", params![to, run_id, from]),
-        RunWrite::Claim {
-            runner_id,
-            lease_token,
-            lease_expires_at,
-        } => cas(
-            "runner_id = ?5, claimed_at = ?4, attempt = attempt + 1, lease_token = ?6, \
-             lease_expires_ms = ?7, stop_delivered = 0",
-            params![
-                to,
-                run_id,
-                from,
-                at,
-                runner_id,
-                lease_token,
-                ms(*lease_expires_at)
-            ],
-        ),
-    }
 }

@@ -18,8 +18,10 @@ pub mod import;
 pub mod keys;
 pub mod lifecycle;
 pub mod matching;
+pub mod rows;
 pub mod runners;
 pub mod sessions;
+pub mod statements;
 pub mod stops;
 
 use async_trait::async_trait;
