@@ -2,19 +2,17 @@
 //! statement per step, in the plan's order. The rules are in the plan; this module only
 //! knows the SQL.
 
-use aof_core::RunStatus;
 use aof_store::{
-    lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
+    lifecycle::{changed_concurrently, run_failed_data, Plan, Step},
     rows::run,
     statements, Conflict, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
-use chrono::{DateTime, Utc};
 
 use crate::{
     events::append_in_tx,
     internal,
-    rows::{bind_all, set_session_status, ts},
+    rows::{bind_all, set_session_status},
     WriteTx,
 };
 
@@ -32,8 +30,13 @@ pub(crate) async fn execute(w: &mut WriteTx<'_>, plan: Plan) -> StoreResult<Opti
                 write,
                 at,
             } => {
-                let new = write_run(w, &run_id, from, to, &write, at).await?;
-                row = Some(new.ok_or_else(|| changed_concurrently(&run_id, from))?);
+                // The compare-and-set (`aof_store::statements`): no row, no such status.
+                let mark = |i| format!("${i}");
+                let (sql, vals) = statements::run_write(&run_id, from, to, &write, at, mark);
+                let q = bind_all(sqlx::query(&sql), vals);
+                let new = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
+                let new = new.ok_or_else(|| changed_concurrently(&run_id, from))?;
+                row = Some(run(&new)?);
             }
             Step::Event { run_id, event } => {
                 let sid = event.session_id.clone();
@@ -86,20 +89,4 @@ pub(crate) async fn execute_claim(
         Err(StoreError::LeaseConflict(Conflict::Moved { .. })) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// The run row's compare-and-set on `from` (`aof_store::statements`). `None`: no row
-/// had that status.
-async fn write_run(
-    w: &mut WriteTx<'_>,
-    run_id: &str,
-    from: RunStatus,
-    to: RunStatus,
-    write: &RunWrite,
-    at: DateTime<Utc>,
-) -> StoreResult<Option<RunRecord>> {
-    let (sql, vals) = statements::run_write(run_id, from, to, write, &ts(at), |i| format!("${i}"));
-    let q = bind_all(sqlx::query(&sql), vals);
-    let row = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
-    row.as_ref().map(run).transpose()
 }

@@ -9,9 +9,9 @@ use aof_store::{
     rows::{run, RUN_COLS},
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreError, StoreResult,
 };
-use aof_wire::runner::HeldLease;
+use aof_wire::{format_ts as ts, runner::HeldLease};
 
-use crate::{execute::execute, internal, ms, rows::ts, PgStore, WriteTx};
+use crate::{execute::execute, internal, ms, PgStore, WriteTx};
 
 /// The statuses in which a run holds a lease.
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";

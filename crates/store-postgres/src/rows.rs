@@ -125,7 +125,3 @@ pub(crate) async fn feed_session(w: &mut WriteTx<'_>, kind: &str, s: &Session) -
     w.feed(kind, Some(&s.session_id), data).await?;
     Ok(())
 }
-
-pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    aof_wire::format_ts(t)
-}

@@ -12,12 +12,12 @@ use aof_store::{
     rows::{run, session, RUN_COLS, SESSION_COLS},
     NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
-use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Run, RunType};
+use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Run, RunType};
 
 use crate::{
     execute::{execute, execute_claim},
     internal, ms,
-    rows::{all, feed_session, load_run, ts},
+    rows::{all, feed_session, load_run},
     PgStore,
 };
 

@@ -2,20 +2,18 @@
 //! one statement per step, in the plan's order. The rules are in the plan; this module
 //! only knows the SQL.
 
-use aof_core::RunStatus;
 use aof_store::{
-    lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
+    lifecycle::{changed_concurrently, run_failed_data, Plan, Step},
     rows::run,
     statements, Conflict, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
-use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
 use crate::{
     events::append_in_tx,
     internal,
-    rows::{set_session_status, ts, values},
+    rows::{set_session_status, values},
     Tx,
 };
 
@@ -33,7 +31,13 @@ pub(crate) fn execute(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<RunRecor
                 write,
                 at,
             } => {
-                let new = write_run(w, &run_id, from, to, &write, at)?;
+                // The compare-and-set (`aof_store::statements`): no row, no such status.
+                let mark = |i| format!("?{i}");
+                let (sql, vals) = statements::run_write(&run_id, from, to, &write, at, mark);
+                let new = w
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| st.query_row(values(vals), |r| run(r)).optional())
+                    .map_err(internal)?;
                 row = Some(new.ok_or_else(|| changed_concurrently(&run_id, from))?);
             }
             Step::Event { run_id, event } => {
@@ -78,20 +82,4 @@ pub(crate) fn execute_claim(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<Ru
         Err(StoreError::LeaseConflict(Conflict::Moved { .. })) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// The run row's compare-and-set on `from` (`aof_store::statements`). `None`: no row
-/// had that status.
-fn write_run(
-    w: &Tx<'_>,
-    run_id: &str,
-    from: RunStatus,
-    to: RunStatus,
-    write: &RunWrite,
-    at: DateTime<Utc>,
-) -> StoreResult<Option<RunRecord>> {
-    let (sql, vals) = statements::run_write(run_id, from, to, write, &ts(at), |i| format!("?{i}"));
-    w.prepare_cached(&sql)
-        .and_then(|mut st| st.query_row(values(vals), |r| run(r)).optional())
-        .map_err(internal)
 }

@@ -10,9 +10,9 @@ use aof_store::{
     rows::{run, RUN_COLS},
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreResult,
 };
-use aof_wire::runner::HeldLease;
+use aof_wire::{format_ts as ts, runner::HeldLease};
 
-use crate::{execute::execute, internal, ms, rows::ts, SqliteStore, Tx};
+use crate::{execute::execute, internal, ms, SqliteStore, Tx};
 
 /// The statuses in which a run holds a lease.
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";

@@ -93,7 +93,3 @@ pub(crate) fn feed_session(w: &mut Tx<'_>, kind: &str, s: &Session) -> StoreResu
     w.feed(kind, Some(&s.session_id), data)?;
     Ok(())
 }
-
-pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    aof_wire::format_ts(t)
-}

@@ -3,6 +3,7 @@
 //! in placeholder order as [`Col`]s.
 
 use aof_core::RunStatus;
+use chrono::{DateTime, Utc};
 
 use crate::{import::Col, lifecycle::RunWrite, rows::RUN_COLS};
 
@@ -25,15 +26,16 @@ impl Binds {
 
 /// The run row's compare-and-set of a `lifecycle::Step::Run`: one statement per kind of
 /// write, refused (no row) unless the run still has status `from`, returning the new
-/// row's `RUN_COLS`. `at` is the step's time as stored.
+/// row's `RUN_COLS`. `at`: the step's time.
 pub fn run_write(
     run_id: &str,
     from: RunStatus,
     to: RunStatus,
     write: &RunWrite,
-    at: &str,
+    at: DateTime<Utc>,
     mark: fn(usize) -> String,
 ) -> (String, Vec<Col>) {
+    let at = &aof_wire::format_ts(at);
     let mut b = Binds {
         vals: Vec::new(),
         mark,
@@ -76,12 +78,13 @@ pub fn run_write(
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
 
     use super::*;
 
     #[test]
     fn values_follow_their_numbered_placeholders() {
+        let at = Utc.timestamp_millis_opt(1_800_000_000_000).unwrap();
         let claim = RunWrite::Claim {
             runner_id: "r1".into(),
             lease_token: "t".into(),
@@ -92,7 +95,7 @@ mod tests {
             RunStatus::Pending,
             RunStatus::Claimed,
             &claim,
-            "AT",
+            at,
             |i| format!("${i}"),
         );
         assert!(
@@ -109,7 +112,7 @@ mod tests {
             text("run_1"),
             text("pending"),
             text("r1"),
-            text("AT"),
+            text(&aof_wire::format_ts(at)),
             text("t"),
             Col::Int(5),
         ];
@@ -123,18 +126,21 @@ mod tests {
             RunStatus::Running,
             RunStatus::Failed,
             &finish,
-            "AT",
+            at,
             |i| format!("?{i}"),
         );
         assert!(sql.contains("error = COALESCE(?5, error)"), "{sql}");
         assert!(sql.contains("CASE WHEN ?6 = 1 THEN NULL"), "{sql}");
-        assert_eq!(vals[3..], [text("AT"), Col::Text(None), Col::Int(1)]);
+        assert_eq!(
+            vals[3..],
+            [text(&aof_wire::format_ts(at)), Col::Text(None), Col::Int(1)]
+        );
         let (sql, vals) = run_write(
             "run_1",
             RunStatus::Running,
             RunStatus::Stopping,
             &RunWrite::AskStop,
-            "AT",
+            at,
             |i| format!("?{i}"),
         );
         assert!(
