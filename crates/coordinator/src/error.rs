@@ -109,11 +109,19 @@ impl From<StoreError> for ApiError {
                 }),
                 ErrorCode::DuplicateRunner,
             ),
-            StoreError::LeaseConflict(m) => ApiError::Conflict(m, ErrorCode::LeaseConflict),
-            StoreError::Illegal(m) => ApiError::BadRequest(m, ErrorCode::IllegalTransition),
-            StoreError::Busy(m) => ApiError::Conflict(m, ErrorCode::SessionBusy),
-            StoreError::Storage { full, message } => ApiError::Storage(full, message),
-            StoreError::ForeignSchema(m) => ApiError::Internal(anyhow::anyhow!(m)),
+            StoreError::LeaseConflict(c) => {
+                ApiError::Conflict(c.to_string(), ErrorCode::LeaseConflict)
+            }
+            StoreError::Illegal(i) => {
+                ApiError::BadRequest(i.to_string(), ErrorCode::IllegalTransition)
+            }
+            StoreError::Busy(b) => ApiError::Conflict(b.to_string(), ErrorCode::SessionBusy),
+            StoreError::Storage(s) => ApiError::Storage(s.full(), s.to_string()),
+            // Only at open or in `aof backup`, never behind a route.
+            e @ (StoreError::ForeignSchema(_)
+            | StoreError::BackupExists(_)
+            | StoreError::NoDatabase(_)
+            | StoreError::InvalidUrl(_)) => ApiError::Internal(e.into()),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -1,13 +1,22 @@
 //! `AdminStore`: readiness, counts, space and wake-ups across coordinators.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use tokio::sync::watch;
 
 use aof_core::{RunStatus, SessionStatus};
 use aof_store::{prelude::*, *};
 
 use crate::{internal, PgStore};
+
+/// `(status, n)` rows; statuses this build does not know are skipped.
+fn counts<S: std::str::FromStr>(found: Vec<sqlx::postgres::PgRow>) -> StoreResult<Vec<(S, i64)>> {
+    let counts = found.iter().map(rows::status_count::<S, _, _>);
+    Ok(counts
+        .collect::<StoreResult<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect())
+}
 
 #[async_trait]
 impl AdminStore for PgStore {
@@ -39,20 +48,8 @@ impl AdminStore for PgStore {
             .filter(|r| r.status == aof_wire::RunnerStatus::Online)
             .count() as i64;
         Ok(Counts {
-            runs_by_status: runs
-                .iter()
-                .filter_map(|r| {
-                    let st: String = r.get("status");
-                    Some((st.parse::<RunStatus>().ok()?, r.get("n")))
-                })
-                .collect(),
-            sessions_by_status: sessions
-                .iter()
-                .filter_map(|r| {
-                    let st: String = r.get("status");
-                    Some((st.parse::<SessionStatus>().ok()?, r.get("n")))
-                })
-                .collect(),
+            runs_by_status: counts::<RunStatus>(runs)?,
+            sessions_by_status: counts::<SessionStatus>(sessions)?,
             events,
             runners_online: online,
         })

@@ -3,34 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{postgres::PgRow, Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 
-use aof_store::{
-    audit::{rfc3339_ms, AuditBind},
-    AuditQuery, AuditStore, NewAuditEntry, StoreResult,
-};
+use aof_store::{audit::AuditBind, rows, AuditQuery, AuditStore, NewAuditEntry, StoreResult};
 use aof_wire::audit::AuditEntry;
 
-use crate::{internal, ms, PgStore};
-
-fn from_row(r: &PgRow) -> StoreResult<AuditEntry> {
-    let kind: String = r.get("actor_kind");
-    let role: Option<String> = r.get("role");
-    let bad = |e: String| internal(anyhow::anyhow!(e));
-    Ok(AuditEntry {
-        id: r.get("id"),
-        at: rfc3339_ms(r.get("at_ms")),
-        actor_kind: kind.parse().map_err(bad)?,
-        actor_id: r.get("actor_id"),
-        actor_name: r.get("actor_name"),
-        role: role.map(|r| r.parse()).transpose().map_err(bad)?,
-        action: r.get("action"),
-        target: r.get("target"),
-        status: u16::try_from(r.get::<i32, _>("status")).unwrap_or(0),
-        request_id: r.get("request_id"),
-        remote_addr: r.get("remote_addr"),
-    })
-}
+use crate::{internal, ms, rows::all, PgStore};
 
 #[async_trait]
 impl AuditStore for PgStore {
@@ -72,13 +50,8 @@ impl AuditStore for PgStore {
                 None => &mut qb,
             };
         }
-        qb.build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?
-            .iter()
-            .map(from_row)
-            .collect()
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(internal)?;
+        all(rows, rows::audit_entry)
     }
 
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {

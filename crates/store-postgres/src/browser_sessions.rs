@@ -3,9 +3,8 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::Row;
 
-use aof_store::{keys::at, BrowserSessionRecord, LoginStore, StoreResult};
+use aof_store::{rows, BrowserSessionRecord, LoginStore, StoreResult};
 
 use crate::{internal, ms, PgStore};
 
@@ -29,12 +28,7 @@ impl LoginStore for PgStore {
     async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
         let q = sqlx::query("SELECT * FROM browser_sessions WHERE hash = $1").bind(hash);
         let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
-        Ok(row.map(|r| BrowserSessionRecord {
-            hash: r.get("hash"),
-            key_id: r.get("key_id"),
-            created_at: at(r.get("created_ms")),
-            expires_at: at(r.get("expires_ms")),
-        }))
+        row.as_ref().map(rows::browser_session).transpose()
     }
 
     // Deletes need no feed cursor, so they skip the write lock.

@@ -4,16 +4,12 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::Row;
 
 use aof_core::SessionStatus;
-use aof_store::{
-    callbacks::{self, CallbackRow},
-    CallbackStore, PendingCallback, StoreResult,
-};
+use aof_store::{callbacks, rows, CallbackStore, PendingCallback, StoreResult};
 use aof_wire::Session;
 
-use crate::{internal, ms, PgStore, WriteTx};
+use crate::{internal, ms, rows::all, PgStore, WriteTx};
 
 /// Called whenever session `s` changes status (`s` is the new row): records the
 /// callback its parent is owed, if any, for its latest run if that asked for it.
@@ -79,25 +75,14 @@ pub(crate) async fn mark_delivered(
 impl CallbackStore for PgStore {
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         let rows = sqlx::query(
-            "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
-             FROM callbacks WHERE parent_session_id = $1 AND delivered_run_id IS NULL ORDER BY id",
+            "SELECT * FROM callbacks WHERE parent_session_id = $1 AND delivered_run_id IS NULL \
+             ORDER BY id",
         )
         .bind(parent)
         .fetch_all(&self.pool)
         .await
         .map_err(internal)?;
-        rows.iter()
-            .map(|r| {
-                PendingCallback::try_from(CallbackRow {
-                    id: r.get("id"),
-                    parent_session_id: r.get("parent_session_id"),
-                    child_session_id: r.get("child_session_id"),
-                    child_run_id: r.get("child_run_id"),
-                    status: r.get("status"),
-                    created_ms: r.get("created_ms"),
-                })
-            })
-            .collect()
+        all(rows, rows::callback)
     }
 
     async fn callback_parents(&self) -> StoreResult<Vec<String>> {

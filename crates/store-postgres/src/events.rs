@@ -4,18 +4,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{postgres::PgRow, Row};
+use sqlx::Row;
 use tokio::sync::broadcast;
 
 use aof_core::run::RunStatus;
-use aof_store::{events, EventStore, EventWrite, StoreError, StoreResult};
+use aof_store::{
+    events,
+    rows::{feed_item, stored_event},
+    EventStore, EventWrite, StoreError, StoreResult,
+};
 use aof_wire::{
     event::types,
     sse::{self, FeedItem},
     Event, SessionResult, StoredEvent,
 };
 
-use crate::{internal, live, PgStore, WriteTx, WRITE_LOCK_KEY};
+use crate::{internal, live, rows::all, PgStore, WriteTx, WRITE_LOCK_KEY};
 
 /// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
 pub(crate) async fn append_in_tx(
@@ -61,16 +65,6 @@ pub(crate) async fn append_in_tx(
     let (stored, item) = events::appended(session_id, cursor, seq, run_id, event, data);
     w.push_item(item);
     Ok(Some(stored))
-}
-
-fn stored_from_row(r: &PgRow) -> StoreResult<StoredEvent> {
-    let data: String = r.get("data");
-    Ok(StoredEvent {
-        id: r.get("cursor"),
-        seq: r.get("seq"),
-        run_id: r.get("run_id"),
-        event: events::from_payload(&data).map_err(internal)?,
-    })
 }
 
 /// One event: `aof_append_event` (migration 0005), answering in the batch's shape.
@@ -135,7 +129,10 @@ impl PgStore {
                 "no_run" => StoreError::RunNotFound,
                 "lease_conflict" => {
                     let status: Option<String> = row.get("detail");
-                    events::lease_lost(failed.unwrap_or_default(), &status.unwrap_or_default())
+                    match status.as_deref().map(str::parse::<RunStatus>) {
+                        Some(Ok(status)) => events::lease_lost(failed.unwrap_or_default(), status),
+                        _ => internal(anyhow::anyhow!("aof_append_event(s): status {status:?}")),
+                    }
                 }
                 other => internal(anyhow::anyhow!("aof_append_event(s): outcome {other}")),
             });
@@ -201,7 +198,7 @@ impl EventStore for PgStore {
                    WHERE session_id = $1 AND kind = 'event' AND cursor > $2 ORDER BY cursor LIMIT $3";
         let q = sqlx::query(sql).bind(session_id).bind(after).bind(limit);
         let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
-        rows.iter().map(stored_from_row).collect()
+        all(rows, stored_event)
     }
 
     async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>> {
@@ -209,7 +206,7 @@ impl EventStore for PgStore {
                    AND kind = 'event' AND event_type = $2 ORDER BY cursor DESC LIMIT 1";
         let q = sqlx::query(sql).bind(session_id).bind(types::RESULT);
         let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
-        let latest = row.as_ref().map(stored_from_row).transpose()?;
+        let latest = row.as_ref().map(stored_event).transpose()?;
         Ok(latest.map(|ev| events::session_result(ev.event)))
     }
 
@@ -234,14 +231,7 @@ impl EventStore for PgStore {
             .bind(cursor)
             .bind(limit),
         };
-        let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
-        let item = |r: &PgRow| FeedItem {
-            cursor: r.get("cursor"),
-            kind: r.get("kind"),
-            session_id: r.get("session_id"),
-            data: r.get::<String, _>("data").into(),
-        };
-        Ok(rows.iter().map(item).collect())
+        all(q.fetch_all(&self.pool).await.map_err(internal)?, feed_item)
     }
 
     async fn feed_head(&self) -> StoreResult<i64> {

@@ -2,18 +2,17 @@
 //! statement per step, in the plan's order. The rules are in the plan; this module only
 //! knows the SQL.
 
-use aof_core::RunStatus;
 use aof_store::{
-    lifecycle::{changed_concurrently, run_failed_data, Plan, RunWrite, Step},
-    RunRecord, StoreError, StoreResult,
+    lifecycle::{changed_concurrently, run_failed_data, Plan, Step},
+    rows::run,
+    statements, Conflict, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::sse;
-use chrono::{DateTime, Utc};
 
 use crate::{
     events::append_in_tx,
-    internal, ms,
-    rows::{run_from_row, set_session_status, ts, RUN_COLS},
+    internal,
+    rows::{bind_all, set_session_status},
     WriteTx,
 };
 
@@ -31,8 +30,13 @@ pub(crate) async fn execute(w: &mut WriteTx<'_>, plan: Plan) -> StoreResult<Opti
                 write,
                 at,
             } => {
-                let new = write_run(w, &run_id, from, to, &write, at).await?;
-                row = Some(new.ok_or_else(|| changed_concurrently(&run_id, from))?);
+                // The compare-and-set (`aof_store::statements`): no row, no such status.
+                let mark = |i| format!("${i}");
+                let (sql, vals) = statements::run_write(&run_id, from, to, &write, at, mark);
+                let q = bind_all(sqlx::query(&sql), vals);
+                let new = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
+                let new = new.ok_or_else(|| changed_concurrently(&run_id, from))?;
+                row = Some(run(&new)?);
             }
             Step::Event { run_id, event } => {
                 let sid = event.session_id.clone();
@@ -82,65 +86,7 @@ pub(crate) async fn execute_claim(
             rec
         })),
         // The claim plan's only conflict is its compare-and-set.
-        Err(StoreError::LeaseConflict(_)) => Ok(None),
+        Err(StoreError::LeaseConflict(Conflict::Moved { .. })) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// The run row's compare-and-set on `from`: one statement per kind of write. `None`: no
-/// row had that status.
-async fn write_run(
-    w: &mut WriteTx<'_>,
-    run_id: &str,
-    from: RunStatus,
-    to: RunStatus,
-    write: &RunWrite,
-    at: DateTime<Utc>,
-) -> StoreResult<Option<RunRecord>> {
-    // $1 the new status, $2 the run, $3 the status it must have; then each write's own.
-    let sql = |set: &str| {
-        format!(
-            "UPDATE runs SET status = $1, {set} WHERE run_id = $2 AND status = $3 \
-             RETURNING {RUN_COLS}"
-        )
-    };
-    let (sql, at) = (
-        match write {
-            RunWrite::Start => sql("started_at = COALESCE(started_at, $4)"),
-            RunWrite::Finish { .. } => sql(
-                "completed_at = $4, error = COALESCE($5, error), lease_expires_ms = NULL, \
-                 lease_token = CASE WHEN $6 THEN NULL ELSE lease_token END",
-            ),
-            RunWrite::Requeue => sql(
-                "runner_id = NULL, claimed_at = NULL, lease_token = NULL, lease_expires_ms = NULL",
-            ),
-            RunWrite::Cancel => sql("completed_at = $4"),
-            RunWrite::AskStop => sql("stop_delivered = 0"),
-            RunWrite::Claim { .. } => sql(
-                "runner_id = $5, claimed_at = $4, attempt = attempt + 1, lease_token = $6, \
-                 lease_expires_ms = $7, stop_delivered = 0",
-            ),
-        },
-        ts(at),
-    );
-    let q = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(run_id)
-        .bind(from.as_str());
-    let q = match write {
-        RunWrite::Start | RunWrite::Cancel => q.bind(at),
-        RunWrite::Finish { error, revoke } => q.bind(at).bind(error).bind(revoke),
-        RunWrite::Requeue | RunWrite::AskStop => q,
-        RunWrite::Claim {
-            runner_id,
-            lease_token,
-            lease_expires_at,
-        } => q
-            .bind(at)
-            .bind(runner_id)
-            .bind(lease_token)
-            .bind(ms(*lease_expires_at)),
-    };
-    let row = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
-    row.as_ref().map(run_from_row).transpose()
 }

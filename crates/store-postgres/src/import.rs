@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use aof_store::{
-    import::{insert_sql, Col, Row},
+    import::{insert_sql, Row},
     ImportStore, ImportedSession, StoreResult,
 };
 use aof_wire::sse;
@@ -15,13 +15,7 @@ use crate::{events::append_in_tx, internal, rows, PgStore, WriteTx};
 /// Inserts `row` unless `key` is taken; the rows inserted (0 or 1).
 async fn insert(w: &mut WriteTx<'_>, table: &str, key: &str, row: Row) -> StoreResult<u64> {
     let sql = insert_sql(table, key, &row, |i| format!("${i}"));
-    let mut q = sqlx::query(&sql);
-    for (_, v) in row {
-        q = match v {
-            Col::Text(t) => q.bind(t),
-            Col::Int(i) => q.bind(i),
-        };
-    }
+    let q = rows::bind_all(sqlx::query(&sql), row.into_iter().map(|(_, v)| v).collect());
     let done = q.execute(&mut *w.tx).await.map_err(internal)?;
     Ok(done.rows_affected())
 }

@@ -3,31 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::{postgres::PgRow, Row};
 
-pub(crate) use aof_store::keys::at;
-use aof_store::{AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
-use aof_wire::auth::KeyScope;
+use aof_store::{rows, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
 
-use crate::{internal, ms, PgStore};
-
-fn key_from_row(r: &PgRow) -> StoreResult<KeyRecord> {
-    let role: String = r.get("role");
-    Ok(KeyRecord {
-        id: r.get("id"),
-        name: r.get("name"),
-        role: role
-            .parse()
-            .map_err(|e: String| internal(anyhow::anyhow!(e)))?,
-        hash: r.get("hash"),
-        created_at: at(r.get("created_ms")),
-        revoked_at: r.get::<Option<i64>, _>("revoked_ms").map(at),
-        scope: KeyScope {
-            tags: r.get("scope_tags"),
-            agents: r.get("scope_agents"),
-        },
-    })
-}
+use crate::{internal, ms, rows::all, PgStore};
 
 #[async_trait]
 impl AuthStore for PgStore {
@@ -50,13 +29,13 @@ impl AuthStore for PgStore {
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
         let q = sqlx::query("SELECT * FROM api_keys ORDER BY created_ms DESC, id");
         let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
-        rows.iter().map(key_from_row).collect()
+        all(rows, rows::key)
     }
 
     async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
         let q = sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(id);
         let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
-        row.as_ref().map(key_from_row).transpose()
+        row.as_ref().map(rows::key).transpose()
     }
 
     async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
@@ -84,13 +63,7 @@ impl AuthStore for PgStore {
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
         let q = sqlx::query("SELECT * FROM session_tokens WHERE id = $1").bind(id);
         let row = q.fetch_optional(&self.pool).await.map_err(internal)?;
-        Ok(row.map(|r| SessionTokenRecord {
-            id: r.get("id"),
-            hash: r.get("hash"),
-            run_id: r.get("run_id"),
-            session_id: r.get("session_id"),
-            expires_at: at(r.get("expires_ms")),
-        }))
+        row.as_ref().map(rows::session_token).transpose()
     }
 
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {

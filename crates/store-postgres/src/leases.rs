@@ -6,16 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use aof_store::{
     lifecycle::{self, Plan},
+    rows::{run, RUN_COLS},
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreError, StoreResult,
 };
-use aof_wire::runner::HeldLease;
+use aof_wire::{format_ts as ts, runner::HeldLease};
 
-use crate::{
-    execute::execute,
-    internal, ms,
-    rows::{run_from_row, ts, RUN_COLS},
-    PgStore, WriteTx,
-};
+use crate::{execute::execute, internal, ms, PgStore, WriteTx};
 
 /// The statuses in which a run holds a lease.
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
@@ -39,7 +35,7 @@ where
     let now = Utc::now();
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (plan, resolved) = decide(&run_from_row(row)?, now)?;
+        let (plan, resolved) = decide(&run(row)?, now)?;
         execute(w, plan).await?;
         out.push(resolved);
     }

@@ -41,7 +41,7 @@ use std::sync::{
 
 use tokio::sync::{broadcast, Mutex, MutexGuard};
 
-use aof_store::{StoreError, StoreResult};
+use aof_store::{Fault, StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 pub use redact::redact_url;
@@ -112,22 +112,13 @@ pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
         .map(|c| c.into_owned());
     match code.as_deref() {
         // disk_full, and out of memory/connections/resources in general.
-        Some("53100") => StoreError::Storage {
-            full: true,
-            message: format!("the database disk is full: {e}"),
-        },
+        Some("53100") => StoreError::storage(Fault::DatabaseDiskFull, e),
         // read_only_sql_transaction (hot standby), io_error and other system errors,
         // server shutting down.
         Some(c) if c == "25006" || c.starts_with("58") || c.starts_with("57P") => {
-            StoreError::Storage {
-                full: false,
-                message: format!("the database cannot be written: {e}"),
-            }
+            StoreError::storage(Fault::DatabaseReadOnly, e)
         }
-        _ if unreachable => StoreError::Storage {
-            full: false,
-            message: format!("the database is unreachable: {e}"),
-        },
+        _ if unreachable => StoreError::storage(Fault::DatabaseUnreachable, e),
         _ => StoreError::Internal(e),
     }
 }
@@ -140,12 +131,9 @@ impl PgStore {
     /// Connects and applies the embedded migrations (sqlx serializes concurrent
     /// migrators with its own advisory lock, so coordinators may start together).
     pub async fn connect(url: &str, opts: PgOptions) -> StoreResult<PgStore> {
-        let connect: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-            StoreError::Illegal(format!(
-                "invalid PostgreSQL URL: {}",
-                redact_url(&e.to_string())
-            ))
-        })?;
+        let connect: PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| StoreError::InvalidUrl(redact_url(&e.to_string())))?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         // Named on every connection: the feed table's NOTIFY trigger sends it (0008).
         let connect = connect.options([("aof.instance", instance.as_str())]);

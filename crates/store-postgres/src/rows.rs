@@ -1,88 +1,70 @@
-//! Row ↔ wire mapping, and the small queries every module needs inside a transaction.
+//! Row reading (`aof_store::rows` maps the columns), and the small queries every module
+//! needs inside a transaction.
 
-use std::str::FromStr;
+use sqlx::{
+    postgres::{PgArguments, PgRow},
+    query::Query,
+    PgConnection, Postgres, Row,
+};
 
-use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{postgres::PgRow, PgConnection, Row};
-
-use aof_core::{RunStatus, SessionStatus};
-use aof_store::{RunRecord, StoreResult};
-use aof_wire::{Run, Session};
+use aof_core::SessionStatus;
+use aof_store::{
+    import::Col,
+    rows::{self, Columns, RUN_COLS, SESSION_COLS},
+    RunRecord, StoreError, StoreResult,
+};
+use aof_wire::Session;
 
 use crate::{internal, WriteTx};
 
-pub(crate) const SESSION_COLS: &str = "session_id, status, created_at, project_dir, agent_name, \
-    last_resumed_at, parent_session_id, executor_session_id, executor_profile, hostname";
+/// `aof_store::rows::Columns`' marker for this backend.
+pub(crate) struct Pg;
 
-pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, parameters, \
-    project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
-    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint, traceparent";
-
-pub(crate) fn session_from_row(r: &PgRow) -> StoreResult<Session> {
-    Ok(Session {
-        session_id: r.get("session_id"),
-        status: parsed(r, "status")?,
-        created_at: r.get("created_at"),
-        project_dir: r.get("project_dir"),
-        agent_name: r.get("agent_name"),
-        last_resumed_at: r.get("last_resumed_at"),
-        parent_session_id: r.get("parent_session_id"),
-        executor_session_id: r.get("executor_session_id"),
-        executor_profile: r.get("executor_profile"),
-        hostname: r.get("hostname"),
-    })
+impl Columns<Pg> for PgRow {
+    type Error = StoreError;
+    fn text(&self, col: &str) -> StoreResult<Option<String>> {
+        self.try_get(col).map_err(internal)
+    }
+    fn int(&self, col: &str) -> StoreResult<Option<i64>> {
+        // Most integer columns are BIGINT; `audit_log.status` is INTEGER, EXISTS a boolean.
+        let wide = self.try_get::<Option<i64>, _>(col);
+        let narrow = || {
+            self.try_get::<Option<i32>, _>(col)
+                .map(|v| v.map(i64::from))
+        };
+        let flag = || {
+            self.try_get::<Option<bool>, _>(col)
+                .map(|v| v.map(i64::from))
+        };
+        wide.or_else(|_| narrow())
+            .or_else(|_| flag())
+            .map_err(internal)
+    }
+    fn list(&self, col: &str) -> StoreResult<Vec<String>> {
+        self.try_get(col).map_err(internal)
+    }
+    fn bad(&self, col: &str, e: String) -> StoreError {
+        internal(anyhow::anyhow!("column {col}: {e}"))
+    }
 }
 
-/// A text column holding an enum's wire name; an unknown name is an error, never a default.
-fn parsed<T: FromStr<Err = String>>(r: &PgRow, col: &str) -> StoreResult<T> {
-    let text: String = r.get(col);
-    text.parse()
-        .map_err(|e: String| internal(anyhow::anyhow!("column {col}: {e}")))
+/// Every row of `rows` mapped by `f` (one of `aof_store::rows`).
+pub(crate) fn all<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(f).collect()
 }
 
-fn json_col(r: &PgRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
-    let text: Option<String> = r.get(col);
-    text.map(|t| serde_json::from_str(&t).map_err(internal))
-        .transpose()
-}
-
-pub(crate) fn run_from_row(r: &PgRow) -> StoreResult<RunRecord> {
-    let status: RunStatus = parsed(r, "status")?;
-    let demands = json_col(r, "demands")?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(internal)?;
-    let lease_ms: Option<i64> = r.get("lease_expires_ms");
-    Ok(RunRecord {
-        run: Run {
-            run_id: r.get("run_id"),
-            run_type: parsed(r, "run_type")?,
-            session_id: r.get("session_id"),
-            agent_name: r.get("agent_name"),
-            parameters: json_col(r, "parameters")?.unwrap_or(serde_json::Value::Null),
-            project_dir: r.get("project_dir"),
-            parent_session_id: r.get("parent_session_id"),
-            execution_mode: parsed(r, "execution_mode")?,
-            demands,
-            status,
-            runner_id: r.get("runner_id"),
-            error: r.get("error"),
-            created_at: r.get("created_at"),
-            claimed_at: r.get("claimed_at"),
-            started_at: r.get("started_at"),
-            completed_at: r.get("completed_at"),
-            timeout_at: r.get("timeout_at"),
-            attempt: r.get("attempt"),
-            scope: json_col(r, "scope")?,
-            resolved_agent_blueprint: json_col(r, "blueprint")?,
-            lease_token: None,
-            session_token: None,
-            traceparent: r.get("traceparent"),
-        },
-        status,
-        lease_token: r.get("lease_token"),
-        lease_expires_at: lease_ms.and_then(|m| Utc.timestamp_millis_opt(m).single()),
-    })
+/// Binds `aof_store`'s values (`import::Col`) in order.
+pub(crate) fn bind_all(
+    mut q: Query<'_, Postgres, PgArguments>,
+    cols: Vec<Col>,
+) -> Query<'_, Postgres, PgArguments> {
+    for v in cols {
+        q = match v {
+            Col::Text(t) => q.bind(t),
+            Col::Int(i) => q.bind(i),
+        };
+    }
+    q
 }
 
 pub(crate) async fn load_run(
@@ -94,7 +76,7 @@ pub(crate) async fn load_run(
         .fetch_optional(conn)
         .await
         .map_err(internal)?;
-    row.as_ref().map(run_from_row).transpose()
+    row.as_ref().map(rows::run).transpose()
 }
 
 pub(crate) async fn load_session(
@@ -108,7 +90,7 @@ pub(crate) async fn load_session(
     .fetch_optional(conn)
     .await
     .map_err(internal)?;
-    row.as_ref().map(session_from_row).transpose()
+    row.as_ref().map(rows::session).transpose()
 }
 
 /// Sets a session's status and feeds `session_updated` with the new row.
@@ -129,7 +111,7 @@ pub(crate) async fn set_session_status(
     .map_err(internal)?;
     match changed {
         Some(row) => {
-            let s = session_from_row(&row)?;
+            let s = rows::session(&row)?;
             crate::callbacks::record_if_callback(w, &s, status).await?;
             feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
             Ok(Some(s))
@@ -142,8 +124,4 @@ pub(crate) async fn feed_session(w: &mut WriteTx<'_>, kind: &str, s: &Session) -
     let data = serde_json::json!({ "session": s });
     w.feed(kind, Some(&s.session_id), data).await?;
     Ok(())
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    aof_wire::format_ts(t)
 }

@@ -3,37 +3,17 @@
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use sqlx::{postgres::PgRow, Row};
+use sqlx::Row;
 
 use aof_store::{
-    runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
+    rows::{self, RUNNER_COLS as COLS},
+    runners::{self, DEREGISTERED, DISCONNECTED},
     stops::IDLE_STOP_OWED,
     PollState, Resolved, RunnerStore, StoreResult,
 };
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
 use crate::{internal, ms, PgStore, WriteTx};
-
-const COLS: &str =
-    "runner_id, instance_id, registered_at, last_heartbeat, last_heartbeat_ms, hostname, \
-    project_dir, executor_profile, executor, tags, require_matching_tags, deregister";
-
-fn runner_row(r: &PgRow) -> RunnerRow {
-    RunnerRow {
-        runner_id: r.get("runner_id"),
-        instance_id: r.get("instance_id"),
-        registered_at: r.get("registered_at"),
-        last_heartbeat: r.get("last_heartbeat"),
-        last_heartbeat_ms: r.get("last_heartbeat_ms"),
-        hostname: r.get("hostname"),
-        project_dir: r.get("project_dir"),
-        executor_profile: r.get("executor_profile"),
-        executor: r.get("executor"),
-        tags: r.get("tags"),
-        require_matching_tags: r.get::<i64, _>("require_matching_tags") != 0,
-        deregister: r.get::<i64, _>("deregister") != 0,
-    }
-}
 
 impl PgStore {
     /// Runs `query`, a DELETE of runner `id`, fails the runs it held with `error` and
@@ -69,7 +49,8 @@ impl RunnerStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(internal)?;
-        let row = row.map(|r| (runner_row(&r), r.get("has_stops")));
+        let row = row.map(|r| StoreResult::Ok((rows::runner(&r)?, r.get("has_stops"))));
+        let row = row.transpose()?;
         runners::poll_state(row, Utc::now(), self.opts.stale_after)
     }
 
@@ -81,7 +62,8 @@ impl RunnerStore for PgStore {
             .fetch_optional(&mut *w.tx)
             .await
             .map_err(internal)?;
-        let r = runners::on_register(id, existing.as_ref().map(runner_row), req, now, stale_after)?;
+        let existing = existing.as_ref().map(rows::runner).transpose()?;
+        let r = runners::on_register(id, existing, req, now, stale_after)?;
         sqlx::query(&format!(
             "INSERT INTO runners({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
@@ -116,7 +98,7 @@ impl RunnerStore for PgStore {
         .map_err(internal)?;
         let now = Utc::now();
         rows.iter()
-            .map(|r| runner_row(r).info(now, stale_after))
+            .map(|r| rows::runner(r)?.info(now, stale_after))
             .collect()
     }
 

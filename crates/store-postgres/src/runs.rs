@@ -7,15 +7,17 @@ use chrono::{Duration, Utc};
 use sqlx::Row;
 
 use aof_store::{
-    lifecycle, matching::may_claim, NewRun, RunRecord, RunReport, RunStore, StoreError,
-    StoreResult, Writer,
+    lifecycle,
+    matching::may_claim,
+    rows::{run, session, RUN_COLS, SESSION_COLS},
+    NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
-use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Run, RunType};
+use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Run, RunType};
 
 use crate::{
     execute::{execute, execute_claim},
     internal, ms,
-    rows::{feed_session, load_run, run_from_row, session_from_row, ts, RUN_COLS, SESSION_COLS},
+    rows::{all, feed_session, load_run},
     PgStore,
 };
 
@@ -43,18 +45,14 @@ async fn pick_pending(
             return Ok(None);
         };
         after = last.get("rid");
-        if let Some(rec) = page
-            .iter()
-            .filter_map(|r| run_from_row(r).ok())
-            .find(|rec| {
-                may_claim(
-                    runner,
-                    scope,
-                    rec.run.agent_name.as_deref(),
-                    rec.run.demands.as_ref(),
-                )
-            })
-        {
+        if let Some(rec) = page.iter().filter_map(|r| run(r).ok()).find(|rec| {
+            may_claim(
+                runner,
+                scope,
+                rec.run.agent_name.as_deref(),
+                rec.run.demands.as_ref(),
+            )
+        }) {
             return Ok(Some(rec));
         }
         if page.len() < CLAIM_PAGE {
@@ -88,7 +86,7 @@ impl RunStore for PgStore {
                 let Some(row) = row else {
                     return Err(StoreError::SessionExists(new.session_id));
                 };
-                Some(session_from_row(&row)?)
+                Some(session(&row)?)
             }
             RunType::ResumeSession => {
                 let known: Option<i64> =
@@ -138,7 +136,7 @@ impl RunStore for PgStore {
         .fetch_one(&mut *w.tx)
         .await
         .map_err(internal)?;
-        let rec = run_from_row(&row)?;
+        let rec = run(&row)?;
         if let Some(s) = &session {
             feed_session(&mut w, sse::SESSION_CREATED, s).await?;
         }
@@ -159,7 +157,7 @@ impl RunStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(internal)?;
-        row.as_ref().map(run_from_row).transpose()
+        row.as_ref().map(run).transpose()
     }
 
     async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
@@ -171,9 +169,7 @@ impl RunStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        rows.iter()
-            .map(|r| run_from_row(r).map(|rec| rec.run))
-            .collect()
+        Ok(all(rows, run)?.into_iter().map(|rec| rec.run).collect())
     }
 
     async fn claim_run_scoped(

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, Row};
 
 use aof_core::SessionStatus;
-use aof_store::{sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult};
+use aof_store::{
+    rows::{run, session, RUN_COLS, SESSION_COLS},
+    sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+};
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
     sse, Session,
@@ -14,14 +17,10 @@ use aof_wire::{
 use crate::{
     internal,
     leases::LEASED,
-    rows::{
-        feed_session, load_session, run_from_row, session_from_row, set_session_status, RUN_COLS,
-        SESSION_COLS,
-    },
+    rows::{feed_session, load_session, set_session_status},
     PgStore, WriteTx,
 };
 
-/// Writes the session a rule returned, feeds `session_updated` and commits.
 /// The session and how many of its runs a runner holds (with `token`: under that lease).
 async fn load_held(
     conn: &mut PgConnection,
@@ -38,10 +37,10 @@ async fn load_held(
     .fetch_optional(conn)
     .await
     .map_err(internal)?;
-    row.map(|r| Ok((session_from_row(&r)?, r.get("held"))))
-        .transpose()
+    row.map(|r| Ok((session(&r)?, r.get("held")))).transpose()
 }
 
+/// Writes the session a rule returned, feeds `session_updated` and commits.
 async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
     sqlx::query(
         "UPDATE sessions SET status = $1, project_dir = $2, agent_name = $3, last_resumed_at = $4, \
@@ -92,11 +91,8 @@ impl SessionStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let rows = rows
-            .iter()
-            .map(|r| Ok((session_from_row(r)?, r.get("rid"))))
-            .collect::<StoreResult<_>>()?;
-        Ok(sessions::page(rows, limit))
+        let rows = rows.iter().map(|r| Ok((session(r)?, r.get("rid"))));
+        Ok(sessions::page(rows.collect::<StoreResult<_>>()?, limit))
     }
 
     async fn bind(
@@ -137,7 +133,7 @@ impl SessionStore for PgStore {
         .fetch_optional(&mut *w.tx)
         .await
         .map_err(internal)?;
-        let latest = latest.as_ref().map(run_from_row).transpose()?;
+        let latest = latest.as_ref().map(run).transpose()?;
         let current = load_session(&mut w.tx, id).await?;
         let current =
             sessions::on_runner_status(id, runner_id, registered, current, latest.as_ref())?;

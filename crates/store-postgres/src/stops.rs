@@ -2,11 +2,12 @@
 //! The rules are `aof_store::lifecycle::on_stop_*`; this module loads what they read.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Row;
 
 use aof_store::{
     lifecycle::{self, RunnerPresence, SessionStopView},
+    rows::{self, PRESENCE_COLS, RUN_COLS},
     stops::IDLE_STOP_OWED,
     StopOutcome, StopStore, StoreError, StoreResult,
 };
@@ -14,7 +15,7 @@ use aof_store::{
 use crate::{
     execute::execute,
     internal,
-    rows::{load_run, load_session, run_from_row, RUN_COLS},
+    rows::{load_run, load_session},
     PgStore, WriteTx,
 };
 
@@ -90,7 +91,7 @@ async fn stop_view(
     .await
     .map_err(internal)?;
     let (latest, latest_stop_delivered) = match &row {
-        Some(r) => (Some(run_from_row(r)?), r.get::<i64, _>("stop_delivered")),
+        Some(r) => (Some(rows::run(r)?), r.get::<i64, _>("stop_delivered")),
         None => (None, 0),
     };
     let runner = match SessionStopView::runner_to_load(latest.as_ref()) {
@@ -109,17 +110,8 @@ async fn stop_view(
 }
 
 async fn presence(w: &mut WriteTx<'_>, runner_id: &str) -> StoreResult<Option<RunnerPresence>> {
-    let row: Option<(i64, bool, bool)> = sqlx::query_as(
-        "SELECT last_heartbeat_ms, instance_id IS NOT NULL, deregister <> 0 FROM runners \
-         WHERE runner_id = $1",
-    )
-    .bind(runner_id)
-    .fetch_optional(&mut *w.tx)
-    .await
-    .map_err(internal)?;
-    Ok(row.map(|(hb, has_instance_id, deregister)| RunnerPresence {
-        last_heartbeat: DateTime::from_timestamp_millis(hb).unwrap_or(DateTime::<Utc>::MIN_UTC),
-        has_instance_id,
-        deregister,
-    }))
+    let sql = format!("SELECT {PRESENCE_COLS} FROM runners WHERE runner_id = $1");
+    let q = sqlx::query(&sql).bind(runner_id);
+    let row = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
+    row.as_ref().map(rows::presence).transpose()
 }

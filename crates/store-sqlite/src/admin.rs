@@ -30,16 +30,9 @@ impl AdminStore for SqliteStore {
             sql: &str,
         ) -> StoreResult<Vec<(S, i64)>> {
             c.prepare_cached(sql)
-                .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get::<_, String>("status")?, r.get("n")?)))?
-                        .collect::<rusqlite::Result<Vec<(String, i64)>>>()
-                })
+                .and_then(|mut st| st.query_map([], |r| rows::status_count(r))?.collect())
+                .map(|counts: Vec<_>| counts.into_iter().flatten().collect())
                 .map_err(internal)
-                .map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|(st, n)| Some((st.parse::<S>().ok()?, n)))
-                        .collect()
-                })
         }
         let (runs, sessions, events) = self
             .read(|c| {

@@ -3,38 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params_from_iter, types::Value, Row};
+use rusqlite::{params_from_iter, types::Value};
 
-use aof_store::{
-    audit::{rfc3339_ms, AuditBind},
-    AuditQuery, AuditStore, NewAuditEntry, StoreResult,
-};
+use aof_store::{audit::AuditBind, rows, AuditQuery, AuditStore, NewAuditEntry, StoreResult};
 use aof_wire::audit::AuditEntry;
 
-use crate::{internal, ms, rows::bad_column, SqliteStore};
-
-fn from_row(r: &Row) -> rusqlite::Result<AuditEntry> {
-    let kind: String = r.get("actor_kind")?;
-    let role: Option<String> = r.get("role")?;
-    Ok(AuditEntry {
-        id: r.get("id")?,
-        at: rfc3339_ms(r.get("at_ms")?),
-        actor_kind: kind
-            .parse()
-            .map_err(|e: String| bad_column("actor_kind", e))?,
-        actor_id: r.get("actor_id")?,
-        actor_name: r.get("actor_name")?,
-        role: role
-            .map(|r| r.parse())
-            .transpose()
-            .map_err(|e: String| bad_column("role", e))?,
-        action: r.get("action")?,
-        target: r.get("target")?,
-        status: u16::try_from(r.get::<_, i64>("status")?).unwrap_or(0),
-        request_id: r.get("request_id")?,
-        remote_addr: r.get("remote_addr")?,
-    })
-}
+use crate::{internal, ms, SqliteStore};
 
 #[async_trait]
 impl AuditStore for SqliteStore {
@@ -87,7 +61,10 @@ impl AuditStore for SqliteStore {
         self.read(move |c| {
             // Built per query (the filters vary): not worth a slot in the statement cache.
             c.prepare(&sql)
-                .and_then(|mut st| st.query_map(params_from_iter(binds), from_row)?.collect())
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(binds), |r| rows::audit_entry(r))?
+                        .collect()
+                })
                 .map_err(internal)
         })
         .await

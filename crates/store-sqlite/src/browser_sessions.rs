@@ -3,20 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use rusqlite::Row;
 
-use aof_store::{keys::at, BrowserSessionRecord, LoginStore, StoreResult};
+use aof_store::{rows, BrowserSessionRecord, LoginStore, StoreResult};
 
 use crate::{internal, ms, SqliteStore};
-
-fn from_row(r: &Row) -> rusqlite::Result<BrowserSessionRecord> {
-    Ok(BrowserSessionRecord {
-        hash: r.get("hash")?,
-        key_id: r.get("key_id")?,
-        created_at: at(r.get("created_ms")?),
-        expires_at: at(r.get("expires_ms")?),
-    })
-}
 
 #[async_trait]
 impl LoginStore for SqliteStore {
@@ -40,7 +30,8 @@ impl LoginStore for SqliteStore {
 
     async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {
         let sql = "SELECT * FROM browser_sessions WHERE hash = ?";
-        self.query_opt(sql, [hash.to_string()], from_row).await
+        self.query_opt(sql, [hash.to_string()], |r| rows::browser_session(r))
+            .await
     }
 
     async fn delete_browser_session(&self, hash: &str) -> StoreResult<bool> {

@@ -7,10 +7,7 @@ use chrono::Utc;
 use rusqlite::OptionalExtension;
 
 use aof_core::SessionStatus;
-use aof_store::{
-    callbacks::{self, CallbackRow},
-    CallbackStore, PendingCallback, StoreResult,
-};
+use aof_store::{callbacks, rows, CallbackStore, PendingCallback, StoreResult};
 use aof_wire::Session;
 
 use crate::{internal, ms, SqliteStore, Tx};
@@ -70,29 +67,15 @@ impl CallbackStore for SqliteStore {
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
         let parent = parent.to_string();
         // Asked after every session end: a hot read.
-        let rows: Vec<CallbackRow> = self
-            .read_hot(move |c| {
-                c.prepare_cached(
-                    "SELECT id, parent_session_id, child_session_id, child_run_id, status, created_ms \
-                     FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL ORDER BY id",
-                )
-                .and_then(|mut st| {
-                    st.query_map([parent], |r| {
-                        Ok(CallbackRow {
-                            id: r.get("id")?,
-                            parent_session_id: r.get("parent_session_id")?,
-                            child_session_id: r.get("child_session_id")?,
-                            child_run_id: r.get("child_run_id")?,
-                            status: r.get("status")?,
-                            created_ms: r.get("created_ms")?,
-                        })
-                    })?
-                    .collect()
-                })
-                .map_err(internal)
-            })
-            .await?;
-        rows.into_iter().map(PendingCallback::try_from).collect()
+        self.read_hot(move |c| {
+            c.prepare_cached(
+                "SELECT * FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL \
+                 ORDER BY id",
+            )
+            .and_then(|mut st| st.query_map([parent], |r| rows::callback(r))?.collect())
+            .map_err(internal)
+        })
+        .await
     }
 
     async fn callback_parents(&self) -> StoreResult<Vec<String>> {

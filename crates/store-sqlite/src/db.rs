@@ -134,10 +134,7 @@ fn gone() -> StoreError {
 /// A copy of `e` for the other members of a failed batch.
 fn share(e: &StoreError) -> StoreError {
     match e {
-        StoreError::Storage { full, message } => StoreError::Storage {
-            full: *full,
-            message: message.clone(),
-        },
+        StoreError::Storage(s) => StoreError::Storage(s.clone()),
         other => StoreError::Internal(anyhow::anyhow!(
             "the batch this write was part of failed: {other}"
         )),
@@ -407,7 +404,7 @@ mod tests {
             tokio::join!(
                 writer.write(|w| {
                     insert(w, 1)?;
-                    Err::<(), _>(StoreError::Illegal("refused".into()))
+                    Err::<(), _>(StoreError::RunnerNotFound)
                 }),
                 writer.write(|w| insert(w, 2)),
                 writer.write(|w| -> StoreResult<()> {
@@ -424,7 +421,7 @@ mod tests {
         };
         let (blocked, (r1, r2, r3, r4), ()) = tokio::join!(blocker, jobs, release);
         blocked.unwrap();
-        assert!(matches!(r1, Err(StoreError::Illegal(_))));
+        assert!(matches!(r1, Err(StoreError::RunnerNotFound)));
         r2.unwrap();
         assert!(r3.is_err());
         r4.unwrap();

@@ -2,10 +2,14 @@
 //! rule in `aof_store::events`), list, replay.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::broadcast;
 
-use aof_store::{events, EventStore, EventWrite, StoreError, StoreResult};
+use aof_store::{
+    events,
+    rows::{feed_item, stored_event},
+    EventStore, EventWrite, StoreError, StoreResult,
+};
 use aof_wire::{
     event::types,
     sse::{self, FeedItem},
@@ -90,16 +94,6 @@ pub(crate) fn append_in_tx(
     insert_event(w, session_id, seq, run_id, idem_key, event)
 }
 
-fn stored_from_row(r: &Row) -> rusqlite::Result<StoredEvent> {
-    let data: String = r.get("data")?;
-    Ok(StoredEvent {
-        id: r.get("cursor")?,
-        seq: r.get("seq")?,
-        run_id: r.get("run_id")?,
-        event: events::from_payload(&data).map_err(|e| rows::bad_column("data", e))?,
-    })
-}
-
 /// Appends `write` (the insert carries the idempotency rule), or tells why not in the
 /// order of `aof_store::events`: no session, a repeated key (`Ok(None)`), the fence.
 fn append(w: &mut Tx<'_>, session_id: &str, write: EventWrite) -> StoreResult<Option<StoredEvent>> {
@@ -124,16 +118,6 @@ fn append(w: &mut Tx<'_>, session_id: &str, write: EventWrite) -> StoreResult<Op
         .flatten();
     events::fence(session_id, &write, run.as_ref())?;
     append_in_tx(w, session_id, write.event.clone(), run_id, key)
-}
-
-fn feed_item_from_row(r: &Row) -> rusqlite::Result<FeedItem> {
-    let data: String = r.get("data")?;
-    Ok(FeedItem {
-        cursor: r.get("cursor")?,
-        kind: r.get("kind")?,
-        session_id: r.get("session_id")?,
-        data: data.into(),
-    })
 }
 
 #[async_trait]
@@ -177,14 +161,14 @@ impl EventStore for SqliteStore {
         let sql = "SELECT cursor, seq, run_id, data FROM feed \
                    WHERE session_id = ? AND kind = 'event' AND cursor > ? ORDER BY cursor LIMIT ?";
         let params = (session_id.to_string(), after, limit.unwrap_or(-1));
-        self.query(sql, params, stored_from_row).await
+        self.query(sql, params, |r| stored_event(r)).await
     }
 
     async fn session_result(&self, session_id: &str) -> StoreResult<Option<SessionResult>> {
         let sql = "SELECT cursor, seq, run_id, data FROM feed WHERE session_id = ? \
                    AND kind = 'event' AND event_type = ? ORDER BY cursor DESC LIMIT 1";
         let params = (session_id.to_string(), types::RESULT);
-        let latest = self.query_opt(sql, params, stored_from_row).await?;
+        let latest = self.query_opt(sql, params, |r| stored_event(r)).await?;
         Ok(latest.map(|ev| events::session_result(ev.event)))
     }
 
@@ -197,7 +181,7 @@ impl EventStore for SqliteStore {
         let sql = "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > ?1 \
                    AND (?2 IS NULL OR session_id = ?2 OR session_id IS NULL) ORDER BY cursor LIMIT ?3";
         let params = (cursor, session_id.map(str::to_string), limit);
-        self.query(sql, params, feed_item_from_row).await
+        self.query(sql, params, |r| feed_item(r)).await
     }
 
     async fn feed_head(&self) -> StoreResult<i64> {

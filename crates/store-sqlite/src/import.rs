@@ -3,25 +3,27 @@
 //! each), in one write job. The rows are `aof_store::import`'s.
 
 use async_trait::async_trait;
-use rusqlite::{params_from_iter, types::Value, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use aof_store::{
-    import::{insert_sql, Col, Row},
+    import::{insert_sql, Row},
     ImportStore, ImportedSession, StoreResult,
 };
 use aof_wire::sse;
 
-use crate::{events::append_in_tx, internal, rows, SqliteStore, Tx};
+use crate::{
+    events::append_in_tx,
+    internal,
+    rows::{self, values},
+    SqliteStore, Tx,
+};
 
 /// Inserts `row` unless `key` is taken; the rows inserted (0 or 1).
 fn insert(w: &Tx<'_>, table: &str, key: &str, row: Row) -> StoreResult<usize> {
     let sql = insert_sql(table, key, &row, |_| "?".into());
-    let values = row.into_iter().map(|(_, v)| match v {
-        Col::Text(t) => t.map_or(Value::Null, Value::Text),
-        Col::Int(i) => Value::Integer(i),
-    });
+    let vals = row.into_iter().map(|(_, v)| v).collect();
     w.prepare_cached(&sql)
-        .and_then(|mut st| st.execute(params_from_iter(values)))
+        .and_then(|mut st| st.execute(values(vals)))
         .map_err(internal)
 }
 

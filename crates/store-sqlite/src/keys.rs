@@ -3,43 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use rusqlite::Row;
 
-pub(crate) use aof_store::keys::at;
-use aof_store::{AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
-use aof_wire::auth::KeyScope;
+use aof_store::{rows, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
 
-use crate::{internal, ms, rows::bad_column, SqliteStore};
-
-fn key_from_row(r: &Row) -> rusqlite::Result<KeyRecord> {
-    let role: String = r.get("role")?;
-    let list = |col: &str| -> rusqlite::Result<Vec<String>> {
-        let text: String = r.get(col)?;
-        serde_json::from_str(&text).map_err(|e| bad_column(col, e))
-    };
-    Ok(KeyRecord {
-        id: r.get("id")?,
-        name: r.get("name")?,
-        role: role.parse().map_err(|e: String| bad_column("role", e))?,
-        hash: r.get("hash")?,
-        created_at: at(r.get("created_ms")?),
-        revoked_at: r.get::<_, Option<i64>>("revoked_ms")?.map(at),
-        scope: KeyScope {
-            tags: list("scope_tags")?,
-            agents: list("scope_agents")?,
-        },
-    })
-}
-
-fn token_from_row(r: &Row) -> rusqlite::Result<SessionTokenRecord> {
-    Ok(SessionTokenRecord {
-        id: r.get("id")?,
-        hash: r.get("hash")?,
-        run_id: r.get("run_id")?,
-        session_id: r.get("session_id")?,
-        expires_at: at(r.get("expires_ms")?),
-    })
-}
+use crate::{internal, ms, SqliteStore};
 
 #[async_trait]
 impl AuthStore for SqliteStore {
@@ -67,12 +34,13 @@ impl AuthStore for SqliteStore {
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
         let sql = "SELECT * FROM api_keys ORDER BY created_ms DESC, id";
-        self.query(sql, [], key_from_row).await
+        self.query(sql, [], |r| rows::key(r)).await
     }
 
     async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
         let sql = "SELECT * FROM api_keys WHERE id = ?";
-        self.query_opt(sql, [id.to_string()], key_from_row).await
+        self.query_opt(sql, [id.to_string()], |r| rows::key(r))
+            .await
     }
 
     async fn revoke_key(&self, id: &str) -> StoreResult<bool> {
@@ -100,7 +68,8 @@ impl AuthStore for SqliteStore {
 
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {
         let sql = "SELECT * FROM session_tokens WHERE id = ?";
-        self.query_opt(sql, [id.to_string()], token_from_row).await
+        self.query_opt(sql, [id.to_string()], |r| rows::session_token(r))
+            .await
     }
 
     async fn bind_runner_key(&self, runner_id: &str, key_id: &str) -> StoreResult<()> {

@@ -7,16 +7,12 @@ use rusqlite::{Connection, ToSql};
 
 use aof_store::{
     lifecycle::{self, Plan},
+    rows::{run, RUN_COLS},
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreResult,
 };
-use aof_wire::runner::HeldLease;
+use aof_wire::{format_ts as ts, runner::HeldLease};
 
-use crate::{
-    execute::execute,
-    internal, ms,
-    rows::{run_from_row, ts, RUN_COLS},
-    SqliteStore, Tx,
-};
+use crate::{execute::execute, internal, ms, SqliteStore, Tx};
 
 /// The statuses in which a run holds a lease.
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
@@ -24,7 +20,7 @@ pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 /// The runs `sql` selects (a `SELECT {RUN_COLS} …` with `params`).
 fn runs_where(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> StoreResult<Vec<RunRecord>> {
     conn.prepare_cached(sql)
-        .and_then(|mut st| st.query_map(params, run_from_row)?.collect())
+        .and_then(|mut st| st.query_map(params, |r| run(r))?.collect())
         .map_err(internal)
 }
 

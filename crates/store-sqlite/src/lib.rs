@@ -33,7 +33,7 @@ use sqlx::{
 };
 use tokio::sync::broadcast;
 
-use aof_store::{StoreError, StoreResult};
+use aof_store::{Fault, StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 pub use aof_store::matching::satisfies;
@@ -109,14 +109,8 @@ pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
         })
         .map(|c| c & 0xff);
     match code {
-        Some(13) => StoreError::Storage {
-            full: true,
-            message: format!("the data disk is full: {e}"),
-        },
-        Some(8) | Some(10) => StoreError::Storage {
-            full: false,
-            message: format!("the data dir cannot be written: {e}"),
-        },
+        Some(13) => StoreError::storage(Fault::DataDiskFull, e),
+        Some(8) | Some(10) => StoreError::storage(Fault::DataDirReadOnly, e),
         _ => StoreError::Internal(e),
     }
 }
@@ -156,18 +150,6 @@ async fn migrate(path: &Path) -> StoreResult<()> {
     conn.close().await.map_err(internal)
 }
 
-/// Why a reference database is not opened, and the way out.
-fn reference_refusal(path: &Path) -> String {
-    format!(
-        "{} was written by the AOF reference coordinator (its schema, not ours); AOF does not \
-         change it in place. Import it into a new data dir and point the coordinator there: \
-         `aof import --from-reference {} --data-dir NEW_DIR` (sessions, runs and events are \
-         copied; the file is only read)",
-        path.display(),
-        path.display()
-    )
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path, opts: SqliteOptions) -> StoreResult<SqliteStore> {
@@ -179,7 +161,7 @@ impl SqliteStore {
             .map_err(internal)?;
         match refdb {
             Ok(false) => {}
-            Ok(true) => return Err(StoreError::ForeignSchema(reference_refusal(path))),
+            Ok(true) => return Err(StoreError::ForeignSchema(path.to_path_buf())),
             Err(e) => {
                 return Err(internal(anyhow::anyhow!(
                     "{e:#}; if this is a volume of the AOF reference, make it readable by this user (chown), then see `aof import --help`"
@@ -310,16 +292,10 @@ const READERS: usize = 4;
 /// read-only connection, so nothing is locked for long and the copy is compact.
 pub async fn backup(db: &Path, out: &Path) -> StoreResult<()> {
     if out.exists() {
-        return Err(StoreError::Illegal(format!(
-            "{} exists; backups never overwrite",
-            out.display()
-        )));
+        return Err(StoreError::BackupExists(out.to_path_buf()));
     }
     if !db.exists() {
-        return Err(StoreError::Illegal(format!(
-            "no database at {}",
-            db.display()
-        )));
+        return Err(StoreError::NoDatabase(db.to_path_buf()));
     }
     let (db, out) = (db.to_path_buf(), out.to_path_buf());
     tokio::task::spawn_blocking(move || {

@@ -1,101 +1,55 @@
-//! Row ↔ wire mapping, and the small queries every module needs inside a transaction.
+//! Row reading (`aof_store::rows` maps the columns), and the small queries every module
+//! needs inside a transaction.
 
-use std::str::FromStr;
+use rusqlite::{
+    types::{Type, Value},
+    Connection, OptionalExtension, Row,
+};
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{types::Type, Connection, OptionalExtension, Row};
-
-use aof_core::{RunStatus, SessionStatus};
-use aof_store::{RunRecord, StoreResult};
-use aof_wire::{Run, Session};
+use aof_core::SessionStatus;
+use aof_store::{
+    import::Col,
+    rows::{self, Columns, RUN_COLS, SESSION_COLS},
+    RunRecord, StoreResult,
+};
+use aof_wire::Session;
 
 use crate::{internal, Tx};
 
-pub(crate) const SESSION_COLS: &str = "session_id, status, created_at, project_dir, agent_name, \
-    last_resumed_at, parent_session_id, executor_session_id, executor_profile, hostname";
+/// `aof_store::rows::Columns`' marker for this backend.
+pub(crate) struct Sqlite;
 
-pub(crate) const RUN_COLS: &str = "run_id, run_type, session_id, agent_name, parameters, \
-    project_dir, parent_session_id, execution_mode, demands, scope, status, runner_id, error, \
-    created_at, claimed_at, started_at, completed_at, timeout_at, attempt, lease_token, lease_expires_ms, blueprint, traceparent";
-
-pub(crate) fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
-    Ok(Session {
-        session_id: r.get("session_id")?,
-        status: parsed(r, "status")?,
-        created_at: r.get("created_at")?,
-        project_dir: r.get("project_dir")?,
-        agent_name: r.get("agent_name")?,
-        last_resumed_at: r.get("last_resumed_at")?,
-        parent_session_id: r.get("parent_session_id")?,
-        executor_session_id: r.get("executor_session_id")?,
-        executor_profile: r.get("executor_profile")?,
-        hostname: r.get("hostname")?,
-    })
+impl Columns<Sqlite> for Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, col: &str) -> rusqlite::Result<Option<String>> {
+        self.get(col)
+    }
+    fn int(&self, col: &str) -> rusqlite::Result<Option<i64>> {
+        self.get(col)
+    }
+    fn list(&self, col: &str) -> rusqlite::Result<Vec<String>> {
+        serde_json::from_str(&self.str(col)?).map_err(|e| self.bad(col, e.to_string()))
+    }
+    fn bad(&self, col: &str, e: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            Type::Text,
+            format!("column {col}: {e}").into(),
+        )
+    }
 }
 
-/// A value stored in a column that does not parse (a JSON column, a status name).
-pub(crate) fn bad_column(
-    col: &str,
-    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> rusqlite::Error {
-    let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, format!("column {col}: {e}").into())
-}
-
-/// A text column holding an enum's wire name; an unknown name is an error, never a default.
-fn parsed<T: FromStr<Err = String>>(r: &Row, col: &str) -> rusqlite::Result<T> {
-    let text: String = r.get(col)?;
-    text.parse().map_err(|e: String| bad_column(col, e))
-}
-
-pub(crate) fn json_col(r: &Row, col: &str) -> rusqlite::Result<Option<serde_json::Value>> {
-    let text: Option<String> = r.get(col)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| bad_column(col, e)))
-        .transpose()
-}
-
-pub(crate) fn run_from_row(r: &Row) -> rusqlite::Result<RunRecord> {
-    let status: RunStatus = parsed(r, "status")?;
-    let demands = json_col(r, "demands")?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| bad_column("demands", e))?;
-    let lease_ms: Option<i64> = r.get("lease_expires_ms")?;
-    Ok(RunRecord {
-        run: Run {
-            run_id: r.get("run_id")?,
-            run_type: parsed(r, "run_type")?,
-            session_id: r.get("session_id")?,
-            agent_name: r.get("agent_name")?,
-            parameters: json_col(r, "parameters")?.unwrap_or(serde_json::Value::Null),
-            project_dir: r.get("project_dir")?,
-            parent_session_id: r.get("parent_session_id")?,
-            execution_mode: parsed(r, "execution_mode")?,
-            demands,
-            status,
-            runner_id: r.get("runner_id")?,
-            error: r.get("error")?,
-            created_at: r.get("created_at")?,
-            claimed_at: r.get("claimed_at")?,
-            started_at: r.get("started_at")?,
-            completed_at: r.get("completed_at")?,
-            timeout_at: r.get("timeout_at")?,
-            attempt: r.get("attempt")?,
-            scope: json_col(r, "scope")?,
-            resolved_agent_blueprint: json_col(r, "blueprint")?,
-            lease_token: None,
-            session_token: None,
-            traceparent: r.get("traceparent")?,
-        },
-        status,
-        lease_token: r.get("lease_token")?,
-        lease_expires_at: lease_ms.and_then(|m| Utc.timestamp_millis_opt(m).single()),
-    })
+/// `aof_store`'s values (`import::Col`) as SQLite's, in order.
+pub(crate) fn values(cols: Vec<Col>) -> impl rusqlite::Params {
+    rusqlite::params_from_iter(cols.into_iter().map(|v| match v {
+        Col::Text(t) => t.map_or(Value::Null, Value::Text),
+        Col::Int(i) => Value::Integer(i),
+    }))
 }
 
 pub(crate) fn load_run(conn: &Connection, run_id: &str) -> StoreResult<Option<RunRecord>> {
     conn.prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?"))
-        .and_then(|mut st| st.query_row([run_id], run_from_row).optional())
+        .and_then(|mut st| st.query_row([run_id], |r| rows::run(r)).optional())
         .map_err(internal)
 }
 
@@ -103,7 +57,7 @@ pub(crate) fn load_session(conn: &Connection, session_id: &str) -> StoreResult<O
     conn.prepare_cached(&format!(
         "SELECT {SESSION_COLS} FROM sessions WHERE session_id = ?"
     ))
-    .and_then(|mut st| st.query_row([session_id], session_from_row).optional())
+    .and_then(|mut st| st.query_row([session_id], |r| rows::session(r)).optional())
     .map_err(internal)
 }
 
@@ -120,7 +74,7 @@ pub(crate) fn set_session_status(
              RETURNING {SESSION_COLS}"
         ))
         .and_then(|mut st| {
-            st.query_row((status.as_str(), session_id), session_from_row)
+            st.query_row((status.as_str(), session_id), |r| rows::session(r))
                 .optional()
         })
         .map_err(internal)?;
@@ -138,8 +92,4 @@ pub(crate) fn feed_session(w: &mut Tx<'_>, kind: &str, s: &Session) -> StoreResu
     let data = serde_json::json!({ "session": s });
     w.feed(kind, Some(&s.session_id), data)?;
     Ok(())
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    aof_wire::format_ts(t)
 }

@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use rusqlite::{params, OptionalExtension, Params, Row};
 
 use aof_store::{
+    rows::{self, RUNNER_COLS as COLS},
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
     stops::IDLE_STOP_OWED,
     PollState, Resolved, RunnerStore, StoreResult,
@@ -14,25 +15,8 @@ use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
 use crate::{internal, ms, SqliteStore, Tx};
 
-const COLS: &str =
-    "runner_id, instance_id, registered_at, last_heartbeat, last_heartbeat_ms, hostname, \
-    project_dir, executor_profile, executor, tags, require_matching_tags, deregister";
-
 fn runner_row(r: &Row) -> rusqlite::Result<RunnerRow> {
-    Ok(RunnerRow {
-        runner_id: r.get("runner_id")?,
-        instance_id: r.get("instance_id")?,
-        registered_at: r.get("registered_at")?,
-        last_heartbeat: r.get("last_heartbeat")?,
-        last_heartbeat_ms: r.get("last_heartbeat_ms")?,
-        hostname: r.get("hostname")?,
-        project_dir: r.get("project_dir")?,
-        executor_profile: r.get("executor_profile")?,
-        executor: r.get("executor")?,
-        tags: r.get("tags")?,
-        require_matching_tags: r.get("require_matching_tags")?,
-        deregister: r.get("deregister")?,
-    })
+    rows::runner(r)
 }
 
 /// Runs `sql`, a DELETE of runner `id`, and fails the runs it held with `error`.

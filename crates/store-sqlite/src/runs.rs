@@ -7,15 +7,17 @@ use chrono::{Duration, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use aof_store::{
-    lifecycle, matching::may_claim, NewRun, RunRecord, RunReport, RunStore, StoreError,
-    StoreResult, Writer,
+    lifecycle,
+    matching::may_claim,
+    rows::{run, session, RUN_COLS, SESSION_COLS},
+    NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
-use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Demands, Run, RunType};
+use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Demands, Run, RunType};
 
 use crate::{
     execute::{execute, execute_claim},
     internal, ms,
-    rows::{self, feed_session, load_run, run_from_row, ts, RUN_COLS, SESSION_COLS},
+    rows::{self, feed_session, load_run},
     SqliteStore, Tx,
 };
 
@@ -83,7 +85,7 @@ impl RunStore for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
             ))
-            .and_then(|mut st| st.query_row([sid], run_from_row).optional())
+            .and_then(|mut st| st.query_row([sid], |r| run(r)).optional())
             .map_err(internal)
         })
         .await
@@ -96,7 +98,7 @@ impl RunStore for SqliteStore {
                 "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC"
             ))
             .and_then(|mut st| {
-                st.query_map([status], |r| run_from_row(r).map(|rec| rec.run))?
+                st.query_map([status], |r| run(r).map(|rec| rec.run))?
                     .collect()
             })
             .map_err(internal)
@@ -155,7 +157,7 @@ fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
                             &new.agent_name,
                             &new.parent_session_id,
                         ),
-                        rows::session_from_row,
+                        |r| session(r),
                     )
                     .optional()
                 })
@@ -202,7 +204,7 @@ fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
                     new.blueprint.as_ref().map(|b| b.to_string()),
                     new.traceparent,
                 ],
-                run_from_row,
+                |r| run(r),
             )
         })
         .map_err(internal)?;

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use aof_core::SessionStatus;
-use aof_store::{sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult};
+use aof_store::{
+    rows::{run, session, RUN_COLS, SESSION_COLS},
+    sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+};
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
     sse, Session,
@@ -14,10 +17,7 @@ use aof_wire::{
 use crate::{
     internal,
     leases::LEASED,
-    rows::{
-        feed_session, load_session, run_from_row, session_from_row, set_session_status, RUN_COLS,
-        SESSION_COLS,
-    },
+    rows::{feed_session, load_session, set_session_status},
     SqliteStore, Tx,
 };
 
@@ -52,7 +52,7 @@ fn load_held(c: &Connection, id: &str, token: Option<&str>) -> StoreResult<Optio
          FROM sessions WHERE session_id = ?1"
     ))
     .and_then(|mut st| {
-        let row = |r: &Row| Ok((session_from_row(r)?, r.get("held")?));
+        let row = |r: &Row| Ok((session(r)?, r.get("held")?));
         st.query_row(params![id, token], row).optional()
     })
     .map_err(internal)
@@ -84,7 +84,7 @@ impl SessionStore for SqliteStore {
                 args.extend([&a.created_at as &dyn ToSql, &a.created_at, &a.row]);
             }
             args.push(&limit);
-            let row = |r: &Row| Ok((session_from_row(r)?, r.get("rowid")?));
+            let row = |r: &Row| Ok((session(r)?, r.get("rowid")?));
             c.prepare_cached(&sql)
                 .and_then(|mut st| st.query_map(args.as_slice(), row)?.collect())
                 .map(|rows| sessions::page(rows, limit))
@@ -133,7 +133,7 @@ impl SessionStore for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {RUN_COLS} FROM runs WHERE session_id = ? ORDER BY rowid DESC LIMIT 1"
                 ))
-                .and_then(|mut st| st.query_row([&id], run_from_row).optional())
+                .and_then(|mut st| st.query_row([&id], |r| run(r)).optional())
                 .map_err(internal)?;
             let current = load_session(w, &id)?;
             let current =

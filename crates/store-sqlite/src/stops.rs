@@ -2,11 +2,12 @@
 //! The rules are `aof_store::lifecycle::on_stop_*`; this module loads what they read.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use rusqlite::OptionalExtension;
 
 use aof_store::{
     lifecycle::{self, RunnerPresence, SessionStopView},
+    rows::{self, RUN_COLS},
     stops::IDLE_STOP_OWED,
     StopOutcome, StopStore, StoreError, StoreResult,
 };
@@ -14,7 +15,7 @@ use aof_store::{
 use crate::{
     execute::execute,
     internal,
-    rows::{load_run, load_session, run_from_row, RUN_COLS},
+    rows::{load_run, load_session},
     SqliteStore, Tx,
 };
 
@@ -89,7 +90,7 @@ fn stop_view(w: &Tx<'_>, session_id: &str, stale_after: Duration) -> StoreResult
         ))
         .and_then(|mut st| {
             st.query_row([session_id], |r| {
-                Ok((run_from_row(r)?, r.get::<_, i64>("stop_delivered")?))
+                Ok((rows::run(r)?, r.get::<_, i64>("stop_delivered")?))
             })
             .optional()
         })
@@ -114,20 +115,10 @@ fn stop_view(w: &Tx<'_>, session_id: &str, stale_after: Duration) -> StoreResult
 }
 
 fn presence(w: &Tx<'_>, runner_id: &str) -> StoreResult<Option<RunnerPresence>> {
-    w.prepare_cached(
-        "SELECT last_heartbeat_ms, instance_id IS NOT NULL, deregister <> 0 FROM runners \
-         WHERE runner_id = ?",
-    )
-    .and_then(|mut st| {
-        st.query_row([runner_id], |r| {
-            Ok(RunnerPresence {
-                last_heartbeat: DateTime::from_timestamp_millis(r.get(0)?)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-                has_instance_id: r.get(1)?,
-                deregister: r.get(2)?,
-            })
-        })
-        .optional()
-    })
+    w.prepare_cached(&format!(
+        "SELECT {} FROM runners WHERE runner_id = ?",
+        rows::PRESENCE_COLS
+    ))
+    .and_then(|mut st| st.query_row([runner_id], |r| rows::presence(r)).optional())
     .map_err(internal)
 }

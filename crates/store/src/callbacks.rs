@@ -1,14 +1,13 @@
 //! `async_callback` rules, written once for every backend: which ends of a child
-//! session owe its parent a callback, when a parent may be handed its callbacks, and a
-//! stored callback as the coordinator reads it. A child's callback is recorded in the
+//! session owe its parent a callback and when a parent may be handed its callbacks (a
+//! stored one reads back in `rows::callback`). A child's callback is recorded in the
 //! transaction that ends it; it is marked delivered in the transaction that creates its
 //! parent's resume run.
 
 use aof_core::SessionStatus;
 use aof_wire::Session;
-use chrono::{TimeZone, Utc};
 
-use crate::{PendingCallback, StoreError, StoreResult};
+use crate::{Busy, StoreError, StoreResult};
 
 /// The parent that session `s` moving to `status` owes a callback, if any: the session
 /// ended its turn (finished, idle, failed or stopped) and has a parent other than
@@ -31,9 +30,10 @@ pub fn owed_to(s: &Session, status: SessionStatus) -> Option<&str> {
 pub fn check_deliverable(session_id: &str, live_run: Option<&str>) -> StoreResult<()> {
     match live_run {
         None => Ok(()),
-        Some(live) => Err(StoreError::Busy(format!(
-            "Session '{session_id}' has run {live} in flight; callbacks wait until it ends"
-        ))),
+        Some(live) => Err(StoreError::Busy(Busy::RunInFlight {
+            session_id: session_id.to_string(),
+            run_id: live.to_string(),
+        })),
     }
 }
 
@@ -42,40 +42,10 @@ pub fn check_deliverable(session_id: &str, live_run: Option<&str>) -> StoreResul
 pub fn check_marked(id: i64, session_id: &str, rows: u64) -> StoreResult<()> {
     match rows {
         1 => Ok(()),
-        _ => Err(StoreError::Busy(format!(
-            "callback {id} for session '{session_id}' was delivered already"
-        ))),
-    }
-}
-
-/// A `callbacks` row as both backends store it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallbackRow {
-    pub id: i64,
-    pub parent_session_id: String,
-    pub child_session_id: String,
-    pub child_run_id: String,
-    pub status: String,
-    pub created_ms: i64,
-}
-
-impl TryFrom<CallbackRow> for PendingCallback {
-    type Error = StoreError;
-
-    fn try_from(r: CallbackRow) -> StoreResult<PendingCallback> {
-        Ok(PendingCallback {
-            id: r.id,
-            parent_session_id: r.parent_session_id,
-            child_session_id: r.child_session_id,
-            child_run_id: r.child_run_id,
-            status: r.status.parse().map_err(|e: String| {
-                StoreError::Internal(anyhow::anyhow!("callbacks.status: {e}"))
-            })?,
-            created_at: Utc
-                .timestamp_millis_opt(r.created_ms)
-                .single()
-                .unwrap_or_default(),
-        })
+        _ => Err(StoreError::Busy(Busy::Delivered {
+            id,
+            session_id: session_id.to_string(),
+        })),
     }
 }
 
@@ -132,38 +102,5 @@ mod tests {
                 "callback 3 for session 'p' was delivered already"
             );
         }
-    }
-
-    #[test]
-    fn stored_row_reads_back() {
-        let row = CallbackRow {
-            id: 4,
-            parent_session_id: "p".into(),
-            child_session_id: "c".into(),
-            child_run_id: "run_1".into(),
-            status: "idle".into(),
-            created_ms: 1_800_000_000_123,
-        };
-        let cb = PendingCallback::try_from(row.clone()).unwrap();
-        assert_eq!((cb.id, cb.status), (4, SessionStatus::Idle));
-        assert_eq!(
-            (
-                cb.parent_session_id.as_str(),
-                cb.child_session_id.as_str(),
-                cb.child_run_id.as_str()
-            ),
-            ("p", "c", "run_1")
-        );
-        assert_eq!(cb.created_at.timestamp_millis(), 1_800_000_000_123);
-        let bad = CallbackRow {
-            status: "done".into(),
-            ..row
-        };
-        let e = PendingCallback::try_from(bad).unwrap_err();
-        assert!(matches!(&e, StoreError::Internal(_)));
-        assert!(
-            e.to_string().contains("unknown session status 'done'"),
-            "{e}"
-        );
     }
 }

@@ -14,23 +14,25 @@
 
 use std::sync::Arc;
 
+use aof_core::RunStatus;
 use aof_wire::{
     sse::{self, EventPayload, FeedItem},
     Event, SessionResult, StoredEvent,
 };
 
-use crate::{EventWrite, RunRecord, StoreError, StoreResult};
+use crate::{Conflict, EventWrite, Illegal, RunRecord, StoreError, StoreResult};
 
 /// A lease token without the run it is for.
 pub fn need_run_id() -> StoreError {
-    StoreError::Illegal("a lease token needs the x-aof-run-id header".into())
+    StoreError::Illegal(Illegal::NeedRunId)
 }
 
 /// The writer's lease on `run_id` is gone; `status` is the run's status now.
-pub fn lease_lost(run_id: &str, status: &str) -> StoreError {
-    StoreError::LeaseConflict(format!(
-        "lease for run {run_id} is no longer held (run is {status})"
-    ))
+pub fn lease_lost(run_id: &str, status: RunStatus) -> StoreError {
+    StoreError::LeaseConflict(Conflict::RunLeaseLost {
+        run_id: run_id.to_string(),
+        status,
+    })
 }
 
 /// Rule 3 for `write` to `session_id`, given the row of `write.run_id` (`None`: no
@@ -45,7 +47,7 @@ pub fn fence(session_id: &str, write: &EventWrite, run: Option<&RunRecord>) -> S
         || !run.status.is_leased()
         || run.lease_token.as_deref() != Some(token)
     {
-        return Err(lease_lost(run_id, run.status.as_str()));
+        return Err(lease_lost(run_id, run.status));
     }
     Ok(())
 }
@@ -222,7 +224,7 @@ pub(crate) mod tests {
         assert!(matches!(e, StoreError::RunNotFound), "{e:?}");
         let e = fence("s1", &write(None, Some("t")), None).unwrap_err();
         assert!(matches!(e, StoreError::Illegal(_)), "{e:?}");
-        let e = lease_lost("run_9", "failed");
+        let e = lease_lost("run_9", RunStatus::Failed);
         assert!(matches!(e, StoreError::LeaseConflict(_)), "{e:?}");
     }
 

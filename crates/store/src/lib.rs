@@ -12,13 +12,16 @@ pub mod browser_sessions;
 pub mod callbacks;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod error;
 pub mod events;
 pub mod import;
 pub mod keys;
 pub mod lifecycle;
 pub mod matching;
+pub mod rows;
 pub mod runners;
 pub mod sessions;
+pub mod statements;
 pub mod stops;
 
 use async_trait::async_trait;
@@ -28,6 +31,7 @@ use tokio::sync::{broadcast, watch};
 use aof_core::{RecoveryMode, RunStatus, SessionStatus};
 pub use audit::{AuditQuery, NewAuditEntry, OutcomeFilter};
 pub use browser_sessions::BrowserSessionRecord;
+pub use error::{Busy, Conflict, Fault, Illegal, Storage, StoreError, StoreResult};
 pub use import::{ImportedRun, ImportedSession};
 
 use aof_wire::{
@@ -37,40 +41,6 @@ use aof_wire::{
     sse::FeedItem,
     Demands, Event, ExecutionMode, Run, RunType, Session, SessionResult, StoredEvent,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("Session '{0}' not found")]
-    SessionNotFound(String),
-    #[error("Session '{0}' already exists")]
-    SessionExists(String),
-    #[error("Run not found")]
-    RunNotFound,
-    #[error("Runner not registered")]
-    RunnerNotRegistered,
-    #[error("Runner not found")]
-    RunnerNotFound,
-    #[error("duplicate runner {0}")]
-    DuplicateRunner(String),
-    /// The writer does not hold the run (wrong runner, or a stale lease token).
-    #[error("{0}")]
-    LeaseConflict(String),
-    #[error("{0}")]
-    Illegal(String),
-    #[error("{0}")]
-    Busy(String),
-    /// The disk is full, or the data dir is read-only or failing: nothing was written.
-    #[error("storage unavailable: {message}")]
-    Storage { full: bool, message: String },
-    /// The database is not one this store opens (e.g. the AOF reference's schema); the
-    /// message says what to do instead. Only at open.
-    #[error("{0}")]
-    ForeignSchema(String),
-    #[error("store failure: {0}")]
-    Internal(#[from] anyhow::Error),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the coordinator decided about a new run before storing it.
 #[derive(Debug, Clone)]

@@ -16,7 +16,9 @@ use aof_core::{RunEvent, RunStatus, SessionStatus};
 use aof_wire::{event::types, Event};
 use chrono::{DateTime, Utc};
 
-use crate::{LeasePolicy, Resolved, RunRecord, RunReport, StoreError, StoreResult, Writer};
+use crate::{
+    Conflict, Illegal, LeasePolicy, Resolved, RunRecord, RunReport, StoreError, StoreResult, Writer,
+};
 pub use stop::{on_stop_run, on_stop_session, RunnerPresence, SessionStopView};
 
 /// How a run's row changes. Always a compare-and-set on the status the plan was made
@@ -126,14 +128,15 @@ impl Plan {
 }
 
 pub fn illegal(e: aof_core::IllegalTransition) -> StoreError {
-    StoreError::Illegal(format!("Run cannot move from {} on {:?}", e.from, e.event))
+    StoreError::Illegal(Illegal::Transition(e))
 }
 
 /// The refusal when a plan's compare-and-set finds the run moved on.
 pub fn changed_concurrently(run_id: &str, expected: RunStatus) -> StoreError {
-    StoreError::LeaseConflict(format!(
-        "run {run_id} changed concurrently (expected {expected})"
-    ))
+    StoreError::LeaseConflict(Conflict::Moved {
+        run_id: run_id.to_string(),
+        expected,
+    })
 }
 
 /// Whether a report must look the runner up: a live run held by this runner proves it
@@ -155,16 +158,16 @@ pub fn on_report(
 ) -> StoreResult<Option<Plan>> {
     let run_id = &rec.run.run_id;
     if rec.run.runner_id.as_deref() != Some(who.runner_id.as_str()) {
-        return Err(StoreError::LeaseConflict(format!(
-            "Run {run_id} is not held by runner {}",
-            who.runner_id
-        )));
+        return Err(StoreError::LeaseConflict(Conflict::NotHeld {
+            run_id: run_id.clone(),
+            runner_id: who.runner_id.clone(),
+        }));
     }
     if let Some(token) = &who.lease_token {
         if rec.lease_token.as_deref() != Some(token.as_str()) {
-            return Err(StoreError::LeaseConflict(format!(
-                "Lease token for run {run_id} is stale"
-            )));
+            return Err(StoreError::LeaseConflict(Conflict::StaleToken {
+                run_id: run_id.clone(),
+            }));
         }
     }
     let (event, target) = match report {
@@ -187,10 +190,10 @@ pub fn on_report(
     // token): its word is late. Resolved by this very lease: an illegal move.
     let own_lease = who.lease_token.is_none() || rec.lease_token == who.lease_token;
     if rec.status.is_terminal() && (rec.lease_token.is_none() || !own_lease) {
-        return Err(StoreError::LeaseConflict(format!(
-            "Run {run_id} is already {}; the lease is no longer held",
-            rec.status
-        )));
+        return Err(StoreError::LeaseConflict(Conflict::Ended {
+            run_id: run_id.clone(),
+            status: rec.status,
+        }));
     }
     // A reference runner (no lease token) may report a fast turn's end before its start
     // (its poller and supervisor race): the late start is old news, not an error.

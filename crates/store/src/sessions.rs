@@ -10,7 +10,9 @@ use aof_wire::{
     Session,
 };
 
-use crate::{RunRecord, SessionCursor, SessionPage, StoreError, StoreResult};
+use crate::{
+    Busy, Conflict, Illegal, RunRecord, SessionCursor, SessionPage, StoreError, StoreResult,
+};
 
 pub fn not_found(session_id: &str) -> StoreError {
     StoreError::SessionNotFound(session_id.to_string())
@@ -28,9 +30,9 @@ pub fn on_bind(
 ) -> StoreResult<Session> {
     let (mut s, held) = current.ok_or_else(|| not_found(session_id))?;
     if token_sent && held == 0 {
-        return Err(StoreError::LeaseConflict(format!(
-            "lease for session {session_id} is no longer held"
-        )));
+        return Err(StoreError::LeaseConflict(Conflict::SessionLeaseLost {
+            session_id: session_id.to_string(),
+        }));
     }
     s.executor_session_id = Some(req.executor_session_id.clone());
     s.hostname = Some(req.hostname.clone());
@@ -82,15 +84,15 @@ pub fn on_runner_status(
     let s = current.ok_or_else(|| not_found(session_id))?;
     if let Some(run) = latest {
         if run.run.runner_id.as_deref() != Some(runner_id) {
-            return Err(StoreError::LeaseConflict(format!(
-                "Session {session_id} is served by another runner"
-            )));
+            return Err(StoreError::LeaseConflict(Conflict::OtherRunner {
+                session_id: session_id.to_string(),
+            }));
         }
         if !run.status.is_terminal() {
-            return Err(StoreError::Illegal(format!(
-                "Session {session_id} has an active run ({}); report the run instead",
-                run.status
-            )));
+            return Err(StoreError::Illegal(Illegal::ActiveRun {
+                session_id: session_id.to_string(),
+                status: run.status,
+            }));
         }
     }
     Ok(s)
@@ -106,10 +108,10 @@ pub fn check_delete(session_id: &str, current: Option<(Session, i64)>) -> StoreR
         SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
     );
     if busy || held_runs > 0 {
-        return Err(StoreError::Busy(format!(
-            "Session '{session_id}' is {}. Stop session first.",
-            s.status
-        )));
+        return Err(StoreError::Busy(Busy::Active {
+            session_id: session_id.to_string(),
+            status: s.status.to_string(),
+        }));
     }
     Ok(())
 }
@@ -196,7 +198,7 @@ mod tests {
         assert_eq!(s.project_dir.as_deref(), Some("/new"));
         let e = on_bind("s1", Some((ses("running"), 0)), &req(None), true).unwrap_err();
         assert!(
-            matches!(&e, StoreError::LeaseConflict(m) if m == "lease for session s1 is no longer held")
+            matches!(&e, StoreError::LeaseConflict(Conflict::SessionLeaseLost { session_id }) if session_id == "s1")
         );
         let e = on_bind("s1", None, &req(None), true).unwrap_err();
         assert!(
@@ -244,13 +246,16 @@ mod tests {
         }
         for st in [Claimed, Running, Stopping] {
             let e = ok(Some(run(st, Some("r1")))).unwrap_err();
-            let want = format!("Session s1 has an active run ({st}); report the run instead");
-            assert!(matches!(&e, StoreError::Illegal(m) if *m == want), "{e}");
+            let want = Illegal::ActiveRun {
+                session_id: "s1".into(),
+                status: st,
+            };
+            assert!(matches!(&e, StoreError::Illegal(i) if *i == want), "{e}");
         }
         for other in [Some("r2"), None] {
             let e = ok(Some(run(Completed, other))).unwrap_err();
             assert!(
-                matches!(&e, StoreError::LeaseConflict(m) if m == "Session s1 is served by another runner")
+                matches!(&e, StoreError::LeaseConflict(Conflict::OtherRunner { session_id }) if session_id == "s1")
             );
         }
         let latest = run(Running, Some("r2"));
@@ -284,8 +289,11 @@ mod tests {
                 Ok(()) => assert!(ok, "{status} {held}"),
                 Err(e) => {
                     assert!(!ok, "{status} {held}");
-                    let want = format!("Session 's1' is {status}. Stop session first.");
-                    assert!(matches!(&e, StoreError::Busy(m) if *m == want), "{e}");
+                    let want = Busy::Active {
+                        session_id: "s1".into(),
+                        status: status.into(),
+                    };
+                    assert!(matches!(&e, StoreError::Busy(b) if *b == want), "{e}");
                 }
             }
         }

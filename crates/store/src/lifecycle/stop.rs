@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{illegal, Plan, RunWrite, Step};
 use crate::{
     stops::{self, IDLE_STOP_OWED},
-    RunRecord, StopOutcome, StoreError, StoreResult,
+    Illegal, RunRecord, StopOutcome, StoreError, StoreResult,
 };
 
 /// The reference's stop rules for one run.
@@ -28,7 +28,7 @@ pub fn on_stop_run(rec: &RunRecord, now: DateTime<Utc>) -> StoreResult<(Plan, St
         ),
         RunStatus::Claimed | RunStatus::Running => {
             if rec.run.runner_id.is_none() {
-                return Err(StoreError::Illegal("Run not claimed by any runner".into()));
+                return Err(StoreError::Illegal(Illegal::NotClaimed));
             }
             (
                 RunWrite::AskStop,
@@ -36,11 +36,7 @@ pub fn on_stop_run(rec: &RunRecord, now: DateTime<Utc>) -> StoreResult<(Plan, St
                 answer("stopping", None),
             )
         }
-        st => {
-            return Err(StoreError::Illegal(format!(
-                "Run cannot be stopped (status: {st})"
-            )))
-        }
+        st => return Err(StoreError::Illegal(Illegal::NotStoppable(st))),
     };
     let next = rec.status.on(RunEvent::StopRequested).map_err(illegal)?;
     let plan = Plan::default()
