@@ -52,6 +52,9 @@ cargo test --locked --workspace --doc
 stage "kubernetes manifests: render, validate, policy (scripts/ci/k8s.sh)"
 bash scripts/ci/k8s.sh
 
+stage "helm chart: lint, render, validate, policy, schema, parity with kustomize, package (scripts/ci/helm.sh)"
+bash scripts/ci/helm.sh
+
 stage "schemathesis against /openapi.json (live coordinator)"
 bash scripts/ci/schemathesis.sh
 stage "container images (build, check, compose, push; scripts/ci/images.sh)"
