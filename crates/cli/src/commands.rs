@@ -1,28 +1,41 @@
 //! One module per subcommand; resource nouns (`agents`, `sessions`, `runs`, `runners`,
 //! `keys`, `config`) have one file per verb under `<noun>/`.
 
+//! The coordinator's and the runner's commands are only in builds with that feature
+//! (`server_side`, Cargo.toml); the rest talk HTTP and are always in.
+
 pub mod agents;
 pub mod audit;
+#[cfg(feature = "coordinator")]
 pub mod backup;
+#[cfg(feature = "coordinator")]
 pub mod bench;
 pub mod config;
+#[cfg(feature = "coordinator")]
 pub mod coordinator;
+#[cfg(feature = "coordinator")]
 pub mod dashboard;
+#[cfg(feature = "coordinator")]
 pub mod doctor;
 pub mod health;
+#[cfg(feature = "coordinator")]
 pub mod import;
+#[cfg(feature = "coordinator")]
 pub mod keys;
 pub mod run;
+#[cfg(feature = "runner")]
 pub mod runner;
 pub mod runners;
 pub mod runs;
 pub mod sessions;
+#[cfg(all(feature = "coordinator", feature = "runner"))]
 pub mod up;
 
 use tokio_util::sync::CancellationToken;
 
 /// The runner's settings, read off the async threads (a `PROFILE` is a file to read);
 /// `url` overrides `api.url` as in `Config::runner`.
+#[cfg(feature = "runner")]
 pub async fn runner_config(
     cfg: &aof_config::Config,
     url: Option<String>,
@@ -64,6 +77,7 @@ pub fn signals() -> (CancellationToken, CancellationToken) {
 }
 
 /// Writes the bound address to `path` (tests and scripts bind port 0 and read it back).
+#[cfg(feature = "coordinator")]
 pub fn write_addr_file(
     path: Option<&std::path::Path>,
     addr: std::net::SocketAddr,

@@ -7,6 +7,8 @@ mod client;
 mod commands;
 mod follow;
 mod logging;
+#[cfg(feature = "coordinator")]
+mod server_side;
 mod sse_client;
 mod table;
 
@@ -44,16 +46,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    // Which commands a build has follows its features (Cargo.toml): the images hold
+    // only the part they run.
     /// Coordinator + one local runner + embedded SQLite, in one process.
+    #[cfg(all(feature = "coordinator", feature = "runner"))]
     Up(commands::up::UpArgs),
-    /// Run the coordinator alone.
-    #[command(
-        after_help = "Example:\n  aof coordinator --listen 0.0.0.0:8765 --data-dir /var/lib/aof"
-    )]
-    Coordinator(commands::coordinator::CoordinatorArgs),
-    /// Serve the web dashboard standalone, forwarding API calls to the coordinator.
-    Dashboard(commands::dashboard::DashboardArgs),
+    #[cfg(feature = "coordinator")]
+    #[command(flatten)]
+    ServerSide(server_side::ServerSide),
     /// Run a runner that dials out to a coordinator.
+    #[cfg(feature = "runner")]
     #[command(
         after_help = "Example:\n  aof runner --url http://coordinator:8765 --tags gpu --max-concurrent 2"
     )]
@@ -68,56 +70,43 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// Manage runners: list, remove.
     Runners(commands::runners::RunnersArgs),
-    /// Manage API keys: create, list, revoke (offline with --data-dir, for the first admin key).
-    Keys(commands::keys::KeysArgs),
     /// The audit log (admin): who did what, newest first; filter by actor, action, target, time.
     Audit(commands::audit::AuditArgs),
     /// Show the merged settings, or the table of every setting.
     Config(commands::config::ConfigArgs),
-    /// Write a consistent copy of the store while the coordinator runs.
-    Backup(commands::backup::BackupArgs),
-    /// Put a backup in place (coordinator stopped).
-    Restore(commands::backup::RestoreArgs),
-    /// Import an AOF reference coordinator's database (sessions, runs, events).
-    Import(commands::import::ImportArgs),
-    /// What this deployment exposes (auth, CORS, listeners, runner policy), with a verdict per line.
-    Doctor(commands::doctor::DoctorArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
     Health(commands::health::HealthArgs),
-    /// Measure an AOF-compatible coordinator over HTTP.
-    Bench(commands::bench::BenchArgs),
 }
 
 impl Command {
     /// The flags this command was given, as `(setting key, value)` for the merge.
     fn flags(&self) -> Vec<(&'static str, String)> {
         match self {
+            #[cfg(all(feature = "coordinator", feature = "runner"))]
             Command::Up(a) => a.flags(),
-            Command::Coordinator(a) => a.flags(),
+            #[cfg(feature = "coordinator")]
+            Command::ServerSide(c) => c.flags(),
+            #[cfg(feature = "runner")]
             Command::Runner(a) => a.flags(),
-            Command::Dashboard(a) => a.flags(),
             Command::Run(a) => a.url.flags(),
             Command::Agents(a) => a.common.flags(),
             Command::Sessions(a) => a.common.flags(),
             Command::Runs(a) => a.common.flags(),
             Command::Runners(a) => a.common.flags(),
-            Command::Keys(a) => a.flags(),
             Command::Audit(a) => a.common.flags(),
             Command::Config(a) => a.flags(),
-            Command::Backup(a) => a.flags(),
-            Command::Restore(a) => a.flags(),
-            Command::Import(a) => a.flags(),
             Command::Health(a) => a.flags(),
-            Command::Doctor(a) => a.flags(),
-            Command::Bench(_) => Vec::new(),
         }
     }
 
     /// The default `service.name` of exported traces; `None`: this command exports none.
     fn otel_service(&self) -> Option<&'static str> {
         match self {
+            #[cfg(all(feature = "coordinator", feature = "runner"))]
             Command::Up(_) => Some("aof"),
-            Command::Coordinator(_) => Some("aof-coordinator"),
+            #[cfg(feature = "coordinator")]
+            Command::ServerSide(c) => c.otel_service(),
+            #[cfg(feature = "runner")]
             Command::Runner(_) => Some("aof-runner"),
             _ => None,
         }
@@ -125,10 +114,11 @@ impl Command {
 
     /// Servers log at info; one-shot commands only warn.
     fn is_server(&self) -> bool {
-        matches!(
-            self,
-            Command::Up(_) | Command::Coordinator(_) | Command::Runner(_) | Command::Dashboard(_)
-        )
+        match self {
+            #[cfg(feature = "coordinator")]
+            Command::ServerSide(c) => c.is_server(),
+            _ => self.otel_service().is_some(),
+        }
     }
 }
 
@@ -192,24 +182,20 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
+            #[cfg(all(feature = "coordinator", feature = "runner"))]
             Command::Up(a) => commands::up::run(a, &cfg).await,
-            Command::Coordinator(a) => commands::coordinator::run(a, &cfg).await,
+            #[cfg(feature = "coordinator")]
+            Command::ServerSide(c) => c.run(&cfg).await,
+            #[cfg(feature = "runner")]
             Command::Runner(a) => commands::runner::run(a, &cfg).await,
-            Command::Dashboard(a) => commands::dashboard::run(a, &cfg).await,
             Command::Run(a) => commands::run::run(a, &cfg).await,
             Command::Agents(a) => commands::agents::run(a, &cfg).await,
             Command::Sessions(a) => commands::sessions::run(a, &cfg).await,
             Command::Runs(a) => commands::runs::run(a, &cfg).await,
             Command::Runners(a) => commands::runners::run(a, &cfg).await,
-            Command::Keys(a) => commands::keys::run(a, &cfg).await,
             Command::Audit(a) => commands::audit::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,
-            Command::Backup(a) => commands::backup::backup(a, &cfg).await,
-            Command::Restore(a) => commands::backup::restore(a, &cfg).await,
-            Command::Import(a) => commands::import::run(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
-            Command::Doctor(a) => commands::doctor::run(a, &cfg).await,
-            Command::Bench(a) => commands::bench::run(a).await,
         }
     });
     // The servers have stopped: flush the spans they ended (blocking, so after the runtime).

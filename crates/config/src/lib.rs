@@ -8,9 +8,11 @@
 //! pass a lookup function, so tests need no global state) nor parse command lines.
 
 mod log_level;
+#[cfg(feature = "runner")]
 mod profile;
 pub mod reference;
 pub mod registry;
+#[cfg(feature = "runner")]
 mod runner_ref;
 mod sections;
 
@@ -94,7 +96,9 @@ pub struct Config {
     values: BTreeMap<&'static str, Entry>,
     /// The TOML file that was read, if any.
     pub file: Option<PathBuf>,
-    /// The AOF reference's variables that are set (`reference::REFERENCE_VARS`).
+    /// The AOF reference's variables that are set (`reference::REFERENCE_VARS`); read by
+    /// the runner's settings only.
+    #[cfg_attr(not(feature = "runner"), allow(dead_code))]
     reference: BTreeMap<&'static str, String>,
     /// What a server logs as warnings at start (`Config::warnings`).
     warnings: Vec<String>,
@@ -221,6 +225,7 @@ impl Config {
     }
 
     /// A recognised AOF reference variable's value, if set (non-empty).
+    #[cfg(feature = "runner")]
     fn reference_var(&self, name: &str) -> Option<&str> {
         self.reference.get(name).map(String::as_str)
     }

@@ -4,14 +4,21 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
+// The coordinator's and the runner's sections exist only in builds with that part
+// (aof-cli's features; Cargo.toml); everything else is shared.
+#[cfg(feature = "coordinator")]
 use aof_coordinator::{
     caps::CapsConfig,
     config::{AuthConfig, OidcConfig, PostgresUrl},
     CoordinatorConfig,
 };
+#[cfg(feature = "coordinator")]
 use aof_core::RecoveryMode;
+#[cfg(feature = "runner")]
 use aof_executors::{claude::ClaudeCodeConfig, ExecutorConfig};
+#[cfg(feature = "runner")]
 use aof_runner::RunnerConfig;
+#[cfg(feature = "coordinator")]
 use aof_store_sqlite::Durability;
 
 use crate::{err, Config, ConfigError, Entry, Source};
@@ -59,6 +66,7 @@ pub enum LogTarget {
 pub(crate) fn describe(key: &str, e: &Entry) -> String {
     // Error messages name the input, but never a secret in it.
     let raw = match crate::registry::find(key) {
+        #[cfg(feature = "coordinator")]
         Some(s) if s.secret && key == "coordinator.database_url" => {
             aof_store_postgres::redact_url(&e.raw)
         }
@@ -146,6 +154,7 @@ impl Config {
 
     /// `coordinator.database_url` over `db_path`: a `postgres://` URL selects PostgreSQL;
     /// `sqlite://PATH` names the SQLite file (`sqlite://` alone keeps `db_path`).
+    #[cfg(feature = "coordinator")]
     fn database(&self) -> Result<(PathBuf, Option<PostgresUrl>), ConfigError> {
         let db_path = self.under_data_dir("coordinator.db_path", "observability.db");
         let url = self.parse("coordinator.database_url", |v| {
@@ -260,6 +269,7 @@ impl Config {
         }))
     }
 
+    #[cfg(feature = "coordinator")]
     pub fn coordinator(&self) -> Result<CoordinatorConfig, ConfigError> {
         let d = CoordinatorConfig::default();
         let secs = |key: &str| self.parse(key, seconds);
@@ -338,6 +348,7 @@ impl Config {
     }
 
     /// `coordinator.max_*_per_key`: caps on long-lived requests per credential.
+    #[cfg(feature = "coordinator")]
     fn caps(&self) -> Result<CapsConfig, ConfigError> {
         let n = |key| {
             self.parse_req(key, |v| {
@@ -356,6 +367,7 @@ impl Config {
     }
 
     /// `[auth]`; OIDC is on when any of its keys is set, and then needs all three.
+    #[cfg(feature = "coordinator")]
     pub fn auth(&self) -> Result<AuthConfig, ConfigError> {
         let oidc_keys = ["auth.oidc_issuer", "auth.oidc_audience", "auth.oidc_jwks"];
         let set: Vec<Option<String>> = oidc_keys.iter().map(|k| self.string(k)).collect();
@@ -402,6 +414,7 @@ impl Config {
     }
 
     /// The runner's settings; `url` overrides `api.url` (`aof up` passes its own address).
+    #[cfg(feature = "runner")]
     pub fn runner(&self, url: Option<String>) -> Result<RunnerConfig, ConfigError> {
         let urls = match url {
             Some(u) => vec![u],
@@ -496,6 +509,7 @@ impl Config {
         })
     }
 
+    #[cfg(feature = "runner")]
     fn workspace(&self) -> Result<aof_runner::WorkspaceSettings, ConfigError> {
         Ok(aof_runner::WorkspaceSettings {
             git_repo: self
@@ -508,6 +522,7 @@ impl Config {
         })
     }
 
+    #[cfg(feature = "runner")]
     fn process_limits(&self) -> Result<aof_executors::ProcessLimits, ConfigError> {
         let n = |key| {
             self.parse(key, |v| {
@@ -527,6 +542,7 @@ impl Config {
         })
     }
 
+    #[cfg(feature = "runner")]
     fn executor(&self, name: &str) -> Result<ExecutorConfig, ConfigError> {
         let exec = self.get("runner.executor").expect("has a default");
         let command = self.get("runner.command");
@@ -583,6 +599,7 @@ impl Config {
     }
 }
 
+#[cfg(feature = "runner")]
 fn machine_hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()

@@ -221,6 +221,8 @@ fn settings(cfg: &Config) -> Vec<Check> {
     if c.postgres_url.is_none() {
         out.push(data_dir(&cfg.data_dir()));
     }
+    // A coordinator-only build (the coordinator image) has no runner settings to check.
+    #[cfg(feature = "runner")]
     out.extend(runner(cfg));
     out
 }
@@ -251,6 +253,7 @@ fn data_dir(dir: &Path) -> Check {
     }
 }
 
+#[cfg(feature = "runner")]
 fn runner(cfg: &Config) -> Vec<Check> {
     let r = match cfg.runner(None) {
         Ok(r) => r,
