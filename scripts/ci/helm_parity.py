@@ -23,13 +23,6 @@ HELM_ONLY_LABELS = {
     "helm.sh/chart",
 }
 
-# Shutdown timing of the coordinator is being changed in the Kustomize base by separate
-# work (terminationGracePeriodSeconds 30 -> 15, a preStop hook); the chart already has
-# the new grace period. Remove these once the base has landed them.
-PENDING = {
-    ("Deployment", "aof-coordinator"): ["spec.template.spec.terminationGracePeriodSeconds"],
-}
-CONTAINER_PENDING = {"lifecycle"}
 
 
 def strip_labels(d):
@@ -52,18 +45,10 @@ def strip_labels(d):
 def normalize(doc):
     strip_labels(doc)
     spec = doc.get("spec", {}).get("template", {}).get("spec")
-    for path in PENDING.get((doc["kind"], doc["metadata"]["name"]), []):
-        *parents, last = path.split(".")
-        node = doc
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(last, None)
     if spec:
         for c in spec.get("containers", []):
             if "env" in c:
                 c["env"] = sorted(c["env"], key=lambda e: e["name"])
-            for k in CONTAINER_PENDING:
-                c.pop(k, None)
     return doc
 
 
