@@ -1,4 +1,4 @@
-#![allow(dead_code)] // shared by two test binaries; each uses a part
+#![allow(dead_code)] // shared by the e2e, auth, browser and interop test binaries; each uses a part
 //! Test harness: real `aof` processes on loopback, each in its own temp dir, with logs
 //! kept in that dir (set AOF_TEST_KEEP_TMP=1 to keep and print it).
 
