@@ -27,6 +27,8 @@ CLAUDE_CODE_VERSION ?= 2.1.330
 
 GIT_SHA := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 CREATED := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# The OCI source label: Cargo.toml's `repository`, the one place the URL is kept
+# (Chart.yaml `sources` is checked against it by scripts/ci/helm.sh).
 SOURCE ?= $(shell sed -n 's/^repository *= *"\(.*\)"/\1/p' Cargo.toml)
 AOF_CRATE_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Labels carry the version without a leading v; a branch or PR build (REF, no VERSION)
@@ -45,14 +47,16 @@ COMPONENT_VERSION_dashboard = $(AOF_CRATE_VERSION)
 COMPONENT_VERSION_runner = $(AOF_CRATE_VERSION)
 COMPONENT_VERSION_runner-claude-code = $(AOF_CRATE_VERSION)+claude-code.$(CLAUDE_CODE_VERSION)
 
-# Compressed size budgets in MB (a check fails above them and prints the layers).
+# Compressed size budgets in MB (a check fails above them and prints the layers); the
+# same numbers are in the Dockerfile header and README "Images".
 BUDGET_coordinator := 20
 BUDGET_dashboard := 20
-# 45 until the one `aof` binary gained the PostgreSQL store and the model_api executor
-# (coordinator 10.4 → 13.8 MB, runner 44.7 → 48.1 MB in CI).
-BUDGET_runner := 50
-# As small as the CLI allows: its native binary alone is ~165 MB compressed (208.5 MB in all).
-BUDGET_runner-claude-code := 230
+# The runner images hold an `aof` built with the `runner` feature only (no coordinator,
+# stores or dashboard server: Dockerfile, crates/cli/Cargo.toml).
+BUDGET_runner := 45
+# The CLI's native binary alone is ~165 MB compressed; node/npm/npx, python3 and curl
+# for agents and their MCP servers come on top.
+BUDGET_runner-claude-code := 280
 
 # A literal comma inside $(if …) arguments.
 , := ,
@@ -67,6 +71,7 @@ check-version:
 	@[[ -n "$(VERSION)$(REF)" ]] || { echo "make: VERSION is required, e.g. make release VERSION=1.0.0 (or REF=refs/heads/… in CI)" >&2; exit 2; }
 	@[[ "$(TAGS)" != *TAGS_FAILED* ]] || { echo "make: cannot compute tags for VERSION=$(VERSION)" >&2; exit 2; }
 	@[[ "$(PUSH)" != true || "$(REGISTRY)" == */* ]] || { echo "make: PUSH=true needs REGISTRY=host/org" >&2; exit 2; }
+	@[[ "$(SOURCE)" == http*://* ]] || { echo "make: no source URL (Cargo.toml [workspace.package] repository)" >&2; exit 2; }
 	@echo "release $(LABEL_VERSION) of $(GIT_SHA); tags: $(TAGS)"
 
 IMAGE_TARGETS := image-coordinator image-dashboard image-runner image-runner-claude-code
@@ -95,7 +100,7 @@ $(IMAGE_TARGETS): image-%: check-version
 # Checks the images of VERSION built on this machine (CI runs it after `make release`).
 image-check: check-version
 	$(foreach i,coordinator runner runner-claude-code $(if $(SKIP_DASHBOARD),,dashboard),\
-	  scripts/release/check-image.sh $(REGISTRY)/aof-$(i):$(firstword $(TAGS)) $(i) $(BUDGET_$(i)) $(LABEL_VERSION) $(GIT_SHA);)
+	  scripts/release/check-image.sh $(REGISTRY)/aof-$(i):$(firstword $(TAGS)) $(i) $(BUDGET_$(i)) $(LABEL_VERSION) $(GIT_SHA) '$(SOURCE)';)
 
 tags-test:
 	scripts/release/tags_test.sh

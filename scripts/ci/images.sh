@@ -115,22 +115,29 @@ EOF
   tail -20 "$run_dir/registry/registry.log"; die "registry did not start"
 }
 
-# The static `aof` (static-pie glibc) the images use instead of compiling in a Rust
-# image (Dockerfile: AOF_PREBUILT). Its own target dir, reused across runs.
+# The two static `aof` builds (static-pie glibc) the images use instead of compiling in
+# a Rust image (Dockerfile: AOF_PREBUILT=.docker-prebuilt): `aof-coordinator` (feature
+# coordinator) and `aof-runner` (feature runner). Their own target dir, reused across runs.
 build_static_aof() {
-  RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$work/target \
-    cargo build --locked --release -p aof-cli --target x86_64-unknown-linux-gnu
   mkdir -p .docker-prebuilt
-  strip -o .docker-prebuilt/aof "$work/target/x86_64-unknown-linux-gnu/release/aof"
-  [[ $(file .docker-prebuilt/aof) == *static* ]] || die ".docker-prebuilt/aof is not static: $(file .docker-prebuilt/aof)"
-  # Packed relocations (crates/cli/build.rs): without them every process reads a 1.3 MB
-  # table at start and the idle coordinator is ~1 MiB bigger (BENCHMARKS.md, idle RSS).
-  # Whole output first: `readelf | grep -q` under pipefail fails when grep exits before
-  # readelf has written everything (SIGPIPE); that failed a CI run.
-  local sections; sections=$(readelf -SW .docker-prebuilt/aof)
-  grep -q '\.relr\.dyn' <<<"$sections" \
-    || die ".docker-prebuilt/aof has no packed relocations (.relr.dyn); is ld older than 2.38?"
-  ls -l .docker-prebuilt/aof
+  rm -f .docker-prebuilt/aof  # the single build of earlier versions
+  local f bin
+  for f in coordinator runner; do
+    RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$work/target \
+      cargo build --locked --release -p aof-cli --no-default-features --features "$f" \
+      --target x86_64-unknown-linux-gnu
+    bin=.docker-prebuilt/aof-$f
+    strip -o "$bin" "$work/target/x86_64-unknown-linux-gnu/release/aof"
+    [[ $(file "$bin") == *static* ]] || die "$bin is not static: $(file "$bin")"
+    # Packed relocations (crates/cli/build.rs): without them every process reads a 1.3 MB
+    # table at start and the idle coordinator is ~1 MiB bigger (BENCHMARKS.md, idle RSS).
+    # Whole output first: `readelf | grep -q` under pipefail fails when grep exits before
+    # readelf has written everything (SIGPIPE); that failed a CI run.
+    local sections; sections=$(readelf -SW "$bin")
+    grep -q '\.relr\.dyn' <<<"$sections" \
+      || die "$bin has no packed relocations (.relr.dyn); is ld older than 2.38?"
+  done
+  ls -l .docker-prebuilt/
 }
 
 # Stand-ins for the public images (nothing can be pulled here): BASE_IMAGE from
@@ -172,7 +179,7 @@ stand_ins() {
     $DOCKER build --network host -t "aof-ci/node:$node_v" "$ctx"
   fi
   rm -rf "$ctx"
-  stand_in_flags="--network host --build-arg RUST_IMAGE=aof-ci/builder:bookworm --build-arg NODE_IMAGE=aof-ci/node:$node_v --build-arg BASE_IMAGE=aof-ci/debian:bookworm --build-arg AOF_PREBUILT=.docker-prebuilt/aof"
+  stand_in_flags="--network host --build-arg RUST_IMAGE=aof-ci/builder:bookworm --build-arg NODE_IMAGE=aof-ci/node:$node_v --build-arg BASE_IMAGE=aof-ci/debian:bookworm --build-arg AOF_PREBUILT=.docker-prebuilt"
 }
 
 wait_healthy() { # container...
@@ -215,7 +222,8 @@ test_images() {
 
   stage "static aof (release, crt-static; cached in $work/target)"
   build_static_aof
-  local aof=$repo/.docker-prebuilt/aof
+  # The host-side CLI (agents apply, run, sessions…): the coordinator build has them all.
+  local aof=$repo/.docker-prebuilt/aof-coordinator
   local have_dashboard=true
   "$aof" dashboard --help >/dev/null 2>&1 || die "the static aof has no \`dashboard\` subcommand"
 
@@ -228,7 +236,7 @@ test_images() {
   # Name the intermediate stages (cache hits here), so the prune at exit keeps their
   # layers — the apt and npm downloads — for the next run.
   local claude_v; claude_v=$(sed -n 's/^CLAUDE_CODE_VERSION ?= *//p' Makefile)
-  for st in builder claude-code runner-rootfs; do
+  for st in builder claude-code runner-rootfs claude-code-rootfs; do
     # shellcheck disable=SC2086 # the flags are words
     $DOCKER build -q $stand_in_flags --build-arg CLAUDE_CODE_VERSION="$claude_v" \
       --target "$st" -t "aof-ci/stage:$st" . >/dev/null
@@ -238,18 +246,70 @@ test_images() {
   stage "image checks: labels, uid 1000, HEALTHCHECK, size budgets"
   "${mk[@]}" image-check REGISTRY="$registry" | tee "$run_dir/sizes.txt"
   $DOCKER run --rm "$registry/aof-runner-claude-code:$version" claude --version
-  # This image runs Claude Code agents by default (the plain runner image: echo/command).
-  $DOCKER run --rm "$registry/aof-runner-claude-code:$version" aof config show --json \
-    | python3 -c 'import json,sys; s=json.load(sys.stdin)["settings"]["runner.executor"]; assert s["value"]=="claude_code", s; print("runner-claude-code executor:", s)'
+  # What agents and their MCP servers run (`npx …`, python3 scripts, curl), as uid 1000.
+  $DOCKER run --rm "$registry/aof-runner-claude-code:$version" sh -c \
+    'node --version && npm --version && npx --version && python3 --version && curl --version | head -1 && git --version && test -s /etc/ssl/certs/ca-certificates.crt' \
+    || die "runner-claude-code lacks node/npm/npx, python3, curl, git or CA certificates"
+  # Default executors: claude_code here, `command` running `sh -s` in the plain runner.
+  local img want
+  for img in runner-claude-code:claude_code runner:command; do
+    want=${img#*:}; img=${img%%:*}
+    $DOCKER run --rm "$registry/aof-$img:$version" aof config show --json \
+      | python3 -c 'import json,sys; s=json.load(sys.stdin)["settings"]["runner.executor"]; assert s["value"]==sys.argv[1], s; print(sys.argv[2], "executor:", s["value"])' "$want" "$img" \
+      || die "aof-$img does not default to executor $want"
+  done
   $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && prlimit --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
+  # The image has no CLAUDE_CONFIG_DIR of its own: the executor sets each session's.
+  $DOCKER image inspect --format '{{json .Config.Env}}' "$registry/aof-runner-claude-code:$version" \
+    | grep -q CLAUDE_CONFIG_DIR && die "runner-claude-code sets a CLAUDE_CONFIG_DIR the executor overrides"
+
+  stage "Claude Code headless with only CLAUDE_CODE_OAUTH_TOKEN (fresh config dir, read-only root, uid 1000)"
+  local rdir=$run_dir/replay rport=18998
+  rm -rf "$rdir"; mkdir -p "$rdir"
+  python3 scripts/ci/anthropic_replay.py 127.0.0.1 "$rport" "$rdir/host.jsonl" &
+  local replay_pid=$!
+  pids_to_stop+=("$replay_pid")
+  for _ in $(seq 40); do curl -s -o /dev/null "http://127.0.0.1:$rport/" && break; sleep 0.25; done
+  out=$($DOCKER run --rm --network host --read-only --tmpfs /tmp --tmpfs /workspace:uid=1000,gid=1000 \
+    --tmpfs /app/.agent-orchestrator:uid=1000,gid=1000 \
+    -e CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-aof-ci -e ANTHROPIC_BASE_URL="http://127.0.0.1:$rport" \
+    -e CLAUDE_CONFIG_DIR=/workspace/.sessions/ses_ci/claude \
+    "$registry/aof-runner-claude-code:$version" \
+    claude -p "say hi" --output-format stream-json --verbose </dev/null) || { echo "$out" >&2; die "claude -p failed headless"; }
+  kill "$replay_pid" 2>/dev/null || true
+  grep '"type":"result"' <<<"$out" | jq -e '.subtype == "success" and .result == "headless ok"' >/dev/null \
+    || { echo "$out" >&2; die "claude -p did not finish with the replayed answer"; }
+  jq -e -s 'map(select(.path | startswith("/v1/messages"))) | length > 0 and all(.authorization == "Bearer sk-ant-oat01-aof-ci")' "$rdir/host.jsonl" >/dev/null \
+    || { cat "$rdir/host.jsonl" >&2; die "the CLI did not send the OAuth token as its credential"; }
+  echo "claude -p: success with CLAUDE_CODE_OAUTH_TOKEN alone, no onboarding, config in the session's dir"
 
   stage "compose stack up"
   local cdir=$run_dir/compose
   rm -rf "$cdir"; mkdir -p "$cdir/config/agents" "$cdir/workspace"
   cp docker-compose.yml "$cdir/"
-  chown -R 1000:1000 "$cdir/config" "$cdir/workspace"
+  # CI only: a stand-in Anthropic API (scripts/ci/anthropic_replay.py, run by the
+  # runner-claude-code image's python3) for the runner's Claude Code agents.
+  mkdir -p "$cdir/replay/log"; cp scripts/ci/anthropic_replay.py "$cdir/replay/"
+  cat >"$cdir/docker-compose.override.yml" <<'YAML'
+version: '3.8'
+services:
+  replay:
+    image: ${AOF_REGISTRY}/aof-runner-claude-code:${AOF_VERSION}
+    entrypoint: ["python3", "/replay/anthropic_replay.py", "0.0.0.0", "8080", "/replay/log/requests.jsonl"]
+    healthcheck:
+      disable: true
+    volumes:
+      - ./replay:/replay
+  runner:
+    environment:
+      - ANTHROPIC_BASE_URL=http://replay:8080
+    depends_on:
+      - replay
+YAML
+  chown -R 1000:1000 "$cdir/config" "$cdir/workspace" "$cdir/replay"
   export AOF_REGISTRY=$registry AOF_VERSION=$version AOF_COORDINATOR_PORT=$coord_port AOF_DASHBOARD_PORT=$dash_port
-  local services=(coordinator runner) containers=(aofci_coordinator_1 aofci_runner_1)
+  export CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-aof-ci-compose
+  local services=(coordinator runner replay) containers=(aofci_coordinator_1 aofci_runner_1)
   if $have_dashboard; then services+=(dashboard); containers+=(aofci_dashboard_1); fi
   (cd "$cdir" && docker-compose down -v --remove-orphans >/dev/null 2>&1 || true)
   (cd "$cdir" && docker-compose up -d "${services[@]}")
@@ -286,6 +346,20 @@ EOF
   [[ -n $session && $session != null ]] || die "cannot find the session"
   "$aof" sessions show "$session" --url "$url" --json | jq -e '(.session // .).status == "finished"' >/dev/null \
     || die "session $session is not finished"
+
+  # The image's default executor: a Claude Code session through the real CLI, with the
+  # config dir the executor gives it and the OAuth token from the compose environment.
+  out=$("$aof" run ci-claude "say hi" --follow --timeout 180 --url "$url") \
+    || { echo "$out"; $DOCKER logs --tail 40 aofci_runner_1 >&2; die "the claude_code session did not complete"; }
+  echo "$out"
+  grep -q 'headless ok' <<<"$out" || die "the claude_code session did not stream the replayed answer"
+  jq -e -s 'map(select(.path | startswith("/v1/messages"))) | length > 0 and all(.authorization == "Bearer sk-ant-oat01-aof-ci-compose")' \
+    "$cdir/replay/log/requests.jsonl" >/dev/null \
+    || { cat "$cdir/replay/log/requests.jsonl" >&2; die "the runner's CLI did not authenticate with CLAUDE_CODE_OAUTH_TOKEN"; }
+  $DOCKER exec aofci_runner_1 sh -c 'ls -d /workspace/.sessions/*/claude' \
+    || die "no per-session CLAUDE_CONFIG_DIR under /workspace/.sessions"
+  echo "claude_code session: completed in the runner container with the OAuth token alone"
+
   local runner_host
   runner_host=$("$aof" runners list --json --url "$url" | jq -r '.runners // . | .[0].hostname')
   [[ $runner_host == $($DOCKER inspect --format '{{.Config.Hostname}}' aofci_runner_1) ]] \

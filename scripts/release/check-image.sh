@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# check-image.sh IMAGE COMPONENT BUDGET_MB VERSION REVISION
-# Fails unless IMAGE has the release labels, runs as uid 1000, has a HEALTHCHECK that
-# does not use curl, and fits its compressed size budget (then prints the layer sizes).
+# check-image.sh IMAGE COMPONENT BUDGET_MB VERSION REVISION SOURCE
+# Fails unless IMAGE has the release labels (source = SOURCE), runs as uid 1000, holds
+# the `aof` build of its component (runner images: no coordinator; coordinator and
+# dashboard: no runner), has a HEALTHCHECK that does not use curl, and fits its
+# compressed size budget (then prints the layer sizes).
 set -euo pipefail
-img=$1 component=$2 budget_mb=$3 version=$4 revision=$5
+img=$1 component=$2 budget_mb=$3 version=$4 revision=$5 source=$6
 docker=${DOCKER:-docker}
 fail() { echo "check-image: $img: $*" >&2; exit 1; }
 
@@ -19,12 +21,23 @@ done
 [[ $(label org.opencontainers.image.revision) == "$revision" ]] || fail "revision label is $(label org.opencontainers.image.revision), want $revision"
 [[ $(label aof.component) == "$component" ]] || fail "aof.component is $(label aof.component), want $component"
 [[ $(label org.opencontainers.image.title) == "aof-$component" ]] || fail "title is $(label org.opencontainers.image.title)"
+[[ $(label org.opencontainers.image.source) == "$source" ]] || fail "source label is $(label org.opencontainers.image.source), want $source"
 
 user=$($docker image inspect --format '{{.Config.User}}' "$img")
 [[ $user == 1000:1000 || $user == 1000 ]] || fail "USER is '$user', want 1000"
 # The identity the process really runs with, read from /proc on the host (scratch
 # images have no `id`), and `id` itself where the image has one.
-cid=$($docker run -d --entrypoint /usr/local/bin/aof "$img" coordinator --listen 127.0.0.1:0 --data-dir /tmp/uid-check)
+# The binary's subcommands say which build it is.
+help=$($docker run --rm --entrypoint /usr/local/bin/aof "$img" --help)
+if [[ $component == runner* ]]; then
+  grep -qE '^  runner ' <<<"$help" || fail "aof in $img has no runner command"
+  ! grep -qE '^  (coordinator|dashboard|up) ' <<<"$help" || fail "aof in $img has the coordinator (want the runner build)"
+  cid=$($docker run -d --entrypoint /bin/sleep "$img" 60)
+else
+  grep -qE '^  coordinator ' <<<"$help" || fail "aof in $img has no coordinator command"
+  ! grep -qE '^  (runner|up) ' <<<"$help" || fail "aof in $img has the runner (want the coordinator build)"
+  cid=$($docker run -d --entrypoint /usr/local/bin/aof "$img" coordinator --listen 127.0.0.1:0 --data-dir /tmp/uid-check)
+fi
 pid=$($docker inspect --format '{{.State.Pid}}' "$cid")
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
 [[ $uid == 1000 ]] || $docker logs "$cid" >&2 || true
