@@ -103,34 +103,20 @@ RUN set -eu; \
 
 # ---------------------------------------------------------------------------------------
 # Runner root filesystem: shell, git, CA certificates and tini (PID 1 that reaps the
-# agents' orphaned children and forwards SIGTERM). Flattened into one layer below, so
-# what is pruned here (apt lists, docs, man pages, locales) costs nothing.
+# agents' orphaned children and forwards SIGTERM). Pruned (scripts/release/prune-rootfs.sh:
+# git's perl extras, servers, docs, locales) and flattened into one layer below.
 FROM ${BASE_IMAGE} AS runner-rootfs
-# Versions are not pinned: the base image's Debian release pins them (hadolint DL3008).
-# The dpkg-query list is split on purpose (SC2046).
-# hadolint ignore=DL3008,SC2046
+# Versions are not pinned: the base image's Debian release pins them (hadolint DL3008);
+# the apt lists go with the pruning (DL3009).
+# hadolint ignore=DL3008,DL3009
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates git tini; \
-    apt-get clean; \
-    # Perl beyond perl-base serves only git's perl extras (add -i/-p, send-email, svn):
-    # ~50 MB unpacked, which the 45 MB budget cannot carry. Core git does not use it.
-    dpkg --purge --force-depends liberror-perl $(dpkg-query -W -f '${Package} ' perl 'perl-modules-*' 'libperl5*'); \
-    # Servers and mail/IMAP helpers an agent does not use; one git binary, not two;
-    # iconv modules (glibc converts UTF-8/ASCII/UCS without them).
-    g=/usr/lib/git-core; \
-    rm -f "$g/git-daemon" "$g/git-http-backend" "$g/git-http-push" "$g/git-imap-send" \
-      "$g/git-shell" "$g/scalar" /usr/bin/git-shell /usr/bin/scalar; \
-    ln -sf ../../bin/git "$g/git"; \
-    # The runner applies AOF_RUN_RLIMIT_* through util-linux prlimit (Essential in Debian).
-    prlimit --version >/dev/null; \
-    rm -rf /usr/lib/*-linux-gnu*/gconv; \
-    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* \
-      /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* /usr/share/lintian; \
-    getent passwd 1000 >/dev/null || { \
-      echo 'aof:x:1000:1000:aof:/app:/bin/sh' >> /etc/passwd; \
-      echo 'aof:x:1000:' >> /etc/group; \
-    }
+    apt-get clean
+
+FROM runner-rootfs AS runner-pruned
+COPY scripts/release/prune-rootfs.sh /usr/local/sbin/prune-rootfs
+RUN sh /usr/local/sbin/prune-rootfs && rm /usr/local/sbin/prune-rootfs
 # HOME=/app and /workspace belong to uid 1000 (the runner writes there).
 COPY --from=builder --chown=1000:1000 /out/rootfs/app /app
 COPY --from=builder --chown=1000:1000 /out/workspace /workspace
@@ -138,15 +124,18 @@ COPY --from=builder /out/runner/aof /usr/local/bin/aof
 
 # ---------------------------------------------------------------------------------------
 # The Claude Code image's root filesystem: the runner's, plus what agents and MCP
-# servers run (`npx …`, python3 scripts, curl), flattened like the runner's.
+# servers run (`npx …`, python3 scripts, curl), pruned and flattened the same way.
 FROM runner-rootfs AS claude-code-rootfs
-# hadolint ignore=DL3008
+# hadolint ignore=DL3008,DL3009
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 curl; \
-    apt-get clean; \
-    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* \
-      /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* /usr/share/lintian
+    apt-get clean
+COPY scripts/release/prune-rootfs.sh /usr/local/sbin/prune-rootfs
+RUN sh /usr/local/sbin/prune-rootfs && rm /usr/local/sbin/prune-rootfs
+COPY --from=builder --chown=1000:1000 /out/rootfs/app /app
+COPY --from=builder --chown=1000:1000 /out/workspace /workspace
+COPY --from=builder /out/runner/aof /usr/local/bin/aof
 COPY --from=claude-code /out/node/bin/node /usr/local/bin/node
 COPY --from=claude-code /out/node/lib/npm /usr/local/lib/node_modules/npm
 COPY --from=claude-code /out/claude /usr/local/bin/claude
@@ -222,9 +211,9 @@ LABEL org.opencontainers.image.title="aof-dashboard" \
 
 # ---------------------------------------------------------------------------------------
 FROM scratch AS runner
-# The whole root filesystem on purpose: one layer without what runner-rootfs pruned.
+# The whole root filesystem on purpose: one layer without what runner-pruned pruned.
 # hadolint ignore=DL3067
-COPY --from=runner-rootfs / /
+COPY --from=runner-pruned / /
 # Default executor: `command` running `sh -s` — an agent without an executor of its own
 # gets its prompt as a shell script, run in its workspace (git, coreutils). Blueprints
 # may pick their own (`command`, `model_api`); AOF_EXECUTOR / AOF_COMMAND change it.

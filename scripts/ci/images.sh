@@ -236,7 +236,7 @@ test_images() {
   # Name the intermediate stages (cache hits here), so the prune at exit keeps their
   # layers — the apt and npm downloads — for the next run.
   local claude_v; claude_v=$(sed -n 's/^CLAUDE_CODE_VERSION ?= *//p' Makefile)
-  for st in builder claude-code runner-rootfs claude-code-rootfs; do
+  for st in builder claude-code runner-rootfs runner-pruned claude-code-rootfs; do
     # shellcheck disable=SC2086 # the flags are words
     $DOCKER build -q $stand_in_flags --build-arg CLAUDE_CODE_VERSION="$claude_v" \
       --target "$st" -t "aof-ci/stage:$st" . >/dev/null
