@@ -19,7 +19,7 @@ use aof_wire::{
     Event, SessionResult, StoredEvent,
 };
 
-use crate::{internal, live, rows::all, PgStore, WriteTx, WRITE_LOCK_KEY};
+use crate::{internal, rows::all, PgStore, WriteTx};
 
 /// Appends one event inside `w`. `Ok(None)`: the idempotency key was stored before.
 pub(crate) async fn append_in_tx(
@@ -41,9 +41,8 @@ pub(crate) async fn append_in_tx(
             return Ok(None);
         }
     }
-    // The row lock on the session plus the store's write lock: `seq` and `cursor` are
-    // both taken in commit order. One statement: each round trip here is paid under the
-    // write lock.
+    // The session row's lock (the UPDATE) comes before the cursor: one session's `seq`s
+    // and cursors are in commit order. The transaction has its id already (`BEGIN_WRITE`).
     let data = sse::event_payload(&event).map_err(internal)?;
     let row = sqlx::query(
         "WITH s AS (UPDATE sessions SET next_seq = next_seq + 1 WHERE session_id = $1 \
@@ -67,17 +66,16 @@ pub(crate) async fn append_in_tx(
     Ok(Some(stored))
 }
 
-/// One event: `aof_append_event` (migration 0005), answering in the batch's shape.
+/// One event: `aof_append_event` (migration 0012), answering in the batch's shape.
 const APPEND_ONE: &str = "SELECT outcome, ARRAY[out_cursor] AS out_cursors, \
     ARRAY[out_seq] AS out_seqs, detail, 1 AS failed_index \
-    FROM aof_append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-/// A batch: `aof_append_events` (migration 0006), every event's checks first.
+    FROM aof_append_event($1, $2, $3, $4, $5, $6, $7)";
+/// A batch: `aof_append_events` (migration 0012), every event's checks first.
 const APPEND_MANY: &str = "SELECT outcome, out_cursors, out_seqs, detail, failed_index \
-    FROM aof_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    FROM aof_append_events($1, $2, $3, $4, $5, $6, $7)";
 
 impl PgStore {
-    /// `writes` in one round trip, one transaction, under the process's write lock: all
-    /// stored in order, or nothing. The checks are `aof_store::events`' rule, in SQL.
+    /// `writes` in one round trip, one transaction: all stored in order, or nothing. The checks are `aof_store::events`' rule, in SQL.
     async fn append(
         &self,
         session_id: &str,
@@ -101,7 +99,7 @@ impl PgStore {
         let types: Vec<&str> = writes.iter().map(|w| w.event.event_type.as_str()).collect();
         let one = writes.len() == 1;
         let q = sqlx::query(if one { APPEND_ONE } else { APPEND_MANY });
-        let q = q.bind(WRITE_LOCK_KEY).bind(session_id);
+        let q = q.bind(session_id);
         let q = if one {
             let q = q.bind(runs[0]).bind(idems[0]).bind(tokens[0]);
             q.bind(&leased).bind(types[0]).bind(texts[0])
@@ -109,13 +107,7 @@ impl PgStore {
             let q = q.bind(&runs).bind(&idems).bind(&tokens);
             q.bind(&leased).bind(&types).bind(&texts)
         };
-        let _guard = self.shared.write_lock.lock().await;
-        let row = q
-            .bind(live::CHANNEL)
-            .bind(&self.shared.instance)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(internal)?;
+        let row = q.fetch_one(&self.pool).await.map_err(internal)?;
         let outcome: String = row.get("outcome");
         if !matches!(outcome.as_str(), "stored" | "duplicate") {
             // 1-based in SQL; the event the refusal is about.
@@ -160,7 +152,7 @@ impl PgStore {
             out.push(Some(stored));
         }
         // Live subscribers get each event as its own item, in cursor order.
-        self.publish(items).await;
+        self.shared.committed(items).await;
         Ok(out)
     }
 }
@@ -216,29 +208,19 @@ impl EventStore for PgStore {
         session_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<FeedItem>> {
-        let q = match session_id {
-            Some(sid) => sqlx::query(
-                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 \
-                 AND (session_id = $2 OR session_id IS NULL) ORDER BY cursor LIMIT $3",
-            )
-            .bind(cursor)
-            .bind(sid)
-            .bind(limit),
-            None => sqlx::query(
-                "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 \
-                 ORDER BY cursor LIMIT $2",
-            )
-            .bind(cursor)
-            .bind(limit),
-        };
+        // Never above the watermark: a cursor beyond it may still be overtaken by a
+        // smaller one that commits later (`live`).
+        let until = self.released();
+        let q = sqlx::query(
+            "SELECT cursor, kind, session_id, data FROM feed WHERE cursor > $1 AND cursor <= $2 \
+             AND ($3::text IS NULL OR session_id = $3 OR session_id IS NULL) \
+             ORDER BY cursor LIMIT $4",
+        );
+        let q = q.bind(cursor).bind(until).bind(session_id).bind(limit);
         all(q.fetch_all(&self.pool).await.map_err(internal)?, feed_item)
     }
 
     async fn feed_head(&self) -> StoreResult<i64> {
-        let q = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(cursor) FROM feed");
-        Ok(q.fetch_one(&self.pool)
-            .await
-            .map_err(internal)?
-            .unwrap_or(0))
+        Ok(self.released())
     }
 }

@@ -35,7 +35,7 @@ impl ImportStore for PgStore {
             let key = imp.event_key(i);
             append_in_tx(&mut w, sid, event.clone(), None, Some(&key)).await?;
         }
-        if let Some(stored) = rows::load_session(&mut w.tx, sid).await? {
+        if let Some(stored) = rows::load_session(&mut w.tx, sid, rows::Lock::None).await? {
             rows::feed_session(&mut w, sse::SESSION_CREATED, &stored).await?;
         }
         w.commit().await?;

@@ -16,8 +16,8 @@ use crate::{execute::execute, internal, ms, PgStore, WriteTx};
 /// The statuses in which a run holds a lease.
 pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 
-/// The runs `sql` selects (a `SELECT {RUN_COLS} …` whose one parameter is `param`),
-/// each resolved as `decide` plans it.
+/// The runs `sql` selects and locks (a `SELECT {RUN_COLS} … FOR UPDATE` whose one
+/// parameter is `param`), each resolved as `decide` plans it.
 async fn resolve<P>(
     w: &mut WriteTx<'_>,
     sql: &str,
@@ -105,8 +105,10 @@ impl LeaseStore for PgStore {
     async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
         let now = ms(Utc::now());
         let mut w = self.begin().await?;
+        // SKIP LOCKED: a run another coordinator's sweep (or a report) holds is theirs.
         let sql = format!(
-            "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1"
+            "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1 \
+             ORDER BY run_id FOR UPDATE SKIP LOCKED"
         );
         let out = resolve(&mut w, &sql, now, |rec, now| {
             lifecycle::on_lease_expired(rec, &policy, now)
@@ -129,8 +131,10 @@ impl LeaseStore for PgStore {
             return Ok(Vec::new());
         }
         let mut w = self.begin().await?;
-        let sql =
-            format!("SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1");
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1 \
+             ORDER BY run_id FOR UPDATE SKIP LOCKED"
+        );
         let out = resolve(&mut w, &sql, now, lifecycle::on_unmatched).await?;
         w.commit().await?;
         Ok(out)
@@ -161,8 +165,10 @@ impl PgStore {
         runner_id: &str,
         error: &str,
     ) -> StoreResult<Vec<Resolved>> {
-        let sql =
-            format!("SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED}");
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM runs WHERE runner_id = $1 AND status IN {LEASED} \
+             ORDER BY run_id FOR UPDATE"
+        );
         resolve(w, &sql, runner_id, |rec, now| {
             lifecycle::on_runner_removed(rec, error, now)
         })

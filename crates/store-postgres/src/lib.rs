@@ -1,12 +1,19 @@
 //! aof-store-postgres: the `Store` on a PostgreSQL server (15+), for several
 //! coordinators sharing one database.
 //!
-//! Every mutation runs in a `WriteTx` that holds the process's `write_lock` and, inside
-//! the transaction, a database-wide advisory lock until COMMIT. Feed cursors and session
-//! `seq`s are assigned under that lock, so their order is commit order on every
-//! coordinator: a reader that sees cursor N has seen every cursor below N that will ever
-//! exist (a rolled-back write leaves a gap, never a late arrival). The committed items
-//! are broadcast while `write_lock` is still held, so live order equals cursor order.
+//! Writes run in parallel, on this coordinator and on every other one: there is no
+//! database-wide lock. What keeps them correct is row locks, always taken in one order —
+//! **runner row, then run rows (by `run_id`), then session rows** — so two transactions
+//! never wait on each other in a circle:
+//! - a write that decides from a run's row reads it `FOR UPDATE` (a report, a stop);
+//!   an event fenced by a lease reads it `FOR SHARE`; claims and sweeps lock with
+//!   `SKIP LOCKED` and leave what another coordinator is handling;
+//! - a session's events take the session row before their cursor, so one session's
+//!   cursors and `seq`s are in commit order.
+//!
+//! Across sessions, cursors may commit out of order; readers see the feed only up to the
+//! watermark kept by `live` (migration 0012 says why it is safe), so a reader that has
+//! seen cursor N never later meets a cursor below N (a rolled-back write leaves a gap).
 
 mod admin;
 mod audit;
@@ -34,26 +41,16 @@ use sqlx::{
     postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
     PgPool, Postgres, Transaction,
 };
-use std::sync::{
-    atomic::{AtomicI64, Ordering},
-    Arc,
-};
-
-use tokio::sync::{broadcast, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use aof_store::{Fault, StoreError, StoreResult};
 use aof_wire::sse::FeedItem;
 
 pub use redact::redact_url;
 
-/// Key of the advisory lock every write transaction takes (any constant unique to aof).
-pub(crate) const WRITE_LOCK_KEY: i64 = 0x0a0f_5704_e001;
-
-/// BEGIN and the write lock in one simple-query round trip (the key is a constant, so
-/// nothing is interpolated from outside).
-fn begin_locked() -> String {
-    format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-}
+/// BEGIN, and the transaction's id taken before any feed cursor (migration 0012), in
+/// one simple-query round trip.
+const BEGIN_WRITE: &str = "BEGIN; SELECT pg_current_xact_id()";
 
 /// Is `url` a PostgreSQL URL (`postgres://` or `postgresql://`)?
 pub fn is_postgres_url(url: &str) -> bool {
@@ -66,7 +63,7 @@ pub struct PgOptions {
     pub stale_after: chrono::Duration,
     /// Live feed buffer per subscriber before it is told to resync.
     pub feed_capacity: usize,
-    /// Pool size (reads run in parallel; writes take turns on the write lock).
+    /// Pool size: reads and writes run in parallel, plus the watermark's probes.
     pub max_connections: u32,
 }
 
@@ -75,7 +72,7 @@ impl Default for PgOptions {
         PgOptions {
             stale_after: chrono::Duration::seconds(120),
             feed_capacity: 4096,
-            max_connections: 8,
+            max_connections: 16,
         }
     }
 }
@@ -85,6 +82,8 @@ pub struct PgStore {
     shared: Arc<live::Shared>,
     /// Relays other coordinators' commits and wake-ups; aborted on drop.
     relay: tokio::task::JoinHandle<()>,
+    /// Releases the feed up to the watermark (`live::sequence`); aborted on drop.
+    sequencer: tokio::task::JoinHandle<()>,
     /// Sends our runner wake-ups to the other coordinators; aborted on drop.
     wake_publisher: tokio::task::JoinHandle<()>,
     opts: PgOptions,
@@ -93,6 +92,7 @@ pub struct PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.relay.abort();
+        self.sequencer.abort();
         self.wake_publisher.abort();
     }
 }
@@ -111,6 +111,8 @@ pub(crate) fn internal(e: impl Into<anyhow::Error>) -> StoreError {
         .and_then(|d| d.code())
         .map(|c| c.into_owned());
     match code.as_deref() {
+        // deadlock_detected, serialization_failure: aborted whole, retryable.
+        Some("40P01" | "40001") => StoreError::storage(Fault::DatabaseConflict, e),
         // disk_full, and out of memory/connections/resources in general.
         Some("53100") => StoreError::storage(Fault::DatabaseDiskFull, e),
         // read_only_sql_transaction (hot standby), io_error and other system errors,
@@ -147,40 +149,25 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(internal)?;
-        let (feed_tx, _) = broadcast::channel(opts.feed_capacity);
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(cursor), 0) FROM feed")
-            .fetch_one(&pool)
-            .await
-            .map_err(internal)?;
-        let shared = Arc::new(live::Shared {
-            instance,
-            write_lock: Mutex::new(()),
-            broadcast_head: AtomicI64::new(head),
-            feed_tx,
-            wake_out: tokio::sync::Notify::new(),
-            wake_in: tokio::sync::watch::channel(0).0,
-        });
+        let head = live::initial_watermark(&pool).await.map_err(internal)?;
+        let shared = Arc::new(live::Shared::new(instance, head, opts.feed_capacity));
         let relay = tokio::spawn(live::relay(pool.clone(), shared.clone()));
+        let sequencer = tokio::spawn(live::sequence(pool.clone(), shared.clone()));
         let wake_publisher = tokio::spawn(live::publish_wakes(pool.clone(), shared.clone()));
         Ok(PgStore {
             pool,
             shared,
             relay,
+            sequencer,
             wake_publisher,
             opts,
         })
     }
 
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx<'_>> {
-        let guard = self.shared.write_lock.lock().await;
-        let tx = self
-            .pool
-            .begin_with(begin_locked())
-            .await
-            .map_err(internal)?;
+        let tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(internal)?;
         Ok(WriteTx {
             tx,
-            _guard: guard,
             items: Vec::new(),
             store: self,
         })
@@ -204,10 +191,16 @@ impl PgStore {
         Ok(n)
     }
 
+    /// The feed watermark: every cursor at or below it is final (`live`).
+    pub(crate) fn released(&self) -> i64 {
+        self.shared.released()
+    }
+
     pub async fn close(&self) {
         // The relay holds its LISTEN connection for the store's life: the pool's close
         // would wait for it forever.
         self.relay.abort();
+        self.sequencer.abort();
         self.wake_publisher.abort();
         self.pool.close().await;
     }
@@ -216,7 +209,6 @@ impl PgStore {
 /// One write transaction plus the feed items it will publish on commit.
 pub(crate) struct WriteTx<'a> {
     pub tx: Transaction<'static, Postgres>,
-    _guard: MutexGuard<'a, ()>,
     items: Vec<FeedItem>,
     store: &'a PgStore,
 }
@@ -253,38 +245,11 @@ impl WriteTx<'_> {
     }
 
     pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx {
-            tx,
-            _guard,
-            items,
-            store,
-        } = self;
+        let WriteTx { tx, items, store } = self;
         // The feed inserts' trigger queued a NOTIFY (delivered at COMMIT) that wakes the
-        // relay of every other coordinator.
+        // other coordinators' sequencers.
         tx.commit().await.map_err(internal)?;
-        store.publish(items).await;
+        store.shared.committed(items).await;
         Ok(())
-    }
-}
-
-impl PgStore {
-    /// Broadcasts items just committed. The caller still holds `write_lock`.
-    pub(crate) async fn publish(&self, items: Vec<FeedItem>) {
-        let Some(first) = items.first().map(|i| i.cursor) else {
-            return;
-        };
-        let shared = &self.shared;
-        // Another coordinator committed below our first cursor and its relay has not
-        // run yet: send its items first, so subscribers get cursor order. (A gap from
-        // a rolled-back write costs one empty read.)
-        if first > shared.broadcast_head.load(Ordering::Acquire) + 1 {
-            live::catch_up(&self.pool, shared, Some(first)).await;
-        }
-        let last = items.last().map(|i| i.cursor).unwrap_or(first);
-        for item in items {
-            // No receivers is fine: nobody is watching.
-            let _ = shared.feed_tx.send(item);
-        }
-        shared.broadcast_head.fetch_max(last, Ordering::AcqRel);
     }
 }

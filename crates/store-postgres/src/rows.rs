@@ -67,24 +67,51 @@ pub(crate) fn bind_all(
     q
 }
 
+/// How a read inside a write transaction locks the rows it returns (lib.rs: the order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// A plain read (outside a write, or rows the write does not decide on).
+    None,
+    /// The write decides from the row and may change it.
+    Update,
+    /// The write depends on the row staying as it is (a lease it checked).
+    Share,
+}
+
+impl Lock {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::Update => " FOR UPDATE",
+            Lock::Share => " FOR SHARE",
+        }
+    }
+}
+
 pub(crate) async fn load_run(
     conn: &mut PgConnection,
     run_id: &str,
+    lock: Lock,
 ) -> StoreResult<Option<RunRecord>> {
-    let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM runs WHERE run_id = $1"))
-        .bind(run_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(internal)?;
+    let lock = lock.sql();
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLS} FROM runs WHERE run_id = $1{lock}"
+    ))
+    .bind(run_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(internal)?;
     row.as_ref().map(rows::run).transpose()
 }
 
 pub(crate) async fn load_session(
     conn: &mut PgConnection,
     session_id: &str,
+    lock: Lock,
 ) -> StoreResult<Option<Session>> {
+    let lock = lock.sql();
     let row = sqlx::query(&format!(
-        "SELECT {SESSION_COLS} FROM sessions WHERE session_id = $1"
+        "SELECT {SESSION_COLS} FROM sessions WHERE session_id = $1{lock}"
     ))
     .bind(session_id)
     .fetch_optional(conn)
@@ -116,7 +143,7 @@ pub(crate) async fn set_session_status(
             feed_session(w, aof_wire::sse::SESSION_UPDATED, &s).await?;
             Ok(Some(s))
         }
-        None => load_session(&mut w.tx, session_id).await,
+        None => load_session(&mut w.tx, session_id, Lock::None).await,
     }
 }
 

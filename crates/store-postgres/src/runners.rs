@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
+    runners::RunnerRow,
     runners::{self, DEREGISTERED, DISCONNECTED},
     stops::IDLE_STOP_OWED,
     PollState, Resolved, RunnerStore, StoreResult,
@@ -35,6 +36,38 @@ impl PgStore {
     }
 }
 
+/// Writes runner row `r`: a new row unless the id is taken meanwhile (`first`; 0 rows
+/// then), else over the row this transaction locked.
+async fn upsert(w: &mut WriteTx<'_>, r: &RunnerRow, first: bool) -> StoreResult<u64> {
+    let conflict = if first {
+        "DO NOTHING"
+    } else {
+        "DO UPDATE SET (instance_id, registered_at, last_heartbeat, last_heartbeat_ms, hostname, \
+         project_dir, executor_profile, executor, tags, require_matching_tags, deregister) = \
+         ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    };
+    let done = sqlx::query(&format!(
+        "INSERT INTO runners({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (runner_id) {conflict}"
+    ))
+    .bind(&r.runner_id)
+    .bind(&r.instance_id)
+    .bind(&r.registered_at)
+    .bind(&r.last_heartbeat)
+    .bind(r.last_heartbeat_ms)
+    .bind(&r.hostname)
+    .bind(&r.project_dir)
+    .bind(&r.executor_profile)
+    .bind(&r.executor)
+    .bind(&r.tags)
+    .bind(r.require_matching_tags as i64)
+    .bind(r.deregister as i64)
+    .execute(&mut *w.tx)
+    .await
+    .map_err(internal)?;
+    Ok(done.rows_affected())
+}
+
 #[async_trait]
 impl RunnerStore for PgStore {
     async fn poll_state(&self, id: &str) -> StoreResult<PollState> {
@@ -56,37 +89,29 @@ impl RunnerStore for PgStore {
 
     async fn register_runner(&self, id: &str, req: &RegisterRequest) -> StoreResult<RunnerInfo> {
         let (now, stale_after) = (Utc::now(), self.opts.stale_after);
-        let mut w = self.begin().await?;
-        let existing = sqlx::query(&format!("SELECT {COLS} FROM runners WHERE runner_id = $1"))
+        // Twice at most: a first registration that loses the insert race to another
+        // coordinator decides again on the row that won.
+        for _ in 0..2 {
+            let mut w = self.begin().await?;
+            let existing = sqlx::query(&format!(
+                "SELECT {COLS} FROM runners WHERE runner_id = $1 FOR UPDATE"
+            ))
             .bind(id)
             .fetch_optional(&mut *w.tx)
             .await
             .map_err(internal)?;
-        let existing = existing.as_ref().map(rows::runner).transpose()?;
-        let r = runners::on_register(id, existing, req, now, stale_after)?;
-        sqlx::query(&format!(
-            "INSERT INTO runners({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
-             last_heartbeat_ms, hostname, project_dir, executor_profile, executor, tags, \
-             require_matching_tags, deregister) = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&r.runner_id)
-        .bind(&r.instance_id)
-        .bind(&r.registered_at)
-        .bind(&r.last_heartbeat)
-        .bind(r.last_heartbeat_ms)
-        .bind(&r.hostname)
-        .bind(&r.project_dir)
-        .bind(&r.executor_profile)
-        .bind(&r.executor)
-        .bind(&r.tags)
-        .bind(r.require_matching_tags as i64)
-        .bind(r.deregister as i64)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(internal)?;
-        w.commit().await?;
-        r.info(now, stale_after)
+            let existing = existing.as_ref().map(rows::runner).transpose()?;
+            let first = existing.is_none();
+            let r = runners::on_register(id, existing, req, now, stale_after)?;
+            if upsert(&mut w, &r, first).await? == 0 {
+                continue;
+            }
+            w.commit().await?;
+            return r.info(now, stale_after);
+        }
+        Err(internal(anyhow::anyhow!(
+            "runner {id}: registration lost two insert races"
+        )))
     }
 
     async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {

@@ -17,48 +17,47 @@ use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Run, Ru
 use crate::{
     execute::{execute, execute_claim},
     internal, ms,
-    rows::{all, feed_session, load_run},
+    rows::{all, feed_session, load_run, Lock},
     PgStore,
 };
 
 /// Pending runs read per step when looking for one a runner can take.
 const CLAIM_PAGE: usize = 32;
 
-/// The oldest pending run `runner` satisfies and its key's `scope` allows, read a page at
-/// a time: usually the first matches, and a long queue must not be parsed whole per poll.
-async fn pick_pending(
-    conn: &mut sqlx::PgConnection,
+/// The pending runs `runner` satisfies and its key's `scope` allows, oldest first, read
+/// a page at a time without locks: usually the first matches, and a long queue must not
+/// be parsed whole per poll. `after`: the last `rid` already tried.
+async fn pending_page(
+    pool: &sqlx::PgPool,
     runner: &RunnerInfo,
     scope: &KeyScope,
-) -> StoreResult<Option<RunRecord>> {
-    let mut after: i64 = 0;
-    loop {
-        let page = sqlx::query(&format!(
-            "SELECT rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rid > $1 \
-             ORDER BY rid LIMIT {CLAIM_PAGE}"
-        ))
-        .bind(after)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(internal)?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        after = last.get("rid");
-        if let Some(rec) = page.iter().filter_map(|r| run(r).ok()).find(|rec| {
-            may_claim(
-                runner,
-                scope,
-                rec.run.agent_name.as_deref(),
-                rec.run.demands.as_ref(),
-            )
-        }) {
-            return Ok(Some(rec));
-        }
-        if page.len() < CLAIM_PAGE {
-            return Ok(None);
-        }
+    after: &mut i64,
+) -> StoreResult<Option<Vec<String>>> {
+    let page = sqlx::query(&format!(
+        "SELECT rid, {RUN_COLS} FROM runs WHERE status = 'pending' AND rid > $1 \
+         ORDER BY rid LIMIT {CLAIM_PAGE}"
+    ))
+    .bind(*after)
+    .fetch_all(pool)
+    .await
+    .map_err(internal)?;
+    let Some(last) = page.last() else {
+        return Ok(None);
+    };
+    *after = last.get("rid");
+    let fits = page.iter().filter_map(|r| run(r).ok()).filter(|rec| {
+        may_claim(
+            runner,
+            scope,
+            rec.run.agent_name.as_deref(),
+            rec.run.demands.as_ref(),
+        )
+    });
+    let ids: Vec<String> = fits.map(|rec| rec.run.run_id).collect();
+    if ids.is_empty() && page.len() < CLAIM_PAGE {
+        return Ok(None);
     }
+    Ok(Some(ids))
 }
 
 #[async_trait]
@@ -146,7 +145,7 @@ impl RunStore for PgStore {
 
     async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
         let mut conn = self.pool.acquire().await.map_err(internal)?;
-        load_run(&mut conn, run_id).await
+        load_run(&mut conn, run_id, Lock::None).await
     }
 
     async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>> {
@@ -178,27 +177,35 @@ impl RunStore for PgStore {
         ttl: Duration,
         scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
-        // A cheap look without the write lock first: most polls find nothing to take and
-        // must not queue behind writers for that.
-        {
-            let mut conn = self.pool.acquire().await.map_err(internal)?;
-            if pick_pending(&mut conn, runner, scope).await?.is_none() {
-                return Ok(None);
+        // Candidates are read without locks; each is then locked with SKIP LOCKED, so
+        // claimers on every coordinator take different runs without waiting, and losing
+        // a run to another runner moves on to the next one (a poll that parks while runs
+        // wait would leave them until the next wake-up).
+        // The page is read on a pooled connection given back before the transaction
+        // takes one: holding one while asking for another starves a busy pool.
+        let mut after = 0;
+        while let Some(ids) = pending_page(&self.pool, runner, scope, &mut after).await? {
+            for run_id in ids {
+                let mut w = self.begin().await?;
+                let locked: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1::bigint FROM runs WHERE run_id = $1 AND status = 'pending' \
+                     FOR UPDATE SKIP LOCKED",
+                )
+                .bind(&run_id)
+                .fetch_optional(&mut *w.tx)
+                .await
+                .map_err(internal)?;
+                if locked.is_none() {
+                    continue;
+                }
+                let plan = lifecycle::on_claim(&run_id, &runner.runner_id, ttl, Utc::now())?;
+                if let Some(rec) = execute_claim(&mut w, plan).await? {
+                    w.commit().await?;
+                    return Ok(Some(rec));
+                }
             }
         }
-        let mut w = self.begin().await?;
-        // Picked again under the write lock, which every claim takes: a run seen above may
-        // have gone to another runner, and losing that race must not send this poll to
-        // sleep while other runs wait (it parks until the next wake-up).
-        let Some(pick) = pick_pending(&mut w.tx, runner, scope).await? else {
-            return Ok(None);
-        };
-        let plan = lifecycle::on_claim(&pick.run.run_id, &runner.runner_id, ttl, Utc::now())?;
-        let rec = execute_claim(&mut w, plan).await?;
-        if rec.is_some() {
-            w.commit().await?;
-        }
-        Ok(rec)
+        Ok(None)
     }
 
     async fn report(
@@ -208,7 +215,9 @@ impl RunStore for PgStore {
         report: RunReport,
     ) -> StoreResult<RunRecord> {
         let mut w = self.begin().await?;
-        let rec = load_run(&mut w.tx, run_id).await?;
+        // Locked: a claim, a stop or an expiry on another coordinator waits for this
+        // report, and this one decides on the row as it is now.
+        let rec = load_run(&mut w.tx, run_id, Lock::Update).await?;
         if lifecycle::must_check_runner(rec.as_ref(), who) {
             let known: Option<i64> =
                 sqlx::query_scalar("SELECT 1::bigint FROM runners WHERE runner_id = $1")

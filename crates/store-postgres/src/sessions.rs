@@ -17,20 +17,33 @@ use aof_wire::{
 use crate::{
     internal,
     leases::LEASED,
-    rows::{feed_session, load_session, set_session_status},
+    rows::{feed_session, load_session, set_session_status, Lock},
     PgStore, WriteTx,
 };
 
-/// The session and how many of its runs a runner holds (with `token`: under that lease).
+/// The session and how many of its runs a runner holds (with `token`: under that lease),
+/// for a write: the session's runs are locked first as `runs` says (the lock order),
+/// then the session row.
 async fn load_held(
     conn: &mut PgConnection,
     id: &str,
     token: Option<&str>,
+    runs: Lock,
 ) -> StoreResult<Option<(Session, i64)>> {
+    if runs != Lock::None {
+        let lock = runs.sql();
+        sqlx::query(&format!(
+            "SELECT 1 FROM runs WHERE session_id = $1 ORDER BY run_id{lock}"
+        ))
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(internal)?;
+    }
     let row = sqlx::query(&format!(
         "SELECT {SESSION_COLS}, (SELECT COUNT(*) FROM runs WHERE session_id = $1 \
          AND status IN {LEASED} AND ($2::text IS NULL OR lease_token = $2)) AS held \
-         FROM sessions WHERE session_id = $1"
+         FROM sessions WHERE session_id = $1 FOR UPDATE"
     ))
     .bind(id)
     .bind(token)
@@ -66,7 +79,7 @@ async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
 impl SessionStore for PgStore {
     async fn get_session(&self, id: &str) -> StoreResult<Option<Session>> {
         let mut conn = self.pool.acquire().await.map_err(internal)?;
-        load_session(&mut conn, id).await
+        load_session(&mut conn, id, Lock::None).await
     }
 
     async fn list_sessions_page(
@@ -102,14 +115,16 @@ impl SessionStore for PgStore {
         lease_token: Option<&str>,
     ) -> StoreResult<Session> {
         let mut w = self.begin().await?;
-        let current = load_held(&mut w.tx, id, lease_token).await?;
+        // The runs FOR SHARE: no expiry or report moves the lease the rule checks.
+        let current = load_held(&mut w.tx, id, lease_token, Lock::Share).await?;
         let s = sessions::on_bind(id, current, req, lease_token.is_some())?;
         write_session(w, s).await
     }
 
     async fn patch_metadata(&self, id: &str, p: &MetadataPatch) -> StoreResult<Session> {
         let mut w = self.begin().await?;
-        let s = sessions::on_patch(id, load_session(&mut w.tx, id).await?, p)?;
+        let current = load_session(&mut w.tx, id, Lock::Update).await?;
+        let s = sessions::on_patch(id, current, p)?;
         write_session(w, s).await
     }
 
@@ -126,15 +141,16 @@ impl SessionStore for PgStore {
             .await
             .map_err(internal)?
             .is_some();
+        // FOR SHARE: the run the rule checks stays as it is until this commits.
         let latest = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 ORDER BY rid DESC LIMIT 1"
+            "SELECT {RUN_COLS} FROM runs WHERE session_id = $1 ORDER BY rid DESC LIMIT 1 FOR SHARE"
         ))
         .bind(id)
         .fetch_optional(&mut *w.tx)
         .await
         .map_err(internal)?;
         let latest = latest.as_ref().map(run).transpose()?;
-        let current = load_session(&mut w.tx, id).await?;
+        let current = load_session(&mut w.tx, id, Lock::Update).await?;
         let current =
             sessions::on_runner_status(id, runner_id, registered, current, latest.as_ref())?;
         let s = set_session_status(&mut w, id, status).await?;
@@ -144,7 +160,9 @@ impl SessionStore for PgStore {
 
     async fn delete_session(&self, id: &str) -> StoreResult<DeleteOutcome> {
         let mut w = self.begin().await?;
-        sessions::check_delete(id, load_held(&mut w.tx, id, None).await?)?;
+        // Every run of the session locked: none starts or is claimed while it goes.
+        let held = load_held(&mut w.tx, id, None, Lock::Update).await?;
+        sessions::check_delete(id, held)?;
         let mut counts = Vec::new();
         for sql in [
             "DELETE FROM feed WHERE session_id = $1 AND kind = 'event'",

@@ -15,7 +15,7 @@ use aof_store::{
 use crate::{
     execute::execute,
     internal,
-    rows::{load_run, load_session},
+    rows::{load_run, load_session, Lock},
     PgStore, WriteTx,
 };
 
@@ -23,7 +23,7 @@ use crate::{
 impl StopStore for PgStore {
     async fn stop_run(&self, run_id: &str) -> StoreResult<StopOutcome> {
         let mut w = self.begin().await?;
-        let rec = load_run(&mut w.tx, run_id)
+        let rec = load_run(&mut w.tx, run_id, Lock::Update)
             .await?
             .ok_or(StoreError::RunNotFound)?;
         let (plan, out) = lifecycle::on_stop_run(&rec, Utc::now())?;
@@ -79,17 +79,20 @@ async fn stop_view(
     session_id: &str,
     stale_after: chrono::Duration,
 ) -> StoreResult<SessionStopView> {
-    let session = load_session(&mut w.tx, session_id)
-        .await?
-        .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
     let row = sqlx::query(&format!(
         "SELECT {RUN_COLS}, stop_delivered FROM runs WHERE session_id = $1 \
-         ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rid DESC LIMIT 1"
+         ORDER BY (status IN ('pending','claimed','running','stopping')) DESC, rid DESC LIMIT 1 \
+         FOR UPDATE"
     ))
     .bind(session_id)
     .fetch_optional(&mut *w.tx)
     .await
     .map_err(internal)?;
+    // The session after its run (the lock order), so a report that held the run has
+    // committed and its session status is read here.
+    let session = load_session(&mut w.tx, session_id, Lock::None)
+        .await?
+        .ok_or_else(|| StoreError::SessionNotFound(session_id.to_string()))?;
     let (latest, latest_stop_delivered) = match &row {
         Some(r) => (Some(rows::run(r)?), r.get::<i64, _>("stop_delivered")),
         None => (None, 0),

@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use aof_store::{prelude::*, EventWrite, NewRun, RunReport, Writer};
 use aof_store_postgres::{testing, PgOptions, PgStore};
-use aof_wire::{runner::RegisterRequest, Demands, Event, ExecutionMode, RunType};
+use aof_wire::{
+    event::types::{RUN_COMPLETED, RUN_FAILED, RUN_STOPPED},
+    runner::RegisterRequest,
+    Demands, Event, ExecutionMode, RunType,
+};
 
 async fn stores(n: usize) -> Option<Vec<Arc<PgStore>>> {
     let Some(base) = testing::base_url() else {
@@ -22,6 +26,27 @@ async fn stores(n: usize) -> Option<Vec<Arc<PgStore>>> {
         ));
     }
     Some(out)
+}
+
+/// Waits until every store's feed watermark is the same: once writers are done, each
+/// store has released its own commits and the others' reach it by NOTIFY, so equal
+/// watermarks are the last cursor. (A write waits for its own store's watermark only.)
+async fn settled(stores: &[Arc<PgStore>]) -> i64 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut heads = Vec::new();
+        for s in stores {
+            heads.push(s.feed_head().await.unwrap());
+        }
+        if heads.iter().all(|h| *h == heads[0]) {
+            return heads[0];
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watermarks never met: {heads:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 fn new_run(run_id: &str, session_id: &str) -> NewRun {
@@ -117,6 +142,7 @@ async fn concurrent_writers_never_let_a_replay_skip_an_event() {
     for w in writers {
         w.await.unwrap();
     }
+    settled(&stores).await;
     done.notify_one();
     let seen = follower.await.unwrap();
     let all = stores[0].feed_after(0, None, 100_000).await.unwrap();
@@ -275,8 +301,8 @@ async fn live_feed_on_each_store_has_every_commit_in_cursor_order() {
             .await
             .unwrap();
     }
-    let head = stores[0].feed_head().await.unwrap();
     let mut subs: Vec<_> = stores.iter().map(|s| s.subscribe()).collect();
+    let head = settled(&stores).await;
     const PER_WRITER: usize = 40;
     let mut writers = Vec::new();
     for w in 0..6 {
@@ -294,6 +320,7 @@ async fn live_feed_on_each_store_has_every_commit_in_cursor_order() {
     for w in writers {
         w.await.unwrap();
     }
+    settled(&stores).await;
     let all: Vec<i64> = stores[0]
         .feed_after(head, None, 100_000)
         .await
@@ -309,7 +336,8 @@ async fn live_feed_on_each_store_has_every_commit_in_cursor_order() {
             let item = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("store {n}: live feed stalled after {} items", got.len())
+                    let missing: Vec<i64> = all.iter().copied().filter(|c| !got.contains(c)).collect();
+                    panic!("store {n}: live feed stalled after {} items; missing {missing:?} head {head}", got.len())
                 })
                 .unwrap();
             assert!(
@@ -324,5 +352,157 @@ async fn live_feed_on_each_store_has_every_commit_in_cursor_order() {
             }
         }
         assert_eq!(got, all, "store {n}: every item once, in cursor order");
+    }
+}
+
+/// Three stores (three coordinators) run whole lifecycles at once — create, claim with
+/// `SKIP LOCKED`, start, fenced events, complete — plus a stop racing each completion,
+/// while a follower pages `feed_after` and every store has a live subscriber. Every
+/// committed item reaches the follower and each subscriber once, in cursor order; each
+/// run ends exactly once; each session's `seq`s are 1..n in cursor order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_stores_running_lifecycles_never_let_a_reader_skip() {
+    let Some(stores) = stores(3).await else {
+        return;
+    };
+    const RUNS: usize = 30;
+    let mut subs: Vec<_> = stores.iter().map(|s| s.subscribe()).collect();
+    let head = settled(&stores).await;
+    let done = Arc::new(tokio::sync::Notify::new());
+    let follower = {
+        let (store, done) = (stores[2].clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut last, mut finished) = (Vec::new(), head, false);
+            loop {
+                let page = store.feed_after(last, None, 50).await.unwrap();
+                if page.is_empty() && finished {
+                    return seen;
+                }
+                if page.is_empty() {
+                    tokio::select! {
+                        _ = done.notified() => finished = true,
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
+                    }
+                }
+                for item in page {
+                    assert!(item.cursor > last, "cursor order");
+                    last = item.cursor;
+                    seen.push(item.cursor);
+                }
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for c in 0..3 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = &stores[c];
+            let runner = store
+                .register_runner(&format!("runner{c}"), &register_request(c))
+                .await
+                .unwrap();
+            for i in (c..RUNS).step_by(3) {
+                let session = format!("life{i}");
+                store
+                    .create_run(new_run(&format!("lrun{i}"), &session))
+                    .await
+                    .unwrap();
+                // Any runner may take it: claims cross coordinators.
+                let Some(rec) = store
+                    .claim_run(&runner, chrono::Duration::seconds(60))
+                    .await
+                    .unwrap()
+                else {
+                    continue;
+                };
+                let sid = rec.run.session_id.clone();
+                let who = Writer {
+                    runner_id: runner.runner_id.clone(),
+                    lease_token: rec.lease_token.clone(),
+                };
+                let run_id = rec.run.run_id.clone();
+                store
+                    .report(&run_id, &who, RunReport::Started)
+                    .await
+                    .unwrap();
+                for k in 0..3 {
+                    let mut w = write(&sid, k);
+                    w.run_id = Some(run_id.clone());
+                    w.lease_token = rec.lease_token.clone();
+                    // A stop on another store may end the lease first: then refused.
+                    let _ = store.append_event(&sid, w).await;
+                }
+                let stopper = stores[(c + 1) % 3].clone();
+                let (stop, done) = tokio::join!(
+                    stopper.stop_run(&run_id),
+                    store.report(
+                        &run_id,
+                        &who,
+                        RunReport::Completed {
+                            session_status: None
+                        }
+                    )
+                );
+                assert!(stop.is_ok() || done.is_ok(), "{stop:?} / {done:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let final_head = settled(&stores).await;
+    done.notify_one();
+    let seen = follower.await.unwrap();
+    let all: Vec<i64> = (stores[0].feed_after(head, None, 100_000).await.unwrap())
+        .iter()
+        .map(|i| i.cursor)
+        .collect();
+    assert_eq!(
+        seen, all,
+        "the follower saw every committed item once, in order"
+    );
+    for (n, sub) in subs.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.last().is_none_or(|c| *c < *all.last().unwrap()) {
+            let item = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
+                .await
+                .unwrap_or_else(|_| panic!("store {n}: live feed stalled"))
+                .unwrap();
+            if item.cursor > head {
+                got.push(item.cursor);
+            }
+        }
+        assert_eq!(got, all, "store {n}: every item once, in cursor order");
+    }
+    assert!(final_head >= *all.last().unwrap());
+    for i in 0..RUNS {
+        let sid = format!("life{i}");
+        let evs = stores[0].list_events(&sid, None, None).await.unwrap();
+        let seqs: Vec<i64> = evs.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=evs.len() as i64).collect::<Vec<_>>(), "{sid}");
+        let ids: Vec<i64> = evs.iter().map(|e| e.id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{sid}: seq order is cursor order"
+        );
+        let ends = evs
+            .iter()
+            .filter(|e| [RUN_COMPLETED, RUN_FAILED, RUN_STOPPED].contains(&&*e.event.event_type))
+            .count();
+        let run = stores[1].latest_run(&sid).await.unwrap().unwrap().run;
+        let want = usize::from(run.status.is_terminal());
+        assert_eq!(ends, want, "{sid}: {:?} with {ends} end events", run.status);
+    }
+}
+
+fn register_request(c: usize) -> RegisterRequest {
+    RegisterRequest {
+        hostname: "h".into(),
+        project_dir: "/p".into(),
+        executor_profile: "default".into(),
+        executor: None,
+        tags: None,
+        require_matching_tags: None,
+        instance_id: Some(format!("life{c}")),
     }
 }

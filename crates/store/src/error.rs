@@ -141,6 +141,10 @@ pub enum Fault {
     DatabaseReadOnly,
     #[error("the database is unreachable")]
     DatabaseUnreachable,
+    /// PostgreSQL broke a lock cycle or a serialization conflict by aborting this write;
+    /// nothing was written and a retry succeeds.
+    #[error("the database aborted the write on a lock conflict")]
+    DatabaseConflict,
 }
 
 impl StoreError {
