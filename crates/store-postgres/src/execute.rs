@@ -5,9 +5,10 @@
 use aof_store::{
     lifecycle::{changed_concurrently, run_failed_data, Plan, Step},
     rows::run,
-    statements, Conflict, RunRecord, StoreError, StoreResult,
+    statements, RunRecord, StoreResult,
 };
 use aof_wire::sse;
+use sqlx::PgPool;
 
 use crate::{
     events::append_in_tx,
@@ -74,19 +75,41 @@ pub(crate) async fn execute(w: &mut WriteTx<'_>, plan: Plan) -> StoreResult<Opti
     Ok(row)
 }
 
-/// Executes `on_claim`'s plan (one run write): the claimed row with its lease token, or
-/// `None` when the run was taken meanwhile (no error: the runner polls again).
-pub(crate) async fn execute_claim(
-    w: &mut WriteTx<'_>,
+/// Executes `on_claim`'s plan (one run write) as one autocommit statement: the claimed
+/// row with its lease token, or `None` when the run was taken by someone else (no
+/// error: the caller tries the next one). `skip_locked`: a run another transaction holds
+/// counts as taken instead of being waited for. A claim appends no feed item, so it
+/// needs no transaction of its own.
+pub(crate) async fn claim(
+    pool: &PgPool,
     plan: Plan,
+    skip_locked: bool,
 ) -> StoreResult<Option<RunRecord>> {
-    match execute(w, plan).await {
-        Ok(rec) => Ok(rec.map(|mut rec| {
-            rec.run.lease_token = rec.lease_token.clone();
-            rec
-        })),
-        // The claim plan's only conflict is its compare-and-set.
-        Err(StoreError::LeaseConflict(Conflict::Moved { .. })) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let mut steps = plan.steps.into_iter();
+    let (
+        Some(Step::Run {
+            run_id,
+            from,
+            to,
+            write,
+            at,
+        }),
+        None,
+    ) = (steps.next(), steps.next())
+    else {
+        return Err(internal(anyhow::anyhow!("a claim plan is one run write")));
+    };
+    let mark = |i| format!("${i}");
+    let cas = match skip_locked {
+        true => statements::run_write_skip_locked,
+        false => statements::run_write,
+    };
+    let (sql, vals) = cas(&run_id, from, to, &write, at, mark);
+    let row = bind_all(sqlx::query(&sql), vals).fetch_optional(pool).await;
+    let Some(row) = row.map_err(internal)? else {
+        return Ok(None);
+    };
+    let mut rec = run(&row)?;
+    rec.run.lease_token = rec.lease_token.clone();
+    Ok(Some(rec))
 }

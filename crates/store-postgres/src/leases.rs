@@ -105,10 +105,12 @@ impl LeaseStore for PgStore {
     async fn expire_leases(&self, policy: LeasePolicy) -> StoreResult<Vec<Resolved>> {
         let now = ms(Utc::now());
         let mut w = self.begin().await?;
-        // SKIP LOCKED: a run another coordinator's sweep (or a report) holds is theirs.
+        // Locked in run_id order (as every multi-run write): another coordinator's sweep
+        // of the same runs waits, then finds them resolved. Not SKIP LOCKED: a run held
+        // by a write that was refused and is rolling back must not be skipped.
         let sql = format!(
             "SELECT {RUN_COLS} FROM runs WHERE status IN {LEASED} AND lease_expires_ms < $1 \
-             ORDER BY run_id FOR UPDATE SKIP LOCKED"
+             ORDER BY run_id FOR UPDATE"
         );
         let out = resolve(&mut w, &sql, now, |rec, now| {
             lifecycle::on_lease_expired(rec, &policy, now)
@@ -133,7 +135,7 @@ impl LeaseStore for PgStore {
         let mut w = self.begin().await?;
         let sql = format!(
             "SELECT {RUN_COLS} FROM runs WHERE status = 'pending' AND timeout_ms < $1 \
-             ORDER BY run_id FOR UPDATE SKIP LOCKED"
+             ORDER BY run_id FOR UPDATE"
         );
         let out = resolve(&mut w, &sql, now, lifecycle::on_unmatched).await?;
         w.commit().await?;

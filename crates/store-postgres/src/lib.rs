@@ -6,8 +6,9 @@
 //! **runner row, then run rows (by `run_id`), then session rows** — so two transactions
 //! never wait on each other in a circle:
 //! - a write that decides from a run's row reads it `FOR UPDATE` (a report, a stop);
-//!   an event fenced by a lease reads it `FOR SHARE`; claims and sweeps lock with
-//!   `SKIP LOCKED` and leave what another coordinator is handling;
+//!   an event fenced by a lease reads it `FOR SHARE`; a claim is one compare-and-set
+//!   that skips a run another transaction holds (`SKIP LOCKED`); sweeps lock many runs
+//!   in `run_id` order;
 //! - a session's events take the session row before their cursor, so one session's
 //!   cursors and `seq`s are in commit order.
 //!

@@ -15,7 +15,7 @@ use aof_store::{
 use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Run, RunType};
 
 use crate::{
-    execute::{execute, execute_claim},
+    execute::{claim, execute},
     internal, ms,
     rows::{all, feed_session, load_run, Lock},
     PgStore,
@@ -177,32 +177,29 @@ impl RunStore for PgStore {
         ttl: Duration,
         scope: &KeyScope,
     ) -> StoreResult<Option<RunRecord>> {
-        // Candidates are read without locks; each is then locked with SKIP LOCKED, so
+        // Candidates are read without locks; each is then taken by one autocommit
+        // compare-and-set that skips a row another transaction holds (`SKIP LOCKED`), so
         // claimers on every coordinator take different runs without waiting, and losing
         // a run to another runner moves on to the next one (a poll that parks while runs
-        // wait would leave them until the next wake-up).
-        // The page is read on a pooled connection given back before the transaction
-        // takes one: holding one while asking for another starves a busy pool.
+        // wait would leave them until the next wake-up). Two round trips per claim.
         let mut after = 0;
+        let mut missed = Vec::new();
         while let Some(ids) = pending_page(&self.pool, runner, scope, &mut after).await? {
             for run_id in ids {
-                let mut w = self.begin().await?;
-                let locked: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1::bigint FROM runs WHERE run_id = $1 AND status = 'pending' \
-                     FOR UPDATE SKIP LOCKED",
-                )
-                .bind(&run_id)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?;
-                if locked.is_none() {
-                    continue;
-                }
                 let plan = lifecycle::on_claim(&run_id, &runner.runner_id, ttl, Utc::now())?;
-                if let Some(rec) = execute_claim(&mut w, plan).await? {
-                    w.commit().await?;
-                    return Ok(Some(rec));
+                match claim(&self.pool, plan, true).await? {
+                    Some(rec) => return Ok(Some(rec)),
+                    None => missed.push(run_id),
                 }
+            }
+        }
+        // Nothing taken: a run skipped above may only have been held for a moment (a
+        // stop that was refused and is rolling back). Waiting on those once makes an
+        // empty answer mean nothing is left.
+        for run_id in missed {
+            let plan = lifecycle::on_claim(&run_id, &runner.runner_id, ttl, Utc::now())?;
+            if let Some(rec) = claim(&self.pool, plan, false).await? {
+                return Ok(Some(rec));
             }
         }
         Ok(None)

@@ -35,6 +35,32 @@ pub fn run_write(
     at: DateTime<Utc>,
     mark: fn(usize) -> String,
 ) -> (String, Vec<Col>) {
+    build(run_id, from, to, write, at, mark, "")
+}
+
+/// `run_write` that skips a row another transaction holds instead of waiting for it
+/// (PostgreSQL `FOR UPDATE SKIP LOCKED`): a claim as one autocommit statement, so
+/// claimers on every coordinator take different runs and never queue on one.
+pub fn run_write_skip_locked(
+    run_id: &str,
+    from: RunStatus,
+    to: RunStatus,
+    write: &RunWrite,
+    at: DateTime<Utc>,
+    mark: fn(usize) -> String,
+) -> (String, Vec<Col>) {
+    build(run_id, from, to, write, at, mark, " FOR UPDATE SKIP LOCKED")
+}
+
+fn build(
+    run_id: &str,
+    from: RunStatus,
+    to: RunStatus,
+    write: &RunWrite,
+    at: DateTime<Utc>,
+    mark: fn(usize) -> String,
+    lock: &str,
+) -> (String, Vec<Col>) {
     let at = &aof_wire::format_ts(at);
     let mut b = Binds {
         vals: Vec::new(),
@@ -69,8 +95,13 @@ pub fn run_write(
             b.bind(Col::Int(lease_expires_at.timestamp_millis()))
         ),
     };
+    let guard = if lock.is_empty() {
+        String::new()
+    } else {
+        format!(" AND run_id IN (SELECT run_id FROM runs WHERE run_id = {run_id}{lock})")
+    };
     let sql = format!(
-        "UPDATE runs SET status = {to}, {set} WHERE run_id = {run_id} AND status = {from} \
+        "UPDATE runs SET status = {to}, {set} WHERE run_id = {run_id} AND status = {from}{guard} \
          RETURNING {RUN_COLS}"
     );
     (sql, b.vals)
@@ -148,5 +179,28 @@ mod tests {
             "{sql}"
         );
         assert_eq!(vals.len(), 3, "no value of its own");
+    }
+
+    #[test]
+    fn skip_locked_guards_the_same_row_with_its_own_placeholder() {
+        let at = Utc.timestamp_millis_opt(1_800_000_000_000).unwrap();
+        let claim = RunWrite::Claim {
+            runner_id: "r1".into(),
+            lease_token: "t".into(),
+            lease_expires_at: at,
+        };
+        let args = ("run_1", RunStatus::Pending, RunStatus::Claimed);
+        let mark = |i| format!("${i}");
+        let (plain, plain_vals) = run_write(args.0, args.1, args.2, &claim, at, mark);
+        let (sql, vals) = run_write_skip_locked(args.0, args.1, args.2, &claim, at, mark);
+        assert!(
+            sql.contains(
+                "WHERE run_id = $2 AND status = $3 AND run_id IN \
+                 (SELECT run_id FROM runs WHERE run_id = $2 FOR UPDATE SKIP LOCKED) RETURNING"
+            ),
+            "{sql}"
+        );
+        assert!(!plain.contains("SKIP LOCKED"), "{plain}");
+        assert_eq!(vals, plain_vals, "no value of its own");
     }
 }
