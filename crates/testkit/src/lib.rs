@@ -28,6 +28,7 @@ mod anthropic;
 pub mod llama;
 pub mod mcp;
 pub mod openai;
+pub mod sse;
 
 use std::{
     net::SocketAddr,

@@ -23,14 +23,16 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_streams_polls_and_mcp_in_time_and_loses_no_acknowledged_event() {
     let dir = tempdir();
-    let mut cenv = fast_env();
-    cenv.extend(env(&[
-        // Parked polls would otherwise answer 204 on their own within the test.
-        ("AOF_POLL_TIMEOUT", "300"),
-        ("AOF_MAX_STREAMS_PER_KEY", "256"),
-        ("AOF_SHUTDOWN_TIMEOUT", "10"),
-    ]));
-    let mut c = Coordinator::start(dir.path(), cenv).await;
+    let mut c = fast_coordinator(
+        dir.path(),
+        &[
+            // Parked polls would otherwise answer 204 on their own within the test.
+            ("AOF_POLL_TIMEOUT", "300"),
+            ("AOF_MAX_STREAMS_PER_KEY", "256"),
+            ("AOF_SHUTDOWN_TIMEOUT", "10"),
+        ],
+    )
+    .await;
     let url = c.url.clone();
     // Sessions without a runner that takes their runs: the test writes their events.
     let mut sessions = Vec::new();
@@ -121,12 +123,8 @@ async fn sigterm_ends_streams_polls_and_mcp_in_time_and_loses_no_acknowledged_ev
     })
     .await;
 
-    let t0 = Instant::now();
-    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
-    let logs = Logs {
-        dir: c.data_dir.clone(),
-        prefix: "coordinator.",
-    };
+    let t0 = signalled(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = coordinator_logs(&c);
     let took = exits_within(&mut c.child, t0, BOUND, &logs).await;
     let log = logs.read();
     assert!(log.contains("coordinator stopped"), "{log}");
@@ -212,20 +210,14 @@ async fn sigterm_ends_streams_polls_and_mcp_in_time_and_loses_no_acknowledged_ev
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runner_repolls_at_once_on_a_draining_answer_and_stops_in_time_itself() {
     let dir = tempdir();
-    let mut cenv = fast_env();
-    cenv.extend(env(&[("AOF_POLL_TIMEOUT", "300")]));
-    let mut c = Coordinator::start(dir.path(), cenv).await;
+    let mut c = fast_coordinator(dir.path(), &[("AOF_POLL_TIMEOUT", "300")]).await;
     let mut r = Runner::start(&c.url, dir.path(), "r1", &[]).await;
     wait_for("the runner's long-poll", || async {
         (gauge(&c.url, "aof_runner_polls_waiting").await == 1).then_some(())
     })
     .await;
-    let t0 = Instant::now();
-    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
-    let logs = Logs {
-        dir: c.data_dir.clone(),
-        prefix: "coordinator.",
-    };
+    let t0 = signalled(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = coordinator_logs(&c);
     exits_within(&mut c.child, t0, BOUND, &logs).await;
     wait_for("the runner to hear the coordinator is stopping", || async {
         r.log()
@@ -247,19 +239,12 @@ async fn runner_repolls_at_once_on_a_draining_answer_and_stops_in_time_itself() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_bound_what_is_still_open_is_cut_and_named_and_the_exit_is_clean() {
     let dir = tempdir();
-    let mut cenv = fast_env();
-    cenv.extend(env(&[("AOF_SHUTDOWN_TIMEOUT", "2")]));
-    let mut c = Coordinator::start(dir.path(), cenv).await;
-    let (_, sid) = start_run(&c.url, "stalled").await;
-    let _stalled = stalled_write(&c.url, &sid).await;
+    let mut c = fast_coordinator(dir.path(), &[("AOF_SHUTDOWN_TIMEOUT", "2")]).await;
+    let _stalled = stalled_write(&c.url).await;
     let mut sse = Sse::open(&format!("{}/sse/sessions", c.url), None).await;
     assert_eq!(sse.next().await.unwrap().event, "init");
-    let t0 = Instant::now();
-    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
-    let logs = Logs {
-        dir: c.data_dir.clone(),
-        prefix: "coordinator.",
-    };
+    let t0 = signalled(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = coordinator_logs(&c);
     exits_within(&mut c.child, t0, Duration::from_secs(2), &logs).await;
     let log = logs.read();
     // The stream ended in time; the write that never arrived whole is what was cut.
@@ -276,18 +261,11 @@ async fn at_the_bound_what_is_still_open_is_cut_and_named_and_the_exit_is_clean(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_cuts_at_once_instead_of_waiting_for_the_bound() {
     let dir = tempdir();
-    let mut cenv = fast_env();
     // Far beyond the test's patience: only the second signal can end this stop in time.
-    cenv.extend(env(&[("AOF_SHUTDOWN_TIMEOUT", "600")]));
-    let mut c = Coordinator::start(dir.path(), cenv).await;
-    let (_, sid) = start_run(&c.url, "stalled").await;
-    let _stalled = stalled_write(&c.url, &sid).await;
-    let t0 = Instant::now();
-    signal(&c.child, nix::sys::signal::Signal::SIGTERM);
-    let logs = Logs {
-        dir: c.data_dir.clone(),
-        prefix: "coordinator.",
-    };
+    let mut c = fast_coordinator(dir.path(), &[("AOF_SHUTDOWN_TIMEOUT", "600")]).await;
+    let _stalled = stalled_write(&c.url).await;
+    let t0 = signalled(&c.child, nix::sys::signal::Signal::SIGTERM);
+    let logs = coordinator_logs(&c);
     wait_for("the drain to wait for the stalled write", || async {
         logs.read()
             .contains("draining: waiting for open requests")

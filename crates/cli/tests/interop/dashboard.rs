@@ -35,12 +35,12 @@ async fn reference_dashboard_on_our_coordinator() {
     let Some(p) = RefPaths::get() else { return };
     let dir = tempdir();
     let (coord, dash) = ours(&p, dir.path(), true).await;
-    let _runner = Runner::start(&coord.url, dir.path(), "dash-runner", &[]).await;
+    let runner = Runner::start(&coord.url, dir.path(), "dash-runner", &[]).await;
     let Some(b) = Browser::start(&dash.url).await else {
         return;
     };
     // Our echo executor answers with the prompt, so the chat shows the reply.
-    exercise(&b, &coord.url, "ours", true).await;
+    exercise(&b, &coord.url, "ours", &runner.child, true).await;
     b.close().await;
 }
 
@@ -58,13 +58,20 @@ async fn reference_dashboard_on_reference_coordinator_control() {
     };
     // The reference's echo executor reports its reply only as the run's result, which
     // its chat does not show (it shows `result_data` only), so no reply is awaited.
-    exercise(&b, &coord.url, "reference", false).await;
+    exercise(&b, &coord.url, "reference", &runner.child, false).await;
     b.close().await;
 }
 
 /// What a user does: sees the connection, the sessions and agents, a session's events
-/// arriving live, and starts a run from the chat. `api` is the coordinator's URL.
-async fn exercise(b: &Browser, api: &str, label: &str, shows_reply: bool) {
+/// arriving live, and starts a run from the chat. `api` is the coordinator's URL;
+/// `runner` the process of its only runner.
+async fn exercise(
+    b: &Browser,
+    api: &str,
+    label: &str,
+    runner: &tokio::process::Child,
+    shows_reply: bool,
+) {
     let (st, body) = call(
         "POST",
         &format!("{api}/agents"),
@@ -141,6 +148,12 @@ async fn exercise(b: &Browser, api: &str, label: &str, shows_reply: bool) {
         "the send button enabled",
     )
     .await;
+    // The page learns its new session's id only from the answer to its POST /runs, and
+    // drops the stream's events of a session it does not know. Our coordinator hands a new
+    // run to a waiting runner at once (the reference's checks every 500 ms), so on a loaded
+    // machine the whole echo reached the page before that answer and was dropped. The
+    // runner is held until the page knows its session: as a user sees it, a slow runner.
+    let held = Held::stop(runner);
     b.click("button[title='Send message']").await;
     let run = wait_for("the run started from the chat, in the API", || async {
         let (_, b) = call("GET", &format!("{api}/runs"), None).await;
@@ -155,14 +168,21 @@ async fn exercise(b: &Browser, api: &str, label: &str, shows_reply: bool) {
     assert_eq!(run["type"], "start_session", "{label}: {run}");
     let run_id = run["run_id"].as_str().unwrap().to_string();
     let sid = run["session_id"].as_str().unwrap().to_string();
+    // The page shows its stop button once it holds the session's id (and is loading).
+    b.wait_js(
+        "!!document.querySelector(\"button[title='Stop agent']\")",
+        "the chat holding its session (the stop button)",
+    )
+    .await;
+    drop(held);
     wait_run_completed(api, &run_id).await;
     b.wait_js(&contains(&prompt), "the prompt in the chat")
         .await;
     if shows_reply {
-        // The user's message and the echo.
+        // The echo, in an assistant message (the user's own is `.markdown-content-user`).
         b.wait_js(
             &format!(
-                "document.body.innerText.split({}).length - 1 >= 2",
+                "[...document.querySelectorAll('.markdown-content')].some(m => m.innerText.includes({}))",
                 json!(prompt)
             ),
             "the echoed reply in the chat",
@@ -330,6 +350,24 @@ fn fields(v: &Value, path: &str) -> std::collections::BTreeMap<String, &'static 
     };
     out.insert(path.to_string(), kind);
     out
+}
+
+/// A runner process stopped (SIGSTOP) until this is dropped (SIGCONT): it takes no run and
+/// sends nothing meanwhile; a run it is handed waits in its socket.
+struct Held(nix::unistd::Pid);
+
+impl Held {
+    fn stop(child: &tokio::process::Child) -> Held {
+        let pid = nix::unistd::Pid::from_raw(child.id().expect("the runner is running") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        Held(pid)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
 }
 
 /// Starts a session of the agent through the API and waits until its run completed.

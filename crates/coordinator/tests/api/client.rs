@@ -7,15 +7,10 @@ use std::time::Duration;
 use aof_wire::{
     api::StatusResponse,
     runner::{PollResponse, RegisterRequest, RegisterResponse},
-    sse::parse::{Frame, Parser},
     Run, RunCreate, RunCreateResponse,
 };
-use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
-
-/// Generous bound for things that normally take milliseconds (2 loaded cores).
-pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A refused typed call: the status and the error body.
 #[derive(Debug)]
@@ -201,38 +196,4 @@ pub async fn register(url: &str, host: &str) -> String {
         .runner_id
 }
 
-/// An open SSE stream, read frame by frame.
-pub struct Sse {
-    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    parser: Parser,
-    pending: std::collections::VecDeque<Frame>,
-}
-
-impl Sse {
-    pub async fn open(url: &str, last_event_id: Option<&str>) -> Sse {
-        let mut rb = client().get(url);
-        if let Some(id) = last_event_id {
-            rb = rb.header("last-event-id", id);
-        }
-        let resp = rb.send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        Sse {
-            stream: resp.bytes_stream().boxed(),
-            parser: Parser::default(),
-            pending: Default::default(),
-        }
-    }
-
-    pub async fn next(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(f) = self.pending.pop_front() {
-                return Some(f);
-            }
-            let chunk = tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("SSE frame within patience")?
-                .ok()?;
-            self.pending.extend(self.parser.feed(&chunk));
-        }
-    }
-}
+pub use aof_testkit::sse::Sse;

@@ -133,3 +133,47 @@ pub async fn claimed_run(url: &str, runner: &str, prompt: &str) -> (String, Stri
     let token = run.lease_token.clone().expect("a lease token");
     (run_id, sid, token)
 }
+
+/// `report` that must be accepted (200).
+pub async fn report_ok(url: &str, run_id: &str, what: &str, body: Value, token: Option<&str>) {
+    let (st, b) = report(url, run_id, what, body, token).await;
+    assert_eq!(st, 200, "{what} of {run_id}: {b}");
+}
+
+/// `report_ok` by the runner holding the run's lease, with nothing else to say.
+pub async fn report_held(url: &str, run_id: &str, what: &str, runner: &str, token: &str) {
+    let body = json!({ "runner_id": runner });
+    report_ok(url, run_id, what, body, Some(token)).await;
+}
+
+/// A runner's report of how a session ended (`POST /runner/sessions/{sid}/status`).
+pub async fn report_session(url: &str, sid: &str, body: Value) -> (u16, Value) {
+    call(
+        "POST",
+        &format!("{url}/runner/sessions/{sid}/status"),
+        Some(body),
+    )
+    .await
+}
+
+pub async fn heartbeat(url: &str, body: Value) -> (u16, Value) {
+    call("POST", &format!("{url}/runner/heartbeat"), Some(body)).await
+}
+
+/// A runner removing itself (`DELETE /runners/{id}?self=true`).
+pub async fn deregister(url: &str, runner_id: &str) -> (u16, Value) {
+    call(
+        "DELETE",
+        &format!("{url}/runners/{runner_id}?self=true"),
+        None,
+    )
+    .await
+}
+
+pub async fn session_result(url: &str, sid: &str) -> (u16, Value) {
+    call("GET", &format!("{url}/sessions/{sid}/result"), None).await
+}
+
+pub async fn stop_session(url: &str, sid: &str) -> (u16, Value) {
+    call("POST", &format!("{url}/sessions/{sid}/stop"), None).await
+}

@@ -64,28 +64,15 @@ async fn runner_registry_lifecycle() {
     assert_eq!(me["require_matching_tags"], false);
 
     // Heartbeats.
-    let (st, b) = call(
-        "POST",
-        &format!("{u}/runner/heartbeat"),
-        Some(json!({"runner_id": id})),
-    )
-    .await;
+    let (st, b) = heartbeat(u, json!({"runner_id": id})).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(b["ok"], true);
     expect_err(
-        call(
-            "POST",
-            &format!("{u}/runner/heartbeat"),
-            Some(json!({"runner_id": "lnch_000000000000"})),
-        )
-        .await,
+        heartbeat(u, json!({"runner_id": "lnch_000000000000"})).await,
         401,
         "runner_not_registered",
     );
-    expect_422(
-        call("POST", &format!("{u}/runner/heartbeat"), Some(json!({}))).await,
-        "missing",
-    );
+    expect_422(heartbeat(u, json!({})).await, "missing");
 
     // Poll input.
     let item = expect_422(
@@ -123,7 +110,7 @@ async fn runner_registry_lifecycle() {
     assert_eq!(b["runner_id"], id.as_str());
 
     // Self removal: gone at once.
-    let (st, b) = call("DELETE", &format!("{u}/runners/{id2}?self=true"), None).await;
+    let (st, b) = deregister(u, &id2).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(b["initiated_by"], "self");
     let (_, b) = call("GET", &format!("{u}/runners"), None).await;
@@ -135,12 +122,7 @@ async fn runner_registry_lifecycle() {
         .collect();
     assert_eq!(ids, vec![id.as_str()], "{b}");
     expect_err(
-        call(
-            "POST",
-            &format!("{u}/runner/heartbeat"),
-            Some(json!({"runner_id": id2})),
-        )
-        .await,
+        heartbeat(u, json!({"runner_id": id2})).await,
         401,
         "runner_not_registered",
     );
@@ -150,12 +132,7 @@ async fn runner_registry_lifecycle() {
         "runner_not_found",
     );
     expect_err(
-        call(
-            "DELETE",
-            &format!("{u}/runners/lnch_000000000000?self=true"),
-            None,
-        )
-        .await,
+        deregister(u, "lnch_000000000000").await,
         404,
         "runner_not_found",
     );
@@ -163,22 +140,12 @@ async fn runner_registry_lifecycle() {
     // Runner-reported session status: validated before anything else.
     let (_, sid) = start_run(u, "status").await;
     let item = expect_422(
-        call(
-            "POST",
-            &format!("{u}/runner/sessions/{sid}/status"),
-            Some(json!({"runner_id": id, "status": "bogus"})),
-        )
-        .await,
+        report_session(u, &sid, json!({"runner_id": id, "status": "bogus"})).await,
         "literal_error",
     );
     assert_eq!(item["loc"], json!(["body", "status"]));
     expect_422(
-        call(
-            "POST",
-            &format!("{u}/runner/sessions/{sid}/status"),
-            Some(json!({"status": "finished"})),
-        )
-        .await,
+        report_session(u, &sid, json!({"status": "finished"})).await,
         "missing",
     );
     assert_eq!(session_status(u, &sid).await, "pending");
@@ -190,16 +157,8 @@ async fn self_removal_fails_held_runs() {
     let u = &c.url;
     let runner = register(u, "r1").await;
     let (run, sid, token) = claimed_run(u, &runner, "held").await;
-    let (st, _) = report(
-        u,
-        &run,
-        "started",
-        json!({"runner_id": runner}),
-        Some(&token),
-    )
-    .await;
-    assert_eq!(st, 200);
-    let (st, b) = call("DELETE", &format!("{u}/runners/{runner}?self=true"), None).await;
+    report_held(u, &run, "started", &runner, &token).await;
+    let (st, b) = deregister(u, &runner).await;
     assert_eq!(st, 200, "{b}");
     let (_, b) = call("GET", &format!("{u}/runs/{run}"), None).await;
     assert_eq!(b["status"], "failed", "{b}");
@@ -289,10 +248,7 @@ async fn idle_session_stops_go_to_their_runner() {
     // and the late start is answered 200 and changes nothing.
     let (run, sid) = start_run(u, "turn").await;
     assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
-    assert_eq!(
-        report(u, &run, "completed", idle.clone(), None).await.0,
-        200
-    );
+    report_ok(u, &run, "completed", idle.clone(), None).await;
     let (st, b) = report(u, &run, "started", me.clone(), None).await;
     assert_eq!((st, b), (200, json!({"ok": true})));
     assert_eq!(run_status(u, &run).await, "completed");
@@ -303,7 +259,7 @@ async fn idle_session_stops_go_to_their_runner() {
     );
 
     // The stop is queued for the runner, delivered once, and the runner's report ends it.
-    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (st, b) = stop_session(u, &sid).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(
         (&b["status"], &b["run_id"], &b["message"]),
@@ -314,16 +270,11 @@ async fn idle_session_stops_go_to_their_runner() {
         )
     );
     assert_eq!(session_status(u, &sid).await, "stopping");
-    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (st, b) = stop_session(u, &sid).await;
     assert_eq!((st, &b["status"]), (200, &json!("stopping")), "{b}");
     let (st, b) = poll(u, &runner, "").await;
     assert_eq!((st, b), (200, json!({"stop_sessions": [sid]})));
-    let (st, b) = call(
-        "POST",
-        &format!("{u}/runner/sessions/{sid}/status"),
-        Some(json!({"runner_id": runner, "status": "stopped"})),
-    )
-    .await;
+    let (st, b) = report_session(u, &sid, json!({"runner_id": runner, "status": "stopped"})).await;
     assert_eq!((st, b), (200, json!({"ok": true})));
     assert_eq!(session_status(u, &sid).await, "stopped");
     assert_eq!(run_status(u, &run).await, "completed");
@@ -331,16 +282,13 @@ async fn idle_session_stops_go_to_their_runner() {
     // Told, but the runner never reports (it lost the process): a second stop ends it.
     let (run, sid) = start_run(u, "second").await;
     assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
-    assert_eq!(report(u, &run, "started", me.clone(), None).await.0, 200);
-    assert_eq!(
-        report(u, &run, "completed", idle.clone(), None).await.0,
-        200
-    );
-    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    report_ok(u, &run, "started", me.clone(), None).await;
+    report_ok(u, &run, "completed", idle.clone(), None).await;
+    let (_, b) = stop_session(u, &sid).await;
     assert_eq!(b["status"], "stopping", "{b}");
     let (_, b) = poll(u, &runner, "").await;
     assert_eq!(b, json!({"stop_sessions": [sid]}));
-    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (_, b) = stop_session(u, &sid).await;
     assert_eq!(
         (&b["status"], &b["run_id"]),
         (&json!("stopped"), &json!(run)),
@@ -352,15 +300,12 @@ async fn idle_session_stops_go_to_their_runner() {
     // the stop is not handed to the next runner registering under that id.
     let (run, sid) = start_run(u, "third").await;
     assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
-    assert_eq!(
-        report(u, &run, "completed", idle.clone(), None).await.0,
-        200
-    );
-    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    report_ok(u, &run, "completed", idle.clone(), None).await;
+    let (_, b) = stop_session(u, &sid).await;
     assert_eq!(b["status"], "stopping", "{b}");
-    let (st, _) = call("DELETE", &format!("{u}/runners/{runner}?self=true"), None).await;
+    let (st, _) = deregister(u, &runner).await;
     assert_eq!(st, 200);
-    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (_, b) = stop_session(u, &sid).await;
     assert_eq!(b["status"], "stopped", "{b}");
     assert_eq!(session_status(u, &sid).await, "stopped");
 
@@ -369,10 +314,10 @@ async fn idle_session_stops_go_to_their_runner() {
     let (run, sid) = start_run(u, "fourth").await;
     assert_eq!(claim(u, &runner).await["run_id"], run.as_str());
     let idle = json!({"runner_id": runner, "session_status": "idle"});
-    assert_eq!(report(u, &run, "completed", idle, None).await.0, 200);
-    let (st, _) = call("DELETE", &format!("{u}/runners/{runner}?self=true"), None).await;
+    report_ok(u, &run, "completed", idle, None).await;
+    let (st, _) = deregister(u, &runner).await;
     assert_eq!(st, 200);
-    let (_, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (_, b) = stop_session(u, &sid).await;
     assert_eq!(b["status"], "stopped", "{b}");
     assert_eq!(session_status(u, &sid).await, "stopped");
 }
@@ -396,14 +341,11 @@ async fn idle_sessions_of_aof_runners_stop_at_once() {
     let runner = b["runner_id"].as_str().unwrap().to_string();
     let (run, sid, token) = claimed_run(u, &runner, "turn").await;
     let me = json!({"runner_id": runner});
-    assert_eq!(report(u, &run, "started", me, Some(&token)).await.0, 200);
+    report_ok(u, &run, "started", me, Some(&token)).await;
     let idle = json!({"runner_id": runner, "session_status": "idle"});
-    assert_eq!(
-        report(u, &run, "completed", idle, Some(&token)).await.0,
-        200
-    );
+    report_ok(u, &run, "completed", idle, Some(&token)).await;
     assert_eq!(session_status(u, &sid).await, "idle");
-    let (st, b) = call("POST", &format!("{u}/sessions/{sid}/stop"), None).await;
+    let (st, b) = stop_session(u, &sid).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(session_status(u, &sid).await, "stopped");
     // Nothing is owed to the runner: its next poll finds no stop.

@@ -138,39 +138,23 @@ async fn session_result_before_and_after_finishing() {
     let runner = register(u, "r1").await;
 
     expect_err(
-        call("GET", &format!("{u}/sessions/ses_nope/result"), None).await,
+        session_result(u, "ses_nope").await,
         404,
         "session_not_found",
     );
 
     // Session with a result event, completed as idle, then closed by its runner.
     let (run, sid, token) = claimed_run(u, &runner, "with result").await;
-    expect_err(
-        call("GET", &format!("{u}/sessions/{sid}/result"), None).await,
-        400,
-        "session_not_finished",
-    );
-    let (st, _) = report(
-        u,
-        &run,
-        "started",
-        json!({"runner_id": runner}),
-        Some(&token),
-    )
-    .await;
-    assert_eq!(st, 200);
+    expect_err(session_result(u, &sid).await, 400, "session_not_finished");
+    report_held(u, &run, "started", &runner, &token).await;
     assert_eq!(session_status(u, &sid).await, "running");
-    expect_err(
-        call("GET", &format!("{u}/sessions/{sid}/result"), None).await,
-        400,
-        "session_not_finished",
-    );
+    expect_err(session_result(u, &sid).await, 400, "session_not_finished");
     let mut result = ev(&sid, "result");
     result["result_text"] = json!("the answer");
     result["result_data"] = json!({"n": 42});
     let (st, b) = post_ev(u, &sid, result, &[]).await;
     assert_eq!(st, 201, "{b}");
-    let (st, _) = report(
+    report_ok(
         u,
         &run,
         "completed",
@@ -178,9 +162,8 @@ async fn session_result_before_and_after_finishing() {
         Some(&token),
     )
     .await;
-    assert_eq!(st, 200);
     assert_eq!(session_status(u, &sid).await, "idle");
-    let (st, b) = call("GET", &format!("{u}/sessions/{sid}/result"), None).await;
+    let (st, b) = session_result(u, &sid).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(
         b,
@@ -189,65 +172,38 @@ async fn session_result_before_and_after_finishing() {
 
     // The runner closes the idle session; bad status values are 422.
     let item = expect_422(
-        call(
-            "POST",
-            &format!("{u}/runner/sessions/{sid}/status"),
-            Some(json!({"runner_id": runner, "status": "bogus"})),
-        )
-        .await,
+        report_session(u, &sid, json!({"runner_id": runner, "status": "bogus"})).await,
         "literal_error",
     );
     assert_eq!(item["loc"], json!(["body", "status"]));
     let other = register(u, "r2").await;
     expect_err(
-        call(
-            "POST",
-            &format!("{u}/runner/sessions/{sid}/status"),
-            Some(json!({"runner_id": other, "status": "finished"})),
-        )
-        .await,
+        report_session(u, &sid, json!({"runner_id": other, "status": "finished"})).await,
         409,
         "lease_conflict",
     );
     expect_err(
-        call(
-            "POST",
-            &format!("{u}/runner/sessions/{sid}/status"),
-            Some(json!({"runner_id": "lnch_000000000000", "status": "finished"})),
+        report_session(
+            u,
+            &sid,
+            json!({"runner_id": "lnch_000000000000", "status": "finished"}),
         )
         .await,
         401,
         "runner_not_registered",
     );
-    let (st, b) = call(
-        "POST",
-        &format!("{u}/runner/sessions/{sid}/status"),
-        Some(json!({"runner_id": runner, "status": "finished"})),
-    )
-    .await;
+    let (st, b) = report_session(u, &sid, json!({"runner_id": runner, "status": "finished"})).await;
     assert_eq!((st, b), (200, json!({"ok": true})));
     assert_eq!(session_status(u, &sid).await, "finished");
-    let (st, b) = call("GET", &format!("{u}/sessions/{sid}/result"), None).await;
+    let (st, b) = session_result(u, &sid).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(b["result_text"], "the answer");
 
     // Finished without a result event: 404 "No result found".
     let (run, sid2, token) = claimed_run(u, &runner, "no result").await;
-    let (st, _) = report(
-        u,
-        &run,
-        "completed",
-        json!({"runner_id": runner}),
-        Some(&token),
-    )
-    .await;
-    assert_eq!(st, 200);
+    report_held(u, &run, "completed", &runner, &token).await;
     assert_eq!(session_status(u, &sid2).await, "finished");
-    let b = expect_err(
-        call("GET", &format!("{u}/sessions/{sid2}/result"), None).await,
-        404,
-        "no_result",
-    );
+    let b = expect_err(session_result(u, &sid2).await, 404, "no_result");
     assert_eq!(b["detail"], "No result found");
 }
 
@@ -398,15 +354,7 @@ async fn session_delete_busy_then_done() {
         "session_busy",
     );
     assert!(b["detail"].is_string(), "{b}");
-    let (st, _) = report(
-        u,
-        &run,
-        "started",
-        json!({"runner_id": runner}),
-        Some(&token),
-    )
-    .await;
-    assert_eq!(st, 200);
+    report_held(u, &run, "started", &runner, &token).await;
     for i in 0..2 {
         let (st, b) = post_ev(u, &sid, ev(&sid, &format!("note{i}")), &[]).await;
         assert_eq!(st, 201, "{b}");
@@ -418,15 +366,7 @@ async fn session_delete_busy_then_done() {
         "session_busy",
     );
     assert_eq!(session_status(u, &sid).await, "running");
-    let (st, _) = report(
-        u,
-        &run,
-        "completed",
-        json!({"runner_id": runner}),
-        Some(&token),
-    )
-    .await;
-    assert_eq!(st, 200);
+    report_held(u, &run, "completed", &runner, &token).await;
     assert_eq!(session_status(u, &sid).await, "finished");
     let n_events = events(u, &sid).await.len();
     assert_eq!(n_events, 4, "run_start, 2 notes, run_completed");

@@ -24,6 +24,42 @@ pub fn signal(child: &tokio::process::Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, sig).expect("signal");
 }
 
+/// Sends `sig` to `child`; returns when, for [`exits_within`].
+pub fn signalled(child: &tokio::process::Child, sig: nix::sys::signal::Signal) -> Instant {
+    let t0 = Instant::now();
+    signal(child, sig);
+    t0
+}
+
+/// A coordinator with the harness's fast timings and `extra` env on top.
+pub async fn fast_coordinator(dir: &std::path::Path, extra: &[(&str, &str)]) -> Coordinator {
+    let mut cenv = fast_env();
+    cenv.extend(env(extra));
+    Coordinator::start(dir, cenv).await
+}
+
+/// `aof up` SIGINTed: returns when the signal went, once its runner says it is draining.
+pub async fn interrupted_and_draining(up: &Up) -> Instant {
+    let t0 = signalled(&up.child, nix::sys::signal::Signal::SIGINT);
+    wait_for("the runner to drain", || async {
+        up.log().contains("draining").then_some(())
+    })
+    .await;
+    t0
+}
+
+/// Waits until the session has an event whose first text is `text`.
+pub async fn wait_text(url: &str, sid: &str, text: &str) {
+    wait_for(&format!("the event '{text}'"), || async {
+        events(url, sid)
+            .await
+            .iter()
+            .any(|e| e["content"][0]["text"] == text)
+            .then_some(())
+    })
+    .await
+}
+
 /// Waits for `child` to exit after a signal sent at `since`; asserts exit 0 within
 /// `bound` + slack and returns how long it took.
 pub async fn exits_within(
@@ -38,6 +74,22 @@ pub async fn exits_within(
         .unwrap();
     assert!(status.success(), "exit {status}\n{}", logs.read());
     since.elapsed()
+}
+
+/// A coordinator's logs (the harness writes `coordinator.*.log` in its data dir).
+pub fn coordinator_logs(c: &Coordinator) -> Logs {
+    Logs {
+        dir: c.data_dir.clone(),
+        prefix: "coordinator.",
+    }
+}
+
+/// `aof up`'s logs (`up.*.log`, one a start, in `dir`).
+pub fn up_logs(dir: &std::path::Path) -> Logs {
+    Logs {
+        dir: dir.to_path_buf(),
+        prefix: "up.",
+    }
 }
 
 /// The log files `<dir>/<prefix>*.log` of a process and its restarts.
@@ -193,10 +245,11 @@ pub fn writers(url: &str, sessions: &[String], acked: Arc<std::sync::Mutex<Vec<S
     }
 }
 
-/// A write whose body never finishes arriving: open until the process ends. Returns
-/// once the handler is reading the body (the server's `100 Continue`).
-pub async fn stalled_write(url: &str, sid: &str) -> tokio::net::TcpStream {
+/// A write to a new session whose body never finishes arriving: open until the process
+/// ends. Returns once the handler is reading the body (the server's `100 Continue`).
+pub async fn stalled_write(url: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_, sid) = start_run(url, "stalled").await;
     let addr = url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(

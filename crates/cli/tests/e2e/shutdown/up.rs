@@ -33,21 +33,11 @@ async fn up_sigint_drains_its_runner_then_stops_and_a_dashboard_page_resumes() {
         "120",
     ];
     let uenv = env(&[("AOF_SHUTDOWN_TIMEOUT", "10")]);
-    let logs = Logs {
-        dir: dir.path().to_path_buf(),
-        prefix: "up.",
-    };
+    let logs = up_logs(dir.path());
     let mut up = Up::start_with(dir.path(), 0, &args, &uenv, "up.0.log").await;
     let url = up.url.clone();
     let (_, sid) = start_run(&url, "held").await;
-    wait_for("the held run to start", || async {
-        events(&url, &sid)
-            .await
-            .iter()
-            .any(|e| e["content"][0]["text"] == "started held")
-            .then_some(())
-    })
-    .await;
+    wait_text(&url, &sid, "started held").await;
 
     // A subscriber over HTTP, and the session's page in chromium (when available).
     let sub = {
@@ -73,12 +63,7 @@ async fn up_sigint_drains_its_runner_then_stops_and_a_dashboard_page_resumes() {
         b.js("window.__samePage = true").await;
     }
 
-    let t0 = Instant::now();
-    signal(&up.child, nix::sys::signal::Signal::SIGINT);
-    wait_for("the runner to drain", || async {
-        up.log().contains("draining").then_some(())
-    })
-    .await;
+    let t0 = interrupted_and_draining(&up).await;
     // Draining its runner: still serving, but no longer ready.
     let (st, b) = call("GET", &format!("{url}/ready"), None).await;
     assert_eq!((st, b["code"].as_str()), (503, Some("unavailable")), "{b}");
@@ -106,14 +91,7 @@ async fn up_sigint_drains_its_runner_then_stops_and_a_dashboard_page_resumes() {
     )
     .await;
     assert_eq!(st, 201, "{b}");
-    wait_for("the follow-up to finish", || async {
-        events(&url, &sid)
-            .await
-            .iter()
-            .any(|e| e["content"][0]["text"] == "done after the restart")
-            .then_some(())
-    })
-    .await;
+    wait_text(&url, &sid, "done after the restart").await;
     wait_session(&url, &sid, "finished").await;
     let stored = stored_texts(&url, std::slice::from_ref(&sid)).await;
     let mut feed = feed;
@@ -157,27 +135,12 @@ async fn up_second_sigint_hands_runs_back_and_exits_at_once() {
         "--stop-grace",
         "2",
     ];
-    let logs = Logs {
-        dir: dir.path().to_path_buf(),
-        prefix: "up.",
-    };
+    let logs = up_logs(dir.path());
     let mut up = Up::start_with(dir.path(), 0, &args, &[], "up.0.log").await;
     let url = up.url.clone();
     let (run_id, sid) = start_run(&url, "forever").await;
-    wait_for("the run to start", || async {
-        events(&url, &sid)
-            .await
-            .iter()
-            .any(|e| e["content"][0]["text"] == "started")
-            .then_some(())
-    })
-    .await;
-    let t0 = Instant::now();
-    signal(&up.child, nix::sys::signal::Signal::SIGINT);
-    wait_for("the runner to drain", || async {
-        up.log().contains("draining").then_some(())
-    })
-    .await;
+    wait_text(&url, &sid, "started").await;
+    let t0 = interrupted_and_draining(&up).await;
     signal(&up.child, nix::sys::signal::Signal::SIGINT);
     // Far below the 600 s drain: the stop grace, a report, the coordinator's stop.
     exits_within(&mut up.child, t0, BOUND, &logs).await;
@@ -192,12 +155,7 @@ async fn up_second_sigint_hands_runs_back_and_exits_at_once() {
         (run["attempt"] == 2 && run["status"] == "running").then_some(())
     })
     .await;
-    let t1 = Instant::now();
-    signal(&up.child, nix::sys::signal::Signal::SIGINT);
-    wait_for("the second runner to drain", || async {
-        up.log().contains("draining").then_some(())
-    })
-    .await;
+    let t1 = interrupted_and_draining(&up).await;
     signal(&up.child, nix::sys::signal::Signal::SIGINT);
     exits_within(&mut up.child, t1, BOUND, &logs).await;
 }
@@ -253,8 +211,7 @@ async fn dashboard_sigterm_ends_forwarded_streams_while_the_coordinator_stays() 
         rx.await.unwrap();
         got_it.fetch_add(1, Ordering::Relaxed);
     }
-    let t0 = Instant::now();
-    signal(&dash, nix::sys::signal::Signal::SIGTERM);
+    let t0 = signalled(&dash, nix::sys::signal::Signal::SIGTERM);
     let logs = Logs {
         dir: dir.path().to_path_buf(),
         prefix: "dashboard",
