@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub use report::Report;
-pub use target::{Api, Target};
+pub use target::{Api, CpuReading, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -46,10 +46,17 @@ impl Scenario {
 /// value when `smoke` is set).
 #[derive(Debug, Clone, Default)]
 pub struct Params {
-    /// Coordinator base URL; `None` starts one in-process.
-    pub url: Option<String>,
-    /// PID of an external coordinator, for RSS and fd sampling.
-    pub pid: Option<u32>,
+    /// Coordinator base URLs; none starts one in-process. Several only for lifecycle:
+    /// coordinators sharing one database (PostgreSQL), each with its own runners.
+    pub urls: Vec<String>,
+    /// PIDs of the external coordinators, paired with `urls` by position (all or none),
+    /// for RSS, fd and CPU sampling.
+    pub pids: Vec<u32>,
+    /// PID of PostgreSQL's postmaster: its process tree's CPU time during the run.
+    pub pg_pid: Option<u32>,
+    /// Lifecycle: one SSE subscriber per coordinator on the global feed checks live
+    /// delivery (on by default with several coordinators).
+    pub sse_check: bool,
     /// Tiny parameters for CI: each scenario finishes in about a second or two.
     pub smoke: bool,
     /// Concurrent clients (noop, ingest).
@@ -93,22 +100,28 @@ impl Params {
 }
 
 /// What a scenario measured, before the common fields are added.
+#[derive(Default)]
 pub(crate) struct Outcome {
     pub parameters: Value,
     pub results: Vec<(String, Value)>,
     pub ok: bool,
+    /// CPU clocks read when the load ended, if the scenario did more (checks) after it
+    /// that the CPU figures should not include; `None`: read when the scenario returns.
+    pub cpu_end: Option<CpuReading>,
+    /// Runs completed, when CPU per run means something (lifecycle, soak).
+    pub runs: Option<u64>,
 }
 
-/// Runs one scenario against `params.url` (or an in-process coordinator).
+/// Runs one scenario against `params.urls` (or an in-process coordinator).
 pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        params.urls.len() <= 1 || scenario == Scenario::Lifecycle,
+        "only lifecycle loads several coordinators (--url given {} times)",
+        params.urls.len()
+    );
     proc::raise_nofile();
-    let target = Target::open(params.url.as_deref(), params.pid).await?;
-    let cpu0 = proc::self_cpu();
-    // In-process, the coordinator's CPU is already in `bench_cpu_s`.
-    let coordinator_cpu0 = target
-        .pid
-        .filter(|_| !target.in_process)
-        .and_then(proc::cpu_of);
+    let target = Target::open(&params.urls, &params.pids, params.pg_pid).await?;
+    let cpu0 = target.cpu_reading();
     let t0 = Instant::now();
     let outcome = match scenario {
         Scenario::Noop => scenarios::noop::run(&target, params).await,
@@ -118,11 +131,18 @@ pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> 
         Scenario::Soak => scenarios::soak::run(&target, params).await,
     };
     let wall_s = t0.elapsed().as_secs_f64();
-    let bench_cpu_s = (proc::self_cpu().saturating_sub(cpu0)).as_secs_f64();
-    let coordinator_peak_rss_kb = target.pid.and_then(proc::peak_rss_kb);
-    let coordinator_cpu_s = coordinator_cpu0
-        .zip(target.pid.and_then(proc::cpu_of))
-        .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    let cpu1 = match &outcome {
+        Ok(Outcome {
+            cpu_end: Some(c), ..
+        }) => c.clone(),
+        _ => target.cpu_reading(),
+    };
+    let cpu = cpu1.since(&cpu0);
+    let peak_rss: Vec<Option<u64>> = target
+        .pids
+        .iter()
+        .map(|p| p.and_then(proc::peak_rss_kb))
+        .collect();
     let durability = target.durability.clone();
     let in_process = target.in_process;
     target.close().await;
@@ -132,9 +152,14 @@ pub async fn run(scenario: Scenario, params: &Params) -> anyhow::Result<Report> 
         parameters: outcome.parameters,
         durability,
         results: outcome.results,
-        coordinator_peak_rss_kb,
-        bench_cpu_s,
-        coordinator_cpu_s,
+        coordinator_peak_rss_kb: peak_rss.iter().flatten().max().copied(),
+        coordinator_peak_rss_kb_each: peak_rss,
+        bench_cpu_s: cpu.bench,
+        coordinator_cpu_s: cpu.coordinators.iter().copied().sum(),
+        coordinator_cpu_s_each: cpu.coordinators,
+        pg_cpu_s: cpu.pg,
+        cpu_wall_s: cpu.wall,
+        runs: outcome.runs,
         wall_s,
         in_process,
         ok: outcome.ok,

@@ -23,12 +23,23 @@ pub struct Report {
     pub durability: String,
     /// Measured values in the order they are shown.
     pub results: Vec<(String, Value)>,
-    /// Peak RSS (VmHWM) of the coordinator's process, when known.
+    /// Peak RSS (VmHWM) of the coordinator's process, when known (the largest of
+    /// several).
     pub coordinator_peak_rss_kb: Option<u64>,
+    /// The same per coordinator, in `--url` order.
+    pub coordinator_peak_rss_kb_each: Vec<Option<u64>>,
     /// CPU time of this process while the scenario ran.
     pub bench_cpu_s: f64,
-    /// CPU time of an external coordinator (`--pid`) while the scenario ran.
+    /// CPU time of the external coordinators (`--pid`) while the scenario ran, summed.
     pub coordinator_cpu_s: Option<f64>,
+    /// The same per coordinator, in `--url` order.
+    pub coordinator_cpu_s_each: Vec<Option<f64>>,
+    /// CPU time of PostgreSQL's process tree (`--pg-pid`) while the scenario ran.
+    pub pg_cpu_s: Option<f64>,
+    /// Wall seconds the CPU figures cover (the load; `wall_s` may add checks after it).
+    pub cpu_wall_s: f64,
+    /// Runs completed, when the scenario makes runs: CPU per run is shown.
+    pub runs: Option<u64>,
     pub wall_s: f64,
     pub in_process: bool,
     /// False when the scenario saw errors, lost or duplicated events, or did not finish.
@@ -63,6 +74,36 @@ impl Report {
                 "bench client only"
             }),
         );
+        m.insert(
+            "coordinators".into(),
+            json!(self.coordinator_cpu_s_each.len()),
+        );
+        m.insert(
+            "coordinator_cpu_s_each".into(),
+            json!(self
+                .coordinator_cpu_s_each
+                .iter()
+                .map(|c| c.map(round3))
+                .collect::<Vec<_>>()),
+        );
+        m.insert(
+            "coordinator_peak_rss_kb_each".into(),
+            json!(self.coordinator_peak_rss_kb_each),
+        );
+        // The postmaster and its descendants, exited ones included once reaped.
+        m.insert("pg_cpu_s".into(), json!(self.pg_cpu_s.map(round3)));
+        if let Some(per) = self.cpu_per_run() {
+            m.insert(
+                "cpu_ms_per_run".into(),
+                json!({
+                    "bench": per.bench,
+                    "coordinators": per.coordinators,
+                    "pg": per.pg,
+                }),
+            );
+        }
+        m.insert("cpu_wall_s".into(), json!(round3(self.cpu_wall_s)));
+        m.insert("cpu_cores_used".into(), json!(self.cores_used()));
         m.insert("ok".into(), json!(self.ok));
         Value::Object(m)
     }
@@ -96,7 +137,39 @@ impl Report {
             ),
         ));
         if let Some(cpu) = self.coordinator_cpu_s {
-            rows.push(("coordinator CPU".into(), format!("{cpu:.2} s")));
+            let each = if self.coordinator_cpu_s_each.len() > 1 {
+                let each: Vec<String> = (self.coordinator_cpu_s_each.iter())
+                    .map(|c| format!("{:.2}", c.unwrap_or_default()))
+                    .collect();
+                format!(" ({})", each.join(" + "))
+            } else {
+                String::new()
+            };
+            rows.push(("coordinator CPU".into(), format!("{cpu:.2} s{each}")));
+        }
+        if let Some(cpu) = self.pg_cpu_s {
+            rows.push(("PostgreSQL CPU".into(), format!("{cpu:.2} s")));
+        }
+        if let Some(per) = self.cpu_per_run() {
+            let show = |what: &str, v: Option<f64>| v.map(|v| format!("{what} {v:.3}"));
+            let parts: Vec<String> = [
+                show("bench", Some(per.bench)),
+                show("coordinators", per.coordinators),
+                show("PostgreSQL", per.pg),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            rows.push(("CPU per run (ms)".into(), parts.join(", ")));
+        }
+        if !self.in_process && (self.coordinator_cpu_s.is_some() || self.pg_cpu_s.is_some()) {
+            rows.push((
+                "CPU cores used".into(),
+                format!(
+                    "{:.2} (bench + coordinators + PostgreSQL)",
+                    self.cores_used()
+                ),
+            ));
         }
         rows.push(("ok".into(), self.ok.to_string()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -105,6 +178,32 @@ impl Report {
             out.push_str(&format!("  {k:<width$}  {v}\n"));
         }
         out
+    }
+}
+
+/// CPU milliseconds per completed run, by process group.
+struct PerRun {
+    bench: f64,
+    coordinators: Option<f64>,
+    pg: Option<f64>,
+}
+
+impl Report {
+    fn cpu_per_run(&self) -> Option<PerRun> {
+        let runs = self.runs.filter(|&n| n > 0)? as f64;
+        let per = |s: f64| round3(s * 1000.0 / runs);
+        Some(PerRun {
+            bench: per(self.bench_cpu_s),
+            coordinators: self.coordinator_cpu_s.map(per),
+            pg: self.pg_cpu_s.map(per),
+        })
+    }
+
+    /// Cores busy on average over the scenario: every measured process's CPU / wall.
+    fn cores_used(&self) -> f64 {
+        let cpu =
+            self.bench_cpu_s + self.coordinator_cpu_s.unwrap_or(0.0) + self.pg_cpu_s.unwrap_or(0.0);
+        round3(cpu / self.cpu_wall_s.max(1e-9))
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod fanout;
 pub mod ingest;
+mod integrity;
 pub mod lifecycle;
 pub mod noop;
 pub mod soak;
@@ -15,7 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aof_wire::{Event, RunCreateResponse};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use aof_wire::{sse::parse::Frame, Event, RunCreateResponse};
 
 use crate::{
     report::Errors,
@@ -153,6 +157,45 @@ pub(crate) async fn post_batch(
         return Err(format!("{WHAT}: {stored} of {n} events stored"));
     }
     Ok(())
+}
+
+/// `GET url` (an `/sse/sessions` URL) as an event stream, once the coordinator has
+/// answered 2xx: it subscribes before it answers, so from then on nothing is missed.
+pub(crate) async fn open_feed(t: &Api, url: &str) -> Result<reqwest::Response, String> {
+    match t
+        .http
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Ok(r),
+        Ok(r) => Err(format!("GET /sse/sessions answered {}", r.status())),
+        Err(e) => Err(format!("GET /sse/sessions: {e}")),
+    }
+}
+
+/// Hands each frame of an [`open_feed`] stream to `f` until `stop` is cancelled (reading
+/// on after the last expected frame, so late duplicates count too). A stream that ends
+/// or fails before `stop` is an error.
+pub(crate) async fn read_feed(
+    resp: reqwest::Response,
+    stop: &CancellationToken,
+    mut f: impl FnMut(Frame),
+) -> Result<(), String> {
+    let mut stream = resp.bytes_stream();
+    let mut parser = aof_wire::sse::parse::Parser::default();
+    loop {
+        let chunk = tokio::select! {
+            c = stream.next() => c,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        match chunk {
+            Some(Ok(c)) => parser.feed(&c).into_iter().for_each(&mut f),
+            Some(Err(e)) => return Err(format!("SSE stream: {e}")),
+            None => return Err("SSE stream ended early".into()),
+        }
+    }
 }
 
 /// Maps a response to `Ok` on 2xx, else a message with status and body.

@@ -46,14 +46,27 @@ fn bench_with(scenario: &str, extra: &[&str]) -> Value {
 
 /// Starts `aof <subcommand>` on a free port in `dir`; returns it and its URL.
 fn spawn(subcommand: &str, dir: &std::path::Path) -> (std::process::Child, String) {
+    spawn_with(subcommand, dir, None)
+}
+
+/// `spawn`, on PostgreSQL database `db` when given (SQLite in `dir` otherwise).
+fn spawn_with(
+    subcommand: &str,
+    dir: &std::path::Path,
+    db: Option<&str>,
+) -> (std::process::Child, String) {
     let addr_file = dir.join("addr");
-    let child = Command::new(env!("CARGO_BIN_EXE_aof"))
-        .args([subcommand, "--listen", "127.0.0.1:0", "--addr-file"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aof"));
+    cmd.args([subcommand, "--listen", "127.0.0.1:0", "--addr-file"])
         .arg(&addr_file)
         .arg("--data-dir")
         .arg(dir)
         .env_remove("AOF_API_KEY")
-        .env_remove("AOF_DATABASE_URL")
+        .env_remove("AOF_DATABASE_URL");
+    if let Some(db) = db {
+        cmd.env("AOF_DATABASE_URL", db);
+    }
+    let child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -95,6 +108,111 @@ fn lifecycle_smoke_against_an_external_coordinator_reports_its_cpu_and_rss() {
             .is_some_and(|kb| kb > 1024),
         "{v}"
     );
+}
+
+/// Two coordinators at once (`--url`/`--pid` twice): runs spread over both, each with
+/// its runners and a live SSE subscriber. Separate SQLite coordinators share no data, so
+/// each subscriber is held to its own coordinator's runs (`store_shared` false).
+/// `--pg-pid` is given this test's own PID: a process tree holding both coordinators, so
+/// its CPU covers theirs.
+#[test]
+fn lifecycle_smoke_against_two_coordinators_reports_each_and_checks_events() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut ca, url_a) = spawn("coordinator", a.path());
+    let (mut cb, url_b) = spawn("coordinator", b.path());
+    let (pa, pb, me) = (
+        ca.id().to_string(),
+        cb.id().to_string(),
+        std::process::id().to_string(),
+    );
+    let v = bench_with(
+        "lifecycle",
+        &[
+            "--url", &url_a, "--pid", &pa, "--url", &url_b, "--pid", &pb, "--pg-pid", &me,
+        ],
+    );
+    for c in [&mut ca, &mut cb] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let n = v["parameters"]["runs"].as_u64().expect("runs parameter");
+    assert_eq!(v["coordinators"], 2, "{v}");
+    assert_eq!(v["parameters"]["coordinators"], 2, "{v}");
+    assert_eq!(v["runs_completed"].as_u64(), Some(n), "{v}");
+    // Created in turn, and (no shared queue) claimed where created.
+    assert_eq!(
+        v["runs_created_each"],
+        serde_json::json!([n / 2, n - n / 2]),
+        "{v}"
+    );
+    assert_eq!(v["runs_claimed_each"], v["runs_created_each"], "{v}");
+    assert_eq!(v["runs_claimed_elsewhere"], 0, "{v}");
+    assert_eq!(v["store_shared"], false, "{v}");
+    assert_integrity(&v, n);
+    let each = v["coordinator_cpu_s_each"]
+        .as_array()
+        .expect("per coordinator");
+    assert_eq!(each.len(), 2, "{v}");
+    assert!(each.iter().all(|c| c.as_f64().is_some()), "{v}");
+    let total = v["coordinator_cpu_s"].as_f64().expect("coordinator CPU");
+    assert!(total > 0.0, "{v}");
+    let tree = v["pg_cpu_s"].as_f64().expect("--pg-pid tree CPU");
+    // Both coordinators are in the tree (10 ms ticks, read at nearly the same instants).
+    assert!(tree + 0.05 >= total, "{v}");
+    assert!(v["cpu_ms_per_run"]["pg"].is_number(), "{v}");
+    assert!(v["cpu_ms_per_run"]["coordinators"].is_number(), "{v}");
+}
+
+/// The same on one PostgreSQL database (`AOF_TEST_DATABASE_URL`; skipped without it
+/// outside CI): one shared queue and feed, so every subscriber must deliver every event.
+#[test]
+fn lifecycle_smoke_against_two_coordinators_on_one_postgres_sees_every_event_live() {
+    let Some(base) = aof_store_postgres::testing::base_url() else {
+        eprintln!("skipped: AOF_TEST_DATABASE_URL is unset");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt
+        .block_on(aof_store_postgres::testing::fresh_database(&base))
+        .expect("create a test database");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut ca, url_a) = spawn_with("coordinator", a.path(), Some(&db));
+    let (mut cb, url_b) = spawn_with("coordinator", b.path(), Some(&db));
+    let v = bench_with("lifecycle", &["--url", &url_a, "--url", &url_b]);
+    for c in [&mut ca, &mut cb] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let n = v["parameters"]["runs"].as_u64().expect("runs parameter");
+    assert_eq!(v["runs_completed"].as_u64(), Some(n), "{v}");
+    assert_eq!(v["store_shared"], true, "{v}");
+    let claimed: u64 = (v["runs_claimed_each"].as_array().expect("claims"))
+        .iter()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(claimed, n, "{v}");
+    assert_integrity(&v, n);
+}
+
+/// Every run's events stored once, in order, and (two subscribers) delivered live.
+fn assert_integrity(v: &Value, runs: u64) {
+    let per_run = v["parameters"]["events_per_run"].as_u64().expect("E");
+    assert_eq!(v["runs_checked"].as_u64(), Some(runs), "{v}");
+    assert_eq!(v["events_checked"].as_u64(), Some(runs * per_run), "{v}");
+    assert_eq!(v["sse_subscribers"], 2, "{v}");
+    // Each subscriber saw at least its own runs' events.
+    assert!(
+        v["sse_frames"]
+            .as_u64()
+            .is_some_and(|f| f >= runs * per_run),
+        "{v}"
+    );
+    for k in ["events", "sse"] {
+        for what in ["lost", "duplicated", "reordered"] {
+            assert_eq!(v[format!("{k}_{what}")], 0, "{k}_{what}: {v}");
+        }
+    }
+    assert_eq!(v["check_errors"], 0, "{v}");
 }
 
 /// Against `aof up`, whose own runner polls the same queue: the bench's runs demand a

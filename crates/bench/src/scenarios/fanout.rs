@@ -11,16 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use aof_wire::{sse::parse::Parser, Event};
+use aof_wire::Event;
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{bench_tag, create_run, post_event, stop_run},
+    scenarios::{bench_tag, create_run, open_feed, post_event, read_feed, stop_run},
     target::{Api, Target},
     Outcome, Params,
 };
@@ -133,6 +132,7 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         parameters: json!({"subscribers": subscribers, "messages": messages}),
         results,
         ok: errors.count() == 0 && missing == 0 && duplicated == 0 && connected == subscribers,
+        ..Outcome::default()
     })
 }
 
@@ -162,53 +162,23 @@ impl Subscriber {
         };
         let resp = {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-            self.api
-                .http
-                .get(&self.url)
-                .header("accept", "text/event-stream")
-                .send()
-                .await
+            open_feed(&self.api, &self.url).await
         };
-        // The coordinator subscribes before it answers, so from here nothing is missed.
-        let resp = match resp {
-            Ok(r) if r.status().is_success() => r,
-            Ok(r) => {
-                let _ = ready.send(false).await;
-                return Err(format!("GET /sse/sessions answered {}", r.status()));
-            }
-            Err(e) => {
-                let _ = ready.send(false).await;
-                return Err(format!("GET /sse/sessions: {e}"));
-            }
-        };
-        let _ = ready.send(true).await;
+        let _ = ready.send(resp.is_ok()).await;
         drop(ready);
-        let mut stream = resp.bytes_stream();
-        let mut parser = Parser::default();
-        // Read on after the last event until told to stop, so late duplicates count too.
-        loop {
-            let chunk = tokio::select! {
-                c = stream.next() => c,
-                _ = stop.cancelled() => break,
-            };
-            let chunk = match chunk {
-                Some(Ok(c)) => c,
-                Some(Err(e)) => return Err(format!("SSE stream: {e}")),
-                None => return Err("SSE stream ended early".into()),
-            };
-            for frame in parser.feed(&chunk) {
-                if frame.event != aof_wire::sse::EVENT {
-                    continue;
-                }
-                let Some((i, sent)) = self.parse(&frame.data) else {
-                    continue;
-                };
-                let now = self.base.elapsed();
-                seen.lags.push(now.saturating_sub(sent));
-                seen.counts[i] += 1;
-                self.received.fetch_add(1, Ordering::Relaxed);
+        read_feed(resp?, &stop, |frame| {
+            if frame.event != aof_wire::sse::EVENT {
+                return;
             }
-        }
+            let Some((i, sent)) = self.parse(&frame.data) else {
+                return;
+            };
+            let now = self.base.elapsed();
+            seen.lags.push(now.saturating_sub(sent));
+            seen.counts[i] += 1;
+            self.received.fetch_add(1, Ordering::Relaxed);
+        })
+        .await?;
         Ok(seen)
     }
 

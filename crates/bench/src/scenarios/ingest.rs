@@ -102,5 +102,6 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         }),
         results: out,
         ok: errors.count() == 0 && n > 0,
+        ..Outcome::default()
     })
 }

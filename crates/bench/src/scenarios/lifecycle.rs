@@ -1,7 +1,13 @@
 //! `lifecycle`: R simulated runners (register, long-poll claim, started, E events,
 //! completed) while producers create N runs. Measures throughput, dispatch latency
 //! (`POST /runs` answered → a runner holds the run) and end-to-end latency (answered →
-//! completion acknowledged). The load engine here is shared with `soak`.
+//! completion acknowledged), then checks every run's events (`integrity`). The load
+//! engine here is shared with `soak`.
+//!
+//! With several coordinators (sharing one PostgreSQL) the producers create runs on them
+//! in turn and each coordinator gets R runners of its own, polling only it. A run created
+//! on one may be claimed through another: that is the shared queue working, and dispatch
+//! is measured from creation to claim wherever the claim happened.
 
 use std::{
     collections::HashMap,
@@ -21,7 +27,7 @@ use aof_wire::{
 
 use crate::{
     report::{latency_fields, round3, Errors, Progress},
-    scenarios::{bench_tag, check, create_run, post_event},
+    scenarios::{bench_tag, check, create_run, integrity, post_event},
     target::{Api, Target, REQUEST_TIMEOUT},
     Outcome, Params,
 };
@@ -59,15 +65,21 @@ impl LoadSpec {
 }
 
 /// Instants of one run as the bench saw them.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Times {
     answered: Option<Instant>,
     claimed: Option<Instant>,
     completed: Option<Instant>,
+    /// Its session, from the `POST /runs` answer.
+    session_id: Option<String>,
+    /// Indices into the coordinators: where it was created and where claimed.
+    created_on: usize,
+    claimed_on: Option<usize>,
 }
 
 struct Shared {
-    api: Api,
+    /// Every coordinator; producers take turns over them.
+    apis: Vec<Api>,
     spec: LoadSpec,
     /// By run id. Producers write `answered`, runners `claimed`/`completed`; a run a
     /// runner holds that no producer of ours answered for is someone else's.
@@ -91,12 +103,28 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         lease_tokens: !p.no_lease_tokens,
         timeout: p.secs(p.timeout, 300.0, 30.0),
     };
-    let load = drive(&t.api, spec.clone()).await?;
-    let ok = load.ok();
+    let live = if p.sse_check || t.apis.len() > 1 {
+        Some(integrity::Watchers::start(&t.apis).await?)
+    } else {
+        None
+    };
+    let load = drive(&t.apis, spec.clone()).await?;
+    // The checks below are not the load: CPU is read before them.
+    let cpu_end = t.cpu_reading();
+    let checked = integrity::check(&t.apis, &load.sessions, spec.events, live).await;
+    let ok = load.ok() && checked.ok();
+    let runs = Some(load.completed);
+    let mut results = load.fields(t.apis.len());
+    results.extend(checked.fields());
+    let mut parameters = spec.parameters();
+    parameters["coordinators"] = json!(t.apis.len());
+    parameters["sse_check"] = json!(checked.live());
     Ok(Outcome {
-        parameters: spec.parameters(),
-        results: load.fields(),
+        parameters,
+        results,
         ok,
+        cpu_end: Some(cpu_end),
+        runs,
     })
 }
 
@@ -110,6 +138,13 @@ pub(crate) struct LoadResult {
     pub dispatch: Vec<Duration>,
     pub e2e: Vec<Duration>,
     pub errors: Errors,
+    /// Completed runs of ours: (index of the coordinator that created it, session id).
+    pub sessions: Vec<(usize, String)>,
+    /// Runs created on each coordinator, and claimed through each.
+    pub created_on: Vec<u64>,
+    pub claimed_on: Vec<u64>,
+    /// Runs claimed through another coordinator than the one that created them.
+    pub claimed_elsewhere: u64,
 }
 
 impl LoadResult {
@@ -117,7 +152,8 @@ impl LoadResult {
         self.errors.count() == 0 && self.completed == self.created && self.created > 0
     }
 
-    pub(crate) fn fields(mut self) -> Vec<(String, Value)> {
+    /// The measured fields; per-coordinator counts when there are several.
+    pub(crate) fn fields(mut self, coordinators: usize) -> Vec<(String, Value)> {
         let wall = self.wall.as_secs_f64().max(1e-9);
         let mut out = vec![
             ("runs_created".to_string(), json!(self.created)),
@@ -137,16 +173,25 @@ impl LoadResult {
         if self.foreign > 0 {
             out.push(("foreign_runs_completed".into(), json!(self.foreign)));
         }
+        if coordinators > 1 {
+            out.push(("runs_created_each".into(), json!(self.created_on)));
+            out.push(("runs_claimed_each".into(), json!(self.claimed_on)));
+            out.push((
+                "runs_claimed_elsewhere".into(),
+                json!(self.claimed_elsewhere),
+            ));
+        }
         out.extend(self.errors.fields());
         out
     }
 }
 
-/// Registers the runners, produces runs per `spec`, waits until every created run is
-/// completed (or `spec.timeout`), then stops the runners.
-pub(crate) async fn drive(api: &Api, spec: LoadSpec) -> anyhow::Result<LoadResult> {
+/// Registers R runners on each coordinator, produces runs per `spec` (in turn over the
+/// coordinators), waits until every created run is completed (or `spec.timeout`), then
+/// stops the runners.
+pub(crate) async fn drive(apis: &[Api], spec: LoadSpec) -> anyhow::Result<LoadResult> {
     let sh = Arc::new(Shared {
-        api: api.clone(),
+        apis: apis.to_vec(),
         spec: spec.clone(),
         times: Mutex::new(HashMap::new()),
         created: AtomicU64::new(0),
@@ -156,10 +201,13 @@ pub(crate) async fn drive(api: &Api, spec: LoadSpec) -> anyhow::Result<LoadResul
     });
     let stop = CancellationToken::new();
     let tag = sh.tag.clone();
-    let mut runners = Vec::with_capacity(spec.runners);
-    for i in 0..spec.runners {
-        let reg = register(api, &format!("{}-{i}", &tag[..18]), &tag).await?;
-        runners.push(tokio::spawn(runner(sh.clone(), reg, stop.clone())));
+    let mut runners = Vec::with_capacity(spec.runners * apis.len());
+    for (k, api) in apis.iter().enumerate() {
+        for i in 0..spec.runners {
+            let reg = register(api, &format!("{}-{k}-{i}", &tag[..18]), &tag).await?;
+            let task = runner(sh.clone(), k, reg, stop.clone());
+            runners.push(tokio::spawn(task));
+        }
     }
     let _progress = Progress::start("lifecycle", sh.completed.clone(), spec.runs, "runs");
     let start = Instant::now();
@@ -183,21 +231,31 @@ pub(crate) async fn drive(api: &Api, spec: LoadSpec) -> anyhow::Result<LoadResul
         r.await?;
     }
     let times = sh.times.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let (mut dispatch, mut e2e) = (Vec::new(), Vec::new());
+    let (mut dispatch, mut e2e, mut sessions) = (Vec::new(), Vec::new(), Vec::new());
     let (mut completed, mut foreign, mut last) = (0, 0, start);
+    let (mut created_on, mut claimed_on) = (vec![0; apis.len()], vec![0; apis.len()]);
+    let mut claimed_elsewhere = 0;
     for t in times.values() {
         let Some(answered) = t.answered else {
             foreign += u64::from(t.completed.is_some());
             continue;
         };
+        created_on[t.created_on] += 1;
         if let Some(claimed) = t.claimed {
             // A runner may hold the run before the creator has read the 201: that is 0.
             dispatch.push(claimed.saturating_duration_since(answered));
+        }
+        if let Some(k) = t.claimed_on {
+            claimed_on[k] += 1;
+            claimed_elsewhere += u64::from(k != t.created_on);
         }
         if let Some(done) = t.completed {
             completed += 1;
             e2e.push(done.saturating_duration_since(answered));
             last = last.max(done);
+            if let Some(sid) = &t.session_id {
+                sessions.push((t.created_on, sid.clone()));
+            }
         }
     }
     drop(times);
@@ -217,6 +275,10 @@ pub(crate) async fn drive(api: &Api, spec: LoadSpec) -> anyhow::Result<LoadResul
         dispatch,
         e2e,
         errors: sh.errors,
+        sessions,
+        created_on,
+        claimed_on,
+        claimed_elsewhere,
     })
 }
 
@@ -244,11 +306,15 @@ async fn producer(sh: Arc<Shared>, next: Arc<AtomicU64>, start: Instant) {
         } else if end.is_some_and(|e| Instant::now() >= e) {
             return;
         }
-        match create_run(&sh.api, &sh.tag).await {
+        let k = (i % sh.apis.len() as u64) as usize;
+        match create_run(&sh.apis[k], &sh.tag).await {
             Ok(resp) => {
                 let now = Instant::now();
                 if let Ok(mut t) = sh.times.lock() {
-                    t.entry(resp.run_id).or_default().answered = Some(now);
+                    let t = t.entry(resp.run_id).or_default();
+                    t.answered = Some(now);
+                    t.session_id = Some(resp.session_id);
+                    t.created_on = k;
                 }
                 sh.created.fetch_add(1, Ordering::Relaxed);
             }
@@ -285,9 +351,9 @@ async fn register(api: &Api, hostname: &str, tag: &str) -> anyhow::Result<Regist
     Ok(resp.json().await?)
 }
 
-/// One simulated runner: one run at a time, until `stop`.
-async fn runner(sh: Arc<Shared>, reg: RegisterResponse, stop: CancellationToken) {
-    let api = &sh.api;
+/// One simulated runner of coordinator `k`: one run at a time, until `stop`.
+async fn runner(sh: Arc<Shared>, k: usize, reg: RegisterResponse, stop: CancellationToken) {
+    let api = &sh.apis[k];
     let poll_timeout = Duration::from_secs(reg.poll_timeout_seconds) + Duration::from_secs(10);
     let url = api.url("/runner/runs");
     loop {
@@ -317,9 +383,11 @@ async fn runner(sh: Arc<Shared>, reg: RegisterResponse, stop: CancellationToken)
             Ok(PollResponse::Run { run }) => {
                 let claimed = Instant::now();
                 if let Ok(mut t) = sh.times.lock() {
-                    t.entry(run.run_id.clone()).or_default().claimed = Some(claimed);
+                    let t = t.entry(run.run_id.clone()).or_default();
+                    t.claimed = Some(claimed);
+                    t.claimed_on = Some(k);
                 }
-                match execute(&sh, &reg.runner_id, &run).await {
+                match execute(&sh, api, &reg.runner_id, &run).await {
                     Ok(()) => {
                         let done = Instant::now();
                         if let Ok(mut t) = sh.times.lock() {
@@ -342,8 +410,7 @@ async fn runner(sh: Arc<Shared>, reg: RegisterResponse, stop: CancellationToken)
 }
 
 /// started → E events → completed, with the lease token unless told otherwise.
-async fn execute(sh: &Shared, runner_id: &str, run: &Run) -> Result<(), String> {
-    let api = &sh.api;
+async fn execute(sh: &Shared, api: &Api, runner_id: &str, run: &Run) -> Result<(), String> {
     let token = run.lease_token.as_deref().filter(|_| sh.spec.lease_tokens);
     let report = |what: &str, body: Value| {
         let mut rb = api
@@ -367,7 +434,7 @@ async fn execute(sh: &Shared, runner_id: &str, run: &Run) -> Result<(), String> 
     )
     .await?;
     for n in 0..sh.spec.events {
-        let ev = Event::message(&run.session_id, "assistant", &format!("bench event {n}"));
+        let ev = Event::message(&run.session_id, "assistant", &integrity::event_text(n));
         post_event(api, &ev, Some((&run.run_id, token))).await?;
     }
     let completed = CompletedBody {

@@ -42,5 +42,6 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         parameters: json!({"concurrency": concurrency, "duration_s": duration.as_secs_f64()}),
         results,
         ok: errors.count() == 0 && n > 0,
+        ..Outcome::default()
     })
 }

@@ -52,12 +52,13 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
     };
     let stop = CancellationToken::new();
     let sampler = tokio::spawn(sample(t.pid, stop.clone()));
-    let load = drive(&t.api, spec.clone()).await;
+    let load = drive(std::slice::from_ref(&t.api), spec.clone()).await;
     stop.cancel();
     let (rss, fds, samples) = sampler.await?;
     let load = load?;
     let ok = load.ok();
-    let mut results = load.fields();
+    let runs = Some(load.completed);
+    let mut results = load.fields(1);
     results.push(("samples".into(), json!(samples)));
     results.extend(rss.fields("rss_kb"));
     results.extend(fds.fields("open_fds"));
@@ -71,6 +72,8 @@ pub(crate) async fn run(t: &Target, p: &Params) -> anyhow::Result<Outcome> {
         parameters: spec.parameters(),
         results,
         ok,
+        runs,
+        ..Outcome::default()
     })
 }
 

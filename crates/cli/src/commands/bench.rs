@@ -34,11 +34,22 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub scenario: ScenarioArg,
     /// Coordinator URL; default: start one in this process with a temp data dir.
+    /// Repeat for several coordinators sharing one PostgreSQL (lifecycle only): runs
+    /// are created on them in turn and each gets its own --runners.
     #[arg(long)]
-    pub url: Option<String>,
+    pub url: Vec<String>,
     /// PID of the coordinator behind --url, to sample its RSS, open fds and CPU time.
+    /// With several --url, one --pid each, in the same order.
     #[arg(long, requires = "url")]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
+    /// PID of PostgreSQL's postmaster: report the CPU time of it and all its processes
+    /// (backends that exited during the run included) and CPU per run.
+    #[arg(long)]
+    pub pg_pid: Option<u32>,
+    /// Lifecycle: one SSE subscriber per coordinator on the global feed checks that
+    /// every event is delivered live once, in cursor order (default with several --url).
+    #[arg(long)]
+    pub sse_check: bool,
     /// Tiny parameters for CI (each scenario takes a second or two).
     #[arg(long)]
     pub smoke: bool,
@@ -87,8 +98,10 @@ pub struct BenchArgs {
 /// Exit 0 when the scenario ran clean, 1 when it saw errors, losses or unfinished work.
 pub async fn run(a: BenchArgs) -> anyhow::Result<u8> {
     let params = Params {
-        url: a.url,
-        pid: a.pid,
+        urls: a.url,
+        pids: a.pid,
+        pg_pid: a.pg_pid,
+        sse_check: a.sse_check,
         smoke: a.smoke,
         concurrency: a.concurrency,
         duration: a.duration,
