@@ -69,8 +69,10 @@ impl LeaseStore for PgStore {
         let mut revoked = Vec::new();
         match leases {
             None => {
+                // Locked in run_id order, as every multi-run write (no lock cycle with a sweep).
                 sqlx::query(&format!(
-                    "UPDATE runs SET lease_expires_ms = $1 WHERE runner_id = $2 AND status IN {LEASED}"
+                    "UPDATE runs SET lease_expires_ms = $1 WHERE run_id IN (SELECT run_id FROM runs \
+                     WHERE runner_id = $2 AND status IN {LEASED} ORDER BY run_id FOR UPDATE)"
                 ))
                 .bind(until)
                 .bind(runner_id)
@@ -79,6 +81,9 @@ impl LeaseStore for PgStore {
                 .map_err(internal)?;
             }
             Some(leases) => {
+                // In run_id order, as every multi-run write.
+                let mut leases: Vec<&HeldLease> = leases.iter().collect();
+                leases.sort_by(|a, b| a.run_id.cmp(&b.run_id));
                 for l in leases {
                     let n = sqlx::query(&format!(
                         "UPDATE runs SET lease_expires_ms = $1 WHERE run_id = $2 AND runner_id = $3 \
