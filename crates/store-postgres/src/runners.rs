@@ -7,8 +7,7 @@ use sqlx::Row;
 
 use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
-    runners::RunnerRow,
-    runners::{self, DEREGISTERED, DISCONNECTED},
+    runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
     stops::IDLE_STOP_OWED,
     PollState, Resolved, RunnerStore, StoreResult,
 };
