@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use aof_wire::{event::EventList, Event, StoredEvent};
+use aof_wire::{Event, StoredEvent};
 
 use crate::{
     report::Errors,
@@ -348,8 +348,36 @@ async fn list_events(api: &Api, session_id: &str) -> Result<Vec<StoredEvent>, St
         let body = resp.text().await.unwrap_or_default();
         return Err(format!("{WHAT} answered {status}: {body}"));
     }
-    let list: EventList = resp.json().await.map_err(|e| format!("{WHAT} body: {e}"))?;
-    Ok(list.events)
+    let list: Listing = resp.json().await.map_err(|e| format!("{WHAT} body: {e}"))?;
+    // The AOF reference lists events without `id` and `seq`: its order is the listing's
+    // own, so each such event stands at its position (the content check still counts
+    // the runner's events lost, repeated or out of order).
+    let at = |i: usize, v: Option<i64>| v.unwrap_or(i as i64 + 1);
+    let events = list.events.into_iter().enumerate().map(|(i, e)| StoredEvent {
+        id: at(i, e.id),
+        seq: at(i, e.seq),
+        run_id: e.run_id,
+        event: e.event,
+    });
+    Ok(events.collect())
+}
+
+/// `GET /sessions/{id}/events` as ours (`EventList`) or the AOF reference answers it.
+#[derive(serde::Deserialize)]
+struct Listing {
+    events: Vec<Listed>,
+}
+
+#[derive(serde::Deserialize)]
+struct Listed {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(default)]
+    seq: Option<i64>,
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(flatten)]
+    event: Event,
 }
 
 #[cfg(test)]
