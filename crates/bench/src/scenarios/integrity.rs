@@ -353,12 +353,16 @@ async fn list_events(api: &Api, session_id: &str) -> Result<Vec<StoredEvent>, St
     // own, so each such event stands at its position (the content check still counts
     // the runner's events lost, repeated or out of order).
     let at = |i: usize, v: Option<i64>| v.unwrap_or(i as i64 + 1);
-    let events = list.events.into_iter().enumerate().map(|(i, e)| StoredEvent {
-        id: at(i, e.id),
-        seq: at(i, e.seq),
-        run_id: e.run_id,
-        event: e.event,
-    });
+    let events = list
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| StoredEvent {
+            id: at(i, e.id),
+            seq: at(i, e.seq),
+            run_id: e.run_id,
+            event: e.event,
+        });
     Ok(events.collect())
 }
 
