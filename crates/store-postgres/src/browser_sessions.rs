@@ -4,9 +4,13 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use aof_store::{rows, BrowserSessionRecord, LoginStore, StoreResult};
+use aof_store::{rows, statements, BrowserSessionRecord, LoginStore, StoreResult};
 
-use crate::{internal, ms, PgStore};
+use crate::{
+    internal, ms,
+    rows::{bind_all, mark},
+    PgStore,
+};
 
 #[async_trait]
 impl LoginStore for PgStore {
@@ -14,15 +18,10 @@ impl LoginStore for PgStore {
         // Expired sessions are useless; dropping them here keeps the table small.
         let sql = "DELETE FROM browser_sessions WHERE expires_ms < $1";
         let purge = sqlx::query(sql).bind(ms(Utc::now()));
-        let insert = sqlx::query(
-            "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&s.hash)
-        .bind(&s.key_id)
-        .bind(ms(s.created_at))
-        .bind(ms(s.expires_at));
-        self.exec([purge, insert]).await.map(drop)
+        let (sql, vals) = statements::browser_session_insert(s, mark);
+        self.exec([purge, bind_all(sqlx::query(&sql), vals)])
+            .await
+            .map(drop)
     }
 
     async fn find_browser_session(&self, hash: &str) -> StoreResult<Option<BrowserSessionRecord>> {

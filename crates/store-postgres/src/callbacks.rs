@@ -6,10 +6,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use aof_core::SessionStatus;
-use aof_store::{callbacks, rows, CallbackStore, PendingCallback, StoreResult};
+use aof_store::{callbacks, rows, statements, CallbackStore, PendingCallback, StoreResult};
 use aof_wire::Session;
 
-use crate::{internal, ms, rows::all, PgStore, WriteTx};
+use crate::{
+    internal, ms,
+    rows::{all, mark},
+    PgStore, WriteTx,
+};
 
 /// Called whenever session `s` changes status (`s` is the new row): records the
 /// callback its parent is owed, if any, for its latest run if that asked for it.
@@ -46,26 +50,20 @@ pub(crate) async fn mark_delivered(
     run_id: &str,
     ids: &[i64],
 ) -> StoreResult<()> {
-    let live: Option<String> = sqlx::query_scalar(
-        "SELECT run_id FROM runs WHERE session_id = $1 \
-         AND status IN ('pending','claimed','running','stopping') LIMIT 1",
-    )
-    .bind(session_id)
-    .fetch_optional(&mut *w.tx)
-    .await
-    .map_err(internal)?;
-    callbacks::check_deliverable(session_id, live.as_deref())?;
-    for id in ids {
-        let n = sqlx::query(
-            "UPDATE callbacks SET delivered_run_id = $1 \
-             WHERE id = $2 AND parent_session_id = $3 AND delivered_run_id IS NULL",
-        )
-        .bind(run_id)
-        .bind(id)
+    let live: Option<String> = sqlx::query_scalar(&statements::live_run(mark))
         .bind(session_id)
-        .execute(&mut *w.tx)
+        .fetch_optional(&mut *w.tx)
         .await
         .map_err(internal)?;
+    callbacks::check_deliverable(session_id, live.as_deref())?;
+    for id in ids {
+        let n = sqlx::query(&statements::callback_delivered(mark))
+            .bind(run_id)
+            .bind(id)
+            .bind(session_id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(internal)?;
         callbacks::check_marked(*id, session_id, n.rows_affected())?;
     }
     Ok(())
@@ -74,23 +72,18 @@ pub(crate) async fn mark_delivered(
 #[async_trait]
 impl CallbackStore for PgStore {
     async fn pending_callbacks(&self, parent: &str) -> StoreResult<Vec<PendingCallback>> {
-        let rows = sqlx::query(
-            "SELECT * FROM callbacks WHERE parent_session_id = $1 AND delivered_run_id IS NULL \
-             ORDER BY id",
-        )
-        .bind(parent)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)?;
+        let rows = sqlx::query(&statements::pending_callbacks(mark))
+            .bind(parent)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
         all(rows, rows::callback)
     }
 
     async fn callback_parents(&self) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT parent_session_id FROM callbacks WHERE delivered_run_id IS NULL",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)
+        sqlx::query_scalar(statements::CALLBACK_PARENTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)
     }
 }

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use crate::{
     events::append_in_tx,
     internal,
-    rows::{bind_all, set_session_status},
+    rows::{bind_all, mark, set_session_status},
     WriteTx,
 };
 
@@ -32,7 +32,6 @@ pub(crate) async fn execute(w: &mut WriteTx<'_>, plan: Plan) -> StoreResult<Opti
                 at,
             } => {
                 // The compare-and-set (`aof_store::statements`): no row, no such status.
-                let mark = |i| format!("${i}");
                 let (sql, vals) = statements::run_write(&run_id, from, to, &write, at, mark);
                 let q = bind_all(sqlx::query(&sql), vals);
                 let new = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
@@ -99,7 +98,6 @@ pub(crate) async fn claim(
     else {
         return Err(internal(anyhow::anyhow!("a claim plan is one run write")));
     };
-    let mark = |i| format!("${i}");
     let cas = match skip_locked {
         true => statements::run_write_skip_locked,
         false => statements::run_write,

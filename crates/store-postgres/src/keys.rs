@@ -4,9 +4,13 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use aof_store::{rows, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
+use aof_store::{rows, statements, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
 
-use crate::{internal, ms, rows::all, PgStore};
+use crate::{
+    internal, ms,
+    rows::{all, bind_all, mark},
+    PgStore,
+};
 
 #[async_trait]
 impl AuthStore for PgStore {
@@ -48,16 +52,10 @@ impl AuthStore for PgStore {
         // Expired tokens are useless; dropping them here keeps the table small.
         let sql = "DELETE FROM session_tokens WHERE expires_ms < $1";
         let purge = sqlx::query(sql).bind(ms(Utc::now()));
-        let insert = sqlx::query(
-            "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&t.id)
-        .bind(&t.hash)
-        .bind(&t.run_id)
-        .bind(&t.session_id)
-        .bind(ms(t.expires_at));
-        self.exec([purge, insert]).await.map(drop)
+        let (sql, vals) = statements::session_token_insert(t, mark);
+        self.exec([purge, bind_all(sqlx::query(&sql), vals)])
+            .await
+            .map(drop)
     }
 
     async fn find_session_token(&self, id: &str) -> StoreResult<Option<SessionTokenRecord>> {

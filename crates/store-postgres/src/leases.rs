@@ -7,14 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use aof_store::{
     lifecycle::{self, Plan},
     rows::{run, RUN_COLS},
+    statements::LEASED,
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreError, StoreResult,
 };
 use aof_wire::{format_ts as ts, runner::HeldLease};
 
 use crate::{execute::execute, internal, ms, PgStore, WriteTx};
-
-/// The statuses in which a run holds a lease.
-pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 
 /// The runs `sql` selects and locks (a `SELECT {RUN_COLS} … FOR UPDATE` whose one
 /// parameter is `param`), each resolved as `decide` plans it.

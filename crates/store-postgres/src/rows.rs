@@ -53,6 +53,11 @@ pub(crate) fn all<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> StoreResult<T>) -> Store
     rows.iter().map(f).collect()
 }
 
+/// PostgreSQL's numbered placeholder, for `aof_store::statements`.
+pub(crate) fn mark(i: usize) -> String {
+    format!("${i}")
+}
+
 /// Binds `aof_store`'s values (`import::Col`) in order.
 pub(crate) fn bind_all(
     mut q: Query<'_, Postgres, PgArguments>,
@@ -62,6 +67,7 @@ pub(crate) fn bind_all(
         q = match v {
             Col::Text(t) => q.bind(t),
             Col::Int(i) => q.bind(i),
+            Col::OptInt(i) => q.bind(i),
         };
     }
     q

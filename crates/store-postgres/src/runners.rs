@@ -8,12 +8,16 @@ use sqlx::Row;
 use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
-    stops::IDLE_STOP_OWED,
+    statements::{self, OnConflict},
     PollState, Resolved, RunnerStore, StoreResult,
 };
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
-use crate::{internal, ms, PgStore, WriteTx};
+use crate::{
+    internal, ms,
+    rows::{bind_all, mark},
+    PgStore, WriteTx,
+};
 
 impl PgStore {
     /// Runs `query`, a DELETE of runner `id`, fails the runs it held with `error` and
@@ -38,49 +42,24 @@ impl PgStore {
 /// Writes runner row `r`: a new row unless the id is taken meanwhile (`first`; 0 rows
 /// then), else over the row this transaction locked.
 async fn upsert(w: &mut WriteTx<'_>, r: &RunnerRow, first: bool) -> StoreResult<u64> {
-    let conflict = if first {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET (instance_id, registered_at, last_heartbeat, last_heartbeat_ms, hostname, \
-         project_dir, executor_profile, executor, tags, require_matching_tags, deregister) = \
-         ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    let conflict = match first {
+        true => OnConflict::Nothing,
+        false => OnConflict::Update,
     };
-    let done = sqlx::query(&format!(
-        "INSERT INTO runners({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (runner_id) {conflict}"
-    ))
-    .bind(&r.runner_id)
-    .bind(&r.instance_id)
-    .bind(&r.registered_at)
-    .bind(&r.last_heartbeat)
-    .bind(r.last_heartbeat_ms)
-    .bind(&r.hostname)
-    .bind(&r.project_dir)
-    .bind(&r.executor_profile)
-    .bind(&r.executor)
-    .bind(&r.tags)
-    .bind(r.require_matching_tags as i64)
-    .bind(r.deregister as i64)
-    .execute(&mut *w.tx)
-    .await
-    .map_err(internal)?;
+    let (sql, vals) = statements::runner_upsert(r, conflict, mark);
+    let q = bind_all(sqlx::query(&sql), vals);
+    let done = q.execute(&mut *w.tx).await.map_err(internal)?;
     Ok(done.rows_affected())
 }
 
 #[async_trait]
 impl RunnerStore for PgStore {
     async fn poll_state(&self, id: &str) -> StoreResult<PollState> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLS}, (EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-             AND r.status = 'stopping' AND r.stop_delivered = 0) \
-             OR EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-             AND r.stop_delivered = {IDLE_STOP_OWED})) AS has_stops \
-             FROM runners WHERE runner_id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(internal)?;
+        let row = sqlx::query(&statements::runner_poll(mark))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?;
         let row = row.map(|r| StoreResult::Ok((rows::runner(&r)?, r.get("has_stops"))));
         let row = row.transpose()?;
         runners::poll_state(row, Utc::now(), self.opts.stale_after)

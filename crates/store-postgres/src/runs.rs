@@ -9,15 +9,15 @@ use sqlx::Row;
 use aof_store::{
     lifecycle,
     matching::may_claim,
-    rows::{run, session, RUN_COLS, SESSION_COLS},
-    NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
+    rows::{run, session, RUN_COLS},
+    statements, NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
-use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Run, RunType};
+use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Run, RunType};
 
 use crate::{
     execute::{claim, execute},
-    internal, ms,
-    rows::{all, feed_session, load_run, Lock},
+    internal,
+    rows::{all, bind_all, feed_session, load_run, mark, Lock},
     PgStore,
 };
 
@@ -69,19 +69,9 @@ impl RunStore for PgStore {
         // is made under the database-wide write lock.
         let session = match new.run_type {
             RunType::StartSession => {
-                let row = sqlx::query(&format!(
-                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
-                     VALUES ($1, 'pending', $2, $3, $4, $5) ON CONFLICT (session_id) DO NOTHING \
-                     RETURNING {SESSION_COLS}"
-                ))
-                .bind(&new.session_id)
-                .bind(ts(now))
-                .bind(&new.project_dir)
-                .bind(&new.agent_name)
-                .bind(&new.parent_session_id)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(internal)?;
+                let (sql, vals) = statements::session_insert(&new, now, mark);
+                let q = bind_all(sqlx::query(&sql), vals);
+                let row = q.fetch_optional(&mut *w.tx).await.map_err(internal)?;
                 let Some(row) = row else {
                     return Err(StoreError::SessionExists(new.session_id));
                 };
@@ -110,31 +100,9 @@ impl RunStore for PgStore {
             )
             .await?;
         }
-        let demands = serde_json::to_string(&new.demands).map_err(internal)?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
-             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15) \
-             RETURNING {RUN_COLS}"
-        ))
-        .bind(&new.run_id)
-        .bind(new.run_type.as_str())
-        .bind(&new.session_id)
-        .bind(&new.agent_name)
-        .bind(new.parameters.to_string())
-        .bind(&new.project_dir)
-        .bind(&new.parent_session_id)
-        .bind(new.execution_mode.as_str())
-        .bind(demands)
-        .bind(new.scope.as_ref().map(|s| s.to_string()))
-        .bind(ts(now))
-        .bind(new.timeout_at.map(ts))
-        .bind(new.timeout_at.map(ms))
-        .bind(new.blueprint.as_ref().map(|b| b.to_string()))
-        .bind(&new.traceparent)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(internal)?;
+        let (sql, vals) = statements::run_insert(&new, now, mark).map_err(internal)?;
+        let q = bind_all(sqlx::query(&sql), vals);
+        let row = q.fetch_one(&mut *w.tx).await.map_err(internal)?;
         let rec = run(&row)?;
         if let Some(s) = &session {
             feed_session(&mut w, sse::SESSION_CREATED, s).await?;

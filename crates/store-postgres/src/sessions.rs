@@ -7,7 +7,9 @@ use sqlx::{PgConnection, Row};
 use aof_core::SessionStatus;
 use aof_store::{
     rows::{run, session, RUN_COLS, SESSION_COLS},
-    sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+    sessions,
+    statements::{self, LEASED},
+    DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
 };
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
@@ -16,8 +18,7 @@ use aof_wire::{
 
 use crate::{
     internal,
-    leases::LEASED,
-    rows::{feed_session, load_session, set_session_status, Lock},
+    rows::{bind_all, feed_session, load_session, mark, set_session_status, Lock},
     PgStore, WriteTx,
 };
 
@@ -55,21 +56,9 @@ async fn load_held(
 
 /// Writes the session a rule returned, feeds `session_updated` and commits.
 async fn write_session(mut w: WriteTx<'_>, s: Session) -> StoreResult<Session> {
-    sqlx::query(
-        "UPDATE sessions SET status = $1, project_dir = $2, agent_name = $3, last_resumed_at = $4, \
-         executor_session_id = $5, executor_profile = $6, hostname = $7 WHERE session_id = $8",
-    )
-    .bind(s.status.as_str())
-    .bind(&s.project_dir)
-    .bind(&s.agent_name)
-    .bind(&s.last_resumed_at)
-    .bind(&s.executor_session_id)
-    .bind(&s.executor_profile)
-    .bind(&s.hostname)
-    .bind(&s.session_id)
-    .execute(&mut *w.tx)
-    .await
-    .map_err(internal)?;
+    let (sql, vals) = statements::session_write(&s, mark);
+    let q = bind_all(sqlx::query(&sql), vals);
+    q.execute(&mut *w.tx).await.map_err(internal)?;
     feed_session(&mut w, sse::SESSION_UPDATED, &s).await?;
     w.commit().await?;
     Ok(s)
@@ -87,23 +76,9 @@ impl SessionStore for PgStore {
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage> {
-        let (cols, order) = (SESSION_COLS, "ORDER BY created_at DESC, rid DESC LIMIT");
-        let sql = match &after {
-            None => format!("SELECT {cols}, rid FROM sessions {order} $1"),
-            Some(_) => format!(
-                "SELECT {cols}, rid FROM sessions \
-                 WHERE created_at < $1 OR (created_at = $1 AND rid < $2) {order} $3"
-            ),
-        };
-        let mut query = sqlx::query(&sql);
-        if let Some(a) = &after {
-            query = query.bind(&a.created_at).bind(a.row);
-        }
-        let rows = query
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+        let (sql, vals) = statements::sessions_page(after.as_ref(), limit, "rid", mark);
+        let q = bind_all(sqlx::query(&sql), vals);
+        let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
         let rows = rows.iter().map(|r| Ok((session(r)?, r.get("rid"))));
         Ok(sessions::page(rows.collect::<StoreResult<_>>()?, limit))
     }
@@ -164,15 +139,8 @@ impl SessionStore for PgStore {
         let held = load_held(&mut w.tx, id, None, Lock::Update).await?;
         sessions::check_delete(id, held)?;
         let mut counts = Vec::new();
-        for sql in [
-            "DELETE FROM feed WHERE session_id = $1 AND kind = 'event'",
-            "DELETE FROM runs WHERE session_id = $1",
-            "DELETE FROM sessions WHERE session_id = $1",
-            "UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = $1",
-            // A deleted parent can no longer be told anything; its children's callbacks go too.
-            "DELETE FROM callbacks WHERE parent_session_id = $1 OR child_session_id = $1",
-        ] {
-            let done = sqlx::query(sql).bind(id).execute(&mut *w.tx).await;
+        for sql in statements::session_delete(mark) {
+            let done = sqlx::query(&sql).bind(id).execute(&mut *w.tx).await;
             counts.push(done.map_err(internal)?.rows_affected());
         }
         let (events, runs) = (counts[0], counts[1]);

@@ -8,14 +8,13 @@ use sqlx::Row;
 use aof_store::{
     lifecycle::{self, RunnerPresence, SessionStopView},
     rows::{self, PRESENCE_COLS, RUN_COLS},
-    stops::IDLE_STOP_OWED,
-    StopOutcome, StopStore, StoreError, StoreResult,
+    statements, StopOutcome, StopStore, StoreError, StoreResult,
 };
 
 use crate::{
     execute::execute,
     internal,
-    rows::{load_run, load_session, Lock},
+    rows::{load_run, load_session, mark, Lock},
     PgStore, WriteTx,
 };
 
@@ -43,28 +42,20 @@ impl StopStore for PgStore {
 
     async fn take_stops(&self, runner_id: &str) -> StoreResult<Vec<String>> {
         // Read first so the common case (nothing to stop) takes no write lock.
-        let any: bool = sqlx::query_scalar(&format!(
-            "SELECT EXISTS(SELECT 1 FROM runs WHERE runner_id = $1 AND status = 'stopping' \
-             AND stop_delivered = 0) OR EXISTS(SELECT 1 FROM runs WHERE runner_id = $1 \
-             AND stop_delivered = {IDLE_STOP_OWED})"
-        ))
-        .bind(runner_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(internal)?;
+        let any: bool = sqlx::query_scalar(&statements::stops_owed(mark))
+            .bind(runner_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
         if !any {
             return Ok(Vec::new());
         }
         let mut w = self.begin().await?;
-        let mut sessions: Vec<String> = sqlx::query_scalar(&format!(
-            "UPDATE runs SET stop_delivered = 1 WHERE runner_id = $1 AND \
-             ((status = 'stopping' AND stop_delivered = 0) OR stop_delivered = {IDLE_STOP_OWED}) \
-             RETURNING session_id"
-        ))
-        .bind(runner_id)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(internal)?;
+        let mut sessions: Vec<String> = sqlx::query_scalar(&statements::take_stops(mark))
+            .bind(runner_id)
+            .fetch_all(&mut *w.tx)
+            .await
+            .map_err(internal)?;
         w.commit().await?;
         sessions.sort();
         sessions.dedup();

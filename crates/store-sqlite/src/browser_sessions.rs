@@ -4,9 +4,13 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use aof_store::{rows, BrowserSessionRecord, LoginStore, StoreResult};
+use aof_store::{rows, statements, BrowserSessionRecord, LoginStore, StoreResult};
 
-use crate::{internal, ms, SqliteStore};
+use crate::{
+    internal, ms,
+    rows::{mark, values},
+    SqliteStore,
+};
 
 #[async_trait]
 impl LoginStore for SqliteStore {
@@ -17,13 +21,11 @@ impl LoginStore for SqliteStore {
             w.prepare_cached("DELETE FROM browser_sessions WHERE expires_ms < ?")
                 .and_then(|mut st| st.execute([ms(Utc::now())]))
                 .map_err(internal)?;
-            w.prepare_cached(
-                "INSERT INTO browser_sessions(hash, key_id, created_ms, expires_ms) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .and_then(|mut st| st.execute((s.hash, s.key_id, ms(s.created_at), ms(s.expires_at))))
-            .map(drop)
-            .map_err(internal)
+            let (sql, vals) = statements::browser_session_insert(&s, mark);
+            w.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(values(vals)))
+                .map(drop)
+                .map_err(internal)
         })
         .await
     }

@@ -7,10 +7,10 @@ use chrono::Utc;
 use rusqlite::OptionalExtension;
 
 use aof_core::SessionStatus;
-use aof_store::{callbacks, rows, CallbackStore, PendingCallback, StoreResult};
+use aof_store::{callbacks, rows, statements, CallbackStore, PendingCallback, StoreResult};
 use aof_wire::Session;
 
-use crate::{internal, ms, SqliteStore, Tx};
+use crate::{internal, ms, rows::mark, SqliteStore, Tx};
 
 /// Called whenever session `s` changes status (`s` is the new row): records the
 /// callback its parent is owed, if any, for its latest run if that asked for it.
@@ -42,19 +42,13 @@ pub(crate) fn mark_delivered(
     ids: &[i64],
 ) -> StoreResult<()> {
     let live: Option<String> = w
-        .prepare_cached(
-            "SELECT run_id FROM runs WHERE session_id = ? \
-             AND status IN ('pending','claimed','running','stopping') LIMIT 1",
-        )
+        .prepare_cached(&statements::live_run(mark))
         .and_then(|mut st| st.query_row([session_id], |r| r.get("run_id")).optional())
         .map_err(internal)?;
     callbacks::check_deliverable(session_id, live.as_deref())?;
     for id in ids {
         let n = w
-            .prepare_cached(
-                "UPDATE callbacks SET delivered_run_id = ? \
-                 WHERE id = ? AND parent_session_id = ? AND delivered_run_id IS NULL",
-            )
+            .prepare_cached(&statements::callback_delivered(mark))
             .and_then(|mut st| st.execute((run_id, id, session_id)))
             .map_err(internal)?;
         callbacks::check_marked(*id, session_id, n as u64)?;
@@ -68,23 +62,18 @@ impl CallbackStore for SqliteStore {
         let parent = parent.to_string();
         // Asked after every session end: a hot read.
         self.read_hot(move |c| {
-            c.prepare_cached(
-                "SELECT * FROM callbacks WHERE parent_session_id = ? AND delivered_run_id IS NULL \
-                 ORDER BY id",
-            )
-            .and_then(|mut st| st.query_map([parent], |r| rows::callback(r))?.collect())
-            .map_err(internal)
+            c.prepare_cached(&statements::pending_callbacks(mark))
+                .and_then(|mut st| st.query_map([parent], |r| rows::callback(r))?.collect())
+                .map_err(internal)
         })
         .await
     }
 
     async fn callback_parents(&self) -> StoreResult<Vec<String>> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT DISTINCT parent_session_id FROM callbacks WHERE delivered_run_id IS NULL",
-            )
-            .and_then(|mut st| st.query_map([], |r| r.get("parent_session_id"))?.collect())
-            .map_err(internal)
+            c.prepare_cached(statements::CALLBACK_PARENTS)
+                .and_then(|mut st| st.query_map([], |r| r.get("parent_session_id"))?.collect())
+                .map_err(internal)
         })
         .await
     }

@@ -13,7 +13,7 @@ use rusqlite::OptionalExtension;
 use crate::{
     events::append_in_tx,
     internal,
-    rows::{set_session_status, values},
+    rows::{mark, set_session_status, values},
     Tx,
 };
 
@@ -32,7 +32,6 @@ pub(crate) fn execute(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<RunRecor
                 at,
             } => {
                 // The compare-and-set (`aof_store::statements`): no row, no such status.
-                let mark = |i| format!("?{i}");
                 let (sql, vals) = statements::run_write(&run_id, from, to, &write, at, mark);
                 let new = w
                     .prepare_cached(&sql)

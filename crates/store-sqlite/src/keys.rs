@@ -4,9 +4,13 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use aof_store::{rows, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
+use aof_store::{rows, statements, AuthStore, KeyRecord, SessionTokenRecord, StoreResult};
 
-use crate::{internal, ms, SqliteStore};
+use crate::{
+    internal, ms,
+    rows::{mark, values},
+    SqliteStore,
+};
 
 #[async_trait]
 impl AuthStore for SqliteStore {
@@ -55,13 +59,11 @@ impl AuthStore for SqliteStore {
             w.prepare_cached("DELETE FROM session_tokens WHERE expires_ms < ?")
                 .and_then(|mut st| st.execute([ms(Utc::now())]))
                 .map_err(internal)?;
-            w.prepare_cached(
-                "INSERT INTO session_tokens(id, hash, run_id, session_id, expires_ms) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut st| st.execute((t.id, t.hash, t.run_id, t.session_id, ms(t.expires_at))))
-            .map(drop)
-            .map_err(internal)
+            let (sql, vals) = statements::session_token_insert(&t, mark);
+            w.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(values(vals)))
+                .map(drop)
+                .map_err(internal)
         })
         .await
     }

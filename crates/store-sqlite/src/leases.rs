@@ -8,14 +8,12 @@ use rusqlite::{Connection, ToSql};
 use aof_store::{
     lifecycle::{self, Plan},
     rows::{run, RUN_COLS},
+    statements::LEASED,
     LeasePolicy, LeaseStore, Resolved, RunRecord, StoreResult,
 };
 use aof_wire::{format_ts as ts, runner::HeldLease};
 
 use crate::{execute::execute, internal, ms, SqliteStore, Tx};
-
-/// The statuses in which a run holds a lease.
-pub(crate) const LEASED: &str = "('claimed','running','stopping')";
 
 /// The runs `sql` selects (a `SELECT {RUN_COLS} …` with `params`).
 fn runs_where(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> StoreResult<Vec<RunRecord>> {

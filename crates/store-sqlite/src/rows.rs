@@ -39,11 +39,17 @@ impl Columns<Sqlite> for Row<'_> {
     }
 }
 
+/// SQLite's numbered placeholder, for `aof_store::statements`.
+pub(crate) fn mark(i: usize) -> String {
+    format!("?{i}")
+}
+
 /// `aof_store`'s values (`import::Col`) as SQLite's, in order.
 pub(crate) fn values(cols: Vec<Col>) -> impl rusqlite::Params {
     rusqlite::params_from_iter(cols.into_iter().map(|v| match v {
         Col::Text(t) => t.map_or(Value::Null, Value::Text),
         Col::Int(i) => Value::Integer(i),
+        Col::OptInt(i) => i.map_or(Value::Null, Value::Integer),
     }))
 }
 

@@ -3,17 +3,21 @@
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use rusqlite::{params, OptionalExtension, Params, Row};
+use rusqlite::{OptionalExtension, Params, Row};
 
 use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
-    stops::IDLE_STOP_OWED,
+    statements::{self, OnConflict},
     PollState, Resolved, RunnerStore, StoreResult,
 };
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
-use crate::{internal, ms, SqliteStore, Tx};
+use crate::{
+    internal, ms,
+    rows::{mark, values},
+    SqliteStore, Tx,
+};
 
 fn runner_row(r: &Row) -> rusqlite::Result<RunnerRow> {
     rows::runner(r)
@@ -44,18 +48,12 @@ impl RunnerStore for SqliteStore {
         let id = id.to_string();
         let row = self
             .read_hot(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {COLS}, EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-                     AND r.status = 'stopping' AND r.stop_delivered = 0) \
-                     OR EXISTS(SELECT 1 FROM runs r WHERE r.runner_id = runners.runner_id \
-                     AND r.stop_delivered = {IDLE_STOP_OWED}) AS has_stops \
-                     FROM runners WHERE runner_id = ?"
-                ))
-                .and_then(|mut st| {
-                    st.query_row([id], |r| Ok((runner_row(r)?, r.get("has_stops")?)))
-                        .optional()
-                })
-                .map_err(internal)
+                c.prepare_cached(&statements::runner_poll(mark))
+                    .and_then(|mut st| {
+                        st.query_row([id], |r| Ok((runner_row(r)?, r.get("has_stops")?)))
+                            .optional()
+                    })
+                    .map_err(internal)
             })
             .await?;
         runners::poll_state(row, Utc::now(), self.opts.stale_after)
@@ -70,29 +68,10 @@ impl RunnerStore for SqliteStore {
                 .and_then(|mut st| st.query_row([&id], runner_row).optional())
                 .map_err(internal)?;
             let r = runners::on_register(&id, existing, &req, now, stale_after)?;
-            w.prepare_cached(&format!(
-                "INSERT INTO runners({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT(runner_id) DO UPDATE SET (instance_id, registered_at, last_heartbeat, \
-                 last_heartbeat_ms, hostname, project_dir, executor_profile, executor, tags, \
-                 require_matching_tags, deregister) = (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ))
-            .and_then(|mut st| {
-                st.execute(params![
-                    r.runner_id,
-                    r.instance_id,
-                    r.registered_at,
-                    r.last_heartbeat,
-                    r.last_heartbeat_ms,
-                    r.hostname,
-                    r.project_dir,
-                    r.executor_profile,
-                    r.executor,
-                    r.tags,
-                    r.require_matching_tags,
-                    r.deregister,
-                ])
-            })
-            .map_err(internal)?;
+            let (sql, vals) = statements::runner_upsert(&r, OnConflict::Update, mark);
+            w.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(values(vals)))
+                .map_err(internal)?;
             r.info(now, stale_after)
         })
         .await

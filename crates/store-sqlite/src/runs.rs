@@ -9,15 +9,15 @@ use rusqlite::{Connection, OptionalExtension};
 use aof_store::{
     lifecycle,
     matching::may_claim,
-    rows::{run, session, RUN_COLS, SESSION_COLS},
-    NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
+    rows::{run, session, RUN_COLS},
+    statements, NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
-use aof_wire::{auth::KeyScope, format_ts as ts, runner::RunnerInfo, sse, Demands, Run, RunType};
+use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Demands, Run, RunType};
 
 use crate::{
     execute::{execute, execute_claim},
-    internal, ms,
-    rows::{self, feed_session, load_run},
+    internal,
+    rows::{self, feed_session, load_run, mark, values},
     SqliteStore, Tx,
 };
 
@@ -142,25 +142,10 @@ fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
     let created = match new.run_type {
         RunType::StartSession => {
             // RETURNING gives the new row; no row means the id is taken.
+            let (sql, vals) = statements::session_insert(&new, now, mark);
             let row = w
-                .prepare_cached(&format!(
-                    "INSERT INTO sessions(session_id, status, created_at, project_dir, agent_name, parent_session_id) \
-                     VALUES (?, 'pending', ?, ?, ?, ?) ON CONFLICT(session_id) DO NOTHING \
-                     RETURNING {SESSION_COLS}"
-                ))
-                .and_then(|mut st| {
-                    st.query_row(
-                        (
-                            &new.session_id,
-                            ts(now),
-                            &new.project_dir,
-                            &new.agent_name,
-                            &new.parent_session_id,
-                        ),
-                        |r| session(r),
-                    )
-                    .optional()
-                })
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.query_row(values(vals), |r| session(r)).optional())
                 .map_err(internal)?;
             let Some(session) = row else {
                 return Err(StoreError::SessionExists(new.session_id));
@@ -178,35 +163,10 @@ fn create_run(w: &mut Tx<'_>, new: NewRun) -> StoreResult<RunRecord> {
         // Before the insert: the new run must not count as the session's live run.
         crate::callbacks::mark_delivered(w, &new.session_id, &new.run_id, &new.deliver_callbacks)?;
     }
-    let demands = serde_json::to_string(&new.demands).map_err(internal)?;
+    let (sql, vals) = statements::run_insert(&new, now, mark).map_err(internal)?;
     let rec = w
-        .prepare_cached(&format!(
-            "INSERT INTO runs(run_id, run_type, session_id, agent_name, parameters, project_dir, \
-             parent_session_id, execution_mode, demands, scope, status, created_at, timeout_at, timeout_ms, \
-             blueprint, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING {RUN_COLS}"
-        ))
-        .and_then(|mut st| {
-            st.query_row(
-                rusqlite::params![
-                    new.run_id,
-                    new.run_type.as_str(),
-                    new.session_id,
-                    new.agent_name,
-                    new.parameters.to_string(),
-                    new.project_dir,
-                    new.parent_session_id,
-                    new.execution_mode.as_str(),
-                    demands,
-                    new.scope.as_ref().map(|s| s.to_string()),
-                    ts(now),
-                    new.timeout_at.map(ts),
-                    new.timeout_at.map(ms),
-                    new.blueprint.as_ref().map(|b| b.to_string()),
-                    new.traceparent,
-                ],
-                |r| run(r),
-            )
-        })
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.query_row(values(vals), |r| run(r)))
         .map_err(internal)?;
     if let Some(s) = created {
         feed_session(w, sse::SESSION_CREATED, &s)?;

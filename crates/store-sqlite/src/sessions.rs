@@ -2,12 +2,14 @@
 //! runner-reported status and delete. The rules are `aof_store::sessions`.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use aof_core::SessionStatus;
 use aof_store::{
     rows::{run, session, RUN_COLS, SESSION_COLS},
-    sessions, DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+    sessions,
+    statements::{self, LEASED},
+    DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
 };
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
@@ -16,30 +18,16 @@ use aof_wire::{
 
 use crate::{
     internal,
-    leases::LEASED,
-    rows::{feed_session, load_session, set_session_status},
+    rows::{feed_session, load_session, mark, set_session_status, values},
     SqliteStore, Tx,
 };
 
 /// Writes the session a rule returned and feeds `session_updated`.
 fn write_session(w: &mut Tx<'_>, s: Session) -> StoreResult<Session> {
-    w.prepare_cached(
-        "UPDATE sessions SET status = ?, project_dir = ?, agent_name = ?, last_resumed_at = ?, \
-         executor_session_id = ?, executor_profile = ?, hostname = ? WHERE session_id = ?",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            s.status.as_str(),
-            s.project_dir,
-            s.agent_name,
-            s.last_resumed_at,
-            s.executor_session_id,
-            s.executor_profile,
-            s.hostname,
-            s.session_id
-        ])
-    })
-    .map_err(internal)?;
+    let (sql, vals) = statements::session_write(&s, mark);
+    w.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(values(vals)))
+        .map_err(internal)?;
     feed_session(w, sse::SESSION_UPDATED, &s)?;
     Ok(s)
 }
@@ -71,22 +59,10 @@ impl SessionStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<SessionPage> {
         self.read(move |c| {
-            let (cols, order) = (SESSION_COLS, "ORDER BY created_at DESC, rowid DESC LIMIT ?");
-            let sql = match &after {
-                None => format!("SELECT {cols}, rowid FROM sessions {order}"),
-                Some(_) => format!(
-                    "SELECT {cols}, rowid FROM sessions \
-                     WHERE created_at < ? OR (created_at = ? AND rowid < ?) {order}"
-                ),
-            };
-            let mut args: Vec<&dyn ToSql> = Vec::new();
-            if let Some(a) = &after {
-                args.extend([&a.created_at as &dyn ToSql, &a.created_at, &a.row]);
-            }
-            args.push(&limit);
+            let (sql, vals) = statements::sessions_page(after.as_ref(), limit, "rowid", mark);
             let row = |r: &Row| Ok((session(r)?, r.get("rowid")?));
             c.prepare_cached(&sql)
-                .and_then(|mut st| st.query_map(args.as_slice(), row)?.collect())
+                .and_then(|mut st| st.query_map(values(vals), row)?.collect())
                 .map(|rows| sessions::page(rows, limit))
                 .map_err(internal)
         })
@@ -148,16 +124,12 @@ impl SessionStore for SqliteStore {
         self.write(move |w| {
             let id = id.as_str();
             sessions::check_delete(id, load_held(w, id, None)?)?;
-            let exec = |sql: &str| -> StoreResult<u64> {
-                let n = w.prepare_cached(sql).and_then(|mut st| st.execute([id]));
-                n.map(|n| n as u64).map_err(internal)
-            };
-            let events = exec("DELETE FROM feed WHERE session_id = ?1 AND kind = 'event'")?;
-            let runs = exec("DELETE FROM runs WHERE session_id = ?1")?;
-            exec("DELETE FROM sessions WHERE session_id = ?1")?;
-            exec("UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = ?1")?;
-            // A deleted parent can no longer be told anything; its children's callbacks go too.
-            exec("DELETE FROM callbacks WHERE parent_session_id = ?1 OR child_session_id = ?1")?;
+            let mut counts = Vec::new();
+            for sql in statements::session_delete(mark) {
+                let n = w.prepare_cached(&sql).and_then(|mut st| st.execute([id]));
+                counts.push(n.map_err(internal)? as u64);
+            }
+            let (events, runs) = (counts[0], counts[1]);
             w.feed(sse::SESSION_DELETED, Some(id), sessions::deleted(id, runs))?;
             Ok(DeleteOutcome {
                 events_count: events,

@@ -8,14 +8,13 @@ use rusqlite::OptionalExtension;
 use aof_store::{
     lifecycle::{self, RunnerPresence, SessionStopView},
     rows::{self, RUN_COLS},
-    stops::IDLE_STOP_OWED,
-    StopOutcome, StopStore, StoreError, StoreResult,
+    statements, StopOutcome, StopStore, StoreError, StoreResult,
 };
 
 use crate::{
     execute::execute,
     internal,
-    rows::{load_run, load_session},
+    rows::{load_run, load_session, mark},
     SqliteStore, Tx,
 };
 
@@ -48,13 +47,9 @@ impl StopStore for SqliteStore {
         let rid = runner_id.to_string();
         let any = self
             .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT EXISTS(SELECT 1 FROM runs WHERE runner_id = ?1 AND status = 'stopping' \
-                     AND stop_delivered = 0) OR EXISTS(SELECT 1 FROM runs WHERE runner_id = ?1 \
-                     AND stop_delivered = {IDLE_STOP_OWED})"
-                ))
-                .and_then(|mut st| st.query_row([rid], |r| r.get::<_, bool>(0)))
-                .map_err(internal)
+                c.prepare_cached(&statements::stops_owed(mark))
+                    .and_then(|mut st| st.query_row([rid], |r| r.get::<_, bool>(0)))
+                    .map_err(internal)
             })
             .await?;
         if !any {
@@ -63,13 +58,9 @@ impl StopStore for SqliteStore {
         let rid = runner_id.to_string();
         let mut sessions: Vec<String> = self
             .write(move |w| {
-                w.prepare_cached(&format!(
-                    "UPDATE runs SET stop_delivered = 1 WHERE runner_id = ? AND \
-                     ((status = 'stopping' AND stop_delivered = 0) OR stop_delivered = {IDLE_STOP_OWED}) \
-                     RETURNING session_id"
-                ))
-                .and_then(|mut st| st.query_map([rid], |r| r.get(0))?.collect())
-                .map_err(internal)
+                w.prepare_cached(&statements::take_stops(mark))
+                    .and_then(|mut st| st.query_map([rid], |r| r.get(0))?.collect())
+                    .map_err(internal)
             })
             .await?;
         sessions.sort();

@@ -36,6 +36,8 @@ impl ImportedSession {
 pub enum Col {
     Text(Option<String>),
     Int(i64),
+    /// A nullable integer (bound as one even when NULL: PostgreSQL checks the type).
+    OptInt(Option<i64>),
 }
 
 /// A row to insert: (column, value), in order.
