@@ -155,5 +155,7 @@ echo "helm: parity self-test: a changed env var is caught"
 "$helm" package "$chart" --destination "${AOF_HELM_PACKAGE_DIR:-$work/pkg}" >"$work/pkg.log"
 pkg=$(sed -n 's/^Successfully packaged chart and saved it to: //p' "$work/pkg.log")
 [[ -f $pkg ]] || { cat "$work/pkg.log"; die "helm package wrote no archive"; }
-tar -tzf "$pkg" | grep -qx 'aof/values.schema.json' || die "$pkg has no values.schema.json"
+# grep reads all of tar's output: `grep -q` would exit at the match, and tar's SIGPIPE
+# fails the pipeline under pipefail (seen in CI).
+tar -tzf "$pkg" | grep -x 'aof/values.schema.json' >/dev/null || die "$pkg has no values.schema.json"
 echo "helm: packaged $(basename "$pkg")"

@@ -261,7 +261,7 @@ test_images() {
   $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && prlimit --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
   # The image has no CLAUDE_CONFIG_DIR of its own: the executor sets each session's.
   $DOCKER image inspect --format '{{json .Config.Env}}' "$registry/aof-runner-claude-code:$version" \
-    | grep -q CLAUDE_CONFIG_DIR && die "runner-claude-code sets a CLAUDE_CONFIG_DIR the executor overrides"
+    | grep CLAUDE_CONFIG_DIR >/dev/null && die "runner-claude-code sets a CLAUDE_CONFIG_DIR the executor overrides"
 
   stage "Claude Code headless with only CLAUDE_CODE_OAUTH_TOKEN (fresh config dir, read-only root, uid 1000)"
   local rdir=$run_dir/replay rport=18998
