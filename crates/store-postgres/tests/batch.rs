@@ -1,9 +1,9 @@
 //! `append_events` on a real PostgreSQL server (`AOF_TEST_DATABASE_URL`, fresh database
 //! per test): order and seq, duplicates, fencing and atomicity, live delivery.
 
-use aof_store::{prelude::*, EventWrite, NewRun, StoreError};
+use aof_store::{prelude::*, EventWrite, StoreError};
 use aof_store_postgres::{testing, PgOptions, PgStore};
-use aof_wire::{runner::RegisterRequest, Demands, Event, ExecutionMode, RunType};
+use aof_wire::{runner::RegisterRequest, Event};
 
 async fn store() -> Option<PgStore> {
     let Some(base) = testing::base_url() else {
@@ -14,24 +14,7 @@ async fn store() -> Option<PgStore> {
     Some(PgStore::connect(&url, PgOptions::default()).await.unwrap())
 }
 
-fn new_run(run_id: &str, session_id: &str) -> NewRun {
-    NewRun {
-        run_id: run_id.into(),
-        run_type: RunType::StartSession,
-        session_id: session_id.into(),
-        agent_name: None,
-        parameters: serde_json::json!({"prompt": "hi"}),
-        project_dir: None,
-        parent_session_id: None,
-        execution_mode: ExecutionMode::Sync,
-        demands: Demands::default(),
-        scope: None,
-        blueprint: None,
-        timeout_at: None,
-        deliver_callbacks: Vec::new(),
-        traceparent: None,
-    }
-}
+use aof_store::conformance::start as new_run;
 
 fn write(session: &str, text: &str, key: Option<&str>) -> EventWrite {
     EventWrite {

@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use aof_store::{prelude::*, EventWrite, NewRun, RunReport, Writer};
+use aof_store::{prelude::*, EventWrite, RunReport, Writer};
 use aof_store_postgres::{testing, PgOptions, PgStore};
 use aof_wire::{
     event::types::{RUN_COMPLETED, RUN_FAILED, RUN_STOPPED},
     runner::RegisterRequest,
-    Demands, Event, ExecutionMode, RunType,
+    Event,
 };
 
 async fn stores(n: usize) -> Option<Vec<Arc<PgStore>>> {
@@ -49,24 +49,7 @@ async fn settled(stores: &[Arc<PgStore>]) -> i64 {
     }
 }
 
-fn new_run(run_id: &str, session_id: &str) -> NewRun {
-    NewRun {
-        run_id: run_id.into(),
-        run_type: RunType::StartSession,
-        session_id: session_id.into(),
-        agent_name: None,
-        parameters: serde_json::json!({"prompt": "hi"}),
-        project_dir: None,
-        parent_session_id: None,
-        execution_mode: ExecutionMode::Sync,
-        demands: Demands::default(),
-        scope: None,
-        blueprint: None,
-        timeout_at: None,
-        deliver_callbacks: Vec::new(),
-        traceparent: None,
-    }
-}
+use aof_store::conformance::start as new_run;
 
 fn write(session: &str, i: usize) -> EventWrite {
     let mut event = Event::new("message", session);

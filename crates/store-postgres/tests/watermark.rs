@@ -9,9 +9,9 @@ use std::{sync::Arc, time::Duration};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
-use aof_store::{prelude::*, EventWrite, NewRun};
+use aof_store::{prelude::*, EventWrite};
 use aof_store_postgres::{testing, PgOptions, PgStore};
-use aof_wire::{sse::FeedItem, Demands, Event, ExecutionMode, RunType};
+use aof_wire::{sse::FeedItem, Event};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -32,22 +32,7 @@ async fn setup() -> Option<Setup> {
         stores.push(Arc::new(store));
     }
     stores[0]
-        .create_run(NewRun {
-            run_id: "run_1".into(),
-            run_type: RunType::StartSession,
-            session_id: "ses_1".into(),
-            agent_name: None,
-            parameters: serde_json::json!({"prompt": "hi"}),
-            project_dir: None,
-            parent_session_id: None,
-            execution_mode: ExecutionMode::Sync,
-            demands: Demands::default(),
-            scope: None,
-            blueprint: None,
-            timeout_at: None,
-            deliver_callbacks: Vec::new(),
-            traceparent: None,
-        })
+        .create_run(aof_store::conformance::start("run_1", "ses_1"))
         .await
         .unwrap();
     Some(Setup { stores, url })

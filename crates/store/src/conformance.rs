@@ -191,7 +191,7 @@ pub(crate) fn wire(v: &impl Serialize) -> String {
 }
 
 /// A `start_session` run, synchronous, with no demands.
-pub(crate) fn start(run_id: &str, session_id: &str) -> NewRun {
+pub fn start(run_id: &str, session_id: &str) -> NewRun {
     NewRun {
         run_id: run_id.into(),
         run_type: RunType::StartSession,

@@ -25,6 +25,7 @@
 //! path is recorded and answered 404 in the API's error shape.
 
 mod anthropic;
+pub mod http;
 pub mod llama;
 pub mod mcp;
 pub mod openai;

@@ -2,8 +2,6 @@
 //! raw calls for what a typed client cannot send: bad input, missing fields, wrong
 //! headers. Both return what the coordinator answered, so tests assert on it.
 
-use std::time::Duration;
-
 use aof_wire::{
     api::StatusResponse,
     runner::{PollResponse, RegisterRequest, RegisterResponse},
@@ -104,52 +102,7 @@ impl Client {
     }
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// One HTTP call; returns status and JSON body (Null when empty or not JSON).
-pub async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    call_h(method, url, body, &[]).await
-}
-
-pub async fn call_h(
-    method: &str,
-    url: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut rb = client().request(method.parse().unwrap(), url);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Sends raw bytes (for malformed-JSON cases).
-pub async fn call_raw(method: &str, url: &str, body: &str) -> (u16, Value) {
-    let resp = client()
-        .request(method.parse().unwrap(), url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+pub use aof_testkit::http::{call, call_h, call_raw, client};
 
 /// Starts a session (agent `t`, `prompt`); returns (run_id, session_id).
 pub async fn start_run(url: &str, prompt: &str) -> (String, String) {
