@@ -5,7 +5,10 @@ use std::fs;
 
 use serde_json::{json, Map, Value};
 
-use aof_wire::agents::{Agent, AgentCreate, AgentStatus, AgentUpdate};
+use aof_wire::{
+    agents::{Agent, AgentCreate, AgentStatus, AgentUpdate},
+    approval::ApprovalPolicy,
+};
 
 use crate::{
     fsutil::{self, check_ref_entries, entry_dir, read_opt, remove_opt, write_atomic, write_json},
@@ -110,6 +113,13 @@ impl Registry {
                 })?)
                 .filter(|l| !l.is_empty()),
             },
+            approval: match v.get("approval") {
+                None | Some(Value::Null) => None,
+                Some(a) => Some(ApprovalPolicy::parse(a).map_err(|e| {
+                    BlueprintError::Unresolvable(format!("agent '{name}': {JSON}: {e}"))
+                })?)
+                .filter(|a| !a.is_empty()),
+            },
             status: if dir.join(DISABLED).exists() {
                 AgentStatus::Inactive
             } else {
@@ -153,6 +163,9 @@ impl Registry {
         if let Some(l) = &req.limits {
             check_limits(l)?;
         }
+        if let Some(a) = &req.approval {
+            check_approval(a)?;
+        }
         let dir = entry_dir(&self.agents_dir, "Agent", &req.name)?;
         if dir.exists() {
             return Err(BlueprintError::Conflict(format!(
@@ -187,6 +200,7 @@ impl Registry {
         put("hooks", req.hooks.clone());
         put("executor", req.executor.clone());
         put("limits", req.limits.clone());
+        put("approval", req.approval.clone());
         write_json(&staging.join(JSON), &Value::Object(doc))?;
         if let Some(p) = req.system_prompt.as_deref().filter(|p| !p.is_empty()) {
             write_atomic(&staging.join(PROMPT), p)?;
@@ -213,6 +227,9 @@ impl Registry {
         }
         if let Some(l) = req.limits.as_ref().filter(|l| truthy(l)) {
             check_limits(l)?;
+        }
+        if let Some(a) = req.approval.as_ref().filter(|a| truthy(a)) {
+            check_approval(a)?;
         }
         if let Some(d) = &req.description {
             if d.trim().is_empty() {
@@ -254,6 +271,7 @@ impl Registry {
         set("hooks", req.hooks.clone());
         set("executor", req.executor.clone());
         set("limits", req.limits.clone());
+        set("approval", req.approval.clone());
         write_json(&dir.join(JSON), &Value::Object(doc))?;
         if let Some(p) = &req.system_prompt {
             if p.is_empty() {
@@ -299,6 +317,13 @@ fn check_limits(l: &Value) -> Result<()> {
     aof_wire::RunLimits::parse(l)
         .map(|_| ())
         .map_err(BlueprintError::InvalidLimits)
+}
+
+/// Our `approval` extension (see `ApprovalPolicy`).
+fn check_approval(a: &Value) -> Result<()> {
+    ApprovalPolicy::parse(a)
+        .map(|_| ())
+        .map_err(BlueprintError::InvalidApproval)
 }
 
 /// Our `executor` extension must name a known kind; the runner builds it.

@@ -34,6 +34,9 @@ pub enum BlueprintError {
     /// A `limits` value that does not validate: 422 like a body failing its schema.
     #[error("{0}")]
     InvalidLimits(String),
+    /// An `approval` value that does not validate: 422 like `limits`.
+    #[error("{0}")]
+    InvalidApproval(String),
     /// A path that is a symlink or otherwise unsafe.
     #[error("{0}")]
     UnsafePath(String),

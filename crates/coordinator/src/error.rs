@@ -137,6 +137,7 @@ impl From<aof_blueprints::BlueprintError> for ApiError {
             B::Unresolvable(m) => ApiError::Unprocessable(m, ErrorCode::BlueprintUnresolvable),
             B::UnsafePath(m) => ApiError::BadRequest(m, ErrorCode::UnsafePath),
             B::InvalidLimits(m) => ApiError::Unprocessable(m, ErrorCode::InvalidLimits),
+            B::InvalidApproval(m) => ApiError::Unprocessable(m, ErrorCode::InvalidApproval),
             B::RunRejected(detail) => {
                 // The reference's `error` names the code; anything else is a plain rejection.
                 let code = match detail["error"].as_str().map(str::parse) {

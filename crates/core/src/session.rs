@@ -11,6 +11,8 @@ use crate::RunStatus;
 pub enum SessionStatus {
     Pending,
     Running,
+    /// A run waits for a person to approve or deny a tool call (AOF-RS).
+    WaitingApproval,
     Idle,
     Finished,
     Failed,
@@ -19,9 +21,10 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
-    pub const ALL: [SessionStatus; 7] = [
+    pub const ALL: [SessionStatus; 8] = [
         SessionStatus::Pending,
         SessionStatus::Running,
+        SessionStatus::WaitingApproval,
         SessionStatus::Idle,
         SessionStatus::Finished,
         SessionStatus::Failed,
@@ -33,6 +36,7 @@ impl SessionStatus {
         match self {
             SessionStatus::Pending => "pending",
             SessionStatus::Running => "running",
+            SessionStatus::WaitingApproval => "waiting_approval",
             SessionStatus::Idle => "idle",
             SessionStatus::Finished => "finished",
             SessionStatus::Failed => "failed",
@@ -45,7 +49,10 @@ impl SessionStatus {
     pub fn is_busy(self) -> bool {
         matches!(
             self,
-            SessionStatus::Pending | SessionStatus::Running | SessionStatus::Stopping
+            SessionStatus::Pending
+                | SessionStatus::Running
+                | SessionStatus::WaitingApproval
+                | SessionStatus::Stopping
         )
     }
 

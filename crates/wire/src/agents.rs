@@ -85,6 +85,10 @@ pub struct Agent {
     /// "max_cost_usd"}`); the runner enforces the tightest of these and its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<crate::RunLimits>,
+    /// AOF-RS: the tool calls of this agent that wait for a person
+    /// (`{"tools": ["Bash", "mcp__github__*"], "timeout_seconds": 900, "on_timeout": "deny"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::ApprovalPolicy>,
     pub status: AgentStatus,
     pub created_at: String,
     pub modified_at: String,
@@ -128,6 +132,10 @@ pub struct AgentCreate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub limits: Option<serde_json::Value>,
+    /// AOF-RS: see `Agent::approval`; checked by the registry (422 with the reason).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<serde_json::Value>,
 }
 
 /// Body of `PATCH /agents/{name}`: absent or null leaves a field; an empty value removes it.
@@ -168,6 +176,10 @@ pub struct AgentUpdate {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub limits: Option<serde_json::Value>,
+    /// AOF-RS: see `Agent::approval`; checked by the registry (422 with the reason).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

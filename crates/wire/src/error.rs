@@ -85,6 +85,9 @@ pub enum ErrorCode {
     InvalidProtocolVersion,
     ProtocolUnsupported,
     RunRejected,
+    InvalidApproval,
+    ApprovalNotFound,
+    ApprovalDecided,
 }
 
 impl ErrorCode {
@@ -156,6 +159,9 @@ impl ErrorCode {
         ErrorCode::InvalidProtocolVersion,
         ErrorCode::ProtocolUnsupported,
         ErrorCode::RunRejected,
+        ErrorCode::InvalidApproval,
+        ErrorCode::ApprovalNotFound,
+        ErrorCode::ApprovalDecided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -227,6 +233,9 @@ impl ErrorCode {
             ErrorCode::InvalidProtocolVersion => "invalid_protocol_version",
             ErrorCode::ProtocolUnsupported => "protocol_unsupported",
             ErrorCode::RunRejected => "run_rejected",
+            ErrorCode::InvalidApproval => "invalid_approval",
+            ErrorCode::ApprovalNotFound => "approval_not_found",
+            ErrorCode::ApprovalDecided => "approval_decided",
         }
     }
 
@@ -275,13 +284,15 @@ impl ErrorCode {
             | ErrorCode::RunNotFound
             | ErrorCode::RunnerNotFound
             | ErrorCode::NoResult
-            | ErrorCode::BlueprintNotFound => 404,
+            | ErrorCode::BlueprintNotFound
+            | ErrorCode::ApprovalNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::BlueprintConflict
             | ErrorCode::SessionExists
             | ErrorCode::SessionBusy
             | ErrorCode::DuplicateRunner
-            | ErrorCode::LeaseConflict => 409,
+            | ErrorCode::LeaseConflict
+            | ErrorCode::ApprovalDecided => 409,
             ErrorCode::TooManyEvents
             | ErrorCode::BodyTooLarge
             | ErrorCode::EventTooLarge
@@ -290,7 +301,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::ValidationError
             | ErrorCode::BlueprintUnresolvable
-            | ErrorCode::InvalidLimits => 422,
+            | ErrorCode::InvalidLimits
+            | ErrorCode::InvalidApproval => 422,
             ErrorCode::TooManyStreams | ErrorCode::TooManyPolls | ErrorCode::TooManyWaits => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamInvalid => 502,

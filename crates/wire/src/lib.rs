@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod error;
