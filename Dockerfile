@@ -76,6 +76,8 @@ RUN set -eu; \
       fi; \
       "/out/$f/aof" --version; \
     done; \
+    mkdir -p /out/wheels; \
+    if [ -n "${AOF_PREBUILT}" ]; then find "${AOF_PREBUILT}" -maxdepth 1 -name 'uv-*.whl' -exec cp {} /out/wheels/ \; ; fi; \
     r=/out/rootfs; \
     mkdir -p "$r/etc/ssl/certs" "$r/tmp" "$r/app/.agent-orchestrator" /out/workspace; \
     chmod 1777 "$r/tmp"; \
@@ -124,13 +126,38 @@ COPY --from=builder /out/runner/aof /usr/local/bin/aof
 
 # ---------------------------------------------------------------------------------------
 # The Claude Code image's root filesystem: the runner's, plus what agents and MCP
-# servers run (`npx …`, python3 scripts, curl), pruned and flattened the same way.
+# servers run (`npx …`, `uvx …`, python3 scripts, curl), pruned and flattened the same way.
 FROM runner-rootfs AS claude-code-rootfs
 # hadolint ignore=DL3008,DL3009
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 curl; \
     apt-get clean
+# uv/uvx for `uvx …` MCP servers: the static binaries from uv's PyPI wheel, pinned by
+# version and sha256 per architecture. AOF_PREBUILT may hold the wheel (CI fetches it on
+# the host, whose network needs its own CA); else it comes from PyPI's simple index.
+ARG UV_VERSION=0.13.9
+ARG UV_SHA256_X86_64=d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19
+ARG UV_SHA256_AARCH64=5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe
+COPY --from=builder /out/wheels/ /tmp/wheels/
+# hadolint ignore=DL4006
+RUN set -eu; \
+    arch="$(uname -m)"; \
+    case "$arch" in \
+      x86_64) sum="${UV_SHA256_X86_64}" ;; \
+      aarch64) sum="${UV_SHA256_AARCH64}" ;; \
+      *) echo "no pinned uv wheel for $arch" >&2; exit 1 ;; \
+    esac; \
+    whl="$(find /tmp/wheels -name "uv-${UV_VERSION}-py3-none-manylinux_2_17_${arch}*.whl" | head -n 1)"; \
+    if [ -z "$whl" ]; then \
+      url="$(curl -fsSL https://pypi.org/simple/uv/ | grep -o "https://[^\"#]*/uv-${UV_VERSION}-py3-none-manylinux_2_17_${arch}[^\"#]*\.whl" | head -n 1)"; \
+      whl=/tmp/uv.whl; curl -fsSL -o "$whl" "$url"; \
+    fi; \
+    echo "$sum  $whl" | sha256sum -c -; \
+    python3 -c 'import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); [open("/usr/local/bin/"+n.rsplit("/",1)[1],"wb").write(z.read(n)) for n in z.namelist() if n.endswith(("/scripts/uv","/scripts/uvx"))]' "$whl"; \
+    chmod 0755 /usr/local/bin/uv /usr/local/bin/uvx; \
+    rm -rf /tmp/wheels /tmp/uv.whl; \
+    uv --version; uvx --version
 COPY scripts/release/prune-rootfs.sh /usr/local/sbin/prune-rootfs
 RUN sh /usr/local/sbin/prune-rootfs && rm /usr/local/sbin/prune-rootfs
 COPY --from=builder --chown=1000:1000 /out/rootfs/app /app

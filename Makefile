@@ -72,6 +72,7 @@ check-version:
 	@[[ "$(TAGS)" != *TAGS_FAILED* ]] || { echo "make: cannot compute tags for VERSION=$(VERSION)" >&2; exit 2; }
 	@[[ "$(PUSH)" != true || "$(REGISTRY)" == */* ]] || { echo "make: PUSH=true needs REGISTRY=host/org" >&2; exit 2; }
 	@[[ "$(SOURCE)" == http*://* ]] || { echo "make: no source URL (Cargo.toml [workspace.package] repository)" >&2; exit 2; }
+	@[[ "$(PUSH)" != true || "$(SOURCE)" != *.invalid/* || "$(REGISTRY)" == 127.0.0.1:* || "$(REGISTRY)" == localhost:* ]] || { echo "make: Cargo.toml repository is still the placeholder $(SOURCE); set the project's real URL before publishing (it becomes the images' org.opencontainers.image.source)" >&2; exit 2; }
 	@echo "release $(LABEL_VERSION) of $(GIT_SHA); tags: $(TAGS)"
 
 IMAGE_TARGETS := image-coordinator image-dashboard image-runner image-runner-claude-code

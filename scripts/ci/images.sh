@@ -137,6 +137,14 @@ build_static_aof() {
     grep -q '\.relr\.dyn' <<<"$sections" \
       || die "$bin has no packed relocations (.relr.dyn); is ld older than 2.38?"
   done
+  # uv's wheel for the Claude Code image (Dockerfile UV_VERSION; its pinned sha256 is
+  # checked there): fetched here, where pip knows this network's CA.
+  local uv_v; uv_v=$(sed -n 's/^ARG UV_VERSION=//p' Dockerfile)
+  [[ -n $uv_v ]] || die "Dockerfile has no ARG UV_VERSION"
+  find .docker-prebuilt -maxdepth 1 -name 'uv-*.whl' ! -name "uv-$uv_v-*" -delete
+  compgen -G ".docker-prebuilt/uv-$uv_v-*manylinux_2_17_x86_64*.whl" >/dev/null \
+    || python3 -m pip download -q "uv==$uv_v" --no-deps --only-binary=:all: \
+         --platform manylinux2014_x86_64 -d .docker-prebuilt
   ls -l .docker-prebuilt/
 }
 
@@ -219,6 +227,16 @@ test_images() {
       || { echo "$dry"; die "make -n: no multi-arch push for $t"; }
   done
   echo "make -n: multi-arch buildx commands for all four images"
+  # The placeholder source URL never reaches a published image: a push to a real
+  # registry refuses it; a real URL, or a loopback registry (CI), passes.
+  local refusal
+  if refusal=$("${mk[@]}" check-version REGISTRY=ghcr.io/example/aof PUSH=true SOURCE=https://example.invalid/aof 2>&1); then
+    die "make: a push with the placeholder source URL was not refused"
+  fi
+  grep -q "placeholder" <<<"$refusal" || { echo "$refusal"; die "make: the refusal does not say why"; }
+  "${mk[@]}" check-version REGISTRY=ghcr.io/example/aof PUSH=true SOURCE=https://github.com/example/aof >/dev/null
+  "${mk[@]}" check-version REGISTRY=127.0.0.1:5000/aof PUSH=true SOURCE=https://example.invalid/aof >/dev/null
+  echo "make: a push to a real registry needs the real source URL"
 
   stage "static aof (release, crt-static; cached in $work/target)"
   build_static_aof
@@ -243,13 +261,28 @@ test_images() {
   done
   $DOCKER images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep "aof-.*:$version" | sort
 
+  stage "a source-only change keeps the dependency layer (classic builder cache)"
+  # The same context with one source file changed: the skeleton stage runs again (its
+  # input changed) but yields the same manifests, so the builder's dependency step is a
+  # cache hit and only the source COPY and the build after it run. The RUN does the
+  # same cache lookup with AOF_PREBUILT (then it compiles nothing) as with cargo.
+  local sctx=$run_dir/source-change slog=$run_dir/source-change.log
+  rm -rf "$sctx"; mkdir -p "$sctx"
+  tar --exclude=./.git --exclude=./target -cf - . | tar -xf - -C "$sctx"
+  echo "// CI: a source-only change $(date +%s%N)" >>"$sctx/crates/core/src/lib.rs"
+  # shellcheck disable=SC2086 # the flags are words
+  (cd "$sctx" && $DOCKER build $stand_in_flags --target builder .) >"$slog" 2>&1 \
+    || { cat "$slog" >&2; die "the builder stage failed after a source-only change"; }
+  python3 scripts/ci/dep_layer_cached.py "$slog" || { cat "$slog" >&2; die "a source-only change rebuilt the dependency layer"; }
+  rm -rf "$sctx"
+
   stage "image checks: labels, uid 1000, HEALTHCHECK, size budgets"
   "${mk[@]}" image-check REGISTRY="$registry" | tee "$run_dir/sizes.txt"
   $DOCKER run --rm "$registry/aof-runner-claude-code:$version" claude --version
-  # What agents and their MCP servers run (`npx …`, python3 scripts, curl), as uid 1000.
+  # What agents and their MCP servers run (`npx …`, `uvx …`, python3 scripts, curl), as uid 1000.
   $DOCKER run --rm "$registry/aof-runner-claude-code:$version" sh -c \
-    'node --version && npm --version && npx --version && python3 --version && curl --version | head -1 && git --version && test -s /etc/ssl/certs/ca-certificates.crt' \
-    || die "runner-claude-code lacks node/npm/npx, python3, curl, git or CA certificates"
+    'node --version && npm --version && npx --version && uv --version && uvx --version && python3 --version && curl --version | head -1 && git --version && test -s /etc/ssl/certs/ca-certificates.crt' \
+    || die "runner-claude-code lacks node/npm/npx, uv/uvx, python3, curl, git or CA certificates"
   # Default executors: claude_code here, `command` running `sh -s` in the plain runner.
   local img want
   for img in runner-claude-code:claude_code runner:command; do
