@@ -121,3 +121,87 @@ async fn runner_kill9_and_restart_on_its_workspace_registers_at_once() {
     assert_eq!(b["runners"].as_array().unwrap().len(), 1, "{b}");
     assert!(!r2.log().contains("duplicate"), "{}", r2.log());
 }
+
+/// Issue #25: a pending approval is a row, not a waiting request. After kill -9 and a
+/// restart it is still pending (the session still `waiting_approval`), the runner's
+/// retried ask finds the same approval, and a decision then lets the run finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_kill9_keeps_a_pending_approval() {
+    let dir = tempdir();
+    // A lease that outlives the restart: this test's runner does not heartbeat.
+    let mut env: Vec<(String, String)> = fast_env()
+        .into_iter()
+        .filter(|(k, _)| k != "AOF_LEASE_TTL")
+        .collect();
+    env.push(("AOF_LEASE_TTL".into(), "120".into()));
+    let mut c = Coordinator::start(dir.path(), env).await;
+    let url = c.url.clone();
+    let runner = register(&url, "apr-crash").await;
+    let (rid, sid) = start_run(&url, "needs a person").await;
+    let (st, poll) = call(
+        "GET",
+        &format!("{url}/runner/runs?runner_id={runner}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{poll}");
+    let lease = poll["run"]["lease_token"].as_str().unwrap().to_string();
+    let h = [
+        ("x-aof-lease-token", lease.as_str()),
+        ("x-aof-run-id", rid.as_str()),
+    ];
+    let (st, b) = call_h(
+        "POST",
+        &format!("{url}/runner/runs/{rid}/started"),
+        Some(json!({"runner_id": runner})),
+        &h,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let ask = json!({"run_id": rid, "tool_name": "Bash", "tool_input": {"command": "make deploy"}, "request_key": "toolu_crash"});
+    let asked = format!("{url}/sessions/{sid}/approvals");
+    let (st, a) = call_h("POST", &asked, Some(ask.clone()), &h).await;
+    assert_eq!(st, 201, "{a}");
+
+    c.kill9().await;
+    c.restart().await;
+
+    assert_eq!(session_status(&url, &sid).await, "waiting_approval");
+    let id = a["approval_id"].as_str().unwrap();
+    let (st, again) = call_h("POST", &asked, Some(ask), &h).await;
+    assert_eq!(
+        (st, &again),
+        (200, &a),
+        "the retried ask finds the same approval"
+    );
+    let (st, d) = call(
+        "POST",
+        &format!("{url}/approvals/{id}"),
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    assert_eq!((st, d["status"].as_str()), (200, Some("approved")), "{d}");
+    let (st, seen) = call_h("GET", &format!("{asked}/{id}?wait=5"), None, &h).await;
+    assert_eq!(
+        (st, seen["status"].as_str()),
+        (200, Some("approved")),
+        "{seen}"
+    );
+    assert_eq!(session_status(&url, &sid).await, "running");
+    let (st, b) = call_h(
+        "POST",
+        &format!("{url}/runner/runs/{rid}/completed"),
+        Some(json!({"runner_id": runner})),
+        &h,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(session_status(&url, &sid).await, "finished");
+    let types: Vec<String> = events(&url, &sid)
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or("").to_string())
+        .filter(|t| t.starts_with("approval_"))
+        .collect();
+    assert_eq!(types, ["approval_requested", "approval_resolved"]);
+}
