@@ -23,6 +23,10 @@ const SYSTEM: &str = "You are a calculator assistant. To add numbers call the ad
 When a tool result arrives, answer the user in one short sentence that states the result, without calling any tool again.";
 const PROMPT: &str = "What is 17 + 25? Use the add tool.";
 
+/// One model server at a time: two loading and generating at once on a small CI
+/// machine only make both slow.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The stack with the calculator agent (`approval: {tools: ["add"]}`) pointed at the
 /// recording proxy.
 async fn setup(llama: &Llama) -> (Stack, Recorder, ToolServer) {
@@ -63,6 +67,7 @@ fn tool_messages(recorder: &Recorder) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_call_runs_and_the_model_answers_from_its_result() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some(llama) = Llama::start(MODEL_15B).await else {
         return;
     };
@@ -112,6 +117,7 @@ async fn an_approved_call_runs_and_the_model_answers_from_its_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_call_is_not_run_and_the_model_reads_the_denial() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some(llama) = Llama::start(MODEL_15B).await else {
         return;
     };

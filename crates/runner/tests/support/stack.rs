@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Generous bound for what normally takes milliseconds (2 loaded cores).
-pub const PATIENCE: Duration = Duration::from_secs(60);
+/// Generous bound for a step that normally takes a second or two (a small model's
+/// answer included) on 2 loaded cores.
+pub const PATIENCE: Duration = Duration::from_secs(180);
 
 pub struct Stack {
     pub url: String,
