@@ -1,5 +1,6 @@
 //! The HTTP router: AOF reference routes plus `/ready` and `/metrics`.
 
+mod approvals;
 mod audit;
 mod auth;
 mod docs;
@@ -42,7 +43,8 @@ use crate::{
         (name = "runners"), (name = "sse"), (name = "ops"), (name = "agents"),
         (name = "capabilities"), (name = "mcp-servers"),
         (name = "auth", description = "API keys and browser sessions"),
-        (name = "audit", description = "Who did what (admins)")
+        (name = "audit", description = "Who did what (admins)"),
+        (name = "approvals", description = "Tool calls waiting for a person's decision")
     )
 )]
 struct ApiDoc;
@@ -109,6 +111,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(audit::list))
+        .routes(routes!(approvals::request))
+        .routes(routes!(approvals::session_one))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::get_one, approvals::decide))
         .split_for_parts();
     let mut doc = doc;
     document_boundary_refusals(&mut doc);

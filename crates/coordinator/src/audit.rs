@@ -204,7 +204,7 @@ impl AuditLog {
         AuditLog { tx }
     }
 
-    async fn push(&self, e: NewAuditEntry) {
+    pub async fn push(&self, e: NewAuditEntry) {
         if let Err(mpsc::error::SendError(Msg::Entry(e))) =
             self.tx.send(Msg::Entry(Box::new(e))).await
         {

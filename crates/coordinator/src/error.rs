@@ -116,6 +116,12 @@ impl From<StoreError> for ApiError {
                 ApiError::BadRequest(i.to_string(), ErrorCode::IllegalTransition)
             }
             StoreError::Busy(b) => ApiError::Conflict(b.to_string(), ErrorCode::SessionBusy),
+            StoreError::ApprovalNotFound => {
+                ApiError::NotFound("Approval not found".into(), ErrorCode::ApprovalNotFound)
+            }
+            e @ StoreError::ApprovalDecided { .. } => {
+                ApiError::Conflict(e.to_string(), ErrorCode::ApprovalDecided)
+            }
             StoreError::Storage(s) => ApiError::Storage(s.full(), s.to_string()),
             // Only at open or in `aof backup`, never behind a route.
             e @ (StoreError::ForeignSchema(_)

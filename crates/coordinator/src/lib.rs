@@ -4,6 +4,7 @@
 //! Owns no state of its own beyond wake-ups and metrics: all truth is in the `Store`.
 
 pub mod api;
+mod approvals;
 pub mod audit;
 pub mod auth;
 mod callbacks;

@@ -1,6 +1,7 @@
 //! The orchestrator MCP server at `/mcp` (streamable HTTP): agents list blueprints and
 //! start, resume, watch and stop other agents' sessions. Tool names follow the AOF
-//! reference, so agents written for it work unchanged.
+//! reference, so agents written for it work unchanged. `approval_prompt` is the Claude
+//! CLI's permission prompt (issue #25, `crate::approvals::prompt`).
 //!
 //! Who calls: the auth middleware has already put a `Principal` on the request. A run's
 //! session token acts as its session (children it starts get it as parent; it may only

@@ -1,4 +1,5 @@
-//! Background sweeps: expired leases, runs no runner matched in time, silent runners.
+//! Background sweeps: expired leases, runs no runner matched in time, silent runners,
+//! approvals past their deadline or of ended runs.
 //! Policy: on error log and try again next tick; on cancel return at once.
 
 use std::time::Duration;
@@ -49,6 +50,10 @@ pub(crate) async fn run(state: AppState, cancel: CancellationToken) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "runner reap failed"),
+        }
+        // After the lease sweep: an approval whose run just ended is denied this tick.
+        if let Err(e) = crate::approvals::sweep(&state).await {
+            tracing::warn!(error = %e, "approval sweep failed");
         }
     }
 }

@@ -134,6 +134,11 @@ async fn document_matches_router_and_is_typed() {
         "POST /auth/logout",
         "GET /auth/me",
         "GET /audit",
+        "POST /sessions/{id}/approvals",
+        "GET /sessions/{id}/approvals/{approval_id}",
+        "GET /approvals",
+        "GET /approvals/{approval_id}",
+        "POST /approvals/{approval_id}",
     ]
     .iter()
     .map(|s| s.to_string())

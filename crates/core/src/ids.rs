@@ -45,6 +45,11 @@ pub fn new_session_id() -> String {
     format!("ses_{}", time_ordered(8))
 }
 
+/// Approvals sort by age like runs (the pending index and listings are by time).
+pub fn new_approval_id() -> String {
+    format!("apr_{}", time_ordered(8))
+}
+
 pub fn new_runner_id() -> String {
     format!("lnch_{}", random(12))
 }

@@ -41,6 +41,10 @@ impl AdminStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(internal)?;
+        let approvals: i64 = sqlx::query_scalar(statements::approvals::COUNT_PENDING)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?;
         let online = self
             .list_runners(self.opts.stale_after)
             .await?
@@ -52,6 +56,7 @@ impl AdminStore for PgStore {
             sessions_by_status: counts::<SessionStatus>(sessions)?,
             events,
             runners_online: online,
+            approvals_pending: approvals,
         })
     }
 

@@ -69,6 +69,7 @@ pub(crate) async fn execute(w: &mut WriteTx<'_>, plan: Plan) -> StoreResult<Opti
                     .await
                     .map_err(internal)?;
             }
+            Step::Approval(write) => crate::approvals::write(w, &write).await?,
         }
     }
     Ok(row)

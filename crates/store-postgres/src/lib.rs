@@ -17,6 +17,7 @@
 //! seen cursor N never later meets a cursor below N (a rolled-back write leaves a gap).
 
 mod admin;
+mod approvals;
 mod audit;
 mod browser_sessions;
 mod callbacks;

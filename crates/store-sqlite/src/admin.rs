@@ -34,7 +34,7 @@ impl AdminStore for SqliteStore {
                 .map(|counts: Vec<_>| counts.into_iter().flatten().collect())
                 .map_err(internal)
         }
-        let (runs, sessions, events) = self
+        let (runs, sessions, events, approvals) = self
             .read(|c| {
                 let runs = by_status::<RunStatus>(
                     c,
@@ -48,7 +48,11 @@ impl AdminStore for SqliteStore {
                     .prepare_cached("SELECT COUNT(*) FROM feed WHERE kind = 'event'")
                     .and_then(|mut st| st.query_row([], |r| r.get(0)))
                     .map_err(internal)?;
-                Ok((runs, sessions, events))
+                let approvals: i64 = c
+                    .prepare_cached(aof_store::statements::approvals::COUNT_PENDING)
+                    .and_then(|mut st| st.query_row([], |r| r.get("n")))
+                    .map_err(internal)?;
+                Ok((runs, sessions, events, approvals))
             })
             .await?;
         let online = self
@@ -62,6 +66,7 @@ impl AdminStore for SqliteStore {
             sessions_by_status: sessions,
             events,
             runners_online: online,
+            approvals_pending: approvals,
         })
     }
 

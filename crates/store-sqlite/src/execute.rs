@@ -64,6 +64,7 @@ pub(crate) fn execute(w: &mut Tx<'_>, plan: Plan) -> StoreResult<Option<RunRecor
                     .and_then(|mut st| st.execute((value, run_id)))
                     .map_err(internal)?;
             }
+            Step::Approval(write) => crate::approvals::write(w, &write)?,
         }
     }
     Ok(row)

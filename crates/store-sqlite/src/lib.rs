@@ -6,6 +6,7 @@
 //! commit order, so live order equals cursor order.
 
 mod admin;
+mod approvals;
 mod audit;
 mod browser_sessions;
 mod callbacks;

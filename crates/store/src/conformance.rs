@@ -27,6 +27,7 @@ use aof_wire::{
     Demands, Event, ExecutionMode, RunType, StoredEvent,
 };
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
@@ -146,6 +147,11 @@ macro_rules! conformance_tests {
             callbacks::callbacks_busy_parent_or_delivered_callback_stores_nothing,
             audit::audit_append_list_filter_page_and_purge,
             import::import_stores_the_session_once,
+            approvals::approvals_request_stores_row_event_and_waiting_session_once,
+            approvals::approvals_request_needs_a_held_lease_of_a_running_run,
+            approvals::approvals_decide_exactly_once_and_resume_the_session,
+            approvals::approvals_close_applies_on_timeout_and_the_runs_end,
+            approvals::approvals_list_filters_and_session_delete_removes_them,
         }
     };
 }

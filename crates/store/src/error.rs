@@ -15,6 +15,14 @@ pub enum StoreError {
     SessionExists(String),
     #[error("Run not found")]
     RunNotFound,
+    #[error("Approval not found")]
+    ApprovalNotFound,
+    /// A second decision: the approval is no longer pending.
+    #[error("Approval {approval_id} is already {}", .status.as_str())]
+    ApprovalDecided {
+        approval_id: String,
+        status: aof_wire::approval::ApprovalStatus,
+    },
     #[error("Runner not registered")]
     RunnerNotRegistered,
     #[error("Runner not found")]

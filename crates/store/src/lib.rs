@@ -7,6 +7,7 @@
 //!   cursor order, so "replay after N, then live" has no gap and no duplicate.
 //! - A run has at most one lease; writes carrying another token are refused.
 
+pub mod approvals;
 pub mod audit;
 pub mod browser_sessions;
 pub mod callbacks;
@@ -149,6 +150,7 @@ pub struct Counts {
     pub sessions_by_status: Vec<(SessionStatus, i64)>,
     pub events: i64,
     pub runners_online: i64,
+    pub approvals_pending: i64,
 }
 
 /// An API key as stored: the public id and a SHA-256 of the secret part, never the
@@ -433,6 +435,36 @@ pub trait AdminStore: Send + Sync {
     fn remote_wakes(&self) -> Option<watch::Receiver<u64>>;
 }
 
+/// Approvals of tool calls (`approvals` has the rules).
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Stores a new approval, its `approval_requested` event and the session's
+    /// `waiting_approval`; or, for a `request_key` this run asked before, returns that
+    /// approval and writes nothing (`false`).
+    async fn request_approval(
+        &self,
+        new: approvals::NewApproval,
+        who: Option<&Writer>,
+    ) -> StoreResult<(aof_wire::approval::Approval, bool)>;
+    async fn get_approval(&self, id: &str) -> StoreResult<Option<aof_wire::approval::Approval>>;
+    async fn list_approvals(
+        &self,
+        q: &approvals::ApprovalQuery,
+    ) -> StoreResult<Vec<aof_wire::approval::Approval>>;
+    /// Decides a pending approval (`ApprovalDecided` if it is not pending).
+    async fn decide_approval(
+        &self,
+        id: &str,
+        verdict: approvals::Verdict,
+    ) -> StoreResult<aof_wire::approval::Approval>;
+    /// Ends the pending approvals whose deadline passed (`on_timeout`) or whose run is
+    /// no longer running (denied); returns them as decided.
+    async fn close_approvals(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<aof_wire::approval::Approval>>;
+}
+
 /// The whole persistence contract: the sum of the narrow traits above, so a function
 /// names the part it needs and a backend implements each part in the module that owns
 /// its tables. `use aof_store::prelude::*` brings every part's methods into scope.
@@ -449,6 +481,7 @@ pub trait Store:
     + AuditStore
     + ImportStore
     + AdminStore
+    + ApprovalStore
     + 'static
 {
 }
@@ -466,6 +499,7 @@ impl<T> Store for T where
         + AuditStore
         + ImportStore
         + AdminStore
+        + ApprovalStore
         + 'static
 {
 }
@@ -473,7 +507,7 @@ impl<T> Store for T where
 /// Every store trait, for `use aof_store::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AdminStore, AuditStore, AuthStore, CallbackStore, EventStore, ImportStore, LeaseStore,
-        LoginStore, RunStore, RunnerStore, SessionStore, StopStore, Store,
+        AdminStore, ApprovalStore, AuditStore, AuthStore, CallbackStore, EventStore, ImportStore,
+        LeaseStore, LoginStore, RunStore, RunnerStore, SessionStore, StopStore, Store,
     };
 }

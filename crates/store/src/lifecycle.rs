@@ -74,6 +74,8 @@ pub enum Step {
     },
     /// `runs.stop_delivered` of an ended run (idle-session stops; see `stops`).
     StopDelivered { run_id: String, value: i64 },
+    /// An approval row's insert or decision (`crate::approvals`).
+    Approval(Box<crate::approvals::ApprovalWrite>),
 }
 
 /// The data of the `run_failed` feed item of [`Step::RunFailed`].

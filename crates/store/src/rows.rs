@@ -239,6 +239,51 @@ pub fn status_count<S: FromStr, B, R: Columns<B> + ?Sized>(
     Ok(r.str("status")?.parse().ok().map(|s| (s, n)))
 }
 
+/// `SELECT APPROVAL_COLS` of an approval (`crate::approvals::APPROVAL_COLS`).
+pub fn approval<B, R: Columns<B> + ?Sized>(
+    r: &R,
+) -> Result<aof_wire::approval::Approval, R::Error> {
+    Ok(aof_wire::approval::Approval {
+        approval_id: r.str("approval_id")?,
+        session_id: r.str("session_id")?,
+        run_id: r.str("run_id")?,
+        tool_name: r.str("tool_name")?,
+        tool_input: object(r, "tool_input")?.unwrap_or_default(),
+        status: word(r, "status")?.ok_or_else(|| r.bad("status", "NULL".into()))?,
+        created_at: r.str("created_at")?,
+        expires_at: r.str("expires_at")?,
+        on_timeout: word(r, "on_timeout")?.ok_or_else(|| r.bad("on_timeout", "NULL".into()))?,
+        resolution: word(r, "resolution")?,
+        decided_at: r.text("decided_at")?,
+        decided_by: r.text("decided_by")?,
+        message: r.text("message")?,
+        updated_input: object(r, "updated_input")?,
+    })
+}
+
+/// A JSON object column; NULL is `None`.
+fn object<B, R: Columns<B> + ?Sized>(
+    r: &R,
+    col: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, R::Error> {
+    match r.json(col)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(r.bad(col, "not a JSON object".into())),
+    }
+}
+
+/// A text column holding an enum's serde name; NULL is `None`.
+fn word<T: serde::de::DeserializeOwned, B, R: Columns<B> + ?Sized>(
+    r: &R,
+    col: &str,
+) -> Result<Option<T>, R::Error> {
+    r.text(col)?
+        .map(|t| serde_json::from_value(serde_json::Value::String(t)))
+        .transpose()
+        .map_err(|e| r.bad(col, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -105,7 +105,10 @@ pub fn check_delete(session_id: &str, current: Option<(Session, i64)>) -> StoreR
     let (s, held_runs) = current.ok_or_else(|| not_found(session_id))?;
     let busy = matches!(
         s.status,
-        SessionStatus::Running | SessionStatus::Idle | SessionStatus::Stopping
+        SessionStatus::Running
+            | SessionStatus::WaitingApproval
+            | SessionStatus::Idle
+            | SessionStatus::Stopping
     );
     if busy || held_runs > 0 {
         return Err(StoreError::Busy(Busy::Active {

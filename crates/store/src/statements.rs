@@ -1,6 +1,8 @@
 //! SQL both backends run as is: built here with the backend's placeholder (`?N` on
 //! SQLite, `$N` on PostgreSQL; numbered, so each value binds by its number), its values
-//! in placeholder order as [`Col`]s.
+//! in placeholder order as [`Col`]s. Approvals' statements: [`approvals`].
+
+pub mod approvals;
 
 use aof_core::RunStatus;
 use aof_wire::Session;
@@ -229,7 +231,7 @@ pub fn sessions_page(
 /// A session's delete, in order, each binding only the session id (the first
 /// placeholder): its events, its runs (these two counts are the answer), the session,
 /// its children's link to it, and the callbacks it is owed or owes.
-pub fn session_delete(mark: fn(usize) -> String) -> [String; 5] {
+pub fn session_delete(mark: fn(usize) -> String) -> [String; 6] {
     let id = mark(1);
     [
         format!("DELETE FROM feed WHERE session_id = {id} AND kind = 'event'"),
@@ -238,6 +240,7 @@ pub fn session_delete(mark: fn(usize) -> String) -> [String; 5] {
         format!("UPDATE sessions SET parent_session_id = NULL WHERE parent_session_id = {id}"),
         // A deleted parent can no longer be told anything; its children's callbacks go too.
         format!("DELETE FROM callbacks WHERE parent_session_id = {id} OR child_session_id = {id}"),
+        format!("DELETE FROM approvals WHERE session_id = {id}"),
     ]
 }
 

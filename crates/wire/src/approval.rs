@@ -70,6 +70,22 @@ pub enum Resolution {
     RunEnded,
 }
 
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [
+        Resolution::Reviewer,
+        Resolution::Timeout,
+        Resolution::RunEnded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Reviewer => "reviewer",
+            Resolution::Timeout => "timeout",
+            Resolution::RunEnded => "run_ended",
+        }
+    }
+}
+
 /// A blueprint's `approval` section (and a runner profile's floor):
 /// `{"tools": ["Bash", "Write", "mcp__github__*"], "timeout_seconds": 900, "on_timeout": "deny"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -19,15 +19,18 @@ pub enum ActorKind {
     Internal,
     /// No credential: auth is off, or the request was refused before one was accepted.
     Anonymous,
+    /// The coordinator itself: an approval it closed (timeout, the run's end).
+    Coordinator,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 5] = [
+    pub const ALL: [ActorKind; 6] = [
         ActorKind::Key,
         ActorKind::Oidc,
         ActorKind::Session,
         ActorKind::Internal,
         ActorKind::Anonymous,
+        ActorKind::Coordinator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl ActorKind {
             ActorKind::Session => "session",
             ActorKind::Internal => "internal",
             ActorKind::Anonymous => "anonymous",
+            ActorKind::Coordinator => "coordinator",
         }
     }
 }

@@ -8,6 +8,7 @@ use harness::*;
 #[path = "../e2e/mcp_client.rs"]
 mod mcp_client;
 
+mod approvals;
 mod audit;
 mod browser;
 mod caps;

@@ -54,6 +54,8 @@ fn needs_lease(route: &str) -> bool {
                 | "POST /sessions/{id}/events"
                 | "POST /sessions/{id}/events/batch"
                 | "POST /runner/sessions/{id}/status"
+                | "POST /sessions/{id}/approvals"
+                | "GET /sessions/{id}/approvals/{approval_id}"
         )
 }
 
@@ -132,6 +134,7 @@ async fn digest(url: &str, admin: &str, sessions: &[&str]) -> Value {
         "/capabilities",
         "/mcp-servers",
         "/auth/keys",
+        "/approvals",
     ] {
         let (st, b) = req("GET", &format!("{url}{path}"), Some(admin), None, &[]).await;
         assert_eq!(st, 200, "{path}: {b}");

@@ -79,6 +79,11 @@ pub(super) const EXPECTED: &[(&str, &str)] = &[
     ("POST /auth/logout", "*"),
     ("GET /auth/me", "VOARS"),
     ("GET /audit", "A"),
+    ("POST /sessions/{id}/approvals", "RA"),
+    ("GET /sessions/{id}/approvals/{approval_id}", "VOAR"),
+    ("GET /approvals", "VOA"),
+    ("GET /approvals/{approval_id}", "VOA"),
+    ("POST /approvals/{approval_id}", "OA"),
 ];
 
 pub(super) fn letter(w: Who) -> char {

@@ -51,6 +51,14 @@ pub(super) fn check_event(session_id: &str, event: &Event) -> ApiResult<()> {
             ErrorCode::InvalidEventType,
         ));
     }
+    // The approval events are the coordinator's record of a decision: an agent or a
+    // runner writing one could fake an approval in the timeline.
+    if event.event_type.starts_with("approval_") {
+        return Err(ApiError::BadRequest(
+            "event types approval_* are written by the coordinator only".into(),
+            ErrorCode::InvalidEventType,
+        ));
+    }
     crate::limits::event(event)
 }
 

@@ -88,6 +88,19 @@ pub struct ListSessions {
     pub all: bool,
 }
 
+/// What the Claude CLI's `--permission-prompt-tool` sends.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ApprovalPrompt {
+    /// The tool the agent is about to call.
+    pub tool_name: String,
+    /// Its input.
+    #[serde(default)]
+    pub input: serde_json::Map<String, Value>,
+    /// The CLI's id of this tool call (asking again with it answers the same approval).
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Orchestrator {
     st: AppState,
@@ -283,6 +296,31 @@ impl Orchestrator {
             .map_err(|e| tool_error(e.into()))?;
         self.st.wake_runners();
         ok(serde_json::to_value(out).unwrap_or_default())
+    }
+
+    #[tool(
+        description = "Permission prompt (Claude Code --permission-prompt-tool): a tool call \
+                          this agent's approval policy lists waits for a person's decision; \
+                          answers {\"behavior\":\"allow\",\"updatedInput\":…} or \
+                          {\"behavior\":\"deny\",\"message\":…}."
+    )]
+    async fn approval_prompt(
+        &self,
+        Parameters(p): Parameters<ApprovalPrompt>,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> ToolResult {
+        let caller = Caller::from_parts(&parts);
+        let answer = crate::approvals::prompt(
+            &self.st,
+            &caller,
+            &parts.headers,
+            p.tool_name,
+            p.input,
+            p.tool_use_id,
+        )
+        .await
+        .map_err(tool_error)?;
+        ok(answer)
     }
 }
 

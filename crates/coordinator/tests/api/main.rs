@@ -3,6 +3,7 @@
 //! on SQLite or (`AOF_TEST_STORE=postgres`) PostgreSQL.
 
 mod app;
+mod approvals;
 mod client;
 mod events;
 mod helpers;

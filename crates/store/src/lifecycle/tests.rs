@@ -45,6 +45,7 @@ fn shape(plan: &Plan) -> Vec<String> {
             Step::Parent { .. } => "parent".into(),
             Step::RunFailed { .. } => "run_failed".into(),
             Step::StopDelivered { value, .. } => format!("delivered:{value}"),
+            Step::Approval(_) => "approval".into(),
         })
         .collect()
 }
