@@ -34,6 +34,9 @@
   // Approve / Deny form, afterwards who decided and when. `decided` (approval id → the
   // resolved approval) is filled from approval_resolved events and from our own POSTs.
   const decided = new Map();
+  // Approvals whose buttons were just pressed here: disabling the pressed button drops
+  // focus to <body>, so `settle` puts it on the decision instead.
+  const pressed = new Set();
   const idOf = (ev) => (ev.result_data && ev.result_data.approval_id) || "";
 
   function decisionText(a) {
@@ -64,6 +67,7 @@
     const msg = h("textarea", { id: fid + "-msg", rows: "2", "aria-describedby": fid + "-hint " + fid + "-err" });
     const err = h("p", { class: "err", id: fid + "-err", role: "alert", hidden: true });
     const decide = (decision) => async () => {
+      pressed.add(id);
       for (const b of form.querySelectorAll("button")) b.disabled = true;
       err.hidden = true;
       const choice = { decision };
@@ -71,11 +75,12 @@
       try {
         settle(await api("POST", `/approvals/${encodeURIComponent(id)}`, choice), page);
       } catch (e) {
-        for (const b of form.querySelectorAll("button")) b.disabled = false;
         if (e.status === 409) {
           // Someone (or the timeout) was first: show what they decided instead.
           try { return settle(await api("GET", `/approvals/${encodeURIComponent(id)}`), page); } catch (_) { /* shown below */ }
         }
+        pressed.delete(id);
+        for (const b of form.querySelectorAll("button")) b.disabled = false;
         err.textContent = e.status === 403 ? "Only an operator or admin may decide." : e.message;
         err.hidden = false;
       }
@@ -99,7 +104,8 @@
     decided.set(a.approval_id, a);
     const li = page.list.querySelector(`li[data-approval="${CSS.escape(a.approval_id)}"]`);
     if (li) {
-      const had = li.contains(document.activeElement);
+      const lost = !document.activeElement || document.activeElement === document.body;
+      const had = li.contains(document.activeElement) || (pressed.has(a.approval_id) && lost);
       const ev = page.events.find((e) => e.event_type === REQUESTED && idOf(e) === a.approval_id);
       if (ev) {
         const fresh = row(ev, page);
@@ -107,6 +113,7 @@
         if (had) fresh.querySelector(".decision").focus();
       }
     }
+    pressed.delete(a.approval_id);
     AOF.approvalsChanged && AOF.approvalsChanged();
   }
 
