@@ -280,7 +280,11 @@
 
   function boot() {
     const page = document.body.dataset.page;
-    if (page !== "login" && page !== "not-found") { who(); approvalsBadge(); }
+    if (page !== "login" && page !== "not-found") {
+      // Pages that show role-dependent controls await this (it never rejects).
+      AOF.meReady = who();
+      approvalsBadge();
+    }
     const init = AOF.pages[page];
     if (init) {
       Promise.resolve()

@@ -317,6 +317,7 @@
       if (page.length < PAGE) break;
     }
     end = events.length;
+    await AOF.meReady; // a viewer's approval rows have no buttons
     renderWindow();
 
     // Live from the last stored event on: the feed resumes after it, so nothing is

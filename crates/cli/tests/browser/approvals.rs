@@ -216,3 +216,164 @@ async fn approve_and_deny_from_the_timeline() {
     b.assert_no_script_errors().await;
     b.close().await;
 }
+
+/// `call_h` with a bearer key (and more headers).
+async fn as_key(
+    key: &str,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    more: &[(&str, &str)],
+) -> (u16, Value) {
+    let bearer = format!("Bearer {key}");
+    let mut headers = vec![("authorization", bearer.as_str())];
+    headers.extend_from_slice(more);
+    call_h(method, url, body, &headers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_see_the_request_and_operators_decide() {
+    let dir = tempdir();
+    let data = dir.path().join("coord");
+    std::fs::create_dir_all(&data).unwrap();
+    let viewer = crate::login::offline_key(&data, "viewer");
+    let operator = crate::login::offline_key(&data, "operator");
+    let runner = crate::login::offline_key(&data, "runner");
+    let coord = Coordinator::start(dir.path(), vec![("AUTH_ENABLED".into(), "true".into())]).await;
+    let url = coord.url.clone();
+    let Some(b) = Browser::start(&url).await else {
+        return;
+    };
+
+    // A runner with its key holds a run and asks.
+    let (st, reg) = as_key(
+        &runner,
+        "POST",
+        &format!("{url}/runner/register"),
+        Some(
+            json!({"hostname": "manual", "project_dir": "/manual", "executor_profile": "manual",
+                    "executor": {"type": "autonomous"}}),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 200, "{reg}");
+    let rid = reg["runner_id"].as_str().unwrap().to_string();
+    let (st, r) = as_key(
+        &operator,
+        "POST",
+        &format!("{url}/runs"),
+        Some(json!({"type": "start_session", "parameters": {"prompt": "deploy"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(st, 201, "{r}");
+    let sid = r["session_id"].as_str().unwrap().to_string();
+    let run = wait_for("the run for the runner", || async {
+        let (st, b) = as_key(
+            &runner,
+            "GET",
+            &format!("{url}/runner/runs?runner_id={rid}"),
+            None,
+            &[],
+        )
+        .await;
+        (st == 200 && b.get("run").is_some()).then(|| b["run"].clone())
+    })
+    .await;
+    let lease = [
+        ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
+        ("x-aof-run-id", run["run_id"].as_str().unwrap()),
+    ];
+    let (st, s) = as_key(
+        &runner,
+        "POST",
+        &format!(
+            "{url}/runner/runs/{}/started",
+            run["run_id"].as_str().unwrap()
+        ),
+        Some(json!({"runner_id": rid})),
+        &lease,
+    )
+    .await;
+    assert_eq!(st, 200, "{s}");
+    let (st, a) = as_key(
+        &runner,
+        "POST",
+        &format!("{url}/sessions/{sid}/approvals"),
+        Some(json!({"run_id": run["run_id"], "tool_name": "Write",
+                    "tool_input": {"file_path": "/etc/motd"}, "request_key": "w1"})),
+        &lease,
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let id = a["approval_id"].as_str().unwrap().to_string();
+    let li = format!("#timeline li.ev.approval.pending[data-approval=\"{id}\"]");
+
+    // A viewer sees the request and the count, and no buttons.
+    let session_page = format!("/ui/sessions/{sid}");
+    b.goto(&format!(
+        "/ui/login?next={}",
+        session_page.replace('/', "%2F")
+    ))
+    .await;
+    b.fill("#key", &viewer).await;
+    b.click("#login").await;
+    b.wait_js(
+        &format!("location.pathname === '{session_page}'"),
+        "the session page",
+    )
+    .await;
+    b.wait_js(
+        &format!("document.querySelector('{li} .note')"),
+        "the request, read-only",
+    )
+    .await;
+    assert_eq!(b.count(&format!("{li} button, {li} textarea")).await, 0);
+    assert!(b
+        .js(&format!("document.querySelector('{li}').textContent"))
+        .await
+        .as_str()
+        .unwrap()
+        .contains("/etc/motd"));
+    b.wait_js(
+        "document.getElementById('nav-approvals-count').dataset.count === '1'",
+        "the nav count",
+    )
+    .await;
+    b.check_page("approval-viewer").await;
+
+    // An operator decides.
+    b.click("#logout").await;
+    b.wait_js("location.pathname === '/ui/login'", "logged out")
+        .await;
+    b.goto(&format!(
+        "/ui/login?next={}",
+        session_page.replace('/', "%2F")
+    ))
+    .await;
+    b.fill("#key", &operator).await;
+    b.click("#login").await;
+    b.wait_js(
+        &format!("location.pathname === '{session_page}'"),
+        "the session page",
+    )
+    .await;
+    b.fill(&format!("{li} textarea"), "not on this host").await;
+    b.click(&format!("{li} button[data-decision=\"deny\"]"))
+        .await;
+    b.wait_js(
+        &format!("document.querySelector('#timeline li[data-approval=\"{id}\"] .decision.denied')"),
+        "denied in the page",
+    )
+    .await;
+    let (st, d) = as_key(&viewer, "GET", &format!("{url}/approvals/{id}"), None, &[]).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(
+        (&d["status"], &d["message"]),
+        (&json!("denied"), &json!("not on this host"))
+    );
+    assert!(d["decided_by"].as_str().unwrap().starts_with("key:"), "{d}");
+    b.assert_no_script_errors().await;
+    b.close().await;
+}
