@@ -9,7 +9,9 @@
   const WINDOW = 200;
   const STEP = 100;
   const PAGE = 1000;
-  const ACTIVE = ["pending", "running", "idle", "stopping"];
+  const ACTIVE = ["pending", "running", "waiting_approval", "idle", "stopping"];
+  const REQUESTED = "approval_requested";
+  const RESOLVED = "approval_resolved";
   const RESUMABLE = ["idle", "finished", "failed", "stopped"];
 
   function pretty(v) {
@@ -27,9 +29,114 @@
     return !!ev.error || /fail|error/.test(ev.event_type) || (ev.exit_code != null && ev.exit_code !== 0);
   }
 
+  // ---- approvals ---------------------------------------------------------------------
+  // A request row shows the tool and its input; while nobody has decided it carries the
+  // Approve / Deny form, afterwards who decided and when. `decided` (approval id → the
+  // resolved approval) is filled from approval_resolved events and from our own POSTs.
+  const decided = new Map();
+  // Approvals whose buttons were just pressed here: disabling the pressed button drops
+  // focus to <body>, so `settle` puts it on the decision instead.
+  const pressed = new Set();
+  const idOf = (ev) => (ev.result_data && ev.result_data.approval_id) || "";
+
+  function decisionText(a) {
+    const verdict = a.status === "approved" ? "Approved" : "Denied";
+    const how = a.resolution === "timeout" ? "by its timeout" : a.resolution === "run_ended" ? "because the run ended" : "by " + (a.decided_by || "someone");
+    return [h("b", {}, verdict), " " + how + " ", AOF.time(a.decided_at)];
+  }
+
+  function approvalBody(ev, page) {
+    const id = idOf(ev);
+    const req = ev.result_data || {};
+    const body = [h("div", { class: "ev-body" }, "The agent wants to run ", h("b", { class: "mono" }, ev.tool_name || "a tool"), "."),
+      h("pre", {}, pretty(ev.tool_input || {}))];
+    const done = decided.get(id);
+    if (done) {
+      body.push(h("p", { class: "decision " + done.status, tabindex: "-1" }, decisionText(done)));
+      if (done.message) body.push(h("p", { class: "ev-body muted" }, "Message: " + done.message));
+      if (done.updated_input) body.push(details("Input it ran with", done.updated_input));
+      return body;
+    }
+    const fid = "apr-" + id.replace(/[^A-Za-z0-9_-]/g, "");
+    const viewer = AOF.me && AOF.me.auth_enabled && AOF.me.role === "viewer";
+    body.push(h("p", { class: "hint" }, "Waiting for a person. Expires ", AOF.time(req.expires_at), req.on_timeout ? `, then ${req.on_timeout === "approve" ? "approved" : "denied"}.` : "."));
+    if (viewer) {
+      body.push(h("p", { class: "note" }, "An operator or admin decides this."));
+      return body;
+    }
+    const msg = h("textarea", { id: fid + "-msg", rows: "2", "aria-describedby": fid + "-hint " + fid + "-err" });
+    const err = h("p", { class: "err", id: fid + "-err", role: "alert", hidden: true });
+    const decide = (decision) => async () => {
+      pressed.add(id);
+      for (const b of form.querySelectorAll("button")) b.disabled = true;
+      err.hidden = true;
+      const choice = { decision };
+      if (msg.value.trim()) choice.message = msg.value.trim();
+      try {
+        settle(await api("POST", `/approvals/${encodeURIComponent(id)}`, choice), page);
+      } catch (e) {
+        if (e.status === 409) {
+          // Someone (or the timeout) was first: show what they decided instead.
+          try { return settle(await api("GET", `/approvals/${encodeURIComponent(id)}`), page); } catch (_) { /* shown below */ }
+        }
+        pressed.delete(id);
+        for (const b of form.querySelectorAll("button")) b.disabled = false;
+        err.textContent = e.status === 403 ? "Only an operator or admin may decide." : e.message;
+        err.hidden = false;
+      }
+    };
+    const form = h("form", { class: "approval-form", "aria-label": `Decide on ${ev.tool_name || "the tool"} call`, onsubmit: (e) => e.preventDefault() },
+      h("label", { for: fid + "-msg" }, "Message (optional)"),
+      msg,
+      h("p", { class: "hint", id: fid + "-hint" }, "Kept with the decision; a denial's message is what the agent is told."),
+      err,
+      h("div", { class: "actions" },
+        h("button", { class: "btn primary", type: "button", "data-decision": "approve", onclick: decide("approve") }, "Approve"),
+        h("button", { class: "btn danger", type: "button", "data-decision": "deny", onclick: decide("deny") }, "Deny")));
+    body.push(form);
+    return body;
+  }
+
+  /// A resolution is known: redraw the request's row where it is shown, keeping focus
+  /// in that row (the buttons that had it are gone).
+  function settle(a, page) {
+    if (!a || !a.approval_id || a.status === "pending") return;
+    decided.set(a.approval_id, a);
+    const li = page.list.querySelector(`li[data-approval="${CSS.escape(a.approval_id)}"]`);
+    if (li) {
+      const lost = !document.activeElement || document.activeElement === document.body;
+      const had = li.contains(document.activeElement) || (pressed.has(a.approval_id) && lost);
+      const ev = page.events.find((e) => e.event_type === REQUESTED && idOf(e) === a.approval_id);
+      if (ev) {
+        const fresh = row(ev, page);
+        li.replaceWith(fresh);
+        if (had) fresh.querySelector(".decision").focus();
+      }
+    }
+    pressed.delete(a.approval_id);
+    AOF.approvalsChanged && AOF.approvalsChanged();
+  }
+
+  /// The resolved event's data as an approval (the fields `settle` reads).
+  function resolvedOf(ev) {
+    const d = ev.result_data || {};
+    return { approval_id: d.approval_id, status: d.status, resolution: d.resolution, decided_by: d.decided_by, decided_at: d.decided_at || ev.timestamp, message: d.message ?? ev.reason ?? null, updated_input: d.updated_input || null };
+  }
+
   /// One row of the timeline.
-  function row(ev) {
+  function row(ev, page) {
     const t = ev.event_type;
+    if (t === REQUESTED || t === RESOLVED) {
+      const id = idOf(ev);
+      const pending = t === REQUESTED && !decided.has(id);
+      const res = t === RESOLVED ? resolvedOf(ev) : null;
+      return h("li", { class: "ev approval" + (pending ? " pending" : ""), "data-id": String(ev.id), "data-seq": String(ev.seq), "data-approval": t === REQUESTED ? id : null },
+        h("div", { class: "ev-head" }, h("span", { class: "mono" }, "#" + ev.seq),
+          h("span", { class: "ev-type" }, t === REQUESTED ? (pending ? "approval needed" : "approval requested") : "approval " + (res.status || "resolved")),
+          AOF.time(ev.timestamp), h("span", { class: "mono" }, id)),
+        t === REQUESTED ? approvalBody(ev, page) : [h("div", { class: "ev-body" }, h("span", { class: "mono" }, ev.tool_name || ""), " — ", decisionText(res)),
+          res.message ? h("div", { class: "ev-body muted" }, res.message) : null]);
+    }
     const tool = t === "pre_tool" || t === "post_tool" || !!ev.tool_name;
     const cls = "ev" + (isError(ev) ? " error" : t === "result" ? " result" : tool ? " tool" : "");
     const label = t === "message" ? (ev.role || "message") : t === "pre_tool" ? "tool call" : t === "post_tool" ? "tool result" : t.replace(/_/g, " ");
@@ -67,12 +174,19 @@
     let end = 0; // the window is events[max(0, end - WINDOW) .. end)
     let session = null;
     let lastId = null;
+    const page = { list, events };
+    const draw = (ev) => row(ev, page);
+    /// Approval events keep `decided` and the nav count current.
+    function note(ev) {
+      if (ev.event_type === RESOLVED) settle(resolvedOf(ev), page);
+      else if (ev.event_type === REQUESTED) AOF.approvalsChanged && AOF.approvalsChanged();
+    }
 
     function following() { return end === events.length; }
 
     function renderWindow() {
       const start = Math.max(0, end - WINDOW);
-      replace(list, events.slice(start, end).map(row));
+      replace(list, events.slice(start, end).map(draw));
       syncPager();
     }
     function syncPager() {
@@ -101,10 +215,11 @@
       if (ev.event_type === "result") renderResult(ev);
       if (tail) {
         end = events.length;
-        list.append(row(ev));
+        list.append(draw(ev));
         while (list.children.length > WINDOW) list.firstElementChild.remove();
       }
       syncPager();
+      note(ev);
     }
 
     function renderResult(ev) {
@@ -197,10 +312,12 @@
         events.push(Object.assign({}, e));
         lastId = e.id;
         if (e.event_type === "result") renderResult(e);
+        if (e.event_type === RESOLVED) decided.set(idOf(e), resolvedOf(e));
       }
       if (page.length < PAGE) break;
     }
     end = events.length;
+    await AOF.meReady; // a viewer's approval rows have no buttons
     renderWindow();
 
     // Live from the last stored event on: the feed resumes after it, so nothing is

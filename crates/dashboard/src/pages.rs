@@ -182,6 +182,11 @@ impl Page {
             };
             nav.push_str(&format!("<li><a href=\"{href}\"{cur}>{label}</a></li>"));
         }
+        // Sessions held by a tool call waiting for a person; core.js fills in the count.
+        nav.push_str(
+            "<li><a href=\"/ui/sessions?status=waiting_approval\" id=\"nav-approvals\">Approvals \
+             <span class=\"count\" id=\"nav-approvals-count\" hidden></span></a></li>",
+        );
         // The page script is loaded after core.js; the login and 404 pages need only core.
         let page_script = if script == "core.js" {
             String::new()
@@ -241,5 +246,17 @@ mod tests {
         let agents = Page::Agents.render();
         assert!(agents.contains("<a href=\"/ui/agents\" aria-current=\"page\">"));
         assert!(agents.contains("/ui/assets/agents.js?v="));
+        // Every page's nav links the sessions waiting for a person, with a count slot.
+        for p in Page::ALL {
+            let html = p.render();
+            assert!(
+                html.contains("href=\"/ui/sessions?status=waiting_approval\" id=\"nav-approvals\"")
+                    && html.contains("id=\"nav-approvals-count\" hidden"),
+                "{p:?}"
+            );
+        }
+        assert!(Page::Sessions
+            .render()
+            .contains("<option value=\"waiting_approval\">waiting for approval</option>"));
     }
 }

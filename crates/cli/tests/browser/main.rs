@@ -1,12 +1,13 @@
 //! The dashboard in a real headless chromium against real `aof` processes: forms,
 //! live timelines over SSE (and their resume after the connection dies), stop,
-//! follow-up, the 10,000-event window, login with auth on, the standalone proxy.
+//! follow-up, approvals, the 10,000-event window, login with auth on, the standalone proxy.
 //! Every page visited is checked with axe-core at 375 and 1280 px and screenshotted.
 #![allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
 use harness::*;
 
+mod approvals;
 mod driver;
 mod flows;
 mod login;
