@@ -59,7 +59,8 @@ impl Page {
         })
     }
 
-    /// (data-page id, title, script, main HTML, nav section)
+    /// (data-page id, title, script, main HTML, nav section). The session page's
+    /// script also needs `fold.js`, loaded before it (`extra_scripts`).
     fn parts(
         &self,
     ) -> (
@@ -158,6 +159,14 @@ impl Page {
         }
     }
 
+    /// Scripts the page script builds on, in load order (`defer` keeps it).
+    fn extra_scripts(&self) -> &'static [&'static str] {
+        match self {
+            Page::Session(_) => &["fold.js"],
+            _ => &[],
+        }
+    }
+
     fn arg(&self) -> &str {
         match self {
             Page::Agent(a) | Page::AgentEdit(a) | Page::Session(a) => a,
@@ -191,7 +200,13 @@ impl Page {
         let page_script = if script == "core.js" {
             String::new()
         } else {
-            format!("<script src=\"/ui/assets/{script}?v={VERSION}\" defer></script>")
+            let mut tags = String::new();
+            for s in self.extra_scripts().iter().chain([&script]) {
+                tags.push_str(&format!(
+                    "<script src=\"/ui/assets/{s}?v={VERSION}\" defer></script>"
+                ));
+            }
+            tags
         };
         LAYOUT
             .replace("{{nav}}", &nav)
@@ -240,6 +255,12 @@ mod tests {
         assert_eq!(Page::from_path("nope"), None);
         assert_eq!(Page::from_path("sessions/a/b"), None);
         let html = Page::Session("<x\"y>".into()).render();
+        // The folding model loads before the page script that uses it.
+        let (fold, tl) = (
+            html.find("/ui/assets/fold.js?v=").expect("fold.js"),
+            html.find("/ui/assets/timeline.js?v=").expect("timeline.js"),
+        );
+        assert!(fold < tl);
         assert!(html.contains("data-arg=\"&lt;x&quot;y&gt;\""), "{html}");
         assert!(!html.contains("<x\"y>"));
         assert!(!html.contains("{{"), "unfilled placeholder");
