@@ -112,6 +112,11 @@ static ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/fleet.js"),
     ),
     (
+        "audit.js",
+        "text/javascript",
+        include_str!("../assets/audit.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_str!("../assets/favicon.svg"),

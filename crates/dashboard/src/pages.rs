@@ -21,6 +21,7 @@ pub enum Page {
     Session(String),
     Runs,
     Runners,
+    Audit,
     Login,
     NotFound,
 }
@@ -35,6 +36,7 @@ impl Page {
         Page::SessionNew,
         Page::Runs,
         Page::Runners,
+        Page::Audit,
         Page::Login,
         Page::NotFound,
     ];
@@ -54,6 +56,7 @@ impl Page {
             ["sessions", id] => Page::Session(arg(id)?),
             ["runs"] => Page::Runs,
             ["runners"] => Page::Runners,
+            ["audit"] => Page::Audit,
             ["login"] => Page::Login,
             _ => return None,
         })
@@ -142,6 +145,13 @@ impl Page {
                 include_str!("../assets/pages/runners.html"),
                 "runners",
             ),
+            Audit => (
+                "audit",
+                "Audit log".into(),
+                "audit.js",
+                include_str!("../assets/pages/audit.html"),
+                "audit",
+            ),
             Login => (
                 "login",
                 "Log in".into(),
@@ -191,6 +201,15 @@ impl Page {
             };
             nav.push_str(&format!("<li><a href=\"{href}\"{cur}>{label}</a></li>"));
         }
+        // Admins only: core.js shows it once GET /auth/me says admin (the API enforces).
+        let cur = if section == "audit" {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        nav.push_str(&format!(
+            "<li id=\"nav-audit\" hidden><a href=\"/ui/audit\"{cur}>Audit</a></li>"
+        ));
         // Sessions held by a tool call waiting for a person; core.js fills in the count.
         nav.push_str(
             "<li><a href=\"/ui/sessions?status=waiting_approval\" id=\"nav-approvals\">Approvals \
@@ -276,6 +295,11 @@ mod tests {
                 "{p:?}"
             );
         }
+        assert_eq!(Page::from_path("audit"), Some(Page::Audit));
+        assert!(Page::Overview
+            .render()
+            .contains("<li id=\"nav-audit\" hidden><a href=\"/ui/audit\">Audit</a></li>"));
+        assert!(Page::Audit.render().contains("/ui/assets/audit.js?v="));
         assert!(Page::Sessions
             .render()
             .contains("<option value=\"waiting_approval\">waiting for approval</option>"));

@@ -9,6 +9,7 @@ mod harness;
 use harness::*;
 
 mod approvals;
+mod audit;
 mod driver;
 mod flows;
 mod login;
