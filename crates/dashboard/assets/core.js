@@ -240,6 +240,9 @@
     let me;
     try { me = await AOF.api("GET", "/auth/me"); } catch (_) { return; }
     AOF.me = me;
+    // The audit log is for admins (auth off: everyone is one).
+    const audit = AOF.$("nav-audit");
+    if (audit) audit.hidden = !(me && me.role === "admin");
     if (!me || !me.auth_enabled || !box) return;
     AOF.replace(box, h("span", { text: me.role + (me.subject ? " · " + me.subject : "") }),
       h("button", { class: "btn", type: "button", id: "logout", onclick: async () => {

@@ -258,6 +258,7 @@ async fn standalone_dashboard_forwards_api_and_sse() {
     )
     .await;
     let stored = event_ids(&coord.url, &sid).await;
+    b.click("#tl-raw").await;
     b.wait_js(
         &format!(
             "document.querySelectorAll('#timeline > li').length === {}",
