@@ -22,8 +22,7 @@ use crate::{approval::Approvals, ExecError, Job};
 /// The orchestrator's tool the CLI asks (`mcp__<server>__<tool>`).
 pub const PERMISSION_PROMPT_TOOL: &str = "mcp__agent-orchestrator__approval_prompt";
 
-/// Header of the orchestrator MCP entry carrying the runner's floor (compact JSON).
-pub const FLOOR_HEADER: &str = "x-aof-approval-floor";
+pub use aof_wire::approval::FLOOR_HEADER;
 
 /// Margin over the approval timeout: the coordinator's sweeper decides a little after
 /// expiry, and its answer still has to travel back.
