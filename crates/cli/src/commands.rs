@@ -1,10 +1,11 @@
 //! One module per subcommand; resource nouns (`agents`, `sessions`, `runs`, `runners`,
-//! `keys`, `config`) have one file per verb under `<noun>/`.
+//! `approvals`, `keys`, `config`) have one file per verb under `<noun>/`.
 
 //! The coordinator's and the runner's commands are only in builds with that feature
 //! (`server_side`, Cargo.toml); the rest talk HTTP and are always in.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 #[cfg(feature = "coordinator")]
 pub mod backup;

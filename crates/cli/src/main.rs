@@ -68,6 +68,8 @@ enum Command {
     Sessions(commands::sessions::SessionsArgs),
     /// Manage runs: list, show, stop.
     Runs(commands::runs::RunsArgs),
+    /// Agent tool calls waiting for a person: list, show, approve, deny.
+    Approvals(commands::approvals::ApprovalsArgs),
     /// Manage runners: list, remove.
     Runners(commands::runners::RunnersArgs),
     /// The audit log (admin): who did what, newest first; filter by actor, action, target, time.
@@ -92,6 +94,7 @@ impl Command {
             Command::Agents(a) => a.common.flags(),
             Command::Sessions(a) => a.common.flags(),
             Command::Runs(a) => a.common.flags(),
+            Command::Approvals(a) => a.common.flags(),
             Command::Runners(a) => a.common.flags(),
             Command::Audit(a) => a.common.flags(),
             Command::Config(a) => a.flags(),
@@ -192,6 +195,7 @@ fn main() -> std::process::ExitCode {
             Command::Agents(a) => commands::agents::run(a, &cfg).await,
             Command::Sessions(a) => commands::sessions::run(a, &cfg).await,
             Command::Runs(a) => commands::runs::run(a, &cfg).await,
+            Command::Approvals(a) => commands::approvals::run(a, &cfg).await,
             Command::Runners(a) => commands::runners::run(a, &cfg).await,
             Command::Audit(a) => commands::audit::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,

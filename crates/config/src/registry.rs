@@ -626,6 +626,15 @@ pub static SETTINGS: &[Setting] = &[
         Derived("none"),
         "comma-separated variables of the runner's environment agents get besides the base (PATH, HOME, USER, LANG, LC_*, TZ, TERM, TMPDIR, proxies, CA files) and their executor's own (Claude Code: `ANTHROPIC_*`, `CLAUDE_CODE_*`); never `AOF_*`",
     ),
+    // runner.approval_floor: human approval of tool calls (issue #25).
+    s(
+        "runner.approval_floor",
+        "AOF_RUNNER_APPROVAL_FLOOR",
+        &[],
+        None,
+        Derived("none (only the blueprint's `approval`)"),
+        "tools whose calls always wait for a human approval on this runner, whatever the blueprint says: comma-separated tool patterns (`*` matches any run of characters, e.g. `Bash,mcp__github__*`) or a JSON policy `{\"tools\": [...], \"timeout_seconds\": 600, \"on_timeout\": \"deny\"}`; a blueprint may add tools but not remove these, wait longer or approve on timeout",
+    ),
     s(
         "runner.hostname",
         "AOF_HOSTNAME",

@@ -504,6 +504,9 @@ impl Config {
             stop_grace,
             drain_timeout,
             run_limits,
+            approval_floor: self
+                .parse("runner.approval_floor", approval_floor)?
+                .unwrap_or_default(),
             oauth: self.oauth()?,
             api_key: self.string("api.key").map(aof_runner::ApiKey),
         })
@@ -597,6 +600,18 @@ impl Config {
             )),
         }
     }
+}
+
+/// `runner.approval_floor`: a JSON policy, or comma-separated tool patterns.
+#[cfg(feature = "runner")]
+fn approval_floor(v: &str) -> Result<aof_executors::approval::ApprovalPolicy, String> {
+    let v = v.trim();
+    let policy = if v.starts_with('{') {
+        serde_json::from_str(v).map_err(|e| format!("not a JSON policy: {e}"))?
+    } else {
+        serde_json::json!({ "tools": list(v) })
+    };
+    aof_executors::approval::ApprovalPolicy::parse(&policy)
 }
 
 #[cfg(feature = "runner")]

@@ -813,3 +813,45 @@ fn agent_user_and_agent_env() {
         .unwrap();
     assert_eq!(r.agent_user, None);
 }
+
+// runner.approval_floor (issue #25).
+#[test]
+fn approval_floor_is_a_list_or_a_policy() {
+    use aof_executors::approval::ApprovalPolicy;
+    let floor =
+        |vars: &[(&str, &str)]| load(None, vars, &[]).runner(None).map(|r| r.approval_floor);
+    assert_eq!(floor(&[]).unwrap(), ApprovalPolicy::default());
+    let p = floor(&[("AOF_RUNNER_APPROVAL_FLOOR", "Bash, mcp__github__*")]).unwrap();
+    assert_eq!(p.tools, ["Bash", "mcp__github__*"]);
+    let p = floor(&[(
+        "AOF_RUNNER_APPROVAL_FLOOR",
+        r#"{"tools": ["Write"], "timeout_seconds": 300, "on_timeout": "deny"}"#,
+    )])
+    .unwrap();
+    assert_eq!((p.tools.len(), p.timeout_seconds), (1, Some(300)));
+    let c = load(
+        Some("[runner]\napproval_floor = [\"Bash\", \"Write\"]\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        c.runner(None).unwrap().approval_floor.tools,
+        ["Bash", "Write"]
+    );
+    for (bad, needle) in [
+        (
+            r#"{"tools": ["Bash"], "timeout_seconds": 0}"#,
+            "timeout_seconds",
+        ),
+        (r#"{"tool": ["Bash"]}"#, "unknown field"),
+        ("{not json", "not a JSON policy"),
+    ] {
+        let e = floor(&[("AOF_RUNNER_APPROVAL_FLOOR", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("AOF_RUNNER_APPROVAL_FLOOR") && e.contains(needle),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -293,9 +293,7 @@ pub fn deny_text(a: &Approval) -> String {
     }
 }
 
-/// Header on the agent's `agent-orchestrator` MCP entry carrying its runner's floor
-/// (an `approval` policy as JSON), which the blueprint's policy cannot lower.
-pub const FLOOR_HEADER: &str = "x-aof-approval-floor";
+use aof_wire::approval::FLOOR_HEADER;
 
 /// The `approval_prompt` MCP tool (the Claude CLI's `--permission-prompt-tool`): a call
 /// the run's policy lists waits for a decision; any other is allowed at once. Acts for

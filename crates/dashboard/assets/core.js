@@ -36,7 +36,7 @@
   AOF.$ = (id) => document.getElementById(id);
   AOF.replace = (el, ...kids) => { el.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false)); };
 
-  AOF.badge = (s) => h("span", { class: "badge " + (s || ""), text: s || "—" });
+  AOF.badge = (s) => h("span", { class: "badge " + (s || ""), text: s ? s.replace(/_/g, " ") : "—" });
   AOF.tags = (list) => (list && list.length ? list.map((t) => h("span", { class: "tag", text: t })) : [h("span", { class: "muted", text: "—" })]);
   AOF.empty = (text, link) => h("p", { class: "empty" }, text, link ? [" ", link] : null);
   AOF.link = (href, text, cls) => h("a", { href, class: cls }, text);
@@ -208,12 +208,41 @@
     el.textContent = on ? "Live" : "Reconnecting…";
   };
 
+  // ---- pending approvals in the nav ----------------------------------------------------
+  // Polled (every page has the nav, not every page holds a feed, and a browser allows
+  // only six streams per host); pages that see an approval event call AOF.approvalsChanged
+  // so the count moves at once.
+  const APPROVALS_POLL_MS = 5000;
+  const APPROVALS_MAX = 100;
+  let approvalsTimer = null;
+  async function approvalsBadge() {
+    clearTimeout(approvalsTimer);
+    const count = AOF.$("nav-approvals-count");
+    if (!count) return;
+    try {
+      const out = await AOF.api("GET", `/approvals?status=pending&limit=${APPROVALS_MAX}`);
+      const n = (out && out.approvals ? out.approvals : []).length;
+      count.hidden = n === 0;
+      AOF.replace(count, n >= APPROVALS_MAX ? `${APPROVALS_MAX}+` : String(n), h("span", { class: "visually-hidden" }, " pending"));
+      count.dataset.count = String(n);
+    } catch (_) {
+      // A coordinator without approvals (404) or a hiccup: no badge, no error.
+      count.hidden = true;
+    }
+    if (!document.hidden) approvalsTimer = setTimeout(approvalsBadge, APPROVALS_POLL_MS);
+  }
+  AOF.approvalsChanged = () => approvalsBadge();
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) approvalsBadge(); });
+
   // ---- who am I, login, logout -------------------------------------------------------
   async function who() {
     const box = AOF.$("who");
     let me;
     try { me = await AOF.api("GET", "/auth/me"); } catch (_) { return; }
     AOF.me = me;
+    // The audit log is for admins (auth off: everyone is one).
+    const audit = AOF.$("nav-audit");
+    if (audit) audit.hidden = !(me && me.role === "admin");
     if (!me || !me.auth_enabled || !box) return;
     AOF.replace(box, h("span", { text: me.role + (me.subject ? " · " + me.subject : "") }),
       h("button", { class: "btn", type: "button", id: "logout", onclick: async () => {
@@ -254,7 +283,11 @@
 
   function boot() {
     const page = document.body.dataset.page;
-    if (page !== "login" && page !== "not-found") who();
+    if (page !== "login" && page !== "not-found") {
+      // Pages that show role-dependent controls await this (it never rejects).
+      AOF.meReady = who();
+      approvalsBadge();
+    }
     const init = AOF.pages[page];
     if (init) {
       Promise.resolve()

@@ -97,6 +97,11 @@ static ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/sessions.js"),
     ),
     (
+        "fold.js",
+        "text/javascript",
+        include_str!("../assets/fold.js"),
+    ),
+    (
         "timeline.js",
         "text/javascript",
         include_str!("../assets/timeline.js"),
@@ -105,6 +110,11 @@ static ASSETS: &[(&str, &str, &str)] = &[
         "fleet.js",
         "text/javascript",
         include_str!("../assets/fleet.js"),
+    ),
+    (
+        "audit.js",
+        "text/javascript",
+        include_str!("../assets/audit.js"),
     ),
     (
         "favicon.svg",
@@ -139,7 +149,8 @@ mod tests {
 
     #[test]
     fn every_asset_a_page_names_exists() {
-        for p in Page::ALL {
+        let session = Page::Session("s".into());
+        for p in Page::ALL.iter().chain([&session]) {
             let html = p.render();
             let mut rest = html.as_str();
             while let Some(i) = rest.find("/ui/assets/") {

@@ -21,6 +21,7 @@ pub enum Page {
     Session(String),
     Runs,
     Runners,
+    Audit,
     Login,
     NotFound,
 }
@@ -35,6 +36,7 @@ impl Page {
         Page::SessionNew,
         Page::Runs,
         Page::Runners,
+        Page::Audit,
         Page::Login,
         Page::NotFound,
     ];
@@ -54,12 +56,14 @@ impl Page {
             ["sessions", id] => Page::Session(arg(id)?),
             ["runs"] => Page::Runs,
             ["runners"] => Page::Runners,
+            ["audit"] => Page::Audit,
             ["login"] => Page::Login,
             _ => return None,
         })
     }
 
-    /// (data-page id, title, script, main HTML, nav section)
+    /// (data-page id, title, script, main HTML, nav section). The session page's
+    /// script also needs `fold.js`, loaded before it (`extra_scripts`).
     fn parts(
         &self,
     ) -> (
@@ -141,6 +145,13 @@ impl Page {
                 include_str!("../assets/pages/runners.html"),
                 "runners",
             ),
+            Audit => (
+                "audit",
+                "Audit log".into(),
+                "audit.js",
+                include_str!("../assets/pages/audit.html"),
+                "audit",
+            ),
             Login => (
                 "login",
                 "Log in".into(),
@@ -155,6 +166,14 @@ impl Page {
                 include_str!("../assets/pages/not-found.html"),
                 "",
             ),
+        }
+    }
+
+    /// Scripts the page script builds on, in load order (`defer` keeps it).
+    fn extra_scripts(&self) -> &'static [&'static str] {
+        match self {
+            Page::Session(_) => &["fold.js"],
+            _ => &[],
         }
     }
 
@@ -182,11 +201,31 @@ impl Page {
             };
             nav.push_str(&format!("<li><a href=\"{href}\"{cur}>{label}</a></li>"));
         }
+        // Admins only: core.js shows it once GET /auth/me says admin (the API enforces).
+        let cur = if section == "audit" {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        nav.push_str(&format!(
+            "<li id=\"nav-audit\" hidden><a href=\"/ui/audit\"{cur}>Audit</a></li>"
+        ));
+        // Sessions held by a tool call waiting for a person; core.js fills in the count.
+        nav.push_str(
+            "<li><a href=\"/ui/sessions?status=waiting_approval\" id=\"nav-approvals\">Approvals \
+             <span class=\"count\" id=\"nav-approvals-count\" hidden></span></a></li>",
+        );
         // The page script is loaded after core.js; the login and 404 pages need only core.
         let page_script = if script == "core.js" {
             String::new()
         } else {
-            format!("<script src=\"/ui/assets/{script}?v={VERSION}\" defer></script>")
+            let mut tags = String::new();
+            for s in self.extra_scripts().iter().chain([&script]) {
+                tags.push_str(&format!(
+                    "<script src=\"/ui/assets/{s}?v={VERSION}\" defer></script>"
+                ));
+            }
+            tags
         };
         LAYOUT
             .replace("{{nav}}", &nav)
@@ -235,11 +274,34 @@ mod tests {
         assert_eq!(Page::from_path("nope"), None);
         assert_eq!(Page::from_path("sessions/a/b"), None);
         let html = Page::Session("<x\"y>".into()).render();
+        // The folding model loads before the page script that uses it.
+        let (fold, tl) = (
+            html.find("/ui/assets/fold.js?v=").expect("fold.js"),
+            html.find("/ui/assets/timeline.js?v=").expect("timeline.js"),
+        );
+        assert!(fold < tl);
         assert!(html.contains("data-arg=\"&lt;x&quot;y&gt;\""), "{html}");
         assert!(!html.contains("<x\"y>"));
         assert!(!html.contains("{{"), "unfilled placeholder");
         let agents = Page::Agents.render();
         assert!(agents.contains("<a href=\"/ui/agents\" aria-current=\"page\">"));
         assert!(agents.contains("/ui/assets/agents.js?v="));
+        // Every page's nav links the sessions waiting for a person, with a count slot.
+        for p in Page::ALL {
+            let html = p.render();
+            assert!(
+                html.contains("href=\"/ui/sessions?status=waiting_approval\" id=\"nav-approvals\"")
+                    && html.contains("id=\"nav-approvals-count\" hidden"),
+                "{p:?}"
+            );
+        }
+        assert_eq!(Page::from_path("audit"), Some(Page::Audit));
+        assert!(Page::Overview
+            .render()
+            .contains("<li id=\"nav-audit\" hidden><a href=\"/ui/audit\">Audit</a></li>"));
+        assert!(Page::Audit.render().contains("/ui/assets/audit.js?v="));
+        assert!(Page::Sessions
+            .render()
+            .contains("<option value=\"waiting_approval\">waiting for approval</option>"));
     }
 }

@@ -15,6 +15,7 @@
 //! (tokens per assistant message, then the result's totals and cost) is reported as
 //! `ExecEvent::Usage`, so the runner can enforce the run's limits while it runs.
 
+pub mod approval;
 mod args;
 mod stream;
 
@@ -282,6 +283,7 @@ impl Executor for ClaudeExecutor {
     }
 
     async fn start(&self, job: Job, cx: ExecCx) -> Result<Execution, ExecError> {
+        approval::check(&self.cfg, &job, &cx.approval)?;
         let program = self.cfg.program_or_default();
         // Absolute: the CLI runs in the session's workdir, not the runner's.
         let session_dir = std::path::absolute(&cx.session_dir)?;
@@ -289,7 +291,8 @@ impl Executor for ClaudeExecutor {
             .join("claude")
             .join("config");
         let token = cx.env.get("AOF_SESSION_TOKEN").map(String::as_str);
-        let mcp = args::mcp_config(&job, token).to_string();
+        let floor = approval::floor_header(&cx.approval);
+        let mcp = args::mcp_config(&job, token, floor.as_deref()).to_string();
         let (j, user) = (job.clone(), cx.agent.user.clone());
         let files = tokio::task::spawn_blocking(move || {
             SessionFiles::prepare(
@@ -306,13 +309,15 @@ impl Executor for ClaudeExecutor {
 
         let mut cmd = command(&program, &cx.agent);
         cmd.args(args::arguments(&self.cfg, &job, &mcp_path))
+            .args(approval::arguments(&cx.approval))
             .current_dir(&cx.workdir)
             .envs(args::environment(
                 std::env::vars(),
                 &cx,
                 &job,
                 &files.config_dir,
-            ));
+            ))
+            .envs(approval::tool_timeout(&cx.approval));
         let mut child = match spawn_group(&mut cmd) {
             Ok(c) => c,
             Err(e) => {
@@ -332,7 +337,7 @@ impl Executor for ClaudeExecutor {
         }
         let run = ClaudeRun {
             group: Group::new(child),
-            stall: self.stall,
+            stall: approval::stall(self.stall, &cx.approval),
             after_result: self.after_result,
             mcp_path,
         };

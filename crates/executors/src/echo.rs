@@ -140,6 +140,7 @@ mod tests {
             state_dir: std::env::temp_dir(),
             session_dir: std::env::temp_dir(),
             agent: Default::default(),
+            approval: Default::default(),
         };
         (cx, rx)
     }

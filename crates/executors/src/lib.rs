@@ -3,6 +3,7 @@
 //! An executor turns one run into normalized `ExecEvent`s and an `Outcome`. It knows
 //! nothing about HTTP, leases or the store: the runner drives it and reports.
 
+pub mod approval;
 pub mod claude;
 pub mod command;
 pub mod echo;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod policy;
 mod process;
 
+pub use approval::{ApprovalAnswer, Approvals, Approver};
 pub use isolation::{AgentProcess, AgentUser};
 pub use process::ProcessLimits;
 
@@ -81,6 +83,8 @@ pub struct ExecCx {
     pub session_dir: PathBuf,
     /// How agent processes start: limits, user, the runner variables they may see.
     pub agent: AgentProcess,
+    /// Which tool calls wait for a human, and who to ask (`approval`).
+    pub approval: Approvals,
 }
 
 /// Normalized output of an executor; the runner maps these onto AOF session events.

@@ -29,7 +29,10 @@ use self::{
     api::{Api, Reply},
     tools::Toolbox,
 };
-use crate::{ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome};
+use crate::{
+    approval::{ApprovalAnswer, Approvals},
+    ExecCx, ExecError, ExecEvent, Execution, Executor, Job, Outcome,
+};
 
 /// Steps (model calls) per run when `max_steps` is not set.
 pub const DEFAULT_MAX_STEPS: u32 = 20;
@@ -298,7 +301,7 @@ impl Run {
                 .await;
         }
         let outcome = tokio::select! {
-            o = self.agent_loop(&job, &toolbox, &cx.events) => o,
+            o = self.agent_loop(&job, &toolbox, &cx.approval, &cx.events) => o,
             _ = cx.cancel.cancelled() => Outcome::Stopped,
         };
         toolbox.close().await;
@@ -331,6 +334,7 @@ impl Run {
         &self,
         job: &Job,
         toolbox: &Toolbox,
+        approvals: &Approvals,
         events: &mpsc::Sender<ExecEvent>,
     ) -> Outcome {
         let mut messages = Vec::new();
@@ -390,28 +394,16 @@ impl Run {
                 })
                 .collect();
             messages.push(assistant);
-            for call in &calls {
-                let input = serde_json::from_str::<Value>(&call.arguments)
-                    .ok()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| json!({"arguments": call.arguments}));
-                let _ = events
-                    .send(ExecEvent::Structured {
-                        event: json!({"event_type": "pre_tool", "tool_name": call.name,
-                            "tool_input": input,
-                            "content": [{"type": "tool_call", "id": call.id}]}),
-                    })
-                    .await;
-                let out = toolbox.call(&call.name, &call.arguments).await;
-                let mut ev = json!({"event_type": "post_tool", "tool_name": call.name,
-                    "tool_input": input, "tool_output": out.output,
-                    "content": [{"type": "tool_result", "tool_call_id": call.id, "text": out.text}]});
-                if let Some(e) = &out.error {
-                    ev["error"] = e.clone().into();
-                }
-                let _ = events.send(ExecEvent::Structured { event: ev }).await;
-                messages
-                    .push(json!({"role": "tool", "tool_call_id": call.id, "content": out.text}));
+            for (i, call) in calls.iter().enumerate() {
+                let text = call_tool(
+                    toolbox,
+                    approvals,
+                    call,
+                    &format!("{step}/{i}/{}", call.id),
+                    events,
+                )
+                .await;
+                messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": text}));
             }
         }
         Outcome::Failed {
@@ -420,6 +412,63 @@ impl Run {
             ),
         }
     }
+}
+
+/// One tool call, shown as `pre_tool` then `post_tool`; the text the model gets back.
+/// A call the approval policy lists waits for a decision first: denied, the tool is
+/// not called and its result is the denial (`post_tool` with that `error`, so a resume
+/// rebuilds the same conversation); approved, it runs with the reviewer's input if
+/// one was given. `request_key` is unique in the run, so a retried ask finds the same
+/// approval.
+async fn call_tool(
+    toolbox: &Toolbox,
+    approvals: &Approvals,
+    call: &api::ToolCall,
+    request_key: &str,
+    events: &mpsc::Sender<ExecEvent>,
+) -> String {
+    let mut input = serde_json::from_str::<Value>(&call.arguments)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"arguments": call.arguments}));
+    let _ = events
+        .send(ExecEvent::Structured {
+            event: json!({"event_type": "pre_tool", "tool_name": call.name,
+                "tool_input": input,
+                "content": [{"type": "tool_call", "id": call.id}]}),
+        })
+        .await;
+    let mut arguments = call.arguments.clone();
+    if approvals.requires(toolbox.names(&call.name).iter().map(String::as_str)) {
+        let asked = input.as_object().cloned().unwrap_or_default();
+        match approvals.ask(&call.name, &asked, request_key).await {
+            ApprovalAnswer::Allow {
+                updated_input: Some(updated),
+            } => {
+                arguments = Value::Object(updated.clone()).to_string();
+                input = Value::Object(updated);
+            }
+            ApprovalAnswer::Allow {
+                updated_input: None,
+            } => {}
+            ApprovalAnswer::Deny { message } => {
+                let ev = json!({"event_type": "post_tool", "tool_name": call.name,
+                    "tool_input": input, "tool_output": Value::Null, "error": message,
+                    "content": [{"type": "tool_result", "tool_call_id": call.id, "text": message}]});
+                let _ = events.send(ExecEvent::Structured { event: ev }).await;
+                return message;
+            }
+        }
+    }
+    let out = toolbox.call(&call.name, &arguments).await;
+    let mut ev = json!({"event_type": "post_tool", "tool_name": call.name,
+        "tool_input": input, "tool_output": out.output,
+        "content": [{"type": "tool_result", "tool_call_id": call.id, "text": out.text}]});
+    if let Some(e) = &out.error {
+        ev["error"] = e.clone().into();
+    }
+    let _ = events.send(ExecEvent::Structured { event: ev }).await;
+    out.text
 }
 
 /// The step's tool calls, each with an id (servers that send none get `call_<step>_<n>`).

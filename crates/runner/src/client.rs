@@ -24,6 +24,10 @@ use serde::de::DeserializeOwned;
 
 use crate::execution::Report;
 
+mod approvals;
+
+pub(crate) use approvals::MAX_WAIT;
+
 /// Timeout of every request but the long-poll; a write that hangs longer is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -268,12 +272,17 @@ impl Client {
         }
     }
 
-    /// A request for one run, with its fencing headers.
+    /// A POST for one run, with its fencing headers.
     fn run_request(&self, run: &RunRef, segments: &[&str]) -> Req {
+        self.run_request_as(Method::POST, run, segments)
+    }
+
+    /// A request for one run, with its fencing headers.
+    fn run_request_as(&self, method: Method, run: &RunRef, segments: &[&str]) -> Req {
         // The run's trace context (W3C traceparent), when traces are exported; taken
         // now, in the caller's span.
         let trace = aof_otel::current_headers();
-        self.request(Method::POST, segments).with(move |rb| {
+        self.request(method, segments).with(move |rb| {
             let rb = rb.header(aof_wire::RUN_HEADER, &run.run_id).headers(trace);
             match &run.lease_token {
                 Some(token) => rb.header(aof_wire::LEASE_HEADER, token),

@@ -12,13 +12,16 @@ mod resume;
 
 use std::sync::Arc;
 
-use aof_executors::{ExecCx, ExecError, ExecEvent, Execution, Job, Outcome};
+use aof_executors::{
+    approval::ApprovalPolicy, Approvals, ExecCx, ExecError, ExecEvent, Execution, Job, Outcome,
+};
 use aof_wire::{Event, Run};
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tracing::Instrument;
 
 use crate::{
     active::RunControl,
+    approval::HttpApprover,
     backoff::{retry, Attempt},
     client::RunRef,
     limits::{self, Budget},
@@ -157,6 +160,10 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         Ok(limits) => limits,
         Err(error) => return Outcome::Failed { error },
     };
+    let policy = match ApprovalPolicy::from_blueprint(blueprint.as_ref()) {
+        Ok(p) => p.with_floor(&shared.cfg.approval_floor),
+        Err(error) => return Outcome::Failed { error },
+    };
     let dirs = match shared.workspaces.prepare(&run.session_id).await {
         Ok(dirs) => dirs,
         Err(e) => {
@@ -184,6 +191,16 @@ async fn drive(shared: &Shared, run: &Run, control: &RunControl, outbox: &mut Ou
         state_dir: shared.cfg.state_dir.clone(),
         session_dir: dirs.session_dir,
         agent: shared.agent.clone(),
+        approval: Approvals {
+            approver: Some(Arc::new(HttpApprover {
+                client: shared.client.clone(),
+                run: RunRef::from(run),
+                policy: policy.clone(),
+                cancel: exec_cancel.clone(),
+            })),
+            policy,
+            floor: shared.cfg.approval_floor.clone(),
+        },
     };
     let resume = match resume_id(shared, run, control, executor.resumes()).await {
         Ok(resume) => resume,

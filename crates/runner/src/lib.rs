@@ -12,6 +12,7 @@
 //!   is unreachable; cancelled by stop, shutdown or lease loss; abandoned at the deadline.
 
 mod active;
+mod approval;
 mod backoff;
 mod client;
 mod execution;
@@ -82,6 +83,11 @@ pub struct RunnerConfig {
     /// `AOF_RUN_MAX_COST_USD`); an agent's `limits` or the executor's own options may
     /// tighten them (see `limits`).
     pub run_limits: aof_wire::RunLimits,
+    /// `runner.approval_floor`: tools whose calls always wait for a human on this
+    /// runner, whatever the blueprint says (`ApprovalPolicy::with_floor`: blueprints
+    /// can add tools, never remove these, lengthen the timeout or turn a deny into an
+    /// approve). Empty: only the blueprint's `approval`.
+    pub approval_floor: aof_wire::approval::ApprovalPolicy,
     /// API key (role `runner`) sent as `Authorization: Bearer` on every request.
     pub api_key: Option<ApiKey>,
     /// Instead of `api_key`: bearer tokens from an OAuth token endpoint (the AOF
@@ -131,6 +137,7 @@ impl Default for RunnerConfig {
             stop_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(20),
             run_limits: aof_wire::RunLimits::default(),
+            approval_floor: Default::default(),
             api_key: None,
             oauth: None,
         }

@@ -11,6 +11,10 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 900;
 /// The longest wait a policy may ask for (a day): a lease is held all that time.
 pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+/// Header on an agent's `agent-orchestrator` MCP entry carrying its runner's floor (an
+/// `approval` policy as compact JSON), which the blueprint's policy cannot lower: the
+/// coordinator's `approval_prompt` tool applies it.
+pub const FLOOR_HEADER: &str = "x-aof-approval-floor";
 
 /// What a person (or the timeout) decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

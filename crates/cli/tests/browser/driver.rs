@@ -293,11 +293,18 @@ impl Browser {
     /// The README's picture of the session page: saved as an artifact, and copied to
     /// `docs/screenshots/session.png` when `AOF_UPDATE_README_SCREENSHOT` is set.
     pub async fn readme_screenshot(&self) {
+        self.readme_picture("session").await;
+    }
+
+    /// A README picture at 1280 px: the artifact `<name>-readme.png`, copied to
+    /// `docs/screenshots/<name>.png` when `AOF_UPDATE_README_SCREENSHOT` is set.
+    pub async fn readme_picture(&self, name: &str) {
         self.client.set_window_size(1280, 900).await.unwrap();
-        let shot = self.screenshot("session-readme").await;
+        self.wait_js("window.innerWidth > 1000", "resize").await;
+        let shot = self.screenshot(&format!("{name}-readme")).await;
         if std::env::var_os("AOF_UPDATE_README_SCREENSHOT").is_some() {
-            let dest =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots/session.png");
+            let dest = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../docs/screenshots/{name}.png"));
             std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
             std::fs::copy(&shot, dest).unwrap();
         }

@@ -163,6 +163,8 @@ async fn live_session_resume_after_a_dropped_feed_and_stop() {
     coord.restart().await;
     wait_session(&url, &sid, "finished").await;
     let stored = event_ids(&url, &sid).await;
+    // The raw view has a row per stored event (the folded one merges some).
+    b.click("#tl-raw").await;
     b.wait_js(
         &format!(
             "document.querySelectorAll('#timeline > li').length === {}",
@@ -377,7 +379,7 @@ async fn follow_up_on_an_idle_session() {
     )
     .await;
 
-    // Result with usage and cost, in the side panel.
+    // Result with usage and cost, in the run's card.
     let (st, e) = call_h(
         "POST",
         &format!("{url}/sessions/{sid}/events"),
@@ -389,13 +391,12 @@ async fn follow_up_on_an_idle_session() {
     )
     .await;
     assert_eq!(st, 201, "{e}");
-    b.wait_js(
-        "document.getElementById('result').textContent.includes('$0.0123')",
-        "cost",
-    )
-    .await;
-    let result = b.js("document.getElementById('result').textContent").await;
-    for want in ["all done", "input tokens", "10", "output tokens"] {
+    // The second run's card (the first run's ended idle, above it).
+    let card = "[...document.querySelectorAll('#timeline > li.run-card')].pop()";
+    b.wait_js(&format!("{card}.textContent.includes('$0.0123')"), "cost")
+        .await;
+    let result = b.js(&format!("{card}.textContent")).await;
+    for want in ["all done", "Tokens in", "10", "Tokens out"] {
         assert!(
             result.as_str().unwrap().contains(want),
             "{want} in {result}"

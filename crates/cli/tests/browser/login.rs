@@ -9,7 +9,7 @@ use tokio::process::Command;
 use super::*;
 use crate::driver::Browser;
 
-fn offline_key(data_dir: &std::path::Path, role: &str) -> String {
+pub fn offline_key(data_dir: &std::path::Path, role: &str) -> String {
     let out = std::process::Command::new(BIN)
         .args(["keys", "create", "--role", role, "--name", role])
         .arg("--data-dir")
@@ -258,6 +258,7 @@ async fn standalone_dashboard_forwards_api_and_sse() {
     )
     .await;
     let stored = event_ids(&coord.url, &sid).await;
+    b.click("#tl-raw").await;
     b.wait_js(
         &format!(
             "document.querySelectorAll('#timeline > li').length === {}",

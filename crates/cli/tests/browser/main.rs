@@ -1,16 +1,20 @@
 //! The dashboard in a real headless chromium against real `aof` processes: forms,
 //! live timelines over SSE (and their resume after the connection dies), stop,
-//! follow-up, the 10,000-event window, login with auth on, the standalone proxy.
+//! follow-up, approvals, the folded timeline, the 10,000-event window, login with auth
+//! on, the audit log, the standalone proxy.
 //! Every page visited is checked with axe-core at 375 and 1280 px and screenshotted.
 #![allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
 use harness::*;
 
+mod approvals;
+mod audit;
 mod driver;
 mod flows;
 mod login;
 mod scale;
+mod timeline;
 
 use serde_json::{json, Value};
 
@@ -23,11 +27,16 @@ pub struct ManualRunner {
 
 impl ManualRunner {
     pub async fn register(url: &str, tags: &[&str]) -> ManualRunner {
+        ManualRunner::register_as(url, tags, "manual", "manual").await
+    }
+
+    /// With the host name and executor profile it announces.
+    pub async fn register_as(url: &str, tags: &[&str], host: &str, profile: &str) -> ManualRunner {
         let (st, b) = call(
             "POST",
             &format!("{url}/runner/register"),
-            Some(json!({"hostname": "manual", "project_dir": "/manual",
-                        "executor_profile": "manual", "tags": tags,
+            Some(json!({"hostname": host, "project_dir": "/manual",
+                        "executor_profile": profile, "tags": tags,
                         "executor": {"type": "autonomous"}})),
         )
         .await;
@@ -67,6 +76,24 @@ impl ManualRunner {
         )
         .await;
         assert_eq!(st, 200, "{what}: {b}");
+    }
+
+    /// Posts one event of `run` as its runner (lease headers); fills in session and time.
+    pub async fn post(&self, run: &Value, mut event: Value) {
+        let sid = run["session_id"].as_str().unwrap();
+        event["session_id"] = json!(sid);
+        event["timestamp"] = json!(aof_wire::now_ts());
+        let (st, b) = call_h(
+            "POST",
+            &format!("{}/sessions/{sid}/events", self.url),
+            Some(event),
+            &[
+                ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
+                ("x-aof-run-id", run["run_id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+        assert_eq!(st, 201, "{b}");
     }
 
     pub async fn message(&self, run: &Value, text: &str) {

@@ -6,6 +6,7 @@ mod harness;
 #[path = "../browser/driver.rs"]
 mod driver;
 
+mod approvals;
 mod backup;
 mod blueprints;
 mod budgets;

@@ -44,8 +44,9 @@ pub(crate) fn environment(
 
 /// The `--mcp-config` document: the blueprint's resolved `mcp_servers` (`{name: {url,
 /// config}}`, `config.headers` becoming HTTP headers) plus the coordinator's
-/// orchestrator as `agent-orchestrator`, unless the blueprint defines that name.
-pub(crate) fn mcp_config(job: &Job, session_token: Option<&str>) -> Value {
+/// orchestrator as `agent-orchestrator`, unless the blueprint defines that name, with
+/// the runner's approval floor when there is one (`approval::FLOOR_HEADER`).
+pub(crate) fn mcp_config(job: &Job, session_token: Option<&str>, floor: Option<&str>) -> Value {
     let mut servers = Map::new();
     let resolved = job
         .blueprint
@@ -75,6 +76,9 @@ pub(crate) fn mcp_config(job: &Job, session_token: Option<&str>) -> Value {
             headers.insert("Authorization".into(), format!("Bearer {token}").into());
         }
         headers.insert("X-Agent-Session-Id".into(), job.session_id.clone().into());
+        if let Some(f) = floor {
+            headers.insert(super::approval::FLOOR_HEADER.into(), f.into());
+        }
         servers.insert(
             ORCHESTRATOR_SERVER.into(),
             json!({"type": "http", "url": url, "headers": headers}),
@@ -178,6 +182,7 @@ mod tests {
             state_dir: "/state".into(),
             session_dir: "/state/ses_1".into(),
             agent: Default::default(),
+            approval: Default::default(),
         };
         let env = environment(inherited, &cx, &job(), Path::new("/state/ses_1/claude"));
         let keys: Vec<&str> = env.keys().map(String::as_str).collect();
@@ -208,7 +213,7 @@ mod tests {
             }
         })));
         j.orchestrator_mcp_url = Some("http://coord:8765/mcp".into());
-        let cfg = mcp_config(&j, Some("tok"));
+        let cfg = mcp_config(&j, Some("tok"), None);
         assert_eq!(
             cfg,
             json!({"mcpServers": {
@@ -219,18 +224,18 @@ mod tests {
                 }},
             }})
         );
-        // Without a session token, no Authorization header.
-        let cfg = mcp_config(&job(), None);
+        // Without a session token, no Authorization header; a runner floor is a header.
+        let cfg = mcp_config(&job(), None, Some(r#"{"tools":["Bash"]}"#));
         assert_eq!(
             cfg["mcpServers"][ORCHESTRATOR_SERVER]["headers"],
-            json!({"X-Agent-Session-Id": "ses_1"})
+            json!({"X-Agent-Session-Id": "ses_1", "x-aof-approval-floor": r#"{"tools":["Bash"]}"#})
         );
         // The blueprint's own `agent-orchestrator` wins.
         let j = job().with_blueprint(Some(json!({
             "mcp_servers": {"agent-orchestrator": {"url": "http://mine/mcp", "config": {}}}
         })));
         assert_eq!(
-            mcp_config(&j, Some("tok"))["mcpServers"][ORCHESTRATOR_SERVER],
+            mcp_config(&j, Some("tok"), None)["mcpServers"][ORCHESTRATOR_SERVER],
             json!({"type": "http", "url": "http://mine/mcp"})
         );
     }

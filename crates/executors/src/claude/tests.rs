@@ -94,6 +94,7 @@ fn cx(
             state_dir: s.state.clone(),
             session_dir: s.state.join("ses_1"),
             agent: Default::default(),
+            approval: Default::default(),
         },
         rx,
     )

@@ -39,6 +39,7 @@ fn cx(dir: &std::path::Path, cancel: CancellationToken) -> (ExecCx, mpsc::Receiv
             state_dir: dir.join("state"),
             session_dir: dir.join("session"),
             agent: Default::default(),
+            approval: Default::default(),
         },
         rx,
     )

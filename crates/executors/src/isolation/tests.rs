@@ -181,6 +181,7 @@ async fn run_sh(script: &str, work: &Path, user: Option<AgentUser>) -> Vec<Strin
             user,
             ..Default::default()
         },
+        approval: Default::default(),
     };
     let ex = CommandExecutor {
         program: "sh".into(),

@@ -8,6 +8,7 @@
 //! again after its result (so `tool` ends at max_steps); the 1.5B model answers, which
 //! `real.rs` shows live.
 
+mod approvals;
 mod failures;
 mod real;
 
@@ -110,6 +111,7 @@ pub(super) async fn run_with(
         state_dir: dir.path().to_path_buf(),
         session_dir: dir.path().to_path_buf(),
         agent: Default::default(),
+        approval: Default::default(),
     };
     let ex = exec.start(job, cx).await.expect("start");
     let collect = async {
@@ -280,6 +282,7 @@ async fn api_key_comes_from_the_runner_environment_or_a_file() {
             state_dir: dir.path().into(),
             session_dir: dir.path().into(),
             agent: Default::default(),
+            approval: Default::default(),
         };
         let exec = ModelExecutor::new(cfg).unwrap();
         exec.start(job("r2", "x", None), cx)

@@ -203,6 +203,17 @@ impl Toolbox {
         self.tools.iter().map(|t| t.spec.clone()).collect()
     }
 
+    /// The names a call of `exposed` goes by, for approval policies: the one the model
+    /// sees and, for a tool a server offered, `mcp__<server>__<tool>` (as Claude Code
+    /// names MCP tools, so one blueprint's policy reads the same for both executors).
+    pub(crate) fn names(&self, exposed: &str) -> Vec<String> {
+        let mut names = vec![exposed.to_string()];
+        if let Some(t) = self.tools.iter().find(|t| t.exposed == exposed) {
+            names.push(format!("mcp__{}__{}", self.clients[t.server].0, t.name));
+        }
+        names
+    }
+
     /// Calls tool `exposed` with the model's `arguments` (a JSON object as text).
     /// Every failure becomes a tool error the model can read, never a run failure.
     pub(crate) async fn call(&self, exposed: &str, arguments: &str) -> ToolOutput {

@@ -98,6 +98,7 @@ async fn run(bin: &Path, allow_blueprint_executors: bool) -> Ran {
         state_dir: dir.path().join("state"),
         session_dir: dir.path().join("session"),
         agent: Default::default(),
+        approval: Default::default(),
     };
     let job = Job {
         run_id: "run_1".into(),
