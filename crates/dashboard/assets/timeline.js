@@ -326,8 +326,7 @@
       replace($("totals"), h("dl", { class: "facts", "aria-label": "Session totals" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
     }
 
-    // Who ran the session: its runs (GET /runs has no session filter, so all are read
-    // and filtered here), the runners' hosts, the agent's executor.
+    // Who ran the session: its runs, the runners' hosts, the agent's executor.
     let runs = [];
     const runners = new Map();
     let agentExecutor = null;
@@ -336,8 +335,8 @@
       clearTimeout(runsTimer);
       runsTimer = setTimeout(async () => {
         try {
-          const [rl, rn] = await Promise.all([api("GET", "/runs"), api("GET", "/runners")]);
-          runs = rl.runs.filter((r) => r.session_id === id).sort((a, b) => a.created_at.localeCompare(b.created_at));
+          const [rl, rn] = await Promise.all([api("GET", "/runs?session_id=" + encodeURIComponent(id)), api("GET", "/runners")]);
+          runs = rl.runs.sort((a, b) => a.created_at.localeCompare(b.created_at));
           for (const x of rn.runners) runners.set(x.runner_id, x);
         } catch (_) { return; /* the header keeps what it had */ }
         if (session) renderSession(session);

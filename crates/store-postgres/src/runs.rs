@@ -127,12 +127,18 @@ impl RunStore for PgStore {
         row.as_ref().map(run).transpose()
     }
 
-    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+    async fn list_runs(
+        &self,
+        status: Option<&str>,
+        session_id: Option<&str>,
+    ) -> StoreResult<Vec<Run>> {
         let sql = format!(
-            "SELECT {RUN_COLS} FROM runs WHERE ($1 IS NULL OR status = $1) ORDER BY rid DESC"
+            "SELECT {RUN_COLS} FROM runs WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR session_id = $2) ORDER BY rid DESC"
         );
         let rows = sqlx::query(&sql)
             .bind(status)
+            .bind(session_id)
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;

@@ -221,7 +221,11 @@ async fn concurrent_claims_take_each_run_once_and_fence_reports() {
     let claimed: BTreeSet<&String> = by_run.keys().collect();
     assert_eq!(claimed.len(), RUNS, "every run claimed");
     assert_eq!(
-        stores[0].list_runs(Some("claimed")).await.unwrap().len(),
+        stores[0]
+            .list_runs(Some("claimed"), None)
+            .await
+            .unwrap()
+            .len(),
         RUNS
     );
 

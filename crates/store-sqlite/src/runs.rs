@@ -91,14 +91,20 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>> {
+    async fn list_runs(
+        &self,
+        status: Option<&str>,
+        session_id: Option<&str>,
+    ) -> StoreResult<Vec<Run>> {
         let status = status.map(str::to_string);
+        let session_id = session_id.map(str::to_string);
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC"
+                "SELECT {RUN_COLS} FROM runs WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR session_id = ?2) ORDER BY rowid DESC"
             ))
             .and_then(|mut st| {
-                st.query_map([status], |r| run(r).map(|rec| rec.run))?
+                st.query_map([status, session_id], |r| run(r).map(|rec| rec.run))?
                     .collect()
             })
             .map_err(internal)

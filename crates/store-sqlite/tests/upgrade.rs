@@ -149,7 +149,7 @@ async fn check(store: &SqliteStore, k: usize) {
     assert_eq!(done.run.status.as_str(), "completed");
     assert_eq!(done.run.parameters["prompt"], "hi");
     assert_eq!(done.run.resolved_agent_blueprint, None);
-    let pending = store.list_runs(Some("pending")).await.unwrap();
+    let pending = store.list_runs(Some("pending"), None).await.unwrap();
     assert_eq!(
         pending
             .iter()

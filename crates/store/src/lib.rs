@@ -222,7 +222,12 @@ pub trait RunStore: Send + Sync {
     async fn get_run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
     /// The session's most recently created run, in any status.
     async fn latest_run(&self, session_id: &str) -> StoreResult<Option<RunRecord>>;
-    async fn list_runs(&self, status: Option<&str>) -> StoreResult<Vec<Run>>;
+    /// Runs newest first, optionally only of one status and/or one session.
+    async fn list_runs(
+        &self,
+        status: Option<&str>,
+        session_id: Option<&str>,
+    ) -> StoreResult<Vec<Run>>;
     /// Atomically claims the oldest pending run this runner satisfies, with a new lease.
     async fn claim_run(
         &self,

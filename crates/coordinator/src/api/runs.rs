@@ -45,9 +45,12 @@ pub(crate) fn public(mut run: Run) -> Run {
     run
 }
 
-#[utoipa::path(get, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
+#[utoipa::path(get, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status"), ("session_id" = Option<String>, Query, description = "AOF-RS: only this session's runs")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunList>> {
-    let runs = st.store.list_runs(q.get("status")).await?;
+    let runs = st
+        .store
+        .list_runs(q.get("status"), q.get("session_id"))
+        .await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(public).collect(),
     }))

@@ -182,6 +182,25 @@ async fn runs_list_filter_and_get() {
     assert_eq!(b["runs"][0]["run_id"], r1.as_str());
     let (st, b) = call("GET", &format!("{u}/runs?status=bogus"), None).await;
     assert_eq!((st, b), (200, json!({"runs": []})));
+    // One session's runs (AOF-RS: the dashboard's session page asks for these only).
+    let (_, r2_run) = call("GET", &format!("{u}/runs/{r2}"), None).await;
+    let s2 = r2_run["session_id"].as_str().unwrap();
+    let (st, b) = call("GET", &format!("{u}/runs?session_id={s2}"), None).await;
+    assert_eq!(st, 200, "{b}");
+    let ids: Vec<&str> = b["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![r2.as_str()]);
+    let (_, b) = call(
+        "GET",
+        &format!("{u}/runs?session_id={s2}&status=claimed"),
+        None,
+    )
+    .await;
+    assert_eq!(b, json!({"runs": []}));
 
     // One run: full shape, poll-only fields absent.
     let (st, b) = call("GET", &format!("{u}/runs/{r1}"), None).await;

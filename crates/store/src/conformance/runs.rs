@@ -71,7 +71,7 @@ pub async fn runs_start_of_a_taken_session_is_session_exists(store: &dyn Store) 
         store.get_run("r2").await.unwrap().is_none(),
         "nothing stored"
     );
-    assert_eq!(store.list_runs(None).await.unwrap().len(), 1);
+    assert_eq!(store.list_runs(None, None).await.unwrap().len(), 1);
     assert_eq!(feed_kinds(store, "s1").await, ["session_created"]);
 }
 
@@ -107,19 +107,52 @@ pub async fn runs_get_latest_and_list_filter_by_status(store: &dyn Store) {
     store.stop_run("r2").await.unwrap();
     let ids = |runs: Vec<aof_wire::Run>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     assert_eq!(
-        ids(store.list_runs(None).await.unwrap()),
+        ids(store.list_runs(None, None).await.unwrap()),
         ["r3", "r2", "r1"],
         "newest first"
     );
-    assert_eq!(ids(store.list_runs(Some("pending")).await.unwrap()), ["r3"]);
-    assert_eq!(ids(store.list_runs(Some("claimed")).await.unwrap()), ["r1"]);
-    assert_eq!(ids(store.list_runs(Some("stopped")).await.unwrap()), ["r2"]);
-    assert!(store.list_runs(Some("running")).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.list_runs(Some("pending"), None).await.unwrap()),
+        ["r3"]
+    );
+    assert_eq!(
+        ids(store.list_runs(Some("claimed"), None).await.unwrap()),
+        ["r1"]
+    );
+    assert_eq!(
+        ids(store.list_runs(Some("stopped"), None).await.unwrap()),
+        ["r2"]
+    );
+    assert!(store
+        .list_runs(Some("running"), None)
+        .await
+        .unwrap()
+        .is_empty());
     for (r, status) in [("r1", "claimed"), ("r2", "stopped"), ("r3", "pending")] {
         assert_eq!(run_status(store, r).await, status, "{r}");
         let latest = store.latest_run(&r.replace('r', "s")).await.unwrap();
         assert_eq!(latest.map(|l| l.run.run_id).as_deref(), Some(r));
     }
+    // By session, alone and with a status: s3 gets a second run once its first ended.
+    store.stop_run("r3").await.unwrap();
+    store.create_run(resume("r4", "s3")).await.unwrap();
+    assert_eq!(
+        ids(store.list_runs(None, Some("s3")).await.unwrap()),
+        ["r4", "r3"]
+    );
+    assert_eq!(
+        ids(store.list_runs(Some("stopped"), Some("s3")).await.unwrap()),
+        ["r3"]
+    );
+    assert_eq!(
+        ids(store.list_runs(None, Some("s1")).await.unwrap()),
+        ["r1"]
+    );
+    assert!(store
+        .list_runs(None, Some("ses_none"))
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store.get_run("nope").await.unwrap().is_none());
 }
 
@@ -193,7 +226,11 @@ pub async fn claim_takes_only_runs_whose_demands_the_runner_meets(store: &dyn St
     let tpu = store.register_runner("lnch_tpu", &tpu).await.unwrap();
     assert_eq!(claim(store, &tpu, ttl()).await.run.run_id, "r_tpu");
     assert_eq!(claim(store, &tpu, ttl()).await.run.run_id, "r_host");
-    assert!(store.list_runs(Some("pending")).await.unwrap().is_empty());
+    assert!(store
+        .list_runs(Some("pending"), None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn pending_unclaimed(store: &dyn Store, run_id: &str) {
