@@ -30,6 +30,7 @@ pub mod llama;
 pub mod mcp;
 pub mod openai;
 pub mod sse;
+pub mod wait;
 
 use std::{
     net::SocketAddr,

@@ -47,17 +47,7 @@ async fn approve_and_deny_from_the_timeline() {
         return;
     };
     let manual = ManualRunner::register(&url, &["manual"]).await;
-    let (st, r) = call(
-        "POST",
-        &format!("{url}/runs"),
-        Some(
-            json!({"type": "start_session", "parameters": {"prompt": "make a file"},
-                    "additional_demands": {"tags": ["manual"]}}),
-        ),
-    )
-    .await;
-    assert_eq!(st, 201, "{r}");
-    let sid = r["session_id"].as_str().unwrap().to_string();
+    let sid = ManualRunner::start_session(&url, "make a file").await;
     let run = manual.claim().await;
     manual.report(&run, "started", json!({})).await;
     manual.message(&run, "I will create the file now").await;

@@ -281,17 +281,7 @@ async fn follow_up_on_an_idle_session() {
         return;
     };
     let manual = ManualRunner::register(&url, &["manual"]).await;
-    let (st, r) = call(
-        "POST",
-        &format!("{url}/runs"),
-        Some(
-            json!({"type": "start_session", "parameters": {"prompt": "first"},
-                    "additional_demands": {"tags": ["manual"]}}),
-        ),
-    )
-    .await;
-    assert_eq!(st, 201, "{r}");
-    let sid = r["session_id"].as_str().unwrap().to_string();
+    let sid = ManualRunner::start_session(&url, "first").await;
     let run = manual.claim().await;
     manual.report(&run, "started", json!({})).await;
     manual.message(&run, "waiting for you").await;

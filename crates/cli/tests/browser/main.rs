@@ -26,6 +26,21 @@ pub struct ManualRunner {
 }
 
 impl ManualRunner {
+    /// Starts a session only this runner (tag `manual`) takes: its session id.
+    pub async fn start_session(url: &str, prompt: &str) -> String {
+        let (st, r) = call(
+            "POST",
+            &format!("{url}/runs"),
+            Some(
+                json!({"type": "start_session", "parameters": {"prompt": prompt},
+                        "additional_demands": {"tags": ["manual"]}}),
+            ),
+        )
+        .await;
+        assert_eq!(st, 201, "{r}");
+        r["session_id"].as_str().unwrap().to_string()
+    }
+
     pub async fn register(url: &str, tags: &[&str]) -> ManualRunner {
         ManualRunner::register_as(url, tags, "manual", "manual").await
     }

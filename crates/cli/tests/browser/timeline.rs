@@ -20,17 +20,7 @@ async fn a_model_api_run_reads_as_a_conversation() {
         return;
     };
     let manual = ManualRunner::register_as(&url, &["manual"], "gpu-box-7", "model_api").await;
-    let (st, r) = call(
-        "POST",
-        &format!("{url}/runs"),
-        Some(
-            json!({"type": "start_session", "parameters": {"prompt": "What is 17 + 25?"},
-                    "additional_demands": {"tags": ["manual"]}}),
-        ),
-    )
-    .await;
-    assert_eq!(st, 201, "{r}");
-    let sid = r["session_id"].as_str().unwrap().to_string();
+    let sid = ManualRunner::start_session(&url, "What is 17 + 25?").await;
     let run = manual.claim().await;
     manual.report(&run, "started", json!({})).await;
     manual

@@ -28,21 +28,12 @@ pub fn tempdir() -> tempfile::TempDir {
 }
 
 /// Polls `f` until it returns Some, or panics after `PATIENCE` with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    aof_testkit::wait::poll_until(what, PATIENCE, Duration::from_millis(20), f).await
 }
 
 /// Env that makes leases, heartbeats and polls short enough for tests.

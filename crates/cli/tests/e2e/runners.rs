@@ -12,22 +12,12 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// Like `wait_for`, with a bound for work that takes minutes on two loaded cores.
-async fn wait_long<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+async fn wait_long<T, F, Fut>(what: &str, limit: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    aof_testkit::wait::poll_until(what, limit, Duration::from_millis(250), f).await
 }
 
 async fn all_runs(url: &str) -> Vec<Value> {

@@ -134,22 +134,12 @@ impl Stack {
     }
 
     /// Polls `f` until it gives a value, or panics after `PATIENCE` naming `what`.
-    pub async fn until<T, F, Fut>(&self, what: &str, mut f: F) -> T
+    pub async fn until<T, F, Fut>(&self, what: &str, f: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        aof_testkit::wait::poll_until(what, PATIENCE, Duration::from_millis(50), f).await
     }
 }
 
