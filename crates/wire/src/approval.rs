@@ -160,9 +160,12 @@ impl ApprovalPolicy {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Unset means deny: only a policy that says approve, under a floor that does
+        // not say deny, approves on timeout (a floor's approve cannot loosen a default).
         let on_timeout = match (self.on_timeout, floor.on_timeout) {
-            (_, Some(Decision::Deny)) | (Some(Decision::Deny), _) => Some(Decision::Deny),
-            (a, b) => a.or(b),
+            (None, None) => None,
+            (Some(Decision::Approve), None | Some(Decision::Approve)) => Some(Decision::Approve),
+            _ => Some(Decision::Deny),
         };
         ApprovalPolicy {
             tools,
@@ -309,6 +312,20 @@ mod tests {
         assert!(none.is_empty());
         assert_eq!(none.on_timeout(), Decision::Deny);
         assert_eq!(none.timeout_seconds(), DEFAULT_TIMEOUT_SECONDS);
+        let approving = ApprovalPolicy {
+            on_timeout: Some(Decision::Approve),
+            ..ApprovalPolicy::default()
+        };
+        let silent = ApprovalPolicy::default();
+        assert_eq!(silent.with_floor(&approving).on_timeout(), Decision::Deny);
+        assert_eq!(
+            approving.with_floor(&silent).on_timeout(),
+            Decision::Approve
+        );
+        assert_eq!(
+            approving.with_floor(&approving).on_timeout(),
+            Decision::Approve
+        );
     }
 
     #[test]

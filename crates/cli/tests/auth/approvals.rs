@@ -400,4 +400,73 @@ async fn approval_prompt_tool_waits_for_listed_tools_and_acts_for_its_own_run() 
     )
     .await;
     assert!(err, "an admin without a session names no run: {v}");
+
+    // The runner's floor header only adds: an empty or forged floor cannot take the
+    // blueprint's Bash off the list; an unreadable one is refused, not ignored.
+    for floor in [
+        r#"{"tools":[]}"#,
+        r#"{"tools":["Write"],"on_timeout":"approve"}"#,
+    ] {
+        let mcp =
+            connect_with_headers(&url, Some(&token), &[("x-aof-approval-floor", floor)]).await;
+        let (err, v) = tool(
+            &mcp,
+            "approval_prompt",
+            json!({"tool_name": "Read", "input": {}}),
+        )
+        .await;
+        assert!(!err, "{v}");
+        let before = pending_of(&url, &keys.viewer, &sid).await.len();
+        let asked = {
+            let mcp =
+                connect_with_headers(&url, Some(&token), &[("x-aof-approval-floor", floor)]).await;
+            tokio::spawn(async move {
+                tool(&mcp, "approval_prompt", json!({"tool_name": "Bash", "input": {"command": "id"}, "tool_use_id": format!("toolu_{}", floor.len())})).await
+            })
+        };
+        let mut id = String::new();
+        for _ in 0..200 {
+            let now = pending_of(&url, &keys.viewer, &sid).await;
+            if now.len() > before {
+                id = now[0]["approval_id"].as_str().unwrap().to_string();
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(!id.is_empty(), "Bash still waits under floor {floor}");
+        let (st, a) = req(
+            "GET",
+            &format!("{url}/approvals/{id}"),
+            Some(&keys.viewer),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (st, a["on_timeout"].as_str()),
+            (200, Some("deny")),
+            "a floor cannot turn deny into approve: {a}"
+        );
+        let (st, _) = req(
+            "POST",
+            &format!("{url}/approvals/{id}"),
+            Some(&keys.operator),
+            Some(json!({"decision": "deny"})),
+            &[],
+        )
+        .await;
+        assert_eq!(st, 200);
+        let (err, v) = asked.await.unwrap();
+        assert!(!err && v["behavior"] == "deny", "{v}");
+    }
+    let mcp =
+        connect_with_headers(&url, Some(&token), &[("x-aof-approval-floor", "not json")]).await;
+    let (err, v) = tool(
+        &mcp,
+        "approval_prompt",
+        json!({"tool_name": "Read", "input": {}}),
+    )
+    .await;
+    assert!(err, "an unreadable floor is refused: {v}");
+    assert_eq!(v["code"], "invalid_approval", "{v}");
 }

@@ -18,11 +18,19 @@ pub type Mcp = RunningService<RoleClient, ()>;
 /// An MCP client with an optional bearer credential, naming session `as_session` (how
 /// a runner identifies its agent when auth is off).
 pub async fn connect_with(url: &str, bearer: Option<&str>, as_session: Option<&str>) -> Mcp {
+    let extra: Vec<(&str, &str)> = as_session
+        .map(|s| vec![("x-agent-session-id", s)])
+        .unwrap_or_default();
+    connect_with_headers(url, bearer, &extra).await
+}
+
+/// As [`connect_with`], sending `extra` headers on every request.
+pub async fn connect_with_headers(url: &str, bearer: Option<&str>, extra: &[(&str, &str)]) -> Mcp {
     let mut headers = HashMap::new();
-    if let Some(s) = as_session {
+    for (k, v) in extra {
         headers.insert(
-            http::HeaderName::from_static("x-agent-session-id"),
-            http::HeaderValue::from_str(s).unwrap(),
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
         );
     }
     let mut cfg =
