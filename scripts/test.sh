@@ -23,7 +23,8 @@ ref_env="$(bash scripts/ci/reference.sh)"; eval "$ref_env"  # the AOF reference 
 source scripts/ci/browser.sh  # dashboard browser tests: chromium, chromedriver, axe-core (AOF_AXE_JS)
 bash scripts/ci/images.sh deps
 for p in sqlite3 iproute2; do dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p"; }; done  # fault tests: sqlite3 CLI, ip netns
-AOF_TEST_DATABASE_URL="$(bash scripts/ci/postgres.sh start)"; export AOF_TEST_DATABASE_URL; trap 'bash scripts/ci/postgres.sh stop' EXIT  # PostgreSQL store tests: a loopback server, stopped on exit
+AOF_TEST_DATABASE_URL="$(bash scripts/ci/postgres.sh start)"; export AOF_TEST_DATABASE_URL; trap 'bash scripts/ci/postgres.sh stop; bash scripts/ci/synapse.sh stop' EXIT  # PostgreSQL store tests: a loopback server, stopped on exit
+synapse_env="$(bash scripts/ci/synapse.sh start)"; eval "$synapse_env"  # Matrix bridge tests: Synapse (PyPI) on loopback, stopped on exit
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check

@@ -23,6 +23,8 @@ pub mod health;
 pub mod import;
 #[cfg(feature = "coordinator")]
 pub mod keys;
+#[cfg(feature = "matrix")]
+pub mod matrix_bridge;
 pub mod run;
 #[cfg(feature = "runner")]
 pub mod runner;

@@ -78,6 +78,9 @@ enum Command {
     Config(commands::config::ConfigArgs),
     /// Exit 0 if the coordinator at URL answers /health (for container health checks).
     Health(commands::health::HealthArgs),
+    /// Bridge Matrix rooms and AOF sessions: chat starts, continues, stops sessions and approves tools.
+    #[cfg(feature = "matrix")]
+    MatrixBridge(commands::matrix_bridge::MatrixBridgeArgs),
 }
 
 impl Command {
@@ -99,6 +102,8 @@ impl Command {
             Command::Audit(a) => a.common.flags(),
             Command::Config(a) => a.flags(),
             Command::Health(a) => a.flags(),
+            #[cfg(feature = "matrix")]
+            Command::MatrixBridge(_) => Vec::new(),
         }
     }
 
@@ -111,6 +116,8 @@ impl Command {
             Command::ServerSide(c) => c.otel_service(),
             #[cfg(feature = "runner")]
             Command::Runner(_) => Some("aof-runner"),
+            #[cfg(feature = "matrix")]
+            Command::MatrixBridge(_) => Some("aof-matrix-bridge"),
             _ => None,
         }
     }
@@ -200,6 +207,8 @@ fn main() -> std::process::ExitCode {
             Command::Audit(a) => commands::audit::run(a, &cfg).await,
             Command::Config(a) => commands::config::run(a, &cfg).await,
             Command::Health(a) => commands::health::run(a, &cfg).await,
+            #[cfg(feature = "matrix")]
+            Command::MatrixBridge(a) => commands::matrix_bridge::run(a, &cfg).await,
         }
     });
     // The servers have stopped: flush the spans they ended (blocking, so after the runtime).

@@ -1,0 +1,104 @@
+//! `kill -9` of the bridge in the middle of a session: after a restart every event of
+//! the session is in the room exactly once, and the command is not run again.
+
+use crate::{
+    harness::*,
+    homeserver::{synapse, unique, Person},
+    BridgeProc,
+};
+
+#[tokio::test]
+async fn a_bridge_killed_mid_session_posts_every_event_once() {
+    if synapse().is_none() {
+        return;
+    }
+    let dir = tempdir();
+    let up = Up::start(dir.path()).await;
+    let bot = Person::register(&unique("aofbot")).await;
+    let alice = Person::register(&unique("alice")).await;
+    let mut bridge = BridgeProc::start(
+        &dir.path().join("bridge"),
+        &up.url,
+        &bot,
+        &[(&alice, "operator")],
+    )
+    .await;
+    let room = alice.create_room(&[&bot]).await;
+    alice.wait_member(&room, &bot.user_id).await;
+
+    const N: usize = 12;
+    let root = alice
+        .say(
+            &room,
+            &format!("!aof run echo !echo {{\"echo_events\": {N}, \"echo_delay_ms\": 300}}\nstep"),
+        )
+        .await;
+    let sid = aof_matrix_bridge::bridge::session_id_for(root.as_str());
+    alice
+        .wait_thread(&room, &root, &bot.user_id, "the first steps", |m| {
+            m == "step [2]"
+        })
+        .await;
+    bridge.kill9().await;
+    // The session goes on without the bridge; its events wait in AOF.
+    wait_session(&up.url, &sid, "finished").await;
+    let before = alice.thread(&room, &root, &bot.user_id).await;
+    assert!(
+        !before.iter().any(|m| m.starts_with("✅")),
+        "finished before the kill: {before:?}"
+    );
+
+    bridge.restart().await;
+    let thread = alice
+        .wait_thread(
+            &room,
+            &root,
+            &bot.user_id,
+            "the rest after the restart",
+            |m| m.starts_with("✅"),
+        )
+        .await;
+    let mut want: Vec<String> = vec![];
+    for i in 1..=N {
+        want.push(format!("step [{i}]"));
+    }
+    for w in &want {
+        assert_eq!(
+            thread.iter().filter(|m| *m == w).count(),
+            1,
+            "{w} not exactly once: {thread:?}\n{}",
+            bridge.log()
+        );
+    }
+    assert_eq!(
+        thread.iter().filter(|m| m.starts_with("▶️")).count(),
+        1,
+        "{thread:?}"
+    );
+    assert_eq!(
+        thread.iter().filter(|m| m.starts_with("✅")).count(),
+        1,
+        "{thread:?}"
+    );
+    // In order, and nothing else was posted.
+    let steps: Vec<&String> = thread.iter().filter(|m| m.starts_with("step [")).collect();
+    assert_eq!(steps, want.iter().collect::<Vec<_>>(), "{thread:?}");
+    assert_eq!(thread.len(), N + 2, "{thread:?}");
+    // The homeserver did limit the bridge (the backlog after the restart is more than
+    // its burst of 5): its 429s were waited out, not dropped.
+    let hs_log = std::fs::read_to_string(
+        std::env::var("AOF_TEST_SYNAPSE_LOG").expect("AOF_TEST_SYNAPSE_LOG"),
+    )
+    .unwrap();
+    let limited = hs_log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("{{{}}}", bot.id()))
+                && l.contains(" 429 ")
+                && l.contains("/send/m.room.message/")
+        })
+        .count();
+    assert!(limited > 0, "the homeserver never answered the bridge 429");
+    // The command was not run again after the restart.
+    assert_eq!(runs_of(&up.url, &sid).await.len(), 1);
+}

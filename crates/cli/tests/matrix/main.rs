@@ -1,0 +1,100 @@
+//! The Matrix bridge against a real homeserver (Synapse on loopback, tight message rate
+//! limits so 429s happen), a real coordinator with its echo runner, and real Matrix
+//! clients for the people: chat starts, continues, stops sessions and decides
+//! approvals; strangers and viewers are refused and change nothing; a bridge killed
+//! with SIGKILL loses and repeats nothing.
+#![allow(dead_code)]
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+mod approvals;
+mod durability;
+mod flow;
+mod homeserver;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use tokio::process::{Child, Command};
+
+use harness::BIN;
+use homeserver::Person;
+
+/// An `aof matrix-bridge` process with its settings file and state dir in `dir`.
+pub struct BridgeProc {
+    pub child: Child,
+    pub dir: PathBuf,
+    starts: u32,
+}
+
+impl BridgeProc {
+    /// `users`: (person, role); the bridge opens agent `echo` (and `t`) to all of them.
+    pub async fn start(
+        dir: &Path,
+        aof_url: &str,
+        bot: &Person,
+        users: &[(&Person, &str)],
+    ) -> BridgeProc {
+        let (hs, _, _) = homeserver::synapse().expect("a homeserver");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("token"), &bot.token).unwrap();
+        let mut toml = format!(
+            "[matrix]\nhomeserver = \"{hs}\"\nuser_id = \"{}\"\naccess_token_file = \"token\"\n\n\
+             [aof]\nurl = \"{aof_url}\"\n\n[bridge]\nstate_dir = \"state\"\nagents = [\"echo\", \"t\"]\n",
+            bot.id()
+        );
+        for (p, role) in users {
+            toml.push_str(&format!(
+                "\n[[users]]\nmatrix_id = \"{}\"\nrole = \"{role}\"\n",
+                p.id()
+            ));
+        }
+        std::fs::write(dir.join("bridge.toml"), toml).unwrap();
+        let mut b = BridgeProc {
+            child: spawn(dir, 0),
+            dir: dir.to_path_buf(),
+            starts: 1,
+        };
+        b.starts = 1;
+        b
+    }
+
+    pub async fn kill9(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.dir, self.starts);
+        self.starts += 1;
+    }
+
+    /// Every log this bridge wrote, in start order.
+    pub fn log(&self) -> String {
+        (0..self.starts.max(1))
+            .map(|n| {
+                std::fs::read_to_string(self.dir.join(format!("bridge-{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+}
+
+fn spawn(dir: &Path, n: u32) -> Child {
+    let log = std::fs::File::create(dir.join(format!("bridge-{n}.log"))).unwrap();
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(["matrix-bridge", "bridge.toml"])
+        .env_remove("AOF_API_KEY")
+        .env_remove("AOF_MATRIX_ACCESS_TOKEN")
+        .env("RUST_LOG", "info,matrix_sdk=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn aof matrix-bridge")
+}
