@@ -2,7 +2,8 @@
 # builds — `coordinator` (coordinator, dashboard, admin commands; no runner or executors)
 # for the coordinator and dashboard images, `runner` (runner + executors; no coordinator,
 # stores or dashboard server) for the runner images (crates/cli/Cargo.toml features) — and
-# a target per image (coordinator, dashboard, runner, runner-claude-code). Build through
+# a target per image (coordinator, dashboard, runner, runner-claude-code). The
+# coordinator build also holds the Matrix bridge (`aof matrix-bridge`, feature matrix). Build through
 # `make release` (Makefile), which also sets the labels; see README "Images".
 #
 # Compressed size budgets (Makefile BUDGET_*, README "Images"): coordinator and
@@ -52,7 +53,7 @@ COPY --from=skeleton /skeleton/ /src/
 RUN set -eu; \
     if [ -z "${AOF_PREBUILT}" ]; then \
       target="$(rustc -vV | sed -n 's/^host: //p')"; \
-      for f in coordinator runner; do \
+      for f in coordinator,matrix runner; do \
         cargo build --locked --release -p aof-cli --no-default-features --features "$f" --target "${target}"; \
       done; \
     fi
@@ -71,7 +72,8 @@ RUN set -eu; \
       else \
         target="$(rustc -vV | sed -n 's/^host: //p')"; \
         find crates -name '*.rs' -exec touch {} +; \
-        cargo build --locked --release -p aof-cli --no-default-features --features "$f" --target "${target}"; \
+        feats="$f"; if [ "$f" = coordinator ]; then feats=coordinator,matrix; fi; \
+        cargo build --locked --release -p aof-cli --no-default-features --features "$feats" --target "${target}"; \
         install -D -m 0755 "target/${target}/release/aof" "/out/$f/aof"; \
       fi; \
       "/out/$f/aof" --version; \

@@ -36,8 +36,8 @@ export AOF_BIN="$CARGO_TARGET_DIR/debug/aof"
 stage "clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
-stage "clippy -D warnings of the images' builds (aof-cli features coordinator, runner)"
-for f in coordinator runner; do cargo clippy --locked -p aof-cli --no-default-features --features "$f" -- -D warnings; done
+stage "clippy -D warnings of the images' builds (aof-cli features coordinator+matrix, runner)"
+for f in coordinator,matrix runner; do cargo clippy --locked -p aof-cli --no-default-features --features "$f" -- -D warnings; done
 
 stage "unused dependencies (cargo machete)"
 command -v cargo-machete >/dev/null 2>&1 || cargo install --locked cargo-machete

@@ -123,8 +123,10 @@ build_static_aof() {
   rm -f .docker-prebuilt/aof  # the single build of earlier versions
   local f bin
   for f in coordinator runner; do
+    local feats=$f
+    [[ $f == coordinator ]] && feats=coordinator,matrix  # the bridge rides in the coordinator image
     RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$work/target \
-      cargo build --locked --release -p aof-cli --no-default-features --features "$f" \
+      cargo build --locked --release -p aof-cli --no-default-features --features "$feats" \
       --target x86_64-unknown-linux-gnu
     bin=.docker-prebuilt/aof-$f
     strip -o "$bin" "$work/target/x86_64-unknown-linux-gnu/release/aof"
@@ -292,6 +294,17 @@ test_images() {
       || die "aof-$img does not default to executor $want"
   done
   $DOCKER run --rm "$registry/aof-runner:$version" sh -c 'git --version && prlimit --version && test -s /etc/ssl/certs/ca-certificates.crt && aof --version'
+  # The Matrix bridge is in the coordinator image (compose profile `matrix`): it starts
+  # and refuses a settings file it cannot read with exit 2 and the reason.
+  $DOCKER run --rm "$registry/aof-coordinator:$version" matrix-bridge --help | grep -q 'bridge.toml' \
+    || die "aof-coordinator has no matrix-bridge command"
+  local rc=0 why
+  why=$($DOCKER run --rm "$registry/aof-coordinator:$version" matrix-bridge /nonexistent.toml 2>&1) || rc=$?
+  [[ $rc == 2 && $why == *"cannot read /nonexistent.toml"* ]] || die "matrix-bridge with a missing file: rc=$rc: $why"
+  # The profile is valid and holds the homeserver and the bridge (not started here:
+  # no Synapse image can be pulled on this network).
+  docker-compose -f docker-compose.yml --profile matrix config --services | sort | tr '\n' ' ' \
+    | grep -qx 'coordinator dashboard matrix-bridge runner synapse ' || die "compose profile matrix is not as documented"
   # The image has no CLAUDE_CONFIG_DIR of its own: the executor sets each session's.
   $DOCKER image inspect --format '{{json .Config.Env}}' "$registry/aof-runner-claude-code:$version" \
     | grep CLAUDE_CONFIG_DIR >/dev/null && die "runner-claude-code sets a CLAUDE_CONFIG_DIR the executor overrides"

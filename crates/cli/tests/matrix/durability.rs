@@ -102,3 +102,68 @@ async fn a_bridge_killed_mid_session_posts_every_event_once() {
     // The command was not run again after the restart.
     assert_eq!(runs_of(&up.url, &sid).await.len(), 1);
 }
+
+/// The homeserver goes away mid-session (a relay in front of it is cut): the bridge
+/// retries with backoff, and once it is back every event arrives once, in order.
+#[tokio::test]
+async fn a_homeserver_outage_delays_posts_and_loses_none() {
+    let Some((hs, _, _)) = synapse() else {
+        return;
+    };
+    let dir = tempdir();
+    let up = Up::start(dir.path()).await;
+    let relay = crate::relay::Relay::start(&hs).await;
+    let bot = Person::register(&unique("aofbot")).await;
+    let alice = Person::register(&unique("alice")).await;
+    let bridge = BridgeProc::start_via(
+        &dir.path().join("bridge"),
+        &relay.url,
+        &up.url,
+        &bot,
+        &[(&alice, "operator")],
+    )
+    .await;
+    let room = alice.create_room(&[&bot]).await;
+    alice.wait_member(&room, &bot.user_id).await;
+
+    const N: usize = 6;
+    let root = alice
+        .say(
+            &room,
+            &format!("!aof run echo !echo {{\"echo_events\": {N}, \"echo_delay_ms\": 700}}\nbeat"),
+        )
+        .await;
+    let sid = aof_matrix_bridge::bridge::session_id_for(root.as_str());
+    alice
+        .wait_thread(&room, &root, &bot.user_id, "the first beat", |m| {
+            m == "beat [1]"
+        })
+        .await;
+    relay.cut();
+    wait_session(&up.url, &sid, "finished").await;
+    wait_for("the bridge to notice the outage", || async {
+        let log = bridge.log();
+        (log.contains("posting to the homeserver failed; retrying")
+            || log.contains("matrix sync failed"))
+        .then_some(())
+    })
+    .await;
+    relay.restore();
+    let thread = alice
+        .wait_thread(
+            &room,
+            &root,
+            &bot.user_id,
+            "the rest after the outage",
+            |m| m.starts_with("✅"),
+        )
+        .await;
+    let beats: Vec<String> = thread
+        .iter()
+        .filter(|m| m.starts_with("beat ["))
+        .cloned()
+        .collect();
+    let want: Vec<String> = (1..=N).map(|i| format!("beat [{i}]")).collect();
+    assert_eq!(beats, want, "{thread:?}\n{}", bridge.log());
+    assert_eq!(thread.len(), N + 2, "{thread:?}");
+}

@@ -11,6 +11,7 @@ mod approvals;
 mod durability;
 mod flow;
 mod homeserver;
+mod relay;
 
 use std::{
     path::{Path, PathBuf},
@@ -38,6 +39,17 @@ impl BridgeProc {
         users: &[(&Person, &str)],
     ) -> BridgeProc {
         let (hs, _, _) = homeserver::synapse().expect("a homeserver");
+        Self::start_via(dir, &hs, aof_url, bot, users).await
+    }
+
+    /// The same, reaching the homeserver at `hs` (a relay that can be cut).
+    pub async fn start_via(
+        dir: &Path,
+        hs: &str,
+        aof_url: &str,
+        bot: &Person,
+        users: &[(&Person, &str)],
+    ) -> BridgeProc {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("token"), &bot.token).unwrap();
         let mut toml = format!(
@@ -52,13 +64,11 @@ impl BridgeProc {
             ));
         }
         std::fs::write(dir.join("bridge.toml"), toml).unwrap();
-        let mut b = BridgeProc {
+        BridgeProc {
             child: spawn(dir, 0),
             dir: dir.to_path_buf(),
             starts: 1,
-        };
-        b.starts = 1;
-        b
+        }
     }
 
     pub async fn kill9(&mut self) {
