@@ -8,6 +8,7 @@
 mod harness;
 
 mod approvals;
+mod auth;
 mod durability;
 mod flow;
 mod homeserver;
@@ -57,6 +58,10 @@ impl BridgeProc {
              [aof]\nurl = \"{aof_url}\"\n\n[bridge]\nstate_dir = \"state\"\nagents = [\"echo\", \"t\"]\n",
             bot.id()
         );
+        // An AOF key the test put in `dir/aof-key` (auth on) is the bridge's.
+        if dir.join("aof-key").exists() {
+            toml = toml.replace("[bridge]", "api_key_file = \"aof-key\"\n\n[bridge]");
+        }
         for (p, role) in users {
             toml.push_str(&format!(
                 "\n[[users]]\nmatrix_id = \"{}\"\nrole = \"{role}\"\n",
