@@ -24,6 +24,17 @@ pub enum AofError {
 }
 
 impl AofError {
+    /// Worth trying again later: AOF is down, restarting or overloaded (a 4xx is an
+    /// answer, and is said in the chat instead).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AofError::Unreachable(_) => true,
+            AofError::Refused { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+        }
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             AofError::Refused { code, .. } => code.as_deref(),
@@ -188,5 +199,24 @@ impl Aof {
             return Ok(resp);
         }
         Err(Self::answer::<serde_json::Value>(resp).await.unwrap_err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_outages_are_tried_again() {
+        let refused = |code: u16| AofError::Refused {
+            status: StatusCode::from_u16(code).unwrap(),
+            code: None,
+            detail: String::new(),
+        };
+        assert!(refused(503).is_transient() && refused(500).is_transient());
+        assert!(refused(429).is_transient());
+        for answer in [400, 403, 404, 409, 422] {
+            assert!(!refused(answer).is_transient(), "{answer}");
+        }
     }
 }

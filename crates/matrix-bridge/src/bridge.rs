@@ -134,12 +134,20 @@ impl Bridge {
         first: bool,
     ) -> Result<(), Retry> {
         for invite in self.chat.invites(resp) {
-            if self.cfg.user(&invite.inviter).is_some() {
+            let done = if self.cfg.user(&invite.inviter).is_some() {
                 tracing::info!(room = %invite.room_id, inviter = %invite.inviter, "joining a room");
-                self.chat.join(&invite.room_id).await?;
+                self.chat.join(&invite.room_id).await
             } else {
                 tracing::info!(room = %invite.room_id, inviter = %invite.inviter, "declining an invitation from a user not on the allow-list");
-                self.chat.leave(&invite.room_id).await?;
+                self.chat.leave(&invite.room_id).await
+            };
+            match done {
+                Ok(()) => {}
+                // A room that is gone or closed to the bridge must not stop the sync.
+                Err(e) if e.is_permanent() => {
+                    tracing::warn!(error = %e, room = %invite.room_id, "answering an invitation failed; skipped")
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         if first {
@@ -217,7 +225,7 @@ impl Bridge {
             (Some(_), None) => "Use this in the thread of a session.".to_string(),
             (Some(Command::Stop), Some(t)) => match self.aof.stop(&t.session_id).await {
                 Ok(_) => format!("⏹️ stopping {} (asked by {})", t.session_id, msg.sender),
-                Err(e @ AofError::Unreachable(_)) => return Err(Retry::Aof(e)),
+                Err(e) if e.is_transient() => return Err(Retry::Aof(e)),
                 Err(e) => format!("Could not stop {}: {e}", t.session_id),
             },
             (Some(Command::Approve { message }), Some(t)) => {
@@ -267,7 +275,7 @@ impl Bridge {
                 // Started before a crash; its reply may not have gone out yet.
                 format!("▶️ {session_id} started with {agent} for {}.", msg.sender)
             }
-            Err(e @ AofError::Unreachable(_)) => return Err(Retry::Aof(e)),
+            Err(e) if e.is_transient() => return Err(Retry::Aof(e)),
             Err(e) => format!("Could not start {agent}: {e}"),
         };
         self.state.take_command(&msg.event_id).await?;
@@ -291,7 +299,7 @@ impl Bridge {
     ) -> Result<String, Retry> {
         let pending = match self.aof.pending_approvals(&t.session_id).await {
             Ok(p) => p,
-            Err(e @ AofError::Unreachable(_)) => return Err(Retry::Aof(e)),
+            Err(e) if e.is_transient() => return Err(Retry::Aof(e)),
             Err(e) => return Ok(format!("Could not read the approvals: {e}")),
         };
         let Some(first) = pending
@@ -322,7 +330,7 @@ impl Bridge {
                         n => format!(" ({} more waiting)", n - 1),
                     }
                 ),
-                Err(e @ AofError::Unreachable(_)) => return Err(Retry::Aof(e)),
+                Err(e) if e.is_transient() => return Err(Retry::Aof(e)),
                 Err(e) => format!("Could not decide {}: {e}", first.approval_id),
             },
         )

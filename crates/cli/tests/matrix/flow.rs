@@ -195,6 +195,19 @@ async fn chat_starts_continues_and_stops_sessions_and_refuses_strangers() {
     let said = thread.iter().filter(|m| m.starts_with("long [")).count();
     assert!(said < 200, "the run was not stopped: {said} messages");
 
+    // A failing run says why.
+    let failing = alice
+        .say(
+            &room,
+            "!aof run echo !echo {\"echo_fail\": \"the disk is full\"}\ntry",
+        )
+        .await;
+    alice
+        .wait_thread(&room, &failing, &bot.user_id, "the failure", |m| {
+            m.starts_with("❌") && m.contains("the disk is full")
+        })
+        .await;
+
     // Every message of the first thread is there once (the homeserver's 429s were
     // waited out, not dropped or doubled).
     // The bridge never logs its access token.
