@@ -49,7 +49,7 @@ async fn a_bridge_killed_mid_session_posts_every_event_once() {
     );
 
     bridge.restart().await;
-    let thread = alice
+    alice
         .wait_thread(
             &room,
             &root,
@@ -57,6 +57,10 @@ async fn a_bridge_killed_mid_session_posts_every_event_once() {
             "the rest after the restart",
             |m| m.starts_with("✅"),
         )
+        .await;
+    // The reply to the command may come last (its loop is not the feed's).
+    let thread = alice
+        .wait_thread_len(&room, &root, &bot.user_id, N + 2)
         .await;
     let mut want: Vec<String> = vec![];
     for i in 1..=N {
@@ -149,7 +153,7 @@ async fn a_homeserver_outage_delays_posts_and_loses_none() {
     })
     .await;
     relay.restore();
-    let thread = alice
+    alice
         .wait_thread(
             &room,
             &root,
@@ -157,6 +161,10 @@ async fn a_homeserver_outage_delays_posts_and_loses_none() {
             "the rest after the outage",
             |m| m.starts_with("✅"),
         )
+        .await;
+    // The reply to the command may come last (its loop is not the feed's).
+    let thread = alice
+        .wait_thread_len(&room, &root, &bot.user_id, N + 2)
         .await;
     let beats: Vec<String> = thread
         .iter()

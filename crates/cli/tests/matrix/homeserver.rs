@@ -227,6 +227,28 @@ impl Person {
         out
     }
 
+    /// Waits until the thread has `n` messages by `sender` (the bridge's two loops post
+    /// replies and session events, so their order across loops is not fixed).
+    pub async fn wait_thread_len(
+        &self,
+        room: &OwnedRoomId,
+        root: &OwnedEventId,
+        sender: &UserId,
+        n: usize,
+    ) -> Vec<String> {
+        let what = format!("{n} messages in the thread");
+        aof_testkit::wait::poll_until(
+            &what,
+            Duration::from_secs(120),
+            Duration::from_millis(300),
+            || async move {
+                let msgs = self.thread(room, root, sender).await;
+                (msgs.len() >= n).then_some(msgs)
+            },
+        )
+        .await
+    }
+
     /// Waits until the thread has a message by `sender` that `want` accepts; returns
     /// the whole thread then.
     pub async fn wait_thread(
