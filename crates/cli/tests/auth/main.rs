@@ -48,22 +48,6 @@ fn auth_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     e
 }
 
-/// `aof keys create --data-dir` (offline): the way the first admin key is made.
-fn offline_key(data_dir: &Path, role: &str) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["keys", "create", "--role", role, "--name", role])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .envs(store_env(data_dir))
-        .env_remove("AOF_API_KEY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(key.starts_with("aof_"), "{key}");
-    key
-}
-
 /// A coordinator with auth on and one offline key per role.
 async fn coordinator(dir: &Path, extra: &[(&str, &str)]) -> (Coordinator, Keys) {
     let data = dir.join("coord");

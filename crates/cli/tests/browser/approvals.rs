@@ -7,28 +7,6 @@ use serde_json::{json, Value};
 use super::*;
 use crate::driver::Browser;
 
-async fn ask(url: &str, sid: &str, run: &Value, command: &str, key: &str) -> String {
-    let (st, b) = call_h(
-        "POST",
-        &format!("{url}/sessions/{sid}/approvals"),
-        Some(json!({"run_id": run["run_id"], "tool_name": "Bash",
-                    "tool_input": {"command": command}, "request_key": key})),
-        &[
-            ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
-            ("x-aof-run-id", run["run_id"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert!(st == 200 || st == 201, "{st} {b}");
-    b["approval_id"].as_str().unwrap().to_string()
-}
-
-async fn approval(url: &str, id: &str) -> Value {
-    let (st, b) = call("GET", &format!("{url}/approvals/{id}"), None).await;
-    assert_eq!(st, 200, "{b}");
-    b
-}
-
 async fn leaves_waiting(url: &str, sid: &str) {
     wait_for("the session to leave waiting_approval", || async {
         let st = session_status(url, sid).await;

@@ -9,17 +9,8 @@ use tokio::process::Command;
 use super::*;
 use crate::driver::Browser;
 
-pub fn offline_key(data_dir: &std::path::Path, role: &str) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["keys", "create", "--role", role, "--name", role])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("AOF_API_KEY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+// The browser suites reach it as `crate::login::offline_key`.
+pub use crate::harness::offline_key;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_auth_on() {

@@ -50,56 +50,8 @@ pub async fn held_run(url: &str) -> (String, Value) {
     )
     .await;
     assert_eq!(st, 201, "{r}");
-    let run = wait_for("the run for the test runner", || async {
-        let (st, b) = call(
-            "GET",
-            &format!("{url}/runner/runs?runner_id={runner}"),
-            None,
-        )
-        .await;
-        (st == 200 && b.get("run").is_some()).then(|| b["run"].clone())
-    })
-    .await;
-    let (st, b) = call_h(
-        "POST",
-        &format!(
-            "{url}/runner/runs/{}/started",
-            run["run_id"].as_str().unwrap()
-        ),
-        Some(json!({"runner_id": runner})),
-        &lease(&run),
-    )
-    .await;
-    assert_eq!(st, 200, "{b}");
+    let run = claim_started(url, &runner).await;
     (r["session_id"].as_str().unwrap().to_string(), run)
-}
-
-fn lease(run: &Value) -> [(&str, &str); 2] {
-    [
-        ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
-        ("x-aof-run-id", run["run_id"].as_str().unwrap()),
-    ]
-}
-
-/// What the runner sends before a listed tool runs; returns the approval id.
-pub async fn ask(url: &str, sid: &str, run: &Value, command: &str, key: &str) -> String {
-    let (st, b) = call_h(
-        "POST",
-        &format!("{url}/sessions/{sid}/approvals"),
-        Some(json!({"run_id": run["run_id"], "tool_name": "Bash",
-                    "tool_input": {"command": command}, "request_key": key})),
-        &lease(run),
-    )
-    .await;
-    assert!(st == 200 || st == 201, "{st} {b}");
-    assert_eq!(b["status"], "pending", "{b}");
-    b["approval_id"].as_str().unwrap().to_string()
-}
-
-async fn approval(url: &str, id: &str) -> Value {
-    let (st, b) = call("GET", &format!("{url}/approvals/{id}"), None).await;
-    assert_eq!(st, 200, "{b}");
-    b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -379,3 +379,76 @@ pub async fn register(url: &str, host: &str) -> String {
 // Not every suite that includes this file reads a stream.
 #[allow(unused_imports)]
 pub use aof_testkit::sse::Sse;
+
+/// `aof keys create --data-dir` (offline): the way the first keys are made.
+pub fn offline_key(data_dir: &Path, role: &str) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(["keys", "create", "--role", role, "--name", role])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(store_env(data_dir))
+        .env_remove("AOF_API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("aof_"), "{key}");
+    key
+}
+
+/// The lease headers of a run as a runner's poll gave it.
+pub fn lease(run: &Value) -> [(&str, &str); 2] {
+    [
+        ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
+        ("x-aof-run-id", run["run_id"].as_str().unwrap()),
+    ]
+}
+
+/// What a runner sends before a listed tool (`Bash` with `command`) runs, under the
+/// run's lease; returns the approval id (pending).
+pub async fn ask(url: &str, sid: &str, run: &Value, command: &str, key: &str) -> String {
+    let (st, b) = call_h(
+        "POST",
+        &format!("{url}/sessions/{sid}/approvals"),
+        Some(json!({"run_id": run["run_id"], "tool_name": "Bash",
+                    "tool_input": {"command": command}, "request_key": key})),
+        &lease(run),
+    )
+    .await;
+    assert!(st == 200 || st == 201, "{st} {b}");
+    assert_eq!(b["status"], "pending", "{b}");
+    b["approval_id"].as_str().unwrap().to_string()
+}
+
+/// `GET /approvals/{id}` (auth off).
+pub async fn approval(url: &str, id: &str) -> Value {
+    let (st, b) = call("GET", &format!("{url}/approvals/{id}"), None).await;
+    assert_eq!(st, 200, "{b}");
+    b
+}
+
+/// A test runner (`runner`, from `register`) takes the next run and reports it started,
+/// as a runner does before its executor asks for anything; returns the run as the poll
+/// gave it (with its lease).
+pub async fn claim_started(url: &str, runner: &str) -> Value {
+    let run = wait_for("a run for the test runner", || async {
+        let (st, b) = call(
+            "GET",
+            &format!("{url}/runner/runs?runner_id={runner}"),
+            None,
+        )
+        .await;
+        (st == 200 && b.get("run").is_some()).then(|| b["run"].clone())
+    })
+    .await;
+    let rid = run["run_id"].as_str().unwrap();
+    let (st, b) = call_h(
+        "POST",
+        &format!("{url}/runner/runs/{rid}/started"),
+        Some(json!({"runner_id": runner})),
+        &lease(&run),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    run
+}

@@ -243,20 +243,6 @@ async fn docs_enabled_serves_an_offline_api_page() {
     }
 }
 
-/// `aof keys create --data-dir` (offline), as an operator makes the first keys.
-fn offline_key(data_dir: &Path, role: &str) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["keys", "create", "--role", role, "--name", role])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .envs(store_env(data_dir))
-        .env_remove("AOF_API_KEY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// `src="…"` and `href="…"` targets of a page, relative ones only.
 fn references(html: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -3,88 +3,32 @@
 //! The run is held by a protocol-speaking runner in the test (it holds the lease and
 //! asks, as an agent's runner does before a listed tool runs).
 
-use serde_json::{json, Value};
-
-use crate::{
-    harness::*,
-    homeserver::{synapse, unique, Person},
-    BridgeProc,
-};
-
-fn lease(run: &Value) -> [(&str, &str); 2] {
-    [
-        ("x-aof-lease-token", run["lease_token"].as_str().unwrap()),
-        ("x-aof-run-id", run["run_id"].as_str().unwrap()),
-    ]
-}
-
-async fn ask(url: &str, sid: &str, run: &Value, command: &str, key: &str) -> String {
-    let (st, b) = call_h(
-        "POST",
-        &format!("{url}/sessions/{sid}/approvals"),
-        Some(json!({"run_id": run["run_id"], "tool_name": "Bash",
-                    "tool_input": {"command": command}, "request_key": key})),
-        &lease(run),
-    )
-    .await;
-    assert!(st == 200 || st == 201, "{st} {b}");
-    b["approval_id"].as_str().unwrap().to_string()
-}
-
-async fn approval(url: &str, id: &str) -> Value {
-    let (st, b) = call("GET", &format!("{url}/approvals/{id}"), None).await;
-    assert_eq!(st, 200, "{b}");
-    b
-}
+use crate::{harness::*, homeserver::synapse, Cast};
 
 #[tokio::test]
 async fn approvals_are_decided_from_the_thread_by_operators_only() {
-    if synapse().is_none() {
+    let Some((hs, _, _)) = synapse() else {
         return;
-    }
+    };
     let dir = tempdir();
     // Default lease TTL: the test runner does not heartbeat.
     let coord = Coordinator::start(dir.path(), Vec::new()).await;
     let url = coord.url.clone();
     let runner = register(&url, "approvals").await;
-    let bot = Person::register(&unique("aofbot")).await;
-    let alice = Person::register(&unique("alice")).await;
-    let vic = Person::register(&unique("vic")).await;
-    let mallory = Person::register(&unique("mallory")).await;
-    let bridge = BridgeProc::start(
-        &dir.path().join("bridge"),
-        &url,
-        &bot,
-        &[(&alice, "operator"), (&vic, "viewer")],
-    )
-    .await;
-    let room = alice.create_room(&[&bot, &vic, &mallory]).await;
-    vic.join(&room).await;
-    mallory.join(&room).await;
-    alice.wait_member(&room, &bot.user_id).await;
+    let cast = Cast::new().await;
+    let bridge = cast.bridge(&dir.path().join("bridge"), &hs, &url).await;
+    let room = cast.room(&[&cast.vic, &cast.mallory]).await;
+    let Cast {
+        bot,
+        alice,
+        vic,
+        mallory,
+    } = &cast;
 
     let root = alice.say(&room, "!aof run t clean up the tmp dir").await;
     let sid = aof_matrix_bridge::bridge::session_id_for(root.as_str());
-    let run = wait_for("the run for the test runner", || async {
-        let (st, b) = call(
-            "GET",
-            &format!("{url}/runner/runs?runner_id={runner}"),
-            None,
-        )
-        .await;
-        (st == 200 && b.get("run").is_some()).then(|| b["run"].clone())
-    })
-    .await;
+    let run = claim_started(&url, &runner).await;
     assert_eq!(run["session_id"], sid.as_str(), "{run}\n{}", bridge.log());
-    let rid = run["run_id"].as_str().unwrap();
-    let (st, b) = call_h(
-        "POST",
-        &format!("{url}/runner/runs/{rid}/started"),
-        Some(json!({"runner_id": runner})),
-        &lease(&run),
-    )
-    .await;
-    assert_eq!(st, 200, "{b}");
 
     let first = ask(&url, &sid, &run, "rm -rf /tmp/scratch", "call-1").await;
     let thread = alice

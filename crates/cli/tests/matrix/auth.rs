@@ -2,26 +2,11 @@
 //! for allowed people; a bridge given only a viewer key starts nothing and says why in
 //! the thread (the coordinator's refusal, not a silent failure).
 
-use std::path::Path;
-
 use crate::{
     harness::*,
     homeserver::{synapse, unique, Person},
     BridgeProc,
 };
-
-fn offline_key(data_dir: &Path, role: &str) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["keys", "create", "--role", role, "--name", role])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .envs(store_env(data_dir))
-        .env_remove("AOF_API_KEY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 async fn get(url: &str, key: &str) -> (u16, serde_json::Value) {
     let resp = client().get(url).bearer_auth(key).send().await.unwrap();

@@ -1,30 +1,19 @@
 //! `kill -9` of the bridge in the middle of a session: after a restart every event of
 //! the session is in the room exactly once, and the command is not run again.
 
-use crate::{
-    harness::*,
-    homeserver::{synapse, unique, Person},
-    BridgeProc,
-};
+use crate::{harness::*, homeserver::synapse, Cast};
 
 #[tokio::test]
 async fn a_bridge_killed_mid_session_posts_every_event_once() {
-    if synapse().is_none() {
+    let Some((hs, _, _)) = synapse() else {
         return;
-    }
+    };
     let dir = tempdir();
     let up = Up::start(dir.path()).await;
-    let bot = Person::register(&unique("aofbot")).await;
-    let alice = Person::register(&unique("alice")).await;
-    let mut bridge = BridgeProc::start(
-        &dir.path().join("bridge"),
-        &up.url,
-        &bot,
-        &[(&alice, "operator")],
-    )
-    .await;
-    let room = alice.create_room(&[&bot]).await;
-    alice.wait_member(&room, &bot.user_id).await;
+    let cast = Cast::new().await;
+    let mut bridge = cast.bridge(&dir.path().join("bridge"), &hs, &up.url).await;
+    let room = cast.room(&[]).await;
+    let Cast { bot, alice, .. } = &cast;
 
     const N: usize = 12;
     let root = alice
@@ -117,18 +106,12 @@ async fn a_homeserver_outage_delays_posts_and_loses_none() {
     let dir = tempdir();
     let up = Up::start(dir.path()).await;
     let relay = crate::relay::Relay::start(&hs).await;
-    let bot = Person::register(&unique("aofbot")).await;
-    let alice = Person::register(&unique("alice")).await;
-    let bridge = BridgeProc::start_via(
-        &dir.path().join("bridge"),
-        &relay.url,
-        &up.url,
-        &bot,
-        &[(&alice, "operator")],
-    )
-    .await;
-    let room = alice.create_room(&[&bot]).await;
-    alice.wait_member(&room, &bot.user_id).await;
+    let cast = Cast::new().await;
+    let bridge = cast
+        .bridge(&dir.path().join("bridge"), &relay.url, &up.url)
+        .await;
+    let room = cast.room(&[]).await;
+    let Cast { bot, alice, .. } = &cast;
 
     const N: usize = 6;
     let root = alice

@@ -4,11 +4,7 @@
 
 use serde_json::Value;
 
-use crate::{
-    harness::*,
-    homeserver::{synapse, unique, Person},
-    BridgeProc,
-};
+use crate::{harness::*, homeserver::synapse, Cast};
 
 async fn session(url: &str, sid: &str) -> (u16, Value) {
     call("GET", &format!("{url}/sessions/{sid}"), None).await
@@ -22,27 +18,20 @@ async fn session_count(url: &str) -> usize {
 
 #[tokio::test]
 async fn chat_starts_continues_and_stops_sessions_and_refuses_strangers() {
-    if synapse().is_none() {
+    let Some((hs, _, _)) = synapse() else {
         return;
-    }
+    };
     let dir = tempdir();
     let up = Up::start(dir.path()).await;
-    let bot = Person::register(&unique("aofbot")).await;
-    let alice = Person::register(&unique("alice")).await;
-    let vic = Person::register(&unique("vic")).await;
-    let mallory = Person::register(&unique("mallory")).await;
-    let bridge = BridgeProc::start(
-        &dir.path().join("bridge"),
-        &up.url,
-        &bot,
-        &[(&alice, "operator"), (&vic, "viewer")],
-    )
-    .await;
-
-    let room = alice.create_room(&[&bot, &vic, &mallory]).await;
-    vic.join(&room).await;
-    mallory.join(&room).await;
-    alice.wait_member(&room, &bot.user_id).await;
+    let cast = Cast::new().await;
+    let bridge = cast.bridge(&dir.path().join("bridge"), &hs, &up.url).await;
+    let room = cast.room(&[&cast.vic, &cast.mallory]).await;
+    let Cast {
+        bot,
+        alice,
+        vic,
+        mallory,
+    } = &cast;
 
     // Start: the answer, then the result, in the command's thread.
     let root = alice.say(&room, "!aof run echo hello from chat").await;
@@ -150,7 +139,7 @@ async fn chat_starts_continues_and_stops_sessions_and_refuses_strangers() {
     }
     let _ = hijack;
     // A stranger's invitation is declined: the bridge does not join their room.
-    let theirs = mallory.create_room(&[&bot]).await;
+    let theirs = mallory.create_room(&[bot]).await;
     mallory
         .wait_membership(&theirs, &bot.user_id, "leave")
         .await;

@@ -113,3 +113,41 @@ fn spawn(dir: &Path, n: u32) -> Child {
         .spawn()
         .expect("spawn aof matrix-bridge")
 }
+
+/// The people of a test: the bridge's account, `alice` (operator), `vic` (viewer) and
+/// `mallory` (not on the allow-list), each a fresh account.
+pub struct Cast {
+    pub bot: Person,
+    pub alice: Person,
+    pub vic: Person,
+    pub mallory: Person,
+}
+
+impl Cast {
+    pub async fn new() -> Cast {
+        Cast {
+            bot: Person::register(&homeserver::unique("aofbot")).await,
+            alice: Person::register(&homeserver::unique("alice")).await,
+            vic: Person::register(&homeserver::unique("vic")).await,
+            mallory: Person::register(&homeserver::unique("mallory")).await,
+        }
+    }
+
+    /// The bridge (alice operator, vic viewer), reaching the homeserver at `hs`.
+    pub async fn bridge(&self, dir: &Path, hs: &str, aof_url: &str) -> BridgeProc {
+        let users = [(&self.alice, "operator"), (&self.vic, "viewer")];
+        BridgeProc::start_via(dir, hs, aof_url, &self.bot, &users).await
+    }
+
+    /// A room of alice's with the bridge in it, and `others` joined.
+    pub async fn room(&self, others: &[&Person]) -> matrix_sdk::ruma::OwnedRoomId {
+        let mut invite = vec![&self.bot];
+        invite.extend(others);
+        let room = self.alice.create_room(&invite).await;
+        for p in others {
+            p.join(&room).await;
+        }
+        self.alice.wait_member(&room, &self.bot.user_id).await;
+        room
+    }
+}
