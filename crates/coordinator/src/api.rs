@@ -7,6 +7,7 @@ mod docs;
 mod event_batch;
 mod fence;
 mod ops;
+mod paging;
 mod registry;
 mod runner;
 mod runs;

@@ -129,6 +129,19 @@ impl Plan {
     }
 }
 
+/// One page of the run list from up to `limit` rows (each with its row number, in list
+/// order): a full page says where the next one starts.
+pub fn run_page(rows: Vec<(aof_wire::Run, i64)>, limit: i64) -> crate::RunPage {
+    let next = match rows.len() as i64 == limit {
+        true => rows.last().map(|(_, row)| *row),
+        false => None,
+    };
+    crate::RunPage {
+        runs: rows.into_iter().map(|(r, _)| r).collect(),
+        next,
+    }
+}
+
 pub fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(Illegal::Transition(e))
 }

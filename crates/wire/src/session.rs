@@ -22,6 +22,10 @@ pub struct Session {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
+    /// AOF-RS, only in a page (`limit` or `cursor` given): pass it as `cursor` for the
+    /// next page. Absent on the last page and from the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
