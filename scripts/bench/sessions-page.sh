@@ -28,6 +28,5 @@ for bin in "$@"; do
   echo "== $bin ($url, $AOF_BENCH_SESSIONS sessions)"
   AOF_BENCH_URL="$url" cargo nextest run -p aof-cli --test browser --run-ignored only \
     --no-capture -E 'test(=bench::sessions_page_first_rows)' 2>/dev/null | grep '^{' || true
-  grep VmHWM "/proc/$pid/status" || true
   kill "$pid"; wait "$pid" || true
 done

@@ -4,8 +4,9 @@
 //! `/ui/sessions` on the coordinator at `AOF_BENCH_URL` in chromium and prints one JSON
 //! line: time from navigation start to the first session row on screen, first
 //! contentful paint, bytes of the page's HTTP responses (Resource Timing
-//! `transferSize`), and bytes of the live feed's start (read apart: an open stream has
-//! no Resource Timing entry).
+//! `transferSize`; the first round is a cold cache), the JS heap, and bytes of the live
+//! feed's start as the old page (`init` frame) and the new one (`include_init=false`)
+//! open it (read apart: an open stream has no Resource Timing entry).
 
 use std::time::Duration;
 
@@ -69,10 +70,14 @@ async fn sessions_page_first_rows() {
                  .reduce((n, e) => n + (e.transferSize || 0), 0)",
             )
             .await;
+        // Chromium's own figure (`performance.memory`), after the first rows are shown.
+        let heap = b
+            .js("performance.memory ? performance.memory.usedJSHeapSize : null")
+            .await;
         println!(
             "{}",
             json!({"round": round, "first_rows_ms": rows_ms, "fcp_ms": fcp, "rows_in_dom": shown,
-                   "http_bytes": http})
+                   "http_bytes": http, "js_heap_bytes": heap})
         );
     }
     // The feed as each page opens it: the old one with its init frame, the new without.
