@@ -60,11 +60,11 @@
                 try { await api("POST", `/runs/${enc(r.run_id)}/stop`, {}); await load(); } catch (e) { AOF.banner(e.message); }
               } }, "Stop") : "")))));
       }
-      replace($("pager"), trail.length || next ? [
+      AOF.keepFocus(() => replace($("pager"), trail.length || next ? [
         h("button", { class: "btn", type: "button", id: "page-prev", disabled: !trail.length, onclick: () => { cursor = trail.pop() || null; load(); } }, "Previous"),
         h("span", { id: "page-no" }, `Page ${trail.length + 1}`),
         h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next"),
-      ] : []);
+      ] : []), AOF.otherPager);
     }
     sel.addEventListener("change", () => {
       cursor = null;

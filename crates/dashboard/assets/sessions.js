@@ -65,10 +65,10 @@
         replace(box, AOF.table("Sessions", ["Session", "Status", "Agent", "Parent", "Created", "Host"], sessions.map(row)));
       }
       const n = trail.length + 1;
-      replace($("pager"),
+      AOF.keepFocus(() => replace($("pager"),
         h("button", { class: "btn", type: "button", id: "page-prev", disabled: !trail.length, onclick: () => { cursor = trail.pop() || null; load(); } }, "Previous"),
         h("span", { id: "page-no", "aria-live": "polite" }, `Page ${n}` + (sessions.length ? ` · ${sessions.length} shown` : "")),
-        h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next"));
+        h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next")), AOF.otherPager);
       renderNew();
       if (!performance.getEntriesByName("aof:sessions-rows").length && sessions.length) performance.mark("aof:sessions-rows");
     }

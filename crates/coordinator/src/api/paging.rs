@@ -64,13 +64,16 @@ fn limit(q: &QueryMap) -> ApiResult<Option<i64>> {
     Ok(Some(limit))
 }
 
-/// A filter string: absent or empty means no filter; at most 256 characters.
+/// A filter string: absent or empty means no filter; at most 256 characters, no NUL
+/// (PostgreSQL text cannot hold one: it would be a 500 there).
 pub(crate) fn text(q: &QueryMap, k: &str) -> ApiResult<Option<String>> {
     match q.get(k) {
         None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > MAX_TEXT => {
-            Err(invalid(k, "Input should be at most 256 characters", v))
-        }
+        Some(v) if v.chars().count() > MAX_TEXT || v.contains('\0') => Err(invalid(
+            k,
+            "Input should be at most 256 characters, without NUL",
+            v,
+        )),
         Some(v) => Ok(Some(v.to_string())),
     }
 }
