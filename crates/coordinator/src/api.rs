@@ -58,6 +58,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::stats))
         .routes(routes!(runs::create, runs::list))
         .routes(routes!(runs::get_one))
         .routes(routes!(runs::stop))

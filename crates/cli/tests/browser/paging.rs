@@ -1,6 +1,7 @@
 //! The sessions page over a store of 10,000 sessions: it shows one page (the newest)
 //! from the API, pages forward and back by cursor, filters by status and by text on the
-//! server (the URL keeps the filters), and offers sessions created meanwhile.
+//! server (the URL keeps the filters), and offers sessions created meanwhile; the
+//! overview counts them without listing them.
 
 use super::*;
 use crate::{
@@ -140,6 +141,27 @@ async fn ten_thousand_sessions_page_and_filter_on_the_server() {
         b.js("document.getElementById('f-q').value").await,
         "needle-4242"
     );
+
+    // The overview counts them all without listing them.
+    b.goto("/ui/").await;
+    b.wait_js(
+        "document.querySelector('#ov-sessions a.stat[href$=\"status=finished\"] b')?.textContent === '3334'",
+        "finished: 3334",
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "document.querySelector('#ov-sessions a.stat[href$=\"status=failed\"] b').textContent"
+        )
+        .await,
+        "3333"
+    );
+    b.wait_js(
+        "document.querySelectorAll('#ov-activity li').length === 10",
+        "the 10 newest as activity",
+    )
+    .await;
+    b.check_page("overview-10k").await;
 
     // A session created while page 1 is open: counted, then shown on request.
     b.goto("/ui/sessions").await;

@@ -132,6 +132,13 @@ async fn sessions_and_runs_by_pages_with_filters() {
         "value_error",
     );
 
+    // The counts the overview shows instead of listing everything.
+    let (st, b) = call("GET", &format!("{u}/stats"), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["sessions_by_status"], json!({"pending": 6, "stopped": 1}));
+    assert_eq!(b["runs_by_status"], json!({"pending": 6, "stopped": 1}));
+    assert_eq!(b["runners_online"], 0);
+
     // Runs: the same paging; one per session here, newest first.
     let runs = pages(u, "/runs?limit=4", "runs", "session_id").await;
     assert_eq!(runs.iter().map(Vec::len).collect::<Vec<_>>(), [4, 3]);
