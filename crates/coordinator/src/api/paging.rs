@@ -81,7 +81,7 @@ pub(crate) fn text(q: &QueryMap, k: &str) -> ApiResult<Option<String>> {
 /// The session filters: `status` (an enum value), `agent`, `parent`, `q`.
 pub(crate) fn session_filter(q: &QueryMap) -> ApiResult<SessionFilter> {
     let status = match q.get("status") {
-        None | Some("") => None,
+        None => None,
         Some(v) => Some(v.parse().map_err(|_| {
             invalid(
                 "status",

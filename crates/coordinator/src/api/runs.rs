@@ -60,7 +60,7 @@ pub(crate) fn public(mut run: Run) -> Run {
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunList>> {
     if let Some((before, limit)) = super::paging::run_page(&q)? {
         let status = match q.get("status") {
-            None | Some("") => None,
+            None => None,
             Some(v) => Some(v.parse::<aof_core::RunStatus>().map_err(|_| {
                 super::paging::invalid("status", "Input should be a run status", v)
             })?),

@@ -109,6 +109,7 @@ async fn sessions_and_runs_by_pages_with_filters() {
 
     for bad in [
         "status=bogus",
+        "status=",
         "limit=0",
         "limit=501",
         "cursor=nonsense",
