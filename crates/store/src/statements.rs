@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::{
     audit::AuditBind, import::Col, lifecycle::RunWrite, rows::RUN_COLS, rows::SESSION_COLS,
     runners::RunnerRow, stops::IDLE_STOP_OWED, AuditQuery, BrowserSessionRecord, NewAuditEntry,
-    NewRun, SessionCursor, SessionFilter, SessionTokenRecord,
+    NewRun, SessionTokenRecord,
 };
+
+mod sessions;
+pub use sessions::sessions_page;
 
 /// A statement and its values, in placeholder order.
 pub type Statement = (String, Vec<Col>);
@@ -202,68 +205,6 @@ pub fn session_write(s: &Session, mark: fn(usize) -> String) -> Statement {
         b.text(&s.session_id),
     );
     b.done(sql)
-}
-
-/// One page of the session list, newest first, of the sessions passing `filter`, after
-/// `after`. `row`: the backend's row number column (selected too, for the next page's
-/// cursor).
-pub fn sessions_page(
-    filter: &SessionFilter,
-    after: Option<&SessionCursor>,
-    limit: i64,
-    row: &str,
-    mark: fn(usize) -> String,
-) -> Statement {
-    let mut b = Binds::new(mark);
-    let mut conds = Vec::new();
-    if let Some(a) = after {
-        let (at, n) = (b.text(&a.created_at), b.int(a.row));
-        conds.push(format!(
-            "(created_at < {at} OR (created_at = {at} AND {row} < {n}))"
-        ));
-    }
-    if let Some(s) = filter.status {
-        conds.push(format!("status = {}", b.text(s.as_str())));
-    }
-    if let Some(a) = &filter.agent {
-        conds.push(format!("agent_name = {}", b.text(a)));
-    }
-    if let Some(p) = &filter.parent {
-        conds.push(format!("parent_session_id = {}", b.text(p)));
-    }
-    if let Some(t) = &filter.text {
-        // LIKE with its wildcards escaped: the text is matched literally; `lower` on
-        // both sides because SQLite's LIKE and PostgreSQL's differ on case.
-        let pat = b.text(&like_pattern(t));
-        let any = ["session_id", "agent_name", "hostname", "project_dir"]
-            .map(|c| format!("lower({c}) LIKE {pat} ESCAPE '\\'"))
-            .join(" OR ");
-        conds.push(format!("({any})"));
-    }
-    let filter = match conds.is_empty() {
-        true => String::new(),
-        false => format!("WHERE {} ", conds.join(" AND ")),
-    };
-    let limit = b.int(limit);
-    let sql = format!(
-        "SELECT {SESSION_COLS}, {row} FROM sessions {filter}\
-         ORDER BY created_at DESC, {row} DESC LIMIT {limit}"
-    );
-    b.done(sql)
-}
-
-/// `%text%` in lower case, with LIKE's own characters (`\`, `%`, `_`) escaped by `\`.
-fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 /// A session's delete, in order, each binding only the session id (the first
@@ -566,30 +507,6 @@ mod tests {
         );
         assert!(!plain.contains("SKIP LOCKED"), "{plain}");
         assert_eq!(vals, plain_vals, "no value of its own");
-    }
-
-    #[test]
-    fn a_cursor_value_used_twice_binds_once() {
-        let cursor = SessionCursor {
-            created_at: "t".into(),
-            row: 7,
-        };
-        let all = SessionFilter::default();
-        let (sql, vals) = sessions_page(&all, Some(&cursor), 50, "rid", |i| format!("${i}"));
-        assert!(
-            sql.ends_with(
-                "WHERE (created_at < $1 OR (created_at = $1 AND rid < $2)) \
-                 ORDER BY created_at DESC, rid DESC LIMIT $3"
-            ),
-            "{sql}"
-        );
-        assert_eq!(
-            vals,
-            [Col::Text(Some("t".into())), Col::Int(7), Col::Int(50)]
-        );
-        let (sql, vals) = sessions_page(&all, None, 50, "rowid", |i| format!("?{i}"));
-        assert!(sql.ends_with("FROM sessions ORDER BY created_at DESC, rowid DESC LIMIT ?1"));
-        assert_eq!(vals, [Col::Int(50)]);
     }
 
     #[test]
