@@ -162,7 +162,8 @@ impl RunStore for PgStore {
             .bind(status.map(RunStatus::as_str))
             .bind(session_id)
             .bind(before)
-            .bind(limit)
+            // One row more than the page: whether another page follows.
+            .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;

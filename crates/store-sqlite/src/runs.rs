@@ -130,8 +130,9 @@ impl RunStore for SqliteStore {
             ))
             .and_then(|mut st| {
                 let row = |r: &rusqlite::Row| Ok((run(r)?.run, r.get("rowid")?));
-                st.query_map(rusqlite::params![status, session_id, before, limit], row)?
-                    .collect()
+                // One row more than the page: whether another page follows.
+                let params = rusqlite::params![status, session_id, before, limit.saturating_add(1)];
+                st.query_map(params, row)?.collect()
             })
             .map(|rows| lifecycle::run_page(rows, limit))
             .map_err(internal)

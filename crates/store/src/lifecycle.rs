@@ -129,10 +129,12 @@ impl Plan {
     }
 }
 
-/// One page of the run list from up to `limit` rows (each with its row number, in list
-/// order): a full page says where the next one starts.
-pub fn run_page(rows: Vec<(aof_wire::Run, i64)>, limit: i64) -> crate::RunPage {
-    let next = match rows.len() as i64 == limit {
+/// One page of the run list from up to `limit + 1` rows (each with its row number, in
+/// list order): the extra row only says that another page follows.
+pub fn run_page(mut rows: Vec<(aof_wire::Run, i64)>, limit: i64) -> crate::RunPage {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match more {
         true => rows.last().map(|(_, row)| *row),
         false => None,
     };

@@ -51,14 +51,17 @@ pub async fn sessions_page_through_without_duplicates_or_gaps(store: &dyn Store)
     }
     assert_eq!(sizes, [3, 3, 1]);
     assert_eq!(seen, all, "every session once, in list order");
-    // A page that ends exactly at the last session points past it to an empty one.
+    // A page that ends exactly at the last session is the last one.
     let full = store.list_sessions_page(&all_of(), None, 7).await.unwrap();
     assert_eq!(ids(&full.sessions), all);
+    assert!(full.next.is_none());
+    let short = store.list_sessions_page(&all_of(), None, 6).await.unwrap();
     let rest = store
-        .list_sessions_page(&all_of(), full.next, 7)
+        .list_sessions_page(&all_of(), short.next, 6)
         .await
         .unwrap();
-    assert!(rest.sessions.is_empty() && rest.next.is_none());
+    assert_eq!(ids(&rest.sessions), [all[6].clone()]);
+    assert!(rest.next.is_none());
 }
 
 fn all_of() -> SessionFilter {

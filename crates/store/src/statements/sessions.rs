@@ -5,7 +5,7 @@ use crate::{rows::SESSION_COLS, SessionCursor, SessionFilter};
 
 /// One page of the session list, newest first, of the sessions passing `filter`, after
 /// `after`. `row`: the backend's row number column (selected too, for the next page's
-/// cursor).
+/// cursor). It reads `limit + 1` rows; [`crate::sessions::page`] keeps `limit`.
 pub fn sessions_page(
     filter: &SessionFilter,
     after: Option<&SessionCursor>,
@@ -43,7 +43,8 @@ pub fn sessions_page(
         true => String::new(),
         false => format!("WHERE {} ", conds.join(" AND ")),
     };
-    let limit = b.int(limit);
+    // One row more than the page: whether another page follows, without reading it.
+    let limit = b.int(limit.saturating_add(1));
     let sql = format!(
         "SELECT {SESSION_COLS}, {row} FROM sessions {filter}\
          ORDER BY created_at DESC, {row} DESC LIMIT {limit}"
@@ -87,10 +88,10 @@ mod tests {
         );
         assert_eq!(
             vals,
-            [Col::Text(Some("t".into())), Col::Int(7), Col::Int(50)]
+            [Col::Text(Some("t".into())), Col::Int(7), Col::Int(51)]
         );
         let (sql, vals) = sessions_page(&all, None, 50, "rowid", |i| format!("?{i}"));
         assert!(sql.ends_with("FROM sessions ORDER BY created_at DESC, rowid DESC LIMIT ?1"));
-        assert_eq!(vals, [Col::Int(50)]);
+        assert_eq!(vals, [Col::Int(51)], "one row more than the page");
     }
 }
