@@ -86,6 +86,7 @@
         if (mine === seq) AOF.fail($("sessions"), e);
         return;
       }
+      if (!feed) follow(out.feed_head);
       if (mine !== seq) return; // a newer filter or page was asked for meanwhile
       next = out.next_cursor || null;
       shown = new Map(out.sessions.map((s) => [s.session_id, s]));
@@ -102,9 +103,12 @@
     });
     form.addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(debounce); first(); });
 
-    // No init frame: the page comes from GET /sessions; the feed keeps it current.
-    new AOF.Feed({
+    // No init frame: the page comes from GET /sessions, and the feed starts where that
+    // read did (`feed_head`), so a change made meanwhile is replayed, not missed.
+    let feed = null;
+    const follow = (head) => { feed = new AOF.Feed({
       init: false,
+      lastId: head,
       onFrame: (kind, data) => {
         const s = data && data.session;
         if (kind === "session_deleted") {
@@ -123,8 +127,8 @@
           renderNew();
         }
       },
-    });
-    load();
+    }); };
+    load().then(() => { if (!feed) follow(null); });
   });
 
   AOF.page("session-new", async () => {

@@ -72,16 +72,19 @@ pub(crate) async fn text(store: Arc<dyn Store>) -> StoreResult<String> {
 }
 
 /// One page of `limit` sessions passing `filter` after `after`, with the next page's
-/// cursor when there may be one.
+/// cursor when another follows and the feed cursor to follow changes from.
 pub(crate) async fn one_page(
     store: &dyn Store,
     filter: &SessionFilter,
     after: Option<SessionCursor>,
     limit: i64,
 ) -> StoreResult<SessionList> {
+    // Read first: a change committed while the page is read is then replayed too.
+    let head = store.feed_head().await?;
     let page = store.list_sessions_page(filter, after, limit).await?;
     Ok(SessionList {
         sessions: page.sessions,
         next_cursor: page.next.as_ref().map(super::paging::encode),
+        feed_head: Some(head),
     })
 }

@@ -58,6 +58,16 @@ async fn sessions_and_runs_by_pages_with_filters() {
     assert_eq!(st, 200);
     assert_eq!(ids(&whole, "sessions", "session_id"), newest_first);
     assert!(whole.get("next_cursor").is_none(), "{whole}");
+    assert!(whole.get("feed_head").is_none(), "{whole}");
+    // A page says where the feed stands, to follow changes from there.
+    let (_, b) = call("GET", &format!("{u}/sessions?limit=1"), None).await;
+    let head = b["feed_head"].as_i64().unwrap_or_else(|| panic!("{b}"));
+    let patch = json!({"executor_session_id": "exec-x"});
+    let url = format!("{u}/sessions/{}/metadata", made[0]);
+    let (st, b) = call("PATCH", &url, Some(patch)).await;
+    assert_eq!(st, 200, "{b}");
+    let (_, b) = call("GET", &format!("{u}/sessions?limit=1"), None).await;
+    assert!(b["feed_head"].as_i64().unwrap() > head, "{b}");
 
     let got = pages(u, "/sessions?limit=3", "sessions", "session_id").await;
     assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
