@@ -5,8 +5,8 @@
 //! line: time from navigation start to the first session row on screen, first
 //! contentful paint, bytes of the page's HTTP responses (Resource Timing
 //! `transferSize`; the first round is a cold cache), the JS heap, and bytes of the live
-//! feed's start as the old page (`init` frame) and the new one (`include_init=false`)
-//! open it (read apart: an open stream has no Resource Timing entry).
+//! feed's start as the old page (`init` frame) and the new one (`last_event_id` = its
+//! page's `feed_head`) open it (read apart: an open stream has no Resource Timing entry).
 
 use std::time::Duration;
 
@@ -80,12 +80,23 @@ async fn sessions_page_first_rows() {
                    "http_bytes": http, "js_heap_bytes": heap})
         );
     }
-    // The feed as each page opens it: the old one with its init frame, the new without.
+    // The feed as each page opens it: the old one with its init frame, the new one from
+    // its first page's `feed_head` (a coordinator without it: no init frame).
     let with_init = feed_bytes(&format!("{url}/sse/sessions?")).await;
-    let without = feed_bytes(&format!("{url}/sse/sessions?include_init=false")).await;
+    let page: serde_json::Value = reqwest::get(format!("{url}/sessions?limit=1"))
+        .await
+        .expect("a page")
+        .json()
+        .await
+        .expect("JSON");
+    let new_feed = match page["feed_head"].as_i64() {
+        Some(head) => format!("{url}/sse/sessions?last_event_id={head}"),
+        None => format!("{url}/sse/sessions?include_init=false"),
+    };
+    let without = feed_bytes(&new_feed).await;
     println!(
         "{}",
-        json!({"feed_bytes_with_init": with_init, "feed_bytes_without_init": without})
+        json!({"feed_bytes_with_init": with_init, "feed_bytes_as_the_new_page_opens_it": without})
     );
     b.close().await;
 }
