@@ -7,6 +7,7 @@ mod docs;
 mod event_batch;
 mod fence;
 mod ops;
+mod paging;
 mod registry;
 mod runner;
 mod runs;
@@ -57,6 +58,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::stats))
         .routes(routes!(runs::create, runs::list))
         .routes(routes!(runs::get_one))
         .routes(routes!(runs::stop))

@@ -82,6 +82,7 @@ async fn document_matches_router_and_is_typed() {
         "GET /health",
         "GET /ready",
         "GET /metrics",
+        "GET /stats",
         "POST /runs",
         "GET /runs",
         "GET /runs/{run_id}",

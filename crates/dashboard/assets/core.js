@@ -49,6 +49,19 @@
         h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
         h("tbody", {}, rows)));
 
+  /// Runs `fn` (which rebuilds part of the page) and puts the focus back on the control
+  /// with the same id, or on `fallback` if that one is now disabled: a keyboard user
+  /// paging with Enter stays on the pager.
+  AOF.keepFocus = (fn, fallback) => {
+    const id = document.activeElement && document.activeElement.id;
+    fn();
+    if (!id) return;
+    let el = document.getElementById(id);
+    if (el && el.disabled && fallback) el = document.getElementById(fallback(id));
+    if (el && !el.disabled && el !== document.activeElement) el.focus();
+  };
+  AOF.otherPager = (id) => (id === "page-next" ? "page-prev" : "page-next");
+
   AOF.banner = (text) => {
     const b = AOF.$("banner");
     if (!b) return;

@@ -1,5 +1,6 @@
 // Runs and runners: status, tags, leases (who holds a run, which attempt), current
-// runs per runner, stop and remove. Refreshed when the feed reports a change.
+// runs per runner, stop and remove. Refreshed when the feed reports a change. Runs come
+// a page at a time from the API; runners are few and listed whole.
 "use strict";
 
 (function () {
@@ -23,24 +24,29 @@
   }
 
   AOF.page("runs", async () => {
+    // A page at a time from the API (`next_cursor`), the status filtered by the server.
     const sel = $("r-status");
     sel.value = new URLSearchParams(location.search).get("status") || "";
-    let page = 1;
+    const trail = [];
+    let cursor = null, next = null, seq = 0;
     async function load() {
       const box = $("runs");
-      let runs;
+      const mine = ++seq;
+      const q = new URLSearchParams({ limit: String(PER_PAGE) });
+      if (sel.value) q.set("status", sel.value);
+      if (cursor) q.set("cursor", cursor);
+      let out;
       try {
-        const q = sel.value ? "?status=" + enc(sel.value) : "";
-        runs = (await api("GET", "/runs" + q)).runs;
-      } catch (e) { return AOF.fail(box, e); }
-      runs.sort((a, b) => b.created_at.localeCompare(a.created_at));
-      const pages = Math.max(1, Math.ceil(runs.length / PER_PAGE));
-      page = Math.min(page, pages);
+        out = await api("GET", "/runs?" + q);
+      } catch (e) { return mine === seq && AOF.fail(box, e); }
+      if (mine !== seq) return;
+      const runs = out.runs;
+      next = out.next_cursor || null;
       if (!runs.length) {
-        replace(box, AOF.empty(sel.value ? `No ${sel.value} runs.` : "No runs yet. Runs appear when a session starts or resumes.", AOF.link("/ui/sessions/new", "Start a session")));
+        replace(box, cursor ? AOF.empty("No more runs.") : AOF.empty(sel.value ? `No ${sel.value} runs.` : "No runs yet. Runs appear when a session starts or resumes.", AOF.link("/ui/sessions/new", "Start a session")));
       } else {
         replace(box, AOF.table("Runs", ["Run", "Session", "Agent", "Type", "Status", "Lease", "Created", "Error", ""],
-          runs.slice((page - 1) * PER_PAGE, page * PER_PAGE).map((r) => h("tr", { "data-run": r.run_id },
+          runs.map((r) => h("tr", { "data-run": r.run_id },
             h("td", { class: "id" }, r.run_id),
             h("td", { class: "id" }, AOF.sessionLink(r.session_id)),
             h("td", {}, r.agent_name || "—"),
@@ -54,14 +60,15 @@
                 try { await api("POST", `/runs/${enc(r.run_id)}/stop`, {}); await load(); } catch (e) { AOF.banner(e.message); }
               } }, "Stop") : "")))));
       }
-      replace($("pager"), pages > 1 ? [
-        h("button", { class: "btn", type: "button", disabled: page <= 1, onclick: () => { page--; load(); } }, "Previous"),
-        h("span", {}, `Page ${page} of ${pages}`),
-        h("button", { class: "btn", type: "button", disabled: page >= pages, onclick: () => { page++; load(); } }, "Next"),
-      ] : []);
+      AOF.keepFocus(() => replace($("pager"), trail.length || next ? [
+        h("button", { class: "btn", type: "button", id: "page-prev", disabled: !trail.length, onclick: () => { cursor = trail.pop() || null; load(); } }, "Previous"),
+        h("span", { id: "page-no" }, `Page ${trail.length + 1}`),
+        h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next"),
+      ] : []), AOF.otherPager);
     }
     sel.addEventListener("change", () => {
-      page = 1;
+      cursor = null;
+      trail.length = 0;
       history.replaceState(null, "", location.pathname + (sel.value ? "?status=" + enc(sel.value) : ""));
       load();
     });
@@ -73,9 +80,11 @@
       const box = $("runners");
       let runners, runs;
       try {
-        [runners, runs] = await Promise.all([api("GET", "/runners"), api("GET", "/runs")]);
+        // Runners are few (all listed); of the runs only the live ones, a page per status.
+        const live = LIVE.map((s) => api("GET", `/runs?status=${s}&limit=500`));
+        [runners, ...runs] = await Promise.all([api("GET", "/runners"), ...live]);
         runners = runners.runners;
-        runs = runs.runs;
+        runs = runs.flatMap((r) => r.runs);
       } catch (e) { return AOF.fail(box, e); }
       if (!runners.length) {
         return replace(box, AOF.empty("No runners are registered. Start one with `aof runner --url <coordinator>` (or use `aof up`)."));

@@ -1,24 +1,28 @@
 // Overview: runners online/stale, sessions by status, runs per minute over the last
-// 15 minutes, and recent activity, all kept live from the feed.
+// 15 minutes, and recent activity, kept live from the feed. Nothing here lists the whole
+// fleet: counts come from GET /stats, runs per minute from the newest page of runs, the
+// first activity from the newest page of sessions, and the feed has no init frame.
 "use strict";
 
 (function () {
   const { h, $, api, replace } = AOF;
   const MINUTES = 15;
   const ACTIVITY = 20;
-  const STATUSES = ["pending", "running", "idle", "stopping", "finished", "failed", "stopped"];
+  const STATUSES = ["pending", "running", "waiting_approval", "idle", "stopping", "finished", "failed", "stopped"];
+  /// Runs read for the per-minute bars: a busier fleet shows "500+" in its window.
+  const RUNS_PAGE = 500;
 
   const stat = (n, label) => h("div", { class: "stat" }, h("b", {}, String(n)), h("span", {}, label));
 
   AOF.page("overview", async () => {
-    const sessions = new Map();
     let fleetTimer = null;
 
     async function fleet() {
-      let runners, runs;
+      let runners, runs, stats;
       try {
-        [runners, runs] = await Promise.all([api("GET", "/runners"), api("GET", "/runs")]);
+        [runners, runs, stats] = await Promise.all([api("GET", "/runners"), api("GET", `/runs?limit=${RUNS_PAGE}`), api("GET", "/stats")]);
       } catch (e) { AOF.fail($("ov-runners"), e); return; }
+      renderSessions(stats.sessions_by_status);
       runners = runners.runners;
       const online = runners.filter((r) => r.status === "online").length;
       replace($("ov-runners"), runners.length
@@ -33,8 +37,10 @@
       }
       const max = Math.max(1, ...buckets);
       const last = buckets[MINUTES - 1];
+      // A full page that is all inside the window: there were more than it holds.
+      const more = runs.next_cursor && runs.runs.length && now - Date.parse(runs.runs[runs.runs.length - 1].created_at) < MINUTES * 60000 ? "+" : "";
       replace($("ov-rpm"),
-        h("div", { class: "stat-list" }, stat(last, "in the last minute"), stat(buckets.reduce((a, b) => a + b, 0), `in ${MINUTES} min`)),
+        h("div", { class: "stat-list" }, stat(last, "in the last minute"), stat(buckets.reduce((a, b) => a + b, 0) + more, `in ${MINUTES} min`)),
         h("div", { class: "bars", role: "img", "aria-label": `Runs per minute, last ${MINUTES} minutes: ${buckets.join(", ")}` },
           buckets.map((n) => h("div", { style: null, "data-n": String(n), title: `${n} runs` }))));
       // Heights go through CSSOM, which the no-inline-style policy allows.
@@ -45,11 +51,11 @@
       fleetTimer = setTimeout(async () => { fleetTimer = null; await fleet(); }, 1500);
     }
 
-    function renderSessions() {
+    function renderSessions(byStatus) {
       const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
-      for (const s of sessions.values()) counts[s.status] = (counts[s.status] || 0) + 1;
+      Object.assign(counts, byStatus);
       const box = $("ov-sessions");
-      if (!sessions.size) return replace(box, AOF.empty("No sessions yet.", AOF.link("/ui/sessions/new", "Start one")));
+      if (!Object.values(counts).some((n) => n > 0)) return replace(box, AOF.empty("No sessions yet.", AOF.link("/ui/sessions/new", "Start one")));
       replace(box, Object.entries(counts).filter(([, n]) => n > 0).map(([s, n]) =>
         h("a", { class: "stat", href: "/ui/sessions?status=" + encodeURIComponent(s) }, h("b", {}, String(n)), h("span", {}, s))));
     }
@@ -70,10 +76,11 @@
     }
 
     /// Before anything happens live, the newest sessions stand in as recent activity.
-    function seed() {
+    async function seed() {
+      let newest = [];
+      try { newest = (await api("GET", "/sessions?limit=10")).sessions; } catch (_) { /* activity stays empty */ }
       const list = $("ov-activity");
       if (list.children.length) return;
-      const newest = [...sessions.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 10);
       for (const s of newest) {
         list.append(h("li", {}, AOF.time(s.created_at), h("span", {}, `session created · now ${s.status}`), AOF.sessionLink(s.session_id)));
       }
@@ -81,24 +88,13 @@
     }
 
     new AOF.Feed({
-      init: true,
+      init: false,
       onFrame: (kind, data, id) => {
-        if (kind === "init") {
-          sessions.clear();
-          for (const s of data.sessions || []) sessions.set(s.session_id, s);
-          seed();
-        } else {
-          if (data.session) {
-            if (kind === "session_deleted") sessions.delete(data.session.session_id);
-            else sessions.set(data.session.session_id, data.session);
-          }
-          activity(kind, data, id);
-          kickFleet();
-        }
-        renderSessions();
+        activity(kind, data, id);
+        kickFleet();
       },
     });
     setInterval(fleet, 15000);
-    await fleet();
+    await Promise.all([fleet(), seed()]);
   });
 })();

@@ -1,91 +1,134 @@
-// Sessions: the filtered, paginated list (live from the feed) and the start form.
+// Sessions: the list a page at a time from the API with server-side filters (live
+// updates for the rows shown) and the start form.
 "use strict";
 
 (function () {
   const { h, $, api, replace } = AOF;
-  const PER_PAGE = 25;
+  const PER_PAGE = 50;
 
   AOF.page("sessions", () => {
-    const all = new Map();
+    // A page at a time from the API (keyset: `next_cursor`), filtered by the server;
+    // the feed only updates the rows on screen and counts new matching sessions.
     const form = $("filters");
     const params = new URLSearchParams(location.search);
     const fields = { status: $("f-status"), agent: $("f-agent"), parent: $("f-parent"), q: $("f-q") };
     for (const [k, el] of Object.entries(fields)) el.value = params.get(k) || "";
-    let page = Math.max(1, Number(params.get("page")) || 1);
-    let loaded = false;
-    let queued = false;
+    // Cursors of the pages before this one ("Previous" pops); null is the first page.
+    const trail = [];
+    let cursor = params.get("cursor") || null;
+    let next = null;
+    let shown = new Map();
+    let fresh = 0;
+    let seq = 0;
 
+    function filters() {
+      const q = new URLSearchParams();
+      for (const [k, el] of Object.entries(fields)) if (el.value.trim()) q.set(k, el.value.trim());
+      return q;
+    }
+    /// What the server's filter would say of a session the feed announced (for the count).
     function matches(s) {
-      const f = Object.fromEntries(Object.entries(fields).map(([k, el]) => [k, el.value.trim().toLowerCase()]));
+      const f = Object.fromEntries(Object.entries(fields).map(([k, el]) => [k, el.value.trim()]));
       if (f.status && s.status !== f.status) return false;
-      if (f.agent && !(s.agent_name || "").toLowerCase().includes(f.agent)) return false;
-      if (f.parent && !(s.parent_session_id || "").toLowerCase().includes(f.parent)) return false;
+      if (f.agent && s.agent_name !== f.agent) return false;
+      if (f.parent && s.parent_session_id !== f.parent) return false;
       if (f.q) {
-        const hay = [s.session_id, s.agent_name, s.hostname, s.project_dir, s.status].join(" ").toLowerCase();
-        if (!hay.includes(f.q)) return false;
+        const hay = [s.session_id, s.agent_name, s.hostname, s.project_dir].join(" ").toLowerCase();
+        if (!hay.includes(f.q.toLowerCase())) return false;
       }
       return true;
     }
 
-    function syncUrl() {
-      const q = new URLSearchParams();
-      for (const [k, el] of Object.entries(fields)) if (el.value.trim()) q.set(k, el.value.trim());
-      if (page > 1) q.set("page", String(page));
-      history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q : ""));
+    function row(s) {
+      return h("tr", { "data-session": s.session_id },
+        h("td", { class: "id" }, AOF.sessionLink(s.session_id)),
+        h("td", {}, AOF.badge(s.status)),
+        h("td", {}, s.agent_name || "—"),
+        h("td", { class: "id" }, s.parent_session_id ? AOF.sessionLink(s.parent_session_id) : "—"),
+        h("td", {}, AOF.time(s.created_at)),
+        h("td", {}, s.hostname || "—"));
     }
 
-    function render() {
-      queued = false;
-      if (!loaded) return;
-      const rows = [...all.values()].filter(matches).sort((a, b) => b.created_at.localeCompare(a.created_at));
-      const pages = Math.max(1, Math.ceil(rows.length / PER_PAGE));
-      page = Math.min(page, pages);
+    function renderNew() {
+      const box = $("new-sessions");
+      box.hidden = fresh === 0;
+      replace(box, fresh ? h("button", { class: "btn", type: "button", id: "show-new", onclick: () => first() },
+        `${fresh} new session${fresh === 1 ? "" : "s"} — show`) : []);
+    }
+
+    function render(sessions, filtered) {
       const box = $("sessions");
-      if (!all.size) {
-        replace(box, AOF.empty("No sessions yet.", AOF.link("/ui/sessions/new", "Start a session")));
-      } else if (!rows.length) {
-        replace(box, AOF.empty("No session matches these filters. Clear a filter to see more."));
+      if (!sessions.length) {
+        replace(box, filtered || cursor ? AOF.empty(cursor ? "No more sessions." : "No session matches these filters. Clear a filter to see more.")
+          : AOF.empty("No sessions yet.", AOF.link("/ui/sessions/new", "Start a session")));
       } else {
-        const shown = rows.slice((page - 1) * PER_PAGE, page * PER_PAGE);
-        replace(box, AOF.table("Sessions", ["Session", "Status", "Agent", "Parent", "Created", "Host"],
-          shown.map((s) => h("tr", { "data-session": s.session_id },
-            h("td", { class: "id" }, AOF.sessionLink(s.session_id)),
-            h("td", {}, AOF.badge(s.status)),
-            h("td", {}, s.agent_name || "—"),
-            h("td", { class: "id" }, s.parent_session_id ? AOF.sessionLink(s.parent_session_id) : "—"),
-            h("td", {}, AOF.time(s.created_at)),
-            h("td", {}, s.hostname || "—")))));
+        replace(box, AOF.table("Sessions", ["Session", "Status", "Agent", "Parent", "Created", "Host"], sessions.map(row)));
       }
-      const pager = $("pager");
-      replace(pager, pages > 1 ? [
-        h("button", { class: "btn", type: "button", disabled: page <= 1, onclick: () => { page--; schedule(); } }, "Previous"),
-        h("span", { "aria-live": "polite" }, `Page ${page} of ${pages} · ${rows.length} sessions`),
-        h("button", { class: "btn", type: "button", disabled: page >= pages, onclick: () => { page++; schedule(); } }, "Next"),
-      ] : rows.length ? [h("span", { class: "muted" }, `${rows.length} session${rows.length === 1 ? "" : "s"}`)] : []);
-      syncUrl();
+      const n = trail.length + 1;
+      AOF.keepFocus(() => replace($("pager"),
+        h("button", { class: "btn", type: "button", id: "page-prev", disabled: !trail.length, onclick: () => { cursor = trail.pop() || null; load(); } }, "Previous"),
+        h("span", { id: "page-no", "aria-live": "polite" }, `Page ${n}` + (sessions.length ? ` · ${sessions.length} shown` : "")),
+        h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next")), AOF.otherPager);
+      renderNew();
+      if (!performance.getEntriesByName("aof:sessions-rows").length && sessions.length) performance.mark("aof:sessions-rows");
     }
-    function schedule() {
-      if (!queued) { queued = true; requestAnimationFrame(render); }
-    }
-    form.addEventListener("input", () => { page = 1; schedule(); });
-    form.addEventListener("submit", (e) => e.preventDefault());
 
-    new AOF.Feed({
-      init: true,
-      onFrame: (kind, data) => {
-        if (kind === "init") {
-          all.clear();
-          for (const s of data.sessions || []) all.set(s.session_id, s);
-          loaded = true;
-        } else if (kind === "session_deleted") {
-          const sid = (data.session && data.session.session_id) || data.session_id;
-          all.delete(sid);
-        } else if (data.session) {
-          all.set(data.session.session_id, data.session);
-        } else return;
-        schedule();
-      },
+    async function load() {
+      const mine = ++seq;
+      const q = filters();
+      if (cursor) q.set("cursor", cursor);
+      history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q : ""));
+      q.set("limit", String(PER_PAGE));
+      let out;
+      try {
+        out = await api("GET", "/sessions?" + q);
+      } catch (e) {
+        if (mine === seq) AOF.fail($("sessions"), e);
+        return;
+      }
+      if (!feed) follow(out.feed_head);
+      if (mine !== seq) return; // a newer filter or page was asked for meanwhile
+      next = out.next_cursor || null;
+      shown = new Map(out.sessions.map((s) => [s.session_id, s]));
+      if (!cursor) fresh = 0;
+      render(out.sessions, filters().toString() !== "");
+    }
+    function first() { cursor = null; trail.length = 0; fresh = 0; load(); }
+
+    let debounce = null;
+    form.addEventListener("input", (e) => {
+      clearTimeout(debounce);
+      // Typing is debounced (one request per pause); a select applies at once.
+      debounce = setTimeout(first, e.target.tagName === "SELECT" ? 0 : 300);
     });
+    form.addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(debounce); first(); });
+
+    // No init frame: the page comes from GET /sessions, and the feed starts where that
+    // read did (`feed_head`), so a change made meanwhile is replayed, not missed.
+    let feed = null;
+    const follow = (head) => { feed = new AOF.Feed({
+      init: false,
+      lastId: head,
+      onFrame: (kind, data) => {
+        const s = data && data.session;
+        if (kind === "session_deleted") {
+          const sid = (s && s.session_id) || data.session_id;
+          const tr = shown.has(sid) && document.querySelector(`tr[data-session="${CSS.escape(sid)}"]`);
+          if (tr) tr.classList.add("gone");
+          return;
+        }
+        if (!s) return;
+        if (shown.has(s.session_id)) {
+          shown.set(s.session_id, s);
+          const tr = document.querySelector(`tr[data-session="${CSS.escape(s.session_id)}"]`);
+          if (tr) tr.replaceWith(row(s));
+        } else if ((kind === "session_created" || fields.status.value) && matches(s)) {
+          fresh++;
+          renderNew();
+        }
+      },
+    }); };
+    load().then(() => { if (!feed) follow(null); });
   });
 
   AOF.page("session-new", async () => {

@@ -2,6 +2,7 @@
 //! causes is decided by `aof_store::lifecycle` and written by `execute`; stops are in
 //! `stops`, lease renewal and expiry in `leases`.
 
+use aof_core::RunStatus;
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use sqlx::Row;
@@ -10,7 +11,7 @@ use aof_store::{
     lifecycle,
     matching::may_claim,
     rows::{run, session, RUN_COLS},
-    statements, NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
+    statements, NewRun, RunPage, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
 use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Run, RunType};
 
@@ -143,6 +144,34 @@ impl RunStore for PgStore {
             .await
             .map_err(internal)?;
         Ok(all(rows, run)?.into_iter().map(|rec| rec.run).collect())
+    }
+
+    async fn list_runs_page(
+        &self,
+        status: Option<RunStatus>,
+        session_id: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<RunPage> {
+        let sql = format!(
+            "SELECT {RUN_COLS}, rid FROM runs WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR session_id = $2) AND ($3::bigint IS NULL OR rid < $3) \
+             ORDER BY rid DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(status.map(RunStatus::as_str))
+            .bind(session_id)
+            .bind(before)
+            // One row more than the page: whether another page follows.
+            .bind(limit.saturating_add(1))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let rows = rows.iter().map(|r| Ok((run(r)?.run, r.get("rid"))));
+        Ok(lifecycle::run_page(
+            rows.collect::<StoreResult<_>>()?,
+            limit,
+        ))
     }
 
     async fn claim_run_scoped(

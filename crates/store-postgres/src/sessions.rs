@@ -9,7 +9,7 @@ use aof_store::{
     rows::{run, session, RUN_COLS, SESSION_COLS},
     sessions,
     statements::{self, LEASED},
-    DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+    DeleteOutcome, SessionCursor, SessionFilter, SessionPage, SessionStore, StoreResult,
 };
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
@@ -73,10 +73,11 @@ impl SessionStore for PgStore {
 
     async fn list_sessions_page(
         &self,
+        filter: &SessionFilter,
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage> {
-        let (sql, vals) = statements::sessions_page(after.as_ref(), limit, "rid", mark);
+        let (sql, vals) = statements::sessions_page(filter, after.as_ref(), limit, "rid", mark);
         let q = bind_all(sqlx::query(&sql), vals);
         let rows = q.fetch_all(&self.pool).await.map_err(internal)?;
         let rows = rows.iter().map(|r| Ok((session(r)?, r.get("rid"))));

@@ -2,6 +2,7 @@
 //! causes is decided by `aof_store::lifecycle` and written by `execute`; stops are in
 //! `stops`, lease renewal and expiry in `leases`.
 
+use aof_core::RunStatus;
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use rusqlite::{Connection, OptionalExtension};
@@ -10,7 +11,7 @@ use aof_store::{
     lifecycle,
     matching::may_claim,
     rows::{run, session, RUN_COLS},
-    statements, NewRun, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
+    statements, NewRun, RunPage, RunRecord, RunReport, RunStore, StoreError, StoreResult, Writer,
 };
 use aof_wire::{auth::KeyScope, runner::RunnerInfo, sse, Demands, Run, RunType};
 
@@ -107,6 +108,33 @@ impl RunStore for SqliteStore {
                 st.query_map([status, session_id], |r| run(r).map(|rec| rec.run))?
                     .collect()
             })
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_runs_page(
+        &self,
+        status: Option<RunStatus>,
+        session_id: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<RunPage> {
+        let status = status.map(RunStatus::as_str);
+        let session_id = session_id.map(str::to_string);
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLS}, rowid FROM runs WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR session_id = ?2) AND (?3 IS NULL OR rowid < ?3) \
+                 ORDER BY rowid DESC LIMIT ?4"
+            ))
+            .and_then(|mut st| {
+                let row = |r: &rusqlite::Row| Ok((run(r)?.run, r.get("rowid")?));
+                // One row more than the page: whether another page follows.
+                let params = rusqlite::params![status, session_id, before, limit.saturating_add(1)];
+                st.query_map(params, row)?.collect()
+            })
+            .map(|rows| lifecycle::run_page(rows, limit))
             .map_err(internal)
         })
         .await

@@ -9,7 +9,7 @@ use aof_store::{
     rows::{run, session, RUN_COLS, SESSION_COLS},
     sessions,
     statements::{self, LEASED},
-    DeleteOutcome, SessionCursor, SessionPage, SessionStore, StoreResult,
+    DeleteOutcome, SessionCursor, SessionFilter, SessionPage, SessionStore, StoreResult,
 };
 use aof_wire::{
     session::{BindRequest, MetadataPatch},
@@ -55,11 +55,14 @@ impl SessionStore for SqliteStore {
 
     async fn list_sessions_page(
         &self,
+        filter: &SessionFilter,
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage> {
+        let filter = filter.clone();
         self.read(move |c| {
-            let (sql, vals) = statements::sessions_page(after.as_ref(), limit, "rowid", mark);
+            let (sql, vals) =
+                statements::sessions_page(&filter, after.as_ref(), limit, "rowid", mark);
             let row = |r: &Row| Ok((session(r)?, r.get("rowid")?));
             c.prepare_cached(&sql)
                 .and_then(|mut st| st.query_map(values(vals), row)?.collect())

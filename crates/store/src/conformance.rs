@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::__conformance_cases! { $factory;
             runs::runs_start_creates_the_run_and_a_pending_session,
+            runs::runs_page_through_by_status_and_session,
             runs::runs_start_of_a_taken_session_is_session_exists,
             runs::runs_resume_of_a_missing_session_is_session_not_found,
             runs::runs_resume_adds_the_latest_run_of_the_session,
@@ -126,6 +127,7 @@ macro_rules! conformance_tests {
             events::feed_subscribe_delivers_live_items_as_feed_after_lists_them,
             sessions::sessions_list_newest_first,
             sessions::sessions_page_through_without_duplicates_or_gaps,
+            sessions::sessions_filter_by_status_agent_parent_and_text,
             sessions::sessions_bind_sets_executor_fields_and_running,
             sessions::sessions_patch_metadata_writes_only_given_fields,
             sessions::sessions_set_status_only_by_the_serving_runner,

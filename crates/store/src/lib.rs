@@ -207,11 +207,31 @@ pub struct SessionCursor {
     pub row: i64,
 }
 
+/// Which sessions a list page holds; all `None`: every session. Each one narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub status: Option<aof_core::SessionStatus>,
+    /// The agent name, exactly.
+    pub agent: Option<String>,
+    /// Only children of this session.
+    pub parent: Option<String>,
+    /// A case-insensitive substring of the session id, agent name, host or project dir.
+    pub text: Option<String>,
+}
+
 /// One page of [`Store::list_sessions_page`].
 #[derive(Debug, Clone)]
 pub struct SessionPage {
     pub sessions: Vec<Session>,
     pub next: Option<SessionCursor>,
+}
+
+/// One page of [`RunStore::list_runs_page`].
+#[derive(Debug, Clone)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Pass as `before` for the next (older) page; `None`: this was the last one.
+    pub next: Option<i64>,
 }
 
 /// Runs: creation, claims, runners' reports.
@@ -228,6 +248,15 @@ pub trait RunStore: Send + Sync {
         status: Option<&str>,
         session_id: Option<&str>,
     ) -> StoreResult<Vec<Run>>;
+    /// Up to `limit` runs in `list_runs` order whose row number is below `before` (the
+    /// previous page's `next`), optionally only of one status and/or one session.
+    async fn list_runs_page(
+        &self,
+        status: Option<RunStatus>,
+        session_id: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<RunPage>;
     /// Atomically claims the oldest pending run this runner satisfies, with a new lease.
     async fn claim_run(
         &self,
@@ -278,12 +307,18 @@ pub trait SessionStore: Send + Sync {
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<Session>>;
     /// Every session, newest first.
     async fn list_sessions(&self) -> StoreResult<Vec<Session>> {
-        Ok(self.list_sessions_page(None, i64::MAX).await?.sessions)
+        let all = SessionFilter::default();
+        Ok(self
+            .list_sessions_page(&all, None, i64::MAX)
+            .await?
+            .sessions)
     }
-    /// Up to `limit` sessions in `list_sessions` order (newest first) after `after`;
-    /// `next` is where the following page starts (`None`: this was the last one).
+    /// Up to `limit` sessions that pass `filter`, in `list_sessions` order (newest
+    /// first) after `after`; `next` is where the following page starts (`None`: this
+    /// was the last one).
     async fn list_sessions_page(
         &self,
+        filter: &SessionFilter,
         after: Option<SessionCursor>,
         limit: i64,
     ) -> StoreResult<SessionPage>;

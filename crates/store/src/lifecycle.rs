@@ -129,6 +129,21 @@ impl Plan {
     }
 }
 
+/// One page of the run list from up to `limit + 1` rows (each with its row number, in
+/// list order): the extra row only says that another page follows.
+pub fn run_page(mut rows: Vec<(aof_wire::Run, i64)>, limit: i64) -> crate::RunPage {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match more {
+        true => rows.last().map(|(_, row)| *row),
+        false => None,
+    };
+    crate::RunPage {
+        runs: rows.into_iter().map(|(r, _)| r).collect(),
+        next,
+    }
+}
+
 pub fn illegal(e: aof_core::IllegalTransition) -> StoreError {
     StoreError::Illegal(Illegal::Transition(e))
 }

@@ -124,10 +124,13 @@ pub fn deleted(session_id: &str, runs_deleted: u64) -> serde_json::Value {
     serde_json::json!({"session_id": session_id, "runs_deleted": runs_deleted})
 }
 
-/// One page of the session list from up to `limit` rows (each with its row number, in
-/// list order): a full page says where the next one starts.
-pub fn page(rows: Vec<(Session, i64)>, limit: i64) -> SessionPage {
-    let next = match rows.len() as i64 == limit {
+/// One page of the session list from up to `limit + 1` rows (each with its row number,
+/// in list order, as `statements::sessions_page` reads them): the extra row only says
+/// that another page follows, starting after the page's last session.
+pub fn page(mut rows: Vec<(Session, i64)>, limit: i64) -> SessionPage {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match more {
         true => rows.last().map(|(s, row)| SessionCursor {
             created_at: s.created_at.clone(),
             row: *row,
@@ -313,7 +316,8 @@ mod tests {
     #[test]
     fn pages_and_affinity() {
         let rows = |n: i64| (0..n).map(|i| (ses("idle"), 10 - i)).collect::<Vec<_>>();
-        let full = page(rows(3), 3);
+        // One row more than the page was read: another page follows.
+        let full = page(rows(4), 3);
         assert_eq!(full.sessions.len(), 3);
         let want = SessionCursor {
             created_at: "2027-01-15T08:00:00Z".into(),
@@ -322,8 +326,9 @@ mod tests {
         assert_eq!(
             full.next,
             Some(want),
-            "a full page: the next starts after its last row"
+            "more rows: the next starts after the page's last row"
         );
+        assert_eq!(page(rows(3), 3).next, None, "exactly a page: the last one");
         let short = page(rows(2), 3);
         assert_eq!((short.sessions.len(), short.next), (2, None));
         assert_eq!(page(Vec::new(), 3).next, None);

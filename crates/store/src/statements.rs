@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::{
     audit::AuditBind, import::Col, lifecycle::RunWrite, rows::RUN_COLS, rows::SESSION_COLS,
     runners::RunnerRow, stops::IDLE_STOP_OWED, AuditQuery, BrowserSessionRecord, NewAuditEntry,
-    NewRun, SessionCursor, SessionTokenRecord,
+    NewRun, SessionTokenRecord,
 };
+
+mod sessions;
+pub use sessions::sessions_page;
 
 /// A statement and its values, in placeholder order.
 pub type Statement = (String, Vec<Col>);
@@ -200,30 +203,6 @@ pub fn session_write(s: &Session, mark: fn(usize) -> String) -> Statement {
         b.opt(&s.executor_profile),
         b.opt(&s.hostname),
         b.text(&s.session_id),
-    );
-    b.done(sql)
-}
-
-/// One page of the session list, newest first, after `after`. `row`: the backend's row
-/// number column (selected too, for the next page's cursor).
-pub fn sessions_page(
-    after: Option<&SessionCursor>,
-    limit: i64,
-    row: &str,
-    mark: fn(usize) -> String,
-) -> Statement {
-    let mut b = Binds::new(mark);
-    let filter = match after {
-        None => String::new(),
-        Some(a) => {
-            let (at, n) = (b.text(&a.created_at), b.int(a.row));
-            format!("WHERE created_at < {at} OR (created_at = {at} AND {row} < {n}) ")
-        }
-    };
-    let limit = b.int(limit);
-    let sql = format!(
-        "SELECT {SESSION_COLS}, {row} FROM sessions {filter}\
-         ORDER BY created_at DESC, {row} DESC LIMIT {limit}"
     );
     b.done(sql)
 }
@@ -528,29 +507,6 @@ mod tests {
         );
         assert!(!plain.contains("SKIP LOCKED"), "{plain}");
         assert_eq!(vals, plain_vals, "no value of its own");
-    }
-
-    #[test]
-    fn a_cursor_value_used_twice_binds_once() {
-        let cursor = SessionCursor {
-            created_at: "t".into(),
-            row: 7,
-        };
-        let (sql, vals) = sessions_page(Some(&cursor), 50, "rid", |i| format!("${i}"));
-        assert!(
-            sql.ends_with(
-                "WHERE created_at < $1 OR (created_at = $1 AND rid < $2) \
-                 ORDER BY created_at DESC, rid DESC LIMIT $3"
-            ),
-            "{sql}"
-        );
-        assert_eq!(
-            vals,
-            [Col::Text(Some("t".into())), Col::Int(7), Col::Int(50)]
-        );
-        let (sql, vals) = sessions_page(None, 50, "rowid", |i| format!("?{i}"));
-        assert!(sql.ends_with("FROM sessions ORDER BY created_at DESC, rowid DESC LIMIT ?1"));
-        assert_eq!(vals, [Col::Int(50)]);
     }
 
     #[test]

@@ -10,6 +10,16 @@ pub struct StatusResponse {
     pub status: String,
 }
 
+/// AOF-RS `GET /stats`: how many sessions and runs are in each status (statuses with
+/// none are left out), for a summary that must not list everything (the dashboard's
+/// overview).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StatsResponse {
+    pub sessions_by_status: std::collections::BTreeMap<String, i64>,
+    pub runs_by_status: std::collections::BTreeMap<String, i64>,
+    pub runners_online: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct OkResponse {
     pub ok: bool,

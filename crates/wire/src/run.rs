@@ -188,4 +188,8 @@ impl Run {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunList {
     pub runs: Vec<Run>,
+    /// AOF-RS, only in a page (`limit` or `cursor` given): pass it as `cursor` for the
+    /// next page. Absent on the last page and from the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

@@ -22,6 +22,15 @@ pub struct Session {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
+    /// AOF-RS, only in a page (`limit` or `cursor` given): pass it as `cursor` for the
+    /// next page. Absent on the last page and from the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// AOF-RS, only in a page: the live feed's cursor, read before the page. Opening
+    /// `/sse/sessions` with `last_event_id` = this delivers every change made after
+    /// the page was read, none missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_head: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

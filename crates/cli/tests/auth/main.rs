@@ -21,6 +21,7 @@ mod forgery;
 mod keys;
 mod mcp;
 mod oidc;
+mod paging;
 mod policy_fuzz;
 mod routes;
 mod scope;

@@ -26,6 +26,7 @@ pub(super) const EXPECTED: &[(&str, &str)] = &[
     ("GET /health", "*"),
     ("GET /ready", "*"),
     ("GET /metrics", "*"),
+    ("GET /stats", "VOA"),
     ("GET /openapi.json", "VOA"),
     ("POST /runs", "OAS"),
     ("GET /runs", "VOA"),

@@ -120,3 +120,146 @@ async fn admins_filter_the_audit_log_viewers_are_told_no() {
     .await;
     b.close().await;
 }
+
+/// The audit page pages through more entries than fit on one (50) and filters by time:
+/// 60 `run.create` entries, the last 20 in a later second than the first 40.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_pages_and_filters_by_time() {
+    let dir = tempdir();
+    let data = dir.path().join("coord");
+    std::fs::create_dir_all(&data).unwrap();
+    let admin = crate::login::offline_key(&data, "admin");
+    let coord = Coordinator::start(dir.path(), vec![("AUTH_ENABLED".into(), "true".into())]).await;
+    let url = coord.url.clone();
+    let Some(b) = Browser::start(&url).await else {
+        return;
+    };
+    let auth = format!("Bearer {admin}");
+    let create = |i: usize| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let (st, r) = call_h(
+                "POST",
+                &format!("{url}/runs"),
+                Some(json!({"type": "start_session", "parameters": {"prompt": format!("a{i}")}})),
+                &[("authorization", auth.as_str())],
+            )
+            .await;
+            assert_eq!(st, 201, "{r}");
+        }
+    };
+    for i in 0..40 {
+        create(i).await;
+    }
+    // The later batch starts in a later second than every earlier entry (the time
+    // filter has one-second steps): wait for the clock, not for a fixed time.
+    let entries = |q: &'static str| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let (st, out) = call_h(
+                "GET",
+                &format!("{url}/audit?action=run.create&limit=1000{q}"),
+                None,
+                &[("authorization", auth.as_str())],
+            )
+            .await;
+            assert_eq!(st, 200, "{out}");
+            out["entries"].as_array().unwrap().clone()
+        }
+    };
+    let last_early = entries("").await[0]["at"].as_str().unwrap().to_string();
+    let last_early = chrono::DateTime::parse_from_rfc3339(&last_early).unwrap();
+    let boundary = wait_for("the next second", || async {
+        let now = chrono::Utc::now();
+        let later = now.timestamp() > last_early.timestamp() && now.timestamp_subsec_millis() > 0;
+        later.then_some(now.timestamp())
+    })
+    .await;
+    for i in 40..60 {
+        create(i).await;
+    }
+    let all = entries("").await;
+    assert_eq!(all.len(), 60);
+
+    login(&b, &admin, "/ui/audit").await;
+    // Filtered from the URL: the first page is the newest 50 creations.
+    b.goto("/ui/audit?action=run.create").await;
+    let first_id = all[0]["id"].to_string();
+    b.wait_js(
+        &format!(
+            "document.querySelectorAll('tr[data-audit]').length === 50 && \
+             document.querySelector('tr[data-audit]').dataset.audit === '{first_id}'"
+        ),
+        "a first page of 50, newest first",
+    )
+    .await;
+    assert_eq!(
+        b.js("document.getElementById('f-action').value").await,
+        "run.create"
+    );
+    b.click("#audit-older").await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-audit]').length === 10",
+        "the 10 older ones",
+    )
+    .await;
+    assert_eq!(
+        b.js("document.querySelector('tr[data-audit]').dataset.audit")
+            .await,
+        all[50]["id"].to_string().as_str()
+    );
+    assert_eq!(
+        b.js("document.getElementById('audit-older').disabled")
+            .await,
+        true
+    );
+    b.check_page("audit-page-2").await;
+    b.click("#audit-newer").await;
+    b.wait_js(
+        &format!(
+            "document.querySelectorAll('tr[data-audit]').length === 50 && \
+             document.querySelector('tr[data-audit]').dataset.audit === '{first_id}'"
+        ),
+        "back to the first page",
+    )
+    .await;
+
+    // From the boundary second on: the 20 later entries only, on one page.
+    b.js(&format!(
+        "(() => {{ const d = new Date({boundary} * 1000), p = (n) => String(n).padStart(2, '0'); \
+         document.getElementById('f-since').value = \
+           `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}:${{p(d.getSeconds())}}`; return 0; }})()"
+    ))
+    .await;
+    b.click("#f-apply").await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-audit]').length === 20",
+        "the later 20",
+    )
+    .await;
+    assert_eq!(
+        b.js("document.getElementById('audit-older').disabled")
+            .await,
+        true
+    );
+    assert!(b
+        .js("location.search")
+        .await
+        .as_str()
+        .unwrap()
+        .contains("since="));
+    b.check_page("audit-since").await;
+    // Until a second before the later batch: the 40 earlier ones.
+    b.js(
+        "(() => { document.getElementById('f-until').value = document.getElementById('f-since').value; \
+         document.getElementById('f-since').value = ''; return 0; })()",
+    )
+    .await;
+    b.click("#f-apply").await;
+    b.wait_js(
+        "document.querySelectorAll('tr[data-audit]').length === 40",
+        "the earlier 40 (until is inclusive of its second's start only)",
+    )
+    .await;
+    b.close().await;
+}

@@ -10,10 +10,13 @@ use harness::*;
 
 mod approvals;
 mod audit;
+mod bench;
 mod driver;
 mod flows;
 mod login;
+mod paging;
 mod scale;
+mod seed;
 mod timeline;
 
 use serde_json::{json, Value};

@@ -64,6 +64,27 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoRespo
     ))
 }
 
+#[utoipa::path(get, path = "/stats", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "ops", responses((status = 200, description = "AOF-RS: sessions and runs by status, runners online (counted by the store, nothing listed)", body = aof_wire::api::StatsResponse)))]
+pub(crate) async fn stats(
+    State(st): State<AppState>,
+) -> Result<axum::Json<aof_wire::api::StatsResponse>, ApiError> {
+    let c = st.store.counts().await?;
+    let by = |v: Vec<(String, i64)>| v.into_iter().filter(|(_, n)| *n > 0).collect();
+    Ok(axum::Json(aof_wire::api::StatsResponse {
+        sessions_by_status: by(c
+            .sessions_by_status
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect()),
+        runs_by_status: by(c
+            .runs_by_status
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect()),
+        runners_online: c.runners_online,
+    }))
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("Not Found".into(), ErrorCode::RouteNotFound)
 }

@@ -45,14 +45,43 @@ pub(crate) fn public(mut run: Run) -> Run {
     run
 }
 
-#[utoipa::path(get, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs", params(("status" = Option<String>, Query, description = "Only runs with this status"), ("session_id" = Option<String>, Query, description = "AOF-RS: only this session's runs")), responses((status = 200, description = "All runs, newest first", body = aof_wire::run::RunList)))]
+/// Without `limit` or `cursor`: every run (as the AOF reference answers). With either:
+/// one page, its `status` checked against the enum (422 when unknown), and `next_cursor`.
+#[utoipa::path(get, path = "/runs", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runs",
+    params(
+        ("status" = Option<String>, Query, description = "Only runs with this status (with `limit` or `cursor`: one of the run status values, else 422)"),
+        ("session_id" = Option<String>, Query, description = "AOF-RS: only this session's runs"),
+        ("limit" = Option<i64>, Query, description = "AOF-RS: one page of this many runs, 1 to 500 (default 50 when only `cursor` is given)"),
+        ("cursor" = Option<String>, Query, description = "AOF-RS: the `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Runs newest first: all of them, or one page with `next_cursor` when `limit` or `cursor` is given", body = aof_wire::run::RunList),
+        (status = 422, description = "Validation error (status, limit or cursor)", body = aof_wire::ErrorBody)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunList>> {
+    if let Some((before, limit)) = super::paging::run_page(&q)? {
+        let status = match q.get("status") {
+            None => None,
+            Some(v) => Some(v.parse::<aof_core::RunStatus>().map_err(|_| {
+                super::paging::invalid("status", "Input should be a run status", v)
+            })?),
+        };
+        let session = q.get("session_id").filter(|s| !s.is_empty());
+        let page = st
+            .store
+            .list_runs_page(status, session, before, limit)
+            .await?;
+        return Ok(Json(RunList {
+            runs: page.runs.into_iter().map(public).collect(),
+            next_cursor: page.next.map(|n| n.to_string()),
+        }));
+    }
     let runs = st
         .store
         .list_runs(q.get("status"), q.get("session_id"))
         .await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(public).collect(),
+        next_cursor: None,
     }))
 }
 

@@ -93,13 +93,29 @@ pub(super) fn posted(stored: Option<aof_wire::StoredEvent>) -> EventPosted {
     }
 }
 
-/// Written to the socket a store page at a time (`session_list`). A store error after the
-/// first page cuts the body short (the status line is already out): the client sees
-/// invalid JSON, never a wrong list.
-#[utoipa::path(get, path = "/sessions", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "sessions", params(("parent" = Option<String>, Query, description = "Only children of this session")), responses((status = 200, description = "All sessions, newest first", body = aof_wire::session::SessionList)))]
+/// Without `limit` or `cursor`: the whole list, as the AOF reference answers it, written
+/// to the socket a store page at a time (`session_list`). A store error after the first
+/// page cuts the body short (the status line is already out): the client sees invalid
+/// JSON, never a wrong list. With either: one page and its `next_cursor`.
+#[utoipa::path(get, path = "/sessions", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "sessions",
+    params(
+        ("parent" = Option<String>, Query, description = "Only children of this session"),
+        ("status" = Option<aof_core::SessionStatus>, Query, description = "AOF-RS: only sessions in this status"),
+        ("agent" = Option<String>, Query, description = "AOF-RS: only sessions of this agent (exact name)"),
+        ("q" = Option<String>, Query, description = "AOF-RS: case-insensitive text in the session id, agent name, host or project dir (at most 256 characters)"),
+        ("limit" = Option<i64>, Query, description = "AOF-RS: one page of this many sessions, 1 to 500 (default 50 when only `cursor` is given)"),
+        ("cursor" = Option<String>, Query, description = "AOF-RS: the `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Sessions newest first: all of them, or one page with `next_cursor` when `limit` or `cursor` is given", body = aof_wire::session::SessionList),
+        (status = 422, description = "Validation error (status, limit, cursor or a filter text)", body = aof_wire::ErrorBody)))]
 pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Response> {
-    let parent = q.get("parent").map(str::to_string);
-    let body = super::session_list::chunks(st.store.clone(), parent)
+    let filter = super::paging::session_filter(&q)?;
+    if let Some((after, limit)) = super::paging::page(&q)? {
+        let page = super::session_list::one_page(&*st.store, &filter, after, limit).await?;
+        return Ok(Json(page).into_response());
+    }
+    let body = super::session_list::chunks(st.store.clone(), filter)
         .await?
         .map_err(|e| {
             tracing::warn!(error = %e, "GET /sessions: store failed after the first page");

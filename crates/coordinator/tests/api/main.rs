@@ -8,6 +8,7 @@ mod client;
 mod events;
 mod helpers;
 mod ops;
+mod paging;
 mod runners;
 mod runs;
 mod sessions;

@@ -284,3 +284,46 @@ pub async fn claim_scoped_leaves_runs_outside_the_scope_pending(store: &dyn Stor
         assert_eq!(got.map(|r| r.run.run_id).as_deref(), Some(want));
     }
 }
+
+pub async fn runs_page_through_by_status_and_session(store: &dyn Store) {
+    for i in 0..5 {
+        store
+            .create_run(start(&format!("r{i}"), &format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    store.stop_run("r1").await.unwrap();
+    store.create_run(resume("r5", "s1")).await.unwrap();
+    let pages = |status: Option<aof_core::RunStatus>, session: Option<&'static str>, limit| async move {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_runs_page(status, session, before, limit)
+                .await
+                .unwrap();
+            out.push(page.runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>());
+            match page.next {
+                Some(n) => before = Some(n),
+                None => return out,
+            }
+        }
+    };
+    let all = pages(None, None, 2).await;
+    assert_eq!(
+        all,
+        [["r5", "r4"], ["r3", "r2"], ["r1", "r0"]],
+        "no empty page after the last"
+    );
+    let flat: Vec<String> = all.concat();
+    let listed = store.list_runs(None, None).await.unwrap();
+    assert_eq!(
+        flat,
+        listed.into_iter().map(|r| r.run_id).collect::<Vec<_>>()
+    );
+    let pending = pages(Some(aof_core::RunStatus::Pending), None, 3).await;
+    assert_eq!(pending, [vec!["r5", "r4", "r3"], vec!["r2", "r0"]]);
+    let stopped = pages(Some(aof_core::RunStatus::Stopped), None, 3).await;
+    assert_eq!(stopped, [vec!["r1"]]);
+    assert_eq!(pages(None, Some("s1"), 1).await, [["r5"], ["r1"]]);
+}

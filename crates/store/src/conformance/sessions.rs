@@ -41,7 +41,7 @@ pub async fn sessions_page_through_without_duplicates_or_gaps(store: &dyn Store)
     let mut sizes = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_sessions_page(after, 3).await.unwrap();
+        let page = store.list_sessions_page(&all_of(), after, 3).await.unwrap();
         sizes.push(page.sessions.len());
         seen.extend(ids(&page.sessions));
         match page.next {
@@ -51,11 +51,87 @@ pub async fn sessions_page_through_without_duplicates_or_gaps(store: &dyn Store)
     }
     assert_eq!(sizes, [3, 3, 1]);
     assert_eq!(seen, all, "every session once, in list order");
-    // A page that ends exactly at the last session points past it to an empty one.
-    let full = store.list_sessions_page(None, 7).await.unwrap();
+    // A page that ends exactly at the last session is the last one.
+    let full = store.list_sessions_page(&all_of(), None, 7).await.unwrap();
     assert_eq!(ids(&full.sessions), all);
-    let rest = store.list_sessions_page(full.next, 7).await.unwrap();
-    assert!(rest.sessions.is_empty() && rest.next.is_none());
+    assert!(full.next.is_none());
+    let short = store.list_sessions_page(&all_of(), None, 6).await.unwrap();
+    let rest = store
+        .list_sessions_page(&all_of(), short.next, 6)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.sessions), [all[6].clone()]);
+    assert!(rest.next.is_none());
+}
+
+fn all_of() -> SessionFilter {
+    SessionFilter::default()
+}
+
+/// Every page of `filter` at `limit` per page, in order.
+async fn pages(store: &dyn Store, filter: &SessionFilter, limit: i64) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_sessions_page(filter, after, limit)
+            .await
+            .unwrap();
+        out.push(ids(&page.sessions));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub async fn sessions_filter_by_status_agent_parent_and_text(store: &dyn Store) {
+    // s0 is the parent of s1..s5; agents alternate; s1 and s3 are bound (running).
+    for i in 0..6 {
+        let new = NewRun {
+            agent_name: Some(["alpha", "beta"][i % 2].into()),
+            parent_session_id: (i > 0).then(|| "s0".into()),
+            project_dir: match i {
+                2 => Some("/srv/bigXone".into()),
+                4 => Some("/srv/Big_One".into()),
+                _ => None,
+            },
+            ..start(&format!("r{i}"), &format!("s{i}"))
+        };
+        store.create_run(new).await.unwrap();
+    }
+    for id in ["s1", "s3"] {
+        store.bind(id, &bind_request(None), None).await.unwrap();
+    }
+    let f = |status, agent: Option<&str>, parent: Option<&str>, text: Option<&str>| SessionFilter {
+        status,
+        agent: agent.map(str::to_string),
+        parent: parent.map(str::to_string),
+        text: text.map(str::to_string),
+    };
+    let running = f(Some(SessionStatus::Running), None, None, None);
+    assert_eq!(pages(store, &running, 10).await, [["s3", "s1"]]);
+    let beta = f(None, Some("beta"), None, None);
+    assert_eq!(pages(store, &beta, 2).await, [vec!["s5", "s3"], vec!["s1"]]);
+    let alpha_pending = f(Some(SessionStatus::Pending), Some("alpha"), None, None);
+    assert_eq!(
+        pages(store, &alpha_pending, 2).await,
+        [vec!["s4", "s2"], vec!["s0"]]
+    );
+    let children = f(None, None, Some("s0"), None);
+    assert_eq!(pages(store, &children, 10).await[0].len(), 5);
+    // Case-insensitive, and LIKE's `_` is a plain character: "/srv/bigXone" is not a hit.
+    let text = f(None, None, None, Some("G_O"));
+    assert_eq!(pages(store, &text, 10).await, [["s4"]]);
+    // The host a bind wrote, the agent name and the id are searched too.
+    let host = f(None, None, None, Some("HOST-1"));
+    assert_eq!(pages(store, &host, 10).await, [["s3", "s1"]]);
+    let agent = f(None, None, None, Some("lph"));
+    assert_eq!(pages(store, &agent, 10).await, [["s4", "s2", "s0"]]);
+    let id = f(None, None, None, Some("S5"));
+    assert_eq!(pages(store, &id, 10).await, [["s5"]]);
+    let none = f(Some(SessionStatus::Stopped), None, None, Some("%"));
+    assert_eq!(pages(store, &none, 10).await, [Vec::<String>::new()]);
 }
 
 pub async fn sessions_bind_sets_executor_fields_and_running(store: &dyn Store) {
