@@ -62,6 +62,18 @@
   };
   AOF.otherPager = (id) => (id === "page-next" ? "page-prev" : "page-next");
 
+  /// The Previous / "Page N" / Next bar of a list paged by the API's `next_cursor`.
+  /// `pg` holds `cursor` (null: the first page), `trail` (the cursors of the pages before)
+  /// and `next`; `go` loads the page `pg.cursor` names. `hideSingle`: no bar when all
+  /// fits on one page.
+  AOF.cursorPages = () => ({ cursor: null, trail: [], next: null });
+  AOF.pager = (pg, go, shown, hideSingle) => AOF.keepFocus(() => AOF.replace(AOF.$("pager"),
+    hideSingle && !pg.trail.length && !pg.next ? [] : [
+      h("button", { class: "btn", type: "button", id: "page-prev", disabled: !pg.trail.length, onclick: () => { pg.cursor = pg.trail.pop() || null; go(); } }, "Previous"),
+      h("span", { id: "page-no", "aria-live": "polite" }, `Page ${pg.trail.length + 1}` + (shown ? ` · ${shown} shown` : "")),
+      h("button", { class: "btn", type: "button", id: "page-next", disabled: !pg.next, onclick: () => { pg.trail.push(pg.cursor); pg.cursor = pg.next; go(); } }, "Next"),
+    ]), AOF.otherPager);
+
   AOF.banner = (text) => {
     const b = AOF.$("banner");
     if (!b) return;

@@ -13,10 +13,8 @@
     const params = new URLSearchParams(location.search);
     const fields = { status: $("f-status"), agent: $("f-agent"), parent: $("f-parent"), q: $("f-q") };
     for (const [k, el] of Object.entries(fields)) el.value = params.get(k) || "";
-    // Cursors of the pages before this one ("Previous" pops); null is the first page.
-    const trail = [];
-    let cursor = params.get("cursor") || null;
-    let next = null;
+    const pg = AOF.cursorPages();
+    pg.cursor = params.get("cursor") || null;
     let shown = new Map();
     let fresh = 0;
     let seq = 0;
@@ -59,16 +57,12 @@
     function render(sessions, filtered) {
       const box = $("sessions");
       if (!sessions.length) {
-        replace(box, filtered || cursor ? AOF.empty(cursor ? "No more sessions." : "No session matches these filters. Clear a filter to see more.")
+        replace(box, filtered || pg.cursor ? AOF.empty(pg.cursor ? "No more sessions." : "No session matches these filters. Clear a filter to see more.")
           : AOF.empty("No sessions yet.", AOF.link("/ui/sessions/new", "Start a session")));
       } else {
         replace(box, AOF.table("Sessions", ["Session", "Status", "Agent", "Parent", "Created", "Host"], sessions.map(row)));
       }
-      const n = trail.length + 1;
-      AOF.keepFocus(() => replace($("pager"),
-        h("button", { class: "btn", type: "button", id: "page-prev", disabled: !trail.length, onclick: () => { cursor = trail.pop() || null; load(); } }, "Previous"),
-        h("span", { id: "page-no", "aria-live": "polite" }, `Page ${n}` + (sessions.length ? ` · ${sessions.length} shown` : "")),
-        h("button", { class: "btn", type: "button", id: "page-next", disabled: !next, onclick: () => { trail.push(cursor); cursor = next; load(); } }, "Next")), AOF.otherPager);
+      AOF.pager(pg, load, sessions.length);
       renderNew();
       if (!performance.getEntriesByName("aof:sessions-rows").length && sessions.length) performance.mark("aof:sessions-rows");
     }
@@ -76,7 +70,7 @@
     async function load() {
       const mine = ++seq;
       const q = filters();
-      if (cursor) q.set("cursor", cursor);
+      if (pg.cursor) q.set("cursor", pg.cursor);
       history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q : ""));
       q.set("limit", String(PER_PAGE));
       let out;
@@ -88,12 +82,12 @@
       }
       if (!feed) follow(out.feed_head);
       if (mine !== seq) return; // a newer filter or page was asked for meanwhile
-      next = out.next_cursor || null;
+      pg.next = out.next_cursor || null;
       shown = new Map(out.sessions.map((s) => [s.session_id, s]));
-      if (!cursor) fresh = 0;
+      if (!pg.cursor) fresh = 0;
       render(out.sessions, filters().toString() !== "");
     }
-    function first() { cursor = null; trail.length = 0; fresh = 0; load(); }
+    function first() { pg.cursor = null; pg.trail.length = 0; fresh = 0; load(); }
 
     let debounce = null;
     form.addEventListener("input", (e) => {

@@ -9,7 +9,7 @@ use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
     statements::{self, OnConflict},
-    PollState, Resolved, RunnerStore, StoreResult,
+    PollState, Resolved, RunnerCursor, RunnerFilter, RunnerPage, RunnerStore, StoreResult,
 };
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
@@ -94,7 +94,7 @@ impl RunnerStore for PgStore {
 
     async fn list_runners(&self, stale_after: Duration) -> StoreResult<Vec<RunnerInfo>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM runners ORDER BY registered_at"
+            "SELECT {COLS} FROM runners ORDER BY registered_at, runner_id"
         ))
         .fetch_all(&self.pool)
         .await
@@ -103,6 +103,24 @@ impl RunnerStore for PgStore {
         rows.iter()
             .map(|r| rows::runner(r)?.info(now, stale_after))
             .collect()
+    }
+
+    async fn list_runners_page(
+        &self,
+        stale_after: Duration,
+        filter: &RunnerFilter,
+        after: Option<RunnerCursor>,
+        limit: i64,
+    ) -> StoreResult<RunnerPage> {
+        let now = Utc::now();
+        let since = runners::online_since_ms(now, stale_after);
+        let (sql, vals) = statements::runners_page(filter, after.as_ref(), since, limit, mark);
+        let rows = bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let rows = rows.iter().map(rows::runner).collect::<StoreResult<_>>()?;
+        runners::page(rows, limit, now, stale_after)
     }
 
     async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {

@@ -9,7 +9,7 @@ use aof_store::{
     rows::{self, RUNNER_COLS as COLS},
     runners::{self, RunnerRow, DEREGISTERED, DISCONNECTED},
     statements::{self, OnConflict},
-    PollState, Resolved, RunnerStore, StoreResult,
+    PollState, Resolved, RunnerCursor, RunnerFilter, RunnerPage, RunnerStore, StoreResult,
 };
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 
@@ -81,7 +81,7 @@ impl RunnerStore for SqliteStore {
         let rows: Vec<RunnerRow> = self
             .read(|c| {
                 c.prepare_cached(&format!(
-                    "SELECT {COLS} FROM runners ORDER BY registered_at"
+                    "SELECT {COLS} FROM runners ORDER BY registered_at, runner_id"
                 ))
                 .and_then(|mut st| st.query_map([], runner_row)?.collect())
                 .map_err(internal)
@@ -89,6 +89,28 @@ impl RunnerStore for SqliteStore {
             .await?;
         let now = Utc::now();
         rows.iter().map(|r| r.info(now, stale_after)).collect()
+    }
+
+    async fn list_runners_page(
+        &self,
+        stale_after: Duration,
+        filter: &RunnerFilter,
+        after: Option<RunnerCursor>,
+        limit: i64,
+    ) -> StoreResult<RunnerPage> {
+        let filter = filter.clone();
+        let now = Utc::now();
+        let since = runners::online_since_ms(now, stale_after);
+        let rows: Vec<RunnerRow> = self
+            .read(move |c| {
+                let (sql, vals) =
+                    statements::runners_page(&filter, after.as_ref(), since, limit, mark);
+                c.prepare_cached(&sql)
+                    .and_then(|mut st| st.query_map(values(vals), runner_row)?.collect())
+                    .map_err(internal)
+            })
+            .await?;
+        runners::page(rows, limit, now, stale_after)
     }
 
     async fn remove_runner(&self, id: &str, self_: bool) -> StoreResult<()> {

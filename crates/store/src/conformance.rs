@@ -136,6 +136,7 @@ macro_rules! conformance_tests {
             sessions::sessions_counts_by_status,
             sessions::retention_purge_deletes_only_ended_sessions,
             runners::runners_register_and_list_with_staleness,
+            runners::runners_page_through_and_filter_by_status_and_text,
             runners::runners_duplicate_registration_is_refused_unless_same_instance,
             runners::runners_remove_self_fails_held_runs,
             runners::runners_mark_for_deregistration_then_take_it,

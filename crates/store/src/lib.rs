@@ -226,6 +226,28 @@ pub struct SessionPage {
     pub next: Option<SessionCursor>,
 }
 
+/// A position in the runner list: the last runner of a page (registration time, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerCursor {
+    pub registered_at: String,
+    pub runner_id: String,
+}
+
+/// Which runners a list page holds; all `None`: every runner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerFilter {
+    pub status: Option<aof_wire::runner::RunnerStatus>,
+    /// A case-insensitive substring of the id, host, project dir, profile or tags.
+    pub text: Option<String>,
+}
+
+/// One page of [`RunnerStore::list_runners_page`].
+#[derive(Debug, Clone)]
+pub struct RunnerPage {
+    pub runners: Vec<RunnerInfo>,
+    pub next: Option<RunnerCursor>,
+}
+
 /// One page of [`RunStore::list_runs_page`].
 #[derive(Debug, Clone)]
 pub struct RunPage {
@@ -395,6 +417,15 @@ pub trait RunnerStore: Send + Sync {
         req: &RegisterRequest,
     ) -> StoreResult<RunnerInfo>;
     async fn list_runners(&self, stale_after: chrono::Duration) -> StoreResult<Vec<RunnerInfo>>;
+    /// Up to `limit` runners passing `filter` after `after`, in `list_runners` order
+    /// (registration time, then id).
+    async fn list_runners_page(
+        &self,
+        stale_after: chrono::Duration,
+        filter: &RunnerFilter,
+        after: Option<RunnerCursor>,
+        limit: i64,
+    ) -> StoreResult<RunnerPage>;
     /// `self_ = true`: remove now. Otherwise mark for deregistration at its next poll.
     async fn remove_runner(&self, runner_id: &str, self_: bool) -> StoreResult<()>;
     /// True (and removes it) if the runner was marked for deregistration.

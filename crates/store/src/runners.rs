@@ -6,7 +6,7 @@
 use aof_wire::runner::{RegisterRequest, RunnerInfo};
 use chrono::{DateTime, Duration, Utc};
 
-use crate::{PollState, StoreError, StoreResult};
+use crate::{PollState, RunnerCursor, RunnerPage, StoreError, StoreResult};
 
 /// The runs of a runner removed at its own request fail with this.
 pub const DEREGISTERED: &str = "Runner deregistered during execution";
@@ -45,6 +45,36 @@ fn age_ms(last_heartbeat_ms: i64, now: DateTime<Utc>) -> i64 {
 /// A runner is online while its last heartbeat is younger than `stale_after`.
 pub fn is_online(last_heartbeat_ms: i64, now: DateTime<Utc>, stale_after: Duration) -> bool {
     age_ms(last_heartbeat_ms, now) < stale_after.num_milliseconds()
+}
+
+/// The heartbeat instant after which a runner is online at `now` (the page filter's
+/// bound, the same rule as [`is_online`]).
+pub fn online_since_ms(now: DateTime<Utc>, stale_after: Duration) -> i64 {
+    now.timestamp_millis() - stale_after.num_milliseconds()
+}
+
+/// A page from `limit + 1` rows read: `limit` of them, and the cursor after the last
+/// one when the extra row says another page follows.
+pub fn page(
+    mut rows: Vec<RunnerRow>,
+    limit: i64,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> StoreResult<RunnerPage> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match more {
+        true => rows.last().map(|r| RunnerCursor {
+            registered_at: r.registered_at.clone(),
+            runner_id: r.runner_id.clone(),
+        }),
+        false => None,
+    };
+    let runners = rows
+        .iter()
+        .map(|r| r.info(now, stale_after))
+        .collect::<StoreResult<_>>()?;
+    Ok(RunnerPage { runners, next })
 }
 
 fn bad_column(col: &str, e: serde_json::Error) -> StoreError {

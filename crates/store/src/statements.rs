@@ -14,7 +14,9 @@ use crate::{
     NewRun, SessionTokenRecord,
 };
 
+mod runners;
 mod sessions;
+pub use runners::runners_page;
 pub use sessions::sessions_page;
 
 /// A statement and its values, in placeholder order.

@@ -124,6 +124,8 @@ pub enum RunnerStatus {
 }
 
 impl RunnerStatus {
+    pub const ALL: [RunnerStatus; 2] = [RunnerStatus::Online, RunnerStatus::Stale];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunnerStatus::Online => "online",
@@ -151,6 +153,10 @@ pub struct RunnerInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerList {
     pub runners: Vec<RunnerInfo>,
+    /// AOF-RS, only in a page (`limit` or `cursor` given): pass it as `cursor` for the
+    /// next page. Absent on the last page and from the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The paged, filtered lists (`GET /sessions`, `GET /runs` with `limit`, `cursor`,
+//! The paged, filtered lists (`GET /sessions`, `GET /runs`, `GET /runners` with `limit`, `cursor`,
 //! `status`, `agent`, `q`) change nothing of who may read: no credential or a forged
 //! key is refused with 401, and a viewer sees exactly the page an admin sees.
 
@@ -29,6 +29,8 @@ async fn paged_lists_are_refused_without_a_credential_and_the_same_for_viewer_an
         "/sessions?limit=3&q=PAGER-0",
         "/sessions?status=pending",
         "/runs?limit=2&status=pending",
+        "/runners?limit=2",
+        "/runners?limit=2&status=online&q=host",
     ];
     let forged = "Bearer aof_0000000000000000_forgedforgedforgedforgedforged";
     for q in queries {

@@ -12,6 +12,7 @@ mod approvals;
 mod audit;
 mod bench;
 mod driver;
+mod fleet;
 mod flows;
 mod login;
 mod paging;

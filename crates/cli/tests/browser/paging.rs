@@ -61,6 +61,7 @@ async fn ten_thousand_sessions_page_and_filter_on_the_server() {
         true
     );
     b.check_page("sessions-10k").await;
+    b.readme_picture("sessions").await;
 
     // Forward twice, back twice: the same pages, in order.
     b.click("#page-next").await;

@@ -2,7 +2,8 @@
 //! `cursor`): the page size, the opaque cursor, and the filters. Every bad value is a
 //! FastAPI-style 422 naming the parameter, never a 500.
 
-use aof_store::{SessionCursor, SessionFilter};
+use aof_store::{RunnerCursor, RunnerFilter, SessionCursor, SessionFilter};
+use aof_wire::runner::RunnerStatus;
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -104,24 +105,71 @@ pub(crate) fn session_filter(q: &QueryMap) -> ApiResult<SessionFilter> {
 /// The opaque cursor: the row number, a dot, the creation time in hex (URL-safe as it
 /// is, and nothing a client should read into).
 pub(crate) fn encode(c: &SessionCursor) -> String {
-    let hex: String = c.created_at.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{}.{hex}", c.row)
+    format!("{}.{}", c.row, hex(&c.created_at))
 }
 
 fn decode(v: &str) -> ApiResult<SessionCursor> {
     let bad = || invalid("cursor", "Input should be a next_cursor of this list", v);
-    let (row, hex) = v.split_once('.').ok_or_else(bad)?;
+    let (row, at) = v.split_once('.').ok_or_else(bad)?;
     let row: i64 = row.parse().ok().filter(|r| *r >= 0).ok_or_else(bad)?;
-    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 128 {
-        return Err(bad());
+    let created_at = unhex(at, 128).ok_or_else(bad)?;
+    Ok(SessionCursor { created_at, row })
+}
+
+/// The runner filters: `status` (online or stale) and `q`.
+pub(crate) fn runner_filter(q: &QueryMap) -> ApiResult<RunnerFilter> {
+    let status = match q.get("status") {
+        None => None,
+        Some(v) => Some(
+            RunnerStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str() == v)
+                .ok_or_else(|| invalid("status", "Input should be online or stale", v))?,
+        ),
+    };
+    Ok(RunnerFilter {
+        status,
+        text: text(q, "q")?,
+    })
+}
+
+/// The runner list's page, when one is asked for; its cursor is the last runner's
+/// registration time and id, each in hex.
+pub(crate) fn runner_page(q: &QueryMap) -> ApiResult<Option<(Option<RunnerCursor>, i64)>> {
+    let Some(limit) = limit(q)? else {
+        return Ok(None);
+    };
+    let cursor = q.get("cursor").map(decode_runner).transpose()?;
+    Ok(Some((cursor, limit)))
+}
+
+fn decode_runner(v: &str) -> ApiResult<RunnerCursor> {
+    let bad = || invalid("cursor", "Input should be a next_cursor of this list", v);
+    let (at, id) = v.split_once('.').ok_or_else(bad)?;
+    Ok(RunnerCursor {
+        registered_at: unhex(at, 128).ok_or_else(bad)?,
+        runner_id: unhex(id, 1024).ok_or_else(bad)?,
+    })
+}
+
+pub(crate) fn encode_runner(c: &RunnerCursor) -> String {
+    format!("{}.{}", hex(&c.registered_at), hex(&c.runner_id))
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// UTF-8 text from non-empty hex of at most `max` digits.
+fn unhex(hex: &str, max: usize) -> Option<String> {
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > max {
+        return None;
     }
     let bytes = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
-    let created_at = String::from_utf8(bytes).map_err(|_| bad())?;
-    Ok(SessionCursor { created_at, row })
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -139,6 +187,35 @@ mod tests {
         assert_eq!(decode(&s).unwrap(), c);
         for bad in ["", "42", "x.3132", "-1.3132", "1.313", "1.zz", "1.", "1.ff"] {
             assert!(decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_runner_cursor_round_trips_and_garbage_is_refused() {
+        let c = RunnerCursor {
+            registered_at: "2026-12-05T08:54:08.123Z".into(),
+            runner_id: "lnch_ü.1".into(),
+        };
+        let s = encode_runner(&c);
+        assert!(s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.'));
+        assert_eq!(decode_runner(&s).unwrap(), c);
+        // A session's cursor is not a runner's, and the other way round.
+        let session = encode(&SessionCursor {
+            created_at: "t".into(),
+            row: 1,
+        });
+        assert!(decode_runner(&session).is_err(), "{session}");
+        assert!(decode(&s).is_err(), "{s}");
+        for bad in [
+            "",
+            "3132",
+            "3132.",
+            ".3132",
+            "zz.31",
+            "3132.ff",
+            "3132.31.32",
+        ] {
+            assert!(decode_runner(bad).is_err(), "{bad}");
         }
     }
 }

@@ -383,12 +383,29 @@ pub(crate) async fn heartbeat(
     Ok(Json(HeartbeatResponse { ok: true, revoked }))
 }
 
-#[utoipa::path(get, path = "/runners", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runners", responses((status = 200, description = "Registered runners", body = aof_wire::runner::RunnerList)))]
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<RunnerList>> {
+#[utoipa::path(get, path = "/runners", extensions(("x-aof-grants" = json!([Grant::Viewer]))), tag = "runners",
+    params(
+        ("status" = Option<aof_wire::runner::RunnerStatus>, Query, description = "AOF-RS: only online or only stale runners"),
+        ("q" = Option<String>, Query, description = "AOF-RS: case-insensitive text in the runner id, host, project dir, profile or tags (at most 256 characters)"),
+        ("limit" = Option<i64>, Query, description = "AOF-RS: one page of this many runners, 1 to 500 (default 50 when only `cursor` is given)"),
+        ("cursor" = Option<String>, Query, description = "AOF-RS: the `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Registered runners in registration order: all of them, or one page with `next_cursor` when `limit` or `cursor` is given", body = aof_wire::runner::RunnerList),
+        (status = 422, description = "Validation error (status, limit, cursor or q)", body = aof_wire::ErrorBody)))]
+pub(crate) async fn list(State(st): State<AppState>, q: QueryMap) -> ApiResult<Json<RunnerList>> {
     let stale = chrono::Duration::from_std(st.cfg.stale_threshold)
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let filter = super::paging::runner_filter(&q)?;
+    let (after, limit) = super::paging::runner_page(&q)?.unwrap_or((None, i64::MAX));
+    // Unpaged: the whole (filtered) list in one read, as the AOF reference answers it.
+    let page = st
+        .store
+        .list_runners_page(stale, &filter, after, limit)
+        .await?;
     Ok(Json(RunnerList {
-        runners: st.store.list_runners(stale).await?,
+        runners: page.runners,
+        next_cursor: page.next.as_ref().map(super::paging::encode_runner),
     }))
 }
 

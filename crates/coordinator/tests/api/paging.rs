@@ -1,4 +1,4 @@
-//! `GET /sessions` and `GET /runs` by pages (`limit`, `cursor`) with server-side filters
+//! `GET /sessions`, `GET /runs` and `GET /runners` by pages (`limit`, `cursor`) with server-side filters
 //! (`status`, `agent`, `q`), and their bad input: a 422 naming the parameter, never a 500.
 
 use serde_json::{json, Value};
@@ -168,4 +168,85 @@ async fn sessions_and_runs_by_pages_with_filters() {
     // Unpaged, an unknown status matches nothing (as the AOF reference answers).
     let (st, b) = call("GET", &format!("{u}/runs?status=bogus"), None).await;
     assert_eq!((st, b), (200, json!({"runs": []})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_by_pages_with_filters() {
+    let c = TestApp::spawn().await;
+    let u = &c.url;
+    let hosts = [
+        "gpu-box-0",
+        "cpu-box-0",
+        "gpu-box-1",
+        "cpu-box-1",
+        "gpu-box-2",
+    ];
+    let mut made = Vec::new();
+    for h in hosts {
+        made.push(register(u, h).await);
+    }
+    // Unpaged: the whole list as the AOF reference answers it, in registration order
+    // (ties within a millisecond broken by id), without a cursor.
+    let (st, whole) = call("GET", &format!("{u}/runners"), None).await;
+    assert_eq!(st, 200, "{whole}");
+    assert!(whole.get("next_cursor").is_none(), "{whole}");
+    let all = ids(&whole, "runners", "runner_id");
+    let mut sorted = all.clone();
+    sorted.sort();
+    made.sort();
+    assert_eq!(sorted, made, "every runner listed once");
+
+    let got = pages(u, "/runners?limit=2", "runners", "runner_id").await;
+    assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_eq!(got.concat(), all, "every runner once, in the list's order");
+    let gpu = pages(u, "/runners?limit=2&q=GPU-BOX", "runners", "hostname").await;
+    assert_eq!(gpu.concat().len(), 3, "{gpu:?}");
+    assert!(gpu.concat().iter().all(|h| h.starts_with("gpu-box-")));
+    // Filters without paging: the whole filtered list.
+    let (_, b) = call("GET", &format!("{u}/runners?q=cpu-box-1"), None).await;
+    assert_eq!(ids(&b, "runners", "hostname"), ["cpu-box-1"]);
+    let online = pages(u, "/runners?limit=50&status=online", "runners", "runner_id").await;
+    assert_eq!(online, vec![all.clone()]);
+    let (_, b) = call("GET", &format!("{u}/runners?status=stale"), None).await;
+    assert_eq!(b, json!({"runners": []}));
+    // Only `cursor`: the default page size, the rest of the list.
+    let (_, b) = call("GET", &format!("{u}/runners?limit=1"), None).await;
+    let cursor = b["next_cursor"].as_str().unwrap().to_string();
+    let (st, b) = call("GET", &format!("{u}/runners?cursor={cursor}"), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(ids(&b, "runners", "runner_id"), all[1..]);
+
+    // A session list's cursor is not a runner list's.
+    for _ in 0..2 {
+        create(
+            u,
+            json!({"type": "start_session", "parameters": {"prompt": "p"}}),
+        )
+        .await;
+    }
+    let (_, s) = call("GET", &format!("{u}/sessions?limit=1"), None).await;
+    let session_cursor = s["next_cursor"].as_str().unwrap().to_string();
+    let long = "a".repeat(257);
+    for bad in [
+        "status=bogus".to_string(),
+        "status=".into(),
+        "limit=0".into(),
+        "limit=501".into(),
+        "cursor=nonsense".into(),
+        "cursor=1.31".into(),
+        "limit=3&cursor=31.zz".into(),
+        format!("q={long}"),
+        format!("cursor={session_cursor}"),
+    ] {
+        let got = call("GET", &format!("{u}/runners?{bad}"), None).await;
+        let item = expect_422(got, "value_error");
+        assert_eq!(
+            item["loc"][1],
+            bad.rsplit('&').next().unwrap().split('=').next().unwrap(),
+            "{bad}"
+        );
+    }
+    // Nothing was changed by the refused requests.
+    let (_, again) = call("GET", &format!("{u}/runners"), None).await;
+    assert_eq!(ids(&again, "runners", "runner_id"), all);
 }

@@ -1,6 +1,7 @@
 //! Runners: registration (and the duplicate rule), listing with staleness, removal now
 //! or at the next poll, reaping silent runners, and what a poll reads.
 
+use aof_wire::runner::RunnerStatus;
 use chrono::Duration;
 
 use super::*;
@@ -225,4 +226,111 @@ pub async fn runners_poll_state_tells_unknown_deregister_and_stops(store: &dyn S
         store.poll_state("lnch_a").await.unwrap(),
         PollState::Deregister
     ));
+}
+
+/// Every page of `filter` at `limit` per page (stale after `stale_after`), as ids.
+async fn runner_pages(
+    store: &dyn Store,
+    stale_after: Duration,
+    filter: &RunnerFilter,
+    limit: i64,
+) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_runners_page(stale_after, filter, after, limit)
+            .await
+            .unwrap();
+        out.push(page.runners.iter().map(|r| r.runner_id.clone()).collect());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub async fn runners_page_through_and_filter_by_status_and_text(store: &dyn Store) {
+    // Registered within the same instant or not: the id breaks ties in both orders.
+    for i in 0..7 {
+        let id = format!("lnch_{i}");
+        let tag = if i % 2 == 0 { "gpu_x" } else { "cpu" };
+        let req = register_request(&id, &[tag]);
+        store.register_runner(&id, &req).await.unwrap();
+    }
+    let hour = Duration::hours(1);
+    let all: Vec<String> = store
+        .list_runners(hour)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.runner_id)
+        .collect();
+    assert_eq!(all.len(), 7);
+    let every = RunnerFilter::default();
+    let pages = runner_pages(store, hour, &every, 3).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+    assert_eq!(pages.concat(), all, "every runner once, in list order");
+    let exact = runner_pages(store, hour, &every, 7).await;
+    assert_eq!(
+        exact,
+        vec![all.clone()],
+        "a page ending at the last runner is the last"
+    );
+
+    // Text: case-insensitive, LIKE's `_` and `%` taken literally, tags included.
+    let text = |t: &str| RunnerFilter {
+        text: Some(t.into()),
+        ..RunnerFilter::default()
+    };
+    let gpu = runner_pages(store, hour, &text("GPU_X"), 3).await;
+    assert_eq!(gpu, [vec!["lnch_0", "lnch_2", "lnch_4"], vec!["lnch_6"]]);
+    assert_eq!(
+        runner_pages(store, hour, &text("gpu%"), 3).await,
+        [Vec::<String>::new()]
+    );
+    assert_eq!(
+        runner_pages(store, hour, &text("gpuxx"), 3).await,
+        [Vec::<String>::new()]
+    );
+    assert_eq!(
+        runner_pages(store, hour, &text("HOST-LNCH_5"), 3).await,
+        [vec!["lnch_5"]]
+    );
+
+    // Status, decided as `list_runners` decides it: all online within the hour, all
+    // stale when silent for no time at all is too long.
+    let status = |s| RunnerFilter {
+        status: Some(s),
+        ..RunnerFilter::default()
+    };
+    let (online, stale) = (status(RunnerStatus::Online), status(RunnerStatus::Stale));
+    assert_eq!(
+        runner_pages(store, hour, &online, 10).await,
+        vec![all.clone()]
+    );
+    assert_eq!(
+        runner_pages(store, hour, &stale, 10).await,
+        [Vec::<String>::new()]
+    );
+    let zero = Duration::zero();
+    assert_eq!(
+        runner_pages(store, zero, &online, 10).await,
+        [Vec::<String>::new()]
+    );
+    let page = store
+        .list_runners_page(zero, &stale, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.runners.len(), 7);
+    assert!(page.runners.iter().all(|r| wire(&r.status) == "stale"));
+    // Both filters at once.
+    let both = RunnerFilter {
+        status: Some(RunnerStatus::Online),
+        text: Some("cpu".into()),
+    };
+    assert_eq!(
+        runner_pages(store, hour, &both, 2).await,
+        [vec!["lnch_1", "lnch_3"], vec!["lnch_5"]]
+    );
 }

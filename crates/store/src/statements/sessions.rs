@@ -53,7 +53,7 @@ pub fn sessions_page(
 }
 
 /// `%text%` in lower case, with LIKE's own characters (`\`, `%`, `_`) escaped by `\`.
-fn like_pattern(text: &str) -> String {
+pub(super) fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
     for c in text.to_lowercase().chars() {
