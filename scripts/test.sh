@@ -47,7 +47,8 @@ stage "tests (nextest)"
 cargo nextest run --locked --workspace --no-fail-fast
 
 stage "API suite again on PostgreSQL (AOF_TEST_STORE=postgres: a fresh database per coordinator)"
-AOF_TEST_STORE=postgres cargo nextest run --locked -p aof-coordinator -p aof-cli --no-fail-fast --test api --test auth --test e2e --test interop \
+# --workspace, not -p: the features resolve as in the build above, so nothing compiles again.
+AOF_TEST_STORE=postgres cargo nextest run --locked --workspace --no-fail-fast --test api --test auth --test e2e --test interop \
   -E '(binary(interop) & test(/^(ref_runner_on_ours|import|dashboard)::/)) | (package(aof-coordinator) & binary(api)) | (binary(auth) - test(/^browser::/)) | (binary(e2e) & test(/^(approvals|cli|crash|drain|event_batch|leases|longpoll|mcp|orchestration|otel|protocol|runners|shutdown|sse_replay)::/))'
 
 stage "doc tests"
