@@ -2,7 +2,10 @@
 
 use aof_wire::runner::RunnerStatus;
 
-use super::{sessions::like_pattern, Binds, Statement};
+use super::{
+    sessions::{like_pattern, where_all},
+    Binds, Statement,
+};
 use crate::{rows::RUNNER_COLS, RunnerCursor, RunnerFilter};
 
 /// One page of the runner list, in registration order, of the runners passing
@@ -46,10 +49,7 @@ pub fn runners_page(
         .join(" OR ");
         conds.push(format!("({any})"));
     }
-    let filter = match conds.is_empty() {
-        true => String::new(),
-        false => format!("WHERE {} ", conds.join(" AND ")),
-    };
+    let filter = where_all(&conds);
     // One row more than the page: whether another page follows, without reading it.
     let limit = b.int(limit.saturating_add(1));
     let sql = format!(

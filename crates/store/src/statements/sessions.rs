@@ -39,10 +39,7 @@ pub fn sessions_page(
             .join(" OR ");
         conds.push(format!("({any})"));
     }
-    let filter = match conds.is_empty() {
-        true => String::new(),
-        false => format!("WHERE {} ", conds.join(" AND ")),
-    };
+    let filter = where_all(&conds);
     // One row more than the page: whether another page follows, without reading it.
     let limit = b.int(limit.saturating_add(1));
     let sql = format!(
@@ -50,6 +47,14 @@ pub fn sessions_page(
          ORDER BY created_at DESC, {row} DESC LIMIT {limit}"
     );
     b.done(sql)
+}
+
+/// `WHERE c1 AND c2 … ` (with a trailing space), or nothing without conditions.
+pub(super) fn where_all(conds: &[String]) -> String {
+    match conds.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {} ", conds.join(" AND ")),
+    }
 }
 
 /// `%text%` in lower case, with LIKE's own characters (`\`, `%`, `_`) escaped by `\`.
